@@ -1,0 +1,88 @@
+//! CodeBuild: start the arm64 image build of one commit.
+
+use aws_sdk_codebuild::types::{EnvironmentType, EnvironmentVariable, EnvironmentVariableType};
+
+use super::AwsError;
+
+/// What the buildspec needs to build, tag and push one commit.
+#[derive(Debug, Clone)]
+pub struct BuildInputs<'a> {
+    pub sha: &'a str,
+    pub image_tag: &'a str,
+    pub repository_uri: &'a str,
+    pub sequence: u64,
+    pub branch: &'a str,
+    pub ledger_table: &'a str,
+    /// The ledger partition of the repository, for the buildspec's "is `latest` newer?" check.
+    pub ledger_pk: &'a str,
+    /// Same token, same build: CodeBuild answers a retried StartBuild with the first build.
+    pub idempotency_token: &'a str,
+}
+
+pub struct BuildStarter {
+    client: aws_sdk_codebuild::Client,
+    project: String,
+    image: String,
+}
+
+impl BuildStarter {
+    pub fn new(client: aws_sdk_codebuild::Client, project: String, image: String) -> Self {
+        Self {
+            client,
+            project,
+            image,
+        }
+    }
+
+    /// Starts the build on an arm64 environment and returns its id.
+    pub async fn start_build(&self, inputs: &BuildInputs<'_>) -> Result<String, AwsError> {
+        let sequence = inputs.sequence.to_string();
+        let variables = [
+            ("COMMIT_SHA", inputs.sha),
+            ("IMAGE_TAG", inputs.image_tag),
+            ("REPOSITORY_URI", inputs.repository_uri),
+            ("PUSH_SEQUENCE", sequence.as_str()),
+            ("SOURCE_BRANCH", inputs.branch),
+            ("LEDGER_TABLE", inputs.ledger_table),
+            ("LEDGER_PK", inputs.ledger_pk),
+        ];
+        let mut request = self
+            .client
+            .start_build()
+            .project_name(&self.project)
+            .source_version(inputs.sha)
+            .environment_type_override(EnvironmentType::ArmContainer)
+            .image_override(&self.image)
+            // docker build needs the privileged daemon.
+            .privileged_mode_override(true)
+            .idempotency_token(inputs.idempotency_token);
+        for (name, value) in variables {
+            let variable = EnvironmentVariable::builder()
+                .name(name)
+                .value(value)
+                .r#type(EnvironmentVariableType::Plaintext)
+                .build()
+                .map_err(|e| AwsError::Call {
+                    service: "CodeBuild",
+                    operation: "StartBuild",
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            request = request.environment_variables_override(variable);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CodeBuild", "StartBuild", e))?;
+        output
+            .build_value()
+            .and_then(|b| b.id())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::Call {
+                service: "CodeBuild",
+                operation: "StartBuild",
+                code: None,
+                message: "the response names no build id".into(),
+            })
+    }
+}

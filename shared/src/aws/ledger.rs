@@ -1,0 +1,317 @@
+//! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::AwsError;
+use crate::ledger::{
+    claim_decision, sequence_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A trigger's claim on a commit.
+#[derive(Debug, Clone)]
+pub struct NewClaim<'a> {
+    pub key: &'a CommitKey,
+    pub sha: &'a str,
+    pub claim_id: &'a str,
+    pub source: &'a str,
+    pub source_repository: &'a str,
+    pub branch: &'a str,
+    /// The delivery or event id that carried the push, for tracing.
+    pub trigger_id: Option<&'a str>,
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    Claimed,
+    /// Another trigger holds the commit (or built it): start nothing.
+    Held(CommitRecord),
+    TagCollision {
+        existing_sha: String,
+    },
+}
+
+pub struct LedgerTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl LedgerTable {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// Claims the commit so that exactly one trigger starts its build.
+    ///
+    /// The first write assumes a new commit (the common case costs one call); when the item exists,
+    /// [`claim_decision`] decides, and a takeover is conditional on the claim version it read.
+    pub async fn claim_commit(
+        &self,
+        claim: &NewClaim<'_>,
+        claim_timeout: Duration,
+    ) -> Result<ClaimResult, AwsError> {
+        let mut expected_version = None;
+        // Bounded: each retry means another trigger changed the item in between.
+        for _ in 0..3 {
+            let existing = match self.put_claim(claim, expected_version).await? {
+                None => return Ok(ClaimResult::Claimed),
+                Some(Some(item)) => Some(parse_record(claim.key, &item)?),
+                Some(None) => self.get_commit(claim.key).await?,
+            };
+            match claim_decision(existing.as_ref(), claim.sha, claim.now, claim_timeout) {
+                ClaimDecision::Claim {
+                    expected_version: version,
+                } => expected_version = version,
+                ClaimDecision::Duplicate => {
+                    if let Some(record) = existing {
+                        return Ok(ClaimResult::Held(record));
+                    }
+                }
+                ClaimDecision::TagCollision { existing_sha } => {
+                    return Ok(ClaimResult::TagCollision { existing_sha })
+                }
+            }
+        }
+        Err(AwsError::Call {
+            service: "DynamoDB",
+            operation: "PutItem",
+            code: Some("ConditionalCheckFailedException".into()),
+            message: format!(
+                "{} changed under three claim attempts in a row",
+                claim.key.sk()
+            ),
+        })
+    }
+
+    /// `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the item if DynamoDB sent it.
+    async fn put_claim(
+        &self,
+        claim: &NewClaim<'_>,
+        expected_version: Option<u64>,
+    ) -> Result<Option<Option<Item>>, AwsError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(claim.key.pk()))
+            .item("sk", s(claim.key.sk()))
+            .item("sha", s(claim.sha))
+            .item("image_tag", s(&claim.key.image_tag))
+            .item("status", s(CommitStatus::Claimed.as_str()))
+            .item("claim_id", s(claim.claim_id))
+            .item("claimed_at", n(claim.now))
+            .item("claim_version", n(expected_version.map_or(1, |v| v + 1)))
+            .item("source", s(claim.source))
+            .item("source_repository", s(claim.source_repository))
+            .item("branch", s(claim.branch))
+            .item("updated_at", n(claim.now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(trigger_id) = claim.trigger_id {
+            request = request.item("trigger_id", s(trigger_id));
+        }
+        request = match expected_version {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => request
+                .condition_expression("claim_version = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(e) if e.is_conditional_check_failed_exception() => {
+                    let old = match e {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                            c.item().cloned()
+                        }
+                        _ => None,
+                    };
+                    Ok(Some(old))
+                }
+                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+            },
+        }
+    }
+
+    pub async fn get_commit(&self, key: &CommitKey) -> Result<Option<CommitRecord>, AwsError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
+        output
+            .item()
+            .map(|item| parse_record(key, item))
+            .transpose()
+    }
+
+    /// The next push sequence of a source branch (an atomic counter; the first push gets 1).
+    pub async fn next_sequence(
+        &self,
+        source: &str,
+        source_repository: &str,
+        branch: &str,
+    ) -> Result<u64, AwsError> {
+        let (pk, sk) = sequence_key(source, source_repository, branch);
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("ADD #sequence :one")
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))?;
+        output
+            .attributes()
+            .and_then(|a| a.get("sequence"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| AwsError::MalformedItem {
+                key: "sequence counter".into(),
+                reason: "UpdateItem returned no numeric `sequence`".into(),
+            })
+    }
+
+    pub async fn record_build_started(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        build_id: &str,
+        sequence: u64,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, build_id = :build_id, #sequence = :sequence, build_started_at = :now, updated_at = :now REMOVE last_error",
+            vec![
+                (":status", s(CommitStatus::Building.as_str())),
+                (":build_id", s(build_id)),
+                (":sequence", n(sequence)),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    /// Releases a claim whose build could not be started, keeping the reason.
+    pub async fn record_start_failed(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, last_error = :reason, updated_at = :now",
+            vec![
+                (":status", s(CommitStatus::StartFailed.as_str())),
+                (":reason", s(reason)),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    pub async fn record_image_exists(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, updated_at = :now",
+            vec![
+                (":status", s(CommitStatus::ImageExists.as_str())),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    /// An update that only the holder of the claim may make.
+    async fn update_owned(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), AwsError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression(expression)
+            .condition_expression("claim_id = :claim_id")
+            .expression_attribute_values(":claim_id", s(claim_id))
+            .expression_attribute_names("#status", "status");
+        if expression.contains("#sequence") {
+            request = request.expression_attribute_names("#sequence", "sequence");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
+    }
+}
+
+fn parse_record(key: &CommitKey, item: &Item) -> Result<CommitRecord, AwsError> {
+    let malformed = |reason: String| AwsError::MalformedItem {
+        key: format!("{}/{}", key.pk(), key.sk()),
+        reason,
+    };
+    let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| -> Result<Option<u64>, AwsError> {
+        match item.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_n()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Some)
+                .ok_or_else(|| malformed(format!("`{name}` is not a number"))),
+        }
+    };
+    let status_raw = string("status").ok_or_else(|| malformed("no `status`".into()))?;
+    Ok(CommitRecord {
+        sha: string("sha").ok_or_else(|| malformed("no `sha`".into()))?,
+        status: CommitStatus::parse(&status_raw)
+            .ok_or_else(|| malformed(format!("unknown status `{status_raw}`")))?,
+        build_id: string("build_id"),
+        sequence: number("sequence")?,
+        claimed_at: number("claimed_at")?.unwrap_or_default(),
+        claim_version: number("claim_version")?.unwrap_or_default(),
+    })
+}

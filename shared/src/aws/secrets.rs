@@ -1,0 +1,116 @@
+//! The GitHub webhook secret from Secrets Manager: read on first use, cached for the life of the
+//! container, re-read on a signature mismatch at most once per refresh interval (rotation).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use super::AwsError;
+use crate::signature::{parse_signature_header, verify_signature, SignatureError};
+
+/// Secret bytes that never print.
+pub struct SecretValue(Vec<u8>);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DeliveryAuthError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("the webhook secret could not be read: {0}")]
+    Secret(AwsError),
+}
+
+pub struct WebhookSecret {
+    client: aws_sdk_secretsmanager::Client,
+    secret_arn: String,
+    min_refresh: Duration,
+    cached: Mutex<Option<(Arc<SecretValue>, Instant)>>,
+}
+
+impl WebhookSecret {
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        secret_arn: String,
+        min_refresh: Duration,
+    ) -> Self {
+        Self {
+            client,
+            secret_arn,
+            min_refresh,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// Checks a delivery's `X-Hub-Signature-256` against its raw body.
+    pub async fn verify_delivery(
+        &self,
+        body: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<(), DeliveryAuthError> {
+        // A missing or malformed header is rejected without reading the secret.
+        let signature = parse_signature_header(signature_header)?;
+        let secret = self.current().await.map_err(DeliveryAuthError::Secret)?;
+        match verify_signature(&secret.0, body, &signature) {
+            Err(SignatureError::Mismatch) => {
+                // The secret may have been rotated since it was cached.
+                match self.refresh_if_due().await.map_err(DeliveryAuthError::Secret)? {
+                    Some(fresh) => Ok(verify_signature(&fresh.0, body, &signature)?),
+                    None => Err(SignatureError::Mismatch.into()),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn current(&self) -> Result<Arc<SecretValue>, AwsError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((value, _)) = cached.as_ref() {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(self.fetch().await?);
+        *cached = Some((value.clone(), Instant::now()));
+        Ok(value)
+    }
+
+    /// Re-reads the secret if the last read is older than the refresh interval;
+    /// returns the value only if it changed.
+    async fn refresh_if_due(&self) -> Result<Option<Arc<SecretValue>>, AwsError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((_, fetched_at)) = cached.as_ref() {
+            if fetched_at.elapsed() < self.min_refresh {
+                return Ok(None);
+            }
+        }
+        let fresh = Arc::new(self.fetch().await?);
+        let changed = cached
+            .as_ref()
+            .is_none_or(|(old, _)| old.0 != fresh.0);
+        *cached = Some((fresh.clone(), Instant::now()));
+        Ok(changed.then_some(fresh))
+    }
+
+    async fn fetch(&self) -> Result<SecretValue, AwsError> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SecretsManager", "GetSecretValue", e))?;
+        let value = output.secret_string().ok_or_else(|| AwsError::Call {
+            service: "SecretsManager",
+            operation: "GetSecretValue",
+            code: None,
+            message: format!("secret {} has no SecretString", self.secret_arn),
+        })?;
+        // Secrets written from a file often end in a newline that GitHub's secret does not have.
+        Ok(SecretValue(value.trim().as_bytes().to_vec()))
+    }
+}

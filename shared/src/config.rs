@@ -1,0 +1,348 @@
+//! Configuration, read once at cold start from environment variables into typed structs.
+//! Every error names the variable that is wrong.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::push::{BranchFilter, TagLength};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {name} is not set")]
+    Missing { name: &'static str },
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Where variables come from: the process environment in Lambda, a map in tests.
+pub trait VarSource {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl VarSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> VarSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn required(env: &dyn VarSource, name: &'static str) -> Result<String, ConfigError> {
+    match env.var(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+        _ => Err(ConfigError::Missing { name }),
+    }
+}
+
+fn optional(env: &dyn VarSource, name: &'static str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    env: &dyn VarSource,
+    name: &'static str,
+    default: T,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> Result<T, ConfigError> {
+    let Some(raw) = optional(env, name) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .parse()
+        .map_err(|_| invalid(name, &raw, "not a whole number"))?;
+    check(&value).map_err(|reason| invalid(name, &raw, reason))?;
+    Ok(value)
+}
+
+/// An ECR repository, from its URI `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrRepository {
+    pub uri: String,
+    pub name: String,
+    pub registry_id: String,
+}
+
+impl EcrRepository {
+    pub fn from_uri(uri: &str) -> Result<Self, String> {
+        let (host, name) = uri
+            .split_once('/')
+            .ok_or("expected <account>.dkr.ecr.<region>.amazonaws.com/<name>")?;
+        let registry_id = host.split('.').next().unwrap_or_default();
+        let host_ok = host.contains(".dkr.ecr.")
+            && registry_id.len() == 12
+            && registry_id.bytes().all(|b| b.is_ascii_digit());
+        if !host_ok {
+            return Err(format!(
+                "`{host}` is not an ECR registry host (<12-digit account>.dkr.ecr.<region>.amazonaws.com)"
+            ));
+        }
+        let name_ok = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b));
+        if !name_ok {
+            return Err(format!("`{name}` is not a valid ECR repository name"));
+        }
+        Ok(Self {
+            uri: uri.to_string(),
+            name: name.to_string(),
+            registry_id: registry_id.to_string(),
+        })
+    }
+}
+
+/// What both build-trigger functions need.
+#[derive(Debug, Clone)]
+pub struct BuildTriggerConfig {
+    /// `CODEBUILD_PROJECT`: the project that builds and pushes the image.
+    pub codebuild_project: String,
+    /// `CODEBUILD_IMAGE`: the aarch64 build image.
+    pub codebuild_image: String,
+    /// `ECR_REPOSITORY_URI`.
+    pub repository: EcrRepository,
+    /// `LEDGER_TABLE`.
+    pub ledger_table: String,
+    /// `BRANCHES`.
+    pub branches: BranchFilter,
+    /// `TAG_LENGTH`.
+    pub tag_length: TagLength,
+    /// `CLAIM_TIMEOUT_SECONDS`: how long a claim without a build id blocks others.
+    pub claim_timeout: Duration,
+}
+
+pub const DEFAULT_CODEBUILD_IMAGE: &str = "aws/codebuild/amazonlinux-aarch64-standard:3.0";
+
+impl BuildTriggerConfig {
+    pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
+        let uri = required(env, "ECR_REPOSITORY_URI")?;
+        let repository =
+            EcrRepository::from_uri(&uri).map_err(|r| invalid("ECR_REPOSITORY_URI", &uri, r))?;
+        let branches_raw = optional(env, "BRANCHES").unwrap_or_else(|| "main".into());
+        let branches = BranchFilter::parse_list(&branches_raw).ok_or_else(|| {
+            invalid(
+                "BRANCHES",
+                &branches_raw,
+                "expected a comma-separated list of branch names",
+            )
+        })?;
+        let tag_length = parse_number(env, "TAG_LENGTH", TagLength::DEFAULT.get(), |n| {
+            TagLength::new(*n).map(|_| ()).ok_or(format!(
+                "must be between {} and {}",
+                TagLength::MIN,
+                TagLength::MAX
+            ))
+        })?;
+        let claim_timeout = parse_number(env, "CLAIM_TIMEOUT_SECONDS", 300u64, |n| {
+            (*n >= 60).then_some(()).ok_or("must be at least 60".into())
+        })?;
+        Ok(Self {
+            codebuild_project: required(env, "CODEBUILD_PROJECT")?,
+            codebuild_image: optional(env, "CODEBUILD_IMAGE")
+                .unwrap_or_else(|| DEFAULT_CODEBUILD_IMAGE.into()),
+            repository,
+            ledger_table: required(env, "LEDGER_TABLE")?,
+            branches,
+            tag_length: TagLength::new(tag_length).unwrap_or(TagLength::DEFAULT),
+            claim_timeout: Duration::from_secs(claim_timeout),
+        })
+    }
+}
+
+/// The github-webhook function's configuration.
+#[derive(Debug, Clone)]
+pub struct GitHubWebhookConfig {
+    pub build: BuildTriggerConfig,
+    /// `GITHUB_REPOSITORY`: `owner/name`.
+    pub github_repository: String,
+    /// `WEBHOOK_SECRET_ARN`: the Secrets Manager secret whose SecretString is the webhook secret.
+    pub webhook_secret_arn: String,
+    /// `WEBHOOK_SECRET_REFRESH_SECONDS`: the least time between two reads of the secret.
+    pub secret_refresh: Duration,
+    /// `MAX_BODY_BYTES`: larger deliveries get 413.
+    pub max_body_bytes: usize,
+}
+
+impl GitHubWebhookConfig {
+    pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
+        let github_repository = required(env, "GITHUB_REPOSITORY")?;
+        let valid_repo = github_repository
+            .split_once('/')
+            .is_some_and(|(owner, name)| {
+                !owner.is_empty() && !name.is_empty() && !name.contains('/')
+            });
+        if !valid_repo {
+            return Err(invalid(
+                "GITHUB_REPOSITORY",
+                &github_repository,
+                "expected owner/name",
+            ));
+        }
+        let secret_refresh = parse_number(env, "WEBHOOK_SECRET_REFRESH_SECONDS", 60u64, |_| Ok(()))?;
+        let max_body_bytes = parse_number(env, "MAX_BODY_BYTES", 1_048_576usize, |n| {
+            (1024..=6 * 1024 * 1024)
+                .contains(n)
+                .then_some(())
+                .ok_or("must be between 1024 and 6291456 (the function URL limit)".into())
+        })?;
+        Ok(Self {
+            build: BuildTriggerConfig::from_vars(env)?,
+            github_repository,
+            webhook_secret_arn: required(env, "WEBHOOK_SECRET_ARN")?,
+            secret_refresh: Duration::from_secs(secret_refresh),
+            max_body_bytes,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&ProcessEnv)
+    }
+}
+
+/// The codecommit-push function's configuration.
+#[derive(Debug, Clone)]
+pub struct CodeCommitConfig {
+    pub build: BuildTriggerConfig,
+    /// `CODECOMMIT_REPOSITORY`: the repository name.
+    pub codecommit_repository: String,
+}
+
+impl CodeCommitConfig {
+    pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            build: BuildTriggerConfig::from_vars(env)?,
+            codecommit_repository: required(env, "CODECOMMIT_REPOSITORY")?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&ProcessEnv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("CODEBUILD_PROJECT", "shop-image"),
+        (
+            "ECR_REPOSITORY_URI",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop",
+        ),
+        ("LEDGER_TABLE", "pushdeploy-ledger"),
+        ("GITHUB_REPOSITORY", "acme/shop"),
+        (
+            "WEBHOOK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook",
+        ),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<_> = BASE.to_vec();
+        for (k, v) in extra {
+            all.retain(|(name, _)| name != k);
+            all.push((k, v));
+        }
+        all
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = GitHubWebhookConfig::from_vars(&vars(BASE)).unwrap();
+        assert_eq!(config.build.repository.name, "acme/shop");
+        assert_eq!(config.build.repository.registry_id, "123456789012");
+        assert!(config.build.branches.matches("main"));
+        assert_eq!(config.build.tag_length, TagLength::DEFAULT);
+        assert_eq!(config.build.codebuild_image, DEFAULT_CODEBUILD_IMAGE);
+        assert_eq!(config.secret_refresh, Duration::from_secs(60));
+        assert_eq!(config.max_body_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn each_error_names_its_variable() {
+        let cases: &[(&[(&'static str, &'static str)], &str)] = &[
+            (&[("TAG_LENGTH", "5")], "TAG_LENGTH"),
+            (&[("TAG_LENGTH", "eight")], "TAG_LENGTH"),
+            (&[("ECR_REPOSITORY_URI", "shop")], "ECR_REPOSITORY_URI"),
+            (
+                &[("ECR_REPOSITORY_URI", "docker.io/library/shop")],
+                "ECR_REPOSITORY_URI",
+            ),
+            (&[("BRANCHES", " , ")], "BRANCHES"),
+            (&[("GITHUB_REPOSITORY", "shop")], "GITHUB_REPOSITORY"),
+            (&[("MAX_BODY_BYTES", "10")], "MAX_BODY_BYTES"),
+            (&[("CLAIM_TIMEOUT_SECONDS", "5")], "CLAIM_TIMEOUT_SECONDS"),
+            (&[("LEDGER_TABLE", "  ")], "LEDGER_TABLE"),
+        ];
+        for (extra, name) in cases {
+            let err = GitHubWebhookConfig::from_vars(&vars(&with(extra))).unwrap_err();
+            assert!(err.to_string().contains(name), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        let without_secret: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "WEBHOOK_SECRET_ARN")
+            .collect();
+        assert_eq!(
+            GitHubWebhookConfig::from_vars(&vars(&without_secret)).unwrap_err(),
+            ConfigError::Missing {
+                name: "WEBHOOK_SECRET_ARN"
+            }
+        );
+        assert_eq!(
+            CodeCommitConfig::from_vars(&vars(BASE)).unwrap_err(),
+            ConfigError::Missing {
+                name: "CODECOMMIT_REPOSITORY"
+            }
+        );
+    }
+
+    #[test]
+    fn overrides_are_read() {
+        let config = GitHubWebhookConfig::from_vars(&vars(&with(&[
+            ("TAG_LENGTH", "12"),
+            ("BRANCHES", "main,release/*"),
+            ("WEBHOOK_SECRET_REFRESH_SECONDS", "0"),
+        ])))
+        .unwrap();
+        assert_eq!(config.build.tag_length.get(), 12);
+        assert!(config.build.branches.matches("release/2"));
+        assert_eq!(config.secret_refresh, Duration::ZERO);
+    }
+}

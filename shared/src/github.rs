@@ -1,0 +1,125 @@
+//! GitHub webhook payloads: both content types GitHub offers, and the fields of a `push` we use.
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::push::{CommitSha, GitRef, PushedRef, Source};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PayloadError {
+    #[error("unsupported content type `{0}`: configure the webhook with application/json or application/x-www-form-urlencoded")]
+    UnsupportedContentType(String),
+    #[error("the form-encoded body has no `payload` field")]
+    MissingFormPayload,
+    #[error("the payload is not a valid push event: {0}")]
+    InvalidPush(String),
+}
+
+/// The JSON document of a delivery, from its raw body and `Content-Type`.
+pub fn payload_json<'a>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, PayloadError> {
+    let media_type = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/json" | "" => Ok(std::borrow::Cow::Borrowed(body)),
+        "application/x-www-form-urlencoded" => form_urlencoded::parse(body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| std::borrow::Cow::Owned(value.into_owned().into_bytes()))
+            .ok_or(PayloadError::MissingFormPayload),
+        other => Err(PayloadError::UnsupportedContentType(other.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+    #[serde(default)]
+    deleted: bool,
+    repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+struct Repository {
+    full_name: String,
+}
+
+/// Parses a `push` delivery's JSON document.
+pub fn parse_push(json: &[u8]) -> Result<PushedRef, PayloadError> {
+    let payload: PushPayload =
+        serde_json::from_slice(json).map_err(|e| PayloadError::InvalidPush(e.to_string()))?;
+    let after = CommitSha::parse(&payload.after)
+        .map_err(|e| PayloadError::InvalidPush(format!("`after`: {e}")))?;
+    Ok(PushedRef {
+        source: Source::GitHub,
+        repository: payload.repository.full_name,
+        git_ref: GitRef::parse(&payload.git_ref),
+        after: Some(after),
+        deleted: payload.deleted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUSH: &str = r#"{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000",
+        "after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","deleted":false,
+        "repository":{"full_name":"acme/shop","name":"shop"},"pusher":{"name":"dev"}}"#;
+
+    #[test]
+    fn json_body_is_used_as_is() {
+        let json = payload_json(Some("application/json; charset=utf-8"), PUSH.as_bytes()).unwrap();
+        let pushed = parse_push(&json).unwrap();
+        assert_eq!(pushed.repository, "acme/shop");
+        assert_eq!(pushed.git_ref, GitRef::Branch("main".into()));
+        assert!(!pushed.deleted);
+    }
+
+    #[test]
+    fn form_body_carries_the_json_in_payload() {
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", PUSH)
+            .finish();
+        let json = payload_json(Some("application/x-www-form-urlencoded"), form.as_bytes()).unwrap();
+        assert_eq!(parse_push(&json).unwrap().repository, "acme/shop");
+        assert_eq!(
+            payload_json(Some("application/x-www-form-urlencoded"), b"other=1"),
+            Err(PayloadError::MissingFormPayload)
+        );
+    }
+
+    #[test]
+    fn other_content_types_are_refused() {
+        assert_eq!(
+            payload_json(Some("text/plain"), b"x"),
+            Err(PayloadError::UnsupportedContentType("text/plain".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_pushes_say_what_is_wrong() {
+        let no_ref = r#"{"after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","repository":{"full_name":"a/b"}}"#;
+        let bad_after = r#"{"ref":"refs/heads/main","after":"nope","repository":{"full_name":"a/b"}}"#;
+        for (body, needle) in [
+            (no_ref, "missing field `ref`"),
+            (bad_after, "`after`"),
+            ("{not json", "key must be a string"),
+        ] {
+            match parse_push(body.as_bytes()) {
+                Err(PayloadError::InvalidPush(message)) => {
+                    assert!(message.contains(needle), "{message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The deploy ledger's records and the rules of their transitions (pure; the DynamoDB adapter
+//! is `aws::ledger`).
+//!
+//! One table, two kinds of item:
+//! - a commit: `pk = repo#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
+//!   whose image carries that tag;
+//! - a push-sequence counter: `pk = seq#<source>#<source repository>#<branch>`, `sk = counter`.
+//!   "Newer" means a higher sequence, everywhere in the project.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where a commit is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitStatus {
+    /// A trigger claimed the commit and is starting its build.
+    Claimed,
+    /// The build was started.
+    Building,
+    /// The build failed or was stopped: a redelivery may build it again.
+    BuildFailed,
+    /// StartBuild failed: the claim was released, a redelivery may build it again.
+    StartFailed,
+    /// The image tag already existed in ECR: nothing was built.
+    ImageExists,
+}
+
+impl CommitStatus {
+    pub const ALL: [CommitStatus; 5] = [
+        CommitStatus::Claimed,
+        CommitStatus::Building,
+        CommitStatus::BuildFailed,
+        CommitStatus::StartFailed,
+        CommitStatus::ImageExists,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitStatus::Claimed => "claimed",
+            CommitStatus::Building => "building",
+            CommitStatus::BuildFailed => "build_failed",
+            CommitStatus::StartFailed => "start_failed",
+            CommitStatus::ImageExists => "image_exists",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+impl fmt::Display for CommitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The key of a commit's item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitKey {
+    pub repository: String,
+    pub image_tag: String,
+}
+
+impl CommitKey {
+    pub fn pk(&self) -> String {
+        format!("repo#{}", self.repository)
+    }
+    pub fn sk(&self) -> String {
+        format!("commit#{}", self.image_tag)
+    }
+}
+
+/// The key of a push-sequence counter.
+pub fn sequence_key(source: &str, source_repository: &str, branch: &str) -> (String, String) {
+    (
+        format!("seq#{source}#{source_repository}#{branch}"),
+        "counter".to_string(),
+    )
+}
+
+/// A commit's item, as far as claiming is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub sha: String,
+    pub status: CommitStatus,
+    pub build_id: Option<String>,
+    pub sequence: Option<u64>,
+    pub claimed_at: u64,
+    /// Incremented by every claim; a takeover is conditional on the version it read.
+    pub claim_version: u64,
+}
+
+/// What a trigger may do with a commit, given its current record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// Nobody holds the commit: claim it with this version (conditional on the one read).
+    Claim { expected_version: Option<u64> },
+    /// A build exists or is being started: start nothing.
+    Duplicate,
+    /// The image tag belongs to another commit (a short-SHA collision): nothing can be pushed.
+    TagCollision { existing_sha: String },
+}
+
+/// The exactly-one-build rule. A record whose build failed (or never started), or a claim
+/// with no build id older than `claim_timeout`, can be claimed again.
+pub fn claim_decision(
+    existing: Option<&CommitRecord>,
+    sha: &str,
+    now: u64,
+    claim_timeout: Duration,
+) -> ClaimDecision {
+    let Some(record) = existing else {
+        return ClaimDecision::Claim {
+            expected_version: None,
+        };
+    };
+    if record.sha != sha {
+        return ClaimDecision::TagCollision {
+            existing_sha: record.sha.clone(),
+        };
+    }
+    let takeover = match record.status {
+        CommitStatus::BuildFailed | CommitStatus::StartFailed => true,
+        CommitStatus::Claimed => {
+            record.build_id.is_none()
+                && now.saturating_sub(record.claimed_at) >= claim_timeout.as_secs()
+        }
+        CommitStatus::Building | CommitStatus::ImageExists => false,
+    };
+    if takeover {
+        ClaimDecision::Claim {
+            expected_version: Some(record.claim_version),
+        }
+    } else {
+        ClaimDecision::Duplicate
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn record(status: CommitStatus, build_id: Option<&str>, claimed_at: u64) -> CommitRecord {
+        CommitRecord {
+            sha: SHA.into(),
+            status,
+            build_id: build_id.map(str::to_string),
+            sequence: Some(3),
+            claimed_at,
+            claim_version: 2,
+        }
+    }
+
+    #[test]
+    fn status_round_trips() {
+        for status in CommitStatus::ALL {
+            assert_eq!(CommitStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(CommitStatus::parse("nope"), None);
+    }
+
+    #[test]
+    fn keys() {
+        let key = CommitKey {
+            repository: "acme/shop".into(),
+            image_tag: "f8afe6a7".into(),
+        };
+        assert_eq!(
+            (key.pk(), key.sk()),
+            ("repo#acme/shop".into(), "commit#f8afe6a7".into())
+        );
+        assert_eq!(
+            sequence_key("github", "acme/shop", "main").0,
+            "seq#github#acme/shop#main"
+        );
+    }
+
+    #[test]
+    fn claim_rules() {
+        let now = 10_000;
+        let fresh = now - 10;
+        let stale = now - 301;
+        let cases = [
+            (None, ClaimDecision::Claim { expected_version: None }),
+            (
+                Some(record(CommitStatus::Building, Some("b:1"), fresh)),
+                ClaimDecision::Duplicate,
+            ),
+            (
+                Some(record(CommitStatus::Building, Some("b:1"), stale)),
+                ClaimDecision::Duplicate,
+            ),
+            (
+                Some(record(CommitStatus::Claimed, None, fresh)),
+                ClaimDecision::Duplicate,
+            ),
+            (
+                Some(record(CommitStatus::Claimed, None, stale)),
+                ClaimDecision::Claim {
+                    expected_version: Some(2),
+                },
+            ),
+            (
+                Some(record(CommitStatus::BuildFailed, Some("b:1"), fresh)),
+                ClaimDecision::Claim {
+                    expected_version: Some(2),
+                },
+            ),
+            (
+                Some(record(CommitStatus::StartFailed, None, fresh)),
+                ClaimDecision::Claim {
+                    expected_version: Some(2),
+                },
+            ),
+            (
+                Some(record(CommitStatus::ImageExists, None, stale)),
+                ClaimDecision::Duplicate,
+            ),
+        ];
+        for (existing, expected) in cases {
+            assert_eq!(
+                claim_decision(existing.as_ref(), SHA, now, TIMEOUT),
+                expected,
+                "{existing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tag_held_by_another_commit_is_a_collision() {
+        let other = record(CommitStatus::Building, Some("b:1"), 0);
+        let sha = "f8afe6a7ffffffffffffffffffffffffffffffff";
+        assert_eq!(
+            claim_decision(Some(&other), sha, 10, TIMEOUT),
+            ClaimDecision::TagCollision {
+                existing_sha: SHA.into()
+            }
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Which pushes build, and the image tag of a commit.
+//!
+//! Both sources (GitHub webhooks and CodeCommit events) are reduced to a [`PushedRef`];
+//! [`decide_build`] is the one rule that says whether it starts a build.
+
+use std::fmt;
+
+use serde::Serialize;
+use thiserror::Error;
+
+/// A full git commit id: 40 (SHA-1) or 64 (SHA-256 repositories) lowercase hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CommitSha(String);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{value}` is not a full git commit id (40 or 64 hex characters)")]
+pub struct InvalidCommitSha {
+    pub value: String,
+}
+
+impl CommitSha {
+    pub fn parse(value: &str) -> Result<Self, InvalidCommitSha> {
+        let valid_len = value.len() == 40 || value.len() == 64;
+        if valid_len && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(value.to_ascii_lowercase()))
+        } else {
+            Err(InvalidCommitSha {
+                value: value.chars().take(80).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Git's "no commit" id, sent as `after` when a branch is deleted.
+    pub fn is_zero(&self) -> bool {
+        self.0.bytes().all(|b| b == b'0')
+    }
+
+    /// The image tag of this commit: its first `length` characters.
+    pub fn image_tag(&self, length: TagLength) -> String {
+        self.0[..usize::from(length.get())].to_string()
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How many characters of the SHA form the image tag (7 to 40; git's short SHA is 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagLength(u8);
+
+impl TagLength {
+    pub const MIN: u8 = 7;
+    pub const MAX: u8 = 40;
+    pub const DEFAULT: TagLength = TagLength(8);
+
+    pub fn new(length: u8) -> Option<Self> {
+        (Self::MIN..=Self::MAX)
+            .contains(&length)
+            .then_some(Self(length))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Whether `tag` has the form of an image tag this project writes (the SHA-tag form).
+    pub fn is_sha_tag(self, tag: &str) -> bool {
+        tag.len() == usize::from(self.0)
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+/// Where a push came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    GitHub,
+    CodeCommit,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::GitHub => "github",
+            Source::CodeCommit => "codecommit",
+        }
+    }
+}
+
+/// A git reference as pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    Other(String),
+}
+
+impl GitRef {
+    pub fn parse(full_name: &str) -> Self {
+        if let Some(branch) = full_name.strip_prefix("refs/heads/") {
+            GitRef::Branch(branch.to_string())
+        } else if let Some(tag) = full_name.strip_prefix("refs/tags/") {
+            GitRef::Tag(tag.to_string())
+        } else {
+            GitRef::Other(full_name.to_string())
+        }
+    }
+}
+
+/// One reference change, whatever the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRef {
+    pub source: Source,
+    /// `owner/name` on GitHub, the repository name on CodeCommit.
+    pub repository: String,
+    pub git_ref: GitRef,
+    /// The commit the reference points to after the push; `None` when the source sent none (deletions).
+    pub after: Option<CommitSha>,
+    pub deleted: bool,
+}
+
+/// Branch names that build: exact names, or a prefix ending in `*` (`release/*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchFilter(Vec<String>);
+
+impl BranchFilter {
+    pub fn new(patterns: Vec<String>) -> Option<Self> {
+        let patterns: Vec<String> = patterns
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        (!patterns.is_empty()).then_some(Self(patterns))
+    }
+
+    /// Parses a comma-separated list (`main,release/*`).
+    pub fn parse_list(list: &str) -> Option<Self> {
+        Self::new(list.split(',').map(str::to_string).collect())
+    }
+
+    pub fn matches(&self, branch: &str) -> bool {
+        self.0.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => branch.starts_with(prefix),
+            None => pattern == branch,
+        })
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// A commit that should be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub source: Source,
+    pub repository: String,
+    pub branch: String,
+    pub sha: CommitSha,
+}
+
+/// Why a push starts no build. Each is an expected, acknowledged case, not an error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IgnoreReason {
+    #[error("repository `{got}` is not the configured repository `{expected}`")]
+    OtherRepository { got: String, expected: String },
+    #[error("branch `{branch}` was deleted")]
+    BranchDeleted { branch: String },
+    #[error("`{tag}` is a tag push; only branch pushes build")]
+    TagPush { tag: String },
+    #[error("branch `{branch}` is not one of the configured branches ({patterns})")]
+    OtherBranch { branch: String, patterns: String },
+    #[error("reference `{reference}` is not a branch")]
+    NotABranch { reference: String },
+    #[error("the push to branch `{branch}` names no commit")]
+    NoCommit { branch: String },
+    #[error("`{event}` is not a push (reference change) event")]
+    NotAPush { event: String },
+}
+
+/// The build rule: only branch pushes of the configured repository and branches, never deletions.
+pub fn decide_build(
+    pushed: &PushedRef,
+    repository: &str,
+    branches: &BranchFilter,
+) -> Result<BuildRequest, IgnoreReason> {
+    // GitHub owner/name pairs are case-insensitive; so is this comparison.
+    if !pushed.repository.eq_ignore_ascii_case(repository) {
+        return Err(IgnoreReason::OtherRepository {
+            got: pushed.repository.clone(),
+            expected: repository.to_string(),
+        });
+    }
+    let branch = match &pushed.git_ref {
+        GitRef::Branch(branch) => branch,
+        GitRef::Tag(tag) => return Err(IgnoreReason::TagPush { tag: tag.clone() }),
+        GitRef::Other(reference) => {
+            return Err(IgnoreReason::NotABranch {
+                reference: reference.clone(),
+            })
+        }
+    };
+    let deleted = pushed.deleted || pushed.after.as_ref().is_some_and(CommitSha::is_zero);
+    if deleted {
+        return Err(IgnoreReason::BranchDeleted {
+            branch: branch.clone(),
+        });
+    }
+    if !branches.matches(branch) {
+        return Err(IgnoreReason::OtherBranch {
+            branch: branch.clone(),
+            patterns: branches.patterns().join(","),
+        });
+    }
+    let sha = pushed.after.clone().ok_or_else(|| IgnoreReason::NoCommit {
+        branch: branch.clone(),
+    })?;
+    Ok(BuildRequest {
+        source: pushed.source,
+        repository: pushed.repository.clone(),
+        branch: branch.clone(),
+        sha,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "F8AFE6A7C3D1B2E4F5A6B7C8D9E0F1A2B3C4D5E6";
+
+    fn pushed(reference: &str, after: &str, deleted: bool) -> PushedRef {
+        PushedRef {
+            source: Source::GitHub,
+            repository: "acme/shop".into(),
+            git_ref: GitRef::parse(reference),
+            after: Some(CommitSha::parse(after).unwrap()),
+            deleted,
+        }
+    }
+
+    fn main_only() -> BranchFilter {
+        BranchFilter::parse_list("main").unwrap()
+    }
+
+    #[test]
+    fn commit_sha_is_normalised_to_lowercase_and_validated() {
+        assert_eq!(
+            CommitSha::parse(SHA).unwrap().as_str(),
+            "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"
+        );
+        assert!(CommitSha::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", "f8afe6a7", &"g".repeat(40), &"a".repeat(41), "../../etc/passwd"] {
+            assert!(CommitSha::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn image_tag_is_the_lowercase_sha_prefix() {
+        let sha = CommitSha::parse(SHA).unwrap();
+        assert_eq!(sha.image_tag(TagLength::DEFAULT), "f8afe6a7");
+        assert_eq!(sha.image_tag(TagLength::new(12).unwrap()), "f8afe6a7c3d1");
+        assert_eq!(sha.image_tag(TagLength::new(40).unwrap()), sha.as_str());
+    }
+
+    #[test]
+    fn tag_length_bounds() {
+        assert!(TagLength::new(6).is_none());
+        assert!(TagLength::new(41).is_none());
+        assert_eq!(TagLength::new(7).unwrap().get(), 7);
+    }
+
+    #[test]
+    fn sha_tag_form() {
+        let len = TagLength::DEFAULT;
+        assert!(len.is_sha_tag("f8afe6a7"));
+        assert!(!len.is_sha_tag("latest"));
+        assert!(!len.is_sha_tag("F8AFE6A7"));
+        assert!(!len.is_sha_tag("f8afe6a"));
+    }
+
+    #[test]
+    fn branch_filter_exact_and_prefix() {
+        let filter = BranchFilter::parse_list(" main , release/* ,").unwrap();
+        assert!(filter.matches("main"));
+        assert!(filter.matches("release/1.2"));
+        assert!(!filter.matches("mainline"));
+        assert!(!filter.matches("feature/x"));
+        assert!(BranchFilter::parse_list(" , ").is_none());
+    }
+
+    #[test]
+    fn a_push_to_main_builds_its_commit() {
+        let request = decide_build(
+            &pushed("refs/heads/main", SHA, false),
+            "acme/shop",
+            &main_only(),
+        )
+        .unwrap();
+        assert_eq!(request.branch, "main");
+        assert_eq!(request.sha.as_str(), SHA.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn repository_names_compare_case_insensitively() {
+        assert!(decide_build(
+            &pushed("refs/heads/main", SHA, false),
+            "ACME/Shop",
+            &main_only()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn ignored_pushes_say_why() {
+        let zero = "0".repeat(40);
+        let cases: Vec<(PushedRef, &str, IgnoreReason)> = vec![
+            (
+                pushed("refs/heads/main", SHA, false),
+                "acme/other",
+                IgnoreReason::OtherRepository {
+                    got: "acme/shop".into(),
+                    expected: "acme/other".into(),
+                },
+            ),
+            (
+                pushed("refs/heads/main", &zero, true),
+                "acme/shop",
+                IgnoreReason::BranchDeleted {
+                    branch: "main".into(),
+                },
+            ),
+            (
+                // `after` all zeros is a deletion even without the flag.
+                pushed("refs/heads/main", &zero, false),
+                "acme/shop",
+                IgnoreReason::BranchDeleted {
+                    branch: "main".into(),
+                },
+            ),
+            (
+                pushed("refs/tags/v1.0.0", SHA, false),
+                "acme/shop",
+                IgnoreReason::TagPush {
+                    tag: "v1.0.0".into(),
+                },
+            ),
+            (
+                pushed("refs/heads/feature/x", SHA, false),
+                "acme/shop",
+                IgnoreReason::OtherBranch {
+                    branch: "feature/x".into(),
+                    patterns: "main".into(),
+                },
+            ),
+            (
+                pushed("refs/notes/commits", SHA, false),
+                "acme/shop",
+                IgnoreReason::NotABranch {
+                    reference: "refs/notes/commits".into(),
+                },
+            ),
+        ];
+        for (push, repository, expected) in cases {
+            assert_eq!(
+                decide_build(&push, repository, &main_only()),
+                Err(expected),
+                "{push:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_branch_push_without_a_commit_is_ignored() {
+        let mut push = pushed("refs/heads/main", SHA, false);
+        push.after = None;
+        assert_eq!(
+            decide_build(&push, "acme/shop", &main_only()),
+            Err(IgnoreReason::NoCommit {
+                branch: "main".into()
+            })
+        );
+    }
+}
