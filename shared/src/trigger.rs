@@ -100,7 +100,8 @@ impl BuildTrigger {
             build_id = field::Empty,
             sequence = field::Empty,
         );
-        self.trigger_build_inner(request, image_tag, trigger_id)
+        // Boxed: the nested SDK futures are otherwise too deep for the callers' type layout.
+        Box::pin(self.trigger_build_inner(request, image_tag, trigger_id))
             .instrument(span)
             .await
     }

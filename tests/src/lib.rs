@@ -1,1 +1,353 @@
+//! Test support: a moto server per test (its own port, state and request recording), the AWS
+//! resources the functions expect, and the sample events of `events/`.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use base64::Engine;
+use serde_json::Value;
+
+/// The secret the sample GitHub events in `events/github-webhook/` are signed with.
+pub const DEMO_SECRET: &str = "pushdeploy-local-demo-secret";
+pub const GITHUB_REPOSITORY: &str = "acme/shop";
+pub const CODECOMMIT_REPOSITORY: &str = "shop";
+pub const ECR_REPOSITORY: &str = "acme/shop";
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+pub const PROJECT: &str = "shop-image";
+pub const LEDGER_TABLE: &str = "pushdeploy-ledger";
+pub const SECRET_NAME: &str = "pushdeploy/github-webhook";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// `moto_server` from `$MOTO_SERVER` or the checkout's venv (`scripts/setup` installs it).
+fn moto_server_binary() -> PathBuf {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "{} not found: run `bash scripts/setup` (or `bash scripts/test`) first",
+        path.display()
+    );
+    path
+}
+
+/// One moto server on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    recording: PathBuf,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let binary = moto_server_binary();
+        for _ in 0..5 {
+            let port = free_port();
+            let recording = std::env::temp_dir().join(format!("pushdeploy-moto-{port}.jsonl"));
+            let mut child = Command::new(&binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_RECORDER_FILEPATH", &recording)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost the port to another process: try another one
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        recording,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    fn api(&self, path: &str) -> String {
+        let url = format!("{}/moto-api/recorder/{path}", self.endpoint);
+        let response = if path.starts_with("download") {
+            ureq::get(&url).call()
+        } else {
+            ureq::post(&url).call()
+        };
+        response
+            .unwrap_or_else(|e| panic!("moto recorder {path}: {e}"))
+            .into_string()
+            .expect("moto answers text")
+    }
+
+    /// Forgets earlier calls and records from now on.
+    pub fn start_recording(&self) {
+        self.api("reset-recording");
+        self.api("start-recording");
+    }
+
+    /// The AWS calls made since [`Moto::start_recording`].
+    pub fn recorded_calls(&self) -> Vec<RecordedCall> {
+        self.api("download-recording")
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|entry| {
+                let target = entry.pointer("/headers/X-Amz-Target")?.as_str()?;
+                let operation = target.rsplit('.').next()?.to_string();
+                let raw = entry.get("body").and_then(Value::as_str).unwrap_or("");
+                let body = if entry.get("body_encoded").and_then(Value::as_bool) == Some(true) {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap_or_default()
+                } else {
+                    raw.as_bytes().to_vec()
+                };
+                Some(RecordedCall {
+                    operation,
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                })
+            })
+            .collect()
+    }
+
+    pub fn calls_to(&self, operation: &str) -> Vec<Value> {
+        self.recorded_calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub operation: String,
+    pub body: Value,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The resources a deployed stack has: ECR repository, CodeBuild project, ledger table, secret.
+pub struct Stack {
+    pub sdk: SdkConfig,
+    pub secret_arn: String,
+    pub repository_uri: String,
+}
+
+impl Stack {
+    pub async fn create(moto: &Moto) -> Self {
+        let sdk = moto.sdk_config().await;
+        let ecr = aws_sdk_ecr::Client::new(&sdk);
+        let repository_uri = ecr
+            .create_repository()
+            .repository_name(ECR_REPOSITORY)
+            .send()
+            .await
+            .expect("create ECR repository")
+            .repository()
+            .and_then(|r| r.repository_uri())
+            .expect("repository URI")
+            .to_string();
+        create_project(&sdk, PROJECT).await;
+        create_ledger_table(&sdk, LEDGER_TABLE).await;
+        let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(SECRET_NAME)
+            .secret_string(DEMO_SECRET)
+            .send()
+            .await
+            .expect("create secret")
+            .arn()
+            .expect("secret ARN")
+            .to_string();
+        Stack {
+            sdk,
+            secret_arn,
+            repository_uri,
+        }
+    }
+
+    /// The environment the template gives the build-trigger functions.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("CODEBUILD_PROJECT", PROJECT),
+            ("ECR_REPOSITORY_URI", self.repository_uri.as_str()),
+            ("LEDGER_TABLE", LEDGER_TABLE),
+            ("BRANCHES", "main"),
+            ("GITHUB_REPOSITORY", GITHUB_REPOSITORY),
+            ("WEBHOOK_SECRET_ARN", self.secret_arn.as_str()),
+            ("CODECOMMIT_REPOSITORY", CODECOMMIT_REPOSITORY),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// [`Stack::env`] with some variables replaced, as a lookup for the config readers.
+    pub fn vars(&self, overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut env = self.env();
+        for (name, value) in overrides {
+            env.retain(|(k, _)| k != name);
+            env.push((name.to_string(), value.to_string()));
+        }
+        move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    /// A commit's ledger item, as plain JSON-ish strings (`N` and `S` values alike).
+    pub async fn ledger_item(&self, image_tag: &str) -> Option<serde_json::Map<String, Value>> {
+        let output = self
+            .dynamodb()
+            .get_item()
+            .table_name(LEDGER_TABLE)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("commit#{image_tag}")),
+            )
+            .send()
+            .await
+            .expect("GetItem");
+        output.item().map(|item| {
+            item.iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        aws_sdk_dynamodb::types::AttributeValue::S(s) => Value::String(s.clone()),
+                        aws_sdk_dynamodb::types::AttributeValue::N(n) => Value::String(n.clone()),
+                        other => Value::String(format!("{other:?}")),
+                    };
+                    (k.clone(), value)
+                })
+                .collect()
+        })
+    }
+}
+
+pub async fn create_project(sdk: &SdkConfig, name: &str) {
+    use aws_sdk_codebuild::types::{
+        ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource,
+    };
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(
+            ProjectSource::builder()
+                .r#type(aws_sdk_codebuild::types::SourceType::Codecommit)
+                .location(format!(
+                    "https://git-codecommit.{REGION}.amazonaws.com/v1/repos/{CODECOMMIT_REPOSITORY}"
+                ))
+                .build()
+                .expect("source"),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(aws_sdk_codebuild::types::ArtifactsType::NoArtifacts)
+                .build()
+                .expect("artifacts"),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .privileged_mode(true)
+                .build()
+                .expect("environment"),
+        )
+        .service_role(format!("arn:aws:iam::{ACCOUNT}:role/pushdeploy-build"))
+        .send()
+        .await
+        .expect("create CodeBuild project");
+}
+
+/// The ledger's schema (the template declares the same).
+pub async fn create_ledger_table(sdk: &SdkConfig, name: &str) {
+    let attribute = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key")
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create ledger table");
+}
+
+/// A sample event from `events/`, e.g. `github-webhook/push-main.json`.
+pub fn load_event(relative: &str) -> Value {
+    let path = workspace_root().join("events").join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A function URL event as lambda_http hands it to the handler.
+pub fn function_url_request(event: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("a function URL event")
+}

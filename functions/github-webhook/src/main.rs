@@ -1,1 +1,17 @@
-fn main(){}
+use github_webhook::WebhookHandler;
+use lambda_http::{service_fn, Error, Request};
+use pushdeploy::config::GitHubWebhookConfig;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    pushdeploy::telemetry::init();
+    let config = GitHubWebhookConfig::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = pushdeploy::load_sdk_config().await;
+    let handler = WebhookHandler::new(&sdk, config);
+    let handler = &handler;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handler.handle(request).await)
+    }))
+    .await
+}

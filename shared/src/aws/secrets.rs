@@ -35,13 +35,10 @@ pub struct WebhookSecret {
 }
 
 impl WebhookSecret {
-    pub fn new(
-        client: aws_sdk_secretsmanager::Client,
-        secret_arn: String,
-        min_refresh: Duration,
-    ) -> Self {
+    /// Builds the client; reads nothing until the first delivery.
+    pub fn new(sdk: &aws_config::SdkConfig, secret_arn: String, min_refresh: Duration) -> Self {
         Self {
-            client,
+            client: aws_sdk_secretsmanager::Client::new(sdk),
             secret_arn,
             min_refresh,
             cached: Mutex::new(None),

@@ -1,0 +1,169 @@
+//! The GitHub webhook handler: function URL request → signature check → push rule → build trigger.
+
+use lambda_http::http::{header, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use pushdeploy::aws::secrets::{DeliveryAuthError, WebhookSecret};
+use pushdeploy::config::GitHubWebhookConfig;
+use pushdeploy::github::{parse_push, payload_json, PayloadError};
+use pushdeploy::push::decide_build;
+use pushdeploy::trigger::{BuildTrigger, TriggerError};
+use serde_json::{json, Value};
+use tracing::{info, warn, Instrument};
+
+pub struct WebhookHandler {
+    config: GitHubWebhookConfig,
+    secret: WebhookSecret,
+    trigger: BuildTrigger,
+}
+
+impl WebhookHandler {
+    /// Builds the clients; makes no network call (the secret is read on the first delivery).
+    pub fn new(sdk: &aws_config::SdkConfig, config: GitHubWebhookConfig) -> Self {
+        Self {
+            secret: WebhookSecret::new(
+                sdk,
+                config.webhook_secret_arn.clone(),
+                config.secret_refresh,
+            ),
+            trigger: BuildTrigger::new(sdk, config.build.clone()),
+            config,
+        }
+    }
+
+    /// Answers one delivery. Every outcome is an HTTP response with a JSON body; nothing here panics
+    /// on input.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let delivery = header_str(&request, "x-github-delivery")
+            .unwrap_or("-")
+            .to_string();
+        let event = header_str(&request, "x-github-event")
+            .unwrap_or("-")
+            .to_string();
+        let span = tracing::info_span!("github_webhook", delivery = %delivery, event = %event);
+        let response = self.respond(&request, &delivery, &event).instrument(span.clone()).await;
+        span.in_scope(|| {
+            info!(status = response.status().as_u16(), "delivery answered");
+        });
+        response
+    }
+
+    async fn respond(&self, request: &Request, delivery: &str, event: &str) -> Response<Body> {
+        if request.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "only POST is accepted");
+        }
+        let body: &[u8] = match request.body() {
+            Body::Empty => &[],
+            Body::Text(text) => text.as_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => &[],
+        };
+        if body.len() > self.config.max_body_bytes {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!(
+                    "the body is {} bytes; the limit is {} (MAX_BODY_BYTES)",
+                    body.len(),
+                    self.config.max_body_bytes
+                ),
+            );
+        }
+        let signature = header_str(request, "x-hub-signature-256");
+        match self.secret.verify_delivery(body, signature).await {
+            Ok(()) => {}
+            Err(DeliveryAuthError::Signature(e)) => {
+                warn!(reason = %e, "rejected an unsigned or wrongly signed delivery");
+                return error(StatusCode::UNAUTHORIZED, "invalid_signature", &e.to_string());
+            }
+            Err(DeliveryAuthError::Secret(e)) => {
+                tracing::error!(error = %e, "cannot read the webhook secret");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "secret_unavailable",
+                    "the webhook secret could not be read; see the function's logs",
+                );
+            }
+        }
+        match event {
+            "ping" => return reply(StatusCode::OK, json!({"result": "pong"})),
+            "push" => {}
+            "-" => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "missing_event",
+                    "the X-GitHub-Event header is missing",
+                )
+            }
+            other => {
+                return ignored(&format!(
+                    "`{other}` events start nothing; only `push` does"
+                ))
+            }
+        }
+        let content_type = header_str(request, header::CONTENT_TYPE.as_str());
+        let pushed = match payload_json(content_type, body).and_then(|json| parse_push(&json)) {
+            Ok(pushed) => pushed,
+            Err(e @ PayloadError::UnsupportedContentType(_)) => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_content_type",
+                    &e.to_string(),
+                )
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_payload", &e.to_string()),
+        };
+        let build = match decide_build(
+            &pushed,
+            &self.config.github_repository,
+            &self.trigger.config().branches,
+        ) {
+            Ok(build) => build,
+            Err(reason) => {
+                info!(reason = %reason, "push ignored");
+                return ignored(&reason.to_string());
+            }
+        };
+        match self.trigger.trigger_build(&build, Some(delivery)).await {
+            Ok(outcome) => reply(
+                StatusCode::ACCEPTED,
+                serde_json::to_value(outcome).unwrap_or(Value::Null),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, sha = %build.sha, "build trigger failed");
+                let (status, code) = match &e {
+                    TriggerError::TagCollision { .. } => (StatusCode::CONFLICT, "tag_collision"),
+                    TriggerError::StartBuild(_) => (StatusCode::BAD_GATEWAY, "start_build_failed"),
+                    TriggerError::Registry(_) => (StatusCode::BAD_GATEWAY, "registry_unavailable"),
+                    TriggerError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger_failed"),
+                };
+                error(status, code, &e.to_string())
+            }
+        }
+    }
+}
+
+fn header_str<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_default()
+}
+
+fn ignored(reason: &str) -> Response<Body> {
+    reply(StatusCode::ACCEPTED, json!({"result": "ignored", "reason": reason}))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let mut response = reply(status, json!({"error": code, "message": message}));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    }
+    response
+}

@@ -1,0 +1,149 @@
+//! The codecommit-push handler against moto, with both event shapes.
+
+use codecommit_push::CodeCommitHandler;
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::CodeCommitConfig;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
+
+async fn world() -> (Moto, Stack, CodeCommitHandler) {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let config = CodeCommitConfig::from_vars(&stack.vars(&[])).expect("valid config");
+    let handler = CodeCommitHandler::new(&stack.sdk, config);
+    moto.start_recording();
+    (moto, stack, handler)
+}
+
+#[tokio::test]
+async fn reference_updated_on_main_builds_once_in_either_shape() {
+    let (moto, stack, handler) = world().await;
+
+    let result = handler
+        .handle(load_event("codecommit-push/eventbridge-reference-updated.json"), None)
+        .await
+        .expect("handled");
+    let first = &result["results"][0];
+    assert_eq!(first["result"], "build_started", "{result}");
+    assert_eq!(first["reference"], "refs/heads/main");
+    assert_eq!(first["sequence"], 1);
+
+    let starts = moto.calls_to("StartBuild");
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0]["sourceVersion"], SHA);
+    assert_eq!(starts[0]["environmentTypeOverride"], "ARM_CONTAINER");
+
+    let item = stack.ledger_item("3e5983ea").await.expect("ledger item");
+    assert_eq!(item["source"], "codecommit");
+    assert_eq!(item["source_repository"], "shop");
+    assert_eq!(item["trigger_id"], "5e0b7a3c-1d2e-4f3a-8b9c-0d1e2f3a4b5c");
+
+    // The same push through a repository trigger (both configured) is a duplicate.
+    let result = handler
+        .handle(load_event("codecommit-push/trigger-main.json"), None)
+        .await
+        .expect("handled");
+    assert_eq!(result["results"][0]["result"], "duplicate", "{result}");
+    assert_eq!(
+        result["results"][0]["build_id"],
+        first["build_id"],
+        "{result}"
+    );
+    assert_eq!(moto.calls_to("StartBuild").len(), 1);
+}
+
+#[tokio::test]
+async fn a_repository_trigger_alone_starts_the_build() {
+    let (moto, _stack, handler) = world().await;
+    let result = handler
+        .handle(load_event("codecommit-push/trigger-main.json"), Some("req-1"))
+        .await
+        .expect("handled");
+    assert_eq!(result["results"][0]["result"], "build_started", "{result}");
+    assert_eq!(moto.calls_to("StartBuild").len(), 1);
+}
+
+#[tokio::test]
+async fn other_branches_and_deletions_start_nothing() {
+    let (moto, _stack, handler) = world().await;
+    for (sample, reason) in [
+        (
+            "codecommit-push/eventbridge-reference-created-feature.json",
+            "feature/login",
+        ),
+        ("codecommit-push/eventbridge-reference-deleted.json", "deleted"),
+        ("codecommit-push/trigger-branch-deleted.json", "deleted"),
+    ] {
+        let result = handler.handle(load_event(sample), None).await.expect(sample);
+        assert_eq!(result["results"][0]["result"], "ignored", "{sample}: {result}");
+        assert!(
+            result["results"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{sample}: {result}"
+        );
+    }
+    assert!(moto.recorded_calls().is_empty(), "no AWS call at all");
+}
+
+#[tokio::test]
+async fn another_repository_starts_nothing() {
+    let (moto, _stack, handler) = world().await;
+    let mut event = load_event("codecommit-push/trigger-main.json");
+    event["Records"][0]["eventSourceARN"] = json!("arn:aws:codecommit:us-east-1:123456789012:other");
+    let result = handler.handle(event, None).await.expect("handled");
+    assert_eq!(result["results"][0]["result"], "ignored");
+    assert!(moto.recorded_calls().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_events_are_typed_errors_and_start_nothing() {
+    let (moto, _stack, handler) = world().await;
+    let mut no_commit = load_event("codecommit-push/eventbridge-reference-updated.json");
+    no_commit["detail"].as_object_mut().unwrap().remove("commitId");
+    let mut bad_sha = load_event("codecommit-push/trigger-main.json");
+    bad_sha["Records"][0]["codecommit"]["references"][0]["commit"] = json!("HEAD");
+    let mut other_type = load_event("codecommit-push/eventbridge-reference-updated.json");
+    other_type["detail-type"] = json!("CodeBuild Build State Change");
+
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (no_commit, "MalformedEvent", "without commitId"),
+        (bad_sha, "MalformedEvent", "`HEAD` is not a full git commit id"),
+        (other_type, "UnexpectedDetailType", "CodeBuild Build State Change"),
+        (json!({"hello": "world"}), "UnknownEventShape", "neither"),
+    ];
+    for (event, error_type, message) in cases {
+        let error = handler.handle(event, None).await.expect_err(error_type);
+        let diagnostic = Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, error_type);
+        assert!(
+            diagnostic.error_message.contains(message),
+            "{}",
+            diagnostic.error_message
+        );
+    }
+    assert!(moto.recorded_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_start_is_an_error_so_the_event_is_retried() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let config = CodeCommitConfig::from_vars(&stack.vars(&[("CODEBUILD_PROJECT", "missing")]))
+        .expect("valid config");
+    let handler = CodeCommitHandler::new(&stack.sdk, config);
+    let error = handler
+        .handle(load_event("codecommit-push/trigger-main.json"), None)
+        .await
+        .expect_err("StartBuild fails");
+    let diagnostic = Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "BuildTriggerFailed");
+    assert!(diagnostic.error_message.contains("1 of 1"), "{}", diagnostic.error_message);
+    assert_eq!(
+        stack.ledger_item("3e5983ea").await.expect("item")["status"],
+        "start_failed"
+    );
+}

@@ -1,0 +1,472 @@
+//! The github-webhook handler against moto: what reaches CodeBuild, what the ledger records,
+//! and that bad or duplicate deliveries start nothing.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use github_webhook::WebhookHandler;
+use lambda_http::Body;
+use pushdeploy::config::GitHubWebhookConfig;
+use pushdeploy::signature::sign;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const TAG: &str = "f8afe6a7";
+
+struct World {
+    moto: Moto,
+    stack: Stack,
+    handler: WebhookHandler,
+}
+
+async fn world(overrides: &[(&str, &str)]) -> World {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = handler(&stack, overrides);
+    moto.start_recording();
+    World {
+        moto,
+        stack,
+        handler,
+    }
+}
+
+fn handler(stack: &Stack, overrides: &[(&str, &str)]) -> WebhookHandler {
+    let config = GitHubWebhookConfig::from_vars(&stack.vars(overrides)).expect("valid config");
+    WebhookHandler::new(&stack.sdk, config)
+}
+
+async fn deliver(handler: &WebhookHandler, event: &Value) -> (u16, Value) {
+    let response = handler.handle(function_url_request(event)).await;
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("JSON response body"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
+}
+
+/// The sample push with its body replaced and signed with `secret`.
+fn signed_event(body: &str, event: &str, secret: &str) -> Value {
+    let mut sample = load_event("github-webhook/push-main.json");
+    sample["body"] = json!(body);
+    sample["isBase64Encoded"] = json!(false);
+    sample["headers"]["x-github-event"] = json!(event);
+    sample["headers"]["content-length"] = json!(body.len().to_string());
+    sample["headers"]["x-hub-signature-256"] = json!(sign(secret.as_bytes(), body.as_bytes()));
+    sample
+}
+
+/// The sample push payload with some fields changed.
+fn push_payload(changes: Value) -> String {
+    let sample = load_event("github-webhook/push-main.json");
+    let mut payload: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
+    for (key, value) in changes.as_object().unwrap() {
+        if key == "full_name" {
+            payload["repository"]["full_name"] = value.clone();
+        } else {
+            payload[key] = value.clone();
+        }
+    }
+    payload.to_string()
+}
+
+fn override_value<'a>(start_build: &'a Value, name: &str) -> Option<&'a str> {
+    start_build["environmentVariablesOverride"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)?["value"]
+        .as_str()
+}
+
+#[tokio::test]
+async fn a_signed_push_starts_one_arm64_build_and_redeliveries_start_none() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main.json");
+
+    let (status, body) = deliver(&w.handler, &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["result"], "build_started");
+    assert_eq!(body["sha"], SHA);
+    assert_eq!(body["image_tag"], TAG);
+    assert_eq!(body["sequence"], 1);
+    let build_id = body["build_id"].as_str().expect("build id").to_string();
+
+    let starts = w.moto.calls_to("StartBuild");
+    assert_eq!(starts.len(), 1);
+    let start = &starts[0];
+    assert_eq!(start["projectName"], PROJECT);
+    assert_eq!(start["sourceVersion"], SHA);
+    assert_eq!(start["environmentTypeOverride"], "ARM_CONTAINER");
+    assert!(start["imageOverride"]
+        .as_str()
+        .unwrap()
+        .contains("aarch64"));
+    assert_eq!(start["privilegedModeOverride"], true);
+    assert_eq!(override_value(start, "COMMIT_SHA"), Some(SHA));
+    assert_eq!(override_value(start, "IMAGE_TAG"), Some(TAG));
+    assert_eq!(
+        override_value(start, "REPOSITORY_URI"),
+        Some(w.stack.repository_uri.as_str())
+    );
+    assert_eq!(override_value(start, "PUSH_SEQUENCE"), Some("1"));
+    assert_eq!(override_value(start, "SOURCE_BRANCH"), Some("main"));
+
+    let item = w.stack.ledger_item(TAG).await.expect("ledger item");
+    assert_eq!(item["status"], "building");
+    assert_eq!(item["build_id"], build_id.as_str());
+    assert_eq!(item["sequence"], "1");
+    assert_eq!(item["sha"], SHA);
+    assert_eq!(item["source"], "github");
+    assert_eq!(item["trigger_id"], "6c1a2b3c-a9a0-11f1-8d4e-1f2a3b4c5d6e");
+
+    for _ in 0..5 {
+        let (status, body) = deliver(&w.handler, &event).await;
+        assert_eq!(status, 202);
+        assert_eq!(body["result"], "duplicate");
+        assert_eq!(body["build_id"], build_id.as_str());
+        assert_eq!(body["status"], "building");
+    }
+    assert_eq!(w.moto.calls_to("StartBuild").len(), 1);
+    // A duplicate neither takes a sequence number nor looks at ECR.
+    assert_eq!(w.moto.calls_to("DescribeImages").len(), 1);
+    assert_eq!(w.moto.calls_to("UpdateItem").len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_push_start_one_build() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main.json");
+    let h = &w.handler;
+    let results = tokio::join!(
+        deliver(h, &event),
+        deliver(h, &event),
+        deliver(h, &event),
+        deliver(h, &event)
+    );
+    let bodies = [results.0, results.1, results.2, results.3];
+    let started = bodies
+        .iter()
+        .filter(|(_, b)| b["result"] == "build_started")
+        .count();
+    assert_eq!(started, 1, "{bodies:?}");
+    assert!(bodies.iter().all(|(status, _)| *status == 202));
+    assert_eq!(w.moto.calls_to("StartBuild").len(), 1);
+}
+
+#[tokio::test]
+async fn a_form_encoded_base64_delivery_builds_the_same_commit() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main-form.json");
+    assert_eq!(event["isBase64Encoded"], true);
+    let (status, body) = deliver(&w.handler, &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["result"], "build_started");
+    let starts = w.moto.calls_to("StartBuild");
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0]["sourceVersion"], SHA);
+}
+
+#[tokio::test]
+async fn ping_answers_pong_and_starts_nothing() {
+    let w = world(&[]).await;
+    let (status, body) = deliver(&w.handler, &load_event("github-webhook/ping.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"], "pong");
+    let operations: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(operations, vec!["GetSecretValue"]);
+}
+
+#[tokio::test]
+async fn bad_deliveries_get_their_status_and_start_nothing() {
+    let w = world(&[("MAX_BODY_BYTES", "4096")]).await;
+    let sample = load_event("github-webhook/push-main.json");
+    let payload = sample["body"].as_str().unwrap().to_string();
+
+    let tampered = {
+        let mut e = sample.clone();
+        e["body"] = json!(payload.replace("Add healthcheck", "Add backdoor"));
+        e
+    };
+    let wrong_secret = signed_event(&payload, "push", "not-the-secret");
+    let missing_header = {
+        let mut e = sample.clone();
+        e["headers"].as_object_mut().unwrap().remove("x-hub-signature-256");
+        e
+    };
+    let sha1_only = {
+        let mut e = sample.clone();
+        e["headers"]["x-hub-signature-256"] = sample["headers"]["x-hub-signature"].clone();
+        e
+    };
+    let get = {
+        let mut e = sample.clone();
+        e["requestContext"]["http"]["method"] = json!("GET");
+        e
+    };
+    let oversize = signed_event(&format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)), "push", DEMO_SECRET);
+    let malformed = signed_event("{\"ref\": \"refs/heads/main\", ", "push", DEMO_SECRET);
+    let no_after = signed_event(&push_payload(json!({"after": "nope"})), "push", DEMO_SECRET);
+    let plain_text = {
+        let mut e = signed_event(&payload, "push", DEMO_SECRET);
+        e["headers"]["content-type"] = json!("text/plain");
+        e
+    };
+    let no_event = {
+        let mut e = signed_event(&payload, "push", DEMO_SECRET);
+        e["headers"].as_object_mut().unwrap().remove("x-github-event");
+        e
+    };
+
+    let rejected: Vec<(&str, Value, u16, &str)> = vec![
+        ("tampered body", tampered, 401, "invalid_signature"),
+        ("wrong secret", wrong_secret, 401, "invalid_signature"),
+        ("missing signature", missing_header, 401, "invalid_signature"),
+        ("sha1 signature only", sha1_only, 401, "invalid_signature"),
+        ("GET", get, 405, "method_not_allowed"),
+        ("oversize body", oversize, 413, "payload_too_large"),
+        ("malformed JSON", malformed, 400, "invalid_payload"),
+        ("invalid after", no_after, 400, "invalid_payload"),
+        ("text/plain", plain_text, 415, "unsupported_content_type"),
+        ("no event header", no_event, 400, "missing_event"),
+    ];
+    for (case, event, expected_status, expected_error) in rejected {
+        let (status, body) = deliver(&w.handler, &event).await;
+        assert_eq!(status, expected_status, "{case}: {body}");
+        assert_eq!(body["error"], expected_error, "{case}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}");
+    }
+
+    let ignored: Vec<(&str, Value, &str)> = vec![
+        (
+            "another repository",
+            signed_event(&push_payload(json!({"full_name": "acme/other"})), "push", DEMO_SECRET),
+            "acme/other",
+        ),
+        (
+            "another branch",
+            signed_event(&push_payload(json!({"ref": "refs/heads/feature/x"})), "push", DEMO_SECRET),
+            "feature/x",
+        ),
+        (
+            "branch deletion",
+            signed_event(
+                &push_payload(json!({"deleted": true, "after": "0".repeat(40)})),
+                "push",
+                DEMO_SECRET,
+            ),
+            "deleted",
+        ),
+        (
+            "tag push",
+            signed_event(&push_payload(json!({"ref": "refs/tags/v1.2.0"})), "push", DEMO_SECRET),
+            "tag push",
+        ),
+        (
+            "issues event",
+            signed_event("{\"action\":\"opened\"}", "issues", DEMO_SECRET),
+            "`issues` events start nothing",
+        ),
+    ];
+    for (case, event, reason) in ignored {
+        let (status, body) = deliver(&w.handler, &event).await;
+        assert_eq!(status, 202, "{case}: {body}");
+        assert_eq!(body["result"], "ignored", "{case}");
+        assert!(
+            body["reason"].as_str().unwrap().contains(reason),
+            "{case}: {body}"
+        );
+    }
+
+    let operations: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert!(
+        operations.iter().all(|op| op == "GetSecretValue"),
+        "only the secret was read: {operations:?}"
+    );
+    assert!(w.stack.ledger_item(TAG).await.is_none());
+}
+
+#[tokio::test]
+async fn each_new_commit_gets_the_next_sequence() {
+    let w = world(&[]).await;
+    let second = "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3";
+    deliver(&w.handler, &load_event("github-webhook/push-main.json")).await;
+    let event = signed_event(&push_payload(json!({"after": second})), "push", DEMO_SECRET);
+    let (status, body) = deliver(&w.handler, &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["sequence"], 2);
+    assert_eq!(body["image_tag"], "0a1b2c3d");
+    let starts = w.moto.calls_to("StartBuild");
+    assert_eq!(starts.len(), 2);
+    assert_eq!(override_value(&starts[1], "PUSH_SEQUENCE"), Some("2"));
+    assert_eq!(override_value(&starts[1], "IMAGE_TAG"), Some("0a1b2c3d"));
+}
+
+#[tokio::test]
+async fn a_failed_start_releases_the_claim_and_a_redelivery_builds() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let broken = handler(&stack, &[("CODEBUILD_PROJECT", "no-such-project")]);
+    let event = load_event("github-webhook/push-main.json");
+
+    let (status, body) = deliver(&broken, &event).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "start_build_failed");
+    let item = stack.ledger_item(TAG).await.expect("ledger item");
+    assert_eq!(item["status"], "start_failed");
+    assert!(item["last_error"].as_str().unwrap().contains("StartBuild"));
+
+    let fixed = handler(&stack, &[]);
+    let (status, body) = deliver(&fixed, &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["result"], "build_started");
+    let item = stack.ledger_item(TAG).await.expect("ledger item");
+    assert_eq!(item["status"], "building");
+    assert_eq!(item["claim_version"], "2");
+    assert!(!item.contains_key("last_error"));
+}
+
+#[tokio::test]
+async fn a_failed_build_can_be_rebuilt_by_a_redelivery() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main.json");
+    deliver(&w.handler, &event).await;
+    set_status(&w.stack, "build_failed", None).await;
+
+    let (status, body) = deliver(&w.handler, &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["result"], "build_started");
+    assert_eq!(w.moto.calls_to("StartBuild").len(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_claim_is_taken_over_and_a_fresh_one_is_not() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main.json");
+    deliver(&w.handler, &event).await;
+    let now = pushdeploy::ledger::now_epoch_seconds();
+
+    // A claim whose holder died before StartBuild, a minute ago: still held.
+    set_status(&w.stack, "claimed", Some(now - 60)).await;
+    let (_, body) = deliver(&w.handler, &event).await;
+    assert_eq!(body["result"], "duplicate", "{body}");
+
+    // Ten minutes ago (past CLAIM_TIMEOUT_SECONDS): taken over.
+    set_status(&w.stack, "claimed", Some(now - 600)).await;
+    let (_, body) = deliver(&w.handler, &event).await;
+    assert_eq!(body["result"], "build_started", "{body}");
+    assert_eq!(w.moto.calls_to("StartBuild").len(), 2);
+}
+
+async fn set_status(stack: &Stack, status: &str, claimed_at: Option<u64>) {
+    let mut update = stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", AttributeValue::S(format!("repo#{ECR_REPOSITORY}")))
+        .key("sk", AttributeValue::S(format!("commit#{TAG}")))
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", AttributeValue::S(status.into()));
+    update = match claimed_at {
+        Some(at) => update
+            .update_expression("SET #s = :s, claimed_at = :at REMOVE build_id")
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string())),
+        None => update.update_expression("SET #s = :s"),
+    };
+    update.send().await.expect("UpdateItem");
+}
+
+#[tokio::test]
+async fn an_image_already_in_ecr_starts_nothing() {
+    let w = world(&[]).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1024,
+                   "digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111"},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2048,
+                    "digest": "sha256:2222222222222222222222222222222222222222222222222222222222222222"}]
+    });
+    aws_sdk_ecr::Client::new(&w.stack.sdk)
+        .put_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_tag(TAG)
+        .image_manifest(manifest.to_string())
+        .send()
+        .await
+        .expect("PutImage");
+    w.moto.start_recording();
+
+    let (status, body) = deliver(&w.handler, &load_event("github-webhook/push-main.json")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["result"], "image_exists");
+    assert!(w.moto.calls_to("StartBuild").is_empty());
+    assert_eq!(
+        w.stack.ledger_item(TAG).await.expect("item")["status"],
+        "image_exists"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_read_again_at_most_once_per_interval() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let eager = handler(&stack, &[("WEBHOOK_SECRET_REFRESH_SECONDS", "0")]);
+    let patient = handler(&stack, &[]);
+    let ping_with = |secret: &str| {
+        let mut e = load_event("github-webhook/ping.json");
+        let body = e["body"].as_str().unwrap().to_string();
+        e["headers"]["x-hub-signature-256"] = json!(sign(secret.as_bytes(), body.as_bytes()));
+        e
+    };
+    // Both cache the current secret.
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
+    assert_eq!(deliver(&patient, &ping_with(DEMO_SECRET)).await.0, 200);
+
+    aws_sdk_secretsmanager::Client::new(&stack.sdk)
+        .put_secret_value()
+        .secret_id(&stack.secret_arn)
+        .secret_string("rotated-secret")
+        .send()
+        .await
+        .expect("rotate");
+    moto.start_recording();
+
+    // Refresh interval 0: the mismatch triggers one re-read, and the new secret is accepted.
+    assert_eq!(deliver(&eager, &ping_with("rotated-secret")).await.0, 200);
+    assert_eq!(moto.calls_to("GetSecretValue").len(), 1);
+    // The old secret is now rejected.
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 401);
+
+    // Default interval (60 s): read a moment ago, so a mismatch is rejected without a re-read.
+    moto.start_recording();
+    assert_eq!(deliver(&patient, &ping_with("rotated-secret")).await.0, 401);
+    assert_eq!(deliver(&patient, &ping_with("rotated-secret")).await.0, 401);
+    assert!(moto.calls_to("GetSecretValue").is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_server_error_not_a_401() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = handler(
+        &stack,
+        &[(
+            "WEBHOOK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+        )],
+    );
+    let (status, body) = deliver(&handler, &load_event("github-webhook/push-main.json")).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "secret_unavailable");
+    assert!(!body.to_string().contains(DEMO_SECRET));
+}
