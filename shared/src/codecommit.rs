@@ -45,7 +45,9 @@ pub struct ReferenceChangeDetail {
 pub enum ReferenceChange {
     Pushed(PushedRef),
     /// An EventBridge event of this detail type that is not a reference change (pull requests, comments…).
-    NotAReferenceChange { event: String },
+    NotAReferenceChange {
+        event: String,
+    },
 }
 
 /// Reads either shape into the reference changes it carries.
@@ -143,13 +145,14 @@ fn trigger_references(
                 reason: "record without a CodeCommit eventSourceARN".into(),
             })?;
         for reference in record.code_commit.references {
-            let full_name = reference
-                .ref_
-                .as_deref()
-                .ok_or_else(|| CodeCommitEventError::Malformed {
-                    shape: "trigger",
-                    reason: "reference without `ref`".into(),
-                })?;
+            let full_name =
+                reference
+                    .ref_
+                    .as_deref()
+                    .ok_or_else(|| CodeCommitEventError::Malformed {
+                        shape: "trigger",
+                        reason: "reference without `ref`".into(),
+                    })?;
             // Triggers mark a deleted branch with `"deleted": true`.
             let deleted = reference
                 .other
@@ -245,7 +248,8 @@ mod tests {
 
     #[test]
     fn eventbridge_other_events_are_not_reference_changes() {
-        let event = state_change(json!({"event": "commentOnCommitCreated", "repositoryName": "shop"}));
+        let event =
+            state_change(json!({"event": "commentOnCommitCreated", "repositoryName": "shop"}));
         assert_eq!(
             parse_codecommit_event(event).unwrap(),
             vec![ReferenceChange::NotAReferenceChange {
@@ -301,7 +305,10 @@ mod tests {
         ));
         assert!(matches!(
             parse_codecommit_event(json!({"Records": [{"codecommit": {}}]})),
-            Err(CodeCommitEventError::Malformed { shape: "trigger", .. })
+            Err(CodeCommitEventError::Malformed {
+                shape: "trigger",
+                ..
+            })
         ));
     }
 

@@ -200,7 +200,8 @@ impl GitHubWebhookConfig {
                 "expected owner/name",
             ));
         }
-        let secret_refresh = parse_number(env, "WEBHOOK_SECRET_REFRESH_SECONDS", 60u64, |_| Ok(()))?;
+        let secret_refresh =
+            parse_number(env, "WEBHOOK_SECRET_REFRESH_SECONDS", 60u64, |_| Ok(()))?;
         let max_body_bytes = parse_number(env, "MAX_BODY_BYTES", 1_048_576usize, |n| {
             (1024..=6 * 1024 * 1024)
                 .contains(n)

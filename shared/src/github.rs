@@ -89,7 +89,8 @@ mod tests {
         let form: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", PUSH)
             .finish();
-        let json = payload_json(Some("application/x-www-form-urlencoded"), form.as_bytes()).unwrap();
+        let json =
+            payload_json(Some("application/x-www-form-urlencoded"), form.as_bytes()).unwrap();
         assert_eq!(parse_push(&json).unwrap().repository, "acme/shop");
         assert_eq!(
             payload_json(Some("application/x-www-form-urlencoded"), b"other=1"),
@@ -108,7 +109,8 @@ mod tests {
     #[test]
     fn malformed_pushes_say_what_is_wrong() {
         let no_ref = r#"{"after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","repository":{"full_name":"a/b"}}"#;
-        let bad_after = r#"{"ref":"refs/heads/main","after":"nope","repository":{"full_name":"a/b"}}"#;
+        let bad_after =
+            r#"{"ref":"refs/heads/main","after":"nope","repository":{"full_name":"a/b"}}"#;
         for (body, needle) in [
             (no_ref, "missing field `ref`"),
             (bad_after, "`after`"),

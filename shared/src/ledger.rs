@@ -196,7 +196,12 @@ mod tests {
         let fresh = now - 10;
         let stale = now - 301;
         let cases = [
-            (None, ClaimDecision::Claim { expected_version: None }),
+            (
+                None,
+                ClaimDecision::Claim {
+                    expected_version: None,
+                },
+            ),
             (
                 Some(record(CommitStatus::Building, Some("b:1"), fresh)),
                 ClaimDecision::Duplicate,

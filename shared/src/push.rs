@@ -149,10 +149,12 @@ impl BranchFilter {
     }
 
     pub fn matches(&self, branch: &str) -> bool {
-        self.0.iter().any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => branch.starts_with(prefix),
-            None => pattern == branch,
-        })
+        self.0
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => branch.starts_with(prefix),
+                None => pattern == branch,
+            })
     }
 
     pub fn patterns(&self) -> &[String] {
@@ -260,7 +262,13 @@ mod tests {
             "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"
         );
         assert!(CommitSha::parse(&"a".repeat(64)).is_ok());
-        for bad in ["", "f8afe6a7", &"g".repeat(40), &"a".repeat(41), "../../etc/passwd"] {
+        for bad in [
+            "",
+            "f8afe6a7",
+            &"g".repeat(40),
+            &"a".repeat(41),
+            "../../etc/passwd",
+        ] {
             assert!(CommitSha::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -156,7 +156,11 @@ impl BuildTrigger {
         // From here on this invocation holds the claim: every failure releases it.
         let exists = match self.registry.image_tag_exists(&image_tag).await {
             Ok(exists) => exists,
-            Err(err) => return Err(self.release(&key, &claim_id, TriggerError::Registry(err)).await),
+            Err(err) => {
+                return Err(self
+                    .release(&key, &claim_id, TriggerError::Registry(err))
+                    .await)
+            }
         };
         if exists {
             self.ledger
@@ -172,11 +176,19 @@ impl BuildTrigger {
 
         let sequence = match self
             .ledger
-            .next_sequence(request.source.as_str(), &request.repository, &request.branch)
+            .next_sequence(
+                request.source.as_str(),
+                &request.repository,
+                &request.branch,
+            )
             .await
         {
             Ok(sequence) => sequence,
-            Err(err) => return Err(self.release(&key, &claim_id, TriggerError::Ledger(err)).await),
+            Err(err) => {
+                return Err(self
+                    .release(&key, &claim_id, TriggerError::Ledger(err))
+                    .await)
+            }
         };
         tracing::Span::current().record("sequence", sequence);
 

@@ -342,8 +342,7 @@ pub async fn create_ledger_table(sdk: &SdkConfig, name: &str) {
 /// A sample event from `events/`, e.g. `github-webhook/push-main.json`.
 pub fn load_event(relative: &str) -> Value {
     let path = workspace_root().join("events").join(relative);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

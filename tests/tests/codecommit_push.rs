@@ -22,7 +22,10 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
     let (moto, stack, handler) = world().await;
 
     let result = handler
-        .handle(load_event("codecommit-push/eventbridge-reference-updated.json"), None)
+        .handle(
+            load_event("codecommit-push/eventbridge-reference-updated.json"),
+            None,
+        )
         .await
         .expect("handled");
     let first = &result["results"][0];
@@ -47,8 +50,7 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
         .expect("handled");
     assert_eq!(result["results"][0]["result"], "duplicate", "{result}");
     assert_eq!(
-        result["results"][0]["build_id"],
-        first["build_id"],
+        result["results"][0]["build_id"], first["build_id"],
         "{result}"
     );
     assert_eq!(moto.calls_to("StartBuild").len(), 1);
@@ -58,7 +60,10 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
 async fn a_repository_trigger_alone_starts_the_build() {
     let (moto, _stack, handler) = world().await;
     let result = handler
-        .handle(load_event("codecommit-push/trigger-main.json"), Some("req-1"))
+        .handle(
+            load_event("codecommit-push/trigger-main.json"),
+            Some("req-1"),
+        )
         .await
         .expect("handled");
     assert_eq!(result["results"][0]["result"], "build_started", "{result}");
@@ -73,11 +78,20 @@ async fn other_branches_and_deletions_start_nothing() {
             "codecommit-push/eventbridge-reference-created-feature.json",
             "feature/login",
         ),
-        ("codecommit-push/eventbridge-reference-deleted.json", "deleted"),
+        (
+            "codecommit-push/eventbridge-reference-deleted.json",
+            "deleted",
+        ),
         ("codecommit-push/trigger-branch-deleted.json", "deleted"),
     ] {
-        let result = handler.handle(load_event(sample), None).await.expect(sample);
-        assert_eq!(result["results"][0]["result"], "ignored", "{sample}: {result}");
+        let result = handler
+            .handle(load_event(sample), None)
+            .await
+            .expect(sample);
+        assert_eq!(
+            result["results"][0]["result"], "ignored",
+            "{sample}: {result}"
+        );
         assert!(
             result["results"][0]["reason"]
                 .as_str()
@@ -93,7 +107,8 @@ async fn other_branches_and_deletions_start_nothing() {
 async fn another_repository_starts_nothing() {
     let (moto, _stack, handler) = world().await;
     let mut event = load_event("codecommit-push/trigger-main.json");
-    event["Records"][0]["eventSourceARN"] = json!("arn:aws:codecommit:us-east-1:123456789012:other");
+    event["Records"][0]["eventSourceARN"] =
+        json!("arn:aws:codecommit:us-east-1:123456789012:other");
     let result = handler.handle(event, None).await.expect("handled");
     assert_eq!(result["results"][0]["result"], "ignored");
     assert!(moto.recorded_calls().is_empty());
@@ -103,7 +118,10 @@ async fn another_repository_starts_nothing() {
 async fn malformed_events_are_typed_errors_and_start_nothing() {
     let (moto, _stack, handler) = world().await;
     let mut no_commit = load_event("codecommit-push/eventbridge-reference-updated.json");
-    no_commit["detail"].as_object_mut().unwrap().remove("commitId");
+    no_commit["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("commitId");
     let mut bad_sha = load_event("codecommit-push/trigger-main.json");
     bad_sha["Records"][0]["codecommit"]["references"][0]["commit"] = json!("HEAD");
     let mut other_type = load_event("codecommit-push/eventbridge-reference-updated.json");
@@ -111,8 +129,16 @@ async fn malformed_events_are_typed_errors_and_start_nothing() {
 
     let cases: Vec<(Value, &str, &str)> = vec![
         (no_commit, "MalformedEvent", "without commitId"),
-        (bad_sha, "MalformedEvent", "`HEAD` is not a full git commit id"),
-        (other_type, "UnexpectedDetailType", "CodeBuild Build State Change"),
+        (
+            bad_sha,
+            "MalformedEvent",
+            "`HEAD` is not a full git commit id",
+        ),
+        (
+            other_type,
+            "UnexpectedDetailType",
+            "CodeBuild Build State Change",
+        ),
         (json!({"hello": "world"}), "UnknownEventShape", "neither"),
     ];
     for (event, error_type, message) in cases {
@@ -141,7 +167,11 @@ async fn a_failed_start_is_an_error_so_the_event_is_retried() {
         .expect_err("StartBuild fails");
     let diagnostic = Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "BuildTriggerFailed");
-    assert!(diagnostic.error_message.contains("1 of 1"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic.error_message.contains("1 of 1"),
+        "{}",
+        diagnostic.error_message
+    );
     assert_eq!(
         stack.ledger_item("3e5983ea").await.expect("item")["status"],
         "start_failed"

@@ -97,10 +97,7 @@ async fn a_signed_push_starts_one_arm64_build_and_redeliveries_start_none() {
     assert_eq!(start["projectName"], PROJECT);
     assert_eq!(start["sourceVersion"], SHA);
     assert_eq!(start["environmentTypeOverride"], "ARM_CONTAINER");
-    assert!(start["imageOverride"]
-        .as_str()
-        .unwrap()
-        .contains("aarch64"));
+    assert!(start["imageOverride"].as_str().unwrap().contains("aarch64"));
     assert_eq!(start["privilegedModeOverride"], true);
     assert_eq!(override_value(start, "COMMIT_SHA"), Some(SHA));
     assert_eq!(override_value(start, "IMAGE_TAG"), Some(TAG));
@@ -195,7 +192,10 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
     let wrong_secret = signed_event(&payload, "push", "not-the-secret");
     let missing_header = {
         let mut e = sample.clone();
-        e["headers"].as_object_mut().unwrap().remove("x-hub-signature-256");
+        e["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-hub-signature-256");
         e
     };
     let sha1_only = {
@@ -208,7 +208,11 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
         e["requestContext"]["http"]["method"] = json!("GET");
         e
     };
-    let oversize = signed_event(&format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)), "push", DEMO_SECRET);
+    let oversize = signed_event(
+        &format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)),
+        "push",
+        DEMO_SECRET,
+    );
     let malformed = signed_event("{\"ref\": \"refs/heads/main\", ", "push", DEMO_SECRET);
     let no_after = signed_event(&push_payload(json!({"after": "nope"})), "push", DEMO_SECRET);
     let plain_text = {
@@ -218,14 +222,22 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
     };
     let no_event = {
         let mut e = signed_event(&payload, "push", DEMO_SECRET);
-        e["headers"].as_object_mut().unwrap().remove("x-github-event");
+        e["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-github-event");
         e
     };
 
     let rejected: Vec<(&str, Value, u16, &str)> = vec![
         ("tampered body", tampered, 401, "invalid_signature"),
         ("wrong secret", wrong_secret, 401, "invalid_signature"),
-        ("missing signature", missing_header, 401, "invalid_signature"),
+        (
+            "missing signature",
+            missing_header,
+            401,
+            "invalid_signature",
+        ),
         ("sha1 signature only", sha1_only, 401, "invalid_signature"),
         ("GET", get, 405, "method_not_allowed"),
         ("oversize body", oversize, 413, "payload_too_large"),
@@ -238,18 +250,29 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
         let (status, body) = deliver(&w.handler, &event).await;
         assert_eq!(status, expected_status, "{case}: {body}");
         assert_eq!(body["error"], expected_error, "{case}: {body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{case}"
+        );
     }
 
     let ignored: Vec<(&str, Value, &str)> = vec![
         (
             "another repository",
-            signed_event(&push_payload(json!({"full_name": "acme/other"})), "push", DEMO_SECRET),
+            signed_event(
+                &push_payload(json!({"full_name": "acme/other"})),
+                "push",
+                DEMO_SECRET,
+            ),
             "acme/other",
         ),
         (
             "another branch",
-            signed_event(&push_payload(json!({"ref": "refs/heads/feature/x"})), "push", DEMO_SECRET),
+            signed_event(
+                &push_payload(json!({"ref": "refs/heads/feature/x"})),
+                "push",
+                DEMO_SECRET,
+            ),
             "feature/x",
         ),
         (
@@ -263,7 +286,11 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
         ),
         (
             "tag push",
-            signed_event(&push_payload(json!({"ref": "refs/tags/v1.2.0"})), "push", DEMO_SECRET),
+            signed_event(
+                &push_payload(json!({"ref": "refs/tags/v1.2.0"})),
+                "push",
+                DEMO_SECRET,
+            ),
             "tag push",
         ),
         (

@@ -12,7 +12,9 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            handler.handle(event.payload, Some(&event.context.request_id)).await
+            handler
+                .handle(event.payload, Some(&event.context.request_id))
+                .await
         },
     ))
     .await

@@ -40,7 +40,10 @@ impl WebhookHandler {
             .unwrap_or("-")
             .to_string();
         let span = tracing::info_span!("github_webhook", delivery = %delivery, event = %event);
-        let response = self.respond(&request, &delivery, &event).instrument(span.clone()).await;
+        let response = self
+            .respond(&request, &delivery, &event)
+            .instrument(span.clone())
+            .await;
         span.in_scope(|| {
             info!(status = response.status().as_u16(), "delivery answered");
         });
@@ -49,7 +52,11 @@ impl WebhookHandler {
 
     async fn respond(&self, request: &Request, delivery: &str, event: &str) -> Response<Body> {
         if request.method() != Method::POST {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "only POST is accepted");
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST is accepted",
+            );
         }
         let body: &[u8] = match request.body() {
             Body::Empty => &[],
@@ -73,7 +80,11 @@ impl WebhookHandler {
             Ok(()) => {}
             Err(DeliveryAuthError::Signature(e)) => {
                 warn!(reason = %e, "rejected an unsigned or wrongly signed delivery");
-                return error(StatusCode::UNAUTHORIZED, "invalid_signature", &e.to_string());
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_signature",
+                    &e.to_string(),
+                );
             }
             Err(DeliveryAuthError::Secret(e)) => {
                 tracing::error!(error = %e, "cannot read the webhook secret");
@@ -94,11 +105,7 @@ impl WebhookHandler {
                     "the X-GitHub-Event header is missing",
                 )
             }
-            other => {
-                return ignored(&format!(
-                    "`{other}` events start nothing; only `push` does"
-                ))
-            }
+            other => return ignored(&format!("`{other}` events start nothing; only `push` does")),
         }
         let content_type = header_str(request, header::CONTENT_TYPE.as_str());
         let pushed = match payload_json(content_type, body).and_then(|json| parse_push(&json)) {
@@ -155,7 +162,10 @@ fn reply(status: StatusCode, body: Value) -> Response<Body> {
 }
 
 fn ignored(reason: &str) -> Response<Body> {
-    reply(StatusCode::ACCEPTED, json!({"result": "ignored", "reason": reason}))
+    reply(
+        StatusCode::ACCEPTED,
+        json!({"result": "ignored", "reason": reason}),
+    )
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {

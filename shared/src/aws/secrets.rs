@@ -57,7 +57,11 @@ impl WebhookSecret {
         match verify_signature(&secret.0, body, &signature) {
             Err(SignatureError::Mismatch) => {
                 // The secret may have been rotated since it was cached.
-                match self.refresh_if_due().await.map_err(DeliveryAuthError::Secret)? {
+                match self
+                    .refresh_if_due()
+                    .await
+                    .map_err(DeliveryAuthError::Secret)?
+                {
                     Some(fresh) => Ok(verify_signature(&fresh.0, body, &signature)?),
                     None => Err(SignatureError::Mismatch.into()),
                 }
@@ -86,9 +90,7 @@ impl WebhookSecret {
             }
         }
         let fresh = Arc::new(self.fetch().await?);
-        let changed = cached
-            .as_ref()
-            .is_none_or(|(old, _)| old.0 != fresh.0);
+        let changed = cached.as_ref().is_none_or(|(old, _)| old.0 != fresh.0);
         *cached = Some((fresh.clone(), Instant::now()));
         Ok(changed.then_some(fresh))
     }
