@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::policy::DesiredPolicy;
 use crate::push::{BranchFilter, TagLength};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -135,11 +136,34 @@ pub struct BuildTriggerConfig {
 
 pub const DEFAULT_CODEBUILD_IMAGE: &str = "aws/codebuild/amazonlinux-aarch64-standard:3.0";
 
+fn repository_var(env: &dyn VarSource) -> Result<EcrRepository, ConfigError> {
+    let uri = required(env, "ECR_REPOSITORY_URI")?;
+    EcrRepository::from_uri(&uri).map_err(|r| invalid("ECR_REPOSITORY_URI", &uri, r))
+}
+
+fn tag_length_var(env: &dyn VarSource) -> Result<TagLength, ConfigError> {
+    let length = parse_number(env, "TAG_LENGTH", TagLength::DEFAULT.get(), |n| {
+        TagLength::new(*n).map(|_| ()).ok_or(format!(
+            "must be between {} and {}",
+            TagLength::MIN,
+            TagLength::MAX
+        ))
+    })?;
+    Ok(TagLength::new(length).unwrap_or(TagLength::DEFAULT))
+}
+
+fn bool_var(env: &dyn VarSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match optional(env, name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(invalid(name, &v, "expected true or false")),
+    }
+}
+
 impl BuildTriggerConfig {
     pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
-        let uri = required(env, "ECR_REPOSITORY_URI")?;
-        let repository =
-            EcrRepository::from_uri(&uri).map_err(|r| invalid("ECR_REPOSITORY_URI", &uri, r))?;
+        let repository = repository_var(env)?;
         let branches_raw = optional(env, "BRANCHES").unwrap_or_else(|| "main".into());
         let branches = BranchFilter::parse_list(&branches_raw).ok_or_else(|| {
             invalid(
@@ -147,13 +171,6 @@ impl BuildTriggerConfig {
                 &branches_raw,
                 "expected a comma-separated list of branch names",
             )
-        })?;
-        let tag_length = parse_number(env, "TAG_LENGTH", TagLength::DEFAULT.get(), |n| {
-            TagLength::new(*n).map(|_| ()).ok_or(format!(
-                "must be between {} and {}",
-                TagLength::MIN,
-                TagLength::MAX
-            ))
         })?;
         let claim_timeout = parse_number(env, "CLAIM_TIMEOUT_SECONDS", 300u64, |n| {
             (*n >= 60).then_some(()).ok_or("must be at least 60".into())
@@ -165,7 +182,7 @@ impl BuildTriggerConfig {
             repository,
             ledger_table: required(env, "LEDGER_TABLE")?,
             branches,
-            tag_length: TagLength::new(tag_length).unwrap_or(TagLength::DEFAULT),
+            tag_length: tag_length_var(env)?,
             claim_timeout: Duration::from_secs(claim_timeout),
         })
     }
@@ -235,6 +252,50 @@ impl CodeCommitConfig {
         Ok(Self {
             build: BuildTriggerConfig::from_vars(env)?,
             codecommit_repository: required(env, "CODECOMMIT_REPOSITORY")?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&ProcessEnv)
+    }
+}
+
+/// The image-verifier function's configuration.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// `ECR_REPOSITORY_URI`.
+    pub repository: EcrRepository,
+    /// `LEDGER_TABLE`.
+    pub ledger_table: String,
+    /// `TAG_LENGTH`: the SHA-tag form (must match the build trigger's).
+    pub tag_length: TagLength,
+    /// `CODEBUILD_PROJECT`: build events of other projects are ignored.
+    pub codebuild_project: String,
+    /// `EVENT_BUS_NAME`: where result events go.
+    pub event_bus: String,
+    /// `KEEP_SHA_IMAGES`, `UNTAGGED_EXPIRY_DAYS`, `CHECK_SCAN_ON_PUSH`.
+    pub policy: DesiredPolicy,
+}
+
+impl VerifierConfig {
+    pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
+        let keep_sha_images = parse_number(env, "KEEP_SHA_IMAGES", 30u32, |n| {
+            (1..=10_000).contains(n).then_some(()).ok_or("must be between 1 and 10000".into())
+        })?;
+        let untagged_expiry_days = parse_number(env, "UNTAGGED_EXPIRY_DAYS", 7u32, |n| {
+            (1..=3650).contains(n).then_some(()).ok_or("must be between 1 and 3650".into())
+        })?;
+        Ok(Self {
+            repository: repository_var(env)?,
+            ledger_table: required(env, "LEDGER_TABLE")?,
+            tag_length: tag_length_var(env)?,
+            codebuild_project: required(env, "CODEBUILD_PROJECT")?,
+            event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
+            policy: DesiredPolicy {
+                keep_sha_images,
+                untagged_expiry_days,
+                check_scan_on_push: bool_var(env, "CHECK_SCAN_ON_PUSH", true)?,
+            },
         })
     }
 
@@ -332,6 +393,30 @@ mod tests {
                 name: "CODECOMMIT_REPOSITORY"
             }
         );
+    }
+
+    #[test]
+    fn verifier_config() {
+        let config = VerifierConfig::from_vars(&vars(BASE)).unwrap();
+        assert_eq!(config.event_bus, "default");
+        assert_eq!(config.policy.keep_sha_images, 30);
+        assert_eq!(config.policy.untagged_expiry_days, 7);
+        assert!(config.policy.check_scan_on_push);
+        let config = VerifierConfig::from_vars(&vars(&with(&[
+            ("CHECK_SCAN_ON_PUSH", "false"),
+            ("KEEP_SHA_IMAGES", "5"),
+        ])))
+        .unwrap();
+        assert!(!config.policy.check_scan_on_push);
+        assert_eq!(config.policy.keep_sha_images, 5);
+        for (name, value) in [
+            ("CHECK_SCAN_ON_PUSH", "maybe"),
+            ("KEEP_SHA_IMAGES", "0"),
+            ("UNTAGGED_EXPIRY_DAYS", "-1"),
+        ] {
+            let err = VerifierConfig::from_vars(&vars(&with(&[(name, value)]))).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

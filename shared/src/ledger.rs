@@ -20,6 +20,8 @@ pub enum CommitStatus {
     Claimed,
     /// The build was started.
     Building,
+    /// The build succeeded (CodeBuild says so; verification says whether the tags agree).
+    Built,
     /// The build failed or was stopped: a redelivery may build it again.
     BuildFailed,
     /// StartBuild failed: the claim was released, a redelivery may build it again.
@@ -29,9 +31,10 @@ pub enum CommitStatus {
 }
 
 impl CommitStatus {
-    pub const ALL: [CommitStatus; 5] = [
+    pub const ALL: [CommitStatus; 6] = [
         CommitStatus::Claimed,
         CommitStatus::Building,
+        CommitStatus::Built,
         CommitStatus::BuildFailed,
         CommitStatus::StartFailed,
         CommitStatus::ImageExists,
@@ -41,6 +44,7 @@ impl CommitStatus {
         match self {
             CommitStatus::Claimed => "claimed",
             CommitStatus::Building => "building",
+            CommitStatus::Built => "built",
             CommitStatus::BuildFailed => "build_failed",
             CommitStatus::StartFailed => "start_failed",
             CommitStatus::ImageExists => "image_exists",
@@ -129,7 +133,7 @@ pub fn claim_decision(
             record.build_id.is_none()
                 && now.saturating_sub(record.claimed_at) >= claim_timeout.as_secs()
         }
-        CommitStatus::Building | CommitStatus::ImageExists => false,
+        CommitStatus::Building | CommitStatus::Built | CommitStatus::ImageExists => false,
     };
     if takeover {
         ClaimDecision::Claim {

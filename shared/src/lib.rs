@@ -10,10 +10,13 @@ pub mod codecommit;
 pub mod config;
 pub mod github;
 pub mod ledger;
+pub mod policy;
 pub mod push;
 pub mod signature;
 pub mod telemetry;
 pub mod trigger;
+pub mod verifier;
+pub mod verify;
 
 /// The SDK configuration from the standard environment (region, credentials, `AWS_ENDPOINT_URL`).
 /// Builds providers only; nothing is fetched until the first call.

@@ -1,9 +1,14 @@
 //! ECR: what the registry holds for a tag.
 
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{
+    ImageIdentifier, ImageScanningConfiguration, ImageTagMutability,
+    ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+};
 
 use super::AwsError;
 use crate::config::EcrRepository;
+use crate::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAG};
+use crate::verify::ImageInfo;
 
 pub struct Registry {
     client: aws_sdk_ecr::Client,
@@ -13,6 +18,152 @@ pub struct Registry {
 impl Registry {
     pub fn new(client: aws_sdk_ecr::Client, repository: EcrRepository) -> Self {
         Self { client, repository }
+    }
+
+    pub fn repository(&self) -> &EcrRepository {
+        &self.repository
+    }
+
+    /// The image a tag names, with every tag on it; `None` if the tag does not exist.
+    pub async fn describe_tag(&self, tag: &str) -> Result<Option<ImageInfo>, AwsError> {
+        let result = self
+            .client
+            .describe_images()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.image_details().first().and_then(|detail| {
+                Some(ImageInfo {
+                    digest: detail.image_digest()?.to_string(),
+                    tags: detail.image_tags().to_vec(),
+                })
+            })),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_image_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(AwsError::from_sdk("ECR", "DescribeImages", err)),
+        }
+    }
+
+    /// The repository's mutability, scanning and lifecycle policy.
+    pub async fn read_policy(&self) -> Result<ActualPolicy, AwsError> {
+        let output = self
+            .client
+            .describe_repositories()
+            .registry_id(&self.repository.registry_id)
+            .repository_names(&self.repository.name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECR", "DescribeRepositories", e))?;
+        let repository = output
+            .repositories()
+            .first()
+            .ok_or_else(|| AwsError::Call {
+                service: "ECR",
+                operation: "DescribeRepositories",
+                code: Some("RepositoryNotFoundException".into()),
+                message: format!("repository {} not found", self.repository.name),
+            })?;
+        let lifecycle_policy = match self
+            .client
+            .get_lifecycle_policy()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .send()
+            .await
+        {
+            Ok(output) => output.lifecycle_policy_text().map(str::to_string),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) =>
+            {
+                None
+            }
+            Err(err) => return Err(AwsError::from_sdk("ECR", "GetLifecyclePolicy", err)),
+        };
+        Ok(ActualPolicy {
+            tag_mutability: repository
+                .image_tag_mutability()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default(),
+            mutability_exclusions: repository
+                .image_tag_mutability_exclusion_filters()
+                .iter()
+                .map(|f| (f.filter_type().as_str().to_string(), f.filter().to_string()))
+                .collect(),
+            scan_on_push: repository
+                .image_scanning_configuration()
+                .is_some_and(|c| c.scan_on_push()),
+            lifecycle_policy,
+        })
+    }
+
+    /// Corrects each drift with the one call that fixes it.
+    pub async fn correct_drift(
+        &self,
+        desired: &DesiredPolicy,
+        drift: &[Drift],
+    ) -> Result<(), AwsError> {
+        for item in drift {
+            match item {
+                Drift::TagMutability { .. } => {
+                    let exclusion = ImageTagMutabilityExclusionFilter::builder()
+                        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                        .filter(MUTABLE_TAG)
+                        .build()
+                        .map_err(|e| AwsError::Call {
+                            service: "ECR",
+                            operation: "PutImageTagMutability",
+                            code: None,
+                            message: e.to_string(),
+                        })?;
+                    self.client
+                        .put_image_tag_mutability()
+                        .registry_id(&self.repository.registry_id)
+                        .repository_name(&self.repository.name)
+                        .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+                        .image_tag_mutability_exclusion_filters(exclusion)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ECR", "PutImageTagMutability", e))?;
+                }
+                Drift::ScanOnPushOff => {
+                    self.client
+                        .put_image_scanning_configuration()
+                        .registry_id(&self.repository.registry_id)
+                        .repository_name(&self.repository.name)
+                        .image_scanning_configuration(
+                            ImageScanningConfiguration::builder()
+                                .scan_on_push(true)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("ECR", "PutImageScanningConfiguration", e)
+                        })?;
+                }
+                Drift::LifecyclePolicyMissing | Drift::LifecyclePolicyChanged => {
+                    self.client
+                        .put_lifecycle_policy()
+                        .registry_id(&self.repository.registry_id)
+                        .repository_name(&self.repository.name)
+                        .lifecycle_policy_text(desired.lifecycle_policy().to_string())
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ECR", "PutLifecyclePolicy", e))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether an image with this tag is in the repository (an immutable tag cannot be pushed twice).

@@ -255,6 +255,128 @@ impl LedgerTable {
         .await
     }
 
+    /// `(sequence, sha)` of the given image tags; tags the ledger does not know are left out.
+    pub async fn known_commits(
+        &self,
+        repository: &str,
+        tags: &[&str],
+    ) -> Result<HashMap<String, (Option<u64>, Option<String>)>, AwsError> {
+        let mut sequences = HashMap::new();
+        if tags.is_empty() {
+            return Ok(sequences);
+        }
+        let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .projection_expression("sk, sha, #sequence")
+            .expression_attribute_names("#sequence", "sequence")
+            .consistent_read(true);
+        for tag in tags {
+            let key = CommitKey {
+                repository: repository.to_string(),
+                image_tag: tag.to_string(),
+            };
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(key.pk())),
+                ("sk".to_string(), s(key.sk())),
+            ]));
+        }
+        let keys = keys.build().map_err(|e| AwsError::Call {
+            service: "DynamoDB",
+            operation: "BatchGetItem",
+            code: None,
+            message: e.to_string(),
+        })?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "BatchGetItem", e))?;
+        let items = output
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for item in items {
+            let tag = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix("commit#"));
+            let sequence = item
+                .get("sequence")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok());
+            let sha = item.get("sha").and_then(|v| v.as_s().ok()).cloned();
+            if let Some(tag) = tag {
+                sequences.insert(tag.to_string(), (sequence, sha));
+            }
+        }
+        Ok(sequences)
+    }
+
+    /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
+    pub async fn record_verification(
+        &self,
+        key: &CommitKey,
+        outcome: &str,
+        digest: Option<&str>,
+        reason: Option<&str>,
+        trigger: &str,
+        now: u64,
+    ) -> Result<bool, AwsError> {
+        let mut expression =
+            String::from("SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":trigger", s(trigger))
+            .expression_attribute_values(":now", n(now));
+        if let Some(digest) = digest {
+            expression.push_str(", image_digest = :digest");
+            request = request.expression_attribute_values(":digest", s(digest));
+        }
+        match reason {
+            Some(reason) => {
+                expression.push_str(", verification_reason = :reason");
+                request = request.expression_attribute_values(":reason", s(reason));
+            }
+            None => expression.push_str(" REMOVE verification_reason"),
+        }
+        conditional(
+            request.update_expression(expression).send().await,
+            "UpdateItem",
+        )
+    }
+
+    /// Records a finished build (`Built` or `BuildFailed`) if `build_id` is still the commit's
+    /// build; `false` for an older build's late event or a commit the ledger does not know.
+    pub async fn record_build_result(
+        &self,
+        key: &CommitKey,
+        build_id: &str,
+        status: CommitStatus,
+        now: u64,
+    ) -> Result<bool, AwsError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression("SET #status = :status, build_finished_at = :now, updated_at = :now")
+            .condition_expression("build_id = :build_id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":build_id", s(build_id))
+            .expression_attribute_values(":now", n(now));
+        conditional(request.send().await, "UpdateItem")
+    }
+
     /// An update that only the holder of the claim may make.
     async fn update_owned(
         &self,
@@ -284,6 +406,30 @@ impl LedgerTable {
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
+    }
+}
+
+/// `Ok(true)` when a conditional update applied, `Ok(false)` when its condition did not hold.
+fn conditional<O>(
+    result: Result<
+        O,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+    operation: &'static str,
+) -> Result<bool, AwsError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(AwsError::from_sdk("DynamoDB", operation, err)),
     }
 }
 

@@ -1,0 +1,67 @@
+//! EventBridge: pushdeploy's result events (`source: pushdeploy`).
+
+use serde::Serialize;
+
+use super::AwsError;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+pub const SOURCE: &str = "pushdeploy";
+
+/// The detail of every result event, for verification and deployment alike.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ResultDetail {
+    pub repository: String,
+    pub sha: Option<String>,
+    pub image_tag: Option<String>,
+    pub sequence: Option<u64>,
+    pub digest: Option<String>,
+    pub service: Option<String>,
+    pub revision: Option<String>,
+    pub deployment_id: Option<String>,
+    pub build_id: Option<String>,
+    pub trigger: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+pub struct ResultPublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl ResultPublisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: String) -> Self {
+        Self { client, bus }
+    }
+
+    pub async fn publish(&self, detail_type: &str, detail: &ResultDetail) -> Result<(), AwsError> {
+        let entry = PutEventsRequestEntry::builder()
+            .source(SOURCE)
+            .detail_type(detail_type)
+            .detail(serde_json::to_string(detail).unwrap_or_default())
+            .event_bus_name(&self.bus)
+            .build();
+        let output = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("EventBridge", "PutEvents", e))?;
+        if output.failed_entry_count() > 0 {
+            let reason = output
+                .entries()
+                .iter()
+                .filter_map(|e| e.error_message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(AwsError::Call {
+                service: "EventBridge",
+                operation: "PutEvents",
+                code: None,
+                message: format!("the event was not accepted: {reason}"),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,368 @@
+//! The ECR repository policy pushdeploy keeps (pure): SHA tags immutable with `latest` as the one
+//! mutable tag, scan on push, and a lifecycle policy; and the drift between desired and actual.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The tag that moves; every other tag is immutable.
+pub const MUTABLE_TAG: &str = "latest";
+
+/// What the repository should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredPolicy {
+    pub keep_sha_images: u32,
+    pub untagged_expiry_days: u32,
+    /// Off for accounts that scan at the registry level (enhanced scanning).
+    pub check_scan_on_push: bool,
+}
+
+/// What the repository looks like now (as read from ECR).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActualPolicy {
+    pub tag_mutability: String,
+    /// `(filter type, filter)` pairs.
+    pub mutability_exclusions: Vec<(String, String)>,
+    pub scan_on_push: bool,
+    /// The lifecycle policy text, `None` when the repository has none.
+    pub lifecycle_policy: Option<String>,
+}
+
+/// One difference, named for the warning log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    TagMutability { actual: String },
+    ScanOnPushOff,
+    LifecyclePolicyMissing,
+    LifecyclePolicyChanged,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drift::TagMutability { actual } => write!(
+                f,
+                "tag mutability is {actual}, not IMMUTABLE_WITH_EXCLUSION with `{MUTABLE_TAG}` excluded"
+            ),
+            Drift::ScanOnPushOff => f.write_str("scan on push is off"),
+            Drift::LifecyclePolicyMissing => f.write_str("the lifecycle policy was deleted"),
+            Drift::LifecyclePolicyChanged => f.write_str("the lifecycle policy was changed"),
+        }
+    }
+}
+
+impl DesiredPolicy {
+    /// The lifecycle policy, in ECR's lifecycle policy grammar.
+    ///
+    /// Rule 1 selects the image tagged `latest`; an image matched by a rule is never expired by a
+    /// lower-priority rule, and one image is never "more than 1", so the image `latest` is on is
+    /// never expired. Rule 2 expires untagged images after N days; rule 3 keeps the newest N
+    /// images with a SHA-form tag (tags starting with a hex digit).
+    pub fn lifecycle_policy(&self) -> Value {
+        let hex_prefixes: Vec<String> = "0123456789abcdef".chars().map(String::from).collect();
+        json!({"rules": [
+            {
+                "rulePriority": 1,
+                "description": "never expire the image tagged latest",
+                "selection": {"tagStatus": "tagged", "tagPatternList": [MUTABLE_TAG],
+                              "countType": "imageCountMoreThan", "countNumber": 1},
+                "action": {"type": "expire"}
+            },
+            {
+                "rulePriority": 2,
+                "description": format!("expire untagged images after {} days", self.untagged_expiry_days),
+                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                              "countUnit": "days", "countNumber": self.untagged_expiry_days},
+                "action": {"type": "expire"}
+            },
+            {
+                "rulePriority": 3,
+                "description": format!("keep the newest {} SHA-tagged images", self.keep_sha_images),
+                "selection": {"tagStatus": "tagged", "tagPrefixList": hex_prefixes,
+                              "countType": "imageCountMoreThan", "countNumber": self.keep_sha_images},
+                "action": {"type": "expire"}
+            }
+        ]})
+    }
+
+    /// What differs between the repository and this policy.
+    pub fn drift(&self, actual: &ActualPolicy) -> Vec<Drift> {
+        let mut drift = Vec::new();
+        let exclusions_ok = actual.mutability_exclusions.len() == 1
+            && actual.mutability_exclusions[0].0 == "WILDCARD"
+            && actual.mutability_exclusions[0].1 == MUTABLE_TAG;
+        if actual.tag_mutability != "IMMUTABLE_WITH_EXCLUSION" || !exclusions_ok {
+            let filters: Vec<&str> = actual
+                .mutability_exclusions
+                .iter()
+                .map(|(_, f)| f.as_str())
+                .collect();
+            drift.push(Drift::TagMutability {
+                actual: if filters.is_empty() {
+                    actual.tag_mutability.clone()
+                } else {
+                    format!("{} excluding {}", actual.tag_mutability, filters.join(","))
+                },
+            });
+        }
+        if self.check_scan_on_push && !actual.scan_on_push {
+            drift.push(Drift::ScanOnPushOff);
+        }
+        match &actual.lifecycle_policy {
+            None => drift.push(Drift::LifecyclePolicyMissing),
+            Some(text) => {
+                let same = normalized_rules(text)
+                    .is_some_and(|rules| Some(rules) == normalized_rules(&self.lifecycle_policy().to_string()));
+                if !same {
+                    drift.push(Drift::LifecyclePolicyChanged);
+                }
+            }
+        }
+        drift
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PolicyDoc {
+    rules: Vec<Value>,
+}
+
+/// The rules by priority, without descriptions, with tag lists sorted: two policies that mean the
+/// same compare equal whatever their formatting.
+fn normalized_rules(text: &str) -> Option<Vec<Value>> {
+    let doc: PolicyDoc = serde_json::from_str(text).ok()?;
+    let mut rules: Vec<Value> = doc
+        .rules
+        .into_iter()
+        .map(|mut rule| {
+            if let Some(obj) = rule.as_object_mut() {
+                obj.remove("description");
+            }
+            for list in ["tagPrefixList", "tagPatternList"] {
+                if let Some(Value::Array(items)) = rule
+                    .get_mut("selection")
+                    .and_then(|s| s.get_mut(list))
+                {
+                    items.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+                }
+            }
+            rule
+        })
+        .collect();
+    rules.sort_by_key(|r| r["rulePriority"].as_i64().unwrap_or(i64::MAX));
+    Some(rules)
+}
+
+/// Checks a lifecycle policy against ECR's documented grammar; returns each violation.
+pub fn lifecycle_grammar_errors(policy: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some(rules) = policy.get("rules").and_then(Value::as_array) else {
+        return vec!["no `rules` array".into()];
+    };
+    let mut priorities = Vec::new();
+    let mut any_priority = None;
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |m: &str| format!("rule {i}: {m}");
+        let Some(priority) = rule["rulePriority"].as_u64().filter(|p| *p >= 1) else {
+            errors.push(at("rulePriority must be a positive integer"));
+            continue;
+        };
+        if priorities.contains(&priority) {
+            errors.push(at("rulePriority must be unique"));
+        }
+        priorities.push(priority);
+        let selection = &rule["selection"];
+        let status = selection["tagStatus"].as_str().unwrap_or("");
+        if !["tagged", "untagged", "any"].contains(&status) {
+            errors.push(at("tagStatus must be tagged, untagged or any"));
+        }
+        if status == "any" {
+            any_priority = Some(priority);
+        }
+        let has_prefixes = selection.get("tagPrefixList").is_some();
+        let has_patterns = selection.get("tagPatternList").is_some();
+        if status == "tagged" && has_prefixes == has_patterns {
+            errors.push(at("a tagged selection needs exactly one of tagPrefixList and tagPatternList"));
+        }
+        if status != "tagged" && (has_prefixes || has_patterns) {
+            errors.push(at("tag lists are only allowed with tagStatus tagged"));
+        }
+        for list in ["tagPrefixList", "tagPatternList"] {
+            if let Some(items) = selection.get(list) {
+                let ok = items
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty())));
+                if !ok {
+                    errors.push(at(&format!("{list} must be a non-empty list of strings")));
+                }
+            }
+        }
+        match selection["countType"].as_str() {
+            Some("imageCountMoreThan") => {
+                if selection.get("countUnit").is_some() {
+                    errors.push(at("countUnit is only allowed with sinceImagePushed"));
+                }
+            }
+            Some("sinceImagePushed") => {
+                if selection["countUnit"].as_str() != Some("days") {
+                    errors.push(at("sinceImagePushed needs countUnit days"));
+                }
+            }
+            _ => errors.push(at("countType must be imageCountMoreThan or sinceImagePushed")),
+        }
+        if !selection["countNumber"].as_u64().is_some_and(|n| n >= 1) {
+            errors.push(at("countNumber must be a positive integer"));
+        }
+        if rule["action"]["type"].as_str() != Some("expire") {
+            errors.push(at("action.type must be expire"));
+        }
+    }
+    if let Some(any) = any_priority {
+        if priorities.iter().any(|p| *p > any) {
+            errors.push("a tagStatus any rule must have the highest rulePriority".into());
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> DesiredPolicy {
+        DesiredPolicy {
+            keep_sha_images: 30,
+            untagged_expiry_days: 7,
+            check_scan_on_push: true,
+        }
+    }
+
+    fn compliant() -> ActualPolicy {
+        ActualPolicy {
+            tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+            mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
+            scan_on_push: true,
+            lifecycle_policy: Some(desired().lifecycle_policy().to_string()),
+        }
+    }
+
+    #[test]
+    fn generated_policy_follows_the_grammar() {
+        assert_eq!(lifecycle_grammar_errors(&desired().lifecycle_policy()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn grammar_check_catches_violations() {
+        let bad = json!({"rules": [
+            {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
+            {"rulePriority": 1, "selection": {"tagStatus": "tagged", "countType": "sinceImagePushed", "countNumber": 0}, "action": {"type": "delete"}},
+            {"rulePriority": 3, "selection": {"tagStatus": "untagged", "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countUnit": "days", "countNumber": 2}, "action": {"type": "expire"}}
+        ]});
+        let errors = lifecycle_grammar_errors(&bad).join("\n");
+        for expected in [
+            "rulePriority must be unique",
+            "exactly one of tagPrefixList and tagPatternList",
+            "sinceImagePushed needs countUnit days",
+            "countNumber must be a positive integer",
+            "action.type must be expire",
+            "only allowed with tagStatus tagged",
+            "countUnit is only allowed with sinceImagePushed",
+            "tagStatus any rule must have the highest rulePriority",
+        ] {
+            assert!(errors.contains(expected), "missing `{expected}` in\n{errors}");
+        }
+    }
+
+    #[test]
+    fn the_latest_image_is_protected_by_the_first_rule() {
+        let policy = desired().lifecycle_policy();
+        let first = &policy["rules"][0];
+        assert_eq!(first["rulePriority"], 1);
+        assert_eq!(first["selection"]["tagPatternList"], json!(["latest"]));
+        assert_eq!(first["selection"]["countNumber"], 1);
+        // No rule may select `any`: it would reach the latest image regardless of priority.
+        assert!(policy["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["selection"]["tagStatus"] != "any"));
+    }
+
+    #[test]
+    fn a_compliant_repository_has_no_drift() {
+        assert!(desired().drift(&compliant()).is_empty());
+    }
+
+    #[test]
+    fn formatting_and_order_are_not_drift() {
+        let mut rules = desired().lifecycle_policy()["rules"].as_array().unwrap().clone();
+        rules.reverse();
+        for rule in &mut rules {
+            rule.as_object_mut().unwrap().remove("description");
+            if let Some(list) = rule["selection"].get_mut("tagPrefixList") {
+                list.as_array_mut().unwrap().reverse();
+            }
+        }
+        let mut actual = compliant();
+        actual.lifecycle_policy = Some(serde_json::to_string_pretty(&json!({"rules": rules})).unwrap());
+        assert!(desired().drift(&actual).is_empty());
+    }
+
+    #[test]
+    fn each_drift_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut ActualPolicy)>, Drift)> = vec![
+            (
+                Box::new(|a| {
+                    a.tag_mutability = "MUTABLE".into();
+                    a.mutability_exclusions.clear();
+                }),
+                Drift::TagMutability { actual: "MUTABLE".into() },
+            ),
+            (
+                Box::new(|a| {
+                    a.tag_mutability = "IMMUTABLE".into();
+                    a.mutability_exclusions.clear();
+                }),
+                Drift::TagMutability { actual: "IMMUTABLE".into() },
+            ),
+            (
+                Box::new(|a| a.mutability_exclusions = vec![("WILDCARD".into(), "dev*".into())]),
+                Drift::TagMutability {
+                    actual: "IMMUTABLE_WITH_EXCLUSION excluding dev*".into(),
+                },
+            ),
+            (Box::new(|a| a.scan_on_push = false), Drift::ScanOnPushOff),
+            (Box::new(|a| a.lifecycle_policy = None), Drift::LifecyclePolicyMissing),
+            (
+                Box::new(|a| {
+                    a.lifecycle_policy = Some(
+                        DesiredPolicy { keep_sha_images: 5, ..desired() }
+                            .lifecycle_policy()
+                            .to_string(),
+                    )
+                }),
+                Drift::LifecyclePolicyChanged,
+            ),
+            (
+                Box::new(|a| a.lifecycle_policy = Some("not json".into())),
+                Drift::LifecyclePolicyChanged,
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut actual = compliant();
+            change(&mut actual);
+            assert_eq!(desired().drift(&actual), vec![expected]);
+        }
+    }
+
+    #[test]
+    fn scan_check_can_be_turned_off() {
+        let mut actual = compliant();
+        actual.scan_on_push = false;
+        let registry_level = DesiredPolicy {
+            check_scan_on_push: false,
+            ..desired()
+        };
+        assert!(registry_level.drift(&actual).is_empty());
+    }
+}

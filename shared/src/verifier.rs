@@ -1,0 +1,653 @@
+//! The image verifier: from an ECR push, a finished build or the reconcile schedule, to a
+//! verification outcome recorded in the ledger, with the registry policy kept on the way.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tracing::{field, info, warn, Instrument};
+
+use crate::aws::ecr::Registry;
+use crate::aws::events::{ResultDetail, ResultPublisher};
+use crate::aws::ledger::LedgerTable;
+use crate::aws::AwsError;
+use crate::config::VerifierConfig;
+use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
+use crate::policy::Drift;
+use crate::push::CommitSha;
+use crate::verify::{verify_tag_pair, ImageInfo, TagPair, Verification, LATEST};
+
+pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
+
+// ---- events ------------------------------------------------------------------------------------
+
+/// `detail` of an EventBridge `ECR Image Action` event.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcrImageAction {
+    pub action_type: String,
+    pub result: String,
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+/// `detail` of an EventBridge `CodeBuild Build State Change` event (fields used).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildStateChange {
+    pub build_status: String,
+    pub project_name: String,
+    pub build_id: String,
+    #[serde(default)]
+    pub additional_information: serde_json::Value,
+}
+
+#[derive(Debug, Error)]
+pub enum VerifierEventError {
+    #[error("malformed `{detail_type}` event: {reason}")]
+    Malformed { detail_type: String, reason: String },
+    #[error("unsupported event: source `{source_name}`, detail-type `{detail_type}`")]
+    Unsupported {
+        source_name: String,
+        detail_type: String,
+    },
+    #[error("the event is not an EventBridge event (no `detail-type`)")]
+    NotAnEvent,
+}
+
+/// What the verifier is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyTrigger {
+    /// An image was pushed; `tag` is the SHA tag, or `None` for `latest`.
+    EcrPush { tag: Option<String> },
+    BuildSucceeded { tag: String, build_id: String },
+    BuildFailed {
+        tag: String,
+        build_id: String,
+        status: String,
+    },
+    Reconcile,
+}
+
+impl VerifyTrigger {
+    pub fn name(&self) -> &'static str {
+        match self {
+            VerifyTrigger::EcrPush { .. } => "ecr_push",
+            VerifyTrigger::BuildSucceeded { .. } => "build_succeeded",
+            VerifyTrigger::BuildFailed { .. } => "build_failed",
+            VerifyTrigger::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// Reads an EventBridge event into a trigger, or the reason it is none of ours (`Ok(Err(..))`).
+pub fn trigger_from_event(
+    event: serde_json::Value,
+    config: &VerifierConfig,
+) -> Result<Result<VerifyTrigger, String>, VerifierEventError> {
+    let Some(detail_type) = event.get("detail-type").and_then(|v| v.as_str()) else {
+        return Err(VerifierEventError::NotAnEvent);
+    };
+    let detail_type = detail_type.to_string();
+    let malformed = |reason: String| VerifierEventError::Malformed {
+        detail_type: detail_type.clone(),
+        reason,
+    };
+    match detail_type.as_str() {
+        "ECR Image Action" => {
+            let event: EventBridgeEvent<EcrImageAction> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            Ok(ecr_trigger(&event.detail, config))
+        }
+        "CodeBuild Build State Change" => {
+            let event: EventBridgeEvent<BuildStateChange> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            build_trigger(&event.detail, config).map_err(malformed)
+        }
+        "Scheduled Event" => Ok(Ok(VerifyTrigger::Reconcile)),
+        _ => Err(VerifierEventError::Unsupported {
+            source_name: event
+                .get("source")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            detail_type,
+        }),
+    }
+}
+
+fn ecr_trigger(detail: &EcrImageAction, config: &VerifierConfig) -> Result<VerifyTrigger, String> {
+    if detail.repository_name != config.repository.name {
+        return Err(format!(
+            "repository `{}` is not `{}`",
+            detail.repository_name, config.repository.name
+        ));
+    }
+    if detail.action_type != "PUSH" {
+        return Err(format!("`{}` actions are not verified", detail.action_type));
+    }
+    if detail.result != "SUCCESS" {
+        return Err(format!("the push's result is {}", detail.result));
+    }
+    match detail.image_tag.as_deref() {
+        None | Some("") => Err("a push without an image tag".into()),
+        Some(LATEST) => Ok(VerifyTrigger::EcrPush { tag: None }),
+        Some(tag) if config.tag_length.is_sha_tag(tag) => Ok(VerifyTrigger::EcrPush {
+            tag: Some(tag.to_string()),
+        }),
+        Some(tag) => Err(format!("tag `{tag}` is neither `latest` nor a SHA tag")),
+    }
+}
+
+fn build_trigger(
+    detail: &BuildStateChange,
+    config: &VerifierConfig,
+) -> Result<Result<VerifyTrigger, String>, String> {
+    if detail.project_name != config.codebuild_project {
+        return Ok(Err(format!(
+            "project `{}` is not `{}`",
+            detail.project_name, config.codebuild_project
+        )));
+    }
+    let info = &detail.additional_information;
+    let variable = |name: &str| {
+        info.pointer("/environment/environment-variables")
+            .and_then(|v| v.as_array())
+            .and_then(|vars| vars.iter().find(|v| v["name"] == name))
+            .and_then(|v| v["value"].as_str())
+            .map(str::to_string)
+    };
+    // The trigger passes IMAGE_TAG; a build started by hand still names its commit.
+    let tag = match variable("IMAGE_TAG") {
+        Some(tag) => tag,
+        None => {
+            let version = variable("COMMIT_SHA")
+                .or_else(|| {
+                    info.get("source-version")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            match CommitSha::parse(&version) {
+                Ok(sha) => sha.image_tag(config.tag_length),
+                Err(_) => {
+                    return Ok(Err(format!(
+                        "build {} names no IMAGE_TAG and no commit",
+                        detail.build_id
+                    )))
+                }
+            }
+        }
+    };
+    if !config.tag_length.is_sha_tag(&tag) {
+        return Err(format!("IMAGE_TAG `{tag}` is not a SHA tag"));
+    }
+    let build_id = short_build_id(&detail.build_id).to_string();
+    Ok(match detail.build_status.as_str() {
+        "SUCCEEDED" => Ok(VerifyTrigger::BuildSucceeded { tag, build_id }),
+        "FAILED" | "STOPPED" | "FAULT" | "TIMED_OUT" => Ok(VerifyTrigger::BuildFailed {
+            tag,
+            build_id,
+            status: detail.build_status.clone(),
+        }),
+        other => Err(format!("build status {other} is not final")),
+    })
+}
+
+/// `arn:aws:codebuild:…:build/project:uuid` → `project:uuid` (what StartBuild returned).
+pub fn short_build_id(build_id: &str) -> &str {
+    build_id
+        .rsplit_once(":build/")
+        .map_or(build_id, |(_, id)| id)
+}
+
+// ---- the verifier ------------------------------------------------------------------------------
+
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error("ECR repository {0} does not exist")]
+    RepositoryNotFound(String),
+    #[error("ECR: {0}")]
+    Registry(AwsError),
+    #[error("deploy ledger: {0}")]
+    Ledger(AwsError),
+    #[error("result event: {0}")]
+    Publish(AwsError),
+}
+
+/// A verified image: the only thing handed to the rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedImage {
+    pub image_tag: String,
+    pub sha: Option<String>,
+    pub digest: String,
+    pub sequence: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationReport {
+    pub trigger: &'static str,
+    pub repository: String,
+    #[serde(flatten)]
+    pub verification: Verification,
+    pub sequence: Option<u64>,
+    /// Policy differences found and corrected during this invocation.
+    pub policy_drift: Vec<String>,
+    /// Set only when the outcome is `verified`.
+    pub deployable: Option<VerifiedImage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum VerifierResponse {
+    Ignored { reason: String },
+    Verification(VerificationReport),
+    BuildFailed {
+        image_tag: String,
+        build_id: String,
+        status: String,
+        /// False when the event was for an older build of the commit (or one the ledger lacks).
+        recorded: bool,
+    },
+}
+
+pub struct ImageVerifier {
+    config: VerifierConfig,
+    registry: Registry,
+    ledger: LedgerTable,
+    results: ResultPublisher,
+    /// The event path checks the repository policy once per container; reconcile always does.
+    policy_checked: Mutex<bool>,
+}
+
+#[derive(Default)]
+struct KnownCommits {
+    sequences: HashMap<String, u64>,
+    shas: HashMap<String, String>,
+}
+
+impl ImageVerifier {
+    /// Builds the clients; makes no network call.
+    pub fn new(sdk: &aws_config::SdkConfig, config: VerifierConfig) -> Self {
+        Self {
+            registry: Registry::new(aws_sdk_ecr::Client::new(sdk), config.repository.clone()),
+            ledger: LedgerTable::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.ledger_table.clone(),
+            ),
+            results: ResultPublisher::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                config.event_bus.clone(),
+            ),
+            config,
+            policy_checked: Mutex::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    pub async fn handle(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
+        let span = tracing::info_span!(
+            "verify",
+            trigger = trigger.name(),
+            repository = %self.config.repository.name,
+            image_tag = field::Empty,
+            sha = field::Empty,
+            digest = field::Empty,
+            build_id = field::Empty,
+            sequence = field::Empty,
+        );
+        Box::pin(self.handle_inner(trigger)).instrument(span).await
+    }
+
+    async fn handle_inner(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
+        let span = tracing::Span::current();
+        let drift = self
+            .enforce_policy(trigger == VerifyTrigger::Reconcile)
+            .await?;
+        let (subject, finished) = match &trigger {
+            VerifyTrigger::EcrPush { tag } => (tag.clone(), false),
+            VerifyTrigger::Reconcile => (None, false),
+            VerifyTrigger::BuildSucceeded { tag, build_id } => {
+                span.record("image_tag", tag.as_str());
+                span.record("build_id", build_id.as_str());
+                self.ledger
+                    .record_build_result(&self.key(tag), build_id, CommitStatus::Built, now_epoch_seconds())
+                    .await
+                    .map_err(VerifyError::Ledger)?;
+                (Some(tag.clone()), true)
+            }
+            VerifyTrigger::BuildFailed {
+                tag,
+                build_id,
+                status,
+            } => return self.build_failed(tag, build_id, status).await,
+        };
+        if let Some(tag) = &subject {
+            span.record("image_tag", tag.as_str());
+        }
+
+        let latest = self.describe(LATEST).await?;
+        let on_latest = |tag: &String| latest.as_ref().is_some_and(|l| l.tags.contains(tag));
+        let subject_image = match &subject {
+            Some(tag) if !on_latest(tag) => self.describe(tag).await?,
+            _ => None,
+        };
+        let mut tags: Vec<&str> = latest
+            .iter()
+            .flat_map(|l| l.tags.iter())
+            .filter(|t| self.config.tag_length.is_sha_tag(t))
+            .map(String::as_str)
+            .collect();
+        if let Some(tag) = &subject {
+            if !tags.contains(&tag.as_str()) {
+                tags.push(tag);
+            }
+        }
+        let known = self.known_commits(&tags).await?;
+        let verification = verify_tag_pair(&TagPair {
+            subject_tag: subject.as_deref(),
+            build_finished: finished,
+            latest: latest.as_ref(),
+            subject_image: subject_image.as_ref(),
+            sequences: &known.sequences,
+            tag_length: self.config.tag_length,
+        });
+        let tag = verification.tag().map(str::to_string);
+        let sequence = tag.as_ref().and_then(|t| known.sequences.get(t).copied());
+        let sha = tag.as_ref().and_then(|t| known.shas.get(t).cloned());
+        if let Some(tag) = &tag {
+            span.record("image_tag", tag.as_str());
+        }
+        if let Some(sha) = &sha {
+            span.record("sha", sha.as_str());
+        }
+        if let Some(digest) = verification.digest() {
+            span.record("digest", digest);
+        }
+        if let Some(sequence) = sequence {
+            span.record("sequence", sequence);
+        }
+        let reason = match &verification {
+            Verification::Mismatch { reason, .. } => Some(reason.clone()),
+            Verification::Missing { tag } => Some(format!("image tag {tag} is not in ECR")),
+            Verification::Superseded { newer_tag, .. } => {
+                Some(format!("`latest` is on the newer commit {newer_tag}"))
+            }
+            _ => None,
+        };
+        if verification.is_failure() {
+            warn!(outcome = verification.name(), reason = reason.as_deref().unwrap_or_default(), "verification failed: nothing deployed");
+        } else {
+            info!(outcome = verification.name(), "verification outcome");
+        }
+        if let Some(tag) = &tag {
+            let recorded = self
+                .ledger
+                .record_verification(
+                    &self.key(tag),
+                    verification.name(),
+                    verification.digest(),
+                    reason.as_deref(),
+                    trigger.name(),
+                    now_epoch_seconds(),
+                )
+                .await
+                .map_err(VerifyError::Ledger)?;
+            if !recorded {
+                info!("the commit is not in the ledger (built outside pushdeploy); outcome not recorded");
+            }
+        }
+        if verification.is_failure() {
+            self.publish(ResultDetail {
+                repository: self.config.repository.name.clone(),
+                sha: sha.clone(),
+                image_tag: tag.clone(),
+                sequence,
+                digest: verification.digest().map(str::to_string),
+                trigger: Some(trigger.name().into()),
+                outcome: verification.name().into(),
+                reason: reason.clone(),
+                ..ResultDetail::default()
+            })
+            .await?;
+        }
+        let deployable = match &verification {
+            Verification::Verified { tag, digest } => Some(VerifiedImage {
+                image_tag: tag.clone(),
+                sha,
+                digest: digest.clone(),
+                sequence,
+            }),
+            _ => None,
+        };
+        Ok(VerifierResponse::Verification(VerificationReport {
+            trigger: trigger.name(),
+            repository: self.config.repository.name.clone(),
+            verification,
+            sequence,
+            policy_drift: drift.iter().map(ToString::to_string).collect(),
+            deployable,
+        }))
+    }
+
+    async fn build_failed(
+        &self,
+        tag: &str,
+        build_id: &str,
+        status: &str,
+    ) -> Result<VerifierResponse, VerifyError> {
+        let span = tracing::Span::current();
+        span.record("image_tag", tag);
+        span.record("build_id", build_id);
+        let recorded = self
+            .ledger
+            .record_build_result(&self.key(tag), build_id, CommitStatus::BuildFailed, now_epoch_seconds())
+            .await
+            .map_err(VerifyError::Ledger)?;
+        if recorded {
+            warn!(status, "build failed: recorded; a redelivery of the push may build it again");
+            let known = self.known_commits(&[tag]).await?;
+            self.publish(ResultDetail {
+                repository: self.config.repository.name.clone(),
+                sha: known.shas.get(tag).cloned(),
+                image_tag: Some(tag.into()),
+                sequence: known.sequences.get(tag).copied(),
+                build_id: Some(build_id.into()),
+                trigger: Some("build_failed".into()),
+                outcome: "build_failed".into(),
+                reason: Some(format!("CodeBuild build {build_id} ended {status}")),
+                ..ResultDetail::default()
+            })
+            .await?;
+        } else {
+            info!(status, "build failure of an older build (or a commit the ledger lacks): ignored");
+        }
+        Ok(VerifierResponse::BuildFailed {
+            image_tag: tag.into(),
+            build_id: build_id.into(),
+            status: status.into(),
+            recorded,
+        })
+    }
+
+    /// Reads the repository policy (once per container on the event path, always on reconcile)
+    /// and corrects any drift.
+    async fn enforce_policy(&self, fresh: bool) -> Result<Vec<Drift>, VerifyError> {
+        let mut checked = self.policy_checked.lock().await;
+        if *checked && !fresh {
+            return Ok(Vec::new());
+        }
+        let actual = self.registry.read_policy().await.map_err(|e| self.registry_error(e))?;
+        let drift = self.config.policy.drift(&actual);
+        if !drift.is_empty() {
+            let names: Vec<String> = drift.iter().map(ToString::to_string).collect();
+            warn!(drift = %names.join("; "), "registry policy drift: correcting");
+            self.registry
+                .correct_drift(&self.config.policy, &drift)
+                .await
+                .map_err(|e| self.registry_error(e))?;
+        }
+        *checked = true;
+        Ok(drift)
+    }
+
+    async fn describe(&self, tag: &str) -> Result<Option<ImageInfo>, VerifyError> {
+        self.registry
+            .describe_tag(tag)
+            .await
+            .map_err(|e| self.registry_error(e))
+    }
+
+    async fn known_commits(&self, tags: &[&str]) -> Result<KnownCommits, VerifyError> {
+        let found = self
+            .ledger
+            .known_commits(&self.config.repository.name, tags)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        let mut known = KnownCommits::default();
+        for (tag, (sequence, sha)) in found {
+            if let Some(sequence) = sequence {
+                known.sequences.insert(tag.clone(), sequence);
+            }
+            if let Some(sha) = sha {
+                known.shas.insert(tag, sha);
+            }
+        }
+        Ok(known)
+    }
+
+    async fn publish(&self, detail: ResultDetail) -> Result<(), VerifyError> {
+        self.results
+            .publish(VERIFICATION_DETAIL_TYPE, &detail)
+            .await
+            .map_err(VerifyError::Publish)
+    }
+
+    fn key(&self, tag: &str) -> CommitKey {
+        CommitKey {
+            repository: self.config.repository.name.clone(),
+            image_tag: tag.to_string(),
+        }
+    }
+
+    fn registry_error(&self, error: AwsError) -> VerifyError {
+        if error.code() == Some("RepositoryNotFoundException") {
+            VerifyError::RepositoryNotFound(self.config.repository.name.clone())
+        } else {
+            VerifyError::Registry(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> VerifierConfig {
+        let vars = |name: &str| {
+            match name {
+                "ECR_REPOSITORY_URI" => Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop"),
+                "LEDGER_TABLE" => Some("ledger"),
+                "CODEBUILD_PROJECT" => Some("shop-image"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        VerifierConfig::from_vars(&vars).unwrap()
+    }
+
+    fn ecr(detail: serde_json::Value) -> serde_json::Value {
+        json!({"version": "0", "id": "x", "detail-type": "ECR Image Action", "source": "aws.ecr",
+               "account": "123456789012", "time": "2026-11-23T10:30:00Z", "region": "us-east-1",
+               "resources": [], "detail": detail})
+    }
+
+    fn build(status: &str, vars: serde_json::Value) -> serde_json::Value {
+        json!({"version": "0", "id": "x", "detail-type": "CodeBuild Build State Change", "source": "aws.codebuild",
+               "account": "123456789012", "time": "2026-11-23T10:30:00Z", "region": "us-east-1",
+               "resources": [], "detail": {
+                   "build-status": status, "project-name": "shop-image",
+                   "build-id": "arn:aws:codebuild:us-east-1:123456789012:build/shop-image:0b5a",
+                   "additional-information": {"environment": {"environment-variables": vars},
+                                              "source-version": "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"}}})
+    }
+
+    #[test]
+    fn ecr_events() {
+        let push = |tag: &str, action: &str, result: &str, repo: &str| {
+            trigger_from_event(
+                ecr(json!({"action-type": action, "result": result, "repository-name": repo,
+                           "image-digest": "sha256:1", "image-tag": tag})),
+                &config(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            push("f8afe6a7", "PUSH", "SUCCESS", "acme/shop"),
+            Ok(VerifyTrigger::EcrPush { tag: Some("f8afe6a7".into()) })
+        );
+        assert_eq!(push("latest", "PUSH", "SUCCESS", "acme/shop"), Ok(VerifyTrigger::EcrPush { tag: None }));
+        assert!(push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop").unwrap_err().contains("DELETE"));
+        assert!(push("f8afe6a7", "PUSH", "FAILURE", "acme/shop").unwrap_err().contains("FAILURE"));
+        assert!(push("f8afe6a7", "PUSH", "SUCCESS", "acme/other").unwrap_err().contains("acme/other"));
+        assert!(push("v1.0", "PUSH", "SUCCESS", "acme/shop").unwrap_err().contains("v1.0"));
+        let untagged = trigger_from_event(
+            ecr(json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop"})),
+            &config(),
+        )
+        .unwrap();
+        assert!(untagged.unwrap_err().contains("without an image tag"));
+    }
+
+    #[test]
+    fn build_events() {
+        let vars = json!([{"name": "IMAGE_TAG", "value": "f8afe6a7", "type": "PLAINTEXT"}]);
+        assert_eq!(
+            trigger_from_event(build("SUCCEEDED", vars.clone()), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildSucceeded { tag: "f8afe6a7".into(), build_id: "shop-image:0b5a".into() })
+        );
+        assert_eq!(
+            trigger_from_event(build("FAILED", vars.clone()), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildFailed {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into(),
+                status: "FAILED".into()
+            })
+        );
+        assert!(trigger_from_event(build("IN_PROGRESS", vars), &config()).unwrap().is_err());
+        // Without IMAGE_TAG the source version names the commit.
+        assert_eq!(
+            trigger_from_event(build("SUCCEEDED", json!([])), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildSucceeded { tag: "f8afe6a7".into(), build_id: "shop-image:0b5a".into() })
+        );
+    }
+
+    #[test]
+    fn malformed_and_unsupported_events_are_typed_errors() {
+        let mut broken = ecr(json!({"result": "SUCCESS"}));
+        assert!(matches!(
+            trigger_from_event(broken.take(), &config()),
+            Err(VerifierEventError::Malformed { .. })
+        ));
+        let bad_tag = build("SUCCEEDED", json!([{"name": "IMAGE_TAG", "value": "../x", "type": "PLAINTEXT"}]));
+        assert!(matches!(trigger_from_event(bad_tag, &config()), Err(VerifierEventError::Malformed { .. })));
+        let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(matches!(trigger_from_event(other, &config()), Err(VerifierEventError::Unsupported { .. })));
+        assert!(matches!(trigger_from_event(json!({}), &config()), Err(VerifierEventError::NotAnEvent)));
+    }
+
+    #[test]
+    fn build_ids() {
+        assert_eq!(short_build_id("arn:aws:codebuild:us-east-1:1:build/p:u"), "p:u");
+        assert_eq!(short_build_id("p:u"), "p:u");
+    }
+}
