@@ -280,10 +280,16 @@ pub struct VerifierConfig {
 impl VerifierConfig {
     pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
         let keep_sha_images = parse_number(env, "KEEP_SHA_IMAGES", 30u32, |n| {
-            (1..=10_000).contains(n).then_some(()).ok_or("must be between 1 and 10000".into())
+            (1..=10_000)
+                .contains(n)
+                .then_some(())
+                .ok_or("must be between 1 and 10000".into())
         })?;
         let untagged_expiry_days = parse_number(env, "UNTAGGED_EXPIRY_DAYS", 7u32, |n| {
-            (1..=3650).contains(n).then_some(()).ok_or("must be between 1 and 3650".into())
+            (1..=3650)
+                .contains(n)
+                .then_some(())
+                .ok_or("must be between 1 and 3650".into())
         })?;
         Ok(Self {
             repository: repository_var(env)?,

@@ -111,8 +111,9 @@ impl DesiredPolicy {
         match &actual.lifecycle_policy {
             None => drift.push(Drift::LifecyclePolicyMissing),
             Some(text) => {
-                let same = normalized_rules(text)
-                    .is_some_and(|rules| Some(rules) == normalized_rules(&self.lifecycle_policy().to_string()));
+                let same = normalized_rules(text).is_some_and(|rules| {
+                    Some(rules) == normalized_rules(&self.lifecycle_policy().to_string())
+                });
                 if !same {
                     drift.push(Drift::LifecyclePolicyChanged);
                 }
@@ -139,11 +140,10 @@ fn normalized_rules(text: &str) -> Option<Vec<Value>> {
                 obj.remove("description");
             }
             for list in ["tagPrefixList", "tagPatternList"] {
-                if let Some(Value::Array(items)) = rule
-                    .get_mut("selection")
-                    .and_then(|s| s.get_mut(list))
+                if let Some(Value::Array(items)) =
+                    rule.get_mut("selection").and_then(|s| s.get_mut(list))
                 {
-                    items.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+                    items.sort_by_key(|item| item.to_string());
                 }
             }
             rule
@@ -182,16 +182,18 @@ pub fn lifecycle_grammar_errors(policy: &Value) -> Vec<String> {
         let has_prefixes = selection.get("tagPrefixList").is_some();
         let has_patterns = selection.get("tagPatternList").is_some();
         if status == "tagged" && has_prefixes == has_patterns {
-            errors.push(at("a tagged selection needs exactly one of tagPrefixList and tagPatternList"));
+            errors.push(at(
+                "a tagged selection needs exactly one of tagPrefixList and tagPatternList",
+            ));
         }
         if status != "tagged" && (has_prefixes || has_patterns) {
             errors.push(at("tag lists are only allowed with tagStatus tagged"));
         }
         for list in ["tagPrefixList", "tagPatternList"] {
             if let Some(items) = selection.get(list) {
-                let ok = items
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty() && a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty())));
+                let ok = items.as_array().is_some_and(|a| {
+                    !a.is_empty() && a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty()))
+                });
                 if !ok {
                     errors.push(at(&format!("{list} must be a non-empty list of strings")));
                 }
@@ -208,9 +210,11 @@ pub fn lifecycle_grammar_errors(policy: &Value) -> Vec<String> {
                     errors.push(at("sinceImagePushed needs countUnit days"));
                 }
             }
-            _ => errors.push(at("countType must be imageCountMoreThan or sinceImagePushed")),
+            _ => errors.push(at(
+                "countType must be imageCountMoreThan or sinceImagePushed",
+            )),
         }
-        if !selection["countNumber"].as_u64().is_some_and(|n| n >= 1) {
+        if selection["countNumber"].as_u64().is_none_or(|n| n < 1) {
             errors.push(at("countNumber must be a positive integer"));
         }
         if rule["action"]["type"].as_str() != Some("expire") {
@@ -248,7 +252,10 @@ mod tests {
 
     #[test]
     fn generated_policy_follows_the_grammar() {
-        assert_eq!(lifecycle_grammar_errors(&desired().lifecycle_policy()), Vec::<String>::new());
+        assert_eq!(
+            lifecycle_grammar_errors(&desired().lifecycle_policy()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -269,7 +276,10 @@ mod tests {
             "countUnit is only allowed with sinceImagePushed",
             "tagStatus any rule must have the highest rulePriority",
         ] {
-            assert!(errors.contains(expected), "missing `{expected}` in\n{errors}");
+            assert!(
+                errors.contains(expected),
+                "missing `{expected}` in\n{errors}"
+            );
         }
     }
 
@@ -295,7 +305,10 @@ mod tests {
 
     #[test]
     fn formatting_and_order_are_not_drift() {
-        let mut rules = desired().lifecycle_policy()["rules"].as_array().unwrap().clone();
+        let mut rules = desired().lifecycle_policy()["rules"]
+            .as_array()
+            .unwrap()
+            .clone();
         rules.reverse();
         for rule in &mut rules {
             rule.as_object_mut().unwrap().remove("description");
@@ -304,26 +317,32 @@ mod tests {
             }
         }
         let mut actual = compliant();
-        actual.lifecycle_policy = Some(serde_json::to_string_pretty(&json!({"rules": rules})).unwrap());
+        actual.lifecycle_policy =
+            Some(serde_json::to_string_pretty(&json!({"rules": rules})).unwrap());
         assert!(desired().drift(&actual).is_empty());
     }
 
     #[test]
     fn each_drift_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut ActualPolicy)>, Drift)> = vec![
+        type Change = Box<dyn Fn(&mut ActualPolicy)>;
+        let cases: Vec<(Change, Drift)> = vec![
             (
                 Box::new(|a| {
                     a.tag_mutability = "MUTABLE".into();
                     a.mutability_exclusions.clear();
                 }),
-                Drift::TagMutability { actual: "MUTABLE".into() },
+                Drift::TagMutability {
+                    actual: "MUTABLE".into(),
+                },
             ),
             (
                 Box::new(|a| {
                     a.tag_mutability = "IMMUTABLE".into();
                     a.mutability_exclusions.clear();
                 }),
-                Drift::TagMutability { actual: "IMMUTABLE".into() },
+                Drift::TagMutability {
+                    actual: "IMMUTABLE".into(),
+                },
             ),
             (
                 Box::new(|a| a.mutability_exclusions = vec![("WILDCARD".into(), "dev*".into())]),
@@ -332,13 +351,19 @@ mod tests {
                 },
             ),
             (Box::new(|a| a.scan_on_push = false), Drift::ScanOnPushOff),
-            (Box::new(|a| a.lifecycle_policy = None), Drift::LifecyclePolicyMissing),
+            (
+                Box::new(|a| a.lifecycle_policy = None),
+                Drift::LifecyclePolicyMissing,
+            ),
             (
                 Box::new(|a| {
                     a.lifecycle_policy = Some(
-                        DesiredPolicy { keep_sha_images: 5, ..desired() }
-                            .lifecycle_policy()
-                            .to_string(),
+                        DesiredPolicy {
+                            keep_sha_images: 5,
+                            ..desired()
+                        }
+                        .lifecycle_policy()
+                        .to_string(),
                     )
                 }),
                 Drift::LifecyclePolicyChanged,

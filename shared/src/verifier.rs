@@ -64,8 +64,13 @@ pub enum VerifierEventError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyTrigger {
     /// An image was pushed; `tag` is the SHA tag, or `None` for `latest`.
-    EcrPush { tag: Option<String> },
-    BuildSucceeded { tag: String, build_id: String },
+    EcrPush {
+        tag: Option<String>,
+    },
+    BuildSucceeded {
+        tag: String,
+        build_id: String,
+    },
     BuildFailed {
         tag: String,
         build_id: String,
@@ -245,7 +250,9 @@ pub struct VerificationReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum VerifierResponse {
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
     Verification(VerificationReport),
     BuildFailed {
         image_tag: String,
@@ -312,14 +319,19 @@ impl ImageVerifier {
         let drift = self
             .enforce_policy(trigger == VerifyTrigger::Reconcile)
             .await?;
-        let (subject, finished) = match &trigger {
+        let (subject, settled) = match &trigger {
             VerifyTrigger::EcrPush { tag } => (tag.clone(), false),
-            VerifyTrigger::Reconcile => (None, false),
+            VerifyTrigger::Reconcile => (None, true),
             VerifyTrigger::BuildSucceeded { tag, build_id } => {
                 span.record("image_tag", tag.as_str());
                 span.record("build_id", build_id.as_str());
                 self.ledger
-                    .record_build_result(&self.key(tag), build_id, CommitStatus::Built, now_epoch_seconds())
+                    .record_build_result(
+                        &self.key(tag),
+                        build_id,
+                        CommitStatus::Built,
+                        now_epoch_seconds(),
+                    )
                     .await
                     .map_err(VerifyError::Ledger)?;
                 (Some(tag.clone()), true)
@@ -354,7 +366,7 @@ impl ImageVerifier {
         let known = self.known_commits(&tags).await?;
         let verification = verify_tag_pair(&TagPair {
             subject_tag: subject.as_deref(),
-            build_finished: finished,
+            settled,
             latest: latest.as_ref(),
             subject_image: subject_image.as_ref(),
             sequences: &known.sequences,
@@ -384,7 +396,11 @@ impl ImageVerifier {
             _ => None,
         };
         if verification.is_failure() {
-            warn!(outcome = verification.name(), reason = reason.as_deref().unwrap_or_default(), "verification failed: nothing deployed");
+            warn!(
+                outcome = verification.name(),
+                reason = reason.as_deref().unwrap_or_default(),
+                "verification failed: nothing deployed"
+            );
         } else {
             info!(outcome = verification.name(), "verification outcome");
         }
@@ -449,11 +465,19 @@ impl ImageVerifier {
         span.record("build_id", build_id);
         let recorded = self
             .ledger
-            .record_build_result(&self.key(tag), build_id, CommitStatus::BuildFailed, now_epoch_seconds())
+            .record_build_result(
+                &self.key(tag),
+                build_id,
+                CommitStatus::BuildFailed,
+                now_epoch_seconds(),
+            )
             .await
             .map_err(VerifyError::Ledger)?;
         if recorded {
-            warn!(status, "build failed: recorded; a redelivery of the push may build it again");
+            warn!(
+                status,
+                "build failed: recorded; a redelivery of the push may build it again"
+            );
             let known = self.known_commits(&[tag]).await?;
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
@@ -468,7 +492,10 @@ impl ImageVerifier {
             })
             .await?;
         } else {
-            info!(status, "build failure of an older build (or a commit the ledger lacks): ignored");
+            info!(
+                status,
+                "build failure of an older build (or a commit the ledger lacks): ignored"
+            );
         }
         Ok(VerifierResponse::BuildFailed {
             image_tag: tag.into(),
@@ -485,7 +512,11 @@ impl ImageVerifier {
         if *checked && !fresh {
             return Ok(Vec::new());
         }
-        let actual = self.registry.read_policy().await.map_err(|e| self.registry_error(e))?;
+        let actual = self
+            .registry
+            .read_policy()
+            .await
+            .map_err(|e| self.registry_error(e))?;
         let drift = self.config.policy.drift(&actual);
         if !drift.is_empty() {
             let names: Vec<String> = drift.iter().map(ToString::to_string).collect();
@@ -555,7 +586,9 @@ mod tests {
     fn config() -> VerifierConfig {
         let vars = |name: &str| {
             match name {
-                "ECR_REPOSITORY_URI" => Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop"),
+                "ECR_REPOSITORY_URI" => {
+                    Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop")
+                }
                 "LEDGER_TABLE" => Some("ledger"),
                 "CODEBUILD_PROJECT" => Some("shop-image"),
                 _ => None,
@@ -585,23 +618,40 @@ mod tests {
     fn ecr_events() {
         let push = |tag: &str, action: &str, result: &str, repo: &str| {
             trigger_from_event(
-                ecr(json!({"action-type": action, "result": result, "repository-name": repo,
-                           "image-digest": "sha256:1", "image-tag": tag})),
+                ecr(
+                    json!({"action-type": action, "result": result, "repository-name": repo,
+                           "image-digest": "sha256:1", "image-tag": tag}),
+                ),
                 &config(),
             )
             .unwrap()
         };
         assert_eq!(
             push("f8afe6a7", "PUSH", "SUCCESS", "acme/shop"),
-            Ok(VerifyTrigger::EcrPush { tag: Some("f8afe6a7".into()) })
+            Ok(VerifyTrigger::EcrPush {
+                tag: Some("f8afe6a7".into())
+            })
         );
-        assert_eq!(push("latest", "PUSH", "SUCCESS", "acme/shop"), Ok(VerifyTrigger::EcrPush { tag: None }));
-        assert!(push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop").unwrap_err().contains("DELETE"));
-        assert!(push("f8afe6a7", "PUSH", "FAILURE", "acme/shop").unwrap_err().contains("FAILURE"));
-        assert!(push("f8afe6a7", "PUSH", "SUCCESS", "acme/other").unwrap_err().contains("acme/other"));
-        assert!(push("v1.0", "PUSH", "SUCCESS", "acme/shop").unwrap_err().contains("v1.0"));
+        assert_eq!(
+            push("latest", "PUSH", "SUCCESS", "acme/shop"),
+            Ok(VerifyTrigger::EcrPush { tag: None })
+        );
+        assert!(push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop")
+            .unwrap_err()
+            .contains("DELETE"));
+        assert!(push("f8afe6a7", "PUSH", "FAILURE", "acme/shop")
+            .unwrap_err()
+            .contains("FAILURE"));
+        assert!(push("f8afe6a7", "PUSH", "SUCCESS", "acme/other")
+            .unwrap_err()
+            .contains("acme/other"));
+        assert!(push("v1.0", "PUSH", "SUCCESS", "acme/shop")
+            .unwrap_err()
+            .contains("v1.0"));
         let untagged = trigger_from_event(
-            ecr(json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop"})),
+            ecr(
+                json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop"}),
+            ),
             &config(),
         )
         .unwrap();
@@ -613,7 +663,10 @@ mod tests {
         let vars = json!([{"name": "IMAGE_TAG", "value": "f8afe6a7", "type": "PLAINTEXT"}]);
         assert_eq!(
             trigger_from_event(build("SUCCEEDED", vars.clone()), &config()).unwrap(),
-            Ok(VerifyTrigger::BuildSucceeded { tag: "f8afe6a7".into(), build_id: "shop-image:0b5a".into() })
+            Ok(VerifyTrigger::BuildSucceeded {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into()
+            })
         );
         assert_eq!(
             trigger_from_event(build("FAILED", vars.clone()), &config()).unwrap(),
@@ -623,11 +676,16 @@ mod tests {
                 status: "FAILED".into()
             })
         );
-        assert!(trigger_from_event(build("IN_PROGRESS", vars), &config()).unwrap().is_err());
+        assert!(trigger_from_event(build("IN_PROGRESS", vars), &config())
+            .unwrap()
+            .is_err());
         // Without IMAGE_TAG the source version names the commit.
         assert_eq!(
             trigger_from_event(build("SUCCEEDED", json!([])), &config()).unwrap(),
-            Ok(VerifyTrigger::BuildSucceeded { tag: "f8afe6a7".into(), build_id: "shop-image:0b5a".into() })
+            Ok(VerifyTrigger::BuildSucceeded {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into()
+            })
         );
     }
 
@@ -638,16 +696,31 @@ mod tests {
             trigger_from_event(broken.take(), &config()),
             Err(VerifierEventError::Malformed { .. })
         ));
-        let bad_tag = build("SUCCEEDED", json!([{"name": "IMAGE_TAG", "value": "../x", "type": "PLAINTEXT"}]));
-        assert!(matches!(trigger_from_event(bad_tag, &config()), Err(VerifierEventError::Malformed { .. })));
+        let bad_tag = build(
+            "SUCCEEDED",
+            json!([{"name": "IMAGE_TAG", "value": "../x", "type": "PLAINTEXT"}]),
+        );
+        assert!(matches!(
+            trigger_from_event(bad_tag, &config()),
+            Err(VerifierEventError::Malformed { .. })
+        ));
         let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
-        assert!(matches!(trigger_from_event(other, &config()), Err(VerifierEventError::Unsupported { .. })));
-        assert!(matches!(trigger_from_event(json!({}), &config()), Err(VerifierEventError::NotAnEvent)));
+        assert!(matches!(
+            trigger_from_event(other, &config()),
+            Err(VerifierEventError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            trigger_from_event(json!({}), &config()),
+            Err(VerifierEventError::NotAnEvent)
+        ));
     }
 
     #[test]
     fn build_ids() {
-        assert_eq!(short_build_id("arn:aws:codebuild:us-east-1:1:build/p:u"), "p:u");
+        assert_eq!(
+            short_build_id("arn:aws:codebuild:us-east-1:1:build/p:u"),
+            "p:u"
+        );
         assert_eq!(short_build_id("p:u"), "p:u");
     }
 }

@@ -24,8 +24,9 @@ pub struct TagPair<'a> {
     /// The SHA tag the event is about; `None` means "whatever `latest` is on" (reconcile, or a
     /// push of `latest` itself).
     pub subject_tag: Option<&'a str>,
-    /// A finished build has pushed everything it is going to push (CodeBuild SUCCEEDED).
-    pub build_finished: bool,
+    /// Nothing more is expected to be pushed: the build finished (CodeBuild SUCCEEDED), or this is
+    /// the reconcile. Before that, a half-done push (one tag of two) is pending, not a failure.
+    pub settled: bool,
     /// The image `latest` names, if any.
     pub latest: Option<&'a ImageInfo>,
     /// The image the subject tag names, if it exists.
@@ -40,9 +41,10 @@ pub struct TagPair<'a> {
 pub enum Verification {
     /// `latest` and the SHA tag name one digest: deployable.
     Verified { tag: String, digest: String },
-    /// The SHA tag exists, `latest` is still on an older commit (the build pushes `latest` last).
+    /// Half of a push: the SHA tag exists and `latest` is still on an older commit (the build
+    /// pushes `latest` last), or `latest` was pushed first and its SHA tag is not there yet.
     Pending {
-        tag: String,
+        tag: Option<String>,
         digest: String,
         latest_tag: Option<String>,
     },
@@ -88,10 +90,11 @@ impl Verification {
     pub fn tag(&self) -> Option<&str> {
         match self {
             Verification::Verified { tag, .. }
-            | Verification::Pending { tag, .. }
             | Verification::Superseded { tag, .. }
             | Verification::Missing { tag } => Some(tag),
-            Verification::Mismatch { tag, .. } => tag.as_deref(),
+            Verification::Mismatch { tag, .. } | Verification::Pending { tag, .. } => {
+                tag.as_deref()
+            }
             Verification::NothingToVerify => None,
         }
     }
@@ -126,11 +129,19 @@ pub fn verify_tag_pair(pair: &TagPair<'_>) -> Verification {
     let latest_sha = pair
         .latest
         .and_then(|latest| sha_tag_of(latest, pair.tag_length, pair.sequences));
-    let no_sha_tag = |tag: Option<&str>, digest: Option<&str>| Verification::Mismatch {
-        tag: tag.map(str::to_string),
-        digest: digest.map(str::to_string),
-        latest_digest: pair.latest.map(|l| l.digest.clone()),
-        reason: "the image `latest` names carries no SHA tag".into(),
+    let no_sha_tag = |tag: Option<&str>, digest: Option<&str>| match pair.latest {
+        // `latest` pushed before its SHA tag: the SHA tag's push event will settle it.
+        Some(latest) if !pair.settled => Verification::Pending {
+            tag: tag.map(str::to_string),
+            digest: digest.unwrap_or(&latest.digest).to_string(),
+            latest_tag: None,
+        },
+        _ => Verification::Mismatch {
+            tag: tag.map(str::to_string),
+            digest: digest.map(str::to_string),
+            latest_digest: pair.latest.map(|l| l.digest.clone()),
+            reason: "the image `latest` names carries no SHA tag".into(),
+        },
     };
 
     let Some(tag) = pair.subject_tag else {
@@ -157,7 +168,7 @@ pub fn verify_tag_pair(pair: &TagPair<'_>) -> Verification {
     };
     let digest = subject.digest.clone();
     let Some(latest) = pair.latest else {
-        return if pair.build_finished {
+        return if pair.settled {
             Verification::Mismatch {
                 tag: Some(tag.into()),
                 digest: Some(digest),
@@ -166,7 +177,7 @@ pub fn verify_tag_pair(pair: &TagPair<'_>) -> Verification {
             }
         } else {
             Verification::Pending {
-                tag: tag.into(),
+                tag: Some(tag.into()),
                 digest,
                 latest_tag: None,
             }
@@ -190,8 +201,8 @@ pub fn verify_tag_pair(pair: &TagPair<'_>) -> Verification {
             digest,
             newer_tag: latest_tag.into(),
         },
-        _ if !pair.build_finished => Verification::Pending {
-            tag: tag.into(),
+        _ if !pair.settled => Verification::Pending {
+            tag: Some(tag.into()),
             digest,
             latest_tag: Some(latest_tag.into()),
         },
@@ -234,7 +245,7 @@ mod tests {
 
     fn check(
         subject: Option<&str>,
-        finished: bool,
+        settled: bool,
         latest: Option<ImageInfo>,
         subject_image: Option<ImageInfo>,
         sequences: &[(&str, u64)],
@@ -242,7 +253,7 @@ mod tests {
         let sequences = seqs(sequences);
         verify_tag_pair(&TagPair {
             subject_tag: subject,
-            build_finished: finished,
+            settled,
             latest: latest.as_ref(),
             subject_image: subject_image.as_ref(),
             sequences: &sequences,
@@ -254,13 +265,29 @@ mod tests {
     fn both_tags_on_one_digest_is_verified() {
         for finished in [false, true] {
             assert_eq!(
-                check(Some(B), finished, Some(image("b", &[B, LATEST])), None, &[(B, 2)]),
-                Verification::Verified { tag: B.into(), digest: "sha256:b".into() }
+                check(
+                    Some(B),
+                    finished,
+                    Some(image("b", &[B, LATEST])),
+                    None,
+                    &[(B, 2)]
+                ),
+                Verification::Verified {
+                    tag: B.into(),
+                    digest: "sha256:b".into()
+                }
             );
         }
         // Listed separately but the same digest.
         assert_eq!(
-            check(Some(B), true, Some(image("b", &[LATEST])), Some(image("b", &[B])), &[]).name(),
+            check(
+                Some(B),
+                true,
+                Some(image("b", &[LATEST])),
+                Some(image("b", &[B])),
+                &[]
+            )
+            .name(),
             "verified"
         );
     }
@@ -269,9 +296,15 @@ mod tests {
     fn latest_pushed_first_or_reconcile_verifies_what_latest_is_on() {
         assert_eq!(
             check(None, false, Some(image("b", &[LATEST, B])), None, &[]),
-            Verification::Verified { tag: B.into(), digest: "sha256:b".into() }
+            Verification::Verified {
+                tag: B.into(),
+                digest: "sha256:b".into()
+            }
         );
-        assert_eq!(check(None, false, None, None, &[]), Verification::NothingToVerify);
+        assert_eq!(
+            check(None, false, None, None, &[]),
+            Verification::NothingToVerify
+        );
     }
 
     #[test]
@@ -286,13 +319,16 @@ mod tests {
         assert_eq!(
             outcome,
             Verification::Pending {
-                tag: B.into(),
+                tag: Some(B.into()),
                 digest: "sha256:b".into(),
                 latest_tag: Some(A.into())
             }
         );
         // First ever push: no latest yet.
-        assert_eq!(check(Some(A), false, None, Some(image("a", &[A])), &[(A, 1)]).name(), "pending");
+        assert_eq!(
+            check(Some(A), false, None, Some(image("a", &[A])), &[(A, 1)]).name(),
+            "pending"
+        );
     }
 
     #[test]
@@ -318,15 +354,48 @@ mod tests {
     #[test]
     fn mismatches() {
         let cases = [
-            // latest on an image without a SHA tag
-            (check(Some(B), false, Some(image("x", &[LATEST])), Some(image("b", &[B])), &[(B, 2)]), "carries no SHA tag"),
-            (check(None, false, Some(image("x", &[LATEST, "v1.0"])), None, &[]), "carries no SHA tag"),
+            // latest on an image without a SHA tag, once settled
+            (
+                check(
+                    Some(B),
+                    true,
+                    Some(image("x", &[LATEST])),
+                    Some(image("b", &[B])),
+                    &[(B, 2)],
+                ),
+                "carries no SHA tag",
+            ),
+            (
+                check(None, true, Some(image("x", &[LATEST, "v1.0"])), None, &[]),
+                "carries no SHA tag",
+            ),
             // finished build, latest still on the older commit
-            (check(Some(B), true, Some(image("a", &[A, LATEST])), Some(image("b", &[B])), &[(A, 1), (B, 2)]), "still on the older commit aaaaaaa1"),
+            (
+                check(
+                    Some(B),
+                    true,
+                    Some(image("a", &[A, LATEST])),
+                    Some(image("b", &[B])),
+                    &[(A, 1), (B, 2)],
+                ),
+                "still on the older commit aaaaaaa1",
+            ),
             // finished build, latest on a commit the ledger does not know
-            (check(Some(B), true, Some(image("c", &["ccccccc3", LATEST])), Some(image("b", &[B])), &[(B, 2)]), "does not order"),
+            (
+                check(
+                    Some(B),
+                    true,
+                    Some(image("c", &["ccccccc3", LATEST])),
+                    Some(image("b", &[B])),
+                    &[(B, 2)],
+                ),
+                "does not order",
+            ),
             // finished build, no latest at all
-            (check(Some(B), true, None, Some(image("b", &[B])), &[(B, 2)]), "`latest` does not exist"),
+            (
+                check(Some(B), true, None, Some(image("b", &[B])), &[(B, 2)]),
+                "`latest` does not exist",
+            ),
         ];
         for (outcome, reason) in cases {
             match &outcome {
@@ -338,16 +407,41 @@ mod tests {
     }
 
     #[test]
+    fn latest_pushed_before_its_sha_tag_is_pending() {
+        assert_eq!(
+            check(None, false, Some(image("b", &[LATEST])), None, &[]),
+            Verification::Pending {
+                tag: None,
+                digest: "sha256:b".into(),
+                latest_tag: None
+            }
+        );
+    }
+
+    #[test]
     fn unknown_order_before_the_build_finishes_is_pending() {
         assert_eq!(
-            check(Some(B), false, Some(image("c", &["ccccccc3", LATEST])), Some(image("b", &[B])), &[]).name(),
+            check(
+                Some(B),
+                false,
+                Some(image("c", &["ccccccc3", LATEST])),
+                Some(image("b", &[B])),
+                &[]
+            )
+            .name(),
             "pending"
         );
     }
 
     #[test]
     fn a_missing_sha_tag_is_missing() {
-        let outcome = check(Some(B), true, Some(image("a", &[A, LATEST])), None, &[(A, 1), (B, 2)]);
+        let outcome = check(
+            Some(B),
+            true,
+            Some(image("a", &[A, LATEST])),
+            None,
+            &[(A, 1), (B, 2)],
+        );
         assert_eq!(outcome, Verification::Missing { tag: B.into() });
         assert!(outcome.is_failure());
     }
@@ -355,8 +449,17 @@ mod tests {
     #[test]
     fn of_several_sha_tags_the_newest_counts() {
         let img = image("d", &[A, B, LATEST, "release"]);
-        assert_eq!(sha_tag_of(&img, TagLength::DEFAULT, &seqs(&[(A, 5), (B, 2)])), Some(A));
-        assert_eq!(sha_tag_of(&img, TagLength::DEFAULT, &seqs(&[(A, 1), (B, 2)])), Some(B));
-        assert_eq!(sha_tag_of(&image("e", &[LATEST]), TagLength::DEFAULT, &seqs(&[])), None);
+        assert_eq!(
+            sha_tag_of(&img, TagLength::DEFAULT, &seqs(&[(A, 5), (B, 2)])),
+            Some(A)
+        );
+        assert_eq!(
+            sha_tag_of(&img, TagLength::DEFAULT, &seqs(&[(A, 1), (B, 2)])),
+            Some(B)
+        );
+        assert_eq!(
+            sha_tag_of(&image("e", &[LATEST]), TagLength::DEFAULT, &seqs(&[])),
+            None
+        );
     }
 }

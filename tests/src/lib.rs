@@ -350,3 +350,64 @@ pub fn load_event(relative: &str) -> Value {
 pub fn function_url_request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a function URL event")
 }
+
+/// An image manifest whose digest differs for each `seed` (moto derives digests from layers).
+pub fn manifest(seed: u8) -> String {
+    let layer = format!("sha256:{}", format!("{seed:02x}").repeat(32));
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469,
+                   "digest": format!("sha256:{}", "c0".repeat(32))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 3_208_942, "digest": layer}]
+    })
+    .to_string()
+}
+
+/// Pushes a manifest under a tag (what `docker push` ends with) and returns its digest.
+pub async fn put_image(sdk: &SdkConfig, tag: &str, seed: u8) -> String {
+    aws_sdk_ecr::Client::new(sdk)
+        .put_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_tag(tag)
+        .image_manifest(manifest(seed))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutImage {tag}: {e:?}"))
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("digest")
+        .to_string()
+}
+
+/// A commit as the build trigger leaves it: claimed, building, with its push sequence.
+pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, sequence: u64, build_id: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .item("sk", S(format!("commit#{image_tag}")))
+        .item("sha", S(sha.into()))
+        .item("image_tag", S(image_tag.into()))
+        .item("status", S("building".into()))
+        .item("build_id", S(build_id.into()))
+        .item("sequence", N(sequence.to_string()))
+        .item("claim_version", N("1".into()))
+        .item("claimed_at", N("0".into()))
+        .send()
+        .await
+        .expect("seed commit");
+}
+
+/// A sample EventBridge event with `detail` fields replaced.
+pub fn event_with(relative: &str, detail: Value) -> Value {
+    let mut event = load_event(relative);
+    for (key, value) in detail.as_object().expect("an object") {
+        event["detail"][key] = value.clone();
+    }
+    event
+}

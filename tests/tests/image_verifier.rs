@@ -1,0 +1,554 @@
+//! The image-verifier handler against moto: each verification case from real ECR state, the
+//! registry policy kept, and failures published.
+
+use image_verifier::VerifierHandler;
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::VerifierConfig;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const A: &str = "aaaaaaa1";
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+
+struct World {
+    moto: Moto,
+    stack: Stack,
+    handler: VerifierHandler,
+}
+
+async fn world() -> World {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = verifier(&stack, &[]);
+    moto.start_recording();
+    World {
+        moto,
+        stack,
+        handler,
+    }
+}
+
+fn verifier(stack: &Stack, overrides: &[(&str, &str)]) -> VerifierHandler {
+    let config = VerifierConfig::from_vars(&stack.vars(overrides)).expect("valid config");
+    VerifierHandler::new(&stack.sdk, config)
+}
+
+fn ecr_push(tag: &str) -> Value {
+    let sample = if tag == "latest" {
+        "image-verifier/ecr-push-latest.json"
+    } else {
+        "image-verifier/ecr-push-sha.json"
+    };
+    event_with(sample, json!({"image-tag": tag}))
+}
+
+/// The CodeBuild sample for another commit/build.
+fn build_event(sample: &str, sha: &str, tag: &str, build_id: &str) -> Value {
+    let mut event = load_event(sample);
+    let detail = &mut event["detail"];
+    detail["build-id"] = json!(format!(
+        "arn:aws:codebuild:us-east-1:123456789012:build/{build_id}"
+    ));
+    detail["additional-information"]["source-version"] = json!(sha);
+    for var in detail["additional-information"]["environment"]["environment-variables"]
+        .as_array_mut()
+        .unwrap()
+    {
+        match var["name"].as_str() {
+            Some("IMAGE_TAG") => var["value"] = json!(tag),
+            Some("COMMIT_SHA") => var["value"] = json!(sha),
+            _ => {}
+        }
+    }
+    event
+}
+
+async fn run(handler: &VerifierHandler, event: Value) -> Value {
+    handler.handle(event).await.expect("handled")
+}
+
+fn published(moto: &Moto) -> Vec<Value> {
+    moto.calls_to("PutEvents")
+        .iter()
+        .flat_map(|call| call["Entries"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn sha_pushed_first_is_pending_then_latest_verifies_the_pair() {
+    let w = world().await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+
+    let digest = put_image(&w.stack.sdk, B, 2).await;
+    let report = run(&w.handler, ecr_push(B)).await;
+    assert_eq!(report["result"], "verification");
+    assert_eq!(report["outcome"], "pending", "{report}");
+    assert_eq!(report["deployable"], Value::Null);
+
+    put_image(&w.stack.sdk, "latest", 2).await;
+    let report = run(&w.handler, ecr_push("latest")).await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["tag"], B);
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(
+        report["deployable"],
+        json!({"image_tag": B, "sha": B_SHA, "digest": digest, "sequence": 1})
+    );
+    let item = w.stack.ledger_item(B).await.unwrap();
+    assert_eq!(item["verification"], "verified");
+    assert_eq!(item["image_digest"], digest.as_str());
+    assert_eq!(item["verification_trigger"], "ecr_push");
+
+    // The CodeBuild event is an independent trigger with the same answer.
+    let report = run(
+        &w.handler,
+        build_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:b1",
+        ),
+    )
+    .await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(w.stack.ledger_item(B).await.unwrap()["status"], "built");
+    assert!(published(&w.moto).is_empty(), "no failure published");
+}
+
+#[tokio::test]
+async fn latest_pushed_first_is_pending_then_the_sha_push_verifies() {
+    let w = world().await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    put_image(&w.stack.sdk, "latest", 2).await;
+    let report = run(&w.handler, ecr_push("latest")).await;
+    assert_eq!(report["outcome"], "pending", "{report}");
+
+    let digest = put_image(&w.stack.sdk, B, 2).await;
+    let report = run(&w.handler, ecr_push(B)).await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["deployable"]["digest"], digest.as_str());
+}
+
+#[tokio::test]
+async fn a_finished_build_whose_latest_stayed_behind_is_a_published_mismatch() {
+    let w = world().await;
+    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    put_image(&w.stack.sdk, A, 1).await;
+    let latest_digest = put_image(&w.stack.sdk, "latest", 1).await;
+    let b_digest = put_image(&w.stack.sdk, B, 2).await;
+    w.moto.start_recording();
+
+    // B's build reports success but `latest` was never moved to it.
+    let report = run(
+        &w.handler,
+        build_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:b2",
+        ),
+    )
+    .await;
+    assert_eq!(report["outcome"], "mismatch", "{report}");
+    assert_eq!(report["digest"], b_digest.as_str());
+    assert_eq!(report["latest_digest"], latest_digest.as_str());
+    assert_eq!(report["deployable"], Value::Null);
+    assert_eq!(
+        w.stack.ledger_item(B).await.unwrap()["verification"],
+        "mismatch"
+    );
+
+    let events = published(&w.moto);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Source"], "pushdeploy");
+    let detail: Value = serde_json::from_str(events[0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["outcome"], "mismatch");
+    assert_eq!(detail["sha"], B_SHA);
+    assert_eq!(detail["sequence"], 2);
+    assert_eq!(detail["digest"], b_digest.as_str());
+    assert!(detail["reason"].as_str().unwrap().contains(A));
+}
+
+#[tokio::test]
+async fn a_latest_without_a_sha_tag_is_a_mismatch_on_reconcile() {
+    let w = world().await;
+    put_image(&w.stack.sdk, "latest", 9).await;
+    let report = run(
+        &w.handler,
+        load_event("image-verifier/scheduled-reconcile.json"),
+    )
+    .await;
+    assert_eq!(report["outcome"], "mismatch", "{report}");
+    assert!(report["reason"].as_str().unwrap().contains("no SHA tag"));
+    assert_eq!(report["deployable"], Value::Null);
+    assert_eq!(published(&w.moto).len(), 1);
+}
+
+#[tokio::test]
+async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
+    let w = world().await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    let report = run(
+        &w.handler,
+        build_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:b1",
+        ),
+    )
+    .await;
+    assert_eq!(report["outcome"], "missing", "{report}");
+    let events = published(&w.moto);
+    assert_eq!(events.len(), 1);
+    assert!(events[0]["Detail"]
+        .as_str()
+        .unwrap()
+        .contains("\"missing\""));
+}
+
+#[tokio::test]
+async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
+    let w = world().await;
+    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    put_image(&w.stack.sdk, B, 2).await;
+    put_image(&w.stack.sdk, "latest", 2).await;
+    // A's build pushed its SHA tag only (the buildspec saw the newer latest).
+    put_image(&w.stack.sdk, A, 1).await;
+
+    let report = run(
+        &w.handler,
+        build_event(
+            "image-verifier/codebuild-succeeded.json",
+            A_SHA,
+            A,
+            "shop-image:a1",
+        ),
+    )
+    .await;
+    assert_eq!(report["outcome"], "superseded", "{report}");
+    assert_eq!(report["newer_tag"], B);
+    assert_eq!(report["deployable"], Value::Null);
+    let report = run(&w.handler, ecr_push(A)).await;
+    assert_eq!(report["outcome"], "superseded", "{report}");
+    assert!(published(&w.moto).is_empty(), "superseded is not a failure");
+}
+
+#[tokio::test]
+async fn a_failed_build_is_recorded_and_published_once_for_its_build() {
+    let w = world().await;
+    seed_commit(
+        &w.stack,
+        B_SHA,
+        B,
+        1,
+        "shop-image:8d1c3a5e-2b4f-4c6d-9e8f-0a1b2c3d4e5f",
+    )
+    .await;
+    let report = run(
+        &w.handler,
+        load_event("image-verifier/codebuild-failed.json"),
+    )
+    .await;
+    assert_eq!(report["result"], "build_failed", "{report}");
+    assert_eq!(report["recorded"], true);
+    assert_eq!(
+        w.stack.ledger_item(B).await.unwrap()["status"],
+        "build_failed"
+    );
+    let events = published(&w.moto);
+    assert_eq!(events.len(), 1);
+    let detail: Value = serde_json::from_str(events[0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["outcome"], "build_failed");
+    assert_eq!(detail["sha"], B_SHA);
+
+    // A late failure of an earlier build of the same commit changes nothing.
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:rebuild").await;
+    let stale = build_event(
+        "image-verifier/codebuild-failed.json",
+        B_SHA,
+        B,
+        "shop-image:old",
+    );
+    let report = run(&w.handler, stale).await;
+    assert_eq!(report["recorded"], false);
+    assert_eq!(w.stack.ledger_item(B).await.unwrap()["status"], "building");
+    assert_eq!(published(&w.moto).len(), 1);
+}
+
+async fn repository_state(stack: &Stack) -> (String, Vec<String>, bool, Option<String>) {
+    let ecr = aws_sdk_ecr::Client::new(&stack.sdk);
+    let repos = ecr
+        .describe_repositories()
+        .repository_names(ECR_REPOSITORY)
+        .send()
+        .await
+        .unwrap();
+    let repo = &repos.repositories()[0];
+    let lifecycle = ecr
+        .get_lifecycle_policy()
+        .repository_name(ECR_REPOSITORY)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.lifecycle_policy_text().map(str::to_string));
+    (
+        repo.image_tag_mutability().unwrap().as_str().to_string(),
+        repo.image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| f.filter().to_string())
+            .collect(),
+        repo.image_scanning_configuration().unwrap().scan_on_push(),
+        lifecycle,
+    )
+}
+
+const POLICY_WRITES: [&str; 3] = [
+    "PutImageTagMutability",
+    "PutImageScanningConfiguration",
+    "PutLifecyclePolicy",
+];
+
+fn policy_writes(moto: &Moto) -> Vec<String> {
+    moto.recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| POLICY_WRITES.contains(&op.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn policy_drift_is_corrected_once_and_the_warm_event_path_writes_nothing() {
+    let w = world().await;
+    // Stack::create made a plain repository: mutable, no scan on push, no lifecycle policy.
+    w.moto.start_recording();
+    let report = run(&w.handler, ecr_push("latest")).await;
+    let drift = report["policy_drift"].to_string();
+    for expected in [
+        "tag mutability is MUTABLE",
+        "scan on push is off",
+        "lifecycle policy was deleted",
+    ] {
+        assert!(drift.contains(expected), "{drift}");
+    }
+    assert_eq!(policy_writes(&w.moto).len(), 3);
+    let (mutability, exclusions, scan, lifecycle) = repository_state(&w.stack).await;
+    assert_eq!(mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(exclusions, vec!["latest"]);
+    assert!(scan);
+    let lifecycle: Value = serde_json::from_str(&lifecycle.expect("a lifecycle policy")).unwrap();
+    assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 3);
+
+    // SHA tags are now immutable while latest moves.
+    put_image(&w.stack.sdk, B, 1).await;
+    put_image(&w.stack.sdk, "latest", 1).await;
+    put_image(&w.stack.sdk, "latest", 2).await;
+    let overwrite = aws_sdk_ecr::Client::new(&w.stack.sdk)
+        .put_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_tag(B)
+        .image_manifest(manifest(3))
+        .send()
+        .await;
+    assert!(overwrite.is_err(), "a SHA tag cannot be overwritten");
+
+    // Warm event path: the policy is not read again, nothing is written.
+    w.moto.start_recording();
+    let report = run(&w.handler, ecr_push(B)).await;
+    assert_eq!(report["policy_drift"], json!([]));
+    let operations: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert!(
+        !operations.contains(&"DescribeRepositories".to_string()),
+        "{operations:?}"
+    );
+    assert!(policy_writes(&w.moto).is_empty());
+
+    // Reconcile re-reads without a cache, and finds nothing to write.
+    w.moto.start_recording();
+    run(
+        &w.handler,
+        load_event("image-verifier/scheduled-reconcile.json"),
+    )
+    .await;
+    assert_eq!(w.moto.calls_to("DescribeRepositories").len(), 1);
+    assert!(policy_writes(&w.moto).is_empty());
+}
+
+/// The Rust SDK leaves `scanOnPush: false` out of the request (it is the default), which moto
+/// takes as "unchanged"; this sends it explicitly, as the AWS CLI does.
+fn turn_scan_on_push_off(moto: &Moto) {
+    ureq::post(&moto.endpoint)
+        .set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.PutImageScanningConfiguration")
+        .set("Content-Type", "application/x-amz-json-1.1")
+        .set(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send_string(
+            &json!({"repositoryName": ECR_REPOSITORY, "imageScanningConfiguration": {"scanOnPush": false}})
+                .to_string(),
+        )
+        .expect("PutImageScanningConfiguration");
+}
+
+#[tokio::test]
+async fn each_drift_is_corrected_by_one_reconcile() {
+    let w = world().await;
+    let reconcile = || load_event("image-verifier/scheduled-reconcile.json");
+    run(&w.handler, reconcile()).await;
+    let ecr = aws_sdk_ecr::Client::new(&w.stack.sdk);
+
+    let cases: Vec<(&str, &str)> = vec![
+        ("mutability", "tag mutability is IMMUTABLE"),
+        ("scan", "scan on push is off"),
+        ("lifecycle deleted", "lifecycle policy was deleted"),
+        ("lifecycle changed", "lifecycle policy was changed"),
+    ];
+    for (case, expected) in cases {
+        match case {
+            "mutability" => {
+                ecr.put_image_tag_mutability()
+                    .repository_name(ECR_REPOSITORY)
+                    .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "scan" => turn_scan_on_push_off(&w.moto),
+            "lifecycle deleted" => {
+                ecr.delete_lifecycle_policy()
+                    .repository_name(ECR_REPOSITORY)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let keep_everything = json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged",
+                    "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 365}, "action": {"type": "expire"}}]});
+                ecr.put_lifecycle_policy()
+                    .repository_name(ECR_REPOSITORY)
+                    .lifecycle_policy_text(keep_everything.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        w.moto.start_recording();
+        let report = run(&w.handler, reconcile()).await;
+        let drift = report["policy_drift"].as_array().unwrap();
+        assert_eq!(drift.len(), 1, "{case}: {drift:?}");
+        assert!(
+            drift[0].as_str().unwrap().contains(expected),
+            "{case}: {drift:?}"
+        );
+        assert_eq!(policy_writes(&w.moto).len(), 1, "{case}");
+        let report = run(&w.handler, reconcile()).await;
+        assert_eq!(report["policy_drift"], json!([]), "{case}: corrected");
+    }
+}
+
+#[tokio::test]
+async fn the_scan_check_can_be_left_to_the_registry() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = verifier(&stack, &[("CHECK_SCAN_ON_PUSH", "false")]);
+    let report = run(
+        &handler,
+        load_event("image-verifier/scheduled-reconcile.json"),
+    )
+    .await;
+    assert!(
+        !report["policy_drift"].to_string().contains("scan"),
+        "{report}"
+    );
+    assert!(!repository_state(&stack).await.2);
+}
+
+#[tokio::test]
+async fn events_that_are_not_ours_change_nothing() {
+    let w = world().await;
+    w.moto.start_recording();
+    let other_repo = event_with(
+        "image-verifier/ecr-push-sha.json",
+        json!({"repository-name": "acme/other"}),
+    );
+    let mut other_project = load_event("image-verifier/codebuild-succeeded.json");
+    other_project["detail"]["project-name"] = json!("someone-elses-build");
+    let failed_push = event_with(
+        "image-verifier/ecr-push-sha.json",
+        json!({"result": "FAILURE"}),
+    );
+    let untagged = {
+        let mut e = load_event("image-verifier/ecr-push-sha.json");
+        e["detail"].as_object_mut().unwrap().remove("image-tag");
+        e
+    };
+    for (case, event) in [
+        ("other repository", other_repo),
+        ("delete", load_event("image-verifier/ecr-delete.json")),
+        ("failed push", failed_push),
+        ("no image tag", untagged),
+        ("other project", other_project),
+    ] {
+        let report = run(&w.handler, event).await;
+        assert_eq!(report["result"], "ignored", "{case}: {report}");
+        assert!(
+            report["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{case}"
+        );
+    }
+    assert!(w.moto.recorded_calls().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_events_and_a_missing_repository_are_typed_errors() {
+    let w = world().await;
+    let mut no_status = load_event("image-verifier/codebuild-succeeded.json");
+    no_status["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("build-status");
+    let cases = vec![
+        (no_status, "MalformedEvent", "build-status"),
+        (
+            json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}),
+            "UnsupportedEvent",
+            "aws.s3",
+        ),
+        (json!({"rollback": "yes"}), "NotAnEvent", "detail-type"),
+    ];
+    for (event, error_type, message) in cases {
+        let diagnostic = Diagnostic::from(w.handler.handle(event).await.expect_err(error_type));
+        assert_eq!(diagnostic.error_type, error_type);
+        assert!(
+            diagnostic.error_message.contains(message),
+            "{}",
+            diagnostic.error_message
+        );
+    }
+
+    let missing = verifier(
+        &w.stack,
+        &[(
+            "ECR_REPOSITORY_URI",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/gone",
+        )],
+    );
+    let diagnostic = Diagnostic::from(
+        missing
+            .handle(load_event("image-verifier/scheduled-reconcile.json"))
+            .await
+            .expect_err("no repository"),
+    );
+    assert_eq!(diagnostic.error_type, "RepositoryNotFound");
+    assert!(diagnostic.error_message.contains("acme/gone"));
+}

@@ -1,0 +1,100 @@
+//! template.yaml agrees with the code: the lifecycle policy it creates is the one the verifier
+//! enforces, and every function it builds is a crate of this workspace.
+
+use pushdeploy::config::VerifierConfig;
+use pushdeploy::policy::{lifecycle_grammar_errors, ActualPolicy, Drift};
+use pushdeploy_tests::workspace_root;
+
+fn template() -> String {
+    std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml")
+}
+
+/// The literal block after `LifecyclePolicyText: !Sub |`, with the template's defaults substituted.
+fn template_lifecycle_policy(keep: u32, untagged_days: u32) -> String {
+    let text = template();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains("LifecyclePolicyText: !Sub |"));
+    let header = lines.next().expect("a LifecyclePolicyText block");
+    let indent = header.len() - header.trim_start().len();
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("${KeepShaImages}", &keep.to_string())
+        .replace("${UntaggedImageDays}", &untagged_days.to_string())
+}
+
+fn parameter_default(name: &str) -> String {
+    let text = template();
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != format!("{name}:"))
+        .take(8)
+        .collect();
+    block
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .unwrap_or_else(|| panic!("no default for {name}"))
+        .trim_matches('"')
+        .to_string()
+}
+
+#[test]
+fn the_template_lifecycle_policy_is_the_one_the_verifier_enforces() {
+    let keep: u32 = parameter_default("KeepShaImages").parse().unwrap();
+    let days: u32 = parameter_default("UntaggedImageDays").parse().unwrap();
+    let vars = |name: &str| {
+        match name {
+            "ECR_REPOSITORY_URI" => Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/app"),
+            "LEDGER_TABLE" => Some("ledger"),
+            "CODEBUILD_PROJECT" => Some("build"),
+            _ => None,
+        }
+        .map(str::to_string)
+    };
+    let defaults = VerifierConfig::from_vars(&vars).unwrap().policy;
+    assert_eq!(
+        (defaults.keep_sha_images, defaults.untagged_expiry_days),
+        (keep, days)
+    );
+
+    let text = template_lifecycle_policy(keep, days);
+    let parsed: serde_json::Value =
+        serde_json::from_str(&text).expect("the template's policy is JSON");
+    assert_eq!(lifecycle_grammar_errors(&parsed), Vec::<String>::new());
+    let actual = ActualPolicy {
+        tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+        mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
+        scan_on_push: true,
+        lifecycle_policy: Some(text),
+    };
+    assert_eq!(defaults.drift(&actual), Vec::<Drift>::new());
+    // And the comparison is not vacuous: other numbers are drift.
+    let other = ActualPolicy {
+        lifecycle_policy: Some(template_lifecycle_policy(keep + 1, days)),
+        ..actual
+    };
+    assert_eq!(defaults.drift(&other), vec![Drift::LifecyclePolicyChanged]);
+}
+
+#[test]
+fn every_function_in_the_template_is_a_workspace_binary() {
+    let text = template();
+    let binaries: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Binary: "))
+        .collect();
+    assert!(binaries.len() >= 3, "{binaries:?}");
+    for binary in binaries {
+        let main = workspace_root()
+            .join("functions")
+            .join(binary)
+            .join("src/main.rs");
+        assert!(main.exists(), "{binary}: no {}", main.display());
+    }
+    assert_eq!(
+        text.matches("BuildMethod: rust-cargolambda").count(),
+        text.matches("Binary: ").count()
+    );
+}
