@@ -12,6 +12,7 @@ pub mod github;
 pub mod ledger;
 pub mod policy;
 pub mod push;
+pub mod rollout;
 pub mod signature;
 pub mod telemetry;
 pub mod trigger;

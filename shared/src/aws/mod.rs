@@ -2,6 +2,7 @@
 
 pub mod codebuild;
 pub mod ecr;
+pub mod ecs;
 pub mod events;
 pub mod ledger;
 pub mod secrets;
