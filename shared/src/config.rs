@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::policy::DesiredPolicy;
 use crate::push::{BranchFilter, TagLength};
+use crate::rollout::{parse_targets, Target};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -275,6 +276,10 @@ pub struct VerifierConfig {
     pub event_bus: String,
     /// `KEEP_SHA_IMAGES`, `UNTAGGED_EXPIRY_DAYS`, `CHECK_SCAN_ON_PUSH`.
     pub policy: DesiredPolicy,
+    /// `ROLLOUT_TARGETS`: `cluster/service/container,…`; empty: verify only.
+    pub targets: Vec<Target>,
+    /// `LOCK_TTL_SECONDS`: how long a per-service deployment lock holds if its owner dies.
+    pub lock_ttl_seconds: u64,
 }
 
 impl VerifierConfig {
@@ -291,7 +296,18 @@ impl VerifierConfig {
                 .then_some(())
                 .ok_or("must be between 1 and 3650".into())
         })?;
+        let targets_raw = optional(env, "ROLLOUT_TARGETS").unwrap_or_default();
+        let targets =
+            parse_targets(&targets_raw).map_err(|r| invalid("ROLLOUT_TARGETS", &targets_raw, r))?;
+        let lock_ttl_seconds = parse_number(env, "LOCK_TTL_SECONDS", 120u64, |n| {
+            (30..=900)
+                .contains(n)
+                .then_some(())
+                .ok_or("must be between 30 and 900".into())
+        })?;
         Ok(Self {
+            targets,
+            lock_ttl_seconds,
             repository: repository_var(env)?,
             ledger_table: required(env, "LEDGER_TABLE")?,
             tag_length: tag_length_var(env)?,
@@ -419,6 +435,8 @@ mod tests {
             ("CHECK_SCAN_ON_PUSH", "maybe"),
             ("KEEP_SHA_IMAGES", "0"),
             ("UNTAGGED_EXPIRY_DAYS", "-1"),
+            ("ROLLOUT_TARGETS", "prod/web"),
+            ("LOCK_TTL_SECONDS", "5"),
         ] {
             let err = VerifierConfig::from_vars(&vars(&with(&[(name, value)]))).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

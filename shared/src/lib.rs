@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod codecommit;
 pub mod config;
+pub mod deployer;
 pub mod github;
 pub mod ledger;
 pub mod policy;

@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn pinned_by_digest() {
         assert_eq!(
-            pinned_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop", "sha256:bb"),
+            pinned_image(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop",
+                "sha256:bb"
+            ),
             IMAGE
         );
     }
@@ -127,18 +130,50 @@ mod tests {
             sequence,
         };
         let cases = [
-            (running(Some(IMAGE), Some(2)), Some(2), false, RolloutDecision::AlreadyRunning),
-            (running(Some("nginx:latest"), None), Some(1), false, RolloutDecision::Deploy),
-            (running(Some("x@sha256:aa"), Some(1)), Some(2), false, RolloutDecision::Deploy),
+            (
+                running(Some(IMAGE), Some(2)),
+                Some(2),
+                false,
+                RolloutDecision::AlreadyRunning,
+            ),
+            (
+                running(Some("nginx:latest"), None),
+                Some(1),
+                false,
+                RolloutDecision::Deploy,
+            ),
+            (
+                running(Some("x@sha256:aa"), Some(1)),
+                Some(2),
+                false,
+                RolloutDecision::Deploy,
+            ),
             (
                 running(Some("x@sha256:cc"), Some(3)),
                 Some(2),
                 false,
-                RolloutDecision::RunningNewer { running_sequence: 3 },
+                RolloutDecision::RunningNewer {
+                    running_sequence: 3,
+                },
             ),
-            (running(Some("x@sha256:cc"), Some(3)), Some(2), true, RolloutDecision::Deploy),
-            (running(Some("x@sha256:cc"), Some(3)), None, false, RolloutDecision::Deploy),
-            (running(None, None), Some(2), false, RolloutDecision::NoSuchContainer),
+            (
+                running(Some("x@sha256:cc"), Some(3)),
+                Some(2),
+                true,
+                RolloutDecision::Deploy,
+            ),
+            (
+                running(Some("x@sha256:cc"), Some(3)),
+                None,
+                false,
+                RolloutDecision::Deploy,
+            ),
+            (
+                running(None, None),
+                Some(2),
+                false,
+                RolloutDecision::NoSuchContainer,
+            ),
         ];
         for (running, sequence, deliberate, expected) in cases {
             assert_eq!(

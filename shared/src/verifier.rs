@@ -10,10 +10,12 @@ use tokio::sync::Mutex;
 use tracing::{field, info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
+use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::config::VerifierConfig;
+use crate::deployer::{Deployer, RolloutError, TargetOutcome};
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::policy::Drift;
 use crate::push::CommitSha;
@@ -223,6 +225,8 @@ pub enum VerifyError {
     Ledger(AwsError),
     #[error("result event: {0}")]
     Publish(AwsError),
+    #[error("rollout: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Rollout(Vec<RolloutError>),
 }
 
 /// A verified image: the only thing handed to the rollout.
@@ -245,6 +249,8 @@ pub struct VerificationReport {
     pub policy_drift: Vec<String>,
     /// Set only when the outcome is `verified`.
     pub deployable: Option<VerifiedImage>,
+    /// What the rollout did on each configured service (empty unless verified).
+    pub rollout: Vec<TargetOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -267,6 +273,7 @@ pub struct ImageVerifier {
     config: VerifierConfig,
     registry: Registry,
     ledger: LedgerTable,
+    ecs: Ecs,
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
     policy_checked: Mutex<bool>,
@@ -276,6 +283,8 @@ pub struct ImageVerifier {
 struct KnownCommits {
     sequences: HashMap<String, u64>,
     shas: HashMap<String, String>,
+    /// `(outcome, digest)` already recorded, so a repeated outcome writes nothing.
+    recorded: HashMap<String, (String, Option<String>)>,
 }
 
 impl ImageVerifier {
@@ -287,6 +296,7 @@ impl ImageVerifier {
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.ledger_table.clone(),
             ),
+            ecs: Ecs::new(aws_sdk_ecs::Client::new(sdk)),
             results: ResultPublisher::new(
                 aws_sdk_eventbridge::Client::new(sdk),
                 config.event_bus.clone(),
@@ -404,7 +414,14 @@ impl ImageVerifier {
         } else {
             info!(outcome = verification.name(), "verification outcome");
         }
-        if let Some(tag) = &tag {
+        let already_recorded = tag.as_ref().is_some_and(|t| {
+            known.recorded.get(t)
+                == Some(&(
+                    verification.name().to_string(),
+                    verification.digest().map(str::to_string),
+                ))
+        });
+        if let (Some(tag), false) = (&tag, already_recorded) {
             let recorded = self
                 .ledger
                 .record_verification(
@@ -421,7 +438,8 @@ impl ImageVerifier {
                 info!("the commit is not in the ledger (built outside pushdeploy); outcome not recorded");
             }
         }
-        if verification.is_failure() {
+        // A repeated failure (a duplicate event, the next reconcile) is published once.
+        if verification.is_failure() && !already_recorded {
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
                 sha: sha.clone(),
@@ -444,6 +462,10 @@ impl ImageVerifier {
             }),
             _ => None,
         };
+        let rollout = match &deployable {
+            Some(image) => self.roll_out(image, false).await?,
+            None => Vec::new(),
+        };
         Ok(VerifierResponse::Verification(VerificationReport {
             trigger: trigger.name(),
             repository: self.config.repository.name.clone(),
@@ -451,7 +473,39 @@ impl ImageVerifier {
             sequence,
             policy_drift: drift.iter().map(ToString::to_string).collect(),
             deployable,
+            rollout,
         }))
+    }
+
+    /// Rolls a verified image out to every configured service; one failing service does not stop
+    /// the others, and the invocation fails (and is retried) if any did.
+    pub async fn roll_out(
+        &self,
+        image: &VerifiedImage,
+        deliberate: bool,
+    ) -> Result<Vec<TargetOutcome>, VerifyError> {
+        let deployer = Deployer {
+            ecs: &self.ecs,
+            registry: &self.registry,
+            ledger: &self.ledger,
+            lock_ttl_seconds: self.config.lock_ttl_seconds,
+        };
+        let mut outcomes = Vec::new();
+        let mut errors = Vec::new();
+        for target in &self.config.targets {
+            match deployer.roll_out(target, image, deliberate).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    tracing::error!(error = %e, "rollout failed");
+                    errors.push(e);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(outcomes)
+        } else {
+            Err(VerifyError::Rollout(errors))
+        }
     }
 
     async fn build_failed(
@@ -544,12 +598,15 @@ impl ImageVerifier {
             .await
             .map_err(VerifyError::Ledger)?;
         let mut known = KnownCommits::default();
-        for (tag, (sequence, sha)) in found {
-            if let Some(sequence) = sequence {
+        for (tag, commit) in found {
+            if let Some(sequence) = commit.sequence {
                 known.sequences.insert(tag.clone(), sequence);
             }
-            if let Some(sha) = sha {
-                known.shas.insert(tag, sha);
+            if let Some(sha) = commit.sha {
+                known.shas.insert(tag.clone(), sha);
+            }
+            if let Some(outcome) = commit.verification {
+                known.recorded.insert(tag, (outcome, commit.image_digest));
             }
         }
         Ok(known)

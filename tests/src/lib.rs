@@ -411,3 +411,89 @@ pub fn event_with(relative: &str, detail: Value) -> Value {
     }
     event
 }
+
+pub const CLUSTER: &str = "prod";
+
+/// An ECS cluster with services running `family` task definitions: container `app` (the image
+/// pushdeploy rolls) and a `log-router` sidecar it must leave alone.
+pub async fn create_services(sdk: &SdkConfig, services: &[&str]) {
+    use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, Tag};
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .expect("cluster");
+    for service in services {
+        let family = format!("shop-{service}");
+        let arn = ecs
+            .register_task_definition()
+            .family(&family)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("public.ecr.aws/nginx/nginx:1.27")
+                    .memory(256)
+                    .essential(true)
+                    .environment(KeyValuePair::builder().name("ROLE").value(*service).build())
+                    .build(),
+            )
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("log-router")
+                    .image("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable")
+                    .memory(64)
+                    .essential(false)
+                    .build(),
+            )
+            .tags(Tag::builder().key("team").value("shop").build())
+            .send()
+            .await
+            .expect("task definition")
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .expect("arn")
+            .to_string();
+        ecs.create_service()
+            .cluster(CLUSTER)
+            .service_name(*service)
+            .task_definition(arn)
+            .desired_count(1)
+            .send()
+            .await
+            .expect("service");
+    }
+}
+
+/// The task definition a service is set to run, with its tags.
+pub async fn service_task_definition(
+    sdk: &SdkConfig,
+    service: &str,
+) -> (
+    aws_sdk_ecs::types::TaskDefinition,
+    Vec<aws_sdk_ecs::types::Tag>,
+) {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let services = ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services(service)
+        .send()
+        .await
+        .expect("DescribeServices");
+    let arn = services.services()[0]
+        .task_definition()
+        .expect("task definition")
+        .to_string();
+    let output = ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("DescribeTaskDefinition");
+    (
+        output.task_definition().cloned().expect("td"),
+        output.tags().to_vec(),
+    )
+}

@@ -27,6 +27,7 @@ impl From<VerifierError> for Diagnostic {
             VerifierError::Verify(VerifyError::Registry(_)) => "RegistryFailed",
             VerifierError::Verify(VerifyError::Ledger(_)) => "LedgerFailed",
             VerifierError::Verify(VerifyError::Publish(_)) => "PublishFailed",
+            VerifierError::Verify(VerifyError::Rollout(_)) => "RolloutFailed",
         };
         Diagnostic {
             error_type: error_type.into(),

@@ -1,7 +1,7 @@
 //! ECS: read a service's task definition, register a copy with one image changed, update the service.
 
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
-use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition, TaskDefinitionField, Tag};
+use aws_sdk_ecs::types::{ContainerDefinition, Tag, TaskDefinition, TaskDefinitionField};
 
 use super::AwsError;
 
@@ -18,7 +18,9 @@ pub struct CurrentTaskDefinition {
 
 impl CurrentTaskDefinition {
     pub fn arn(&self) -> &str {
-        self.task_definition.task_definition_arn().unwrap_or_default()
+        self.task_definition
+            .task_definition_arn()
+            .unwrap_or_default()
     }
 
     pub fn container_image(&self, container: &str) -> Option<&str> {
@@ -85,10 +87,12 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", e))?;
-        let task_definition = output
-            .task_definition()
-            .cloned()
-            .ok_or_else(|| call_error("DescribeTaskDefinition", format!("{arn}: no task definition")))?;
+        let task_definition = output.task_definition().cloned().ok_or_else(|| {
+            call_error(
+                "DescribeTaskDefinition",
+                format!("{arn}: no task definition"),
+            )
+        })?;
         Ok(CurrentTaskDefinition {
             task_definition,
             tags: output.tags().to_vec(),
@@ -155,6 +159,7 @@ impl Ecs {
 /// Every field RegisterTaskDefinition accepts, copied from the current revision; only the target
 /// container's image changes. Read-only fields (ARN, revision, status, compatibilities,
 /// requiresAttributes, registeredAt/By…) are not registerable and are left out.
+#[allow(deprecated)] // inferenceAccelerators: see copy_inference_accelerators
 pub fn copy_task_definition(
     request: RegisterTaskDefinitionFluentBuilder,
     current: &CurrentTaskDefinition,
@@ -186,7 +191,10 @@ pub fn copy_task_definition(
         .filter(|t| !tags.iter().any(|(k, _)| t.key() == Some(*k)))
         .cloned()
         .collect();
-    all_tags.extend(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()));
+    all_tags.extend(
+        tags.iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build()),
+    );
     request
         .set_family(td.family().map(str::to_string))
         .set_task_role_arn(td.task_role_arn().map(str::to_string))
@@ -202,10 +210,18 @@ pub fn copy_task_definition(
         .set_pid_mode(td.pid_mode().cloned())
         .set_ipc_mode(td.ipc_mode().cloned())
         .set_proxy_configuration(td.proxy_configuration().cloned())
-        .set_inference_accelerators(non_empty(td.inference_accelerators().to_vec()))
+        .set_inference_accelerators(copy_inference_accelerators(td))
         .set_ephemeral_storage(td.ephemeral_storage().cloned())
         .set_runtime_platform(td.runtime_platform().cloned())
         .set_enable_fault_injection(td.enable_fault_injection())
+}
+
+/// Deprecated by ECS but still accepted: an old revision that has them keeps them.
+#[allow(deprecated)]
+fn copy_inference_accelerators(
+    td: &TaskDefinition,
+) -> Option<Vec<aws_sdk_ecs::types::InferenceAccelerator>> {
+    non_empty(td.inference_accelerators().to_vec())
 }
 
 /// SDK list fields: empty means "not set".
@@ -233,7 +249,13 @@ mod tests {
             .image(image)
             .essential(true)
             .environment(KeyValuePair::builder().name("MODE").value("prod").build())
-            .secrets(Secret::builder().name("DB").value_from("arn:aws:ssm:us-east-1:1:parameter/db").build().unwrap())
+            .secrets(
+                Secret::builder()
+                    .name("DB")
+                    .value_from("arn:aws:ssm:us-east-1:1:parameter/db")
+                    .build()
+                    .unwrap(),
+            )
             .log_configuration(
                 LogConfiguration::builder()
                     .log_driver(LogDriver::Awslogs)
@@ -247,6 +269,7 @@ mod tests {
 
     /// Every field RegisterTaskDefinition accepts is set on the source and must survive the copy.
     #[test]
+    #[allow(deprecated)]
     fn every_registerable_field_survives_the_copy() {
         let td = TaskDefinition::builder()
             .task_definition_arn("arn:aws:ecs:us-east-1:1:task-definition/shop:7")
@@ -296,7 +319,10 @@ mod tests {
             task_definition: td,
             tags: vec![
                 Tag::builder().key("team").value("shop").build(),
-                Tag::builder().key(crate::rollout::SHA_TAG_KEY).value("old").build(),
+                Tag::builder()
+                    .key(crate::rollout::SHA_TAG_KEY)
+                    .value("old")
+                    .build(),
             ],
         };
         let request = copy_task_definition(
@@ -318,7 +344,10 @@ mod tests {
         assert_eq!((input.cpu(), input.memory()), (Some("256"), Some("512")));
         assert_eq!(input.pid_mode(), Some(&PidMode::Task));
         assert_eq!(input.ipc_mode(), Some(&IpcMode::Task));
-        assert_eq!(input.proxy_configuration().unwrap().container_name(), "envoy");
+        assert_eq!(
+            input.proxy_configuration().unwrap().container_name(),
+            "envoy"
+        );
         assert_eq!(input.inference_accelerators().len(), 1);
         assert_eq!(input.ephemeral_storage().unwrap().size_in_gib(), 30);
         assert_eq!(
@@ -336,15 +365,24 @@ mod tests {
         assert!(app.log_configuration().is_some());
         let labels = app.docker_labels().unwrap();
         assert_eq!(labels.get("team").map(String::as_str), Some("shop"));
-        assert_eq!(labels.get("pushdeploy.sha").map(String::as_str), Some("f8afe6a7"));
+        assert_eq!(
+            labels.get("pushdeploy.sha").map(String::as_str),
+            Some("f8afe6a7")
+        );
         // The sidecar is untouched.
-        assert_eq!(containers[1], current.task_definition.container_definitions()[1]);
+        assert_eq!(
+            containers[1],
+            current.task_definition.container_definitions()[1]
+        );
 
         let tags: Vec<(&str, &str)> = input
             .tags()
             .iter()
             .map(|t| (t.key().unwrap(), t.value().unwrap()))
             .collect();
-        assert_eq!(tags, vec![("team", "shop"), (crate::rollout::SHA_TAG_KEY, "f8afe6a7")]);
+        assert_eq!(
+            tags,
+            vec![("team", "shop"), (crate::rollout::SHA_TAG_KEY, "f8afe6a7")]
+        );
     }
 }

@@ -36,6 +36,30 @@ pub enum ClaimResult {
     },
 }
 
+/// A commit as the verifier sees it in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownCommit {
+    pub sequence: Option<u64>,
+    pub sha: Option<String>,
+    pub verification: Option<String>,
+    pub image_digest: Option<String>,
+}
+
+/// One rollout of an image to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub repository: String,
+    /// `cluster/service`.
+    pub target: String,
+    pub image_tag: String,
+    pub sha: Option<String>,
+    pub digest: String,
+    pub sequence: Option<u64>,
+    pub revision: String,
+    pub deployment_id: Option<String>,
+    pub outcome: Option<String>,
+}
+
 pub struct LedgerTable {
     client: aws_sdk_dynamodb::Client,
     table: String,
@@ -255,18 +279,18 @@ impl LedgerTable {
         .await
     }
 
-    /// `(sequence, sha)` of the given image tags; tags the ledger does not know are left out.
+    /// What the ledger knows of the given image tags; tags it does not know are left out.
     pub async fn known_commits(
         &self,
         repository: &str,
         tags: &[&str],
-    ) -> Result<HashMap<String, (Option<u64>, Option<String>)>, AwsError> {
+    ) -> Result<HashMap<String, KnownCommit>, AwsError> {
         let mut sequences = HashMap::new();
         if tags.is_empty() {
             return Ok(sequences);
         }
         let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .projection_expression("sk, sha, #sequence")
+            .projection_expression("sk, sha, #sequence, verification, image_digest")
             .expression_attribute_names("#sequence", "sequence")
             .consistent_read(true);
         for tag in tags {
@@ -306,9 +330,17 @@ impl LedgerTable {
                 .get("sequence")
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse().ok());
-            let sha = item.get("sha").and_then(|v| v.as_s().ok()).cloned();
+            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
             if let Some(tag) = tag {
-                sequences.insert(tag.to_string(), (sequence, sha));
+                sequences.insert(
+                    tag.to_string(),
+                    KnownCommit {
+                        sequence,
+                        sha: string("sha"),
+                        verification: string("verification"),
+                        image_digest: string("image_digest"),
+                    },
+                );
             }
         }
         Ok(sequences)
@@ -375,6 +407,250 @@ impl LedgerTable {
             .expression_attribute_values(":build_id", s(build_id))
             .expression_attribute_values(":now", n(now));
         conditional(request.send().await, "UpdateItem")
+    }
+
+    /// Takes the per-service deployment lock unless another holder's lock is still live.
+    pub async fn acquire_lock(
+        &self,
+        target: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: u64,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("lock#{target}")))
+            .item("sk", s("lock"))
+            .item("owner", s(owner))
+            .item("lock_expires_at", n(now + ttl_seconds))
+            // DynamoDB's TTL removes forgotten locks eventually; the condition does not wait for it.
+            .item("expires_at", n(now + ttl_seconds + 3600))
+            .condition_expression("attribute_not_exists(pk) OR lock_expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+        }
+    }
+
+    /// Releases the lock if this owner still holds it.
+    pub async fn release_lock(&self, target: &str, owner: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{target}")))
+            .key("sk", s("lock"))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(AwsError::from_sdk("DynamoDB", "DeleteItem", err)),
+        }
+    }
+
+    fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
+        (
+            format!("repo#{repository}"),
+            format!("deploy#{target}#{image_tag}"),
+        )
+    }
+
+    /// The revision registered earlier for this image on this service, if any (crash recovery).
+    pub async fn registered_revision(
+        &self,
+        repository: &str,
+        target: &str,
+        image_tag: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
+        Ok(output
+            .item()
+            .and_then(|i| i.get("revision"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    pub async fn record_revision(
+        &self,
+        repository: &str,
+        target: &str,
+        image_tag: &str,
+        revision: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET revision = :revision, registered_at = :now")
+            .expression_attribute_values(":revision", s(revision))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
+    }
+
+    /// Records an UpdateService: on the service's deployment item and under the deployment id,
+    /// which is how the deployment-status function finds it.
+    pub async fn record_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let (pk, sk) = Self::deployment_key(
+            &deployment.repository,
+            &deployment.target,
+            &deployment.image_tag,
+        );
+        let mut item = HashMap::from([
+            ("repository".to_string(), s(&deployment.repository)),
+            ("target".to_string(), s(&deployment.target)),
+            ("image_tag".to_string(), s(&deployment.image_tag)),
+            ("digest".to_string(), s(&deployment.digest)),
+            ("revision".to_string(), s(&deployment.revision)),
+            ("outcome".to_string(), s("in_progress")),
+            ("started_at".to_string(), n(now)),
+        ]);
+        if let Some(sha) = &deployment.sha {
+            item.insert("sha".into(), s(sha));
+        }
+        if let Some(sequence) = deployment.sequence {
+            item.insert("sequence".into(), n(sequence));
+        }
+        if let Some(id) = &deployment.deployment_id {
+            item.insert("deployment_id".into(), s(id));
+            let mut index = item.clone();
+            index.insert("pk".into(), s(format!("deployment#{id}")));
+            index.insert("sk".into(), s("deployment"));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(index))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
+        }
+        item.insert("pk".into(), s(pk));
+        item.insert("sk".into(), s(sk));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
+    }
+
+    /// The deployment pushdeploy started with this ECS deployment id, if any.
+    pub async fn deployment_by_id(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("deployment#{deployment_id}")))
+            .key("sk", s("deployment"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
+        Ok(output.item().map(|item| {
+            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            DeploymentRecord {
+                repository: string("repository").unwrap_or_default(),
+                target: string("target").unwrap_or_default(),
+                image_tag: string("image_tag").unwrap_or_default(),
+                sha: string("sha"),
+                digest: string("digest").unwrap_or_default(),
+                sequence: item
+                    .get("sequence")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok()),
+                revision: string("revision").unwrap_or_default(),
+                deployment_id: string("deployment_id"),
+                outcome: string("outcome"),
+            }
+        }))
+    }
+
+    /// Records a deployment's final outcome on both of its items.
+    pub async fn record_deployment_outcome(
+        &self,
+        deployment: &DeploymentRecord,
+        outcome: &str,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let (pk, sk) = Self::deployment_key(
+            &deployment.repository,
+            &deployment.target,
+            &deployment.image_tag,
+        );
+        let id = deployment.deployment_id.clone().unwrap_or_default();
+        for (pk, sk) in [
+            (format!("deployment#{id}"), "deployment".to_string()),
+            (pk, sk),
+        ] {
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .condition_expression("deployment_id = :id")
+                .expression_attribute_values(":id", s(&id))
+                .expression_attribute_values(":outcome", s(outcome))
+                .expression_attribute_values(":now", n(now));
+            request = match reason {
+                Some(reason) => request
+                    .update_expression(
+                        "SET outcome = :outcome, finished_at = :now, reason = :reason",
+                    )
+                    .expression_attribute_values(":reason", s(reason)),
+                None => request.update_expression("SET outcome = :outcome, finished_at = :now"),
+            };
+            // The service item may already describe a newer deployment: then it is left alone.
+            conditional(request.send().await, "UpdateItem")?;
+        }
+        Ok(())
     }
 
     /// An update that only the holder of the claim may make.

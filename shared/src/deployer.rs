@@ -1,0 +1,272 @@
+//! Rolling a verified image out to one ECS service: never twice, never backwards.
+//!
+//! Read without writing first (a duplicate event makes no write); only when a deploy is due, take
+//! the service's lock, re-read `latest` and the service, and register + update. A revision
+//! registered before a crash is found in the ledger and reused, not registered again.
+
+use serde::Serialize;
+use thiserror::Error;
+use tracing::{info, warn, Instrument};
+
+use crate::aws::ecr::Registry;
+use crate::aws::ecs::Ecs;
+use crate::aws::ledger::{DeploymentRecord, LedgerTable};
+use crate::aws::AwsError;
+use crate::ledger::now_epoch_seconds;
+use crate::rollout::{
+    decide_rollout, pinned_image, RolloutDecision, Running, Target, IMAGE_TAG_KEY,
+    SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+};
+use crate::verifier::VerifiedImage;
+use crate::verify::LATEST;
+
+#[derive(Debug, Error)]
+pub enum RolloutError {
+    #[error("{target}: the task definition has no container named `{container}`")]
+    NoSuchContainer { target: String, container: String },
+    #[error("{target}: another rollout holds the service's lock; retry later")]
+    Locked { target: String },
+    #[error("{target}: ECS: {source}")]
+    Ecs { target: String, source: AwsError },
+    #[error("{target}: deploy ledger: {source}")]
+    Ledger { target: String, source: AwsError },
+    #[error("{target}: ECR: {source}")]
+    Registry { target: String, source: AwsError },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TargetOutcome {
+    Deployed {
+        target: String,
+        revision: String,
+        deployment_id: Option<String>,
+        /// True when a revision registered before a crash was reused.
+        reused_revision: bool,
+    },
+    AlreadyRunning {
+        target: String,
+    },
+    RunningNewer {
+        target: String,
+        running_sequence: u64,
+    },
+    /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
+    LatestMoved {
+        target: String,
+        latest_digest: Option<String>,
+    },
+}
+
+pub struct Deployer<'a> {
+    pub ecs: &'a Ecs,
+    pub registry: &'a Registry,
+    pub ledger: &'a LedgerTable,
+    pub lock_ttl_seconds: u64,
+}
+
+impl Deployer<'_> {
+    /// Rolls `image` out to `target`. `deliberate` (an operator's rollback) may go backwards.
+    pub async fn roll_out(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        deliberate: bool,
+    ) -> Result<TargetOutcome, RolloutError> {
+        let span = tracing::info_span!("rollout", service = %target.name(), image_tag = %image.image_tag, digest = %image.digest);
+        Box::pin(self.roll_out_inner(target, image, deliberate))
+            .instrument(span)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        pinned: &str,
+        deliberate: bool,
+    ) -> Result<(RolloutDecision, crate::aws::ecs::CurrentTaskDefinition), RolloutError> {
+        let current = self
+            .ecs
+            .current_task_definition(&target.cluster, &target.service)
+            .await
+            .map_err(|source| RolloutError::Ecs {
+                target: target.name(),
+                source,
+            })?;
+        let running = Running {
+            image: current
+                .container_image(&target.container)
+                .map(str::to_string),
+            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+        };
+        let decision = decide_rollout(&running, pinned, image.sequence, deliberate);
+        if decision == RolloutDecision::NoSuchContainer {
+            return Err(RolloutError::NoSuchContainer {
+                target: target.name(),
+                container: target.container.clone(),
+            });
+        }
+        Ok((decision, current))
+    }
+
+    async fn roll_out_inner(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        deliberate: bool,
+    ) -> Result<TargetOutcome, RolloutError> {
+        let name = target.name();
+        let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
+        let (decision, _) = self.decide(target, image, &pinned, deliberate).await?;
+        if let Some(outcome) = settled(&decision, &name) {
+            info!(decision = ?decision, "nothing to deploy");
+            return Ok(outcome);
+        }
+
+        let owner = format!("{}@{}", image.image_tag, now_epoch_seconds());
+        let ledger_error = |source| RolloutError::Ledger {
+            target: name.clone(),
+            source,
+        };
+        if !self
+            .ledger
+            .acquire_lock(&name, &owner, self.lock_ttl_seconds, now_epoch_seconds())
+            .await
+            .map_err(ledger_error)?
+        {
+            warn!("the service is locked by another rollout");
+            return Err(RolloutError::Locked { target: name });
+        }
+        let result = self.deploy_locked(target, image, &pinned, deliberate).await;
+        if let Err(e) = self.ledger.release_lock(&name, &owner).await {
+            warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+        }
+        result
+    }
+
+    async fn deploy_locked(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        pinned: &str,
+        deliberate: bool,
+    ) -> Result<TargetOutcome, RolloutError> {
+        let name = target.name();
+        let repository = &self.registry.repository().name;
+        // Deploy only what `latest` resolves to now (a rollback moves `latest` first).
+        let latest =
+            self.registry
+                .describe_tag(LATEST)
+                .await
+                .map_err(|source| RolloutError::Registry {
+                    target: name.clone(),
+                    source,
+                })?;
+        if latest.as_ref().map(|l| l.digest.as_str()) != Some(image.digest.as_str()) {
+            info!("`latest` moved on since verification: not deploying this image");
+            return Ok(TargetOutcome::LatestMoved {
+                target: name,
+                latest_digest: latest.map(|l| l.digest),
+            });
+        }
+        // Under the lock, the service may have changed since the first read.
+        let (decision, current) = self.decide(target, image, pinned, deliberate).await?;
+        if let Some(outcome) = settled(&decision, &name) {
+            return Ok(outcome);
+        }
+        let ledger_error = |source| RolloutError::Ledger {
+            target: name.clone(),
+            source,
+        };
+        let ecs_error = |source| RolloutError::Ecs {
+            target: name.clone(),
+            source,
+        };
+        let existing = self
+            .ledger
+            .registered_revision(repository, &name, &image.image_tag)
+            .await
+            .map_err(ledger_error)?;
+        let reused_revision = existing.is_some();
+        let revision = match existing {
+            Some(revision) => revision,
+            None => {
+                let sequence = image.sequence.map(|s| s.to_string()).unwrap_or_default();
+                let sha = image.sha.clone().unwrap_or_else(|| image.image_tag.clone());
+                let mut tags = vec![
+                    (SHA_TAG_KEY, sha.as_str()),
+                    (IMAGE_TAG_KEY, image.image_tag.as_str()),
+                ];
+                if !sequence.is_empty() {
+                    tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
+                }
+                let revision = self
+                    .ecs
+                    .register_revision(
+                        &current,
+                        &target.container,
+                        pinned,
+                        &[(SHA_LABEL, sha.as_str())],
+                        &tags,
+                    )
+                    .await
+                    .map_err(ecs_error)?;
+                self.ledger
+                    .record_revision(
+                        repository,
+                        &name,
+                        &image.image_tag,
+                        &revision,
+                        now_epoch_seconds(),
+                    )
+                    .await
+                    .map_err(ledger_error)?;
+                revision
+            }
+        };
+        let deployment_id = self
+            .ecs
+            .update_service(&target.cluster, &target.service, &revision)
+            .await
+            .map_err(ecs_error)?;
+        self.ledger
+            .record_deployment(
+                &DeploymentRecord {
+                    repository: repository.clone(),
+                    target: name.clone(),
+                    image_tag: image.image_tag.clone(),
+                    sha: image.sha.clone(),
+                    digest: image.digest.clone(),
+                    sequence: image.sequence,
+                    revision: revision.clone(),
+                    deployment_id: deployment_id.clone(),
+                    outcome: None,
+                },
+                now_epoch_seconds(),
+            )
+            .await
+            .map_err(ledger_error)?;
+        info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
+        Ok(TargetOutcome::Deployed {
+            target: name,
+            revision,
+            deployment_id,
+            reused_revision,
+        })
+    }
+}
+
+/// The outcome when the decision needs no write.
+fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
+    match decision {
+        RolloutDecision::AlreadyRunning => Some(TargetOutcome::AlreadyRunning {
+            target: target.to_string(),
+        }),
+        RolloutDecision::RunningNewer { running_sequence } => Some(TargetOutcome::RunningNewer {
+            target: target.to_string(),
+            running_sequence: *running_sequence,
+        }),
+        RolloutDecision::Deploy | RolloutDecision::NoSuchContainer => None,
+    }
+}

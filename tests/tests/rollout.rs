@@ -1,0 +1,304 @@
+//! A verified image rolls the ECS services: pinned by digest, once, never backwards (moto ECS).
+
+use image_verifier::VerifierHandler;
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::VerifierConfig;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const A: &str = "aaaaaaa1";
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+const TARGETS: &str = "prod/web/app,prod/worker/app";
+
+struct World {
+    moto: Moto,
+    stack: Stack,
+    handler: VerifierHandler,
+}
+
+async fn world(targets: &str) -> World {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web", "worker"]).await;
+    let handler = verifier(&stack, targets);
+    moto.start_recording();
+    World {
+        moto,
+        stack,
+        handler,
+    }
+}
+
+fn verifier(stack: &Stack, targets: &str) -> VerifierHandler {
+    let config =
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", targets)])).expect("config");
+    VerifierHandler::new(&stack.sdk, config)
+}
+
+fn latest_pushed() -> Value {
+    load_event("image-verifier/ecr-push-latest.json")
+}
+
+/// Pushes `tag` and moves `latest` onto it, as the build does.
+async fn publish(stack: &Stack, tag: &str, seed: u8) -> String {
+    let digest = put_image(&stack.sdk, tag, seed).await;
+    put_image(&stack.sdk, "latest", seed).await;
+    digest
+}
+
+fn count(moto: &Moto, operation: &str) -> usize {
+    moto.calls_to(operation).len()
+}
+
+const WRITES: [&str; 8] = [
+    "RegisterTaskDefinition",
+    "UpdateService",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "PutImage",
+    "PutLifecyclePolicy",
+    "PutEvents",
+];
+
+#[tokio::test]
+async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_writes_nothing() {
+    let w = world(TARGETS).await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    let digest = publish(&w.stack, B, 2).await;
+
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    let rollout = report["rollout"].as_array().unwrap();
+    assert_eq!(rollout.len(), 2, "{report}");
+    assert!(
+        rollout.iter().all(|o| o["result"] == "deployed"),
+        "{report}"
+    );
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 2);
+    assert_eq!(count(&w.moto, "UpdateService"), 2);
+
+    for service in ["web", "worker"] {
+        let (td, tags) = service_task_definition(&w.stack.sdk, service).await;
+        let app = td
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some("app"))
+            .unwrap();
+        assert_eq!(
+            app.image(),
+            Some(format!("{}@{digest}", w.stack.repository_uri).as_str())
+        );
+        assert_eq!(
+            app.docker_labels()
+                .and_then(|l| l.get("pushdeploy.sha"))
+                .map(String::as_str),
+            Some(B_SHA)
+        );
+        // Everything else survives: the environment and the sidecar.
+        assert_eq!(app.environment()[0].value(), Some(service));
+        let sidecar = td
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some("log-router"))
+            .unwrap();
+        assert_eq!(
+            sidecar.image(),
+            Some("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable")
+        );
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        assert_eq!(tag("pushdeploy:sha"), Some(B_SHA));
+        assert_eq!(tag("pushdeploy:sequence"), Some("1"));
+        assert_eq!(tag("team"), Some("shop"));
+        assert_eq!(td.revision(), 2, "one new revision per service");
+    }
+
+    // The same event again (EventBridge delivers at least once): reads only.
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert!(
+        report["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "already_running"),
+        "{report}"
+    );
+    let writes: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| WRITES.contains(&op.as_str()))
+        .collect();
+    assert!(writes.is_empty(), "a duplicate wrote {writes:?}");
+}
+
+#[tokio::test]
+async fn an_older_commit_never_rolls_over_a_newer_one() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    put_image(&w.stack.sdk, A, 1).await;
+    publish(&w.stack, B, 2).await;
+    w.handler.handle(latest_pushed()).await.expect("B deployed");
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+
+    // `latest` is moved back onto A by hand; the verifier verifies A but must not deploy it.
+    put_image(&w.stack.sdk, "latest", 1).await;
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["tag"], A);
+    assert_eq!(report["rollout"][0]["result"], "running_newer", "{report}");
+    assert_eq!(report["rollout"][0]["running_sequence"], 2);
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+    let (still, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_eq!(still.task_definition_arn(), running.task_definition_arn());
+}
+
+#[tokio::test]
+async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    let digest = publish(&w.stack, B, 2).await;
+    // A previous attempt registered the revision and died before UpdateService.
+    let ecs = aws_sdk_ecs::Client::new(&w.stack.sdk);
+    let (td, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let mut app = td.container_definitions()[0].clone();
+    app.image = Some(format!("{}@{digest}", w.stack.repository_uri));
+    let orphan = ecs
+        .register_task_definition()
+        .family("shop-web")
+        .container_definitions(app)
+        .container_definitions(td.container_definitions()[1].clone())
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    w.stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("deploy#prod/web#{B}")),
+        )
+        .item(
+            "revision",
+            aws_sdk_dynamodb::types::AttributeValue::S(orphan.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.moto.start_recording();
+
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    assert_eq!(report["rollout"][0]["reused_revision"], true);
+    assert_eq!(report["rollout"][0]["revision"], orphan.as_str());
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_eq!(running.task_definition_arn(), Some(orphan.as_str()));
+}
+
+#[tokio::test]
+async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    publish(&w.stack, B, 2).await;
+    let until = pushdeploy::ledger::now_epoch_seconds() + 600;
+    w.stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("lock#prod/web".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
+        )
+        .item(
+            "owner",
+            aws_sdk_dynamodb::types::AttributeValue::S("someone-else".into()),
+        )
+        .item(
+            "lock_expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(until.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let error = w.handler.handle(latest_pushed()).await.expect_err("locked");
+    let diagnostic = Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "RolloutFailed");
+    assert!(
+        diagnostic.error_message.contains("lock"),
+        "{}",
+        diagnostic.error_message
+    );
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+}
+
+#[tokio::test]
+async fn a_missing_service_or_container_is_a_clear_error() {
+    for (targets, message) in [
+        ("prod/api/app", "api"),
+        ("prod/web/backend", "no container named `backend`"),
+    ] {
+        let w = world(targets).await;
+        seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+        publish(&w.stack, B, 2).await;
+        let diagnostic =
+            Diagnostic::from(w.handler.handle(latest_pushed()).await.expect_err(targets));
+        assert_eq!(diagnostic.error_type, "RolloutFailed");
+        assert!(
+            diagnostic.error_message.contains(message),
+            "{}",
+            diagnostic.error_message
+        );
+        assert_eq!(count(&w.moto, "UpdateService"), 0);
+    }
+}
+
+#[tokio::test]
+async fn nothing_but_a_verified_pair_is_rolled_out() {
+    let w = world(TARGETS).await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    // SHA tag only (pending), then a latest without a SHA tag (mismatch on reconcile).
+    put_image(&w.stack.sdk, B, 2).await;
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/ecr-push-sha.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "pending");
+    assert_eq!(report["rollout"], json!([]));
+    put_image(&w.stack.sdk, "latest", 7).await;
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "mismatch");
+    assert_eq!(report["rollout"], json!([]));
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+}
