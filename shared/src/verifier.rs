@@ -259,7 +259,7 @@ pub enum VerifierResponse {
     Ignored {
         reason: String,
     },
-    Verification(VerificationReport),
+    Verification(Box<VerificationReport>),
     BuildFailed {
         image_tag: String,
         build_id: String,
@@ -466,15 +466,17 @@ impl ImageVerifier {
             Some(image) => self.roll_out(image, false).await?,
             None => Vec::new(),
         };
-        Ok(VerifierResponse::Verification(VerificationReport {
-            trigger: trigger.name(),
-            repository: self.config.repository.name.clone(),
-            verification,
-            sequence,
-            policy_drift: drift.iter().map(ToString::to_string).collect(),
-            deployable,
-            rollout,
-        }))
+        Ok(VerifierResponse::Verification(Box::new(
+            VerificationReport {
+                trigger: trigger.name(),
+                repository: self.config.repository.name.clone(),
+                verification,
+                sequence,
+                policy_drift: drift.iter().map(ToString::to_string).collect(),
+                deployable,
+                rollout,
+            },
+        )))
     }
 
     /// Rolls a verified image out to every configured service; one failing service does not stop
