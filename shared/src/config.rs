@@ -326,6 +326,28 @@ impl VerifierConfig {
     }
 }
 
+/// The deployment-status function's configuration.
+#[derive(Debug, Clone)]
+pub struct DeploymentStatusConfig {
+    /// `LEDGER_TABLE`.
+    pub ledger_table: String,
+    /// `EVENT_BUS_NAME`.
+    pub event_bus: String,
+}
+
+impl DeploymentStatusConfig {
+    pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ledger_table: required(env, "LEDGER_TABLE")?,
+            event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&ProcessEnv)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod codecommit;
 pub mod config;
 pub mod deployer;
+pub mod deployment_status;
 pub mod github;
 pub mod ledger;
 pub mod policy;

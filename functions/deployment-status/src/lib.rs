@@ -1,0 +1,48 @@
+//! The deployment-status handler: ECS Deployment State Change → ledger outcome + result event.
+
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::DeploymentStatusConfig;
+use pushdeploy::deployment_status::{DeploymentStatus, DeploymentStatusError};
+use serde_json::Value;
+
+/// Wraps the library error so the runtime reports a named error type.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StatusError(#[from] DeploymentStatusError);
+
+impl From<StatusError> for Diagnostic {
+    fn from(error: StatusError) -> Self {
+        let error_type = match &error.0 {
+            DeploymentStatusError::Malformed(_) => "MalformedEvent",
+            DeploymentStatusError::Unsupported(_) => "UnsupportedEvent",
+            DeploymentStatusError::Ledger(_) => "LedgerFailed",
+            DeploymentStatusError::Publish(_) => "PublishFailed",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+pub struct DeploymentStatusHandler {
+    status: DeploymentStatus,
+}
+
+impl DeploymentStatusHandler {
+    /// Builds the clients; makes no network call.
+    pub fn new(sdk: &aws_config::SdkConfig, config: DeploymentStatusConfig) -> Self {
+        Self {
+            status: DeploymentStatus::new(sdk, config.ledger_table, config.event_bus),
+        }
+    }
+
+    pub async fn handle(&self, event: Value) -> Result<Value, StatusError> {
+        let response = self
+            .status
+            .handle(event)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "deployment event failed"))?;
+        Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+    }
+}

@@ -1,0 +1,184 @@
+//! ECS deployment outcomes: an `ECS Deployment State Change` for a deployment pushdeploy started
+//! settles it in the ledger and publishes the result. Circuit-breaker rollbacks are failures, and
+//! the rollback deployment ECS starts (another id) never counts as success of ours.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::{info, warn, Instrument};
+
+use crate::aws::events::{ResultDetail, ResultPublisher};
+use crate::aws::ledger::LedgerTable;
+use crate::aws::AwsError;
+use crate::ledger::now_epoch_seconds;
+
+pub const DEPLOYMENT_DETAIL_TYPE: &str = "pushdeploy Deployment Result";
+
+/// `detail` of `ECS Deployment State Change` (fields used).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStateChange {
+    pub event_name: String,
+    pub deployment_id: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What an ECS deployment event means for the deployment it names.
+pub fn final_outcome(event_name: &str) -> Option<&'static str> {
+    match event_name {
+        "SERVICE_DEPLOYMENT_COMPLETED" => Some("succeeded"),
+        "SERVICE_DEPLOYMENT_FAILED" => Some("failed"),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DeploymentStatusError {
+    #[error("malformed ECS deployment event: {0}")]
+    Malformed(String),
+    #[error("`{0}` is not an ECS Deployment State Change")]
+    Unsupported(String),
+    #[error("deploy ledger: {0}")]
+    Ledger(AwsError),
+    #[error("result event: {0}")]
+    Publish(AwsError),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum DeploymentStatusResponse {
+    Ignored {
+        deployment_id: String,
+        reason: String,
+    },
+    Recorded {
+        deployment_id: String,
+        service: String,
+        image_tag: String,
+        outcome: String,
+        reason: Option<String>,
+    },
+}
+
+pub struct DeploymentStatus {
+    ledger: LedgerTable,
+    results: ResultPublisher,
+}
+
+impl DeploymentStatus {
+    /// Builds the clients; makes no network call.
+    pub fn new(sdk: &aws_config::SdkConfig, ledger_table: String, event_bus: String) -> Self {
+        Self {
+            ledger: LedgerTable::new(aws_sdk_dynamodb::Client::new(sdk), ledger_table),
+            results: ResultPublisher::new(aws_sdk_eventbridge::Client::new(sdk), event_bus),
+        }
+    }
+
+    pub async fn handle(
+        &self,
+        event: serde_json::Value,
+    ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
+        let detail_type = event
+            .get("detail-type")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if detail_type != "ECS Deployment State Change" {
+            return Err(DeploymentStatusError::Unsupported(detail_type));
+        }
+        let event: EventBridgeEvent<DeploymentStateChange> = serde_json::from_value(event)
+            .map_err(|e| DeploymentStatusError::Malformed(e.to_string()))?;
+        let detail = event.detail;
+        let span = tracing::info_span!("deployment_status", deployment_id = %detail.deployment_id, event = %detail.event_name);
+        Box::pin(self.settle(detail)).instrument(span).await
+    }
+
+    async fn settle(
+        &self,
+        detail: DeploymentStateChange,
+    ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
+        let ignored = |reason: &str| {
+            info!(reason, "deployment event ignored");
+            Ok(DeploymentStatusResponse::Ignored {
+                deployment_id: detail.deployment_id.clone(),
+                reason: reason.to_string(),
+            })
+        };
+        let Some(outcome) = final_outcome(&detail.event_name) else {
+            return ignored("the deployment is still in progress");
+        };
+        let Some(record) = self
+            .ledger
+            .deployment_by_id(&detail.deployment_id)
+            .await
+            .map_err(DeploymentStatusError::Ledger)?
+        else {
+            // E.g. the rollback deployment a circuit breaker starts: it is not ours.
+            return ignored("not a deployment pushdeploy started");
+        };
+        if record
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o != "in_progress")
+        {
+            return ignored("the outcome is already recorded");
+        }
+        self.ledger
+            .record_deployment_outcome(
+                &record,
+                outcome,
+                detail.reason.as_deref(),
+                now_epoch_seconds(),
+            )
+            .await
+            .map_err(DeploymentStatusError::Ledger)?;
+        if outcome == "failed" {
+            warn!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, reason = detail.reason.as_deref().unwrap_or_default(), "deployment failed");
+        } else {
+            info!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, "deployment succeeded");
+        }
+        self.results
+            .publish(
+                DEPLOYMENT_DETAIL_TYPE,
+                &ResultDetail {
+                    repository: record.repository.clone(),
+                    sha: record.sha.clone(),
+                    image_tag: Some(record.image_tag.clone()),
+                    sequence: record.sequence,
+                    digest: Some(record.digest.clone()),
+                    service: Some(record.target.clone()),
+                    revision: Some(record.revision.clone()),
+                    deployment_id: Some(detail.deployment_id.clone()),
+                    outcome: outcome.to_string(),
+                    reason: detail.reason.clone(),
+                    ..ResultDetail::default()
+                },
+            )
+            .await
+            .map_err(DeploymentStatusError::Publish)?;
+        Ok(DeploymentStatusResponse::Recorded {
+            deployment_id: detail.deployment_id,
+            service: record.target,
+            image_tag: record.image_tag,
+            outcome: outcome.to_string(),
+            reason: detail.reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_completed_and_failed_are_final() {
+        assert_eq!(
+            final_outcome("SERVICE_DEPLOYMENT_COMPLETED"),
+            Some("succeeded")
+        );
+        assert_eq!(final_outcome("SERVICE_DEPLOYMENT_FAILED"), Some("failed"));
+        assert_eq!(final_outcome("SERVICE_DEPLOYMENT_IN_PROGRESS"), None);
+        assert_eq!(final_outcome("SERVICE_TASK_START_IMPAIRED"), None);
+    }
+}

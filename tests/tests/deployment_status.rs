@@ -1,0 +1,178 @@
+//! The deployment-status handler: our deployment's outcome is recorded and published; other
+//! deployment ids (the circuit breaker's rollback) never count.
+
+use deployment_status::DeploymentStatusHandler;
+use image_verifier::VerifierHandler;
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::{DeploymentStatusConfig, VerifierConfig};
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+
+/// Rolls B out to prod/web through the verifier and returns the ECS deployment id it recorded.
+async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
+    let stack = Stack::create(moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    put_image(&stack.sdk, B, 2).await;
+    put_image(&stack.sdk, "latest", 2).await;
+    let verifier = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    let report = verifier
+        .handle(load_event("image-verifier/ecr-push-latest.json"))
+        .await
+        .expect("rolled out");
+    let deployment_id = report["rollout"][0]["deployment_id"]
+        .as_str()
+        .expect("UpdateService names a deployment")
+        .to_string();
+    let handler = DeploymentStatusHandler::new(
+        &stack.sdk,
+        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    moto.start_recording();
+    (stack, handler, deployment_id)
+}
+
+fn event_for(sample: &str, deployment_id: &str) -> Value {
+    let mut event = load_event(&format!("deployment-status/{sample}"));
+    event["detail"]["deploymentId"] = json!(deployment_id);
+    event
+}
+
+fn published(moto: &Moto) -> Vec<Value> {
+    moto.calls_to("PutEvents")
+        .iter()
+        .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
+        .map(|e| serde_json::from_str(e["Detail"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_completed_deployment_is_recorded_as_succeeded_once() {
+    let moto = Moto::start();
+    let (stack, handler, id) = deployed(&moto).await;
+    let progress = handler
+        .handle(event_for("in-progress.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(progress["result"], "ignored");
+
+    let result = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(result["result"], "recorded", "{result}");
+    assert_eq!(result["outcome"], "succeeded");
+    assert_eq!(result["service"], "prod/web");
+    let events = published(&moto);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["outcome"], "succeeded");
+    assert_eq!(events[0]["sha"], B_SHA);
+    assert_eq!(events[0]["service"], "prod/web");
+    assert_eq!(events[0]["deployment_id"], id.as_str());
+    assert!(events[0]["revision"]
+        .as_str()
+        .unwrap()
+        .contains("task-definition/shop-web:2"));
+
+    // Redelivered: already recorded, nothing published again.
+    let again = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(again["result"], "ignored");
+    assert_eq!(published(&moto).len(), 1);
+    drop(stack);
+}
+
+#[tokio::test]
+async fn a_circuit_breaker_rollback_is_a_failure_and_its_rollback_is_not_our_success() {
+    let moto = Moto::start();
+    let (stack, handler, id) = deployed(&moto).await;
+    let result = handler
+        .handle(event_for("failed-circuit-breaker.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(result["outcome"], "failed", "{result}");
+    assert!(result["reason"]
+        .as_str()
+        .unwrap()
+        .contains("circuit breaker"));
+
+    // The rollback deployment completes under another id: ignored.
+    let rollback = handler
+        .handle(load_event("deployment-status/rollback-completed.json"))
+        .await
+        .unwrap();
+    assert_eq!(rollback["result"], "ignored", "{rollback}");
+    assert_eq!(rollback["reason"], "not a deployment pushdeploy started");
+
+    let events = published(&moto);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["outcome"], "failed");
+    assert!(events[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("rolling back"));
+
+    let item = stack
+        .dynamodb()
+        .get_item()
+        .table_name(LEDGER_TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("deploy#prod/web#{B}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let outcome = item
+        .item()
+        .unwrap()
+        .get("outcome")
+        .unwrap()
+        .as_s()
+        .unwrap()
+        .clone();
+    assert_eq!(outcome, "failed");
+}
+
+#[tokio::test]
+async fn unknown_deployments_and_bad_events() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = DeploymentStatusHandler::new(
+        &stack.sdk,
+        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let result = handler
+        .handle(load_event("deployment-status/completed.json"))
+        .await
+        .unwrap();
+    assert_eq!(result["result"], "ignored");
+
+    let mut no_id = load_event("deployment-status/completed.json");
+    no_id["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("deploymentId");
+    for (event, error_type) in [
+        (no_id, "MalformedEvent"),
+        (
+            load_event("image-verifier/ecr-push-sha.json"),
+            "UnsupportedEvent",
+        ),
+    ] {
+        let diagnostic = Diagnostic::from(handler.handle(event).await.expect_err(error_type));
+        assert_eq!(diagnostic.error_type, error_type);
+    }
+}
