@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::AwsError;
@@ -431,17 +432,7 @@ impl LedgerTable {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
-        }
+        conditional(result, "PutItem")
     }
 
     /// Releases the lock if this owner still holds it.
@@ -457,17 +448,8 @@ impl LedgerTable {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(AwsError::from_sdk("DynamoDB", "DeleteItem", err)),
-        }
+        // Not ours any more (expired and taken over): nothing to release.
+        conditional(result, "DeleteItem").map(|_| ())
     }
 
     fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
@@ -685,26 +667,17 @@ impl LedgerTable {
     }
 }
 
-/// `Ok(true)` when a conditional update applied, `Ok(false)` when its condition did not hold.
-fn conditional<O>(
-    result: Result<
-        O,
-        aws_sdk_dynamodb::error::SdkError<
-            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-            aws_sdk_dynamodb::config::http::HttpResponse,
-        >,
-    >,
+/// `Ok(true)` when a conditional write applied, `Ok(false)` when its condition did not hold.
+fn conditional<O, E>(
+    result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
     operation: &'static str,
-) -> Result<bool, AwsError> {
+) -> Result<bool, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     match result {
         Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(false)
-        }
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
         Err(err) => Err(AwsError::from_sdk("DynamoDB", operation, err)),
     }
 }
