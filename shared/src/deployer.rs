@@ -56,6 +56,36 @@ pub enum TargetOutcome {
         target: String,
         latest_digest: Option<String>,
     },
+    /// Rollouts are frozen: the verified image is recorded, not rolled.
+    Frozen {
+        target: String,
+    },
+}
+
+/// What a rollout would do to one service (`plan`, `dry_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanEntry {
+    pub target: String,
+    #[serde(flatten)]
+    pub decision: RolloutDecision,
+    pub current_revision: String,
+    pub current_image: Option<String>,
+    /// The image a new revision would pin.
+    pub image: String,
+}
+
+/// What one service runs, as recorded by pushdeploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    pub target: String,
+    pub revision: String,
+    pub image: Option<String>,
+    pub sha: Option<String>,
+    pub image_tag: Option<String>,
+    pub sequence: Option<u64>,
+    pub digest: Option<String>,
+    pub deployment_id: Option<String>,
+    pub deployment_outcome: Option<String>,
 }
 
 pub struct Deployer<'a> {
@@ -77,6 +107,69 @@ impl Deployer<'_> {
         Box::pin(self.roll_out_inner(target, image, deliberate))
             .instrument(span)
             .await
+    }
+
+    /// The decision for one service, without writing anything.
+    pub async fn plan(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        deliberate: bool,
+    ) -> Result<PlanEntry, RolloutError> {
+        let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
+        let (decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        Ok(PlanEntry {
+            target: target.name(),
+            decision,
+            current_revision: current.arn().to_string(),
+            current_image: current
+                .container_image(&target.container)
+                .map(str::to_string),
+            image: pinned,
+        })
+    }
+
+    /// What the service runs and how pushdeploy's last deployment of it ended.
+    pub async fn status(&self, target: &Target) -> Result<TargetStatus, RolloutError> {
+        let name = target.name();
+        let current = self
+            .ecs
+            .current_task_definition(&target.cluster, &target.service)
+            .await
+            .map_err(|source| RolloutError::Ecs {
+                target: name.clone(),
+                source,
+            })?;
+        let image = current
+            .container_image(&target.container)
+            .map(str::to_string);
+        let image_tag = current.tag(IMAGE_TAG_KEY).map(str::to_string);
+        let deployment = match &image_tag {
+            Some(tag) => self
+                .ledger
+                .deployment_record(&self.registry.repository().name, &name, tag)
+                .await
+                .map_err(|source| RolloutError::Ledger {
+                    target: name.clone(),
+                    source,
+                })?
+                .filter(|d| d.revision == current.arn()),
+            None => None,
+        };
+        Ok(TargetStatus {
+            revision: current.arn().to_string(),
+            digest: image
+                .as_deref()
+                .and_then(|i| i.split_once('@'))
+                .map(|(_, digest)| digest.to_string()),
+            image,
+            sha: current.tag(SHA_TAG_KEY).map(str::to_string),
+            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+            image_tag,
+            deployment_id: deployment.as_ref().and_then(|d| d.deployment_id.clone()),
+            deployment_outcome: deployment.and_then(|d| d.outcome),
+            target: name,
+        })
     }
 
     async fn decide(
@@ -185,9 +278,11 @@ impl Deployer<'_> {
         };
         let existing = self
             .ledger
-            .registered_revision(repository, &name, &image.image_tag)
+            .deployment_record(repository, &name, &image.image_tag)
             .await
-            .map_err(ledger_error)?;
+            .map_err(ledger_error)?
+            .map(|record| record.revision)
+            .filter(|revision| !revision.is_empty());
         let reused_revision = existing.is_some();
         let revision = match existing {
             Some(revision) => revision,

@@ -12,6 +12,7 @@ pub mod deployer;
 pub mod deployment_status;
 pub mod github;
 pub mod ledger;
+pub mod operator;
 pub mod policy;
 pub mod push;
 pub mod rollout;

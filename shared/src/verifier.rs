@@ -270,10 +270,10 @@ pub enum VerifierResponse {
 }
 
 pub struct ImageVerifier {
-    config: VerifierConfig,
-    registry: Registry,
-    ledger: LedgerTable,
-    ecs: Ecs,
+    pub(crate) config: VerifierConfig,
+    pub(crate) registry: Registry,
+    pub(crate) ledger: LedgerTable,
+    pub(crate) ecs: Ecs,
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
     policy_checked: Mutex<bool>,
@@ -463,8 +463,19 @@ impl ImageVerifier {
             _ => None,
         };
         let rollout = match &deployable {
-            Some(image) => self.roll_out(image, false).await?,
-            None => Vec::new(),
+            Some(image) if !self.config.targets.is_empty() => {
+                if self.frozen().await? {
+                    info!("rollouts are frozen: the verified image is recorded, not rolled");
+                    self.config
+                        .targets
+                        .iter()
+                        .map(|t| TargetOutcome::Frozen { target: t.name() })
+                        .collect()
+                } else {
+                    self.roll_out(image, false).await?
+                }
+            }
+            _ => Vec::new(),
         };
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
@@ -479,6 +490,53 @@ impl ImageVerifier {
         )))
     }
 
+    pub(crate) fn deployer(&self) -> Deployer<'_> {
+        Deployer {
+            ecs: &self.ecs,
+            registry: &self.registry,
+            ledger: &self.ledger,
+            lock_ttl_seconds: self.config.lock_ttl_seconds,
+        }
+    }
+
+    pub(crate) async fn frozen(&self) -> Result<bool, VerifyError> {
+        self.ledger
+            .is_frozen(&self.config.repository.name)
+            .await
+            .map_err(VerifyError::Ledger)
+    }
+
+    /// The image `latest` names, if the pair is verified; reads only.
+    pub(crate) async fn newest_verified(&self) -> Result<Option<VerifiedImage>, VerifyError> {
+        let Some(latest) = self.describe(LATEST).await? else {
+            return Ok(None);
+        };
+        let tags: Vec<&str> = latest
+            .tags
+            .iter()
+            .filter(|t| self.config.tag_length.is_sha_tag(t))
+            .map(String::as_str)
+            .collect();
+        let known = self.known_commits(&tags).await?;
+        let verification = verify_tag_pair(&TagPair {
+            subject_tag: None,
+            settled: true,
+            latest: Some(&latest),
+            subject_image: None,
+            sequences: &known.sequences,
+            tag_length: self.config.tag_length,
+        });
+        Ok(match verification {
+            Verification::Verified { tag, digest } => Some(VerifiedImage {
+                sha: known.shas.get(&tag).cloned(),
+                sequence: known.sequences.get(&tag).copied(),
+                image_tag: tag,
+                digest,
+            }),
+            _ => None,
+        })
+    }
+
     /// Rolls a verified image out to every configured service; one failing service does not stop
     /// the others, and the invocation fails (and is retried) if any did.
     pub async fn roll_out(
@@ -486,12 +544,7 @@ impl ImageVerifier {
         image: &VerifiedImage,
         deliberate: bool,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
-        let deployer = Deployer {
-            ecs: &self.ecs,
-            registry: &self.registry,
-            ledger: &self.ledger,
-            lock_ttl_seconds: self.config.lock_ttl_seconds,
-        };
+        let deployer = self.deployer();
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
         for target in &self.config.targets {
@@ -586,7 +639,7 @@ impl ImageVerifier {
         Ok(drift)
     }
 
-    async fn describe(&self, tag: &str) -> Result<Option<ImageInfo>, VerifyError> {
+    pub(crate) async fn describe(&self, tag: &str) -> Result<Option<ImageInfo>, VerifyError> {
         self.registry
             .describe_tag(tag)
             .await
@@ -628,7 +681,7 @@ impl ImageVerifier {
         }
     }
 
-    fn registry_error(&self, error: AwsError) -> VerifyError {
+    pub(crate) fn registry_error(&self, error: AwsError) -> VerifyError {
         if error.code() == Some("RepositoryNotFoundException") {
             VerifyError::RepositoryNotFound(self.config.repository.name.clone())
         } else {

@@ -524,7 +524,12 @@ async fn malformed_events_and_a_missing_repository_are_typed_errors() {
             "UnsupportedEvent",
             "aws.s3",
         ),
-        (json!({"rollback": "yes"}), "NotAnEvent", "detail-type"),
+        (json!(["not", "an", "event"]), "NotAnEvent", "detail-type"),
+        (
+            json!({"rollback": "yes"}),
+            "InvalidOperatorRequest",
+            "expected one of",
+        ),
     ];
     for (event, error_type, message) in cases {
         let diagnostic = Diagnostic::from(w.handler.handle(event).await.expect_err(error_type));

@@ -1,7 +1,9 @@
-//! The image-verifier handler: EventBridge event → trigger → verification (and policy upkeep).
+//! The image-verifier handler: an EventBridge event → trigger → verification (policy upkeep and
+//! rollout included); a direct invocation without `detail-type` → an operator action.
 
 use lambda_runtime::Diagnostic;
 use pushdeploy::config::VerifierConfig;
+use pushdeploy::operator::{parse_operator_request, InvalidOperatorRequest, OperatorError};
 use pushdeploy::verifier::{
     trigger_from_event, ImageVerifier, VerifierEventError, VerifierResponse, VerifyError,
 };
@@ -15,6 +17,20 @@ pub enum VerifierError {
     Event(#[from] VerifierEventError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidOperatorRequest),
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+}
+
+fn verify_error_type(error: &VerifyError) -> &'static str {
+    match error {
+        VerifyError::RepositoryNotFound(_) => "RepositoryNotFound",
+        VerifyError::Registry(_) => "RegistryFailed",
+        VerifyError::Ledger(_) => "LedgerFailed",
+        VerifyError::Publish(_) => "PublishFailed",
+        VerifyError::Rollout(_) => "RolloutFailed",
+    }
 }
 
 impl From<VerifierError> for Diagnostic {
@@ -23,11 +39,11 @@ impl From<VerifierError> for Diagnostic {
             VerifierError::Event(VerifierEventError::Malformed { .. }) => "MalformedEvent",
             VerifierError::Event(VerifierEventError::Unsupported { .. }) => "UnsupportedEvent",
             VerifierError::Event(VerifierEventError::NotAnEvent) => "NotAnEvent",
-            VerifierError::Verify(VerifyError::RepositoryNotFound(_)) => "RepositoryNotFound",
-            VerifierError::Verify(VerifyError::Registry(_)) => "RegistryFailed",
-            VerifierError::Verify(VerifyError::Ledger(_)) => "LedgerFailed",
-            VerifierError::Verify(VerifyError::Publish(_)) => "PublishFailed",
-            VerifierError::Verify(VerifyError::Rollout(_)) => "RolloutFailed",
+            VerifierError::Verify(e) | VerifierError::Operator(OperatorError::Verify(e)) => {
+                verify_error_type(e)
+            }
+            VerifierError::InvalidRequest(_) => "InvalidOperatorRequest",
+            VerifierError::Operator(OperatorError::ImageNotFound(_)) => "ImageNotFound",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -48,13 +64,12 @@ impl VerifierHandler {
         }
     }
 
-    pub fn verifier(&self) -> &ImageVerifier {
-        &self.verifier
-    }
-
-    /// Handles one event and answers with what happened (`result`: `verification`, `build_failed`
-    /// or `ignored`).
+    /// Handles one invocation and answers with what happened (`result`: `verification`,
+    /// `build_failed`, `ignored`, or the operator action's name).
     pub async fn handle(&self, event: Value) -> Result<Value, VerifierError> {
+        if event.get("detail-type").is_none() && event.is_object() {
+            return self.operate(event).await;
+        }
         let response = match trigger_from_event(event, self.verifier.config())
             .inspect_err(|e| tracing::error!(error = %e, "event rejected"))?
         {
@@ -68,6 +83,17 @@ impl VerifierHandler {
                 VerifierResponse::Ignored { reason }
             }
         };
+        Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+    }
+
+    async fn operate(&self, request: Value) -> Result<Value, VerifierError> {
+        let request = parse_operator_request(request, self.verifier.config().tag_length)
+            .inspect_err(|e| tracing::error!(error = %e, "operator request rejected"))?;
+        let response = self
+            .verifier
+            .operate(request)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "operator action failed"))?;
         Ok(serde_json::to_value(response).unwrap_or(Value::Null))
     }
 }

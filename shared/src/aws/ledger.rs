@@ -459,29 +459,16 @@ impl LedgerTable {
         )
     }
 
-    /// The revision registered earlier for this image on this service, if any (crash recovery).
-    pub async fn registered_revision(
+    /// The deployment item of an image on a service: the revision registered for it (also before
+    /// a crash, for recovery), the ECS deployment id and outcome once there are any.
+    pub async fn deployment_record(
         &self,
         repository: &str,
         target: &str,
         image_tag: &str,
-    ) -> Result<Option<String>, AwsError> {
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
         let (pk, sk) = Self::deployment_key(repository, target, image_tag);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        Ok(output
-            .item()
-            .and_then(|i| i.get("revision"))
-            .and_then(|v| v.as_s().ok())
-            .cloned())
+        self.get_deployment_item(pk, sk).await
     }
 
     pub async fn record_revision(
@@ -564,12 +551,21 @@ impl LedgerTable {
         &self,
         deployment_id: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
+        self.get_deployment_item(format!("deployment#{deployment_id}"), "deployment".into())
+            .await
+    }
+
+    async fn get_deployment_item(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("deployment#{deployment_id}")))
-            .key("sk", s("deployment"))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .consistent_read(true)
             .send()
             .await
@@ -591,6 +587,46 @@ impl LedgerTable {
                 outcome: string("outcome"),
             }
         }))
+    }
+
+    /// Whether rollouts are frozen for the repository (operator action `freeze`).
+    pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("repo#{repository}")))
+            .key("sk", s("control"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
+        Ok(output
+            .item()
+            .and_then(|i| i.get("frozen"))
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false))
+    }
+
+    pub async fn set_frozen(
+        &self,
+        repository: &str,
+        frozen: bool,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("repo#{repository}")))
+            .key("sk", s("control"))
+            .update_expression("SET frozen = :frozen, updated_at = :now")
+            .expression_attribute_values(":frozen", AttributeValue::Bool(frozen))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
     }
 
     /// Records a deployment's final outcome on both of its items.

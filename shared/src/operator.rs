@@ -1,0 +1,316 @@
+//! Operator actions, invoked directly on the verifier function:
+//! `{"rollback": {"sha": "f8afe6a7"}}`, `{"freeze": true}` / `{"freeze": false}`, `{"plan": {}}`,
+//! `{"status": {}}`; `"dry_run": true` on rollback and freeze returns the plan and writes nothing.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::{info, Instrument};
+
+use crate::deployer::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
+use crate::ledger::now_epoch_seconds;
+use crate::push::TagLength;
+use crate::verifier::{ImageVerifier, VerifiedImage, VerifyError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorAction {
+    Rollback { image_tag: String },
+    Freeze(bool),
+    Plan,
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRequest {
+    pub action: OperatorAction,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    #[serde(default)]
+    rollback: Option<RollbackArgs>,
+    #[serde(default)]
+    freeze: Option<bool>,
+    #[serde(default)]
+    plan: Option<serde_json::Value>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackArgs {
+    sha: String,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid operator request: {0}")]
+pub struct InvalidOperatorRequest(pub String);
+
+/// Reads an operator payload. The SHA may be the image tag or any longer prefix of the commit id.
+pub fn parse_operator_request(
+    value: serde_json::Value,
+    tag_length: TagLength,
+) -> Result<OperatorRequest, InvalidOperatorRequest> {
+    let raw: RawRequest = serde_json::from_value(value).map_err(|e| {
+        InvalidOperatorRequest(format!(
+            "{e}; expected one of {{\"rollback\": {{\"sha\": …}}}}, {{\"freeze\": true|false}}, {{\"plan\": {{}}}}, {{\"status\": {{}}}}"
+        ))
+    })?;
+    let mut actions = Vec::new();
+    if let Some(args) = raw.rollback {
+        let sha = args.sha.trim().to_ascii_lowercase();
+        let length = usize::from(tag_length.get());
+        let tag: String = sha.chars().take(length).collect();
+        if sha.len() < length || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || sha.len() > 64 {
+            return Err(InvalidOperatorRequest(format!(
+                "rollback.sha `{}` is not a commit SHA of at least {length} hex characters",
+                args.sha
+            )));
+        }
+        actions.push(OperatorAction::Rollback { image_tag: tag });
+    }
+    if let Some(frozen) = raw.freeze {
+        actions.push(OperatorAction::Freeze(frozen));
+    }
+    if raw.plan.is_some() {
+        actions.push(OperatorAction::Plan);
+    }
+    if raw.status.is_some() {
+        actions.push(OperatorAction::Status);
+    }
+    match actions.len() {
+        1 => Ok(OperatorRequest {
+            action: actions.remove(0),
+            dry_run: raw.dry_run,
+        }),
+        0 => Err(InvalidOperatorRequest(
+            "no action: expected rollback, freeze, plan or status".into(),
+        )),
+        _ => Err(InvalidOperatorRequest("one action per request".into())),
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum OperatorError {
+    #[error("rollback: image tag {0} is not in ECR")]
+    ImageNotFound(String),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+impl From<RolloutError> for OperatorError {
+    fn from(error: RolloutError) -> Self {
+        OperatorError::Verify(VerifyError::Rollout(vec![error]))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum OperatorResponse {
+    Rollback {
+        image: VerifiedImage,
+        dry_run: bool,
+        plan: Vec<PlanEntry>,
+        rollout: Vec<TargetOutcome>,
+    },
+    Freeze {
+        frozen: bool,
+        was_frozen: bool,
+        dry_run: bool,
+        /// Unfreezing rolls the newest verified image.
+        rollout: Vec<TargetOutcome>,
+    },
+    Plan {
+        image: Option<VerifiedImage>,
+        plan: Vec<PlanEntry>,
+    },
+    Status {
+        frozen: bool,
+        newest_verified: Option<VerifiedImage>,
+        targets: Vec<TargetStatus>,
+    },
+}
+
+impl ImageVerifier {
+    pub async fn operate(
+        &self,
+        request: OperatorRequest,
+    ) -> Result<OperatorResponse, OperatorError> {
+        let span =
+            tracing::info_span!("operator", action = ?request.action, dry_run = request.dry_run);
+        Box::pin(self.operate_inner(request)).instrument(span).await
+    }
+
+    async fn operate_inner(
+        &self,
+        request: OperatorRequest,
+    ) -> Result<OperatorResponse, OperatorError> {
+        match request.action {
+            OperatorAction::Rollback { image_tag } => {
+                self.rollback(image_tag, request.dry_run).await
+            }
+            OperatorAction::Freeze(frozen) => self.freeze(frozen, request.dry_run).await,
+            OperatorAction::Plan => {
+                let image = self.newest_verified().await?;
+                let plan = match &image {
+                    Some(image) => self.plan_for(image, false).await?,
+                    None => Vec::new(),
+                };
+                Ok(OperatorResponse::Plan { image, plan })
+            }
+            OperatorAction::Status => {
+                let deployer = self.deployer();
+                let mut targets = Vec::new();
+                for target in &self.config.targets {
+                    targets.push(deployer.status(target).await?);
+                }
+                Ok(OperatorResponse::Status {
+                    frozen: self.frozen().await?,
+                    newest_verified: self.newest_verified().await?,
+                    targets,
+                })
+            }
+        }
+    }
+
+    /// Moves `latest` back to an earlier image (no rebuild) and rolls every service to it: the one
+    /// deliberate backward move.
+    async fn rollback(
+        &self,
+        image_tag: String,
+        dry_run: bool,
+    ) -> Result<OperatorResponse, OperatorError> {
+        let image = self
+            .describe(&image_tag)
+            .await?
+            .ok_or_else(|| OperatorError::ImageNotFound(image_tag.clone()))?;
+        let known = self
+            .ledger
+            .known_commits(&self.config.repository.name, &[image_tag.as_str()])
+            .await
+            .map_err(VerifyError::Ledger)?;
+        let commit = known.get(&image_tag).cloned().unwrap_or_default();
+        let target_image = VerifiedImage {
+            image_tag: image_tag.clone(),
+            sha: commit.sha,
+            digest: image.digest.clone(),
+            sequence: commit.sequence,
+        };
+        if dry_run {
+            return Ok(OperatorResponse::Rollback {
+                plan: self.plan_for(&target_image, true).await?,
+                image: target_image,
+                dry_run,
+                rollout: Vec::new(),
+            });
+        }
+        let digest = self
+            .registry
+            .move_latest_to(&image_tag)
+            .await
+            .map_err(|e| self.registry_error(e))?;
+        info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
+        let rollout = self.roll_out(&target_image, true).await?;
+        Ok(OperatorResponse::Rollback {
+            image: target_image,
+            dry_run,
+            plan: Vec::new(),
+            rollout,
+        })
+    }
+
+    async fn freeze(&self, frozen: bool, dry_run: bool) -> Result<OperatorResponse, OperatorError> {
+        let was_frozen = self.frozen().await?;
+        let mut rollout = Vec::new();
+        if !dry_run {
+            self.ledger
+                .set_frozen(&self.config.repository.name, frozen, now_epoch_seconds())
+                .await
+                .map_err(VerifyError::Ledger)?;
+            info!(frozen, was_frozen, "rollout freeze set");
+            if was_frozen && !frozen {
+                if let Some(image) = self.newest_verified().await? {
+                    rollout = self.roll_out(&image, false).await?;
+                }
+            }
+        }
+        Ok(OperatorResponse::Freeze {
+            frozen,
+            was_frozen,
+            dry_run,
+            rollout,
+        })
+    }
+
+    async fn plan_for(
+        &self,
+        image: &VerifiedImage,
+        deliberate: bool,
+    ) -> Result<Vec<PlanEntry>, OperatorError> {
+        let deployer = self.deployer();
+        let mut plan = Vec::new();
+        for target in &self.config.targets {
+            plan.push(deployer.plan(target, image, deliberate).await?);
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: serde_json::Value) -> Result<OperatorRequest, InvalidOperatorRequest> {
+        parse_operator_request(value, TagLength::DEFAULT)
+    }
+
+    #[test]
+    fn actions() {
+        assert_eq!(
+            parse(json!({"rollback": {"sha": "F8AFE6A7C3D1"}})).unwrap(),
+            OperatorRequest {
+                action: OperatorAction::Rollback {
+                    image_tag: "f8afe6a7".into()
+                },
+                dry_run: false
+            }
+        );
+        assert_eq!(
+            parse(json!({"freeze": true})).unwrap().action,
+            OperatorAction::Freeze(true)
+        );
+        assert_eq!(
+            parse(json!({"plan": {}})).unwrap().action,
+            OperatorAction::Plan
+        );
+        assert_eq!(
+            parse(json!({"status": {}})).unwrap().action,
+            OperatorAction::Status
+        );
+        assert!(
+            parse(json!({"freeze": false, "dry_run": true}))
+                .unwrap()
+                .dry_run
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_why() {
+        for (value, needle) in [
+            (json!({}), "no action"),
+            (json!({"freeze": true, "plan": {}}), "one action"),
+            (json!({"rollback": {"sha": "f8af"}}), "at least 8"),
+            (json!({"rollback": {"sha": "zzzzzzzz"}}), "not a commit SHA"),
+            (json!({"rollback": "f8afe6a7"}), "expected one of"),
+            (json!({"deploy": {}}), "unknown field"),
+        ] {
+            let err = parse(value.clone()).unwrap_err();
+            assert!(err.to_string().contains(needle), "{value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Operator actions on the verifier function: rollback by SHA, freeze, plan, status.
+
+use image_verifier::VerifierHandler;
+use lambda_runtime::Diagnostic;
+use pushdeploy::config::VerifierConfig;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const A: &str = "aaaaaaa1";
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+
+const WRITES: [&str; 7] = [
+    "RegisterTaskDefinition",
+    "UpdateService",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "PutImage",
+    "PutEvents",
+];
+
+struct World {
+    moto: Moto,
+    stack: Stack,
+    handler: VerifierHandler,
+    a_digest: String,
+    b_digest: String,
+}
+
+/// A deployed on both services, then B deployed over it.
+async fn a_then_b_deployed() -> World {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web", "worker"]).await;
+    let config = VerifierConfig::from_vars(
+        &stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]),
+    )
+    .unwrap();
+    let handler = VerifierHandler::new(&stack.sdk, config);
+    seed_commit(&stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_commit(&stack, B_SHA, B, 2, "shop-image:b2").await;
+    let latest = load_event("image-verifier/ecr-push-latest.json");
+    let a_digest = put_image(&stack.sdk, A, 1).await;
+    put_image(&stack.sdk, "latest", 1).await;
+    handler.handle(latest.clone()).await.expect("A deployed");
+    let b_digest = put_image(&stack.sdk, B, 2).await;
+    put_image(&stack.sdk, "latest", 2).await;
+    let report = handler.handle(latest).await.expect("B deployed");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    moto.start_recording();
+    World {
+        moto,
+        stack,
+        handler,
+        a_digest,
+        b_digest,
+    }
+}
+
+async fn running_image(stack: &Stack, service: &str) -> String {
+    let (td, _) = service_task_definition(&stack.sdk, service).await;
+    td.container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("app"))
+        .and_then(|c| c.image())
+        .unwrap()
+        .to_string()
+}
+
+async fn latest_digest(stack: &Stack) -> String {
+    aws_sdk_ecr::Client::new(&stack.sdk)
+        .describe_images()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("latest")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .image_details()[0]
+        .image_digest()
+        .unwrap()
+        .to_string()
+}
+
+fn writes(moto: &Moto) -> Vec<String> {
+    moto.recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| WRITES.contains(&op.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollback_moves_latest_and_rolls_every_service_back() {
+    let w = a_then_b_deployed().await;
+    let pinned_a = format!("{}@{}", w.stack.repository_uri, w.a_digest);
+
+    // Dry run first: the plan, and no write at all.
+    let plan = w
+        .handler
+        .handle(json!({"rollback": {"sha": A_SHA}, "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(plan["result"], "rollback");
+    assert_eq!(plan["plan"].as_array().unwrap().len(), 2, "{plan}");
+    assert!(plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["decision"] == "deploy" && p["image"] == pinned_a.as_str()));
+    assert!(writes(&w.moto).is_empty(), "{:?}", writes(&w.moto));
+    assert_eq!(latest_digest(&w.stack).await, w.b_digest);
+
+    let result = w
+        .handler
+        .handle(json!({"rollback": {"sha": A}}))
+        .await
+        .unwrap();
+    assert_eq!(result["image"]["digest"], w.a_digest.as_str(), "{result}");
+    assert!(
+        result["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "deployed"),
+        "{result}"
+    );
+    assert_eq!(
+        latest_digest(&w.stack).await,
+        w.a_digest,
+        "latest moved without a rebuild"
+    );
+    for service in ["web", "worker"] {
+        assert_eq!(running_image(&w.stack, service).await, pinned_a);
+    }
+
+    // The ECR event of the moved `latest` verifies A and finds it already running.
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/ecr-push-latest.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["tag"], A, "{report}");
+    assert!(
+        report["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "already_running"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn rollback_to_an_unknown_sha_is_a_clear_error() {
+    let w = a_then_b_deployed().await;
+    let error = w
+        .handler
+        .handle(json!({"rollback": {"sha": "0123456789abcdef"}}))
+        .await
+        .expect_err("no such image");
+    let diagnostic = Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "ImageNotFound");
+    assert!(diagnostic.error_message.contains("01234567"));
+    assert!(writes(&w.moto).is_empty());
+}
+
+#[tokio::test]
+async fn freeze_records_but_does_not_roll_and_unfreeze_rolls_the_newest() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let handler = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    let frozen = handler.handle(json!({"freeze": true})).await.unwrap();
+    assert_eq!(frozen["frozen"], true);
+    assert_eq!(frozen["was_frozen"], false);
+
+    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    let digest = put_image(&stack.sdk, B, 2).await;
+    put_image(&stack.sdk, "latest", 2).await;
+    let report = handler
+        .handle(load_event("image-verifier/ecr-push-latest.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "verified");
+    assert_eq!(report["rollout"][0]["result"], "frozen", "{report}");
+    assert_eq!(
+        stack.ledger_item(B).await.unwrap()["verification"],
+        "verified"
+    );
+    assert!(running_image(&stack, "web")
+        .await
+        .starts_with("public.ecr.aws/nginx"));
+
+    let status = handler.handle(json!({"status": {}})).await.unwrap();
+    assert_eq!(status["frozen"], true, "{status}");
+    assert_eq!(status["newest_verified"]["image_tag"], B);
+
+    let plan = handler.handle(json!({"plan": {}})).await.unwrap();
+    assert_eq!(plan["plan"][0]["decision"], "deploy", "{plan}");
+
+    let thawed = handler.handle(json!({"freeze": false})).await.unwrap();
+    assert_eq!(thawed["was_frozen"], true);
+    assert_eq!(thawed["rollout"][0]["result"], "deployed", "{thawed}");
+    assert_eq!(
+        running_image(&stack, "web").await,
+        format!("{}@{digest}", stack.repository_uri)
+    );
+}
+
+#[tokio::test]
+async fn plan_and_status_write_nothing_and_say_what_runs() {
+    let w = a_then_b_deployed().await;
+    let plan = w.handler.handle(json!({"plan": {}})).await.unwrap();
+    assert_eq!(plan["image"]["image_tag"], B, "{plan}");
+    assert!(
+        plan["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["decision"] == "already_running"),
+        "{plan}"
+    );
+
+    let status = w.handler.handle(json!({"status": {}})).await.unwrap();
+    assert_eq!(status["frozen"], false);
+    assert_eq!(status["newest_verified"]["digest"], w.b_digest.as_str());
+    let targets = status["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{status}");
+    for target in targets {
+        assert_eq!(target["sha"], B_SHA, "{status}");
+        assert_eq!(target["image_tag"], B);
+        assert_eq!(target["sequence"], 2);
+        assert_eq!(target["digest"], w.b_digest.as_str());
+        assert_eq!(target["deployment_outcome"], "in_progress");
+        assert!(target["revision"]
+            .as_str()
+            .unwrap()
+            .contains(":task-definition/shop-"));
+    }
+    assert!(writes(&w.moto).is_empty(), "{:?}", writes(&w.moto));
+}
+
+#[tokio::test]
+async fn invalid_operator_requests_are_typed_errors() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let handler = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    for request in [
+        json!({}),
+        json!({"freeze": "yes"}),
+        json!({"rollback": {"sha": "xyz"}}),
+        json!({"plan": {}, "status": {}}),
+    ] {
+        let diagnostic =
+            Diagnostic::from(handler.handle(request.clone()).await.expect_err("invalid"));
+        assert_eq!(diagnostic.error_type, "InvalidOperatorRequest", "{request}");
+    }
+    let _: Value = handler
+        .handle(json!({"status": {}}))
+        .await
+        .expect("status without targets");
+}
