@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use serde_json::Value;
 
+pub mod demo;
+
 /// The secret the sample GitHub events in `events/github-webhook/` are signed with.
 pub const DEMO_SECRET: &str = "pushdeploy-local-demo-secret";
 pub const GITHUB_REPOSITORY: &str = "acme/shop";

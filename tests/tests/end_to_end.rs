@@ -1,0 +1,98 @@
+//! The local end-to-end demo as a test: the real function binaries under `cargo lambda watch`
+//! against moto, and `cargo lambda invoke` with a sample event for each function.
+
+use std::process::Command;
+
+use pushdeploy_tests::demo::{run_demo, LambdaWatch, SHA_1, SHA_2, SHA_3};
+use pushdeploy_tests::*;
+use serde_json::Value;
+
+fn step<'a>(steps: &'a [pushdeploy_tests::demo::Step], name: &str, sha: &str) -> Vec<&'a Value> {
+    steps
+        .iter()
+        .filter(|s| s.step.trim() == name && s.sha.as_deref() == Some(sha))
+        .map(|s| &s.answer)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
+    let mut out = Vec::new();
+    let steps = run_demo(&mut out).await;
+    let timeline = String::from_utf8(out).unwrap();
+    println!("{timeline}");
+
+    for (n, sha) in [(1, SHA_1), (2, SHA_2)] {
+        let push = step(&steps, &format!("commit {n}: signed GitHub push"), sha)[0];
+        assert_eq!(push["result"], "build_started", "{timeline}");
+        assert_eq!(push["sequence"], n);
+        assert_eq!(step(&steps, "ECR push event (SHA tag)", sha)[0]["outcome"], "pending");
+        let latest = step(&steps, "ECR push event (latest)", sha)[0];
+        assert_eq!(latest["outcome"], "verified", "{timeline}");
+        let rollout = latest["rollout"].as_array().unwrap();
+        assert_eq!(rollout.len(), 2);
+        for outcome in rollout {
+            assert_eq!(outcome["result"], "deployed", "{timeline}");
+            assert!(outcome["revision"].as_str().unwrap().ends_with(&format!(":{}", n + 1)));
+        }
+        let outcomes = step(&steps, "ECS deployment event", sha);
+        assert_eq!(outcomes.len(), 2, "{timeline}");
+        assert!(outcomes.iter().all(|o| o["outcome"] == "succeeded"));
+    }
+
+    let forged = step(&steps, "forged webhook", SHA_3)[0];
+    assert_eq!(forged["error"], "invalid_signature");
+
+    let mismatch = step(&steps, "CodeBuild SUCCEEDED event", SHA_3)[0];
+    assert_eq!(mismatch["outcome"], "mismatch", "{timeline}");
+    assert_eq!(mismatch["rollout"], Value::Array(vec![]));
+
+    let rollback = step(&steps, "operator: rollback to commit 1", SHA_1)[0];
+    assert!(rollback["rollout"].as_array().unwrap().iter().all(|o| o["result"] == "deployed"), "{timeline}");
+    let status = steps.last().unwrap();
+    assert_eq!(status.step, "operator: status");
+    for target in status.answer["targets"].as_array().unwrap() {
+        assert_eq!(target["sha"], SHA_1, "{timeline}");
+    }
+}
+
+#[tokio::test]
+async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let mut env = stack.env();
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", REGION),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let dir = std::env::temp_dir().join(format!("pushdeploy-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let watch = LambdaWatch::start(&env, &dir);
+    let venv_bin = workspace_root().join(".venv/bin");
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    for (function, sample, expect) in [
+        ("github-webhook", "github-webhook/ping.json", "pong"),
+        ("codecommit-push", "codecommit-push/eventbridge-reference-deleted.json", "was deleted"),
+        ("image-verifier", "image-verifier/ecr-delete.json", "DELETE"),
+        ("deployment-status", "deployment-status/in-progress.json", "in progress"),
+    ] {
+        let output = Command::new("cargo")
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(watch.port.to_string())
+            .arg(function)
+            .arg("--data-file")
+            .arg(workspace_root().join("events").join(sample))
+            .env("PATH", &path)
+            .output()
+            .expect("cargo lambda invoke runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{function}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains(expect), "{function}: {stdout}");
+    }
+}
