@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 
 pub mod demo;
+pub mod runtime_api;
 
 /// The secret the sample GitHub events in `events/github-webhook/` are signed with.
 pub const DEMO_SECRET: &str = "pushdeploy-local-demo-secret";

@@ -14,7 +14,9 @@ fn buildspec() -> String {
 /// The literal block after `BuildSpec: &buildspec |`, dedented.
 fn template_buildspec() -> String {
     let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    let mut lines = template.lines().skip_while(|l| !l.contains("BuildSpec: &buildspec |"));
+    let mut lines = template
+        .lines()
+        .skip_while(|l| !l.contains("BuildSpec: &buildspec |"));
     let header = lines.next().expect("an inline buildspec");
     let indent = header.len() - header.trim_start().len();
     let mut body: Vec<&str> = lines
@@ -83,14 +85,25 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
     std::fs::write(dir.join("aws"), AWS_STUB).unwrap();
     std::fs::write(dir.join("docker"), DOCKER_STUB).unwrap();
     for stub in ["aws", "docker"] {
-        Command::new("chmod").arg("+x").arg(dir.join(stub)).status().unwrap();
+        Command::new("chmod")
+            .arg("+x")
+            .arg(dir.join(stub))
+            .status()
+            .unwrap();
     }
     let calls = dir.join("calls.log");
     let _ = std::fs::remove_file(&calls);
     let mut bash = Command::new("bash");
     bash.arg("-c")
         .arg(&script)
-        .env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .env("CALLS", &calls)
         .env("AWS_REGION", "us-east-1")
         .env("DOCKERFILE", "Dockerfile")
@@ -99,7 +112,10 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
     let defaults = [
         ("COMMIT_SHA", "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"),
         ("IMAGE_TAG", "f8afe6a7"),
-        ("REPOSITORY_URI", "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop"),
+        (
+            "REPOSITORY_URI",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop",
+        ),
         ("PUSH_SEQUENCE", "2"),
         ("LEDGER_TABLE", "pushdeploy-ledger"),
         ("LEDGER_PK", "repo#acme/shop"),
@@ -116,13 +132,18 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
     }
     let status = bash.output().expect("bash runs");
     let calls = std::fs::read_to_string(&calls).unwrap_or_default();
-    (status.status.success(), calls.lines().map(str::to_string).collect())
+    (
+        status.status.success(),
+        calls.lines().map(str::to_string).collect(),
+    )
 }
 
 fn pushes(calls: &[String]) -> Vec<&str> {
     calls
         .iter()
-        .filter_map(|c| c.strip_prefix("docker push 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop:"))
+        .filter_map(|c| {
+            c.strip_prefix("docker push 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop:")
+        })
         .collect()
 }
 
@@ -130,17 +151,29 @@ fn pushes(calls: &[String]) -> Vec<&str> {
 fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
     let dir = std::env::temp_dir().join(format!("pushdeploy-buildspec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: Vec<(&str, Vec<(&str, &str)>, bool, Vec<&str>)> = vec![
-        ("first push: no latest yet", vec![], true, vec!["f8afe6a7", "latest"]),
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "first push: no latest yet",
+            vec![],
+            true,
+            vec!["f8afe6a7", "latest"],
+        ),
         (
             "latest on an older push",
-            vec![("FAKE_LATEST_TAGS", "aaaaaaa1 latest"), ("FAKE_SEQUENCES", "aaaaaaa1=1")],
+            vec![
+                ("FAKE_LATEST_TAGS", "aaaaaaa1 latest"),
+                ("FAKE_SEQUENCES", "aaaaaaa1=1"),
+            ],
             true,
             vec!["f8afe6a7", "latest"],
         ),
         (
             "latest on a newer push: SHA tag only",
-            vec![("FAKE_LATEST_TAGS", "latest bbbbbbb3"), ("FAKE_SEQUENCES", "bbbbbbb3=3")],
+            vec![
+                ("FAKE_LATEST_TAGS", "latest bbbbbbb3"),
+                ("FAKE_SEQUENCES", "bbbbbbb3=3"),
+            ],
             true,
             vec!["f8afe6a7"],
         ),
@@ -152,12 +185,25 @@ fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
         ),
         (
             "the ledger cannot be read: fail, latest untouched",
-            vec![("FAKE_LATEST_TAGS", "aaaaaaa1 latest"), ("FAKE_LEDGER_FAIL", "1")],
+            vec![
+                ("FAKE_LATEST_TAGS", "aaaaaaa1 latest"),
+                ("FAKE_LEDGER_FAIL", "1"),
+            ],
             false,
             vec!["f8afe6a7"],
         ),
-        ("docker build fails: nothing pushed", vec![("FAKE_DOCKER_FAIL", "build")], false, vec![]),
-        ("a variable is missing: nothing runs", vec![("PUSH_SEQUENCE", "")], false, vec![]),
+        (
+            "docker build fails: nothing pushed",
+            vec![("FAKE_DOCKER_FAIL", "build")],
+            false,
+            vec![],
+        ),
+        (
+            "a variable is missing: nothing runs",
+            vec![("PUSH_SEQUENCE", "")],
+            false,
+            vec![],
+        ),
     ];
     for (case, vars, succeeds, pushed) in cases {
         let (ok, calls) = run_build(&dir, &vars);
@@ -165,7 +211,9 @@ fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
         assert_eq!(pushes(&calls), pushed, "{case}: {calls:?}");
         if succeeds {
             assert!(
-                calls.iter().any(|c| c.contains("build --platform linux/arm64")),
+                calls
+                    .iter()
+                    .any(|c| c.contains("build --platform linux/arm64")),
                 "{case}: builds for arm64"
             );
         }

@@ -26,14 +26,20 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
         let push = step(&steps, &format!("commit {n}: signed GitHub push"), sha)[0];
         assert_eq!(push["result"], "build_started", "{timeline}");
         assert_eq!(push["sequence"], n);
-        assert_eq!(step(&steps, "ECR push event (SHA tag)", sha)[0]["outcome"], "pending");
+        assert_eq!(
+            step(&steps, "ECR push event (SHA tag)", sha)[0]["outcome"],
+            "pending"
+        );
         let latest = step(&steps, "ECR push event (latest)", sha)[0];
         assert_eq!(latest["outcome"], "verified", "{timeline}");
         let rollout = latest["rollout"].as_array().unwrap();
         assert_eq!(rollout.len(), 2);
         for outcome in rollout {
             assert_eq!(outcome["result"], "deployed", "{timeline}");
-            assert!(outcome["revision"].as_str().unwrap().ends_with(&format!(":{}", n + 1)));
+            assert!(outcome["revision"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(":{}", n + 1)));
         }
         let outcomes = step(&steps, "ECS deployment event", sha);
         assert_eq!(outcomes.len(), 2, "{timeline}");
@@ -48,7 +54,14 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
     assert_eq!(mismatch["rollout"], Value::Array(vec![]));
 
     let rollback = step(&steps, "operator: rollback to commit 1", SHA_1)[0];
-    assert!(rollback["rollout"].as_array().unwrap().iter().all(|o| o["result"] == "deployed"), "{timeline}");
+    assert!(
+        rollback["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "deployed"),
+        "{timeline}"
+    );
     let status = steps.last().unwrap();
     assert_eq!(status.step, "operator: status");
     for target in status.answer["targets"].as_array().unwrap() {
@@ -74,16 +87,34 @@ async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
     std::fs::create_dir_all(&dir).unwrap();
     let watch = LambdaWatch::start(&env, &dir);
     let venv_bin = workspace_root().join(".venv/bin");
-    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
     for (function, sample, expect) in [
         ("github-webhook", "github-webhook/ping.json", "pong"),
-        ("codecommit-push", "codecommit-push/eventbridge-reference-deleted.json", "was deleted"),
+        (
+            "codecommit-push",
+            "codecommit-push/eventbridge-reference-deleted.json",
+            "was deleted",
+        ),
         ("image-verifier", "image-verifier/ecr-delete.json", "DELETE"),
-        ("deployment-status", "deployment-status/in-progress.json", "in progress"),
+        (
+            "deployment-status",
+            "deployment-status/in-progress.json",
+            "in progress",
+        ),
     ] {
         let output = Command::new("cargo")
-            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(watch.port.to_string())
             .arg(function)
             .arg("--data-file")
@@ -92,7 +123,11 @@ async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
             .output()
             .expect("cargo lambda invoke runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{function}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{function}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(stdout.contains(expect), "{function}: {stdout}");
     }
 }

@@ -29,7 +29,8 @@ fn every_sample_event_is_valid_json_and_used_by_a_test() {
             serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or_else(|e| panic!("events/{function_name}/{name}: {e}"));
             assert!(
-                sources.contains(&format!("{function_name}/{name}")) || sources.contains(&format!("\"{name}\"")),
+                sources.contains(&format!("{function_name}/{name}"))
+                    || sources.contains(&format!("\"{name}\"")),
                 "events/{function_name}/{name} is used by no test"
             );
             count += 1;

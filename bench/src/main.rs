@@ -1,0 +1,488 @@
+//! `bash bench/run`: runs each function's release `bootstrap` cold under a loopback Lambda Runtime
+//! API against moto, repeatedly, and writes BENCHMARKS.md: init time, first and warm invocation,
+//! peak RSS, binary and zipped arm64 size, and the AWS calls of each invocation by operation.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pushdeploy_tests::runtime_api::RuntimeApi;
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const FUNCTIONS: [&str; 4] = [
+    "github-webhook",
+    "codecommit-push",
+    "image-verifier",
+    "deployment-status",
+];
+
+struct Sample {
+    init: Duration,
+    first: Duration,
+    warm: Vec<Duration>,
+    peak_rss_kb: u64,
+}
+
+#[derive(Default)]
+struct Calls {
+    /// Invocation kind → operation → count (from the last run).
+    by_kind: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let root = workspace_root();
+    let mut report = String::new();
+    let mut rows = Vec::new();
+    let mut calls_section = String::new();
+    for function in FUNCTIONS {
+        eprintln!("bench: {function} × {runs}");
+        let (samples, calls) = runtime.block_on(bench_function(function, runs));
+        rows.push((function, samples));
+        writeln!(calls_section, "\n### {function}\n").ok();
+        writeln!(
+            calls_section,
+            "| invocation | calls | by operation |\n| --- | --- | --- |"
+        )
+        .ok();
+        for (kind, ops) in &calls.by_kind {
+            let total: usize = ops.values().sum();
+            let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
+            writeln!(calls_section, "| {kind} | {total} | {} |", list.join(", ")).ok();
+        }
+    }
+
+    let machine = machine_description();
+    writeln!(report, "# Benchmarks\n").ok();
+    writeln!(
+        report,
+        "Produced by `bash bench/run` (BENCH_RUNS={runs} cold starts per function) on {machine}.\n"
+    )
+    .ok();
+    writeln!(report, "Each run starts the function's release `bootstrap` (x86_64, `target/release`) as a new process").ok();
+    writeln!(report, "under a Lambda Runtime API on loopback, with its configuration and `AWS_ENDPOINT_URL` pointing at").ok();
+    writeln!(
+        report,
+        "moto (reset and re-seeded between runs). *Init* is process start → first"
+    )
+    .ok();
+    writeln!(report, "`GET /runtime/invocation/next`; *first* is the cold invocation (event handed over → response").ok();
+    writeln!(report, "posted); *warm* is a later invocation of the same process with a new event; *peak RSS* is the").ok();
+    writeln!(
+        report,
+        "process's `VmHWM` after them. Medians, with [min–max].\n"
+    )
+    .ok();
+    writeln!(report, "| function | init ms | first ms | warm ms | peak RSS MB | binary MB (x86_64) | zipped arm64 MB |").ok();
+    writeln!(report, "| --- | --- | --- | --- | --- | --- | --- |").ok();
+    for (function, samples) in &rows {
+        let init: Vec<f64> = samples.iter().map(|s| ms(s.init)).collect();
+        let first: Vec<f64> = samples.iter().map(|s| ms(s.first)).collect();
+        let warm: Vec<f64> = samples
+            .iter()
+            .flat_map(|s| s.warm.iter().map(|d| ms(*d)))
+            .collect();
+        let rss: Vec<f64> = samples
+            .iter()
+            .map(|s| s.peak_rss_kb as f64 / 1024.0)
+            .collect();
+        let binary = file_mb(&binary_dir().join(function));
+        let zipped = zipped_mb(
+            &root
+                .join("target/lambda-arm64")
+                .join(function)
+                .join("bootstrap"),
+        );
+        writeln!(
+            report,
+            "| {function} | {} | {} | {} | {} | {binary} | {zipped} |",
+            stat(&init, 2),
+            stat(&first, 1),
+            stat(&warm, 1),
+            stat(&rss, 1)
+        )
+        .ok();
+    }
+    writeln!(report, "\n## AWS calls per invocation\n").ok();
+    writeln!(
+        report,
+        "Counted with moto's request recorder, one invocation at a time (from the last run)."
+    )
+    .ok();
+    report.push_str(&calls_section);
+    report.push_str(&std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default());
+    std::fs::write(root.join("BENCHMARKS.md"), &report).expect("write BENCHMARKS.md");
+    println!("{report}");
+}
+
+/// `target/release`, or `target/$BENCH_PROFILE` (e.g. `debug`, to try the harness quickly).
+fn binary_dir() -> PathBuf {
+    let profile = std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "release".into());
+    workspace_root().join("target").join(profile)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn stat(values: &[f64], decimals: usize) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    format!(
+        "{median:.decimals$} [{:.decimals$}–{:.decimals$}]",
+        sorted[0],
+        sorted[sorted.len() - 1]
+    )
+}
+
+fn file_mb(path: &Path) -> String {
+    std::fs::metadata(path)
+        .map(|m| format!("{:.2}", m.len() as f64 / 1_048_576.0))
+        .unwrap_or_else(|_| "not built".into())
+}
+
+/// The size of `bootstrap` zipped (deflate), as Lambda receives it.
+fn zipped_mb(path: &Path) -> String {
+    if !path.exists() {
+        return "not built".into();
+    }
+    let python = workspace_root().join(".venv/bin/python");
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import io,sys,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED,compresslevel=9); \
+             z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue()))",
+        ])
+        .arg(path)
+        .output();
+    match output {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<f64>()
+            .map(|bytes| format!("{:.2}", bytes / 1_048_576.0))
+            .unwrap_or_else(|_| "?".into()),
+        _ => "?".into(),
+    }
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {rustc}")
+}
+
+struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(function: &str, api: &RuntimeApi, env: &[(String, String)], log: &Path) -> Process {
+    let binary: PathBuf = binary_dir().join(function);
+    let mut command = Command::new(&binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{function}"),
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).expect("log"))
+        .stderr(Stdio::null());
+    Process {
+        child: command.spawn().unwrap_or_else(|e| {
+            panic!("{}: {e} (run bench/run, which builds it)", binary.display())
+        }),
+    }
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn operations(moto: &Moto) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for call in moto.recorded_calls() {
+        *counts.entry(call.operation).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn reset(moto: &Moto) {
+    ureq::post(&format!("{}/moto-api/reset", moto.endpoint))
+        .call()
+        .expect("moto reset");
+}
+
+/// A GitHub push delivery for `sha` as a function URL event.
+fn github_event(sha: &str, delivery: &str) -> Value {
+    let (headers, body) = pushdeploy_tests::demo::github_push(sha, DEMO_SECRET, delivery);
+    let mut event = load_event("github-webhook/push-main.json");
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(false);
+    for (name, value) in headers {
+        event["headers"][name.to_ascii_lowercase()] = json!(value);
+    }
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    event
+}
+
+fn sha_for(run: usize, n: usize) -> String {
+    format!(
+        "{:08x}{:032x}",
+        0xb0000000u32 + (run * 16 + n) as u32,
+        run * 1000 + n
+    )
+}
+
+async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
+    let moto = Moto::start();
+    let dir = std::env::temp_dir().join(format!("pushdeploy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut samples = Vec::new();
+    let mut calls = Calls::default();
+    for run in 0..runs {
+        reset(&moto);
+        let stack = Stack::create(&moto).await;
+        let mut env = stack.env();
+        env.extend(
+            [
+                ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_REGION", REGION),
+                ("ROLLOUT_TARGETS", "prod/web/app"),
+                ("RUST_LOG", "warn"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        // Events: the cold one, then warm ones (each a new piece of work), then a duplicate.
+        let mut events: Vec<(String, Value)> = Vec::new();
+        match function {
+            "github-webhook" => {
+                events.push((
+                    "cold: push of a new commit".into(),
+                    github_event(&sha_for(run, 0), "d0"),
+                ));
+                for n in 1..=5 {
+                    events.push((
+                        "warm: push of a new commit".into(),
+                        github_event(&sha_for(run, n), &format!("d{n}")),
+                    ));
+                }
+                events.push((
+                    "warm: duplicate delivery".into(),
+                    github_event(&sha_for(run, 5), "d5"),
+                ));
+            }
+            "codecommit-push" => {
+                for n in 0..=5 {
+                    let mut event =
+                        load_event("codecommit-push/eventbridge-reference-updated.json");
+                    event["detail"]["commitId"] = json!(sha_for(run, n));
+                    let kind = if n == 0 {
+                        "cold: push of a new commit"
+                    } else {
+                        "warm: push of a new commit"
+                    };
+                    events.push((kind.into(), event));
+                }
+            }
+            "image-verifier" => {
+                create_services(&stack.sdk, &["web"]).await;
+                // Bring the repository to its policy first, as the deployed stack's would be.
+                let verifier = pushdeploy::verifier::ImageVerifier::new(
+                    &stack.sdk,
+                    pushdeploy::config::VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
+                );
+                verifier
+                    .handle(pushdeploy::verifier::VerifyTrigger::Reconcile)
+                    .await
+                    .expect("policy");
+                for n in 0..3u8 {
+                    let sha = sha_for(run, n as usize);
+                    seed_commit(
+                        &stack,
+                        &sha,
+                        &sha[..8],
+                        u64::from(n) + 1,
+                        "shop-image:bench",
+                    )
+                    .await;
+                }
+                let latest = load_event("image-verifier/ecr-push-latest.json");
+                events.push((
+                    "cold: new verified image, 1 service rolled".into(),
+                    latest.clone(),
+                ));
+                events.push((
+                    "warm: new verified image, 1 service rolled".into(),
+                    latest.clone(),
+                ));
+                events.push(("warm: duplicate event".into(), latest));
+            }
+            "deployment-status" => {
+                for n in 0..3 {
+                    let id = format!("ecs-svc/{run}{n:04}");
+                    stack
+                        .dynamodb()
+                        .put_item()
+                        .table_name(LEDGER_TABLE)
+                        .item(
+                            "pk",
+                            aws_sdk_dynamodb::types::AttributeValue::S(format!("deployment#{id}")),
+                        )
+                        .item(
+                            "sk",
+                            aws_sdk_dynamodb::types::AttributeValue::S("deployment".into()),
+                        )
+                        .item(
+                            "deployment_id",
+                            aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
+                        )
+                        .item(
+                            "repository",
+                            aws_sdk_dynamodb::types::AttributeValue::S(ECR_REPOSITORY.into()),
+                        )
+                        .item(
+                            "target",
+                            aws_sdk_dynamodb::types::AttributeValue::S("prod/web".into()),
+                        )
+                        .item(
+                            "image_tag",
+                            aws_sdk_dynamodb::types::AttributeValue::S("f8afe6a7".into()),
+                        )
+                        .item(
+                            "digest",
+                            aws_sdk_dynamodb::types::AttributeValue::S("sha256:00".into()),
+                        )
+                        .item(
+                            "revision",
+                            aws_sdk_dynamodb::types::AttributeValue::S(
+                                "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-web:2"
+                                    .into(),
+                            ),
+                        )
+                        .item(
+                            "outcome",
+                            aws_sdk_dynamodb::types::AttributeValue::S("in_progress".into()),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    let mut event = load_event("deployment-status/completed.json");
+                    event["detail"]["deploymentId"] = json!(id);
+                    let kind = if n == 0 {
+                        "cold: deployment completed"
+                    } else {
+                        "warm: deployment completed"
+                    };
+                    events.push((kind.into(), event));
+                }
+            }
+            _ => unreachable!(),
+        }
+
+        let mut api = RuntimeApi::start();
+        let started = Instant::now();
+        let process = spawn(function, &api, &env, &dir.join(format!("{function}.log")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let init = loop {
+            if let Some(at) = api.first_next() {
+                break at.duration_since(started);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{function} never asked for an event: {:?}",
+                api.init_error()
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let mut first = Duration::ZERO;
+        let mut warm = Vec::new();
+        for (i, (kind, event)) in events.iter().enumerate() {
+            if function == "image-verifier" && kind.contains("new verified image") {
+                // The build's work: the next commit's SHA tag and `latest`.
+                let n = if i == 0 { 0u8 } else { 1 };
+                let sha = sha_for(run, n as usize);
+                put_image(&stack.sdk, &sha[..8], n + 1).await;
+                put_image(&stack.sdk, "latest", n + 1).await;
+            }
+            moto.start_recording();
+            let (answer, took) = api
+                .invoke(&event.to_string(), Duration::from_secs(30))
+                .expect("invocation");
+            assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
+            if i == 0 {
+                first = took;
+            } else if kind.contains("new commit")
+                || kind.contains("new verified")
+                || kind.contains("completed")
+            {
+                warm.push(took);
+            }
+            calls.by_kind.insert(kind.clone(), operations(&moto));
+        }
+        let peak_rss_kb = peak_rss_kb(process.child.id());
+        drop(process);
+        samples.push(Sample {
+            init,
+            first,
+            warm,
+            peak_rss_kb,
+        });
+    }
+    (samples, calls)
+}
