@@ -9,8 +9,8 @@ use thiserror::Error;
 use tracing::{info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
-use crate::aws::ecs::Ecs;
-use crate::aws::ledger::{DeploymentRecord, LedgerTable};
+use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
+use crate::aws::ledger::{DeploymentRecord, LedgerTable, LockGrant};
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::{
@@ -178,7 +178,7 @@ impl Deployer<'_> {
         image: &VerifiedImage,
         pinned: &str,
         deliberate: bool,
-    ) -> Result<(RolloutDecision, crate::aws::ecs::CurrentTaskDefinition), RolloutError> {
+    ) -> Result<(RolloutDecision, CurrentTaskDefinition), RolloutError> {
         let current = self
             .ecs
             .current_task_definition(&target.cluster, &target.service)
@@ -211,42 +211,58 @@ impl Deployer<'_> {
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (decision, _) = self.decide(target, image, &pinned, deliberate).await?;
+        let (decision, current) = self.decide(target, image, &pinned, deliberate).await?;
         if let Some(outcome) = settled(&decision, &name) {
             info!(decision = ?decision, "nothing to deploy");
             return Ok(outcome);
         }
 
         let owner = format!("{}@{}", image.image_tag, now_epoch_seconds());
-        let ledger_error = |source| RolloutError::Ledger {
-            target: name.clone(),
-            source,
-        };
-        if !self
+        let Some(grant) = self
             .ledger
             .acquire_lock(&name, &owner, self.lock_ttl_seconds, now_epoch_seconds())
             .await
-            .map_err(ledger_error)?
-        {
+            .map_err(|source| RolloutError::Ledger {
+                target: name.clone(),
+                source,
+            })?
+        else {
             warn!("the service is locked by another rollout");
             return Err(RolloutError::Locked { target: name });
-        }
-        let result = self.deploy_locked(target, image, &pinned, deliberate).await;
-        if let Err(e) = self.ledger.release_lock(&name, &owner).await {
-            warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+        };
+        let result = self
+            .deploy_locked(target, image, &pinned, deliberate, current, grant, &owner)
+            .await;
+        // A deployment releases the lock in its final write; anything else releases it here.
+        if !matches!(result, Ok(TargetOutcome::Deployed { .. })) {
+            if let Err(e) = self.ledger.release_lock(&name, &owner).await {
+                warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+            }
         }
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn deploy_locked(
         &self,
         target: &Target,
         image: &VerifiedImage,
         pinned: &str,
         deliberate: bool,
+        first_read: CurrentTaskDefinition,
+        grant: LockGrant,
+        owner: &str,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let repository = &self.registry.repository().name;
+        let ledger_error = |source| RolloutError::Ledger {
+            target: name.clone(),
+            source,
+        };
+        let ecs_error = |source| RolloutError::Ecs {
+            target: name.clone(),
+            source,
+        };
         // Deploy only what `latest` resolves to now (a rollback moves `latest` first).
         let latest =
             self.registry
@@ -263,28 +279,27 @@ impl Deployer<'_> {
                 latest_digest: latest.map(|l| l.digest),
             });
         }
-        // Under the lock, the service may have changed since the first read.
-        let (decision, current) = self.decide(target, image, pinned, deliberate).await?;
-        if let Some(outcome) = settled(&decision, &name) {
-            return Ok(outcome);
-        }
-        let ledger_error = |source| RolloutError::Ledger {
-            target: name.clone(),
-            source,
-        };
-        let ecs_error = |source| RolloutError::Ecs {
-            target: name.clone(),
-            source,
-        };
-        let existing = self
-            .ledger
-            .deployment_record(repository, &name, &image.image_tag)
+        // Under the lock, the service may have changed since the first read: one cheap check.
+        let arn_now = self
+            .ecs
+            .service_task_definition_arn(&target.cluster, &target.service)
             .await
-            .map_err(ledger_error)?
-            .map(|record| record.revision)
-            .filter(|revision| !revision.is_empty());
-        let reused_revision = existing.is_some();
-        let revision = match existing {
+            .map_err(ecs_error)?;
+        let current = if arn_now == first_read.arn() {
+            first_read
+        } else {
+            let (decision, current) = self.decide(target, image, pinned, deliberate).await?;
+            if let Some(outcome) = settled(&decision, &name) {
+                return Ok(outcome);
+            }
+            current
+        };
+        let reused = grant
+            .previous_revision
+            .filter(|(tag, _)| *tag == image.image_tag)
+            .map(|(_, revision)| revision);
+        let reused_revision = reused.is_some();
+        let revision = match reused {
             Some(revision) => revision,
             None => {
                 let sequence = image.sequence.map(|s| s.to_string()).unwrap_or_default();
@@ -308,13 +323,7 @@ impl Deployer<'_> {
                     .await
                     .map_err(ecs_error)?;
                 self.ledger
-                    .record_revision(
-                        repository,
-                        &name,
-                        &image.image_tag,
-                        &revision,
-                        now_epoch_seconds(),
-                    )
+                    .record_lock_revision(&name, owner, &image.image_tag, &revision)
                     .await
                     .map_err(ledger_error)?;
                 revision
@@ -326,7 +335,7 @@ impl Deployer<'_> {
             .await
             .map_err(ecs_error)?;
         self.ledger
-            .record_deployment(
+            .finish_deployment(
                 &DeploymentRecord {
                     repository: repository.clone(),
                     target: name.clone(),
@@ -338,6 +347,7 @@ impl Deployer<'_> {
                     deployment_id: deployment_id.clone(),
                     outcome: None,
                 },
+                owner,
                 now_epoch_seconds(),
             )
             .await

@@ -193,7 +193,7 @@ impl ImageVerifier {
             .known_commits(&self.config.repository.name, &[image_tag.as_str()])
             .await
             .map_err(VerifyError::Ledger)?;
-        let commit = known.get(&image_tag).cloned().unwrap_or_default();
+        let commit = known.commits.get(&image_tag).cloned().unwrap_or_default();
         let target_image = VerifiedImage {
             image_tag: image_tag.clone(),
             sha: commit.sha,

@@ -285,6 +285,8 @@ struct KnownCommits {
     shas: HashMap<String, String>,
     /// `(outcome, digest)` already recorded, so a repeated outcome writes nothing.
     recorded: HashMap<String, (String, Option<String>)>,
+    /// Rollouts are frozen (read in the same call).
+    frozen: bool,
 }
 
 impl ImageVerifier {
@@ -464,7 +466,7 @@ impl ImageVerifier {
         };
         let rollout = match &deployable {
             Some(image) if !self.config.targets.is_empty() => {
-                if self.frozen().await? {
+                if known.frozen {
                     info!("rollouts are frozen: the verified image is recorded, not rolled");
                     self.config
                         .targets
@@ -652,8 +654,11 @@ impl ImageVerifier {
             .known_commits(&self.config.repository.name, tags)
             .await
             .map_err(VerifyError::Ledger)?;
-        let mut known = KnownCommits::default();
-        for (tag, commit) in found {
+        let mut known = KnownCommits {
+            frozen: found.frozen,
+            ..KnownCommits::default()
+        };
+        for (tag, commit) in found.commits {
             if let Some(sequence) = commit.sequence {
                 known.sequences.insert(tag.clone(), sequence);
             }

@@ -119,6 +119,27 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
         assert_eq!(td.revision(), 2, "one new revision per service");
     }
 
+    // The locks were released with the deployment records.
+    for service in ["web", "worker"] {
+        let lock = w
+            .stack
+            .dynamodb()
+            .get_item()
+            .table_name(LEDGER_TABLE)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("lock#prod/{service}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(lock.item().is_none(), "lock#prod/{service} still held");
+    }
+
     // The same event again (EventBridge delivers at least once): reads only.
     w.moto.start_recording();
     let report = w.handler.handle(latest_pushed()).await.expect("handled");
@@ -187,22 +208,22 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
         .task_definition_arn()
         .unwrap()
         .to_string();
+    // It had noted the revision on its lock, which has since expired.
+    let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
     w.stack
         .dynamodb()
         .put_item()
         .table_name(LEDGER_TABLE)
+        .item("pk", s("lock#prod/web"))
+        .item("sk", s("lock"))
+        .item("owner", s("crashed"))
         .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
+            "lock_expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
         )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("deploy#prod/web#{B}")),
-        )
-        .item(
-            "revision",
-            aws_sdk_dynamodb::types::AttributeValue::S(orphan.clone()),
-        )
+        .item("image_tag", s(B))
+        .item("revision", s(&orphan))
         .send()
         .await
         .unwrap();

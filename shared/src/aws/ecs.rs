@@ -53,12 +53,12 @@ impl Ecs {
         Self { client }
     }
 
-    /// The task definition the service is set to run (DescribeServices + DescribeTaskDefinition).
-    pub async fn current_task_definition(
+    /// The task definition ARN the service is set to run (DescribeServices only).
+    pub async fn service_task_definition_arn(
         &self,
         cluster: &str,
         service: &str,
-    ) -> Result<CurrentTaskDefinition, AwsError> {
+    ) -> Result<String, AwsError> {
         let output = self
             .client
             .describe_services()
@@ -67,18 +67,27 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
-        let arn = output
+        output
             .services()
             .iter()
             .find(|s| s.status() != Some("INACTIVE"))
             .and_then(|s| s.task_definition())
+            .map(str::to_string)
             .ok_or_else(|| AwsError::Call {
                 service: "ECS",
                 operation: "DescribeServices",
                 code: Some("ServiceNotFoundException".into()),
                 message: format!("service {service} not found in cluster {cluster}"),
-            })?
-            .to_string();
+            })
+    }
+
+    /// The task definition the service is set to run (DescribeServices + DescribeTaskDefinition).
+    pub async fn current_task_definition(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<CurrentTaskDefinition, AwsError> {
+        let arn = self.service_task_definition_arn(cluster, service).await?;
         let output = self
             .client
             .describe_task_definition()

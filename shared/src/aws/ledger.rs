@@ -37,6 +37,19 @@ pub enum ClaimResult {
     },
 }
 
+/// A lock taken; `previous_revision` is `(image tag, revision)` a crashed holder had registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockGrant {
+    pub previous_revision: Option<(String, String)>,
+}
+
+/// What the verifier reads of the ledger in one call: the commits asked for, and the freeze flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerView {
+    pub commits: HashMap<String, KnownCommit>,
+    pub frozen: bool,
+}
+
 /// A commit as the verifier sees it in the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownCommit {
@@ -280,20 +293,23 @@ impl LedgerTable {
         .await
     }
 
-    /// What the ledger knows of the given image tags; tags it does not know are left out.
+    /// What the ledger knows of the given image tags (tags it does not know are left out), and
+    /// whether rollouts are frozen: one BatchGetItem.
     pub async fn known_commits(
         &self,
         repository: &str,
         tags: &[&str],
-    ) -> Result<HashMap<String, KnownCommit>, AwsError> {
+    ) -> Result<LedgerView, AwsError> {
         let mut sequences = HashMap::new();
-        if tags.is_empty() {
-            return Ok(sequences);
-        }
+        let mut frozen = false;
         let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .projection_expression("sk, sha, #sequence, verification, image_digest")
+            .projection_expression("sk, sha, #sequence, verification, image_digest, frozen")
             .expression_attribute_names("#sequence", "sequence")
             .consistent_read(true);
+        keys = keys.keys(HashMap::from([
+            ("pk".to_string(), s(format!("repo#{repository}"))),
+            ("sk".to_string(), s("control")),
+        ]));
         for tag in tags {
             let key = CommitKey {
                 repository: repository.to_string(),
@@ -323,6 +339,19 @@ impl LedgerTable {
             .map(Vec::as_slice)
             .unwrap_or_default();
         for item in items {
+            if item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("control")
+            {
+                frozen = item
+                    .get("frozen")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false);
+                continue;
+            }
             let tag = item
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
@@ -344,7 +373,10 @@ impl LedgerTable {
                 );
             }
         }
-        Ok(sequences)
+        Ok(LedgerView {
+            commits: sequences,
+            frozen,
+        })
     }
 
     /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
@@ -410,14 +442,16 @@ impl LedgerTable {
         conditional(request.send().await, "UpdateItem")
     }
 
-    /// Takes the per-service deployment lock unless another holder's lock is still live.
+    /// Takes the per-service deployment lock unless another holder's lock is still live
+    /// (`None`). A lock left by a holder that died is taken over, and what it had registered is
+    /// handed back so the revision is reused rather than registered twice.
     pub async fn acquire_lock(
         &self,
         target: &str,
         owner: &str,
         ttl_seconds: u64,
         now: u64,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Option<LockGrant>, AwsError> {
         let result = self
             .client
             .put_item()
@@ -430,9 +464,49 @@ impl LedgerTable {
             .item("expires_at", n(now + ttl_seconds + 3600))
             .condition_expression("attribute_not_exists(pk) OR lock_expires_at < :now")
             .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        conditional(result, "PutItem")
+        match result {
+            Ok(output) => {
+                let old = output.attributes();
+                let string = |k: &str| {
+                    old.and_then(|a| a.get(k))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                };
+                Ok(Some(LockGrant {
+                    previous_revision: string("image_tag").zip(string("revision")),
+                }))
+            }
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(err) => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+        }
+    }
+
+    /// Notes the revision registered under the lock, before UpdateService, for a retry after a crash.
+    pub async fn record_lock_revision(
+        &self,
+        target: &str,
+        owner: &str,
+        image_tag: &str,
+        revision: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{target}")))
+            .key("sk", s("lock"))
+            .update_expression("SET image_tag = :tag, revision = :revision")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":tag", s(image_tag))
+            .expression_attribute_values(":revision", s(revision))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
     }
 
     /// Releases the lock if this owner still holds it.
@@ -471,36 +545,16 @@ impl LedgerTable {
         self.get_deployment_item(pk, sk).await
     }
 
-    pub async fn record_revision(
-        &self,
-        repository: &str,
-        target: &str,
-        image_tag: &str,
-        revision: &str,
-        now: u64,
-    ) -> Result<(), AwsError> {
-        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .update_expression("SET revision = :revision, registered_at = :now")
-            .expression_attribute_values(":revision", s(revision))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
-    }
-
-    /// Records an UpdateService: on the service's deployment item and under the deployment id,
-    /// which is how the deployment-status function finds it.
-    pub async fn record_deployment(
+    /// Records an UpdateService — on the service's deployment item and under the deployment id,
+    /// which is how the deployment-status function finds it — and releases the lock, in one
+    /// transaction. If the lock was lost meanwhile, the records are still written.
+    pub async fn finish_deployment(
         &self,
         deployment: &DeploymentRecord,
+        owner: &str,
         now: u64,
     ) -> Result<(), AwsError> {
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
         let (pk, sk) = Self::deployment_key(
             &deployment.repository,
             &deployment.target,
@@ -521,29 +575,65 @@ impl LedgerTable {
         if let Some(sequence) = deployment.sequence {
             item.insert("sequence".into(), n(sequence));
         }
+        let build_error = |e: aws_sdk_dynamodb::error::BuildError| AwsError::Call {
+            service: "DynamoDB",
+            operation: "TransactWriteItems",
+            code: None,
+            message: e.to_string(),
+        };
+        let mut puts = Vec::new();
         if let Some(id) = &deployment.deployment_id {
             item.insert("deployment_id".into(), s(id));
             let mut index = item.clone();
             index.insert("pk".into(), s(format!("deployment#{id}")));
             index.insert("sk".into(), s("deployment"));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(index))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
+            puts.push(index);
         }
         item.insert("pk".into(), s(pk));
         item.insert("sk".into(), s(sk));
-        self.client
-            .put_item()
+        puts.push(item);
+        let mut writes = Vec::new();
+        for put in &puts {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(put.clone()))
+                .build()
+                .map_err(build_error)?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        let release = Delete::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .key("pk", s(format!("lock#{}", deployment.target)))
+            .key("sk", s("lock"))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .build()
+            .map_err(build_error)?;
+        let mut request = self.client.transact_write_items();
+        for write in writes.iter().cloned() {
+            request = request.transact_items(write);
+        }
+        let result = request
+            .transact_items(TransactWriteItem::builder().delete(release).build())
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("TransactionCanceledException") => {
+                // The lock is someone else's now: keep it, write the records alone.
+                let mut request = self.client.transact_write_items();
+                for write in writes {
+                    request = request.transact_items(write);
+                }
+                request
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", e))
+            }
+            Err(err) => Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err)),
+        }
     }
 
     /// The deployment pushdeploy started with this ECS deployment id, if any.
