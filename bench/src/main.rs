@@ -296,17 +296,9 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
     for run in 0..runs {
         reset(&moto);
         let stack = Stack::create(&moto).await;
-        let mut env = stack.env();
-        env.extend(
-            [
-                ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-                ("AWS_ACCESS_KEY_ID", "test"),
-                ("AWS_SECRET_ACCESS_KEY", "test"),
-                ("AWS_REGION", REGION),
-                ("ROLLOUT_TARGETS", "prod/web/app"),
-                ("RUST_LOG", "warn"),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
+        let env = stack.process_env(
+            &moto,
+            &[("ROLLOUT_TARGETS", "prod/web/app"), ("RUST_LOG", "warn")],
         );
         // Events: the cold one, then warm ones (each a new piece of work), then a duplicate.
         let mut events: Vec<(String, Value)> = Vec::new();

@@ -172,23 +172,12 @@ fn ecr_event(tag: &str, digest: &str) -> Value {
 }
 
 fn build_succeeded(sha: &str, build_id: &str) -> Value {
-    let mut event = load_event("image-verifier/codebuild-succeeded.json");
-    let tag = &sha[..8];
-    event["detail"]["build-id"] = json!(format!(
-        "arn:aws:codebuild:us-east-1:123456789012:build/{build_id}"
-    ));
-    event["detail"]["additional-information"]["source-version"] = json!(sha);
-    for var in event["detail"]["additional-information"]["environment"]["environment-variables"]
-        .as_array_mut()
-        .unwrap()
-    {
-        match var["name"].as_str() {
-            Some("IMAGE_TAG") => var["value"] = json!(tag),
-            Some("COMMIT_SHA") => var["value"] = json!(sha),
-            _ => {}
-        }
-    }
-    event
+    codebuild_event(
+        "image-verifier/codebuild-succeeded.json",
+        sha,
+        &sha[..8],
+        build_id,
+    )
 }
 
 fn deployment_completed(deployment_id: &str, service: &str) -> Value {
@@ -209,17 +198,12 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     create_services(&stack.sdk, &["web", "worker"]).await;
-    let mut env = stack.env();
-    env.extend(
-        [
-            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", REGION),
+    let env = stack.process_env(
+        &moto,
+        &[
             ("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app"),
             ("RUST_LOG", "info"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
+        ],
     );
     let watch = LambdaWatch::start(&env, &dir);
 

@@ -230,6 +230,22 @@ impl Stack {
         .collect()
     }
 
+    /// The whole environment of a function process: [`Stack::env`], the standard SDK variables
+    /// pointing at `moto`, and `extra`.
+    pub fn process_env(&self, moto: &Moto, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env();
+        let sdk = [
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", REGION),
+        ];
+        for (k, v) in sdk.iter().chain(extra) {
+            env.push((k.to_string(), v.to_string()));
+        }
+        env
+    }
+
     /// [`Stack::env`] with some variables replaced, as a lookup for the config readers.
     pub fn vars(&self, overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let mut env = self.env();
@@ -499,4 +515,26 @@ pub async fn service_task_definition(
         output.task_definition().cloned().expect("td"),
         output.tags().to_vec(),
     )
+}
+
+/// The CodeBuild state-change sample for another commit and build.
+pub fn codebuild_event(sample: &str, sha: &str, tag: &str, build_id: &str) -> Value {
+    let mut event = load_event(sample);
+    let detail = &mut event["detail"];
+    detail["build-id"] = serde_json::json!(format!(
+        "arn:aws:codebuild:us-east-1:123456789012:build/{build_id}"
+    ));
+    detail["additional-information"]["source-version"] = serde_json::json!(sha);
+    if let Some(vars) =
+        detail["additional-information"]["environment"]["environment-variables"].as_array_mut()
+    {
+        for var in vars {
+            match var["name"].as_str() {
+                Some("IMAGE_TAG") => var["value"] = serde_json::json!(tag),
+                Some("COMMIT_SHA") => var["value"] = serde_json::json!(sha),
+                _ => {}
+            }
+        }
+    }
+    event
 }

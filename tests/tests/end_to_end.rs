@@ -73,16 +73,7 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
 async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
-    let mut env = stack.env();
-    env.extend(
-        [
-            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", REGION),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let env = stack.process_env(&moto, &[]);
     let dir = std::env::temp_dir().join(format!("pushdeploy-invoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let watch = LambdaWatch::start(&env, &dir);

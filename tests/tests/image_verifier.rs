@@ -44,27 +44,6 @@ fn ecr_push(tag: &str) -> Value {
     event_with(sample, json!({"image-tag": tag}))
 }
 
-/// The CodeBuild sample for another commit/build.
-fn build_event(sample: &str, sha: &str, tag: &str, build_id: &str) -> Value {
-    let mut event = load_event(sample);
-    let detail = &mut event["detail"];
-    detail["build-id"] = json!(format!(
-        "arn:aws:codebuild:us-east-1:123456789012:build/{build_id}"
-    ));
-    detail["additional-information"]["source-version"] = json!(sha);
-    for var in detail["additional-information"]["environment"]["environment-variables"]
-        .as_array_mut()
-        .unwrap()
-    {
-        match var["name"].as_str() {
-            Some("IMAGE_TAG") => var["value"] = json!(tag),
-            Some("COMMIT_SHA") => var["value"] = json!(sha),
-            _ => {}
-        }
-    }
-    event
-}
-
 async fn run(handler: &VerifierHandler, event: Value) -> Value {
     handler.handle(event).await.expect("handled")
 }
@@ -104,7 +83,7 @@ async fn sha_pushed_first_is_pending_then_latest_verifies_the_pair() {
     // The CodeBuild event is an independent trigger with the same answer.
     let report = run(
         &w.handler,
-        build_event(
+        codebuild_event(
             "image-verifier/codebuild-succeeded.json",
             B_SHA,
             B,
@@ -144,7 +123,7 @@ async fn a_finished_build_whose_latest_stayed_behind_is_a_published_mismatch() {
     // B's build reports success but `latest` was never moved to it.
     let report = run(
         &w.handler,
-        build_event(
+        codebuild_event(
             "image-verifier/codebuild-succeeded.json",
             B_SHA,
             B,
@@ -193,7 +172,7 @@ async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     let report = run(
         &w.handler,
-        build_event(
+        codebuild_event(
             "image-verifier/codebuild-succeeded.json",
             B_SHA,
             B,
@@ -222,7 +201,7 @@ async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
 
     let report = run(
         &w.handler,
-        build_event(
+        codebuild_event(
             "image-verifier/codebuild-succeeded.json",
             A_SHA,
             A,
@@ -268,7 +247,7 @@ async fn a_failed_build_is_recorded_and_published_once_for_its_build() {
 
     // A late failure of an earlier build of the same commit changes nothing.
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:rebuild").await;
-    let stale = build_event(
+    let stale = codebuild_event(
         "image-verifier/codebuild-failed.json",
         B_SHA,
         B,
