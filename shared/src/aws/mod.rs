@@ -4,6 +4,7 @@ pub mod codebuild;
 pub mod ecr;
 pub mod ecs;
 pub mod events;
+pub mod http;
 pub mod ledger;
 pub mod secrets;
 
