@@ -262,18 +262,21 @@ impl Stack {
 
     /// A commit's ledger item, as plain JSON-ish strings (`N` and `S` values alike).
     pub async fn ledger_item(&self, image_tag: &str) -> Option<serde_json::Map<String, Value>> {
+        self.ledger_get(
+            &format!("repo#{ECR_REPOSITORY}"),
+            &format!("commit#{image_tag}"),
+        )
+        .await
+    }
+
+    /// Any ledger item, with `S` and `N` values as strings.
+    pub async fn ledger_get(&self, pk: &str, sk: &str) -> Option<serde_json::Map<String, Value>> {
         let output = self
             .dynamodb()
             .get_item()
             .table_name(LEDGER_TABLE)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("commit#{image_tag}")),
-            )
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
             .send()
             .await
             .expect("GetItem");

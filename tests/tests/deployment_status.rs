@@ -121,28 +121,13 @@ async fn a_circuit_breaker_rollback_is_a_failure_and_its_rollback_is_not_our_suc
         .contains("rolling back"));
 
     let item = stack
-        .dynamodb()
-        .get_item()
-        .table_name(LEDGER_TABLE)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("repo#{ECR_REPOSITORY}")),
+        .ledger_get(
+            &format!("repo#{ECR_REPOSITORY}"),
+            &format!("deploy#prod/web#{B}"),
         )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("deploy#prod/web#{B}")),
-        )
-        .send()
         .await
-        .unwrap();
-    let outcome = item
-        .item()
-        .unwrap()
-        .get("outcome")
-        .unwrap()
-        .as_s()
-        .unwrap()
-        .clone();
+        .expect("deployment item");
+    let outcome = item["outcome"].as_str().unwrap();
     assert_eq!(outcome, "failed");
 }
 

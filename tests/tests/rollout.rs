@@ -123,21 +123,9 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
     for service in ["web", "worker"] {
         let lock = w
             .stack
-            .dynamodb()
-            .get_item()
-            .table_name(LEDGER_TABLE)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("lock#prod/{service}")),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert!(lock.item().is_none(), "lock#prod/{service} still held");
+            .ledger_get(&format!("lock#prod/{service}"), "lock")
+            .await;
+        assert!(lock.is_none(), "lock#prod/{service} still held");
     }
 
     // The same event again (EventBridge delivers at least once): reads only.
