@@ -326,24 +326,14 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
 
         let t0 = Instant::now();
         let answer = invoke("image-verifier", &ecr_event("latest", &digest));
-        let rolled: Vec<String> = answer["rollout"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .map(|o| {
-                        format!(
-                            "{} {}",
-                            o["target"].as_str().unwrap_or("?"),
-                            o["result"].as_str().unwrap_or("?")
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let result = format!(
             "{}; {}",
-            answer["outcome"].as_str().unwrap_or("?"),
-            rolled.join(", ")
+            text(&answer, "outcome"),
+            per_target(&answer, "rollout", |o| format!(
+                "{} {}",
+                text(o, "target"),
+                text(o, "result")
+            ))
         );
         let deployments: Vec<(String, String)> = answer["rollout"]
             .as_array()
@@ -371,15 +361,8 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         let answer = invoke("image-verifier", &build_succeeded(sha, &build_id));
         let result = format!(
             "{}; {}",
-            answer["outcome"].as_str().unwrap_or("?"),
-            answer["rollout"]
-                .as_array()
-                .map(|r| r
-                    .iter()
-                    .map(|o| o["result"].as_str().unwrap_or("?"))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            text(&answer, "outcome"),
+            per_target(&answer, "rollout", |o| text(o, "result").to_string())
         );
         record(
             &mut steps,
@@ -482,21 +465,9 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     // Rollback to commit 1 by SHA.
     let t0 = Instant::now();
     let answer = invoke("image-verifier", &json!({"rollback": {"sha": &SHA_1[..8]}}));
-    let result = answer["rollout"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .map(|o| {
-                    format!(
-                        "{} {}",
-                        o["target"].as_str().unwrap_or("?"),
-                        o["result"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_else(|| answer.to_string());
+    let result = per_target(&answer, "rollout", |o| {
+        format!("{} {}", text(o, "target"), text(o, "result"))
+    });
     record(
         &mut steps,
         "operator: rollback to commit 1",
@@ -508,21 +479,9 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
 
     let t0 = Instant::now();
     let answer = invoke("image-verifier", &json!({"status": {}}));
-    let result = answer["targets"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .map(|t| {
-                    format!(
-                        "{} runs {}",
-                        t["target"].as_str().unwrap_or("?"),
-                        t["image_tag"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_else(|| answer.to_string());
+    let result = per_target(&answer, "targets", |t| {
+        format!("{} runs {}", text(t, "target"), text(t, "image_tag"))
+    });
     record(&mut steps, "operator: status", None, answer, t0, result);
 
     writeln!(
@@ -535,6 +494,18 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     drop(watch);
     drop(moto);
     steps
+}
+
+/// `"<target> <field>, …"` for each entry of `answer[list]` (a rollout or status list).
+fn per_target(answer: &Value, list: &str, describe: impl Fn(&Value) -> String) -> String {
+    answer[list]
+        .as_array()
+        .map(|items| items.iter().map(describe).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or("?")
 }
 
 fn find_str(value: &Value, keys: &[&str]) -> Option<String> {

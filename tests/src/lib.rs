@@ -144,6 +144,30 @@ impl Moto {
             .collect()
     }
 
+    /// The recorded calls that change AWS state (every write operation the functions use).
+    pub fn write_calls(&self) -> Vec<String> {
+        const WRITES: [&str; 13] = [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "TransactWriteItems",
+            "StartBuild",
+            "PutImage",
+            "PutLifecyclePolicy",
+            "PutImageTagMutability",
+            "PutImageScanningConfiguration",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "PutEvents",
+            "PutSecretValue",
+        ];
+        self.recorded_calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| WRITES.contains(&op.as_str()))
+            .collect()
+    }
+
     pub fn calls_to(&self, operation: &str) -> Vec<Value> {
         self.recorded_calls()
             .into_iter()
