@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod stamp_proxy;
+
 use pushdeploy_tests::runtime_api::RuntimeApi;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
+use stamp_proxy::StampProxy;
 
 const FUNCTIONS: [&str; 4] = [
     "github-webhook",
@@ -24,6 +27,9 @@ struct Sample {
     first: Duration,
     warm: Vec<Duration>,
     peak_rss_kb: u64,
+    /// Event handed over → StartBuild request at the proxy: the cold push, then the warm ones.
+    start_build_first: Option<Duration>,
+    start_build_warm: Vec<Duration>,
 }
 
 #[derive(Default)]
@@ -112,6 +118,42 @@ fn main() {
             stat(&rss, 1)
         )
         .ok();
+    }
+    writeln!(report, "\n## Push → StartBuild issued\n").ok();
+    writeln!(report, "From handing the push event to the function to the moment its `StartBuild` request reaches a").ok();
+    writeln!(
+        report,
+        "timestamping TCP proxy in front of moto (the function reaches CodeBuild through it with"
+    )
+    .ok();
+    writeln!(
+        report,
+        "`AWS_ENDPOINT_URL_CODEBUILD`; every other service directly). Medians, with [min–max].\n"
+    )
+    .ok();
+    writeln!(
+        report,
+        "| function | cold push ms | warm push ms |\n| --- | --- | --- |"
+    )
+    .ok();
+    for (function, samples) in &rows {
+        let first: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.start_build_first.map(ms))
+            .collect();
+        let warm: Vec<f64> = samples
+            .iter()
+            .flat_map(|s| s.start_build_warm.iter().map(|d| ms(*d)))
+            .collect();
+        if !first.is_empty() || !warm.is_empty() {
+            writeln!(
+                report,
+                "| {function} | {} | {} |",
+                stat(&first, 1),
+                stat(&warm, 1)
+            )
+            .ok();
+        }
     }
     writeln!(report, "\n## AWS calls per invocation\n").ok();
     writeln!(
@@ -293,13 +335,21 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
     std::fs::create_dir_all(&dir).unwrap();
     let mut samples = Vec::new();
     let mut calls = Calls::default();
+    let start_build_proxy = StampProxy::start(
+        moto.endpoint.trim_start_matches("http://"),
+        "CodeBuild_20161006.StartBuild",
+    );
     for run in 0..runs {
         reset(&moto);
         let stack = Stack::create(&moto).await;
-        let env = stack.process_env(
+        let mut env = stack.process_env(
             &moto,
             &[("ROLLOUT_TARGETS", "prod/web/app"), ("RUST_LOG", "warn")],
         );
+        env.push((
+            "AWS_ENDPOINT_URL_CODEBUILD".into(),
+            start_build_proxy.endpoint.clone(),
+        ));
         // Events: the cold one, then warm ones (each a new piece of work), then a duplicate.
         let mut events: Vec<(String, Value)> = Vec::new();
         match function {
@@ -444,6 +494,8 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
         };
         let mut first = Duration::ZERO;
         let mut warm = Vec::new();
+        let mut start_build_first = None;
+        let mut start_build_warm = Vec::new();
         for (i, (kind, event)) in events.iter().enumerate() {
             if function == "image-verifier" && kind.contains("new verified image") {
                 // The build's work: the next commit's SHA tag and `latest`.
@@ -453,10 +505,21 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                 put_image(&stack.sdk, "latest", n + 1).await;
             }
             moto.start_recording();
+            let handed_over = Instant::now();
             let (answer, took) = api
                 .invoke(&event.to_string(), Duration::from_secs(30))
                 .expect("invocation");
             assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
+            if kind.contains("push of a new commit") {
+                let issued = start_build_proxy
+                    .first_after(handed_over)
+                    .map(|at| at.duration_since(handed_over));
+                if i == 0 {
+                    start_build_first = issued;
+                } else {
+                    start_build_warm.extend(issued);
+                }
+            }
             if i == 0 {
                 first = took;
             } else if kind.contains("new commit")
@@ -474,6 +537,8 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             first,
             warm,
             peak_rss_kb,
+            start_build_first,
+            start_build_warm,
         });
     }
     (samples, calls)
