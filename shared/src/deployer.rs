@@ -1,8 +1,9 @@
 //! Rolling a verified image out to one ECS service: never twice, never backwards.
 //!
 //! Read without writing first (a duplicate event makes no write); only when a deploy is due, take
-//! the service's lock, re-read `latest` and the service, and register + update. A revision
-//! registered before a crash is found in the ledger and reused, not registered again.
+//! the service's lock — whose condition also refuses a digest or an older commit that pushdeploy
+//! already rolled there — re-read `latest`, and register + update. A revision registered by a
+//! rollout that died before UpdateService is found and reused, not registered again.
 
 use serde::Serialize;
 use thiserror::Error;
@@ -10,12 +11,14 @@ use tracing::{info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
-use crate::aws::ledger::{DeploymentRecord, LedgerTable, LockGrant};
+use crate::aws::ledger::{
+    DeploymentRecord, LedgerTable, LockOutcome, LockRequest, VerificationRecord,
+};
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::{
-    decide_rollout, pinned_image, RolloutDecision, Running, Target, IMAGE_TAG_KEY,
-    SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, follow_last_rolled, pinned_image, RolloutDecision, Running, Target,
+    IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
 use crate::verifier::VerifiedImage;
 use crate::verify::LATEST;
@@ -50,6 +53,16 @@ pub enum TargetOutcome {
     RunningNewer {
         target: String,
         running_sequence: u64,
+    },
+    /// pushdeploy already rolled this image to the service (whatever ECS made of it since, e.g. a
+    /// circuit-breaker rollback): never twice. A rollback by SHA rolls it again deliberately.
+    AlreadyDeployed {
+        target: String,
+    },
+    /// pushdeploy already rolled a newer commit to the service.
+    NewerDeployed {
+        target: String,
+        deployed_sequence: u64,
     },
     /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
     LatestMoved {
@@ -97,14 +110,19 @@ pub struct Deployer<'a> {
 
 impl Deployer<'_> {
     /// Rolls `image` out to `target`. `deliberate` (an operator's rollback) may go backwards.
+    ///
+    /// `verification`, when given, is the commit's verification outcome, still to be written: a
+    /// deployment writes it in its final transaction (and takes it); otherwise it is left for the
+    /// caller to write.
     pub async fn roll_out(
         &self,
         target: &Target,
         image: &VerifiedImage,
         deliberate: bool,
+        verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let span = tracing::info_span!("rollout", service = %target.name(), image_tag = %image.image_tag, digest = %image.digest);
-        Box::pin(self.roll_out_inner(target, image, deliberate))
+        Box::pin(self.roll_out_inner(target, image, deliberate, verification))
             .instrument(span)
             .await
     }
@@ -117,7 +135,23 @@ impl Deployer<'_> {
         deliberate: bool,
     ) -> Result<PlanEntry, RolloutError> {
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        let (mut decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        if decision == RolloutDecision::Deploy {
+            // The rule the lock's condition applies, read here instead of written.
+            let last = self
+                .ledger
+                .last_rolled(&target.name())
+                .await
+                .map_err(|source| RolloutError::Ledger {
+                    target: target.name(),
+                    source,
+                })?;
+            if let Some(refused) =
+                follow_last_rolled(&last, &image.digest, image.sequence, deliberate)
+            {
+                decision = refused;
+            }
+        }
         Ok(PlanEntry {
             target: target.name(),
             decision,
@@ -208,6 +242,7 @@ impl Deployer<'_> {
         target: &Target,
         image: &VerifiedImage,
         deliberate: bool,
+        verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
@@ -218,20 +253,44 @@ impl Deployer<'_> {
         }
 
         let owner = format!("{}@{}", image.image_tag, now_epoch_seconds());
-        let Some(grant) = self
+        let lock = self
             .ledger
-            .acquire_lock(&name, &owner, self.lock_ttl_seconds, now_epoch_seconds())
+            .acquire_lock(&LockRequest {
+                target: &name,
+                owner: &owner,
+                digest: &image.digest,
+                sequence: image.sequence,
+                deliberate,
+                ttl_seconds: self.lock_ttl_seconds,
+                now: now_epoch_seconds(),
+            })
             .await
             .map_err(|source| RolloutError::Ledger {
                 target: name.clone(),
                 source,
-            })?
-        else {
-            warn!("the service is locked by another rollout");
-            return Err(RolloutError::Locked { target: name });
+            })?;
+        let after_crash = match lock {
+            LockOutcome::Granted { after_crash } => after_crash,
+            LockOutcome::Held => {
+                warn!("the service is locked by another rollout");
+                return Err(RolloutError::Locked { target: name });
+            }
+            LockOutcome::Refused(decision) => {
+                info!(decision = ?decision, "pushdeploy already rolled this image or a newer one to the service");
+                return Ok(settled(&decision, &name)
+                    .unwrap_or(TargetOutcome::AlreadyDeployed { target: name }));
+            }
         };
         let result = self
-            .deploy_locked(target, image, &pinned, deliberate, current, grant, &owner)
+            .deploy_locked(
+                target,
+                image,
+                &pinned,
+                current,
+                after_crash,
+                &owner,
+                verification,
+            )
             .await;
         // A deployment releases the lock in its final write; anything else releases it here.
         if !matches!(result, Ok(TargetOutcome::Deployed { .. })) {
@@ -242,23 +301,21 @@ impl Deployer<'_> {
         result
     }
 
+    /// Under the lock: re-read `latest`, register (or reuse) the revision, update the service,
+    /// and record it all in one transaction.
     #[allow(clippy::too_many_arguments)]
     async fn deploy_locked(
         &self,
         target: &Target,
         image: &VerifiedImage,
         pinned: &str,
-        deliberate: bool,
-        first_read: CurrentTaskDefinition,
-        grant: LockGrant,
+        current: CurrentTaskDefinition,
+        after_crash: bool,
         owner: &str,
+        verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let repository = &self.registry.repository().name;
-        let ledger_error = |source| RolloutError::Ledger {
-            target: name.clone(),
-            source,
-        };
         let ecs_error = |source| RolloutError::Ecs {
             target: name.clone(),
             source,
@@ -279,25 +336,12 @@ impl Deployer<'_> {
                 latest_digest: latest.map(|l| l.digest),
             });
         }
-        // Under the lock, the service may have changed since the first read: one cheap check.
-        let arn_now = self
-            .ecs
-            .service_task_definition_arn(&target.cluster, &target.service)
-            .await
-            .map_err(ecs_error)?;
-        let current = if arn_now == first_read.arn() {
-            first_read
+        let reused = if after_crash {
+            self.revision_left_by_crash(target, &current, pinned)
+                .await?
         } else {
-            let (decision, current) = self.decide(target, image, pinned, deliberate).await?;
-            if let Some(outcome) = settled(&decision, &name) {
-                return Ok(outcome);
-            }
-            current
+            None
         };
-        let reused = grant
-            .previous_revision
-            .filter(|(tag, _)| *tag == image.image_tag)
-            .map(|(_, revision)| revision);
         let reused_revision = reused.is_some();
         let revision = match reused {
             Some(revision) => revision,
@@ -311,8 +355,7 @@ impl Deployer<'_> {
                 if !sequence.is_empty() {
                     tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
                 }
-                let revision = self
-                    .ecs
+                self.ecs
                     .register_revision(
                         &current,
                         &target.container,
@@ -321,12 +364,7 @@ impl Deployer<'_> {
                         &tags,
                     )
                     .await
-                    .map_err(ecs_error)?;
-                self.ledger
-                    .record_lock_revision(&name, owner, &image.image_tag, &revision)
-                    .await
-                    .map_err(ledger_error)?;
-                revision
+                    .map_err(ecs_error)?
             }
         };
         let deployment_id = self
@@ -348,10 +386,16 @@ impl Deployer<'_> {
                     outcome: None,
                 },
                 owner,
+                verification.as_ref(),
                 now_epoch_seconds(),
             )
             .await
-            .map_err(ledger_error)?;
+            .map_err(|source| RolloutError::Ledger {
+                target: name.clone(),
+                source,
+            })?;
+        // Written with the deployment: the caller has nothing left to record.
+        verification.take();
         info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
         Ok(TargetOutcome::Deployed {
             target: name,
@@ -359,6 +403,27 @@ impl Deployer<'_> {
             deployment_id,
             reused_revision,
         })
+    }
+
+    /// After taking over the lock of a rollout of this digest that died: the revision it
+    /// registered, if it got that far (the family's newest revision, pinning this image).
+    async fn revision_left_by_crash(
+        &self,
+        target: &Target,
+        current: &CurrentTaskDefinition,
+        pinned: &str,
+    ) -> Result<Option<String>, RolloutError> {
+        let newest = self
+            .ecs
+            .describe_task_definition(current.family())
+            .await
+            .map_err(|source| RolloutError::Ecs {
+                target: target.name(),
+                source,
+            })?;
+        let left = newest.arn() != current.arn()
+            && newest.container_image(&target.container) == Some(pinned);
+        Ok(left.then(|| newest.arn().to_string()))
     }
 }
 
@@ -372,6 +437,15 @@ fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
             target: target.to_string(),
             running_sequence: *running_sequence,
         }),
+        RolloutDecision::AlreadyDeployed => Some(TargetOutcome::AlreadyDeployed {
+            target: target.to_string(),
+        }),
+        RolloutDecision::NewerDeployed { deployed_sequence } => {
+            Some(TargetOutcome::NewerDeployed {
+                target: target.to_string(),
+                deployed_sequence: *deployed_sequence,
+            })
+        }
         RolloutDecision::Deploy | RolloutDecision::NoSuchContainer => None,
     }
 }

@@ -214,7 +214,7 @@ impl ImageVerifier {
             .await
             .map_err(|e| self.registry_error(e))?;
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
-        let rollout = self.roll_out(&target_image, true).await?;
+        let rollout = self.roll_out(&target_image, true, None).await?;
         Ok(OperatorResponse::Rollback {
             image: target_image,
             dry_run,
@@ -234,7 +234,7 @@ impl ImageVerifier {
             info!(frozen, was_frozen, "rollout freeze set");
             if was_frozen && !frozen {
                 if let Some(image) = self.newest_verified().await? {
-                    rollout = self.roll_out(&image, false).await?;
+                    rollout = self.roll_out(&image, false, None).await?;
                 }
             }
         }

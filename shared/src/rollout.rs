@@ -68,6 +68,10 @@ pub enum RolloutDecision {
     AlreadyRunning,
     /// The service runs a newer push: never roll backwards.
     RunningNewer { running_sequence: u64 },
+    /// pushdeploy already rolled this digest to the service (ECS may have rolled it back since).
+    AlreadyDeployed,
+    /// pushdeploy already rolled a commit with this push sequence or a higher one to the service.
+    NewerDeployed { deployed_sequence: u64 },
     /// Register a revision with the image pinned by digest and update the service.
     Deploy,
     /// The task definition has no container of that name.
@@ -92,6 +96,36 @@ pub fn decide_rollout(
             RolloutDecision::RunningNewer { running_sequence }
         }
         _ => RolloutDecision::Deploy,
+    }
+}
+
+/// What pushdeploy last rolled to a service, as its ledger item records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastRolled {
+    pub digest: Option<String>,
+    pub sequence: Option<u64>,
+}
+
+/// Whether an image may follow what pushdeploy last rolled to the service: never the same digest
+/// twice, never a push sequence that is not higher. `None` when it may; a rollback (`deliberate`)
+/// always may. The ledger's lock condition is this rule, checked inside the write.
+pub fn follow_last_rolled(
+    last: &LastRolled,
+    digest: &str,
+    sequence: Option<u64>,
+    deliberate: bool,
+) -> Option<RolloutDecision> {
+    if deliberate {
+        return None;
+    }
+    if last.digest.as_deref() == Some(digest) {
+        return Some(RolloutDecision::AlreadyDeployed);
+    }
+    match (last.sequence, sequence) {
+        (Some(deployed_sequence), Some(ours)) if deployed_sequence >= ours => {
+            Some(RolloutDecision::NewerDeployed { deployed_sequence })
+        }
+        _ => None,
     }
 }
 
@@ -180,6 +214,50 @@ mod tests {
                 decide_rollout(&running, IMAGE, sequence, deliberate),
                 expected,
                 "{running:?} {sequence:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
+        let last = |digest: Option<&str>, sequence: Option<u64>| LastRolled {
+            digest: digest.map(str::to_string),
+            sequence,
+        };
+        let cases = [
+            (last(None, None), Some(1), false, None),
+            (
+                last(Some("sha256:bb"), Some(4)),
+                Some(9),
+                false,
+                Some(RolloutDecision::AlreadyDeployed),
+            ),
+            (
+                last(Some("sha256:aa"), Some(4)),
+                Some(4),
+                false,
+                Some(RolloutDecision::NewerDeployed {
+                    deployed_sequence: 4,
+                }),
+            ),
+            (
+                last(Some("sha256:aa"), Some(7)),
+                Some(4),
+                false,
+                Some(RolloutDecision::NewerDeployed {
+                    deployed_sequence: 7,
+                }),
+            ),
+            (last(Some("sha256:aa"), Some(4)), Some(5), false, None),
+            // Without a sequence only the digest can refuse; a rollback is never refused.
+            (last(Some("sha256:aa"), Some(7)), None, false, None),
+            (last(Some("sha256:bb"), Some(7)), Some(4), true, None),
+        ];
+        for (last, sequence, deliberate, expected) in cases {
+            assert_eq!(
+                follow_last_rolled(&last, "sha256:bb", sequence, deliberate),
+                expected,
+                "{last:?} {sequence:?} {deliberate}"
             );
         }
     }

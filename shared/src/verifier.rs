@@ -12,7 +12,7 @@ use tracing::{field, info, warn, Instrument};
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::LedgerTable;
+use crate::aws::ledger::{LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
 use crate::config::VerifierConfig;
 use crate::deployer::{Deployer, RolloutError, TargetOutcome};
@@ -423,22 +423,25 @@ impl ImageVerifier {
                     verification.digest().map(str::to_string),
                 ))
         });
-        if let (Some(tag), false) = (&tag, already_recorded) {
-            let recorded = self
-                .ledger
-                .record_verification(
-                    &self.key(tag),
-                    verification.name(),
-                    verification.digest(),
-                    reason.as_deref(),
-                    trigger.name(),
-                    now_epoch_seconds(),
-                )
-                .await
-                .map_err(VerifyError::Ledger)?;
-            if !recorded {
-                info!("the commit is not in the ledger (built outside pushdeploy); outcome not recorded");
-            }
+        let mut record = tag
+            .as_ref()
+            .filter(|_| !already_recorded)
+            .map(|tag| VerificationRecord {
+                key: self.key(tag),
+                outcome: verification.name().into(),
+                digest: verification.digest().map(str::to_string),
+                reason: reason.clone(),
+                trigger: trigger.name().into(),
+                now: now_epoch_seconds(),
+            });
+        // A verified commit the ledger knows gets its outcome written with its first deployment
+        // (one write fewer); any other outcome is written now.
+        let rolls_out = matches!(verification, Verification::Verified { .. })
+            && sequence.is_some()
+            && !known.frozen
+            && !self.config.targets.is_empty();
+        if !rolls_out {
+            self.write_verification(record.take()).await?;
         }
         // A repeated failure (a duplicate event, the next reconcile) is published once.
         if verification.is_failure() && !already_recorded {
@@ -474,7 +477,7 @@ impl ImageVerifier {
                         .map(|t| TargetOutcome::Frozen { target: t.name() })
                         .collect()
                 } else {
-                    self.roll_out(image, false).await?
+                    self.roll_out(image, false, record).await?
                 }
             }
             _ => Vec::new(),
@@ -540,17 +543,22 @@ impl ImageVerifier {
     }
 
     /// Rolls a verified image out to every configured service; one failing service does not stop
-    /// the others, and the invocation fails (and is retried) if any did.
+    /// the others, and the invocation fails (and is retried) if any did. `verification` is the
+    /// commit's outcome still to be written: with the first deployment, or alone at the end.
     pub async fn roll_out(
         &self,
         image: &VerifiedImage,
         deliberate: bool,
+        mut verification: Option<VerificationRecord>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
         let deployer = self.deployer();
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
         for target in &self.config.targets {
-            match deployer.roll_out(target, image, deliberate).await {
+            match deployer
+                .roll_out(target, image, deliberate, &mut verification)
+                .await
+            {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(e) => {
                     tracing::error!(error = %e, "rollout failed");
@@ -558,11 +566,32 @@ impl ImageVerifier {
                 }
             }
         }
+        self.write_verification(verification).await?;
         if errors.is_empty() {
             Ok(outcomes)
         } else {
             Err(VerifyError::Rollout(errors))
         }
+    }
+
+    async fn write_verification(
+        &self,
+        verification: Option<VerificationRecord>,
+    ) -> Result<(), VerifyError> {
+        let Some(verification) = verification else {
+            return Ok(());
+        };
+        let recorded = self
+            .ledger
+            .record_verification(&verification)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        if !recorded {
+            info!(
+                "the commit is not in the ledger (built outside pushdeploy); outcome not recorded"
+            );
+        }
+        Ok(())
     }
 
     async fn build_failed(

@@ -108,14 +108,42 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
         assert_eq!(td.revision(), 2, "one new revision per service");
     }
 
-    // The locks were released with the deployment records.
+    // The locks were released with the deployment records; each service's item keeps what was
+    // rolled there, and the commit's verification was written in the same transaction.
     for service in ["web", "worker"] {
-        let lock = w
+        let state = w
             .stack
             .ledger_get(&format!("lock#prod/{service}"), "lock")
-            .await;
-        assert!(lock.is_none(), "lock#prod/{service} still held");
+            .await
+            .expect("service state");
+        assert!(
+            !state.contains_key("owner"),
+            "lock#prod/{service} still held: {state:?}"
+        );
+        assert_eq!(state["deployed_digest"], digest.as_str());
+        assert_eq!(state["deployed_sequence"], "1");
+        assert_eq!(state["deployed_image_tag"], B);
     }
+    let commit = w
+        .stack
+        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), &format!("commit#{B}"))
+        .await
+        .expect("commit");
+    assert_eq!(commit["verification"], "verified");
+    assert_eq!(commit["image_digest"], digest.as_str());
+    // The only UpdateItems are the two locks: the outcome rode in the deployment's transaction.
+    let updates: Vec<String> = w
+        .moto
+        .calls_to("UpdateItem")
+        .iter()
+        .map(|body| {
+            body["Key"]["pk"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(updates, ["lock#prod/web", "lock#prod/worker"]);
 
     // The same event again (EventBridge delivers at least once): reads only.
     w.moto.start_recording();
@@ -179,7 +207,7 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
         .task_definition_arn()
         .unwrap()
         .to_string();
-    // It had noted the revision on its lock, which has since expired.
+    // Its lock, taken for this digest, has since expired.
     let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
     let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
     w.stack
@@ -193,8 +221,7 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
             "lock_expires_at",
             aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
         )
-        .item("image_tag", s(B))
-        .item("revision", s(&orphan))
+        .item("locked_digest", s(&digest))
         .send()
         .await
         .unwrap();
@@ -207,6 +234,62 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
     assert_eq!(running.task_definition_arn(), Some(orphan.as_str()));
+}
+
+#[tokio::test]
+async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a_newer_one() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    put_image(&w.stack.sdk, A, 1).await;
+    publish(&w.stack, B, 2).await;
+    let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let original = original.task_definition_arn().unwrap().to_string();
+    let report = w.handler.handle(latest_pushed()).await.expect("B deployed");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+
+    // The circuit breaker (or a person) puts the service back on the revision before B's.
+    aws_sdk_ecs::Client::new(&w.stack.sdk)
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition(&original)
+        .send()
+        .await
+        .unwrap();
+
+    // B's event again: the service does not run B, but pushdeploy rolled B there already.
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(
+        report["rollout"][0]["result"], "already_deployed",
+        "{report}"
+    );
+    let plan = w.handler.handle(json!({"plan": {}})).await.expect("plan");
+    assert_eq!(plan["plan"][0]["decision"], "already_deployed", "{plan}");
+    // A, older than B, is verified when `latest` is moved back by hand, and still not rolled.
+    put_image(&w.stack.sdk, "latest", 1).await;
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(report["tag"], A, "{report}");
+    assert_eq!(report["rollout"][0]["result"], "newer_deployed", "{report}");
+    assert_eq!(report["rollout"][0]["deployed_sequence"], 2);
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_eq!(running.task_definition_arn(), Some(original.as_str()));
+    // Neither attempt left the lock held.
+    let state = w.stack.ledger_get("lock#prod/web", "lock").await.unwrap();
+    assert!(!state.contains_key("owner"), "{state:?}");
+
+    // An operator's rollback to B is the deliberate way to roll it again.
+    let report = w
+        .handler
+        .handle(json!({"rollback": {"sha": B}}))
+        .await
+        .expect("rollback");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_ne!(running.task_definition_arn(), Some(original.as_str()));
 }
 
 #[tokio::test]

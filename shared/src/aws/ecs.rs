@@ -23,6 +23,10 @@ impl CurrentTaskDefinition {
             .unwrap_or_default()
     }
 
+    pub fn family(&self) -> &str {
+        self.task_definition.family().unwrap_or_default()
+    }
+
     pub fn container_image(&self, container: &str) -> Option<&str> {
         self.task_definition
             .container_definitions()
@@ -54,7 +58,7 @@ impl Ecs {
     }
 
     /// The task definition ARN the service is set to run (DescribeServices only).
-    pub async fn service_task_definition_arn(
+    async fn service_task_definition_arn(
         &self,
         cluster: &str,
         service: &str,
@@ -88,10 +92,19 @@ impl Ecs {
         service: &str,
     ) -> Result<CurrentTaskDefinition, AwsError> {
         let arn = self.service_task_definition_arn(cluster, service).await?;
+        self.describe_task_definition(&arn).await
+    }
+
+    /// A task definition with its tags, by ARN, `family:revision`, or `family` (its newest
+    /// ACTIVE revision).
+    pub async fn describe_task_definition(
+        &self,
+        reference: &str,
+    ) -> Result<CurrentTaskDefinition, AwsError> {
         let output = self
             .client
             .describe_task_definition()
-            .task_definition(&arn)
+            .task_definition(reference)
             .include(TaskDefinitionField::Tags)
             .send()
             .await
@@ -99,7 +112,7 @@ impl Ecs {
         let task_definition = output.task_definition().cloned().ok_or_else(|| {
             call_error(
                 "DescribeTaskDefinition",
-                format!("{arn}: no task definition"),
+                format!("{reference}: no task definition"),
             )
         })?;
         Ok(CurrentTaskDefinition {

@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::AwsError;
 use crate::ledger::{
     claim_decision, sequence_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
 };
+use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -37,10 +39,70 @@ pub enum ClaimResult {
     },
 }
 
-/// A lock taken; `previous_revision` is `(image tag, revision)` a crashed holder had registered.
+/// A rollout's request for a service's lock (`lock#cluster/service`).
+///
+/// The same item keeps what pushdeploy last rolled to the service, and the lock is granted only if
+/// this image may follow it: not the same digest again, not a lower push sequence (unless the
+/// move is deliberate, an operator's rollback). So a rollout that finished while this one was
+/// reading the service is seen by the lock's own condition, with no second read.
+#[derive(Debug, Clone)]
+pub struct LockRequest<'a> {
+    pub target: &'a str,
+    pub owner: &'a str,
+    pub digest: &'a str,
+    pub sequence: Option<u64>,
+    pub deliberate: bool,
+    pub ttl_seconds: u64,
+    pub now: u64,
+}
+
+/// The answer to a [`LockRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockGrant {
-    pub previous_revision: Option<(String, String)>,
+pub enum LockOutcome {
+    /// Taken. `after_crash`: an expired lock of a rollout of this same digest was taken over, so
+    /// that rollout may have registered a revision before it died.
+    Granted { after_crash: bool },
+    /// Another rollout holds a live lock.
+    Held,
+    /// The image may not follow what pushdeploy last rolled there ([`follow_last_rolled`]).
+    Refused(RolloutDecision),
+}
+
+/// A verification outcome to record on a commit the ledger knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRecord {
+    pub key: CommitKey,
+    pub outcome: String,
+    pub digest: Option<String>,
+    pub reason: Option<String>,
+    pub trigger: String,
+    pub now: u64,
+}
+
+impl VerificationRecord {
+    /// The update expression and its values (for UpdateItem alone, or inside a transaction).
+    fn update(&self) -> (String, Item) {
+        let mut expression = String::from(
+            "SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now",
+        );
+        let mut values = HashMap::from([
+            (":outcome".to_string(), s(&self.outcome)),
+            (":trigger".to_string(), s(&self.trigger)),
+            (":now".to_string(), n(self.now)),
+        ]);
+        if let Some(digest) = &self.digest {
+            expression.push_str(", image_digest = :digest");
+            values.insert(":digest".into(), s(digest));
+        }
+        match &self.reason {
+            Some(reason) => {
+                expression.push_str(", verification_reason = :reason");
+                values.insert(":reason".into(), s(reason));
+            }
+            None => expression.push_str(" REMOVE verification_reason"),
+        }
+        (expression, values)
+    }
 }
 
 /// What the verifier reads of the ledger in one call: the commits asked for, and the freeze flag.
@@ -380,42 +442,18 @@ impl LedgerTable {
     }
 
     /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
-    pub async fn record_verification(
-        &self,
-        key: &CommitKey,
-        outcome: &str,
-        digest: Option<&str>,
-        reason: Option<&str>,
-        trigger: &str,
-        now: u64,
-    ) -> Result<bool, AwsError> {
-        let mut expression =
-            String::from("SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now");
-        let mut request = self
+    pub async fn record_verification(&self, record: &VerificationRecord) -> Result<bool, AwsError> {
+        let (expression, values) = record.update();
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
+            .key("pk", s(record.key.pk()))
+            .key("sk", s(record.key.sk()))
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":outcome", s(outcome))
-            .expression_attribute_values(":trigger", s(trigger))
-            .expression_attribute_values(":now", n(now));
-        if let Some(digest) = digest {
-            expression.push_str(", image_digest = :digest");
-            request = request.expression_attribute_values(":digest", s(digest));
-        }
-        match reason {
-            Some(reason) => {
-                expression.push_str(", verification_reason = :reason");
-                request = request.expression_attribute_values(":reason", s(reason));
-            }
-            None => expression.push_str(" REMOVE verification_reason"),
-        }
-        conditional(
-            request.update_expression(expression).send().await,
-            "UpdateItem",
-        )
+            .update_expression(expression)
+            .set_expression_attribute_values(Some(values));
+        conditional(request.send().await, "UpdateItem")
     }
 
     /// Records a finished build (`Built` or `BuildFailed`) if `build_id` is still the commit's
@@ -442,88 +480,90 @@ impl LedgerTable {
         conditional(request.send().await, "UpdateItem")
     }
 
-    /// Takes the per-service deployment lock unless another holder's lock is still live
-    /// (`None`). A lock left by a holder that died is taken over, and what it had registered is
-    /// handed back so the revision is reused rather than registered twice.
-    pub async fn acquire_lock(
-        &self,
-        target: &str,
-        owner: &str,
-        ttl_seconds: u64,
-        now: u64,
-    ) -> Result<Option<LockGrant>, AwsError> {
-        let result = self
+    /// Takes the service's deployment lock if no other rollout holds it (an expired lock is taken
+    /// over) and, unless `deliberate`, only if pushdeploy has not already rolled this digest or a
+    /// newer commit to the service. One conditional write; on refusal DynamoDB returns the item,
+    /// which says why.
+    pub async fn acquire_lock(&self, request: &LockRequest<'_>) -> Result<LockOutcome, AwsError> {
+        let mut condition =
+            String::from("(attribute_not_exists(lock_expires_at) OR lock_expires_at < :now)");
+        let mut update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(format!("lock#{target}")))
-            .item("sk", s("lock"))
-            .item("owner", s(owner))
-            .item("lock_expires_at", n(now + ttl_seconds))
-            // DynamoDB's TTL removes forgotten locks eventually; the condition does not wait for it.
-            .item("expires_at", n(now + ttl_seconds + 3600))
-            .condition_expression("attribute_not_exists(pk) OR lock_expires_at < :now")
-            .expression_attribute_values(":now", n(now))
+            .key("pk", s(format!("lock#{}", request.target)))
+            .key("sk", s("lock"))
+            .update_expression(
+                "SET #owner = :owner, lock_expires_at = :until, locked_digest = :digest",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(request.owner))
+            .expression_attribute_values(":until", n(request.now + request.ttl_seconds))
+            .expression_attribute_values(":digest", s(request.digest))
+            .expression_attribute_values(":now", n(request.now))
             .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match result {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !request.deliberate {
+            condition.push_str(
+                " AND (attribute_not_exists(deployed_digest) OR deployed_digest <> :digest)",
+            );
+            if let Some(sequence) = request.sequence {
+                condition.push_str(
+                    " AND (attribute_not_exists(deployed_sequence) OR deployed_sequence < :sequence)",
+                );
+                update = update.expression_attribute_values(":sequence", n(sequence));
+            }
+        }
+        match update.condition_expression(condition).send().await {
             Ok(output) => {
                 let old = output.attributes();
-                let string = |k: &str| {
-                    old.and_then(|a| a.get(k))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                };
-                Ok(Some(LockGrant {
-                    previous_revision: string("image_tag").zip(string("revision")),
-                }))
+                let after_crash = old.is_some_and(|old| {
+                    old.contains_key("owner")
+                        && old.get("locked_digest").and_then(|v| v.as_s().ok())
+                            == Some(&request.digest.to_string())
+                });
+                Ok(LockOutcome::Granted { after_crash })
             }
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(err) => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(lock_refusal(request, refused.item()))
+                }
+                _ => Err(AwsError::from_sdk("DynamoDB", "UpdateItem", err)),
+            },
         }
     }
 
-    /// Notes the revision registered under the lock, before UpdateService, for a retry after a crash.
-    pub async fn record_lock_revision(
-        &self,
-        target: &str,
-        owner: &str,
-        image_tag: &str,
-        revision: &str,
-    ) -> Result<(), AwsError> {
-        self.client
+    /// What pushdeploy last rolled to the service (`plan` applies the lock's rule with it).
+    pub async fn last_rolled(&self, target: &str) -> Result<LastRolled, AwsError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{target}")))
+            .key("sk", s("lock"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
+        Ok(output.item().map(last_rolled).unwrap_or_default())
+    }
+
+    /// Releases the lock if this owner still holds it, keeping the service's state.
+    pub async fn release_lock(&self, target: &str, owner: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("lock#{target}")))
             .key("sk", s("lock"))
-            .update_expression("SET image_tag = :tag, revision = :revision")
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":tag", s(image_tag))
-            .expression_attribute_values(":revision", s(revision))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
-    }
-
-    /// Releases the lock if this owner still holds it.
-    pub async fn release_lock(&self, target: &str, owner: &str) -> Result<(), AwsError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("lock#{target}")))
-            .key("sk", s("lock"))
+            .update_expression("REMOVE #owner, lock_expires_at, locked_digest")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
         // Not ours any more (expired and taken over): nothing to release.
-        conditional(result, "DeleteItem").map(|_| ())
+        conditional(result, "UpdateItem").map(|_| ())
     }
 
     fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
@@ -545,16 +585,19 @@ impl LedgerTable {
         self.get_deployment_item(pk, sk).await
     }
 
-    /// Records an UpdateService — on the service's deployment item and under the deployment id,
-    /// which is how the deployment-status function finds it — and releases the lock, in one
-    /// transaction. If the lock was lost meanwhile, the records are still written.
+    /// Records an UpdateService in one transaction: on the service's deployment item and under the
+    /// deployment id (how the deployment-status function finds it), as the service's last rolled
+    /// image on its lock item, releasing the lock, and with the commit's verification outcome when
+    /// the verifier left it to this write. If the lock was lost meanwhile, the records are still
+    /// written.
     pub async fn finish_deployment(
         &self,
         deployment: &DeploymentRecord,
         owner: &str,
+        verification: Option<&VerificationRecord>,
         now: u64,
     ) -> Result<(), AwsError> {
-        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
         let (pk, sk) = Self::deployment_key(
             &deployment.repository,
             &deployment.target,
@@ -592,45 +635,78 @@ impl LedgerTable {
         item.insert("pk".into(), s(pk));
         item.insert("sk".into(), s(sk));
         puts.push(item);
-        let mut writes = Vec::new();
-        for put in &puts {
+        let mut records = Vec::new();
+        for put in puts {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(put.clone()))
+                .set_item(Some(put))
                 .build()
                 .map_err(build_error)?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            records.push(TransactWriteItem::builder().put(put).build());
         }
-        let release = Delete::builder()
+
+        let mut writes = records.clone();
+        let mut service_state = String::from(
+            "SET deployed_digest = :digest, deployed_image_tag = :tag, deployed_revision = :revision, deployed_at = :now",
+        );
+        let mut removed = "REMOVE #owner, lock_expires_at, locked_digest";
+        let mut release = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("lock#{}", deployment.target)))
             .key("sk", s("lock"))
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":digest", s(&deployment.digest))
+            .expression_attribute_values(":tag", s(&deployment.image_tag))
+            .expression_attribute_values(":revision", s(&deployment.revision))
+            .expression_attribute_values(":now", n(now));
+        match deployment.sequence {
+            Some(sequence) => {
+                service_state.push_str(", deployed_sequence = :sequence");
+                release = release.expression_attribute_values(":sequence", n(sequence));
+            }
+            None => removed = "REMOVE #owner, lock_expires_at, locked_digest, deployed_sequence",
+        }
+        let release = release
+            .update_expression(format!("{service_state} {removed}"))
             .build()
             .map_err(build_error)?;
-        let mut request = self.client.transact_write_items();
-        for write in writes.iter().cloned() {
-            request = request.transact_items(write);
+        writes.push(TransactWriteItem::builder().update(release).build());
+        if let Some(verification) = verification {
+            let (expression, values) = verification.update();
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(verification.key.pk()))
+                .key("sk", s(verification.key.sk()))
+                .condition_expression("attribute_exists(pk)")
+                .update_expression(expression)
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(build_error)?;
+            writes.push(TransactWriteItem::builder().update(update).build());
         }
-        let result = request
-            .transact_items(TransactWriteItem::builder().delete(release).build())
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("TransactionCanceledException") => {
-                // The lock is someone else's now: keep it, write the records alone.
-                let mut request = self.client.transact_write_items();
-                for write in writes {
-                    request = request.transact_items(write);
-                }
-                request
+                // The lock is someone else's now (or the commit item is gone): keep the lock,
+                // write the records alone, and the verification where it still applies.
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(records))
                     .send()
                     .await
-                    .map(|_| ())
-                    .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", e))
+                    .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", e))?;
+                if let Some(verification) = verification {
+                    self.record_verification(verification).await?;
+                }
+                Ok(())
             }
             Err(err) => Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err)),
         }
@@ -793,6 +869,43 @@ impl LedgerTable {
     }
 }
 
+/// Why a lock was refused, from the item DynamoDB returned with the failed condition.
+fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
+    let Some(item) = item else {
+        return LockOutcome::Held;
+    };
+    let live_until = item
+        .get("lock_expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if live_until.is_some_and(|until| until >= request.now) {
+        return LockOutcome::Held;
+    }
+    match follow_last_rolled(
+        &last_rolled(item),
+        request.digest,
+        request.sequence,
+        request.deliberate,
+    ) {
+        Some(decision) => LockOutcome::Refused(decision),
+        // The item changed between the write and its answer: another rollout is at work.
+        None => LockOutcome::Held,
+    }
+}
+
+fn last_rolled(item: &Item) -> LastRolled {
+    LastRolled {
+        digest: item
+            .get("deployed_digest")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        sequence: item
+            .get("deployed_sequence")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
+    }
+}
+
 /// `Ok(true)` when a conditional write applied, `Ok(false)` when its condition did not hold.
 fn conditional<O, E>(
     result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
@@ -835,4 +948,97 @@ fn parse_record(key: &CommitKey, item: &Item) -> Result<CommitRecord, AwsError> 
         claimed_at: number("claimed_at")?.unwrap_or_default(),
         claim_version: number("claim_version")?.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(sequence: Option<u64>, deliberate: bool) -> LockRequest<'static> {
+        LockRequest {
+            target: "prod/web",
+            owner: "f8afe6a7@100",
+            digest: "sha256:bb",
+            sequence,
+            deliberate,
+            ttl_seconds: 60,
+            now: 100,
+        }
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_lock_says_why() {
+        let held = item(&[("owner", s("other@90")), ("lock_expires_at", n(100))]);
+        let same = item(&[
+            ("deployed_digest", s("sha256:bb")),
+            ("deployed_sequence", n(3)),
+        ]);
+        let newer = item(&[
+            ("owner", s("other@10")),
+            ("lock_expires_at", n(99)),
+            ("deployed_digest", s("sha256:cc")),
+            ("deployed_sequence", n(7)),
+        ]);
+        let cases = [
+            (request(Some(5), false), Some(&held), LockOutcome::Held),
+            (
+                request(Some(5), false),
+                Some(&same),
+                LockOutcome::Refused(RolloutDecision::AlreadyDeployed),
+            ),
+            // An expired lock is not the reason; what was last rolled is.
+            (
+                request(Some(5), false),
+                Some(&newer),
+                LockOutcome::Refused(RolloutDecision::NewerDeployed {
+                    deployed_sequence: 7,
+                }),
+            ),
+            (request(Some(5), true), Some(&held), LockOutcome::Held),
+            (request(Some(5), false), None, LockOutcome::Held),
+        ];
+        for (request, item, expected) in cases {
+            assert_eq!(
+                lock_refusal(&request, item),
+                expected,
+                "{request:?} {item:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_verification_without_reason_removes_the_old_one() {
+        let record = VerificationRecord {
+            key: CommitKey {
+                repository: "shop".into(),
+                image_tag: "f8afe6a7".into(),
+            },
+            outcome: "verified".into(),
+            digest: Some("sha256:bb".into()),
+            reason: None,
+            trigger: "ecr_push".into(),
+            now: 5,
+        };
+        let (expression, values) = record.update();
+        assert!(
+            expression.ends_with(" REMOVE verification_reason"),
+            "{expression}"
+        );
+        assert_eq!(values.get(":digest"), Some(&s("sha256:bb")));
+        assert!(!values.contains_key(":reason"));
+        let with_reason = VerificationRecord {
+            reason: Some("digests differ".into()),
+            ..record
+        };
+        let (expression, values) = with_reason.update();
+        assert!(!expression.contains("REMOVE"), "{expression}");
+        assert_eq!(values.get(":reason"), Some(&s("digests differ")));
+    }
 }
