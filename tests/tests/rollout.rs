@@ -161,6 +161,47 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
+async fn a_verified_image_reaches_one_service_in_nine_calls_on_a_warm_function() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    put_image(&w.stack.sdk, B, 2).await;
+    // The SHA tag's event comes first (pending) and leaves the policy check cached.
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/ecr-push-sha.json"))
+        .await
+        .expect("pending");
+    assert_eq!(report["outcome"], "pending", "{report}");
+    put_image(&w.stack.sdk, "latest", 2).await;
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    let mut calls: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    calls.sort();
+    // Verify (latest, the ledger), read the service, lock, re-read latest, register, update,
+    // and one transaction for the records, the lock's release and the verified outcome.
+    assert_eq!(
+        calls,
+        [
+            "BatchGetItem",
+            "DescribeImages",
+            "DescribeImages",
+            "DescribeServices",
+            "DescribeTaskDefinition",
+            "RegisterTaskDefinition",
+            "TransactWriteItems",
+            "UpdateItem",
+            "UpdateService",
+        ]
+    );
+}
+
+#[tokio::test]
 async fn an_older_commit_never_rolls_over_a_newer_one() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
