@@ -308,19 +308,6 @@ fn reset(moto: &Moto) {
         .expect("moto reset");
 }
 
-/// A GitHub push delivery for `sha` as a function URL event.
-fn github_event(sha: &str, delivery: &str) -> Value {
-    let (headers, body) = pushdeploy_tests::demo::github_push(sha, DEMO_SECRET, delivery);
-    let mut event = load_event("github-webhook/push-main.json");
-    event["body"] = json!(body);
-    event["isBase64Encoded"] = json!(false);
-    for (name, value) in headers {
-        event["headers"][name.to_ascii_lowercase()] = json!(value);
-    }
-    event["headers"]["content-length"] = json!(body.len().to_string());
-    event
-}
-
 fn sha_for(run: usize, n: usize) -> String {
     format!(
         "{:08x}{:032x}",
@@ -356,17 +343,17 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             "github-webhook" => {
                 events.push((
                     "cold: push of a new commit".into(),
-                    github_event(&sha_for(run, 0), "d0"),
+                    github_push_event(&sha_for(run, 0), "d0"),
                 ));
                 for n in 1..=5 {
                     events.push((
                         "warm: push of a new commit".into(),
-                        github_event(&sha_for(run, n), &format!("d{n}")),
+                        github_push_event(&sha_for(run, n), &format!("d{n}")),
                     ));
                 }
                 events.push((
                     "warm: duplicate delivery".into(),
-                    github_event(&sha_for(run, 5), "d5"),
+                    github_push_event(&sha_for(run, 5), "d5"),
                 ));
             }
             "codecommit-push" => {

@@ -127,7 +127,7 @@ impl Moto {
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter_map(|entry| {
                 let target = entry.pointer("/headers/X-Amz-Target")?.as_str()?;
-                let operation = target.rsplit('.').next()?.to_string();
+                let (service, operation) = target.rsplit_once('.')?;
                 let raw = entry.get("body").and_then(Value::as_str).unwrap_or("");
                 let body = if entry.get("body_encoded").and_then(Value::as_bool) == Some(true) {
                     base64::engine::general_purpose::STANDARD
@@ -137,7 +137,8 @@ impl Moto {
                     raw.as_bytes().to_vec()
                 };
                 Some(RecordedCall {
-                    operation,
+                    service: service.to_string(),
+                    operation: operation.to_string(),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 })
             })
@@ -187,8 +188,38 @@ impl Drop for Moto {
 
 #[derive(Debug, Clone)]
 pub struct RecordedCall {
+    /// The `X-Amz-Target` prefix (`DynamoDB_20120810`, `AmazonEC2ContainerRegistry_V20150921`…).
+    pub service: String,
     pub operation: String,
     pub body: Value,
+}
+
+impl RecordedCall {
+    /// The IAM actions the call needs; a DynamoDB transaction needs those of its items.
+    pub fn iam_actions(&self) -> Vec<String> {
+        let prefix = match self.service.as_str() {
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            s if s.starts_with("AmazonEC2ContainerRegistry") => "ecr",
+            s if s.starts_with("AmazonEC2ContainerService") => "ecs",
+            s if s.starts_with("CodeBuild") => "codebuild",
+            "secretsmanager" => "secretsmanager",
+            "AWSEvents" => "events",
+            other => panic!("no IAM prefix known for {other}"),
+        };
+        if self.operation != "TransactWriteItems" {
+            return vec![format!("{prefix}:{}", self.operation)];
+        }
+        self.body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.keys().next().cloned())
+            .map(|kind| match kind.as_str() {
+                "ConditionCheck" => "dynamodb:ConditionCheckItem".to_string(),
+                kind => format!("dynamodb:{kind}Item"),
+            })
+            .collect()
+    }
 }
 
 fn free_port() -> u16 {
@@ -393,6 +424,19 @@ pub fn load_event(relative: &str) -> Value {
 }
 
 /// A function URL event as lambda_http hands it to the handler.
+/// A signed GitHub push delivery of `sha` as a function URL event (the sample's shape).
+pub fn github_push_event(sha: &str, delivery: &str) -> Value {
+    let (headers, body) = demo::github_push(sha, DEMO_SECRET, delivery);
+    let mut event = load_event("github-webhook/push-main.json");
+    event["body"] = serde_json::json!(body);
+    event["isBase64Encoded"] = serde_json::json!(false);
+    for (name, value) in headers {
+        event["headers"][name.to_ascii_lowercase()] = serde_json::json!(value);
+    }
+    event["headers"]["content-length"] = serde_json::json!(body.len().to_string());
+    event
+}
+
 pub fn function_url_request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a function URL event")
 }

@@ -168,8 +168,8 @@ impl LedgerTable {
         for _ in 0..3 {
             let existing = match self.put_claim(claim, expected_version).await? {
                 None => return Ok(ClaimResult::Claimed),
-                Some(Some(item)) => Some(parse_record(claim.key, &item)?),
-                Some(None) => self.get_commit(claim.key).await?,
+                // A failed condition returns the item as it is; none means it is gone.
+                Some(old) => old.map(|item| parse_record(claim.key, &item)).transpose()?,
             };
             match claim_decision(existing.as_ref(), claim.sha, claim.now, claim_timeout) {
                 ClaimDecision::Claim {
@@ -196,7 +196,7 @@ impl LedgerTable {
         })
     }
 
-    /// `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the item if DynamoDB sent it.
+    /// `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the item, if it exists.
     async fn put_claim(
         &self,
         claim: &NewClaim<'_>,
@@ -243,23 +243,6 @@ impl LedgerTable {
                 _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
             },
         }
-    }
-
-    pub async fn get_commit(&self, key: &CommitKey) -> Result<Option<CommitRecord>, AwsError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        output
-            .item()
-            .map(|item| parse_record(key, item))
-            .transpose()
     }
 
     /// The next push sequence of a source branch (an atomic counter; the first push gets 1).

@@ -1,0 +1,218 @@
+//! Least privilege, checked both ways: every AWS call a function makes on its paths (recorded by
+//! moto) is granted by that function's policy in template.yaml, and nothing more is granted.
+
+use std::collections::BTreeSet;
+
+use codecommit_push::CodeCommitHandler;
+use deployment_status::DeploymentStatusHandler;
+use github_webhook::WebhookHandler;
+use image_verifier::VerifierHandler;
+use pushdeploy::config::{
+    CodeCommitConfig, DeploymentStatusConfig, GitHubWebhookConfig, VerifierConfig,
+};
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+
+/// Actions a policy needs that no API call names: ECS checks them inside RegisterTaskDefinition
+/// (tags on the new revision; the task and execution roles it passes).
+const IMPLIED: [&str; 2] = ["ecs:TagResource", "iam:PassRole"];
+
+/// The IAM actions in one resource's block of template.yaml (inline lists, scalars, block lists).
+fn granted(logical_id: &str) -> BTreeSet<String> {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let mut lines = template
+        .lines()
+        .skip_while(|l| *l != format!("  {logical_id}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("   "))
+        .peekable();
+    let mut actions = BTreeSet::new();
+    while let Some(line) = lines.next() {
+        let key = line.trim_start().trim_start_matches("- ");
+        let Some(rest) = key.strip_prefix("Action:") else {
+            continue;
+        };
+        let rest = rest.trim();
+        if let Some(list) = rest.strip_prefix('[') {
+            actions.extend(
+                list.trim_end_matches(']')
+                    .split(',')
+                    .map(|a| a.trim().to_string()),
+            );
+        } else if !rest.is_empty() {
+            actions.insert(rest.to_string());
+        } else {
+            while let Some(item) = lines.peek().and_then(|l| l.trim().strip_prefix("- ")) {
+                actions.insert(item.trim().to_string());
+                lines.next();
+            }
+        }
+    }
+    assert!(
+        !actions.is_empty(),
+        "{logical_id} has no policy in template.yaml"
+    );
+    actions
+}
+
+/// Records what one invocation calls.
+struct Calls<'a> {
+    moto: &'a Moto,
+    actions: BTreeSet<String>,
+}
+
+impl<'a> Calls<'a> {
+    fn new(moto: &'a Moto) -> Self {
+        Self {
+            moto,
+            actions: BTreeSet::new(),
+        }
+    }
+
+    async fn during<T>(&mut self, invocation: impl std::future::Future<Output = T>) -> T {
+        self.moto.start_recording();
+        let result = invocation.await;
+        for call in self.moto.recorded_calls() {
+            self.actions.extend(call.iam_actions());
+        }
+        result
+    }
+
+    fn assert_least_privilege(&self, logical_id: &str) {
+        let granted = granted(logical_id);
+        let missing: Vec<_> = self.actions.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "{logical_id} calls {missing:?} without a grant"
+        );
+        let unused: Vec<_> = granted
+            .iter()
+            .filter(|a| !self.actions.contains(*a) && !IMPLIED.contains(&a.as_str()))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "{logical_id} is granted {unused:?}, which none of its paths call"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_trigger_functions_call_exactly_what_they_are_granted() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+
+    let webhook = WebhookHandler::new(
+        &stack.sdk,
+        GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let mut calls = Calls::new(&moto);
+    for (sha, delivery) in [(B_SHA, "d1"), (B_SHA, "d1-redelivered")] {
+        let response = calls
+            .during(webhook.handle(function_url_request(&github_push_event(sha, delivery))))
+            .await;
+        assert!(response.status().is_success(), "{:?}", response.body());
+    }
+    // A commit whose image is already in ECR starts no build.
+    let built = "0123456789abcdef0123456789abcdef01234567";
+    put_image(&stack.sdk, &built[..8], 3).await;
+    let response = calls
+        .during(webhook.handle(function_url_request(&github_push_event(built, "d2"))))
+        .await;
+    assert!(response.status().is_success(), "{:?}", response.body());
+    assert!(calls.actions.contains("codebuild:StartBuild"));
+    calls.assert_least_privilege("GitHubWebhookFunction");
+
+    let codecommit = CodeCommitHandler::new(
+        &stack.sdk,
+        CodeCommitConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let mut calls = Calls::new(&moto);
+    for sample in [
+        "codecommit-push/eventbridge-reference-updated.json",
+        "codecommit-push/trigger-main.json",
+    ] {
+        calls
+            .during(codecommit.handle(load_event(sample), None))
+            .await
+            .expect(sample);
+    }
+    assert!(calls.actions.contains("codebuild:StartBuild"));
+    calls.assert_least_privilege("CodeCommitPushFunction");
+}
+
+#[tokio::test]
+async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let verifier = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    let mut calls = Calls::new(&moto);
+    // The reconcile finds the new repository off its policy and corrects it.
+    let report = calls
+        .during(verifier.handle(load_event("image-verifier/scheduled-reconcile.json")))
+        .await
+        .expect("reconcile");
+    assert!(
+        !report["policy_drift"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    put_image(&stack.sdk, B, 2).await;
+    calls
+        .during(verifier.handle(load_event("image-verifier/ecr-push-sha.json")))
+        .await
+        .expect("pending");
+    put_image(&stack.sdk, "latest", 2).await;
+    let report = calls
+        .during(verifier.handle(load_event("image-verifier/ecr-push-latest.json")))
+        .await
+        .expect("rolled out");
+    let deployment_id = report["rollout"][0]["deployment_id"]
+        .as_str()
+        .expect("deployed")
+        .to_string();
+    for operator in [
+        json!({"plan": {}}),
+        json!({"status": {}}),
+        json!({"freeze": true}),
+        json!({"freeze": false}),
+        json!({"rollback": {"sha": B}}),
+    ] {
+        calls
+            .during(verifier.handle(operator.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{operator}: {e:?}"));
+    }
+    // A failed build is published.
+    let failed = codebuild_event(
+        "image-verifier/codebuild-failed.json",
+        B_SHA,
+        B,
+        "shop-image:b1",
+    );
+    calls
+        .during(verifier.handle(failed))
+        .await
+        .expect("build failed");
+    assert!(calls.actions.contains("ecs:UpdateService"));
+    calls.assert_least_privilege("ImageVerifierFunction");
+
+    let status = DeploymentStatusHandler::new(
+        &stack.sdk,
+        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let mut calls = Calls::new(&moto);
+    for sample in ["in-progress.json", "failed-circuit-breaker.json"] {
+        let mut event: Value = load_event(&format!("deployment-status/{sample}"));
+        event["detail"]["deploymentId"] = json!(deployment_id);
+        calls.during(status.handle(event)).await.expect(sample);
+    }
+    assert!(calls.actions.contains("events:PutEvents"));
+    calls.assert_least_privilege("DeploymentStatusFunction");
+}
