@@ -17,8 +17,8 @@ use crate::aws::ledger::{
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::{
-    decide_rollout, follow_last_rolled, pinned_image, RolloutDecision, Running, Target,
-    IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, follow_last_rolled, pinned_image, RolloutDecision, Running, ServiceState,
+    Target, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
 use crate::verifier::VerifiedImage;
 use crate::verify::LATEST;
@@ -63,6 +63,13 @@ pub enum TargetOutcome {
     NewerDeployed {
         target: String,
         deployed_sequence: u64,
+    },
+    /// The service already ran this image, rolled by a rollout that died before recording it (its
+    /// lock expired): the deployment is recorded now, so its ECS outcome is tracked.
+    RecordedAfterCrash {
+        target: String,
+        revision: String,
+        deployment_id: Option<String>,
     },
     /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
     LatestMoved {
@@ -113,16 +120,17 @@ impl Deployer<'_> {
     ///
     /// `verification`, when given, is the commit's verification outcome, still to be written: a
     /// deployment writes it in its final transaction (and takes it); otherwise it is left for the
-    /// caller to write.
+    /// caller to write. `service` is the service's ledger item when the caller read it already.
     pub async fn roll_out(
         &self,
         target: &Target,
         image: &VerifiedImage,
         deliberate: bool,
         verification: &mut Option<VerificationRecord>,
+        service: Option<&ServiceState>,
     ) -> Result<TargetOutcome, RolloutError> {
         let span = tracing::info_span!("rollout", service = %target.name(), image_tag = %image.image_tag, digest = %image.digest);
-        Box::pin(self.roll_out_inner(target, image, deliberate, verification))
+        Box::pin(self.roll_out_inner(target, image, deliberate, verification, service))
             .instrument(span)
             .await
     }
@@ -138,16 +146,16 @@ impl Deployer<'_> {
         let (mut decision, current) = self.decide(target, image, &pinned, deliberate).await?;
         if decision == RolloutDecision::Deploy {
             // The rule the lock's condition applies, read here instead of written.
-            let last = self
+            let state = self
                 .ledger
-                .last_rolled(&target.name())
+                .service_state(&target.name())
                 .await
                 .map_err(|source| RolloutError::Ledger {
                     target: target.name(),
                     source,
                 })?;
             if let Some(refused) =
-                follow_last_rolled(&last, &image.digest, image.sequence, deliberate)
+                follow_last_rolled(&state.last, &image.digest, image.sequence, deliberate)
             {
                 decision = refused;
             }
@@ -243,32 +251,26 @@ impl Deployer<'_> {
         image: &VerifiedImage,
         deliberate: bool,
         verification: &mut Option<VerificationRecord>,
+        service: Option<&ServiceState>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
         let (decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        if decision == RolloutDecision::AlreadyRunning
+            && service
+                .is_some_and(|s| s.deployment_left_unrecorded(&image.digest, now_epoch_seconds()))
+        {
+            return self
+                .record_left_deployment(target, image, current, verification)
+                .await;
+        }
         if let Some(outcome) = settled(&decision, &name) {
             info!(decision = ?decision, "nothing to deploy");
             return Ok(outcome);
         }
 
-        let owner = format!("{}@{}", image.image_tag, now_epoch_seconds());
-        let lock = self
-            .ledger
-            .acquire_lock(&LockRequest {
-                target: &name,
-                owner: &owner,
-                digest: &image.digest,
-                sequence: image.sequence,
-                deliberate,
-                ttl_seconds: self.lock_ttl_seconds,
-                now: now_epoch_seconds(),
-            })
-            .await
-            .map_err(|source| RolloutError::Ledger {
-                target: name.clone(),
-                source,
-            })?;
+        let owner = lock_owner(image);
+        let lock = self.lock(target, image, &owner, deliberate).await?;
         let after_crash = match lock {
             LockOutcome::Granted { after_crash } => after_crash,
             LockOutcome::Held => {
@@ -315,7 +317,6 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
-        let repository = &self.registry.repository().name;
         let ecs_error = |source| RolloutError::Ecs {
             target: name.clone(),
             source,
@@ -372,17 +373,70 @@ impl Deployer<'_> {
             .update_service(&target.cluster, &target.service, &revision)
             .await
             .map_err(ecs_error)?;
+        self.record_deployment(
+            target,
+            image,
+            &revision,
+            deployment_id.clone(),
+            owner,
+            verification,
+        )
+        .await?;
+        info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
+        Ok(TargetOutcome::Deployed {
+            target: name,
+            revision,
+            deployment_id,
+            reused_revision,
+        })
+    }
+
+    async fn lock(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        owner: &str,
+        deliberate: bool,
+    ) -> Result<LockOutcome, RolloutError> {
+        self.ledger
+            .acquire_lock(&LockRequest {
+                target: &target.name(),
+                owner,
+                digest: &image.digest,
+                sequence: image.sequence,
+                deliberate,
+                ttl_seconds: self.lock_ttl_seconds,
+                now: now_epoch_seconds(),
+            })
+            .await
+            .map_err(|source| RolloutError::Ledger {
+                target: target.name(),
+                source,
+            })
+    }
+
+    /// The deployment, the service's last rolled image and the lock's release, in one write (with
+    /// the commit's verification outcome, which is then taken).
+    async fn record_deployment(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        revision: &str,
+        deployment_id: Option<String>,
+        owner: &str,
+        verification: &mut Option<VerificationRecord>,
+    ) -> Result<(), RolloutError> {
         self.ledger
             .finish_deployment(
                 &DeploymentRecord {
-                    repository: repository.clone(),
-                    target: name.clone(),
+                    repository: self.registry.repository().name.clone(),
+                    target: target.name(),
                     image_tag: image.image_tag.clone(),
                     sha: image.sha.clone(),
                     digest: image.digest.clone(),
                     sequence: image.sequence,
-                    revision: revision.clone(),
-                    deployment_id: deployment_id.clone(),
+                    revision: revision.to_string(),
+                    deployment_id,
                     outcome: None,
                 },
                 owner,
@@ -391,17 +445,54 @@ impl Deployer<'_> {
             )
             .await
             .map_err(|source| RolloutError::Ledger {
-                target: name.clone(),
+                target: target.name(),
                 source,
             })?;
-        // Written with the deployment: the caller has nothing left to record.
         verification.take();
-        info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
-        Ok(TargetOutcome::Deployed {
+        Ok(())
+    }
+
+    /// The service runs `image` because a rollout that died after UpdateService put it there:
+    /// take over its expired lock and record the deployment it never recorded.
+    async fn record_left_deployment(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        current: CurrentTaskDefinition,
+        verification: &mut Option<VerificationRecord>,
+    ) -> Result<TargetOutcome, RolloutError> {
+        let name = target.name();
+        let owner = lock_owner(image);
+        if !matches!(
+            self.lock(target, image, &owner, false).await?,
+            LockOutcome::Granted { .. }
+        ) {
+            // Another rollout got there first; either way the service runs the image.
+            return Ok(TargetOutcome::AlreadyRunning { target: name });
+        }
+        warn!(revision = %current.arn(), "a rollout of this image died before recording its deployment: recording it");
+        let revision = current.arn().to_string();
+        let deployment_id = current.deployment_id;
+        let recorded = self
+            .record_deployment(
+                target,
+                image,
+                &revision,
+                deployment_id.clone(),
+                &owner,
+                verification,
+            )
+            .await;
+        if let Err(e) = recorded {
+            if let Err(release) = self.ledger.release_lock(&name, &owner).await {
+                warn!(error = %release, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+            }
+            return Err(e);
+        }
+        Ok(TargetOutcome::RecordedAfterCrash {
             target: name,
             revision,
             deployment_id,
-            reused_revision,
         })
     }
 
@@ -425,6 +516,11 @@ impl Deployer<'_> {
             && newest.container_image(&target.container) == Some(pinned);
         Ok(left.then(|| newest.arn().to_string()))
     }
+}
+
+/// Who holds a lock: the image tag and when, for the logs and the ledger.
+fn lock_owner(image: &VerifiedImage) -> String {
+    format!("{}@{}", image.image_tag, now_epoch_seconds())
 }
 
 /// The outcome when the decision needs no write.

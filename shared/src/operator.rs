@@ -2,6 +2,8 @@
 //! `{"rollback": {"sha": "f8afe6a7"}}`, `{"freeze": true}` / `{"freeze": false}`, `{"plan": {}}`,
 //! `{"status": {}}`; `"dry_run": true` on rollback and freeze returns the plan and writes nothing.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, Instrument};
@@ -190,7 +192,7 @@ impl ImageVerifier {
             .ok_or_else(|| OperatorError::ImageNotFound(image_tag.clone()))?;
         let known = self
             .ledger
-            .known_commits(&self.config.repository.name, &[image_tag.as_str()])
+            .known_commits(&self.config.repository.name, &[image_tag.as_str()], &[])
             .await
             .map_err(VerifyError::Ledger)?;
         let commit = known.commits.get(&image_tag).cloned().unwrap_or_default();
@@ -214,7 +216,9 @@ impl ImageVerifier {
             .await
             .map_err(|e| self.registry_error(e))?;
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
-        let rollout = self.roll_out(&target_image, true, None).await?;
+        let rollout = self
+            .roll_out(&target_image, true, None, &HashMap::new())
+            .await?;
         Ok(OperatorResponse::Rollback {
             image: target_image,
             dry_run,
@@ -234,7 +238,7 @@ impl ImageVerifier {
             info!(frozen, was_frozen, "rollout freeze set");
             if was_frozen && !frozen {
                 if let Some(image) = self.newest_verified().await? {
-                    rollout = self.roll_out(&image, false, None).await?;
+                    rollout = self.roll_out(&image, false, None, &HashMap::new()).await?;
                 }
             }
         }

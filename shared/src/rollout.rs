@@ -106,6 +106,27 @@ pub struct LastRolled {
     pub sequence: Option<u64>,
 }
 
+/// A service's ledger item: the lock, when a rollout holds (or held) it, and what was last rolled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceState {
+    pub lock_owner: Option<String>,
+    pub lock_expires_at: Option<u64>,
+    /// The digest the lock was taken for.
+    pub locked_digest: Option<String>,
+    pub last: LastRolled,
+}
+
+impl ServiceState {
+    /// A rollout of `digest` took the lock and never released it (its lock expired), and the
+    /// service runs `digest`: it died after UpdateService, before recording the deployment.
+    pub fn deployment_left_unrecorded(&self, digest: &str, now: u64) -> bool {
+        self.lock_owner.is_some()
+            && self.locked_digest.as_deref() == Some(digest)
+            && self.lock_expires_at.is_some_and(|until| until < now)
+            && self.last.digest.as_deref() != Some(digest)
+    }
+}
+
 /// Whether an image may follow what pushdeploy last rolled to the service: never the same digest
 /// twice, never a push sequence that is not higher. `None` when it may; a rollback (`deliberate`)
 /// always may. The ledger's lock condition is this rule, checked inside the write.
@@ -260,5 +281,37 @@ mod tests {
                 "{last:?} {sequence:?} {deliberate}"
             );
         }
+    }
+
+    #[test]
+    fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
+        let crashed = ServiceState {
+            lock_owner: Some("f8afe6a7@100".into()),
+            lock_expires_at: Some(220),
+            locked_digest: Some("sha256:bb".into()),
+            last: LastRolled {
+                digest: Some("sha256:aa".into()),
+                sequence: Some(1),
+            },
+        };
+        assert!(crashed.deployment_left_unrecorded("sha256:bb", 221));
+        // Still live: the holder may be recording it right now.
+        assert!(!crashed.deployment_left_unrecorded("sha256:bb", 220));
+        // Another digest's lock, a released lock, or a recorded deployment.
+        assert!(!crashed.deployment_left_unrecorded("sha256:cc", 221));
+        let released = ServiceState {
+            lock_owner: None,
+            ..crashed.clone()
+        };
+        assert!(!released.deployment_left_unrecorded("sha256:bb", 221));
+        let recorded = ServiceState {
+            last: LastRolled {
+                digest: Some("sha256:bb".into()),
+                sequence: Some(2),
+            },
+            ..crashed
+        };
+        assert!(!recorded.deployment_left_unrecorded("sha256:bb", 221));
+        assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb", 221));
     }
 }

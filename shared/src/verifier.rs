@@ -19,6 +19,7 @@ use crate::deployer::{Deployer, RolloutError, TargetOutcome};
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::policy::Drift;
 use crate::push::CommitSha;
+use crate::rollout::{ServiceState, Target};
 use crate::verify::{verify_tag_pair, ImageInfo, TagPair, Verification, LATEST};
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
@@ -287,6 +288,8 @@ struct KnownCommits {
     recorded: HashMap<String, (String, Option<String>)>,
     /// Rollouts are frozen (read in the same call).
     frozen: bool,
+    /// The rollout targets' ledger items (read in the same call).
+    services: HashMap<String, ServiceState>,
 }
 
 impl ImageVerifier {
@@ -477,7 +480,7 @@ impl ImageVerifier {
                         .map(|t| TargetOutcome::Frozen { target: t.name() })
                         .collect()
                 } else {
-                    self.roll_out(image, false, record).await?
+                    self.roll_out(image, false, record, &known.services).await?
                 }
             }
             _ => Vec::new(),
@@ -545,18 +548,21 @@ impl ImageVerifier {
     /// Rolls a verified image out to every configured service; one failing service does not stop
     /// the others, and the invocation fails (and is retried) if any did. `verification` is the
     /// commit's outcome still to be written: with the first deployment, or alone at the end.
+    /// `services` are the targets' ledger items, when already read.
     pub async fn roll_out(
         &self,
         image: &VerifiedImage,
         deliberate: bool,
         mut verification: Option<VerificationRecord>,
+        services: &HashMap<String, ServiceState>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
         let deployer = self.deployer();
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
         for target in &self.config.targets {
+            let service = services.get(&target.name());
             match deployer
-                .roll_out(target, image, deliberate, &mut verification)
+                .roll_out(target, image, deliberate, &mut verification, service)
                 .await
             {
                 Ok(outcome) => outcomes.push(outcome),
@@ -678,13 +684,15 @@ impl ImageVerifier {
     }
 
     async fn known_commits(&self, tags: &[&str]) -> Result<KnownCommits, VerifyError> {
+        let targets: Vec<String> = self.config.targets.iter().map(Target::name).collect();
         let found = self
             .ledger
-            .known_commits(&self.config.repository.name, tags)
+            .known_commits(&self.config.repository.name, tags, &targets)
             .await
             .map_err(VerifyError::Ledger)?;
         let mut known = KnownCommits {
             frozen: found.frozen,
+            services: found.services,
             ..KnownCommits::default()
         };
         for (tag, commit) in found.commits {

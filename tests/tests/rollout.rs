@@ -334,6 +334,87 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
 }
 
 #[tokio::test]
+async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    let digest = publish(&w.stack, B, 2).await;
+    let report = w.handler.handle(latest_pushed()).await.expect("deployed");
+    let revision = report["rollout"][0]["revision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deployment_id = report["rollout"][0]["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // As if that rollout had died right after UpdateService: no records, its lock left behind
+    // (now expired), and the service item not yet naming the image.
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
+    let dynamodb = w.stack.dynamodb();
+    for (pk, sk) in [
+        (
+            format!("repo#{ECR_REPOSITORY}"),
+            format!("deploy#prod/web#{B}"),
+        ),
+        (format!("deployment#{deployment_id}"), "deployment".into()),
+    ] {
+        dynamodb
+            .delete_item()
+            .table_name(LEDGER_TABLE)
+            .key("pk", s(&pk))
+            .key("sk", s(&sk))
+            .send()
+            .await
+            .unwrap();
+    }
+    let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
+    dynamodb
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item("pk", s("lock#prod/web"))
+        .item("sk", s("lock"))
+        .item("owner", s("crashed"))
+        .item(
+            "lock_expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
+        )
+        .item("locked_digest", s(&digest))
+        .send()
+        .await
+        .unwrap();
+
+    // The event's redelivery (or the next reconcile) finds the service running the image.
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let outcome = &report["rollout"][0];
+    assert_eq!(outcome["result"], "recorded_after_crash", "{report}");
+    assert_eq!(outcome["revision"], revision.as_str());
+    assert_eq!(outcome["deployment_id"], deployment_id.as_str());
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+    let record = w
+        .stack
+        .ledger_get(&format!("deployment#{deployment_id}"), "deployment")
+        .await
+        .expect("the deployment-status function can find it again");
+    assert_eq!(record["revision"], revision.as_str());
+    assert_eq!(record["outcome"], "in_progress");
+    let state = w.stack.ledger_get("lock#prod/web", "lock").await.unwrap();
+    assert!(!state.contains_key("owner"), "{state:?}");
+    assert_eq!(state["deployed_digest"], digest.as_str());
+
+    // From then on the event is a plain duplicate.
+    w.moto.start_recording();
+    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    assert_eq!(
+        report["rollout"][0]["result"], "already_running",
+        "{report}"
+    );
+    assert!(w.moto.write_calls().is_empty());
+}
+
+#[tokio::test]
 async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;

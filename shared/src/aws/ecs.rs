@@ -14,6 +14,8 @@ pub struct Ecs {
 pub struct CurrentTaskDefinition {
     pub task_definition: TaskDefinition,
     pub tags: Vec<Tag>,
+    /// The service's PRIMARY deployment, when read through the service.
+    pub deployment_id: Option<String>,
 }
 
 impl CurrentTaskDefinition {
@@ -57,12 +59,13 @@ impl Ecs {
         Self { client }
     }
 
-    /// The task definition ARN the service is set to run (DescribeServices only).
-    async fn service_task_definition_arn(
+    /// The task definition the service is set to run, with the id of its PRIMARY deployment
+    /// (DescribeServices + DescribeTaskDefinition).
+    pub async fn current_task_definition(
         &self,
         cluster: &str,
         service: &str,
-    ) -> Result<String, AwsError> {
+    ) -> Result<CurrentTaskDefinition, AwsError> {
         let output = self
             .client
             .describe_services()
@@ -71,28 +74,21 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
-        output
+        let found = output
             .services()
             .iter()
-            .find(|s| s.status() != Some("INACTIVE"))
-            .and_then(|s| s.task_definition())
-            .map(str::to_string)
-            .ok_or_else(|| AwsError::Call {
+            .find(|s| s.status() != Some("INACTIVE"));
+        let Some(arn) = found.and_then(|s| s.task_definition()) else {
+            return Err(AwsError::Call {
                 service: "ECS",
                 operation: "DescribeServices",
                 code: Some("ServiceNotFoundException".into()),
                 message: format!("service {service} not found in cluster {cluster}"),
-            })
-    }
-
-    /// The task definition the service is set to run (DescribeServices + DescribeTaskDefinition).
-    pub async fn current_task_definition(
-        &self,
-        cluster: &str,
-        service: &str,
-    ) -> Result<CurrentTaskDefinition, AwsError> {
-        let arn = self.service_task_definition_arn(cluster, service).await?;
-        self.describe_task_definition(&arn).await
+            });
+        };
+        let mut current = self.describe_task_definition(arn).await?;
+        current.deployment_id = found.and_then(primary_deployment_id);
+        Ok(current)
     }
 
     /// A task definition with its tags, by ARN, `family:revision`, or `family` (its newest
@@ -118,6 +114,7 @@ impl Ecs {
         Ok(CurrentTaskDefinition {
             task_definition,
             tags: output.tags().to_vec(),
+            deployment_id: None,
         })
     }
 
@@ -166,16 +163,19 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "UpdateService", e))?;
-        Ok(output.service().and_then(|s| {
-            let deployments = s.deployments();
-            deployments
-                .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
-                .or_else(|| deployments.first())
-                .and_then(|d| d.id())
-                .map(str::to_string)
-        }))
+        Ok(output.service().and_then(primary_deployment_id))
     }
+}
+
+/// The id of the deployment ECS is rolling the service to.
+fn primary_deployment_id(service: &aws_sdk_ecs::types::Service) -> Option<String> {
+    let deployments = service.deployments();
+    deployments
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .or_else(|| deployments.first())
+        .and_then(|d| d.id())
+        .map(str::to_string)
 }
 
 /// Every field RegisterTaskDefinition accepts, copied from the current revision; only the target
@@ -346,6 +346,7 @@ mod tests {
                     .value("old")
                     .build(),
             ],
+            deployment_id: None,
         };
         let request = copy_task_definition(
             client().register_task_definition(),

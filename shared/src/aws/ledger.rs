@@ -11,7 +11,7 @@ use super::AwsError;
 use crate::ledger::{
     claim_decision, sequence_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
 };
-use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision};
+use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -105,11 +105,14 @@ impl VerificationRecord {
     }
 }
 
-/// What the verifier reads of the ledger in one call: the commits asked for, and the freeze flag.
+/// What the verifier reads of the ledger in one call: the commits asked for, the freeze flag and
+/// the rollout targets' items.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerView {
     pub commits: HashMap<String, KnownCommit>,
     pub frozen: bool,
+    /// The services' items, by `cluster/service`.
+    pub services: HashMap<String, ServiceState>,
 }
 
 /// A commit as the verifier sees it in the ledger.
@@ -344,13 +347,25 @@ impl LedgerTable {
         &self,
         repository: &str,
         tags: &[&str],
+        targets: &[String],
     ) -> Result<LedgerView, AwsError> {
         let mut sequences = HashMap::new();
+        let mut services = HashMap::new();
         let mut frozen = false;
         let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .projection_expression("sk, sha, #sequence, verification, image_digest, frozen")
+            .projection_expression(
+                "pk, sk, sha, #sequence, verification, image_digest, frozen, \
+                 #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence",
+            )
             .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_names("#owner", "owner")
             .consistent_read(true);
+        for target in targets {
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(format!("lock#{target}"))),
+                ("sk".to_string(), s("lock")),
+            ]));
+        }
         keys = keys.keys(HashMap::from([
             ("pk".to_string(), s(format!("repo#{repository}"))),
             ("sk".to_string(), s("control")),
@@ -384,6 +399,14 @@ impl LedgerTable {
             .map(Vec::as_slice)
             .unwrap_or_default();
         for item in items {
+            if let Some(target) = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("lock#"))
+            {
+                services.insert(target.to_string(), service_state(item));
+                continue;
+            }
             if item
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
@@ -421,6 +444,7 @@ impl LedgerTable {
         Ok(LedgerView {
             commits: sequences,
             frozen,
+            services,
         })
     }
 
@@ -516,8 +540,8 @@ impl LedgerTable {
         }
     }
 
-    /// What pushdeploy last rolled to the service (`plan` applies the lock's rule with it).
-    pub async fn last_rolled(&self, target: &str) -> Result<LastRolled, AwsError> {
+    /// The service's item: its lock and what pushdeploy last rolled there.
+    pub async fn service_state(&self, target: &str) -> Result<ServiceState, AwsError> {
         let output = self
             .client
             .get_item()
@@ -528,7 +552,7 @@ impl LedgerTable {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        Ok(output.item().map(last_rolled).unwrap_or_default())
+        Ok(output.item().map(service_state).unwrap_or_default())
     }
 
     /// Releases the lock if this owner still holds it, keeping the service's state.
@@ -857,15 +881,15 @@ fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
     let Some(item) = item else {
         return LockOutcome::Held;
     };
-    let live_until = item
-        .get("lock_expires_at")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if live_until.is_some_and(|until| until >= request.now) {
+    let state = service_state(item);
+    if state
+        .lock_expires_at
+        .is_some_and(|until| until >= request.now)
+    {
         return LockOutcome::Held;
     }
     match follow_last_rolled(
-        &last_rolled(item),
+        &state.last,
         request.digest,
         request.sequence,
         request.deliberate,
@@ -876,16 +900,21 @@ fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
     }
 }
 
-fn last_rolled(item: &Item) -> LastRolled {
-    LastRolled {
-        digest: item
-            .get("deployed_digest")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
-        sequence: item
-            .get("deployed_sequence")
+fn service_state(item: &Item) -> ServiceState {
+    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| {
+        item.get(k)
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok()),
+            .and_then(|v| v.parse().ok())
+    };
+    ServiceState {
+        lock_owner: string("owner"),
+        lock_expires_at: number("lock_expires_at"),
+        locked_digest: string("locked_digest"),
+        last: LastRolled {
+            digest: string("deployed_digest"),
+            sequence: number("deployed_sequence"),
+        },
     }
 }
 
