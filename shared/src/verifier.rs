@@ -437,16 +437,8 @@ impl ImageVerifier {
                 trigger: trigger.name().into(),
                 now: now_epoch_seconds(),
             });
-        // A verified commit the ledger knows gets its outcome written with its first deployment
-        // (one write fewer); any other outcome is written now.
-        let rolls_out = matches!(verification, Verification::Verified { .. })
-            && sequence.is_some()
-            && !known.frozen
-            && !self.config.targets.is_empty();
-        if !rolls_out {
-            self.write_verification(record.take()).await?;
-        }
-        // A repeated failure (a duplicate event, the next reconcile) is published once.
+        // A failure is published once: before its outcome is recorded, so that a failed publish
+        // is retried rather than lost (a retry may publish it twice, never zero times).
         if verification.is_failure() && !already_recorded {
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
@@ -474,17 +466,25 @@ impl ImageVerifier {
             Some(image) if !self.config.targets.is_empty() => {
                 if known.frozen {
                     info!("rollouts are frozen: the verified image is recorded, not rolled");
-                    self.config
+                    Ok(self
+                        .config
                         .targets
                         .iter()
                         .map(|t| TargetOutcome::Frozen { target: t.name() })
-                        .collect()
+                        .collect())
                 } else {
-                    self.roll_out(image, false, record, &known.services).await?
+                    // A commit the ledger knows gets its outcome written with its first
+                    // deployment (one write fewer); the rollout writes it alone otherwise.
+                    let with_deployment = record.take_if(|_| sequence.is_some());
+                    self.roll_out(image, false, with_deployment, &known.services)
+                        .await
                 }
             }
-            _ => Vec::new(),
+            _ => Ok(Vec::new()),
         };
+        // Whatever the rollout did, the outcome is recorded before the invocation answers.
+        self.write_verification(record).await?;
+        let rollout = rollout?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
                 trigger: trigger.name(),

@@ -167,6 +167,45 @@ async fn a_latest_without_a_sha_tag_is_a_mismatch_on_reconcile() {
 }
 
 #[tokio::test]
+async fn a_failure_whose_publish_failed_is_published_by_the_retry() {
+    let w = world().await;
+    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    let event = codebuild_event(
+        "image-verifier/codebuild-succeeded.json",
+        B_SHA,
+        B,
+        "shop-image:b1",
+    );
+    // EventBridge refuses the result (here: a bus that does not exist).
+    let broken = verifier(&w.stack, &[("EVENT_BUS_NAME", "no-such-bus")]);
+    let error = broken
+        .handle(event.clone())
+        .await
+        .expect_err("publish fails");
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(error).error_type,
+        "PublishFailed"
+    );
+    let commit = w.stack.ledger_item(B).await.expect("commit");
+    assert!(
+        commit.get("verification").is_none(),
+        "recorded before it was published: the retry would stay silent ({commit:?})"
+    );
+
+    // The retry (Lambda's, with EventBridge accepting again) publishes it and records it.
+    w.moto.start_recording();
+    let report = run(&w.handler, event.clone()).await;
+    assert_eq!(report["outcome"], "missing", "{report}");
+    assert_eq!(published(&w.moto).len(), 1);
+    let commit = w.stack.ledger_item(B).await.expect("commit");
+    assert_eq!(commit["verification"], "missing");
+    // And only once.
+    w.moto.start_recording();
+    run(&w.handler, event).await;
+    assert!(published(&w.moto).is_empty());
+}
+
+#[tokio::test]
 async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
     let w = world().await;
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
