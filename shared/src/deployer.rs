@@ -37,6 +37,29 @@ pub enum RolloutError {
     Registry { target: String, source: AwsError },
 }
 
+impl RolloutError {
+    fn ecs(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Ecs {
+            target: target.name(),
+            source,
+        }
+    }
+
+    fn ledger(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Ledger {
+            target: target.name(),
+            source,
+        }
+    }
+
+    fn registry(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Registry {
+            target: target.name(),
+            source,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum TargetOutcome {
@@ -150,10 +173,7 @@ impl Deployer<'_> {
                 .ledger
                 .service_state(&target.name())
                 .await
-                .map_err(|source| RolloutError::Ledger {
-                    target: target.name(),
-                    source,
-                })?;
+                .map_err(RolloutError::ledger(target))?;
             if let Some(refused) =
                 follow_last_rolled(&state.last, &image.digest, image.sequence, deliberate)
             {
@@ -178,10 +198,7 @@ impl Deployer<'_> {
             .ecs
             .current_task_definition(&target.cluster, &target.service)
             .await
-            .map_err(|source| RolloutError::Ecs {
-                target: name.clone(),
-                source,
-            })?;
+            .map_err(RolloutError::ecs(target))?;
         let image = current
             .container_image(&target.container)
             .map(str::to_string);
@@ -191,10 +208,7 @@ impl Deployer<'_> {
                 .ledger
                 .deployment_record(&self.registry.repository().name, &name, tag)
                 .await
-                .map_err(|source| RolloutError::Ledger {
-                    target: name.clone(),
-                    source,
-                })?
+                .map_err(RolloutError::ledger(target))?
                 .filter(|d| d.revision == current.arn()),
             None => None,
         };
@@ -225,10 +239,7 @@ impl Deployer<'_> {
             .ecs
             .current_task_definition(&target.cluster, &target.service)
             .await
-            .map_err(|source| RolloutError::Ecs {
-                target: target.name(),
-                source,
-            })?;
+            .map_err(RolloutError::ecs(target))?;
         let running = Running {
             image: current
                 .container_image(&target.container)
@@ -317,19 +328,12 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
-        let ecs_error = |source| RolloutError::Ecs {
-            target: name.clone(),
-            source,
-        };
         // Deploy only what `latest` resolves to now (a rollback moves `latest` first).
-        let latest =
-            self.registry
-                .describe_tag(LATEST)
-                .await
-                .map_err(|source| RolloutError::Registry {
-                    target: name.clone(),
-                    source,
-                })?;
+        let latest = self
+            .registry
+            .describe_tag(LATEST)
+            .await
+            .map_err(RolloutError::registry(target))?;
         if latest.as_ref().map(|l| l.digest.as_str()) != Some(image.digest.as_str()) {
             info!("`latest` moved on since verification: not deploying this image");
             return Ok(TargetOutcome::LatestMoved {
@@ -365,14 +369,14 @@ impl Deployer<'_> {
                         &tags,
                     )
                     .await
-                    .map_err(ecs_error)?
+                    .map_err(RolloutError::ecs(target))?
             }
         };
         let deployment_id = self
             .ecs
             .update_service(&target.cluster, &target.service, &revision)
             .await
-            .map_err(ecs_error)?;
+            .map_err(RolloutError::ecs(target))?;
         self.record_deployment(
             target,
             image,
@@ -409,10 +413,7 @@ impl Deployer<'_> {
                 now: now_epoch_seconds(),
             })
             .await
-            .map_err(|source| RolloutError::Ledger {
-                target: target.name(),
-                source,
-            })
+            .map_err(RolloutError::ledger(target))
     }
 
     /// The deployment, the service's last rolled image and the lock's release, in one write (with
@@ -444,10 +445,7 @@ impl Deployer<'_> {
                 now_epoch_seconds(),
             )
             .await
-            .map_err(|source| RolloutError::Ledger {
-                target: target.name(),
-                source,
-            })?;
+            .map_err(RolloutError::ledger(target))?;
         verification.take();
         Ok(())
     }
@@ -508,10 +506,7 @@ impl Deployer<'_> {
             .ecs
             .describe_task_definition(current.family())
             .await
-            .map_err(|source| RolloutError::Ecs {
-                target: target.name(),
-                source,
-            })?;
+            .map_err(RolloutError::ecs(target))?;
         let left = newest.arn() != current.arn()
             && newest.container_image(&target.container) == Some(pinned);
         Ok(left.then(|| newest.arn().to_string()))

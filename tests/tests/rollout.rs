@@ -48,6 +48,24 @@ async fn publish(stack: &Stack, tag: &str, seed: u8) -> String {
     digest
 }
 
+/// What a rollout of `digest` to prod/web that died holding its lock leaves, once the lock expired.
+async fn leave_expired_lock(stack: &Stack, digest: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
+    stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item("pk", S("lock#prod/web".into()))
+        .item("sk", S("lock".into()))
+        .item("owner", S("crashed".into()))
+        .item("lock_expires_at", N(expired.to_string()))
+        .item("locked_digest", S(digest.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
 fn count(moto: &Moto, operation: &str) -> usize {
     moto.calls_to(operation).len()
 }
@@ -249,23 +267,7 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
         .unwrap()
         .to_string();
     // Its lock, taken for this digest, has since expired.
-    let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
-    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
-    w.stack
-        .dynamodb()
-        .put_item()
-        .table_name(LEDGER_TABLE)
-        .item("pk", s("lock#prod/web"))
-        .item("sk", s("lock"))
-        .item("owner", s("crashed"))
-        .item(
-            "lock_expires_at",
-            aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
-        )
-        .item("locked_digest", s(&digest))
-        .send()
-        .await
-        .unwrap();
+    leave_expired_lock(&w.stack, &digest).await;
     w.moto.start_recording();
 
     let report = w.handler.handle(latest_pushed()).await.expect("handled");
@@ -368,21 +370,7 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
             .await
             .unwrap();
     }
-    let expired = pushdeploy::ledger::now_epoch_seconds() - 10;
-    dynamodb
-        .put_item()
-        .table_name(LEDGER_TABLE)
-        .item("pk", s("lock#prod/web"))
-        .item("sk", s("lock"))
-        .item("owner", s("crashed"))
-        .item(
-            "lock_expires_at",
-            aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
-        )
-        .item("locked_digest", s(&digest))
-        .send()
-        .await
-        .unwrap();
+    leave_expired_lock(&w.stack, &digest).await;
 
     // The event's redelivery (or the next reconcile) finds the service running the image.
     w.moto.start_recording();

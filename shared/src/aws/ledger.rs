@@ -542,17 +542,25 @@ impl LedgerTable {
 
     /// The service's item: its lock and what pushdeploy last rolled there.
     pub async fn service_state(&self, target: &str) -> Result<ServiceState, AwsError> {
+        let item = self
+            .get_item(format!("lock#{target}"), "lock".into())
+            .await?;
+        Ok(item.as_ref().map(service_state).unwrap_or_default())
+    }
+
+    /// One item, read consistently (the ledger's reads decide what to write next).
+    async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, AwsError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("lock#{target}")))
-            .key("sk", s("lock"))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        Ok(output.item().map(service_state).unwrap_or_default())
+        Ok(output.item)
     }
 
     /// Releases the lock if this owner still holds it, keeping the service's state.
@@ -733,17 +741,8 @@ impl LedgerTable {
         pk: String,
         sk: String,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        Ok(output.item().map(|item| {
+        let item = self.get_item(pk, sk).await?;
+        Ok(item.map(|item| {
             let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
             DeploymentRecord {
                 repository: string("repository").unwrap_or_default(),
@@ -764,18 +763,11 @@ impl LedgerTable {
 
     /// Whether rollouts are frozen for the repository (operator action `freeze`).
     pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("repo#{repository}")))
-            .key("sk", s("control"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", e))?;
-        Ok(output
-            .item()
+        let item = self
+            .get_item(format!("repo#{repository}"), "control".into())
+            .await?;
+        Ok(item
+            .as_ref()
             .and_then(|i| i.get("frozen"))
             .and_then(|v| v.as_bool().ok())
             .copied()
