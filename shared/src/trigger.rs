@@ -153,8 +153,18 @@ impl BuildTrigger {
             }
         }
 
-        // From here on this invocation holds the claim: every failure releases it.
-        let exists = match self.registry.image_tag_exists(&image_tag).await {
+        // From here on this invocation holds the claim: every failure releases it. The two calls
+        // are independent, so they go together: StartBuild is issued one round trip sooner. (A
+        // commit whose image exists leaves a gap in the sequence; only the order matters.)
+        let (exists, sequence) = tokio::join!(
+            self.registry.image_tag_exists(&image_tag),
+            self.ledger.next_sequence(
+                request.source.as_str(),
+                &request.repository,
+                &request.branch,
+            )
+        );
+        let exists = match exists {
             Ok(exists) => exists,
             Err(err) => {
                 return Err(self
@@ -173,16 +183,7 @@ impl BuildTrigger {
                 image_tag,
             });
         }
-
-        let sequence = match self
-            .ledger
-            .next_sequence(
-                request.source.as_str(),
-                &request.repository,
-                &request.branch,
-            )
-            .await
-        {
+        let sequence = match sequence {
             Ok(sequence) => sequence,
             Err(err) => {
                 return Err(self
