@@ -38,6 +38,8 @@ pub struct ReferenceChangeDetail {
     pub reference_full_name: Option<String>,
     #[serde(default)]
     pub commit_id: Option<String>,
+    #[serde(default)]
+    pub old_commit_id: Option<String>,
 }
 
 /// What one CodeCommit event says, reference by reference.
@@ -79,13 +81,22 @@ pub fn parse_codecommit_event(
                 shape: "EventBridge event detail",
                 reason: e.to_string(),
             })?;
-        return Ok(vec![state_change_reference(detail)?]);
+        // The event's `time` (whole seconds) is when the push happened: its place in the order.
+        let pushed_at = event
+            .time
+            .and_then(|t| u64::try_from(t.timestamp()).ok())
+            .ok_or_else(|| CodeCommitEventError::Malformed {
+                shape: "EventBridge event",
+                reason: "no `time`".into(),
+            })?;
+        return Ok(vec![state_change_reference(detail, pushed_at)?]);
     }
     Err(CodeCommitEventError::UnknownShape)
 }
 
 fn state_change_reference(
     detail: ReferenceChangeDetail,
+    pushed_at: u64,
 ) -> Result<ReferenceChange, CodeCommitEventError> {
     let deleted = match detail.event.as_str() {
         "referenceCreated" | "referenceUpdated" => false,
@@ -122,11 +133,18 @@ fn state_change_reference(
         }
         Some(id) => Some(parse_sha(id, "EventBridge event detail")?),
     };
+    let before = detail
+        .old_commit_id
+        .as_deref()
+        .map(|id| parse_sha(id, "EventBridge event detail"))
+        .transpose()?;
     Ok(ReferenceChange::Pushed(PushedRef {
         source: Source::CodeCommit,
         repository: detail.repository_name,
         git_ref,
         after,
+        before,
+        pushed_at,
         deleted,
     }))
 }
@@ -169,11 +187,20 @@ fn trigger_references(
                 }
                 Some(id) => Some(parse_sha(id, "trigger")?),
             };
+            // Milliseconds, truncated to the seconds the EventBridge shape carries.
+            let pushed_at = u64::try_from(record.event_time.timestamp()).map_err(|_| {
+                CodeCommitEventError::Malformed {
+                    shape: "trigger",
+                    reason: "`eventTime` is before 1970".into(),
+                }
+            })?;
             changes.push(ReferenceChange::Pushed(PushedRef {
                 source: Source::CodeCommit,
                 repository: repository.to_string(),
                 git_ref: GitRef::parse(full_name),
                 after,
+                before: None,
+                pushed_at,
                 deleted,
             }));
         }
@@ -232,6 +259,11 @@ mod tests {
         assert_eq!(push.repository, "shop");
         assert_eq!(push.git_ref, GitRef::Branch("main".into()));
         assert_eq!(push.after.as_ref().unwrap().as_str(), SHA);
+        assert_eq!(push.pushed_at, 1_795_429_423);
+        assert_eq!(
+            push.before.as_ref().map(CommitSha::as_str),
+            Some("1111111111111111111111111111111111111111")
+        );
         assert!(!push.deleted);
     }
 
@@ -279,13 +311,16 @@ mod tests {
             "eventId": "5a824061-17ca-46a9-bbf9-114edeadbeef", "eventName": "ReferenceChanges",
             "eventPartNumber": 1, "eventSource": "aws:codecommit",
             "eventSourceARN": "arn:aws:codecommit:us-east-1:123456789012:shop",
-            "eventTime": "2026-11-23T10:23:43.000+0000", "eventTotalParts": 1,
+            "eventTime": "2026-11-23T10:23:43.250+0000", "eventTotalParts": 1,
             "eventTriggerConfigId": "x", "eventTriggerName": "pushdeploy", "eventVersion": "1.0",
             "userIdentityARN": "arn:aws:iam::123456789012:user/dev"
         }]});
         let changes = parse_codecommit_event(event).unwrap();
         assert_eq!(changes.len(), 3);
         assert_eq!(pushed(&changes[0]).repository, "shop");
+        // The same second as the EventBridge shape's `time` for the same push.
+        assert_eq!(pushed(&changes[0]).pushed_at, 1_795_429_423);
+        assert_eq!(pushed(&changes[0]).before, None);
         assert!(!pushed(&changes[0]).deleted);
         assert!(pushed(&changes[1]).deleted);
         assert_eq!(pushed(&changes[2]).git_ref, GitRef::Tag("v1".into()));

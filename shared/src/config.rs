@@ -127,8 +127,10 @@ pub struct BuildTriggerConfig {
     pub repository: EcrRepository,
     /// `LEDGER_TABLE`.
     pub ledger_table: String,
-    /// `BRANCHES`.
+    /// `BRANCHES`: the branches whose pushes build.
     pub branches: BranchFilter,
+    /// `DEPLOY_BRANCHES`: the branches whose pushes are ordered and deploy (default: `BRANCHES`).
+    pub deploy_branches: BranchFilter,
     /// `TAG_LENGTH`.
     pub tag_length: TagLength,
     /// `CLAIM_TIMEOUT_SECONDS`: how long a claim without a build id blocks others.
@@ -173,6 +175,26 @@ impl BuildTriggerConfig {
                 "expected a comma-separated list of branch names",
             )
         })?;
+        let deploy_branches = match optional(env, "DEPLOY_BRANCHES") {
+            None => branches.clone(),
+            Some(raw) => {
+                let deploy = BranchFilter::parse_list(&raw).ok_or_else(|| {
+                    invalid(
+                        "DEPLOY_BRANCHES",
+                        &raw,
+                        "expected a comma-separated list of branch names",
+                    )
+                })?;
+                if let Some(outside) = deploy.patterns().iter().find(|p| !branches.covers(p)) {
+                    return Err(invalid(
+                        "DEPLOY_BRANCHES",
+                        &raw,
+                        format!("`{outside}` is not built: add it to BRANCHES ({branches_raw})"),
+                    ));
+                }
+                deploy
+            }
+        };
         let claim_timeout = parse_number(env, "CLAIM_TIMEOUT_SECONDS", 300u64, |n| {
             (*n >= 60).then_some(()).ok_or("must be at least 60".into())
         })?;
@@ -183,6 +205,7 @@ impl BuildTriggerConfig {
             repository,
             ledger_table: required(env, "LEDGER_TABLE")?,
             branches,
+            deploy_branches,
             tag_length: tag_length_var(env)?,
             claim_timeout: Duration::from_secs(claim_timeout),
         })
@@ -390,6 +413,8 @@ mod tests {
         assert_eq!(config.build.repository.name, "acme/shop");
         assert_eq!(config.build.repository.registry_id, "123456789012");
         assert!(config.build.branches.matches("main"));
+        // Every branch that builds deploys unless DEPLOY_BRANCHES says otherwise.
+        assert_eq!(config.build.deploy_branches, config.build.branches);
         assert_eq!(config.build.tag_length, TagLength::DEFAULT);
         assert_eq!(config.build.codebuild_image, DEFAULT_CODEBUILD_IMAGE);
         assert_eq!(config.secret_refresh, Duration::from_secs(60));
@@ -407,6 +432,8 @@ mod tests {
                 "ECR_REPOSITORY_URI",
             ),
             (&[("BRANCHES", " , ")], "BRANCHES"),
+            (&[("DEPLOY_BRANCHES", " , ")], "DEPLOY_BRANCHES"),
+            (&[("DEPLOY_BRANCHES", "main,hotfix/*")], "DEPLOY_BRANCHES"),
             (&[("GITHUB_REPOSITORY", "shop")], "GITHUB_REPOSITORY"),
             (&[("MAX_BODY_BYTES", "10")], "MAX_BODY_BYTES"),
             (&[("CLAIM_TIMEOUT_SECONDS", "5")], "CLAIM_TIMEOUT_SECONDS"),
@@ -416,6 +443,18 @@ mod tests {
             let err = GitHubWebhookConfig::from_vars(&vars(&with(extra))).unwrap_err();
             assert!(err.to_string().contains(name), "{extra:?}: {err}");
         }
+    }
+
+    #[test]
+    fn deploy_branches_are_a_subset_of_the_branches_that_build() {
+        let config = GitHubWebhookConfig::from_vars(&vars(&with(&[
+            ("BRANCHES", "main,hotfix/*,feature/*"),
+            ("DEPLOY_BRANCHES", "main,hotfix/*"),
+        ])))
+        .unwrap();
+        assert!(config.build.branches.matches("feature/x"));
+        assert!(!config.build.deploy_branches.matches("feature/x"));
+        assert!(config.build.deploy_branches.matches("hotfix/1"));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::aws::ledger::{
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::{
-    decide_rollout, follow_last_rolled, pinned_image, RolloutDecision, Running, ServiceState,
-    Target, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,
+    ServiceState, Target, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
 use crate::verifier::VerifiedImage;
 use crate::verify::LATEST;
@@ -87,6 +87,11 @@ pub enum TargetOutcome {
         target: String,
         deployed_sequence: u64,
     },
+    /// An operator rolled the service back after this push was made: it is not rolled.
+    HeldByRollback {
+        target: String,
+        held_until: u64,
+    },
     /// The service already ran this image, rolled by a rollout that died before recording it (its
     /// lock expired): the deployment is recorded now, so its ECS outcome is tracked.
     RecordedAfterCrash {
@@ -139,7 +144,7 @@ pub struct Deployer<'a> {
 }
 
 impl Deployer<'_> {
-    /// Rolls `image` out to `target`. `deliberate` (an operator's rollback) may go backwards.
+    /// Rolls `image` out to `target`. A rollback may go backwards.
     ///
     /// `verification`, when given, is the commit's verification outcome, still to be written: a
     /// deployment writes it in its final transaction (and takes it); otherwise it is left for the
@@ -148,12 +153,12 @@ impl Deployer<'_> {
         &self,
         target: &Target,
         image: &VerifiedImage,
-        deliberate: bool,
+        direction: Direction,
         verification: &mut Option<VerificationRecord>,
         service: Option<&ServiceState>,
     ) -> Result<TargetOutcome, RolloutError> {
         let span = tracing::info_span!("rollout", service = %target.name(), image_tag = %image.image_tag, digest = %image.digest);
-        Box::pin(self.roll_out_inner(target, image, deliberate, verification, service))
+        Box::pin(self.roll_out_inner(target, image, direction, verification, service))
             .instrument(span)
             .await
     }
@@ -260,13 +265,15 @@ impl Deployer<'_> {
         &self,
         target: &Target,
         image: &VerifiedImage,
-        deliberate: bool,
+        direction: Direction,
         verification: &mut Option<VerificationRecord>,
         service: Option<&ServiceState>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        let (decision, current) = self
+            .decide(target, image, &pinned, direction.deliberate())
+            .await?;
         if decision == RolloutDecision::AlreadyRunning
             && service
                 .is_some_and(|s| s.deployment_left_unrecorded(&image.digest, now_epoch_seconds()))
@@ -281,7 +288,7 @@ impl Deployer<'_> {
         }
 
         let owner = lock_owner(image);
-        let lock = self.lock(target, image, &owner, deliberate).await?;
+        let lock = self.lock(target, image, &owner, direction).await?;
         let after_crash = match lock {
             LockOutcome::Granted { after_crash } => after_crash,
             LockOutcome::Held => {
@@ -400,7 +407,7 @@ impl Deployer<'_> {
         target: &Target,
         image: &VerifiedImage,
         owner: &str,
-        deliberate: bool,
+        direction: Direction,
     ) -> Result<LockOutcome, RolloutError> {
         self.ledger
             .acquire_lock(&LockRequest {
@@ -408,7 +415,8 @@ impl Deployer<'_> {
                 owner,
                 digest: &image.digest,
                 sequence: image.sequence,
-                deliberate,
+                deliberate: direction.deliberate(),
+                held_until: direction.held_until(),
                 ttl_seconds: self.lock_ttl_seconds,
                 now: now_epoch_seconds(),
             })
@@ -462,7 +470,7 @@ impl Deployer<'_> {
         let name = target.name();
         let owner = lock_owner(image);
         if !matches!(
-            self.lock(target, image, &owner, false).await?,
+            self.lock(target, image, &owner, Direction::Forward).await?,
             LockOutcome::Granted { .. }
         ) {
             // Another rollout got there first; either way the service runs the image.
@@ -537,6 +545,10 @@ fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
                 deployed_sequence: *deployed_sequence,
             })
         }
+        RolloutDecision::HeldByRollback { held_until } => Some(TargetOutcome::HeldByRollback {
+            target: target.to_string(),
+            held_until: *held_until,
+        }),
         RolloutDecision::Deploy | RolloutDecision::NoSuchContainer => None,
     }
 }

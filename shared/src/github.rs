@@ -43,6 +43,8 @@ struct PushPayload {
     git_ref: String,
     after: String,
     #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
     deleted: bool,
     repository: Repository,
 }
@@ -50,6 +52,9 @@ struct PushPayload {
 #[derive(Debug, Deserialize)]
 struct Repository {
     full_name: String,
+    /// In `push` payloads, the push's time in Unix seconds: the push's place in the order.
+    #[serde(default)]
+    pushed_at: Option<serde_json::Value>,
 }
 
 /// Parses a `push` delivery's JSON document.
@@ -58,11 +63,30 @@ pub fn parse_push(json: &[u8]) -> Result<PushedRef, PayloadError> {
         serde_json::from_slice(json).map_err(|e| PayloadError::InvalidPush(e.to_string()))?;
     let after = CommitSha::parse(&payload.after)
         .map_err(|e| PayloadError::InvalidPush(format!("`after`: {e}")))?;
+    let before = payload
+        .before
+        .as_deref()
+        .map(CommitSha::parse)
+        .transpose()
+        .map_err(|e| PayloadError::InvalidPush(format!("`before`: {e}")))?;
+    let pushed_at = payload
+        .repository
+        .pushed_at
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| {
+            PayloadError::InvalidPush(
+                "`repository.pushed_at` is missing or not Unix seconds (push payloads carry it)"
+                    .into(),
+            )
+        })?;
     Ok(PushedRef {
         source: Source::GitHub,
         repository: payload.repository.full_name,
         git_ref: GitRef::parse(&payload.git_ref),
         after: Some(after),
+        before,
+        pushed_at,
         deleted: payload.deleted,
     })
 }
@@ -73,7 +97,7 @@ mod tests {
 
     const PUSH: &str = r#"{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000",
         "after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","deleted":false,
-        "repository":{"full_name":"acme/shop","name":"shop"},"pusher":{"name":"dev"}}"#;
+        "repository":{"full_name":"acme/shop","name":"shop","pushed_at":1763893423},"pusher":{"name":"dev"}}"#;
 
     #[test]
     fn json_body_is_used_as_is() {
@@ -81,6 +105,8 @@ mod tests {
         let pushed = parse_push(&json).unwrap();
         assert_eq!(pushed.repository, "acme/shop");
         assert_eq!(pushed.git_ref, GitRef::Branch("main".into()));
+        assert_eq!(pushed.pushed_at, 1_763_893_423);
+        assert!(pushed.before.as_ref().is_some_and(CommitSha::is_zero));
         assert!(!pushed.deleted);
     }
 
@@ -111,9 +137,13 @@ mod tests {
         let no_ref = r#"{"after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","repository":{"full_name":"a/b"}}"#;
         let bad_after =
             r#"{"ref":"refs/heads/main","after":"nope","repository":{"full_name":"a/b"}}"#;
+        let no_time = r#"{"ref":"refs/heads/main","after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","repository":{"full_name":"a/b"}}"#;
+        let iso_time = r#"{"ref":"refs/heads/main","after":"f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6","repository":{"full_name":"a/b","pushed_at":"2026-11-23T10:23:43Z"}}"#;
         for (body, needle) in [
             (no_ref, "missing field `ref`"),
             (bad_after, "`after`"),
+            (no_time, "pushed_at"),
+            (iso_time, "pushed_at"),
             ("{not json", "key must be a string"),
         ] {
             match parse_push(body.as_bytes()) {

@@ -4,8 +4,16 @@
 //! One table, two kinds of item:
 //! - a commit: `pk = repo#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
 //!   whose image carries that tag;
-//! - a push-sequence counter: `pk = seq#<source>#<source repository>#<branch>`, `sk = counter`.
-//!   "Newer" means a higher sequence, everywhere in the project.
+//! - a push: `pk = push#<source>#<source repository>#<branch>`, `sk = <pushed_at>#<after>`; its
+//!   place in the order, fixed by its first delivery (see [`crate::order`]);
+//! - the release: `pk = repo#<ecr repository>`, `sk = release`; what `latest` should name (see
+//!   [`crate::release`]);
+//! - a service's lock and what was last rolled there, deployments, and the control item (freeze).
+//!
+//! "Newer" means a higher push order, everywhere in the project. The commit's and the service's
+//! attributes that hold it keep the name `sequence` (`deployed_sequence`), which earlier versions
+//! used for a per-branch counter: every push order is higher than any counter value, so items
+//! written before an upgrade compare as older.
 
 use std::fmt;
 use std::time::Duration;
@@ -78,12 +86,19 @@ impl CommitKey {
     }
 }
 
-/// The key of a push-sequence counter.
-pub fn sequence_key(source: &str, source_repository: &str, branch: &str) -> (String, String) {
-    (
-        format!("seq#{source}#{source_repository}#{branch}"),
-        "counter".to_string(),
-    )
+/// The partition of a branch's pushes.
+pub fn push_partition(source: &str, source_repository: &str, branch: &str) -> String {
+    format!("push#{source}#{source_repository}#{branch}")
+}
+
+/// The sort-key prefix of the pushes made in one second (zero-padded, so keys sort by time).
+pub fn push_second_prefix(pushed_at: u64) -> String {
+    format!("{pushed_at:012}#")
+}
+
+/// The key of the release item of an ECR repository.
+pub fn release_key(repository: &str) -> (String, String) {
+    (format!("repo#{repository}"), "release".to_string())
 }
 
 /// A commit's item, as far as claiming is concerned.
@@ -189,9 +204,11 @@ mod tests {
             ("repo#acme/shop".into(), "commit#f8afe6a7".into())
         );
         assert_eq!(
-            sequence_key("github", "acme/shop", "main").0,
-            "seq#github#acme/shop#main"
+            push_partition("github", "acme/shop", "main"),
+            "push#github#acme/shop#main"
         );
+        assert_eq!(push_second_prefix(1_763_893_423), "001763893423#");
+        assert_eq!(release_key("acme/shop").1, "release");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! pushdeploy's shared library: the domain rules (pure, unit-tested) and thin AWS adapters.
 //!
 //! - [`push`], [`github`], [`codecommit`], [`signature`]: which pushes build, from either source.
+//! - [`order`]: what "newer" means; [`release`]: what `latest` should name.
 //! - [`ledger`]: the deploy ledger's records and transition rules.
 //! - [`trigger`]: starting exactly one arm64 build per commit.
 //! - [`aws`]: the SDK adapters. [`config`], [`telemetry`]: cold-start set-up.
@@ -13,8 +14,10 @@ pub mod deployment_status;
 pub mod github;
 pub mod ledger;
 pub mod operator;
+pub mod order;
 pub mod policy;
 pub mod push;
+pub mod release;
 pub mod rollout;
 pub mod signature;
 pub mod telemetry;

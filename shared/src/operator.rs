@@ -10,8 +10,11 @@ use tracing::{info, Instrument};
 
 use crate::deployer::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
 use crate::ledger::now_epoch_seconds;
+use crate::order::PushOrder;
 use crate::push::TagLength;
-use crate::verifier::{ImageVerifier, VerifiedImage, VerifyError};
+use crate::release::Release;
+use crate::rollout::Direction;
+use crate::verifier::{ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorAction {
@@ -179,8 +182,9 @@ impl ImageVerifier {
         }
     }
 
-    /// Moves `latest` back to an earlier image (no rebuild) and rolls every service to it: the one
-    /// deliberate backward move.
+    /// Sets the release back to an earlier image, moves `latest` to it (no rebuild) and rolls
+    /// every service to it: the one deliberate backward move. Every push made up to now is held
+    /// back (also a build already running); the next push made after it deploys normally.
     async fn rollback(
         &self,
         image_tag: String,
@@ -210,6 +214,24 @@ impl ImageVerifier {
                 rollout: Vec::new(),
             });
         }
+        let now = now_epoch_seconds();
+        let held_until = PushOrder::latest_possible_at(now)
+            .max(known.release.as_ref().and_then(|r| r.order).unwrap_or(PushOrder::from_u64(0)));
+        self.ledger
+            .set_release(
+                &self.config.repository.name,
+                &Release {
+                    image_tag: image_tag.clone(),
+                    sha: target_image.sha.clone(),
+                    digest: image.digest.clone(),
+                    order: target_image.sequence.map(PushOrder::from_u64),
+                    held_until: Some(held_until),
+                },
+                now,
+            )
+            .await
+            .map_err(VerifyError::Ledger)?;
+        info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");
         let digest = self
             .registry
             .move_latest_to(&image_tag)
@@ -217,7 +239,14 @@ impl ImageVerifier {
             .map_err(|e| self.registry_error(e))?;
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
         let rollout = self
-            .roll_out(&target_image, true, None, &HashMap::new())
+            .roll_out(
+                &target_image,
+                Direction::Rollback {
+                    held_until: Some(held_until.get()),
+                },
+                None,
+                &HashMap::new(),
+            )
             .await?;
         Ok(OperatorResponse::Rollback {
             image: target_image,
@@ -237,8 +266,11 @@ impl ImageVerifier {
                 .map_err(VerifyError::Ledger)?;
             info!(frozen, was_frozen, "rollout freeze set");
             if was_frozen && !frozen {
-                if let Some(image) = self.newest_verified().await? {
-                    rollout = self.roll_out(&image, false, None, &HashMap::new()).await?;
+                // What any event would do now: bring `latest` to the release and roll it.
+                if let VerifierResponse::Verification(report) =
+                    self.handle(VerifyTrigger::Reconcile).await?
+                {
+                    rollout = report.rollout;
                 }
             }
         }

@@ -126,6 +126,10 @@ pub struct PushedRef {
     pub git_ref: GitRef,
     /// The commit the reference points to after the push; `None` when the source sent none (deletions).
     pub after: Option<CommitSha>,
+    /// The commit it pointed to before (GitHub's `before`; CodeCommit's `oldCommitId`, when sent).
+    pub before: Option<CommitSha>,
+    /// When the push happened at the source, in seconds since the Unix epoch.
+    pub pushed_at: u64,
     pub deleted: bool,
 }
 
@@ -160,6 +164,17 @@ impl BranchFilter {
     pub fn patterns(&self) -> &[String] {
         &self.0
     }
+
+    /// Whether every branch `pattern` matches is matched here too.
+    pub fn covers(&self, pattern: &str) -> bool {
+        match pattern.strip_suffix('*') {
+            None => self.matches(pattern),
+            Some(prefix) => self.0.iter().any(|own| {
+                own.strip_suffix('*')
+                    .is_some_and(|own_prefix| prefix.starts_with(own_prefix))
+            }),
+        }
+    }
 }
 
 /// A commit that should be built.
@@ -169,6 +184,9 @@ pub struct BuildRequest {
     pub repository: String,
     pub branch: String,
     pub sha: CommitSha,
+    /// The branch's previous commit, for the push chain (GitHub only: see [`crate::order`]).
+    pub before: Option<CommitSha>,
+    pub pushed_at: u64,
 }
 
 /// Why a push starts no build. Each is an expected, acknowledged case, not an error.
@@ -227,11 +245,19 @@ pub fn decide_build(
     let sha = pushed.after.clone().ok_or_else(|| IgnoreReason::NoCommit {
         branch: branch.clone(),
     })?;
+    // CodeCommit's two event shapes differ in whether they carry the old commit: only GitHub's
+    // `before` orders a push, so the order never depends on which CodeCommit shape arrived first.
+    let before = match pushed.source {
+        Source::GitHub => pushed.before.clone().filter(|b| !b.is_zero()),
+        Source::CodeCommit => None,
+    };
     Ok(BuildRequest {
         source: pushed.source,
         repository: pushed.repository.clone(),
         branch: branch.clone(),
         sha,
+        before,
+        pushed_at: pushed.pushed_at,
     })
 }
 
@@ -247,6 +273,8 @@ mod tests {
             repository: "acme/shop".into(),
             git_ref: GitRef::parse(reference),
             after: Some(CommitSha::parse(after).unwrap()),
+            before: None,
+            pushed_at: 1_763_893_423,
             deleted,
         }
     }
@@ -305,6 +333,13 @@ mod tests {
         assert!(!filter.matches("mainline"));
         assert!(!filter.matches("feature/x"));
         assert!(BranchFilter::parse_list(" , ").is_none());
+        assert!(filter.covers("main"));
+        assert!(filter.covers("release/1.2"));
+        assert!(filter.covers("release/*"));
+        assert!(filter.covers("release/v2/*"));
+        assert!(!filter.covers("hotfix/*"));
+        assert!(!filter.covers("rel*"));
+        assert!(!filter.covers("feature"));
     }
 
     #[test]

@@ -52,6 +52,28 @@ pub const SEQUENCE_TAG_KEY: &str = "pushdeploy:sequence";
 pub const IMAGE_TAG_KEY: &str = "pushdeploy:image-tag";
 pub const SHA_LABEL: &str = "pushdeploy.sha";
 
+/// Why an image is rolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The newest push wins: never twice, never backwards.
+    Forward,
+    /// An operator's rollback: may go backwards, and holds back every push up to `held_until`.
+    Rollback { held_until: Option<u64> },
+}
+
+impl Direction {
+    pub fn deliberate(self) -> bool {
+        matches!(self, Direction::Rollback { .. })
+    }
+
+    pub fn held_until(self) -> Option<u64> {
+        match self {
+            Direction::Rollback { held_until } => held_until,
+            Direction::Forward => None,
+        }
+    }
+}
+
 /// What a service runs now, as far as the decision is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
@@ -70,8 +92,10 @@ pub enum RolloutDecision {
     RunningNewer { running_sequence: u64 },
     /// pushdeploy already rolled this digest to the service (ECS may have rolled it back since).
     AlreadyDeployed,
-    /// pushdeploy already rolled a commit with this push sequence or a higher one to the service.
+    /// pushdeploy already rolled a commit with this push order or a higher one to the service.
     NewerDeployed { deployed_sequence: u64 },
+    /// An operator rolled the service back after this push was made.
+    HeldByRollback { held_until: u64 },
     /// Register a revision with the image pinned by digest and update the service.
     Deploy,
     /// The task definition has no container of that name.
@@ -103,7 +127,10 @@ pub fn decide_rollout(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastRolled {
     pub digest: Option<String>,
+    /// Its push order.
     pub sequence: Option<u64>,
+    /// Set by an operator's rollback: no push up to this order is rolled here automatically.
+    pub held_until: Option<u64>,
 }
 
 /// A service's ledger item: the lock, when a rollout holds (or held) it, and what was last rolled.
@@ -141,6 +168,11 @@ pub fn follow_last_rolled(
     }
     if last.digest.as_deref() == Some(digest) {
         return Some(RolloutDecision::AlreadyDeployed);
+    }
+    if let Some(held_until) = last.held_until {
+        if sequence.is_none_or(|ours| ours <= held_until) {
+            return Some(RolloutDecision::HeldByRollback { held_until });
+        }
     }
     match (last.sequence, sequence) {
         (Some(deployed_sequence), Some(ours)) if deployed_sequence >= ours => {
@@ -244,6 +276,7 @@ mod tests {
         let last = |digest: Option<&str>, sequence: Option<u64>| LastRolled {
             digest: digest.map(str::to_string),
             sequence,
+            held_until: None,
         };
         let cases = [
             (last(None, None), Some(1), false, None),
@@ -281,6 +314,28 @@ mod tests {
                 "{last:?} {sequence:?} {deliberate}"
             );
         }
+        // After a rollback (to order 2, holding back pushes up to 6): only later pushes roll.
+        let rolled_back = LastRolled {
+            digest: Some("sha256:aa".into()),
+            sequence: Some(2),
+            held_until: Some(6),
+        };
+        for (sequence, expected) in [
+            (Some(5), Some(RolloutDecision::HeldByRollback { held_until: 6 })),
+            (Some(6), Some(RolloutDecision::HeldByRollback { held_until: 6 })),
+            (None, Some(RolloutDecision::HeldByRollback { held_until: 6 })),
+            (Some(7), None),
+        ] {
+            assert_eq!(
+                follow_last_rolled(&rolled_back, "sha256:bb", sequence, false),
+                expected,
+                "{sequence:?}"
+            );
+        }
+        assert_eq!(
+            follow_last_rolled(&rolled_back, "sha256:bb", Some(5), true),
+            None
+        );
     }
 
     #[test]
@@ -292,6 +347,7 @@ mod tests {
             last: LastRolled {
                 digest: Some("sha256:aa".into()),
                 sequence: Some(1),
+                held_until: None,
             },
         };
         assert!(crashed.deployment_left_unrecorded("sha256:bb", 221));
@@ -308,6 +364,7 @@ mod tests {
             last: LastRolled {
                 digest: Some("sha256:bb".into()),
                 sequence: Some(2),
+                held_until: None,
             },
             ..crashed
         };

@@ -1,8 +1,9 @@
 //! Starting the build of one commit: the one function both build-trigger Lambdas call.
 //!
-//! claim the commit in the ledger → is its tag already in ECR? → next push sequence →
-//! StartBuild (arm64) → record the build id. Any failure after the claim releases it, so a
-//! redelivery can try again.
+//! place the push in the order (deploy branches only) → claim the commit in the ledger, with that
+//! order → is its tag already in ECR? → StartBuild (arm64) → record the build id. Any failure after
+//! the claim releases it, so a redelivery can try again. A push of a commit the ledger already
+//! knows raises its order instead: if it was built, its image becomes the newest push's image.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,11 +13,12 @@ use tracing::{field, info, warn, Instrument};
 
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
-use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim};
+use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord};
 use crate::aws::AwsError;
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
-use crate::push::BuildRequest;
+use crate::order::{place_push, PushFacts, PushOrder, RANK_BASE};
+use crate::push::{BuildRequest, Source};
 
 /// What happened to a build request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,14 +28,25 @@ pub enum TriggerOutcome {
         sha: String,
         image_tag: String,
         build_id: String,
-        sequence: u64,
+        /// The push's place in the order; `None` for a branch that only builds.
+        push_order: Option<PushOrder>,
     },
-    /// Another delivery of the same push got there first: nothing started.
+    /// Another delivery of the same push (or an earlier push of the commit) got there first:
+    /// nothing started.
     Duplicate {
         sha: String,
         image_tag: String,
         status: CommitStatus,
         build_id: Option<String>,
+    },
+    /// The commit was already built or is building, and this is its newest push to a deploy
+    /// branch (a revert, a fast-forward, a second branch): nothing is rebuilt; its image becomes
+    /// the release when the verifier next runs (at the latest, the scheduled reconcile).
+    Repushed {
+        sha: String,
+        image_tag: String,
+        status: CommitStatus,
+        push_order: PushOrder,
     },
     /// The tag is already in ECR (tags are immutable): nothing started; verification takes over.
     ImageExists { sha: String, image_tag: String },
@@ -98,7 +111,7 @@ impl BuildTrigger {
             image_tag = %image_tag,
             branch = %request.branch,
             build_id = field::Empty,
-            sequence = field::Empty,
+            push_order = field::Empty,
         );
         // Boxed: the nested SDK futures are otherwise too deep for the callers' type layout.
         Box::pin(self.trigger_build_inner(request, image_tag, trigger_id))
@@ -117,6 +130,14 @@ impl BuildTrigger {
             repository: self.config.repository.name.clone(),
             image_tag: image_tag.clone(),
         };
+        let order = if self.config.deploy_branches.matches(&request.branch) {
+            let order = self.place(request).await.map_err(TriggerError::Ledger)?;
+            tracing::Span::current().record("push_order", order.to_string());
+            Some(order)
+        } else {
+            info!("the branch builds but does not deploy (DEPLOY_BRANCHES)");
+            None
+        };
         let claim_id = new_claim_id();
         let claim = NewClaim {
             key: &key,
@@ -126,6 +147,7 @@ impl BuildTrigger {
             source_repository: &request.repository,
             branch: &request.branch,
             trigger_id,
+            order,
             now: now_epoch_seconds(),
         };
         match self
@@ -136,6 +158,23 @@ impl BuildTrigger {
         {
             ClaimResult::Claimed => {}
             ClaimResult::Held(record) => {
+                let newer = order.filter(|o| record.sequence.is_none_or(|known| known < o.get()));
+                if let Some(order) = newer {
+                    let raised = self
+                        .ledger
+                        .raise_commit_order(&key, order, &request.branch, now_epoch_seconds())
+                        .await
+                        .map_err(TriggerError::Ledger)?;
+                    if raised {
+                        info!(status = %record.status, "a known commit pushed again: it is the newest push now, nothing rebuilt");
+                        return Ok(TriggerOutcome::Repushed {
+                            sha: sha.into(),
+                            image_tag,
+                            status: record.status,
+                            push_order: order,
+                        });
+                    }
+                }
                 info!(status = %record.status, existing_build_id = ?record.build_id, "duplicate push: the commit is already claimed, nothing started");
                 return Ok(TriggerOutcome::Duplicate {
                     sha: sha.into(),
@@ -153,18 +192,8 @@ impl BuildTrigger {
             }
         }
 
-        // From here on this invocation holds the claim: every failure releases it. The two calls
-        // are independent, so they go together: StartBuild is issued one round trip sooner. (A
-        // commit whose image exists leaves a gap in the sequence; only the order matters.)
-        let (exists, sequence) = tokio::join!(
-            self.registry.image_tag_exists(&image_tag),
-            self.ledger.next_sequence(
-                request.source.as_str(),
-                &request.repository,
-                &request.branch,
-            )
-        );
-        let exists = match exists {
+        // From here on this invocation holds the claim: every failure releases it.
+        let exists = match self.registry.image_tag_exists(&image_tag).await {
             Ok(exists) => exists,
             Err(err) => {
                 return Err(self
@@ -183,25 +212,11 @@ impl BuildTrigger {
                 image_tag,
             });
         }
-        let sequence = match sequence {
-            Ok(sequence) => sequence,
-            Err(err) => {
-                return Err(self
-                    .release(&key, &claim_id, TriggerError::Ledger(err))
-                    .await)
-            }
-        };
-        tracing::Span::current().record("sequence", sequence);
-
-        let ledger_pk = key.pk();
         let inputs = BuildInputs {
             sha,
             image_tag: &image_tag,
             repository_uri: &self.config.repository.uri,
-            sequence,
             branch: &request.branch,
-            ledger_table: &self.config.ledger_table,
-            ledger_pk: &ledger_pk,
             idempotency_token: &claim_id,
         };
         let build_id = match self.builds.start_build(&inputs).await {
@@ -215,7 +230,7 @@ impl BuildTrigger {
         tracing::Span::current().record("build_id", build_id.as_str());
 
         self.ledger
-            .record_build_started(&key, &claim_id, &build_id, sequence, now_epoch_seconds())
+            .record_build_started(&key, &claim_id, &build_id, now_epoch_seconds())
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "build started but not recorded in the ledger");
@@ -226,8 +241,51 @@ impl BuildTrigger {
             sha: sha.into(),
             image_tag,
             build_id,
-            sequence,
+            push_order: order,
         })
+    }
+
+    /// The push's place in the order: the first delivery fixes it (see [`crate::order`]).
+    async fn place(&self, request: &BuildRequest) -> Result<PushOrder, AwsError> {
+        if request.source == Source::CodeCommit {
+            // No chain: the order is the push time and the tie-break alone, the same from either
+            // of CodeCommit's event shapes.
+            return Ok(PushOrder::new(request.pushed_at, RANK_BASE, &request.sha));
+        }
+        let source = request.source.as_str();
+        let same_second = self
+            .ledger
+            .pushes_in_second(
+                source,
+                &request.repository,
+                &request.branch,
+                request.pushed_at,
+            )
+            .await?;
+        let facts = PushFacts {
+            pushed_at: request.pushed_at,
+            before: request.before.as_ref().map(|b| b.as_str()),
+            after: &request.sha,
+        };
+        let order = place_push(&facts, &same_second);
+        if same_second.iter().any(|p| p.after == request.sha.as_str()) {
+            return Ok(order); // a redelivery: its place is already recorded
+        }
+        let recorded = self
+            .ledger
+            .record_push(&PushRecord {
+                source,
+                source_repository: &request.repository,
+                branch: &request.branch,
+                pushed_at: request.pushed_at,
+                before: facts.before,
+                after: request.sha.as_str(),
+                order,
+                now: now_epoch_seconds(),
+            })
+            .await?;
+        // A concurrent delivery of the same push recorded it first: its place stands.
+        Ok(recorded.unwrap_or(order))
     }
 
     /// Marks the claim as failed (so it can be claimed again) and hands back the error.

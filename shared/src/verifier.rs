@@ -12,15 +12,17 @@ use tracing::{field, info, warn, Instrument};
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::{LedgerTable, VerificationRecord};
+use crate::aws::ledger::{KnownCommit, LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
 use crate::config::VerifierConfig;
 use crate::deployer::{Deployer, RolloutError, TargetOutcome};
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::policy::Drift;
 use crate::push::CommitSha;
-use crate::rollout::{ServiceState, Target};
-use crate::verify::{verify_tag_pair, ImageInfo, TagPair, Verification, LATEST};
+use crate::order::PushOrder;
+use crate::release::{standing, CommitFacts, Release, Standing};
+use crate::rollout::{Direction, ServiceState, Target};
+use crate::verify::{check_pair, ImageInfo, Verification, LATEST};
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
@@ -246,6 +248,8 @@ pub struct VerificationReport {
     #[serde(flatten)]
     pub verification: Verification,
     pub sequence: Option<u64>,
+    /// The image tag the release names after this invocation (what `latest` should name).
+    pub release: Option<String>,
     /// Policy differences found and corrected during this invocation.
     pub policy_drift: Vec<String>,
     /// Set only when the outcome is `verified`.
@@ -280,16 +284,72 @@ pub struct ImageVerifier {
     policy_checked: Mutex<bool>,
 }
 
+/// What the verifier read of the ledger in one call.
 #[derive(Default)]
 struct KnownCommits {
-    sequences: HashMap<String, u64>,
-    shas: HashMap<String, String>,
-    /// `(outcome, digest)` already recorded, so a repeated outcome writes nothing.
-    recorded: HashMap<String, (String, Option<String>)>,
+    commits: HashMap<String, KnownCommit>,
+    release: Option<Release>,
     /// Rollouts are frozen (read in the same call).
     frozen: bool,
     /// The rollout targets' ledger items (read in the same call).
     services: HashMap<String, ServiceState>,
+}
+
+impl KnownCommits {
+    fn sequence(&self, tag: &str) -> Option<u64> {
+        self.commits.get(tag).and_then(|c| c.sequence)
+    }
+
+    fn sha(&self, tag: &str) -> Option<String> {
+        self.commits.get(tag).and_then(|c| c.sha.clone())
+    }
+
+    fn facts(&self, tag: &str) -> Option<CommitFacts> {
+        let commit = self.commits.get(tag)?;
+        Some(CommitFacts {
+            status: commit.status?,
+            order: commit.sequence.map(PushOrder::from_u64),
+        })
+    }
+}
+
+/// The outcome of an event's commit that is not the release.
+fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo>) -> Verification {
+    let tag = tag.to_string();
+    let digest = image.map(|i| i.digest.clone());
+    match standing {
+        Standing::Pending | Standing::Candidate(_) | Standing::Release => {
+            Verification::Pending {
+                tag: Some(tag),
+                digest,
+            }
+        }
+        Standing::Superseded { newer_tag } => Verification::Superseded {
+            tag,
+            digest,
+            newer_tag: newer_tag.clone(),
+        },
+        Standing::Held { held_until } => Verification::Held {
+            tag,
+            digest,
+            held_until: held_until.get(),
+        },
+        Standing::BuildOnly => Verification::BuildOnly { tag, digest },
+        Standing::Untrusted { reason } => Verification::Untrusted {
+            tag,
+            digest,
+            reason: reason.clone(),
+        },
+    }
+}
+
+fn log_outcome(outcome: &Verification) {
+    let reason = outcome.reason().unwrap_or_default();
+    if outcome.is_failure() {
+        warn!(outcome = outcome.name(), tag = outcome.tag(), reason, "verification failed: nothing deployed");
+    } else {
+        info!(outcome = outcome.name(), tag = outcome.tag(), reason, "verification outcome");
+    }
 }
 
 impl ImageVerifier {
@@ -334,9 +394,15 @@ impl ImageVerifier {
         let drift = self
             .enforce_policy(trigger == VerifyTrigger::Reconcile)
             .await?;
-        let (subject, settled) = match &trigger {
-            VerifyTrigger::EcrPush { tag } => (tag.clone(), false),
-            VerifyTrigger::Reconcile => (None, true),
+        let subject = match &trigger {
+            VerifyTrigger::EcrPush { tag } => tag.clone(),
+            // The reconcile looks for a finished build that never became the release (say, its
+            // events were lost): the newest one is the candidate.
+            VerifyTrigger::Reconcile => self
+                .ledger
+                .newest_built_commit(&self.config.repository.name)
+                .await
+                .map_err(VerifyError::Ledger)?,
             VerifyTrigger::BuildSucceeded { tag, build_id } => {
                 span.record("image_tag", tag.as_str());
                 span.record("build_id", build_id.as_str());
@@ -349,7 +415,7 @@ impl ImageVerifier {
                     )
                     .await
                     .map_err(VerifyError::Ledger)?;
-                (Some(tag.clone()), true)
+                Some(tag.clone())
             }
             VerifyTrigger::BuildFailed {
                 tag,
@@ -361,11 +427,9 @@ impl ImageVerifier {
             span.record("image_tag", tag.as_str());
         }
 
-        let latest = self.describe(LATEST).await?;
-        let on_latest = |tag: &String| latest.as_ref().is_some_and(|l| l.tags.contains(tag));
-        let subject_image = match &subject {
-            Some(tag) if !on_latest(tag) => self.describe(tag).await?,
-            _ => None,
+        let mut latest = self.describe(LATEST).await?;
+        let on_latest = |tag: &str, latest: &Option<ImageInfo>| {
+            latest.as_ref().is_some_and(|l| l.tags.iter().any(|t| t == tag))
         };
         let mut tags: Vec<&str> = latest
             .iter()
@@ -379,86 +443,123 @@ impl ImageVerifier {
             }
         }
         let known = self.known_commits(&tags).await?;
-        let verification = verify_tag_pair(&TagPair {
-            subject_tag: subject.as_deref(),
-            settled,
-            latest: latest.as_ref(),
-            subject_image: subject_image.as_ref(),
-            sequences: &known.sequences,
-            tag_length: self.config.tag_length,
-        });
-        let tag = verification.tag().map(str::to_string);
-        let sequence = tag.as_ref().and_then(|t| known.sequences.get(t).copied());
-        let sha = tag.as_ref().and_then(|t| known.shas.get(t).cloned());
-        if let Some(tag) = &tag {
-            span.record("image_tag", tag.as_str());
+        let mut release = known.release.clone();
+        let subject_image = match &subject {
+            Some(tag) if on_latest(tag, &latest) => latest.clone(),
+            Some(tag) => self.describe(tag).await?,
+            None => None,
+        };
+
+        // 1. Where the event's commit stands; a candidate becomes the release.
+        let mut subject_outcome = None;
+        if let Some(tag) = &subject {
+            let mut standing = standing(tag, known.facts(tag).as_ref(), release.as_ref());
+            if let Standing::Candidate(order) = standing {
+                match &subject_image {
+                    None => subject_outcome = Some(Verification::Missing { tag: tag.clone() }),
+                    Some(image) => {
+                        let proposed = Release {
+                            image_tag: tag.clone(),
+                            sha: known.sha(tag),
+                            digest: image.digest.clone(),
+                            order: Some(order),
+                            held_until: release.as_ref().and_then(|r| r.held_until),
+                        };
+                        match self
+                            .ledger
+                            .advance_release(&self.config.repository.name, &proposed, now_epoch_seconds())
+                            .await
+                            .map_err(VerifyError::Ledger)?
+                        {
+                            Ok(()) => {
+                                info!(push_order = %order, "the release moves to this commit");
+                                release = Some(proposed);
+                                standing = Standing::Release;
+                            }
+                            // Another invocation moved it first: stand against what it is now.
+                            Err(current) => {
+                                release = current;
+                                standing =
+                                    crate::release::standing(tag, known.facts(tag).as_ref(), release.as_ref());
+                            }
+                        }
+                    }
+                }
+            }
+            if subject_outcome.is_none() && standing != Standing::Release {
+                subject_outcome = Some(subject_verification(tag, &standing, subject_image.as_ref()));
+            }
         }
-        if let Some(sha) = &sha {
+
+        // 2. The release's image, with `latest` moved onto it (the verifier is its one writer).
+        let mut release_outcome = None;
+        if let Some(release) = &release {
+            span.record("image_tag", release.image_tag.as_str());
+            span.record("digest", release.digest.as_str());
+            let image = if on_latest(&release.image_tag, &latest) {
+                latest.clone()
+            } else if subject.as_deref() == Some(release.image_tag.as_str()) {
+                subject_image.clone()
+            } else {
+                self.describe(&release.image_tag).await?
+            };
+            release_outcome = Some(match image {
+                None => Verification::Missing {
+                    tag: release.image_tag.clone(),
+                },
+                Some(image) => {
+                    let moved = latest.as_ref().map(|l| &l.digest) != Some(&image.digest)
+                        && image.digest == release.digest;
+                    if moved {
+                        warn!(from = ?latest.as_ref().map(|l| &l.digest), "`latest` does not name the release: moving it");
+                        let digest = self
+                            .registry
+                            .move_latest_to(&release.image_tag)
+                            .await
+                            .map_err(|e| self.registry_error(e))?;
+                        latest = Some(ImageInfo {
+                            digest,
+                            tags: vec![LATEST.to_string(), release.image_tag.clone()],
+                        });
+                    }
+                    // 3. The gate, on what ECR says now.
+                    check_pair(&release.image_tag, &release.digest, &image, latest.as_ref())
+                }
+            });
+        }
+
+        let verification = match (&subject_outcome, &release_outcome) {
+            (Some(outcome), _) => outcome.clone(),
+            (None, Some(outcome)) => outcome.clone(),
+            (None, None) => Verification::NothingToVerify,
+        };
+        let sequence = verification.tag().and_then(|t| known.sequence(t));
+        if let Some(sha) = verification.tag().and_then(|t| known.sha(t)) {
             span.record("sha", sha.as_str());
-        }
-        if let Some(digest) = verification.digest() {
-            span.record("digest", digest);
         }
         if let Some(sequence) = sequence {
             span.record("sequence", sequence);
         }
-        let reason = match &verification {
-            Verification::Mismatch { reason, .. } => Some(reason.clone()),
-            Verification::Missing { tag } => Some(format!("image tag {tag} is not in ECR")),
-            Verification::Superseded { newer_tag, .. } => {
-                Some(format!("`latest` is on the newer commit {newer_tag}"))
+        let mut to_record = Vec::new();
+        for outcome in [&subject_outcome, &release_outcome].into_iter().flatten() {
+            log_outcome(outcome);
+            if let Some(record) = self.new_record(outcome, &trigger, &known) {
+                // A failure is published before its outcome is recorded, so that a failed
+                // publish is retried rather than lost (a retry may publish it twice, never zero
+                // times).
+                if outcome.is_failure() {
+                    self.publish_failure(outcome, &trigger, &known).await?;
+                }
+                to_record.push(record);
             }
-            _ => None,
-        };
-        if verification.is_failure() {
-            warn!(
-                outcome = verification.name(),
-                reason = reason.as_deref().unwrap_or_default(),
-                "verification failed: nothing deployed"
-            );
-        } else {
-            info!(outcome = verification.name(), "verification outcome");
         }
-        let already_recorded = tag.as_ref().is_some_and(|t| {
-            known.recorded.get(t)
-                == Some(&(
-                    verification.name().to_string(),
-                    verification.digest().map(str::to_string),
-                ))
-        });
-        let mut record = tag
-            .as_ref()
-            .filter(|_| !already_recorded)
-            .map(|tag| VerificationRecord {
-                key: self.key(tag),
-                outcome: verification.name().into(),
-                digest: verification.digest().map(str::to_string),
-                reason: reason.clone(),
-                trigger: trigger.name().into(),
-                now: now_epoch_seconds(),
-            });
-        // A failure is published once: before its outcome is recorded, so that a failed publish
-        // is retried rather than lost (a retry may publish it twice, never zero times).
-        if verification.is_failure() && !already_recorded {
-            self.publish(ResultDetail {
-                repository: self.config.repository.name.clone(),
-                sha: sha.clone(),
+
+        let deployable = match (&release, &release_outcome) {
+            (Some(release), Some(Verification::Verified { tag, digest })) => Some(VerifiedImage {
                 image_tag: tag.clone(),
-                sequence,
-                digest: verification.digest().map(str::to_string),
-                trigger: Some(trigger.name().into()),
-                outcome: verification.name().into(),
-                reason: reason.clone(),
-                ..ResultDetail::default()
-            })
-            .await?;
-        }
-        let deployable = match &verification {
-            Verification::Verified { tag, digest } => Some(VerifiedImage {
-                image_tag: tag.clone(),
-                sha,
+                sha: release.sha.clone().or_else(|| known.sha(tag)),
                 digest: digest.clone(),
-                sequence,
+                sequence: release.order.map(PushOrder::get),
             }),
             _ => None,
         };
@@ -473,17 +574,22 @@ impl ImageVerifier {
                         .map(|t| TargetOutcome::Frozen { target: t.name() })
                         .collect())
                 } else {
-                    // A commit the ledger knows gets its outcome written with its first
-                    // deployment (one write fewer); the rollout writes it alone otherwise.
-                    let with_deployment = record.take_if(|_| sequence.is_some());
-                    self.roll_out(image, false, with_deployment, &known.services)
+                    // The release's outcome rides with its first deployment (one write fewer).
+                    let with_deployment = to_record
+                        .iter()
+                        .position(|r: &VerificationRecord| r.key.image_tag == image.image_tag)
+                        .filter(|_| image.sequence.is_some())
+                        .map(|i| to_record.remove(i));
+                    self.roll_out(image, Direction::Forward, with_deployment, &known.services)
                         .await
                 }
             }
             _ => Ok(Vec::new()),
         };
-        // Whatever the rollout did, the outcome is recorded before the invocation answers.
-        self.write_verification(record).await?;
+        // Whatever the rollout did, the outcomes are recorded before the invocation answers.
+        for record in to_record {
+            self.write_verification(Some(record)).await?;
+        }
         let rollout = rollout?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
@@ -491,11 +597,56 @@ impl ImageVerifier {
                 repository: self.config.repository.name.clone(),
                 verification,
                 sequence,
+                release: release.map(|r| r.image_tag),
                 policy_drift: drift.iter().map(ToString::to_string).collect(),
                 deployable,
                 rollout,
             },
         )))
+    }
+
+    /// The outcome to record for a commit, unless the ledger already has it.
+    fn new_record(
+        &self,
+        outcome: &Verification,
+        trigger: &VerifyTrigger,
+        known: &KnownCommits,
+    ) -> Option<VerificationRecord> {
+        let tag = outcome.tag()?;
+        let recorded = known.commits.get(tag).and_then(|c| c.verification.as_deref());
+        let recorded_digest = known.commits.get(tag).and_then(|c| c.image_digest.as_deref());
+        if recorded == Some(outcome.name()) && recorded_digest == outcome.digest().or(recorded_digest) {
+            return None;
+        }
+        Some(VerificationRecord {
+            key: self.key(tag),
+            outcome: outcome.name().into(),
+            digest: outcome.digest().map(str::to_string),
+            reason: outcome.reason(),
+            trigger: trigger.name().into(),
+            now: now_epoch_seconds(),
+        })
+    }
+
+    async fn publish_failure(
+        &self,
+        outcome: &Verification,
+        trigger: &VerifyTrigger,
+        known: &KnownCommits,
+    ) -> Result<(), VerifyError> {
+        let tag = outcome.tag();
+        self.publish(ResultDetail {
+            repository: self.config.repository.name.clone(),
+            sha: tag.and_then(|t| known.sha(t)),
+            image_tag: tag.map(str::to_string),
+            sequence: tag.and_then(|t| known.sequence(t)),
+            digest: outcome.digest().map(str::to_string),
+            trigger: Some(trigger.name().into()),
+            outcome: outcome.name().into(),
+            reason: outcome.reason(),
+            ..ResultDetail::default()
+        })
+        .await
     }
 
     pub(crate) fn deployer(&self) -> Deployer<'_> {
@@ -514,35 +665,31 @@ impl ImageVerifier {
             .map_err(VerifyError::Ledger)
     }
 
-    /// The image `latest` names, if the pair is verified; reads only.
+    /// The release's image, if `latest` names it and the gate passes; reads only.
     pub(crate) async fn newest_verified(&self) -> Result<Option<VerifiedImage>, VerifyError> {
-        let Some(latest) = self.describe(LATEST).await? else {
+        let Some(release) = self
+            .ledger
+            .release(&self.config.repository.name)
+            .await
+            .map_err(VerifyError::Ledger)?
+        else {
             return Ok(None);
         };
-        let tags: Vec<&str> = latest
-            .tags
-            .iter()
-            .filter(|t| self.config.tag_length.is_sha_tag(t))
-            .map(String::as_str)
-            .collect();
-        let known = self.known_commits(&tags).await?;
-        let verification = verify_tag_pair(&TagPair {
-            subject_tag: None,
-            settled: true,
-            latest: Some(&latest),
-            subject_image: None,
-            sequences: &known.sequences,
-            tag_length: self.config.tag_length,
-        });
-        Ok(match verification {
-            Verification::Verified { tag, digest } => Some(VerifiedImage {
-                sha: known.shas.get(&tag).cloned(),
-                sequence: known.sequences.get(&tag).copied(),
-                image_tag: tag,
-                digest,
-            }),
-            _ => None,
-        })
+        let Some(image) = self.describe(&release.image_tag).await? else {
+            return Ok(None);
+        };
+        let latest = self.describe(LATEST).await?;
+        Ok(
+            match check_pair(&release.image_tag, &release.digest, &image, latest.as_ref()) {
+                Verification::Verified { tag, digest } => Some(VerifiedImage {
+                    image_tag: tag,
+                    sha: release.sha,
+                    digest,
+                    sequence: release.order.map(PushOrder::get),
+                }),
+                _ => None,
+            },
+        )
     }
 
     /// Rolls a verified image out to every configured service; one failing service does not stop
@@ -552,7 +699,7 @@ impl ImageVerifier {
     pub async fn roll_out(
         &self,
         image: &VerifiedImage,
-        deliberate: bool,
+        direction: Direction,
         mut verification: Option<VerificationRecord>,
         services: &HashMap<String, ServiceState>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
@@ -562,7 +709,7 @@ impl ImageVerifier {
         for target in &self.config.targets {
             let service = services.get(&target.name());
             match deployer
-                .roll_out(target, image, deliberate, &mut verification, service)
+                .roll_out(target, image, direction, &mut verification, service)
                 .await
             {
                 Ok(outcome) => outcomes.push(outcome),
@@ -627,9 +774,9 @@ impl ImageVerifier {
             let known = self.known_commits(&[tag]).await?;
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
-                sha: known.shas.get(tag).cloned(),
+                sha: known.sha(tag),
                 image_tag: Some(tag.into()),
-                sequence: known.sequences.get(tag).copied(),
+                sequence: known.sequence(tag),
                 build_id: Some(build_id.into()),
                 trigger: Some("build_failed".into()),
                 outcome: "build_failed".into(),
@@ -690,23 +837,12 @@ impl ImageVerifier {
             .known_commits(&self.config.repository.name, tags, &targets)
             .await
             .map_err(VerifyError::Ledger)?;
-        let mut known = KnownCommits {
+        Ok(KnownCommits {
+            commits: found.commits,
+            release: found.release,
             frozen: found.frozen,
             services: found.services,
-            ..KnownCommits::default()
-        };
-        for (tag, commit) in found.commits {
-            if let Some(sequence) = commit.sequence {
-                known.sequences.insert(tag.clone(), sequence);
-            }
-            if let Some(sha) = commit.sha {
-                known.shas.insert(tag.clone(), sha);
-            }
-            if let Some(outcome) = commit.verification {
-                known.recorded.insert(tag, (outcome, commit.image_digest));
-            }
-        }
-        Ok(known)
+        })
     }
 
     async fn publish(&self, detail: ResultDetail) -> Result<(), VerifyError> {

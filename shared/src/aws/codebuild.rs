@@ -4,17 +4,14 @@ use aws_sdk_codebuild::types::{EnvironmentType, EnvironmentVariable, Environment
 
 use super::AwsError;
 
-/// What the buildspec needs to build, tag and push one commit.
+/// What the buildspec needs to build and push one commit's SHA tag (only the verifier moves
+/// `latest`).
 #[derive(Debug, Clone)]
 pub struct BuildInputs<'a> {
     pub sha: &'a str,
     pub image_tag: &'a str,
     pub repository_uri: &'a str,
-    pub sequence: u64,
     pub branch: &'a str,
-    pub ledger_table: &'a str,
-    /// The ledger partition of the repository, for the buildspec's "is `latest` newer?" check.
-    pub ledger_pk: &'a str,
     /// Same token, same build: CodeBuild answers a retried StartBuild with the first build.
     pub idempotency_token: &'a str,
 }
@@ -36,15 +33,11 @@ impl BuildStarter {
 
     /// Starts the build on an arm64 environment and returns its id.
     pub async fn start_build(&self, inputs: &BuildInputs<'_>) -> Result<String, AwsError> {
-        let sequence = inputs.sequence.to_string();
         let variables = [
             ("COMMIT_SHA", inputs.sha),
             ("IMAGE_TAG", inputs.image_tag),
             ("REPOSITORY_URI", inputs.repository_uri),
-            ("PUSH_SEQUENCE", sequence.as_str()),
             ("SOURCE_BRANCH", inputs.branch),
-            ("LEDGER_TABLE", inputs.ledger_table),
-            ("LEDGER_PK", inputs.ledger_pk),
         ];
         let mut request = self
             .client

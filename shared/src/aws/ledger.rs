@@ -1,5 +1,8 @@
 //! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
 
+mod order;
+pub use order::PushRecord;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -9,8 +12,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::AwsError;
 use crate::ledger::{
-    claim_decision, sequence_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
+    claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
 };
+use crate::order::PushOrder;
+use crate::release::Release;
 use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
 
 type Item = HashMap<String, AttributeValue>;
@@ -26,6 +31,8 @@ pub struct NewClaim<'a> {
     pub branch: &'a str,
     /// The delivery or event id that carried the push, for tracing.
     pub trigger_id: Option<&'a str>,
+    /// The push's order, if the branch deploys.
+    pub order: Option<PushOrder>,
     pub now: u64,
 }
 
@@ -52,6 +59,8 @@ pub struct LockRequest<'a> {
     pub digest: &'a str,
     pub sequence: Option<u64>,
     pub deliberate: bool,
+    /// A rollback's hold: once its lock is taken, no push up to this order is rolled here.
+    pub held_until: Option<u64>,
     pub ttl_seconds: u64,
     pub now: u64,
 }
@@ -110,6 +119,8 @@ impl VerificationRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerView {
     pub commits: HashMap<String, KnownCommit>,
+    /// What `latest` should name.
+    pub release: Option<Release>,
     pub frozen: bool,
     /// The services' items, by `cluster/service`.
     pub services: HashMap<String, ServiceState>,
@@ -118,6 +129,8 @@ pub struct LedgerView {
 /// A commit as the verifier sees it in the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownCommit {
+    pub status: Option<CommitStatus>,
+    /// The push order of its newest push to a deploy branch.
     pub sequence: Option<u64>,
     pub sha: Option<String>,
     pub verification: Option<String>,
@@ -167,9 +180,10 @@ impl LedgerTable {
         claim_timeout: Duration,
     ) -> Result<ClaimResult, AwsError> {
         let mut expected_version = None;
+        let mut order = claim.order;
         // Bounded: each retry means another trigger changed the item in between.
         for _ in 0..3 {
-            let existing = match self.put_claim(claim, expected_version).await? {
+            let existing = match self.put_claim(claim, expected_version, order).await? {
                 None => return Ok(ClaimResult::Claimed),
                 // A failed condition returns the item as it is; none means it is gone.
                 Some(old) => old.map(|item| parse_record(claim.key, &item)).transpose()?,
@@ -177,7 +191,15 @@ impl LedgerTable {
             match claim_decision(existing.as_ref(), claim.sha, claim.now, claim_timeout) {
                 ClaimDecision::Claim {
                     expected_version: version,
-                } => expected_version = version,
+                } => {
+                    expected_version = version;
+                    // A rebuild never lowers the commit's order (a later push may have raised it).
+                    let kept = existing
+                        .as_ref()
+                        .and_then(|r| r.sequence)
+                        .map(PushOrder::from_u64);
+                    order = order.max(kept);
+                }
                 ClaimDecision::Duplicate => {
                     if let Some(record) = existing {
                         return Ok(ClaimResult::Held(record));
@@ -204,6 +226,7 @@ impl LedgerTable {
         &self,
         claim: &NewClaim<'_>,
         expected_version: Option<u64>,
+        order: Option<PushOrder>,
     ) -> Result<Option<Option<Item>>, AwsError> {
         let mut request = self
             .client
@@ -225,10 +248,26 @@ impl LedgerTable {
         if let Some(trigger_id) = claim.trigger_id {
             request = request.item("trigger_id", s(trigger_id));
         }
-        request = match expected_version {
-            None => request.condition_expression("attribute_not_exists(pk)"),
-            Some(version) => request
-                .condition_expression("claim_version = :version")
+        if let Some(order) = order {
+            request = request
+                .item("sequence", n(order.get()))
+                .item("deploy_branch", s(claim.branch));
+        }
+        request = match (expected_version, order) {
+            (None, _) => request.condition_expression("attribute_not_exists(pk)"),
+            // The order a concurrent push raised it to is never overwritten by a lower one.
+            (Some(version), Some(order)) => request
+                .condition_expression(
+                    "claim_version = :version AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
+                )
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_values(":version", n(version))
+                .expression_attribute_values(":order", n(order.get())),
+            (Some(version), None) => request
+                .condition_expression(
+                    "claim_version = :version AND attribute_not_exists(#sequence)",
+                )
+                .expression_attribute_names("#sequence", "sequence")
                 .expression_attribute_values(":version", n(version)),
         };
         match request.send().await {
@@ -248,54 +287,20 @@ impl LedgerTable {
         }
     }
 
-    /// The next push sequence of a source branch (an atomic counter; the first push gets 1).
-    pub async fn next_sequence(
-        &self,
-        source: &str,
-        source_repository: &str,
-        branch: &str,
-    ) -> Result<u64, AwsError> {
-        let (pk, sk) = sequence_key(source, source_repository, branch);
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .update_expression("ADD #sequence :one")
-            .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))?;
-        output
-            .attributes()
-            .and_then(|a| a.get("sequence"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| AwsError::MalformedItem {
-                key: "sequence counter".into(),
-                reason: "UpdateItem returned no numeric `sequence`".into(),
-            })
-    }
-
     pub async fn record_build_started(
         &self,
         key: &CommitKey,
         claim_id: &str,
         build_id: &str,
-        sequence: u64,
         now: u64,
     ) -> Result<(), AwsError> {
         self.update_owned(
             key,
             claim_id,
-            "SET #status = :status, build_id = :build_id, #sequence = :sequence, build_started_at = :now, updated_at = :now REMOVE last_error",
+            "SET #status = :status, build_id = :build_id, build_started_at = :now, updated_at = :now REMOVE last_error",
             vec![
                 (":status", s(CommitStatus::Building.as_str())),
                 (":build_id", s(build_id)),
-                (":sequence", n(sequence)),
                 (":now", n(now)),
             ],
         )
@@ -354,10 +359,12 @@ impl LedgerTable {
         let mut frozen = false;
         let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .projection_expression(
-                "pk, sk, sha, #sequence, verification, image_digest, frozen, \
+                "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
+                 image_tag, digest, held_until, \
                  #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence",
             )
             .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
             .consistent_read(true);
         for target in targets {
@@ -370,6 +377,12 @@ impl LedgerTable {
             ("pk".to_string(), s(format!("repo#{repository}"))),
             ("sk".to_string(), s("control")),
         ]));
+        let (release_pk, release_sk) = release_key(repository);
+        keys = keys.keys(HashMap::from([
+            ("pk".to_string(), s(release_pk)),
+            ("sk".to_string(), s(release_sk)),
+        ]));
+        let mut release = None;
         for tag in tags {
             let key = CommitKey {
                 repository: repository.to_string(),
@@ -420,6 +433,11 @@ impl LedgerTable {
                     .unwrap_or(false);
                 continue;
             }
+            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("release")
+            {
+                release = order::parse_release(item);
+                continue;
+            }
             let tag = item
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
@@ -433,6 +451,7 @@ impl LedgerTable {
                 sequences.insert(
                     tag.to_string(),
                     KnownCommit {
+                        status: string("status").as_deref().and_then(CommitStatus::parse),
                         sequence,
                         sha: string("sha"),
                         verification: string("verification"),
@@ -443,6 +462,7 @@ impl LedgerTable {
         }
         Ok(LedgerView {
             commits: sequences,
+            release,
             frozen,
             services,
         })
@@ -514,12 +534,22 @@ impl LedgerTable {
             condition.push_str(
                 " AND (attribute_not_exists(deployed_digest) OR deployed_digest <> :digest)",
             );
-            if let Some(sequence) = request.sequence {
-                condition.push_str(
-                    " AND (attribute_not_exists(deployed_sequence) OR deployed_sequence < :sequence)",
-                );
-                update = update.expression_attribute_values(":sequence", n(sequence));
+            match request.sequence {
+                Some(sequence) => {
+                    condition.push_str(
+                        " AND (attribute_not_exists(deployed_sequence) OR deployed_sequence < :sequence) \
+                         AND (attribute_not_exists(held_until) OR held_until < :sequence)",
+                    );
+                    update = update.expression_attribute_values(":sequence", n(sequence));
+                }
+                None => condition.push_str(" AND attribute_not_exists(held_until)"),
             }
+        } else if let Some(held_until) = request.held_until {
+            update = update
+                .update_expression(
+                    "SET #owner = :owner, lock_expires_at = :until, locked_digest = :digest, held_until = :held",
+                )
+                .expression_attribute_values(":held", n(held_until));
         }
         match update.condition_expression(condition).send().await {
             Ok(output) => {
@@ -906,6 +936,7 @@ fn service_state(item: &Item) -> ServiceState {
         last: LastRolled {
             digest: string("deployed_digest"),
             sequence: number("deployed_sequence"),
+            held_until: number("held_until"),
         },
     }
 }
@@ -965,6 +996,7 @@ mod tests {
             digest: "sha256:bb",
             sequence,
             deliberate,
+            held_until: None,
             ttl_seconds: 60,
             now: 100,
         }
@@ -983,6 +1015,11 @@ mod tests {
         let same = item(&[
             ("deployed_digest", s("sha256:bb")),
             ("deployed_sequence", n(3)),
+        ]);
+        let rolled_back = item(&[
+            ("deployed_digest", s("sha256:aa")),
+            ("deployed_sequence", n(2)),
+            ("held_until", n(6)),
         ]);
         let newer = item(&[
             ("owner", s("other@10")),
@@ -1007,6 +1044,12 @@ mod tests {
             ),
             (request(Some(5), true), Some(&held), LockOutcome::Held),
             (request(Some(5), false), None, LockOutcome::Held),
+            // Rolled back after this push was made.
+            (
+                request(Some(5), false),
+                Some(&rolled_back),
+                LockOutcome::Refused(RolloutDecision::HeldByRollback { held_until: 6 }),
+            ),
         ];
         for (request, item, expected) in cases {
             assert_eq!(

@@ -1,0 +1,219 @@
+//! The release (pure): the one image `latest` should name and the services should run.
+//!
+//! The ledger keeps it in one item per repository. Only the verifier moves it forward: to a commit
+//! whose pushdeploy build succeeded, whose image is in ECR, and whose push is newer than the
+//! release's ([`may_release`]; the ledger's conditional write applies the same rule). An operator's
+//! rollback sets it back deliberately and holds back every push made up to the rollback
+//! (`held_until`), so a build that was already running never rolls forward over it. `latest` is
+//! then moved to the release's image by the verifier: there is one writer of `latest`.
+
+use serde::Serialize;
+
+use crate::ledger::CommitStatus;
+use crate::order::PushOrder;
+
+/// What the ledger says `latest` should name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    pub image_tag: String,
+    pub sha: Option<String>,
+    pub digest: String,
+    /// The release commit's push order (`None` only after a rollback to a commit without one).
+    pub order: Option<PushOrder>,
+    /// Set by a rollback: pushes up to this order never become the release.
+    pub held_until: Option<PushOrder>,
+}
+
+/// Why a commit does not become the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum ReleaseRefusal {
+    /// The release is this push or a newer one.
+    NotNewer { release_tag: String },
+    /// An operator rolled back after this push was made.
+    HeldByRollback { held_until: PushOrder },
+}
+
+/// The rule for moving the release forward to a commit of push order `order`.
+pub fn may_release(current: Option<&Release>, order: PushOrder) -> Result<(), ReleaseRefusal> {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    if let Some(held_until) = current.held_until.filter(|h| *h >= order) {
+        return Err(ReleaseRefusal::HeldByRollback { held_until });
+    }
+    match current.order {
+        Some(release) if release >= order => Err(ReleaseRefusal::NotNewer {
+            release_tag: current.image_tag.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A commit as the ledger records it, for deciding where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitFacts {
+    pub status: CommitStatus,
+    /// Its newest push to a deploy branch; `None` if it was only ever pushed to build-only branches.
+    pub order: Option<PushOrder>,
+}
+
+/// Where an image tag's commit stands against the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Built by pushdeploy from a deploy-branch push that is newer than the release: it becomes
+    /// the release (if its image is in ECR).
+    Candidate(PushOrder),
+    /// It is the release.
+    Release,
+    /// Its build has not finished yet.
+    Pending,
+    /// The release is a newer push.
+    Superseded { newer_tag: String },
+    /// An operator rolled back after this push was made.
+    Held { held_until: PushOrder },
+    /// Built from a branch that only builds (not in `DEPLOY_BRANCHES`).
+    BuildOnly,
+    /// Not an image of a finished pushdeploy build of a commit the ledger knows.
+    Untrusted { reason: String },
+}
+
+/// The standing of the commit behind `tag`, if the ledger knows it (`commit`).
+pub fn standing(tag: &str, commit: Option<&CommitFacts>, release: Option<&Release>) -> Standing {
+    let Some(commit) = commit else {
+        return Standing::Untrusted {
+            reason: format!("image tag {tag} is not a commit pushdeploy built"),
+        };
+    };
+    match commit.status {
+        CommitStatus::Claimed | CommitStatus::Building => return Standing::Pending,
+        CommitStatus::Built => {}
+        CommitStatus::BuildFailed | CommitStatus::StartFailed => {
+            return Standing::Untrusted {
+                reason: format!("the pushdeploy build of {tag} did not succeed"),
+            }
+        }
+        CommitStatus::ImageExists => {
+            return Standing::Untrusted {
+                reason: format!("image tag {tag} was in ECR before pushdeploy built it"),
+            }
+        }
+    }
+    if release.is_some_and(|r| r.image_tag == tag) {
+        return Standing::Release;
+    }
+    let Some(order) = commit.order else {
+        return Standing::BuildOnly;
+    };
+    match may_release(release, order) {
+        Ok(()) => Standing::Candidate(order),
+        Err(ReleaseRefusal::HeldByRollback { held_until }) => Standing::Held { held_until },
+        Err(ReleaseRefusal::NotNewer { release_tag }) => Standing::Superseded {
+            newer_tag: release_tag,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(at: u64) -> PushOrder {
+        PushOrder::from_u64(at << 30)
+    }
+
+    fn release(tag: &str, at: Option<u64>, held: Option<u64>) -> Release {
+        Release {
+            image_tag: tag.into(),
+            sha: None,
+            digest: "sha256:aa".into(),
+            order: at.map(order),
+            held_until: held.map(order),
+        }
+    }
+
+    fn built(at: Option<u64>) -> CommitFacts {
+        CommitFacts {
+            status: CommitStatus::Built,
+            order: at.map(order),
+        }
+    }
+
+    #[test]
+    fn the_release_only_moves_to_newer_pushes_not_held_back() {
+        let cases = [
+            (None, 5, Ok(())),
+            (Some(release("a", Some(4), None)), 5, Ok(())),
+            (
+                Some(release("a", Some(5), None)),
+                5,
+                Err(ReleaseRefusal::NotNewer {
+                    release_tag: "a".into(),
+                }),
+            ),
+            (
+                Some(release("a", Some(2), Some(9))),
+                5,
+                Err(ReleaseRefusal::HeldByRollback {
+                    held_until: order(9),
+                }),
+            ),
+            (Some(release("a", Some(2), Some(9))), 10, Ok(())),
+            (Some(release("a", None, None)), 1, Ok(())),
+        ];
+        for (current, at, expected) in cases {
+            assert_eq!(
+                may_release(current.as_ref(), order(at)),
+                expected,
+                "{current:?} {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_standing() {
+        let current = release("r", Some(10), Some(12));
+        let with = |status, at: Option<u64>| CommitFacts {
+            status,
+            order: at.map(order),
+        };
+        let cases: Vec<(&str, Option<CommitFacts>, Standing)> = vec![
+            ("n", Some(built(Some(20))), Standing::Candidate(order(20))),
+            ("r", Some(built(Some(10))), Standing::Release),
+            (
+                "o",
+                Some(built(Some(8))),
+                Standing::Held {
+                    held_until: order(12),
+                },
+            ),
+            ("f", Some(built(None)), Standing::BuildOnly),
+            ("b", Some(with(CommitStatus::Building, Some(30))), Standing::Pending),
+            ("c", Some(with(CommitStatus::Claimed, None)), Standing::Pending),
+        ];
+        for (tag, commit, expected) in cases {
+            assert_eq!(
+                standing(tag, commit.as_ref(), Some(&current)),
+                expected,
+                "{tag}"
+            );
+        }
+        let plain = release("r", Some(10), None);
+        assert_eq!(
+            standing("o", Some(&built(Some(8))), Some(&plain)),
+            Standing::Superseded {
+                newer_tag: "r".into()
+            }
+        );
+        for (commit, needle) in [
+            (None, "not a commit pushdeploy built"),
+            (Some(with(CommitStatus::BuildFailed, Some(30))), "did not succeed"),
+            (Some(with(CommitStatus::ImageExists, Some(30))), "before pushdeploy"),
+        ] {
+            match standing("x", commit.as_ref(), Some(&plain)) {
+                Standing::Untrusted { reason } => assert!(reason.contains(needle), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
