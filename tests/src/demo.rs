@@ -1,6 +1,6 @@
 //! The local end-to-end demo: moto plus the real function binaries under `cargo lambda watch`,
 //! playing a push → build → verify → rollout → outcome flow, then a second commit, a forged
-//! webhook, a mismatched `latest` and a rollback. Used by `scripts/demo` and the end-to-end test.
+//! webhook, an image pushed to ECR from outside and a rollback. Used by `scripts/demo` and the end-to-end test.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -146,13 +146,60 @@ impl Drop for LambdaWatch {
     }
 }
 
-/// A signed GitHub push delivery for `sha` (from the sample's payload).
-pub fn github_push(sha: &str, secret: &str, delivery: &str) -> (Vec<(String, String)>, String) {
-    let sample = load_event("github-webhook/push-main.json");
-    let mut payload: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
-    payload["after"] = json!(sha);
-    payload["head_commit"]["id"] = json!(sha);
-    let body = payload.to_string();
+/// One push as GitHub describes it in its `push` payload.
+#[derive(Debug, Clone, Copy)]
+pub struct PushSpec<'a> {
+    pub sha: &'a str,
+    /// The branch's commit before the push (zeros for a new branch).
+    pub before: &'a str,
+    /// `repository.pushed_at`, Unix seconds.
+    pub pushed_at: u64,
+    pub branch: &'a str,
+}
+
+/// The sample's push time (2026-11-23T10:23:43Z).
+pub const SAMPLE_PUSHED_AT: u64 = 1_795_429_423;
+const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
+
+impl<'a> PushSpec<'a> {
+    /// A push of `sha` to `main` at `pushed_at`, with no known previous commit.
+    pub fn new(sha: &'a str, pushed_at: u64) -> Self {
+        Self {
+            sha,
+            before: NO_COMMIT,
+            pushed_at,
+            branch: "main",
+        }
+    }
+
+    pub fn after(self, before: &'a str) -> Self {
+        Self { before, ..self }
+    }
+
+    pub fn to(self, branch: &'a str) -> Self {
+        Self { branch, ..self }
+    }
+
+    /// The JSON body GitHub would send: the sample payload with this push's fields.
+    pub fn body(&self) -> String {
+        let sample = load_event("github-webhook/push-main.json");
+        let mut payload: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
+        payload["ref"] = json!(format!("refs/heads/{}", self.branch));
+        payload["before"] = json!(self.before);
+        payload["after"] = json!(self.sha);
+        payload["head_commit"]["id"] = json!(self.sha);
+        payload["repository"]["pushed_at"] = json!(self.pushed_at);
+        payload.to_string()
+    }
+}
+
+/// A signed delivery of `push`: its headers and body.
+pub fn github_push(
+    push: &PushSpec<'_>,
+    secret: &str,
+    delivery: &str,
+) -> (Vec<(String, String)>, String) {
+    let body = push.body();
     let signature = pushdeploy::signature::sign(secret.as_bytes(), body.as_bytes());
     let headers = vec![
         ("Content-Type".to_string(), "application/json".to_string()),
@@ -264,11 +311,17 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
             .unwrap_or_else(|e| json!({"error": e}))
     };
 
-    // Commits 1 and 2: push → build → images → verification → rollout → ECS outcome.
-    for (n, sha) in [(1u8, SHA_1), (2, SHA_2)] {
+    // Commits 1 and 2, pushed a minute apart: push → build (SHA tag) → SUCCEEDED → the verifier
+    // moves `latest` and rolls the services → ECS outcome.
+    for (n, sha, pushed_at) in [
+        (1u8, SHA_1, SAMPLE_PUSHED_AT),
+        (2, SHA_2, SAMPLE_PUSHED_AT + 60),
+    ] {
         let tag = &sha[..8];
+        let before = if n == 1 { NO_COMMIT } else { SHA_1 };
+        let push = PushSpec::new(sha, pushed_at).after(before);
         let t0 = Instant::now();
-        let (headers, body) = github_push(sha, DEMO_SECRET, &format!("demo-delivery-{n}"));
+        let (headers, body) = github_push(&push, DEMO_SECRET, &format!("demo-delivery-{n}"));
         let headers: Vec<(&str, &str)> = headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -276,9 +329,9 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         let (status, answer) = watch.post_url("github-webhook", &headers, &body);
         let build_id = answer["build_id"].as_str().unwrap_or_default().to_string();
         let result = format!(
-            "HTTP {status} {} (build {build_id}, push #{})",
+            "HTTP {status} {} (build {build_id}, push order {})",
             answer["result"].as_str().unwrap_or("?"),
-            answer["sequence"]
+            answer["push_order"]
         );
         record(
             &mut steps,
@@ -289,7 +342,7 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
             result,
         );
 
-        // The build pushes the SHA tag first, then moves `latest`; ECR sends an event for each.
+        // The build pushes the SHA tag (only); ECR sends an event for it.
         let t0 = Instant::now();
         let digest = put_image(&stack.sdk, tag, n).await;
         record(
@@ -314,18 +367,7 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         );
 
         let t0 = Instant::now();
-        put_image(&stack.sdk, "latest", n).await;
-        record(
-            &mut steps,
-            "  build moves latest",
-            Some(sha),
-            json!({"digest": digest}),
-            t0,
-            "latest pushed".into(),
-        );
-
-        let t0 = Instant::now();
-        let answer = invoke("image-verifier", &ecr_event("latest", &digest));
+        let answer = invoke("image-verifier", &build_succeeded(sha, &build_id));
         let result = format!(
             "{}; {}",
             text(&answer, "outcome"),
@@ -350,15 +392,16 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
             .unwrap_or_default();
         record(
             &mut steps,
-            "  ECR push event (latest)",
+            "  CodeBuild SUCCEEDED event",
             Some(sha),
             answer,
             t0,
             result,
         );
 
+        // The verifier's own move of `latest` sends an ECR event too: nothing more to do.
         let t0 = Instant::now();
-        let answer = invoke("image-verifier", &build_succeeded(sha, &build_id));
+        let answer = invoke("image-verifier", &ecr_event("latest", &digest));
         let result = format!(
             "{}; {}",
             text(&answer, "outcome"),
@@ -366,7 +409,7 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         );
         record(
             &mut steps,
-            "  CodeBuild SUCCEEDED event",
+            "  ECR push event (latest)",
             Some(sha),
             answer,
             t0,
@@ -400,7 +443,11 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
 
     // A forged delivery: signed with the wrong secret.
     let t0 = Instant::now();
-    let (headers, body) = github_push(SHA_3, "not-the-secret", "demo-forged");
+    let (headers, body) = github_push(
+        &PushSpec::new(SHA_3, SAMPLE_PUSHED_AT + 120),
+        "not-the-secret",
+        "demo-forged",
+    );
     let headers: Vec<(&str, &str)> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -416,46 +463,44 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         result,
     );
 
-    // Commit 3: its build pushes the SHA tag, but `latest` ends up on another image.
+    // Someone with ECR write access pushes an image as a SHA tag and as `latest`: no build of
+    // pushdeploy's made it, so it is untrusted, `latest` is moved back, and nothing rolls.
     let t0 = Instant::now();
-    let (headers, body) = github_push(SHA_3, DEMO_SECRET, "demo-delivery-3");
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (status, answer) = watch.post_url("github-webhook", &headers, &body);
-    let build_3 = answer["build_id"].as_str().unwrap_or_default().to_string();
-    let result = format!("HTTP {status} {}", answer["result"].as_str().unwrap_or("?"));
+    let rogue = put_image(&stack.sdk, &SHA_3[..8], 9).await;
+    put_image(&stack.sdk, "latest", 9).await;
     record(
         &mut steps,
-        "commit 3: signed GitHub push",
+        "image pushed from outside",
+        Some(SHA_3),
+        json!({"digest": rogue}),
+        t0,
+        "SHA tag and latest pushed".into(),
+    );
+    let t0 = Instant::now();
+    let answer = invoke("image-verifier", &ecr_event("latest", &rogue));
+    let result = format!(
+        "latest repaired to {}: {}",
+        text(&answer, "release"),
+        per_target(&answer, "rollout", |o| text(o, "result").to_string())
+    );
+    record(
+        &mut steps,
+        "  ECR push event (latest)",
         Some(SHA_3),
         answer,
         t0,
         result,
     );
     let t0 = Instant::now();
-    let digest_3 = put_image(&stack.sdk, &SHA_3[..8], 3).await;
-    put_image(&stack.sdk, "latest", 9).await;
-    record(
-        &mut steps,
-        "  build: latest on another image",
-        Some(SHA_3),
-        json!({"digest": digest_3}),
-        t0,
-        "SHA tag ok, latest wrong".into(),
-    );
-    let t0 = Instant::now();
-    let answer = invoke("image-verifier", &build_succeeded(SHA_3, &build_3));
+    let answer = invoke("image-verifier", &ecr_event(&SHA_3[..8], &rogue));
     let result = format!(
-        "{}: {} (rolled: {})",
-        answer["outcome"].as_str().unwrap_or("?"),
-        answer["reason"].as_str().unwrap_or(""),
-        answer["rollout"].as_array().map(|r| r.len()).unwrap_or(0)
+        "{}: {}",
+        text(&answer, "outcome"),
+        answer["reason"].as_str().unwrap_or("")
     );
     record(
         &mut steps,
-        "  CodeBuild SUCCEEDED event",
+        "  ECR push event (SHA tag)",
         Some(SHA_3),
         answer,
         t0,

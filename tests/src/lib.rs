@@ -423,10 +423,15 @@ pub fn load_event(relative: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A function URL event as lambda_http hands it to the handler.
-/// A signed GitHub push delivery of `sha` as a function URL event (the sample's shape).
+/// A signed GitHub push delivery of `sha` to `main` at the sample's push time, as a function URL
+/// event (the sample's shape).
 pub fn github_push_event(sha: &str, delivery: &str) -> Value {
-    let (headers, body) = demo::github_push(sha, DEMO_SECRET, delivery);
+    github_delivery(&demo::PushSpec::new(sha, demo::SAMPLE_PUSHED_AT), delivery)
+}
+
+/// A signed GitHub delivery of `push` as a function URL event.
+pub fn github_delivery(push: &demo::PushSpec<'_>, delivery: &str) -> Value {
+    let (headers, body) = demo::github_push(push, DEMO_SECRET, delivery);
     let mut event = load_event("github-webhook/push-main.json");
     event["body"] = serde_json::json!(body);
     event["isBase64Encoded"] = serde_json::json!(false);
@@ -472,8 +477,24 @@ pub async fn put_image(sdk: &SdkConfig, tag: &str, seed: u8) -> String {
         .to_string()
 }
 
-/// A commit as the build trigger leaves it: claimed, building, with its push sequence.
-pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, sequence: u64, build_id: &str) {
+/// A commit as the build trigger leaves it: building, with its push order.
+pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {
+    seed_commit_as(stack, sha, image_tag, order, build_id, "building").await;
+}
+
+/// A commit whose pushdeploy build succeeded (what the CodeBuild SUCCEEDED event records).
+pub async fn seed_built(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {
+    seed_commit_as(stack, sha, image_tag, order, build_id, "built").await;
+}
+
+pub async fn seed_commit_as(
+    stack: &Stack,
+    sha: &str,
+    image_tag: &str,
+    order: u64,
+    build_id: &str,
+    status: &str,
+) {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     stack
         .dynamodb()
@@ -483,14 +504,41 @@ pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, sequence: u6
         .item("sk", S(format!("commit#{image_tag}")))
         .item("sha", S(sha.into()))
         .item("image_tag", S(image_tag.into()))
-        .item("status", S("building".into()))
+        .item("status", S(status.into()))
         .item("build_id", S(build_id.into()))
-        .item("sequence", N(sequence.to_string()))
+        .item("sequence", N(order.to_string()))
         .item("claim_version", N("1".into()))
         .item("claimed_at", N("0".into()))
         .send()
         .await
         .expect("seed commit");
+}
+
+/// The ECR event of a push of `tag` (a SHA tag or `latest`).
+pub fn ecr_push_event(tag: &str) -> Value {
+    event_with(
+        "image-verifier/ecr-push-sha.json",
+        serde_json::json!({"image-tag": tag}),
+    )
+}
+
+/// The image `latest` names now, if any: its digest.
+pub async fn latest_digest(sdk: &SdkConfig) -> Option<String> {
+    aws_sdk_ecr::Client::new(sdk)
+        .describe_images()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("latest")
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?
+        .image_details()
+        .first()?
+        .image_digest()
+        .map(str::to_string)
 }
 
 /// A sample EventBridge event with `detail` fields replaced.

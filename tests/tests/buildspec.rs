@@ -1,6 +1,6 @@
 //! The buildspec: the template carries exactly `buildspec.yml`, and its commands (run by bash with
-//! `aws` and `docker` stand-ins, the way CodeBuild runs them) push the SHA tag, and move `latest`
-//! only when no newer push holds it.
+//! `aws` and `docker` stand-ins, the way CodeBuild runs them) push the SHA tag and never
+//! `latest`, which only the verifier moves.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,17 +45,7 @@ fn the_template_carries_buildspec_yml() {
 
 const AWS_STUB: &str = r#"#!/usr/bin/env bash
 echo "aws $*" >> "$CALLS"
-case "$1 $2" in
-  "ecr get-login-password") echo password ;;
-  "ecr describe-images")
-    if [ -n "${FAKE_LATEST_TAGS:-}" ]; then echo "$FAKE_LATEST_TAGS"; else echo "ImageNotFoundException" >&2; exit 254; fi ;;
-  "dynamodb get-item")
-    [ -z "${FAKE_LEDGER_FAIL:-}" ] || { echo "AccessDenied" >&2; exit 255; }
-    for pair in ${FAKE_SEQUENCES:-}; do
-      if [[ "$*" == *"commit#${pair%%=*}"* ]]; then echo "${pair#*=}"; exit 0; fi
-    done
-    echo None ;;
-esac
+[ "$1 $2" = "ecr get-login-password" ] && echo password
 "#;
 
 const DOCKER_STUB: &str = r#"#!/usr/bin/env bash
@@ -107,8 +97,7 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
         .env("CALLS", &calls)
         .env("AWS_REGION", "us-east-1")
         .env("DOCKERFILE", "Dockerfile")
-        .env("BUILD_CONTEXT", ".")
-        .env("REPOSITORY_NAME", "acme/shop");
+        .env("BUILD_CONTEXT", ".");
     let defaults = [
         ("COMMIT_SHA", "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"),
         ("IMAGE_TAG", "f8afe6a7"),
@@ -116,9 +105,6 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
             "REPOSITORY_URI",
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop",
         ),
-        ("PUSH_SEQUENCE", "2"),
-        ("LEDGER_TABLE", "pushdeploy-ledger"),
-        ("LEDGER_PK", "repo#acme/shop"),
     ];
     for (k, v) in defaults {
         bash.env(k, v);
@@ -148,50 +134,12 @@ fn pushes(calls: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
+fn the_build_pushes_only_the_sha_tag_and_never_latest() {
     let dir = std::env::temp_dir().join(format!("pushdeploy-buildspec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, Vec<&'a str>);
     let cases: Vec<Case> = vec![
-        (
-            "first push: no latest yet",
-            vec![],
-            true,
-            vec!["f8afe6a7", "latest"],
-        ),
-        (
-            "latest on an older push",
-            vec![
-                ("FAKE_LATEST_TAGS", "aaaaaaa1 latest"),
-                ("FAKE_SEQUENCES", "aaaaaaa1=1"),
-            ],
-            true,
-            vec!["f8afe6a7", "latest"],
-        ),
-        (
-            "latest on a newer push: SHA tag only",
-            vec![
-                ("FAKE_LATEST_TAGS", "latest bbbbbbb3"),
-                ("FAKE_SEQUENCES", "bbbbbbb3=3"),
-            ],
-            true,
-            vec!["f8afe6a7"],
-        ),
-        (
-            "latest already on this commit",
-            vec![("FAKE_LATEST_TAGS", "f8afe6a7 latest")],
-            true,
-            vec!["f8afe6a7", "latest"],
-        ),
-        (
-            "the ledger cannot be read: fail, latest untouched",
-            vec![
-                ("FAKE_LATEST_TAGS", "aaaaaaa1 latest"),
-                ("FAKE_LEDGER_FAIL", "1"),
-            ],
-            false,
-            vec!["f8afe6a7"],
-        ),
+        ("a build", vec![], true, vec!["f8afe6a7"]),
         (
             "docker build fails: nothing pushed",
             vec![("FAKE_DOCKER_FAIL", "build")],
@@ -199,8 +147,14 @@ fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
             vec![],
         ),
         (
+            "the push fails: the build fails",
+            vec![("FAKE_DOCKER_FAIL", "push")],
+            false,
+            vec!["f8afe6a7"],
+        ),
+        (
             "a variable is missing: nothing runs",
-            vec![("PUSH_SEQUENCE", "")],
+            vec![("IMAGE_TAG", "")],
             false,
             vec![],
         ),
@@ -209,6 +163,11 @@ fn the_build_pushes_the_sha_then_latest_unless_a_newer_push_holds_latest() {
         let (ok, calls) = run_build(&dir, &vars);
         assert_eq!(ok, succeeds, "{case}: {calls:?}");
         assert_eq!(pushes(&calls), pushed, "{case}: {calls:?}");
+        // `latest` is the verifier's to move, whatever happens.
+        assert!(
+            !calls.iter().any(|c| c.contains(":latest")),
+            "{case}: {calls:?}"
+        );
         if succeeds {
             assert!(
                 calls

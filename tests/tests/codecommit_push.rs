@@ -3,6 +3,8 @@
 use codecommit_push::CodeCommitHandler;
 use lambda_runtime::Diagnostic;
 use pushdeploy::config::CodeCommitConfig;
+use pushdeploy::order::{PushOrder, RANK_BASE};
+use pushdeploy::push::CommitSha;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -31,7 +33,13 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
     let first = &result["results"][0];
     assert_eq!(first["result"], "build_started", "{result}");
     assert_eq!(first["reference"], "refs/heads/main");
-    assert_eq!(first["sequence"], 1);
+    // The push's place: the event's `time` (seconds) and the commit's tie-break.
+    let order = PushOrder::new(
+        1_795_429_423,
+        RANK_BASE,
+        &CommitSha::parse(SHA).expect("a sha"),
+    );
+    assert_eq!(first["push_order"], order.get(), "{result}");
 
     let starts = moto.calls_to("StartBuild");
     assert_eq!(starts.len(), 1);
@@ -42,6 +50,7 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
     assert_eq!(item["source"], "codecommit");
     assert_eq!(item["source_repository"], "shop");
     assert_eq!(item["trigger_id"], "5e0b7a3c-1d2e-4f3a-8b9c-0d1e2f3a4b5c");
+    assert_eq!(item["sequence"], order.get().to_string());
 
     // The same push through a repository trigger (both configured) is a duplicate.
     let result = handler
@@ -54,6 +63,10 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
         "{result}"
     );
     assert_eq!(moto.calls_to("StartBuild").len(), 1);
+    // Its trigger record carries milliseconds and no old commit: the same place, whichever of the
+    // two shapes arrived first.
+    let item = stack.ledger_item("3e5983ea").await.expect("ledger item");
+    assert_eq!(item["sequence"], order.get().to_string());
 }
 
 #[tokio::test]

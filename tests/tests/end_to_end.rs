@@ -22,17 +22,20 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
     let timeline = String::from_utf8(out).unwrap();
     println!("{timeline}");
 
+    let mut orders = Vec::new();
     for (n, sha) in [(1, SHA_1), (2, SHA_2)] {
         let push = step(&steps, &format!("commit {n}: signed GitHub push"), sha)[0];
         assert_eq!(push["result"], "build_started", "{timeline}");
-        assert_eq!(push["sequence"], n);
+        orders.push(push["push_order"].as_u64().expect("a push order"));
         assert_eq!(
             step(&steps, "ECR push event (SHA tag)", sha)[0]["outcome"],
-            "pending"
+            "pending",
+            "the build has not finished: {timeline}"
         );
-        let latest = step(&steps, "ECR push event (latest)", sha)[0];
-        assert_eq!(latest["outcome"], "verified", "{timeline}");
-        let rollout = latest["rollout"].as_array().unwrap();
+        let built = step(&steps, "CodeBuild SUCCEEDED event", sha)[0];
+        assert_eq!(built["outcome"], "verified", "{timeline}");
+        assert_eq!(built["release"], &sha[..8], "{timeline}");
+        let rollout = built["rollout"].as_array().unwrap();
         assert_eq!(rollout.len(), 2);
         for outcome in rollout {
             assert_eq!(outcome["result"], "deployed", "{timeline}");
@@ -41,17 +44,34 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
                 .unwrap()
                 .ends_with(&format!(":{}", n + 1)));
         }
+        // The event of the verifier's own move of `latest` changes nothing.
+        let latest = step(&steps, "ECR push event (latest)", sha)[0];
+        assert_eq!(latest["outcome"], "verified", "{timeline}");
+        assert!(latest["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "already_running"));
         let outcomes = step(&steps, "ECS deployment event", sha);
         assert_eq!(outcomes.len(), 2, "{timeline}");
         assert!(outcomes.iter().all(|o| o["outcome"] == "succeeded"));
     }
+    assert!(orders[0] < orders[1], "{orders:?}");
 
     let forged = step(&steps, "forged webhook", SHA_3)[0];
     assert_eq!(forged["error"], "invalid_signature");
 
-    let mismatch = step(&steps, "CodeBuild SUCCEEDED event", SHA_3)[0];
-    assert_eq!(mismatch["outcome"], "mismatch", "{timeline}");
-    assert_eq!(mismatch["rollout"], Value::Array(vec![]));
+    // An image pushed from outside: `latest` goes back to the release, nothing rolls.
+    let repaired = step(&steps, "ECR push event (latest)", SHA_3)[0];
+    assert_eq!(repaired["release"], &SHA_2[..8], "{timeline}");
+    assert_eq!(repaired["outcome"], "verified", "{timeline}");
+    assert!(repaired["rollout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["result"] == "already_running"));
+    let rogue = step(&steps, "ECR push event (SHA tag)", SHA_3)[0];
+    assert_eq!(rogue["outcome"], "untrusted", "{timeline}");
 
     let rollback = step(&steps, "operator: rollback to commit 1", SHA_1)[0];
     assert!(

@@ -37,15 +37,14 @@ fn verifier(stack: &Stack, targets: &str) -> VerifierHandler {
     VerifierHandler::new(&stack.sdk, config)
 }
 
-fn latest_pushed() -> Value {
-    load_event("image-verifier/ecr-push-latest.json")
+/// The ECR event of B's SHA tag (B's build has succeeded: it becomes the release and rolls).
+fn b_pushed() -> Value {
+    load_event("image-verifier/ecr-push-sha.json")
 }
 
-/// Pushes `tag` and moves `latest` onto it, as the build does.
+/// Pushes `tag`, as the build does (only the verifier moves `latest`).
 async fn publish(stack: &Stack, tag: &str, seed: u8) -> String {
-    let digest = put_image(&stack.sdk, tag, seed).await;
-    put_image(&stack.sdk, "latest", seed).await;
-    digest
+    put_image(&stack.sdk, tag, seed).await
 }
 
 /// What a rollout of `digest` to prod/web that died holding its lock leaves, once the lock expired.
@@ -73,10 +72,10 @@ fn count(moto: &Moto, operation: &str) -> usize {
 #[tokio::test]
 async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_writes_nothing() {
     let w = world(TARGETS).await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
 
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert_eq!(report["outcome"], "verified", "{report}");
     let rollout = report["rollout"].as_array().unwrap();
     assert_eq!(rollout.len(), 2, "{report}");
@@ -149,7 +148,8 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
         .expect("commit");
     assert_eq!(commit["verification"], "verified");
     assert_eq!(commit["image_digest"], digest.as_str());
-    // The only UpdateItems are the two locks: the outcome rode in the deployment's transaction.
+    // The only UpdateItems are the release's and the two locks: the outcome rode in the
+    // deployment's transaction.
     let updates: Vec<String> = w
         .moto
         .calls_to("UpdateItem")
@@ -161,11 +161,20 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
                 .to_string()
         })
         .collect();
-    assert_eq!(updates, ["lock#prod/web", "lock#prod/worker"]);
+    assert_eq!(
+        updates,
+        [
+            format!("repo#{ECR_REPOSITORY}").as_str(),
+            "lock#prod/web",
+            "lock#prod/worker"
+        ],
+        "the release, then the two locks"
+    );
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
 
     // The same event again (EventBridge delivers at least once): reads only.
     w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert!(
         report["rollout"]
             .as_array()
@@ -179,64 +188,88 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
-async fn a_verified_image_reaches_one_service_in_nine_calls_on_a_warm_function() {
+async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     put_image(&w.stack.sdk, B, 2).await;
-    // The SHA tag's event comes first (pending) and leaves the policy check cached.
+    // The SHA tag's event comes first (pending: the build is still running) and leaves the
+    // policy check cached.
+    let report = w.handler.handle(b_pushed()).await.expect("pending");
+    assert_eq!(report["outcome"], "pending", "{report}");
+    w.moto.start_recording();
     let report = w
         .handler
-        .handle(load_event("image-verifier/ecr-push-sha.json"))
+        .handle(codebuild_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:b1",
+        ))
         .await
-        .expect("pending");
-    assert_eq!(report["outcome"], "pending", "{report}");
-    put_image(&w.stack.sdk, "latest", 2).await;
-    w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+        .expect("handled");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
-    let mut calls: Vec<String> = w
+    let calls: Vec<String> = w
         .moto
         .recorded_calls()
         .into_iter()
         .map(|c| c.operation)
         .collect();
-    calls.sort();
-    // Verify (latest, the ledger), read the service, lock, re-read latest, register, update,
-    // and one transaction for the records, the lock's release and the verified outcome.
+    // Record the build; read `latest`, the ledger and the SHA tag; move the release, then
+    // `latest` (read the manifest, put it); read the service; lock; re-read `latest` under the
+    // lock; register, update; one transaction for the records, the lock's release and the
+    // verified outcome.
     assert_eq!(
         calls,
         [
+            "UpdateItem",
+            "DescribeImages",
             "BatchGetItem",
             "DescribeImages",
-            "DescribeImages",
+            "UpdateItem",
+            "BatchGetImage",
+            "PutImage",
             "DescribeServices",
             "DescribeTaskDefinition",
-            "RegisterTaskDefinition",
-            "TransactWriteItems",
             "UpdateItem",
+            "DescribeImages",
+            "RegisterTaskDefinition",
             "UpdateService",
+            "TransactWriteItems",
         ]
     );
 }
 
 #[tokio::test]
-async fn an_older_commit_never_rolls_over_a_newer_one() {
+async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_is_moved_back() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
-    publish(&w.stack, B, 2).await;
-    w.handler.handle(latest_pushed()).await.expect("B deployed");
+    let b_digest = publish(&w.stack, B, 2).await;
+    w.handler.handle(b_pushed()).await.expect("B deployed");
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
 
-    // `latest` is moved back onto A by hand; the verifier verifies A but must not deploy it.
+    // `latest` is moved back onto A by hand: the verifier moves it back to the release (B).
     put_image(&w.stack.sdk, "latest", 1).await;
     w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/ecr-push-latest.json"))
+        .await
+        .expect("handled");
     assert_eq!(report["outcome"], "verified", "{report}");
-    assert_eq!(report["tag"], A);
-    assert_eq!(report["rollout"][0]["result"], "running_newer", "{report}");
-    assert_eq!(report["rollout"][0]["running_sequence"], 2);
+    assert_eq!(report["tag"], B);
+    assert_eq!(report["release"], B);
+    assert_eq!(report["rollout"][0]["result"], "already_running", "{report}");
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(b_digest));
+    // A's own (late) event: superseded, nothing rolled.
+    let report = w
+        .handler
+        .handle(ecr_push_event(A))
+        .await
+        .expect("handled");
+    assert_eq!(report["outcome"], "superseded", "{report}");
+    assert_eq!(report["newer_tag"], B, "{report}");
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
     assert_eq!(count(&w.moto, "UpdateService"), 0);
     let (still, _) = service_task_definition(&w.stack.sdk, "web").await;
@@ -246,7 +279,7 @@ async fn an_older_commit_never_rolls_over_a_newer_one() {
 #[tokio::test]
 async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
     // A previous attempt registered the revision and died before UpdateService.
     let ecs = aws_sdk_ecs::Client::new(&w.stack.sdk);
@@ -270,7 +303,7 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
     leave_expired_lock(&w.stack, &digest).await;
     w.moto.start_recording();
 
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
     assert_eq!(report["rollout"][0]["reused_revision"], true);
     assert_eq!(report["rollout"][0]["revision"], orphan.as_str());
@@ -282,13 +315,13 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
 #[tokio::test]
 async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a_newer_one() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
     publish(&w.stack, B, 2).await;
     let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
     let original = original.task_definition_arn().unwrap().to_string();
-    let report = w.handler.handle(latest_pushed()).await.expect("B deployed");
+    let report = w.handler.handle(b_pushed()).await.expect("B deployed");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
 
     // The circuit breaker (or a person) puts the service back on the revision before B's.
@@ -303,19 +336,20 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
 
     // B's event again: the service does not run B, but pushdeploy rolled B there already.
     w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert_eq!(
         report["rollout"][0]["result"], "already_deployed",
         "{report}"
     );
     let plan = w.handler.handle(json!({"plan": {}})).await.expect("plan");
     assert_eq!(plan["plan"][0]["decision"], "already_deployed", "{plan}");
-    // A, older than B, is verified when `latest` is moved back by hand, and still not rolled.
-    put_image(&w.stack.sdk, "latest", 1).await;
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
-    assert_eq!(report["tag"], A, "{report}");
-    assert_eq!(report["rollout"][0]["result"], "newer_deployed", "{report}");
-    assert_eq!(report["rollout"][0]["deployed_sequence"], 2);
+    // A, older than B, is superseded; B stays what was rolled there.
+    let report = w.handler.handle(ecr_push_event(A)).await.expect("handled");
+    assert_eq!(report["outcome"], "superseded", "{report}");
+    assert_eq!(
+        report["rollout"][0]["result"], "already_deployed",
+        "{report}"
+    );
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
     assert_eq!(count(&w.moto, "UpdateService"), 0);
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
@@ -338,9 +372,9 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
 #[tokio::test]
 async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
-    let report = w.handler.handle(latest_pushed()).await.expect("deployed");
+    let report = w.handler.handle(b_pushed()).await.expect("deployed");
     let revision = report["rollout"][0]["revision"]
         .as_str()
         .unwrap()
@@ -374,7 +408,7 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
 
     // The event's redelivery (or the next reconcile) finds the service running the image.
     w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     let outcome = &report["rollout"][0];
     assert_eq!(outcome["result"], "recorded_after_crash", "{report}");
     assert_eq!(outcome["revision"], revision.as_str());
@@ -394,7 +428,7 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
 
     // From then on the event is a plain duplicate.
     w.moto.start_recording();
-    let report = w.handler.handle(latest_pushed()).await.expect("handled");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert_eq!(
         report["rollout"][0]["result"], "already_running",
         "{report}"
@@ -405,7 +439,7 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
 #[tokio::test]
 async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     publish(&w.stack, B, 2).await;
     let until = pushdeploy::ledger::now_epoch_seconds() + 600;
     w.stack
@@ -431,7 +465,7 @@ async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
         .send()
         .await
         .unwrap();
-    let error = w.handler.handle(latest_pushed()).await.expect_err("locked");
+    let error = w.handler.handle(b_pushed()).await.expect_err("locked");
     let diagnostic = Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "RolloutFailed");
     assert!(
@@ -449,10 +483,10 @@ async fn a_missing_service_or_container_is_a_clear_error() {
         ("prod/web/backend", "no container named `backend`"),
     ] {
         let w = world(targets).await;
-        seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+        seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
         publish(&w.stack, B, 2).await;
         let diagnostic =
-            Diagnostic::from(w.handler.handle(latest_pushed()).await.expect_err(targets));
+            Diagnostic::from(w.handler.handle(b_pushed()).await.expect_err(targets));
         assert_eq!(diagnostic.error_type, "RolloutFailed");
         assert!(
             diagnostic.error_message.contains(message),
@@ -464,25 +498,23 @@ async fn a_missing_service_or_container_is_a_clear_error() {
 }
 
 #[tokio::test]
-async fn nothing_but_a_verified_pair_is_rolled_out() {
+async fn nothing_rolls_before_the_build_succeeded() {
     let w = world(TARGETS).await;
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
-    // SHA tag only (pending), then a latest without a SHA tag (mismatch on reconcile).
+    // SHA tag only, the build still running: pending.
     put_image(&w.stack.sdk, B, 2).await;
-    let report = w
-        .handler
-        .handle(load_event("image-verifier/ecr-push-sha.json"))
-        .await
-        .unwrap();
+    let report = w.handler.handle(b_pushed()).await.unwrap();
     assert_eq!(report["outcome"], "pending");
     assert_eq!(report["rollout"], json!([]));
+    // A `latest` pushed from outside, then the reconcile: there is no release yet, nothing rolls.
     put_image(&w.stack.sdk, "latest", 7).await;
     let report = w
         .handler
         .handle(load_event("image-verifier/scheduled-reconcile.json"))
         .await
         .unwrap();
-    assert_eq!(report["outcome"], "mismatch");
+    assert_eq!(report["outcome"], "nothing_to_verify", "{report}");
+    assert_eq!(report["release"], Value::Null);
     assert_eq!(report["rollout"], json!([]));
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
     assert_eq!(count(&w.moto, "UpdateService"), 0);

@@ -167,7 +167,7 @@ impl Registry {
     }
 
     /// Moves `latest` onto the image `tag` names by re-putting that image's manifest (no rebuild).
-    /// Returns the digest `latest` now names.
+    /// Returns the digest `latest` names now (PutImage's answer).
     pub async fn move_latest_to(&self, tag: &str) -> Result<String, AwsError> {
         let output = self
             .client
@@ -199,24 +199,30 @@ impl Registry {
         if let Some(media_type) = image.image_manifest_media_type() {
             request = request.image_manifest_media_type(media_type);
         }
+        let digest = image.image_id().and_then(|id| id.image_digest());
         match request.send().await {
-            Ok(_) => {}
+            Ok(output) => output
+                .image()
+                .and_then(|i| i.image_id())
+                .and_then(|id| id.image_digest())
+                .or(digest)
+                .map(str::to_string),
             // `latest` already names this image.
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_image_already_exists_exception()) => {}
+                    .is_some_and(|e| e.is_image_already_exists_exception()) =>
+            {
+                digest.map(str::to_string)
+            }
             Err(err) => return Err(AwsError::from_sdk("ECR", "PutImage", err)),
         }
-        self.describe_tag(crate::verify::LATEST)
-            .await?
-            .map(|image| image.digest)
-            .ok_or_else(|| AwsError::Call {
-                service: "ECR",
-                operation: "PutImage",
-                code: None,
-                message: "`latest` is missing right after PutImage".into(),
-            })
+        .ok_or_else(|| AwsError::Call {
+            service: "ECR",
+            operation: "PutImage",
+            code: None,
+            message: format!("no digest for the image of {tag}"),
+        })
     }
 
     /// Whether an image with this tag is in the repository (an immutable tag cannot be pushed twice).
