@@ -15,15 +15,14 @@ const B: &str = "f8afe6a7";
 async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
     let stack = Stack::create(moto).await;
     create_services(&stack.sdk, &["web"]).await;
-    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&stack, B_SHA, B, 1, "shop-image:b1").await;
     put_image(&stack.sdk, B, 2).await;
-    put_image(&stack.sdk, "latest", 2).await;
     let verifier = VerifierHandler::new(
         &stack.sdk,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     let report = verifier
-        .handle(load_event("image-verifier/ecr-push-latest.json"))
+        .handle(ecr_push_event(B))
         .await
         .expect("rolled out");
     let deployment_id = report["rollout"][0]["deployment_id"]

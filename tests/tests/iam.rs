@@ -115,6 +115,12 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
             .await;
         assert!(response.status().is_success(), "{:?}", response.body());
     }
+    // The same commit pushed again later (a revert): its order is raised, nothing rebuilt.
+    let later = demo::PushSpec::new(B_SHA, demo::SAMPLE_PUSHED_AT + 60);
+    let response = calls
+        .during(webhook.handle(function_url_request(&github_delivery(&later, "d3"))))
+        .await;
+    assert!(response.status().is_success(), "{:?}", response.body());
     // A commit whose image is already in ECR starts no build.
     let built = "0123456789abcdef0123456789abcdef01234567";
     put_image(&stack.sdk, &built[..8], 3).await;
@@ -168,9 +174,13 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         .during(verifier.handle(load_event("image-verifier/ecr-push-sha.json")))
         .await
         .expect("pending");
-    put_image(&stack.sdk, "latest", 2).await;
     let report = calls
-        .during(verifier.handle(load_event("image-verifier/ecr-push-latest.json")))
+        .during(verifier.handle(codebuild_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:b1",
+        )))
         .await
         .expect("rolled out");
     let deployment_id = report["rollout"][0]["deployment_id"]

@@ -29,15 +29,12 @@ async fn a_then_b_deployed() -> World {
     )
     .unwrap();
     let handler = VerifierHandler::new(&stack.sdk, config);
-    seed_commit(&stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_commit(&stack, B_SHA, B, 2, "shop-image:b2").await;
-    let latest = load_event("image-verifier/ecr-push-latest.json");
+    seed_built(&stack, A_SHA, A, 1, "shop-image:a1").await;
+    seed_built(&stack, B_SHA, B, 2, "shop-image:b2").await;
     let a_digest = put_image(&stack.sdk, A, 1).await;
-    put_image(&stack.sdk, "latest", 1).await;
-    handler.handle(latest.clone()).await.expect("A deployed");
+    handler.handle(ecr_push_event(A)).await.expect("A deployed");
     let b_digest = put_image(&stack.sdk, B, 2).await;
-    put_image(&stack.sdk, "latest", 2).await;
-    let report = handler.handle(latest).await.expect("B deployed");
+    let report = handler.handle(ecr_push_event(B)).await.expect("B deployed");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
     moto.start_recording();
     World {
@@ -142,6 +139,89 @@ async fn rollback_moves_latest_and_rolls_every_service_back() {
     );
 }
 
+/// A push order `seconds_from_now` seconds after now (what a push made then gets).
+fn order_at(seconds_from_now: i64) -> u64 {
+    let now = pushdeploy::ledger::now_epoch_seconds() as i64;
+    ((now + seconds_from_now) as u64) << 30
+}
+
+#[tokio::test]
+async fn a_rollback_holds_against_builds_started_before_it_and_the_next_push_deploys() {
+    let w = a_then_b_deployed().await;
+    // C was pushed before the rollback; its build is still running when the rollback happens.
+    const C_SHA: &str = "c0ffee15a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
+    const C: &str = "c0ffee15";
+    seed_commit(&w.stack, C_SHA, C, order_at(-5), "shop-image:c3").await;
+    let rollback = w
+        .handler
+        .handle(json!({"rollback": {"sha": A}}))
+        .await
+        .unwrap();
+    assert!(
+        rollback["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "deployed"),
+        "{rollback}"
+    );
+    let pinned_a = format!("{}@{}", w.stack.repository_uri, w.a_digest);
+
+    // C's build finishes after the rollback: held back, not rolled, `latest` stays on A.
+    put_image(&w.stack.sdk, C, 3).await;
+    let report = w
+        .handler
+        .handle(codebuild_event(
+            "image-verifier/codebuild-succeeded.json",
+            C_SHA,
+            C,
+            "shop-image:c3",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert_eq!(report["release"], A, "{report}");
+    for service in ["web", "worker"] {
+        assert_eq!(running_image(&w.stack, service).await, pinned_a);
+    }
+    assert_eq!(latest_digest(&w.stack).await, w.a_digest);
+    // Nor does the reconcile, nor a redelivery of B's events.
+    for event in [
+        load_event("image-verifier/scheduled-reconcile.json"),
+        ecr_push_event(B),
+    ] {
+        let report = w.handler.handle(event).await.unwrap();
+        assert_eq!(report["release"], A, "{report}");
+        assert!(report["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "already_running"));
+    }
+
+    // D, pushed after the rollback, deploys normally.
+    const D_SHA: &str = "d00d00d5a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
+    const D: &str = "d00d00d5";
+    seed_built(&w.stack, D_SHA, D, order_at(5), "shop-image:d4").await;
+    let d_digest = put_image(&w.stack.sdk, D, 4).await;
+    let report = w.handler.handle(ecr_push_event(D)).await.unwrap();
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert!(
+        report["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "deployed"),
+        "{report}"
+    );
+    for service in ["web", "worker"] {
+        assert_eq!(
+            running_image(&w.stack, service).await,
+            format!("{}@{d_digest}", w.stack.repository_uri)
+        );
+    }
+}
+
 #[tokio::test]
 async fn rollback_to_an_unknown_sha_is_a_clear_error() {
     let w = a_then_b_deployed().await;
@@ -169,13 +249,9 @@ async fn freeze_records_but_does_not_roll_and_unfreeze_rolls_the_newest() {
     assert_eq!(frozen["frozen"], true);
     assert_eq!(frozen["was_frozen"], false);
 
-    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&stack, B_SHA, B, 1, "shop-image:b1").await;
     let digest = put_image(&stack.sdk, B, 2).await;
-    put_image(&stack.sdk, "latest", 2).await;
-    let report = handler
-        .handle(load_event("image-verifier/ecr-push-latest.json"))
-        .await
-        .unwrap();
+    let report = handler.handle(ecr_push_event(B)).await.unwrap();
     assert_eq!(report["outcome"], "verified");
     assert_eq!(report["rollout"][0]["result"], "frozen", "{report}");
     assert_eq!(
