@@ -56,7 +56,7 @@ fn published(moto: &Moto) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn sha_pushed_first_is_pending_then_latest_verifies_the_pair() {
+async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_onto_it() {
     let w = world().await;
     seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
 
@@ -65,22 +65,9 @@ async fn sha_pushed_first_is_pending_then_latest_verifies_the_pair() {
     assert_eq!(report["result"], "verification");
     assert_eq!(report["outcome"], "pending", "{report}");
     assert_eq!(report["deployable"], Value::Null);
+    assert_eq!(report["release"], Value::Null);
+    assert_eq!(latest_digest(&w.stack.sdk).await, None);
 
-    put_image(&w.stack.sdk, "latest", 2).await;
-    let report = run(&w.handler, ecr_push("latest")).await;
-    assert_eq!(report["outcome"], "verified", "{report}");
-    assert_eq!(report["tag"], B);
-    assert_eq!(report["digest"], digest.as_str());
-    assert_eq!(
-        report["deployable"],
-        json!({"image_tag": B, "sha": B_SHA, "digest": digest, "sequence": 1})
-    );
-    let item = w.stack.ledger_item(B).await.unwrap();
-    assert_eq!(item["verification"], "verified");
-    assert_eq!(item["image_digest"], digest.as_str());
-    assert_eq!(item["verification_trigger"], "ecr_push");
-
-    // The CodeBuild event is an independent trigger with the same answer.
     let report = run(
         &w.handler,
         codebuild_event(
@@ -92,54 +79,84 @@ async fn sha_pushed_first_is_pending_then_latest_verifies_the_pair() {
     )
     .await;
     assert_eq!(report["outcome"], "verified", "{report}");
-    assert_eq!(w.stack.ledger_item(B).await.unwrap()["status"], "built");
+    assert_eq!(report["tag"], B);
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(report["release"], B);
+    assert_eq!(
+        report["deployable"],
+        json!({"image_tag": B, "sha": B_SHA, "digest": digest, "sequence": 1})
+    );
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
+    let item = w.stack.ledger_item(B).await.unwrap();
+    assert_eq!(item["status"], "built");
+    assert_eq!(item["verification"], "verified");
+    assert_eq!(item["image_digest"], digest.as_str());
+    assert_eq!(item["verification_trigger"], "build_succeeded");
+    let release = w
+        .stack
+        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), "release")
+        .await
+        .expect("the release item");
+    assert_eq!(release["image_tag"], B);
+    assert_eq!(release["digest"], digest.as_str());
+    assert_eq!(release["sequence"], "1");
+
+    // The ECR event of the verifier's own move of `latest`: the same answer, nothing written.
+    w.moto.start_recording();
+    let report = run(&w.handler, ecr_push("latest")).await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert!(w.moto.write_calls().is_empty(), "{:?}", w.moto.write_calls());
     assert!(published(&w.moto).is_empty(), "no failure published");
 }
 
 #[tokio::test]
-async fn latest_pushed_first_is_pending_then_the_sha_push_verifies() {
+async fn a_latest_pushed_from_outside_is_moved_back_to_the_release() {
     let w = world().await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
-    put_image(&w.stack.sdk, "latest", 2).await;
-    let report = run(&w.handler, ecr_push("latest")).await;
-    assert_eq!(report["outcome"], "pending", "{report}");
-
+    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
-    let report = run(&w.handler, ecr_push(B)).await;
+    run(&w.handler, ecr_push(B)).await;
+    let rogue = put_image(&w.stack.sdk, "latest", 9).await;
+    assert_ne!(rogue, digest);
+
+    let report = run(&w.handler, ecr_push("latest")).await;
     assert_eq!(report["outcome"], "verified", "{report}");
-    assert_eq!(report["deployable"]["digest"], digest.as_str());
+    assert_eq!(report["release"], B);
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest));
 }
 
 #[tokio::test]
-async fn a_finished_build_whose_latest_stayed_behind_is_a_published_mismatch() {
+async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch() {
     let w = world().await;
-    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
-    put_image(&w.stack.sdk, A, 1).await;
-    let latest_digest = put_image(&w.stack.sdk, "latest", 1).await;
-    let b_digest = put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    let built = put_image(&w.stack.sdk, B, 2).await;
+    run(&w.handler, ecr_push(B)).await;
+    // Someone deletes the image and pushes another under the same tag.
+    aws_sdk_ecr::Client::new(&w.stack.sdk)
+        .batch_delete_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&built)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let replaced = put_image(&w.stack.sdk, B, 3).await;
     w.moto.start_recording();
 
-    // B's build reports success but `latest` was never moved to it.
     let report = run(
         &w.handler,
-        codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            B_SHA,
-            B,
-            "shop-image:b2",
-        ),
+        load_event("image-verifier/scheduled-reconcile.json"),
     )
     .await;
     assert_eq!(report["outcome"], "mismatch", "{report}");
-    assert_eq!(report["digest"], b_digest.as_str());
-    assert_eq!(report["latest_digest"], latest_digest.as_str());
+    assert_eq!(report["digest"], replaced.as_str());
     assert_eq!(report["deployable"], Value::Null);
     assert_eq!(
         w.stack.ledger_item(B).await.unwrap()["verification"],
         "mismatch"
     );
-
     let events = published(&w.moto);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["Source"], "pushdeploy");
@@ -147,23 +164,11 @@ async fn a_finished_build_whose_latest_stayed_behind_is_a_published_mismatch() {
     assert_eq!(detail["outcome"], "mismatch");
     assert_eq!(detail["sha"], B_SHA);
     assert_eq!(detail["sequence"], 2);
-    assert_eq!(detail["digest"], b_digest.as_str());
-    assert!(detail["reason"].as_str().unwrap().contains(A));
-}
-
-#[tokio::test]
-async fn a_latest_without_a_sha_tag_is_a_mismatch_on_reconcile() {
-    let w = world().await;
-    put_image(&w.stack.sdk, "latest", 9).await;
-    let report = run(
-        &w.handler,
-        load_event("image-verifier/scheduled-reconcile.json"),
-    )
-    .await;
-    assert_eq!(report["outcome"], "mismatch", "{report}");
-    assert!(report["reason"].as_str().unwrap().contains("no SHA tag"));
-    assert_eq!(report["deployable"], Value::Null);
-    assert_eq!(published(&w.moto).len(), 1);
+    assert_eq!(detail["digest"], replaced.as_str());
+    assert!(
+        detail["reason"].as_str().unwrap().contains(&built),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -232,10 +237,10 @@ async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
 async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
     let w = world().await;
     seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_commit(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
     put_image(&w.stack.sdk, B, 2).await;
-    put_image(&w.stack.sdk, "latest", 2).await;
-    // A's build pushed its SHA tag only (the buildspec saw the newer latest).
+    run(&w.handler, ecr_push(B)).await;
+    // A (pushed before B) finishes its build after B was released.
     put_image(&w.stack.sdk, A, 1).await;
 
     let report = run(
@@ -250,7 +255,9 @@ async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
     .await;
     assert_eq!(report["outcome"], "superseded", "{report}");
     assert_eq!(report["newer_tag"], B);
-    assert_eq!(report["deployable"], Value::Null);
+    // What stays deployable is the release, B.
+    assert_eq!(report["deployable"]["image_tag"], B, "{report}");
+    assert_eq!(report["release"], B);
     let report = run(&w.handler, ecr_push(A)).await;
     assert_eq!(report["outcome"], "superseded", "{report}");
     assert!(published(&w.moto).is_empty(), "superseded is not a failure");
