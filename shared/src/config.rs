@@ -135,6 +135,8 @@ pub struct BuildTriggerConfig {
     pub tag_length: TagLength,
     /// `CLAIM_TIMEOUT_SECONDS`: how long a claim without a build id blocks others.
     pub claim_timeout: Duration,
+    /// `EVENT_BUS_NAME`: where a re-pushed commit is announced to the verifier.
+    pub event_bus: String,
 }
 
 pub const DEFAULT_CODEBUILD_IMAGE: &str = "aws/codebuild/amazonlinux-aarch64-standard:3.0";
@@ -208,6 +210,7 @@ impl BuildTriggerConfig {
             deploy_branches,
             tag_length: tag_length_var(env)?,
             claim_timeout: Duration::from_secs(claim_timeout),
+            event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
         })
     }
 }

@@ -215,8 +215,13 @@ impl ImageVerifier {
             });
         }
         let now = now_epoch_seconds();
-        let held_until = PushOrder::latest_possible_at(now)
-            .max(known.release.as_ref().and_then(|r| r.order).unwrap_or(PushOrder::from_u64(0)));
+        let held_until = PushOrder::latest_possible_at(now).max(
+            known
+                .release
+                .as_ref()
+                .and_then(|r| r.order)
+                .unwrap_or(PushOrder::from_u64(0)),
+        );
         self.ledger
             .set_release(
                 &self.config.repository.name,

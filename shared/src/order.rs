@@ -193,11 +193,7 @@ mod tests {
                     before: None,
                     after: &a,
                 },
-                vec![placed(
-                    Some(&a),
-                    &b,
-                    PushOrder::new(50, RANK_BASE, &b),
-                )],
+                vec![placed(Some(&a), &b, PushOrder::new(50, RANK_BASE, &b))],
                 PushOrder::new(50, RANK_BASE - 1, &a),
             ),
             (

@@ -188,8 +188,16 @@ mod tests {
                 },
             ),
             ("f", Some(built(None)), Standing::BuildOnly),
-            ("b", Some(with(CommitStatus::Building, Some(30))), Standing::Pending),
-            ("c", Some(with(CommitStatus::Claimed, None)), Standing::Pending),
+            (
+                "b",
+                Some(with(CommitStatus::Building, Some(30))),
+                Standing::Pending,
+            ),
+            (
+                "c",
+                Some(with(CommitStatus::Claimed, None)),
+                Standing::Pending,
+            ),
         ];
         for (tag, commit, expected) in cases {
             assert_eq!(
@@ -207,8 +215,14 @@ mod tests {
         );
         for (commit, needle) in [
             (None, "not a commit pushdeploy built"),
-            (Some(with(CommitStatus::BuildFailed, Some(30))), "did not succeed"),
-            (Some(with(CommitStatus::ImageExists, Some(30))), "before pushdeploy"),
+            (
+                Some(with(CommitStatus::BuildFailed, Some(30))),
+                "did not succeed",
+            ),
+            (
+                Some(with(CommitStatus::ImageExists, Some(30))),
+                "before pushdeploy",
+            ),
         ] {
             match standing("x", commit.as_ref(), Some(&plain)) {
                 Standing::Untrusted { reason } => assert!(reason.contains(needle), "{reason}"),

@@ -321,9 +321,18 @@ mod tests {
             held_until: Some(6),
         };
         for (sequence, expected) in [
-            (Some(5), Some(RolloutDecision::HeldByRollback { held_until: 6 })),
-            (Some(6), Some(RolloutDecision::HeldByRollback { held_until: 6 })),
-            (None, Some(RolloutDecision::HeldByRollback { held_until: 6 })),
+            (
+                Some(5),
+                Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            ),
+            (
+                Some(6),
+                Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            ),
+            (
+                None,
+                Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            ),
             (Some(7), None),
         ] {
             assert_eq!(

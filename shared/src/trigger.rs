@@ -13,6 +13,7 @@ use tracing::{field, info, warn, Instrument};
 
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
+use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord};
 use crate::aws::AwsError;
 use crate::config::BuildTriggerConfig;
@@ -40,13 +41,15 @@ pub enum TriggerOutcome {
         build_id: Option<String>,
     },
     /// The commit was already built or is building, and this is its newest push to a deploy
-    /// branch (a revert, a fast-forward, a second branch): nothing is rebuilt; its image becomes
-    /// the release when the verifier next runs (at the latest, the scheduled reconcile).
+    /// branch (a revert, a fast-forward, a second branch): nothing is rebuilt. The verifier is
+    /// told at once (`verifier_notified`); its image becomes the release (or, if the event could
+    /// not be published, at the next scheduled reconcile).
     Repushed {
         sha: String,
         image_tag: String,
         status: CommitStatus,
         push_order: PushOrder,
+        verifier_notified: bool,
     },
     /// The tag is already in ECR (tags are immutable): nothing started; verification takes over.
     ImageExists { sha: String, image_tag: String },
@@ -73,7 +76,11 @@ pub struct BuildTrigger {
     ledger: LedgerTable,
     registry: Registry,
     builds: BuildStarter,
+    events: ResultPublisher,
 }
+
+/// The event that tells the verifier a known commit is the newest push now.
+pub const REPUSHED_DETAIL_TYPE: &str = "pushdeploy Commit Repushed";
 
 impl BuildTrigger {
     /// Builds the clients; makes no network call.
@@ -88,6 +95,10 @@ impl BuildTrigger {
                 aws_sdk_codebuild::Client::new(sdk),
                 config.codebuild_project.clone(),
                 config.codebuild_image.clone(),
+            ),
+            events: ResultPublisher::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                config.event_bus.clone(),
             ),
             config,
         }
@@ -167,11 +178,13 @@ impl BuildTrigger {
                         .map_err(TriggerError::Ledger)?;
                     if raised {
                         info!(status = %record.status, "a known commit pushed again: it is the newest push now, nothing rebuilt");
+                        let verifier_notified = self.announce_repush(&image_tag, sha, order).await;
                         return Ok(TriggerOutcome::Repushed {
                             sha: sha.into(),
                             image_tag,
                             status: record.status,
                             push_order: order,
+                            verifier_notified,
                         });
                     }
                 }
@@ -243,6 +256,28 @@ impl BuildTrigger {
             build_id,
             push_order: order,
         })
+    }
+
+    /// Tells the verifier a known commit is the newest push (so its image rolls now, not at the
+    /// next reconcile). A failure is logged, not returned: the order is recorded and the scheduled
+    /// reconcile finds the commit.
+    async fn announce_repush(&self, image_tag: &str, sha: &str, order: PushOrder) -> bool {
+        let detail = ResultDetail {
+            repository: self.config.repository.name.clone(),
+            sha: Some(sha.into()),
+            image_tag: Some(image_tag.into()),
+            sequence: Some(order.get()),
+            trigger: Some("push".into()),
+            outcome: "repushed".into(),
+            ..ResultDetail::default()
+        };
+        match self.events.publish(REPUSHED_DETAIL_TYPE, &detail).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(error = %error, "the verifier was not told of the re-push; the scheduled reconcile rolls it");
+                false
+            }
+        }
     }
 
     /// The push's place in the order: the first delivery fixes it (see [`crate::order`]).

@@ -17,11 +17,12 @@ use crate::aws::AwsError;
 use crate::config::VerifierConfig;
 use crate::deployer::{Deployer, RolloutError, TargetOutcome};
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
+use crate::order::PushOrder;
 use crate::policy::Drift;
 use crate::push::CommitSha;
-use crate::order::PushOrder;
 use crate::release::{standing, CommitFacts, Release, Standing};
 use crate::rollout::{Direction, ServiceState, Target};
+use crate::trigger::REPUSHED_DETAIL_TYPE;
 use crate::verify::{check_pair, ImageInfo, Verification, LATEST};
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
@@ -81,6 +82,10 @@ pub enum VerifyTrigger {
         build_id: String,
         status: String,
     },
+    /// A build trigger saw a known commit pushed again (it is the newest push now).
+    Repushed {
+        tag: String,
+    },
     Reconcile,
 }
 
@@ -90,6 +95,7 @@ impl VerifyTrigger {
             VerifyTrigger::EcrPush { .. } => "ecr_push",
             VerifyTrigger::BuildSucceeded { .. } => "build_succeeded",
             VerifyTrigger::BuildFailed { .. } => "build_failed",
+            VerifyTrigger::Repushed { .. } => "repushed",
             VerifyTrigger::Reconcile => "reconcile",
         }
     }
@@ -120,6 +126,23 @@ pub fn trigger_from_event(
             build_trigger(&event.detail, config).map_err(malformed)
         }
         "Scheduled Event" => Ok(Ok(VerifyTrigger::Reconcile)),
+        REPUSHED_DETAIL_TYPE => {
+            let event: EventBridgeEvent<ResultDetail> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            let detail = event.detail;
+            if detail.repository != config.repository.name {
+                return Ok(Err(format!(
+                    "repository `{}` is not `{}`",
+                    detail.repository, config.repository.name
+                )));
+            }
+            match detail.image_tag {
+                Some(tag) if config.tag_length.is_sha_tag(&tag) => {
+                    Ok(Ok(VerifyTrigger::Repushed { tag }))
+                }
+                other => Err(malformed(format!("image_tag {other:?} is not a SHA tag"))),
+            }
+        }
         _ => Err(VerifierEventError::Unsupported {
             source_name: event
                 .get("source")
@@ -318,12 +341,10 @@ fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo
     let tag = tag.to_string();
     let digest = image.map(|i| i.digest.clone());
     match standing {
-        Standing::Pending | Standing::Candidate(_) | Standing::Release => {
-            Verification::Pending {
-                tag: Some(tag),
-                digest,
-            }
-        }
+        Standing::Pending | Standing::Candidate(_) | Standing::Release => Verification::Pending {
+            tag: Some(tag),
+            digest,
+        },
         Standing::Superseded { newer_tag } => Verification::Superseded {
             tag,
             digest,
@@ -346,9 +367,19 @@ fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo
 fn log_outcome(outcome: &Verification) {
     let reason = outcome.reason().unwrap_or_default();
     if outcome.is_failure() {
-        warn!(outcome = outcome.name(), tag = outcome.tag(), reason, "verification failed: nothing deployed");
+        warn!(
+            outcome = outcome.name(),
+            tag = outcome.tag(),
+            reason,
+            "verification failed: nothing deployed"
+        );
     } else {
-        info!(outcome = outcome.name(), tag = outcome.tag(), reason, "verification outcome");
+        info!(
+            outcome = outcome.name(),
+            tag = outcome.tag(),
+            reason,
+            "verification outcome"
+        );
     }
 }
 
@@ -396,6 +427,7 @@ impl ImageVerifier {
             .await?;
         let subject = match &trigger {
             VerifyTrigger::EcrPush { tag } => tag.clone(),
+            VerifyTrigger::Repushed { tag } => Some(tag.clone()),
             // The reconcile looks for a finished build that never became the release (say, its
             // events were lost): the newest one is the candidate.
             VerifyTrigger::Reconcile => self
@@ -429,7 +461,9 @@ impl ImageVerifier {
 
         let mut latest = self.describe(LATEST).await?;
         let on_latest = |tag: &str, latest: &Option<ImageInfo>| {
-            latest.as_ref().is_some_and(|l| l.tags.iter().any(|t| t == tag))
+            latest
+                .as_ref()
+                .is_some_and(|l| l.tags.iter().any(|t| t == tag))
         };
         let mut tags: Vec<&str> = latest
             .iter()
@@ -467,7 +501,11 @@ impl ImageVerifier {
                         };
                         match self
                             .ledger
-                            .advance_release(&self.config.repository.name, &proposed, now_epoch_seconds())
+                            .advance_release(
+                                &self.config.repository.name,
+                                &proposed,
+                                now_epoch_seconds(),
+                            )
                             .await
                             .map_err(VerifyError::Ledger)?
                         {
@@ -479,15 +517,19 @@ impl ImageVerifier {
                             // Another invocation moved it first: stand against what it is now.
                             Err(current) => {
                                 release = current;
-                                standing =
-                                    crate::release::standing(tag, known.facts(tag).as_ref(), release.as_ref());
+                                standing = crate::release::standing(
+                                    tag,
+                                    known.facts(tag).as_ref(),
+                                    release.as_ref(),
+                                );
                             }
                         }
                     }
                 }
             }
             if subject_outcome.is_none() && standing != Standing::Release {
-                subject_outcome = Some(subject_verification(tag, &standing, subject_image.as_ref()));
+                subject_outcome =
+                    Some(subject_verification(tag, &standing, subject_image.as_ref()));
             }
         }
 
@@ -613,9 +655,17 @@ impl ImageVerifier {
         known: &KnownCommits,
     ) -> Option<VerificationRecord> {
         let tag = outcome.tag()?;
-        let recorded = known.commits.get(tag).and_then(|c| c.verification.as_deref());
-        let recorded_digest = known.commits.get(tag).and_then(|c| c.image_digest.as_deref());
-        if recorded == Some(outcome.name()) && recorded_digest == outcome.digest().or(recorded_digest) {
+        let recorded = known
+            .commits
+            .get(tag)
+            .and_then(|c| c.verification.as_deref());
+        let recorded_digest = known
+            .commits
+            .get(tag)
+            .and_then(|c| c.image_digest.as_deref());
+        if recorded == Some(outcome.name())
+            && recorded_digest == outcome.digest().or(recorded_digest)
+        {
             return None;
         }
         Some(VerificationRecord {
@@ -1002,6 +1052,31 @@ mod tests {
         assert!(matches!(
             trigger_from_event(json!({}), &config()),
             Err(VerifierEventError::NotAnEvent)
+        ));
+    }
+
+    #[test]
+    fn a_repushed_commit_event_names_its_image_tag() {
+        let event = |repository: &str, tag: &str| {
+            json!({"version": "0", "id": "x", "detail-type": "pushdeploy Commit Repushed",
+                   "source": "pushdeploy", "account": "123456789012",
+                   "time": "2026-11-23T10:30:00Z", "region": "us-east-1", "resources": [],
+                   "detail": {"repository": repository, "image_tag": tag, "outcome": "repushed"}})
+        };
+        assert_eq!(
+            trigger_from_event(event("acme/shop", "f8afe6a7"), &config()).unwrap(),
+            Ok(VerifyTrigger::Repushed {
+                tag: "f8afe6a7".into()
+            })
+        );
+        assert!(
+            trigger_from_event(event("acme/other", "f8afe6a7"), &config())
+                .unwrap()
+                .is_err()
+        );
+        assert!(matches!(
+            trigger_from_event(event("acme/shop", "latest"), &config()),
+            Err(VerifierEventError::Malformed { .. })
         ));
     }
 

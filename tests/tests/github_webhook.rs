@@ -5,6 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use github_webhook::WebhookHandler;
 use lambda_http::Body;
 use pushdeploy::config::GitHubWebhookConfig;
+use pushdeploy::order::{PushOrder, RANK_BASE};
+use pushdeploy::push::CommitSha;
 use pushdeploy::signature::sign;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
@@ -88,7 +90,12 @@ async fn a_signed_push_starts_one_arm64_build_and_redeliveries_start_none() {
     assert_eq!(body["result"], "build_started");
     assert_eq!(body["sha"], SHA);
     assert_eq!(body["image_tag"], TAG);
-    assert_eq!(body["sequence"], 1);
+    let order = PushOrder::new(
+        demo::SAMPLE_PUSHED_AT,
+        RANK_BASE,
+        &CommitSha::parse(SHA).unwrap(),
+    );
+    assert_eq!(body["push_order"], order.get(), "{body}");
     let build_id = body["build_id"].as_str().expect("build id").to_string();
 
     let starts = w.moto.calls_to("StartBuild");
@@ -105,13 +112,15 @@ async fn a_signed_push_starts_one_arm64_build_and_redeliveries_start_none() {
         override_value(start, "REPOSITORY_URI"),
         Some(w.stack.repository_uri.as_str())
     );
-    assert_eq!(override_value(start, "PUSH_SEQUENCE"), Some("1"));
+    // The build needs no order: it never moves `latest`.
+    assert_eq!(override_value(start, "PUSH_SEQUENCE"), None);
     assert_eq!(override_value(start, "SOURCE_BRANCH"), Some("main"));
 
     let item = w.stack.ledger_item(TAG).await.expect("ledger item");
     assert_eq!(item["status"], "building");
     assert_eq!(item["build_id"], build_id.as_str());
-    assert_eq!(item["sequence"], "1");
+    assert_eq!(item["sequence"], order.get().to_string());
+    assert_eq!(item["deploy_branch"], "main");
     assert_eq!(item["sha"], SHA);
     assert_eq!(item["source"], "github");
     assert_eq!(item["trigger_id"], "6c1a2b3c-a9a0-11f1-8d4e-1f2a3b4c5d6e");
@@ -124,9 +133,21 @@ async fn a_signed_push_starts_one_arm64_build_and_redeliveries_start_none() {
         assert_eq!(body["status"], "building");
     }
     assert_eq!(w.moto.calls_to("StartBuild").len(), 1);
-    // A duplicate neither takes a sequence number nor looks at ECR.
+    // A redelivery finds its push recorded (its place stands), and neither writes nor looks at ECR.
     assert_eq!(w.moto.calls_to("DescribeImages").len(), 1);
-    assert_eq!(w.moto.calls_to("UpdateItem").len(), 2);
+    assert_eq!(w.moto.calls_to("UpdateItem").len(), 1);
+    let push_records: Vec<Value> = w
+        .moto
+        .calls_to("PutItem")
+        .into_iter()
+        .filter(|put| {
+            put["Item"]["pk"]["S"]
+                .as_str()
+                .unwrap()
+                .starts_with("push#")
+        })
+        .collect();
+    assert_eq!(push_records.len(), 1, "one record of the push");
 }
 
 #[tokio::test]
@@ -323,19 +344,55 @@ async fn bad_deliveries_get_their_status_and_start_nothing() {
 }
 
 #[tokio::test]
-async fn each_new_commit_gets_the_next_sequence() {
+async fn a_later_push_gets_a_later_place_and_the_chain_orders_pushes_within_a_second() {
     let w = world(&[]).await;
-    let second = "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3";
-    deliver(&w.handler, &load_event("github-webhook/push-main.json")).await;
-    let event = signed_event(&push_payload(json!({"after": second})), "push", DEMO_SECRET);
-    let (status, body) = deliver(&w.handler, &event).await;
+    let (second, third) = (
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3",
+        "00000d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4",
+    );
+    let t = demo::SAMPLE_PUSHED_AT;
+    let (_, first) = deliver(&w.handler, &load_event("github-webhook/push-main.json")).await;
+    // A second later, on top of the first: later, though its tie-break bits are lower.
+    let push = demo::PushSpec::new(second, t + 1).after(SHA);
+    let (status, body) = deliver(&w.handler, &github_delivery(&push, "d2")).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["sequence"], 2);
     assert_eq!(body["image_tag"], "0a1b2c3d");
+    let second_order = body["push_order"].as_u64().unwrap();
+    assert!(second_order > first["push_order"].as_u64().unwrap());
+    // In that same second, on top of the second: the chain puts it after, whatever the
+    // tie-break (its commit id is lower).
+    let push = demo::PushSpec::new(third, t + 1).after(second);
+    let (_, body) = deliver(&w.handler, &github_delivery(&push, "d3")).await;
+    let third_order = body["push_order"].as_u64().unwrap();
+    assert!(
+        third_order > second_order,
+        "{third_order} <= {second_order}"
+    );
+    assert_eq!(
+        PushOrder::from_u64(third_order).pushed_at(),
+        PushOrder::from_u64(second_order).pushed_at()
+    );
     let starts = w.moto.calls_to("StartBuild");
-    assert_eq!(starts.len(), 2);
-    assert_eq!(override_value(&starts[1], "PUSH_SEQUENCE"), Some("2"));
+    assert_eq!(starts.len(), 3);
     assert_eq!(override_value(&starts[1], "IMAGE_TAG"), Some("0a1b2c3d"));
+}
+
+#[tokio::test]
+async fn a_push_without_a_push_time_is_a_bad_request_and_starts_nothing() {
+    let w = world(&[]).await;
+    let sample = load_event("github-webhook/push-main.json");
+    let mut payload: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
+    payload["repository"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pushed_at");
+    let event = signed_event(&payload.to_string(), "push", DEMO_SECRET);
+    let (status, body) = deliver(&w.handler, &event).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_payload");
+    assert!(body["message"].as_str().unwrap().contains("pushed_at"));
+    assert!(w.moto.calls_to("StartBuild").is_empty());
+    assert!(w.stack.ledger_item(TAG).await.is_none());
 }
 
 #[tokio::test]

@@ -105,7 +105,11 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
     w.moto.start_recording();
     let report = run(&w.handler, ecr_push("latest")).await;
     assert_eq!(report["outcome"], "verified", "{report}");
-    assert!(w.moto.write_calls().is_empty(), "{:?}", w.moto.write_calls());
+    assert!(
+        w.moto.write_calls().is_empty(),
+        "{:?}",
+        w.moto.write_calls()
+    );
     assert!(published(&w.moto).is_empty(), "no failure published");
 }
 

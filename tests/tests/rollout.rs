@@ -260,14 +260,13 @@ async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_i
     assert_eq!(report["outcome"], "verified", "{report}");
     assert_eq!(report["tag"], B);
     assert_eq!(report["release"], B);
-    assert_eq!(report["rollout"][0]["result"], "already_running", "{report}");
+    assert_eq!(
+        report["rollout"][0]["result"], "already_running",
+        "{report}"
+    );
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(b_digest));
     // A's own (late) event: superseded, nothing rolled.
-    let report = w
-        .handler
-        .handle(ecr_push_event(A))
-        .await
-        .expect("handled");
+    let report = w.handler.handle(ecr_push_event(A)).await.expect("handled");
     assert_eq!(report["outcome"], "superseded", "{report}");
     assert_eq!(report["newer_tag"], B, "{report}");
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
@@ -485,8 +484,7 @@ async fn a_missing_service_or_container_is_a_clear_error() {
         let w = world(targets).await;
         seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
         publish(&w.stack, B, 2).await;
-        let diagnostic =
-            Diagnostic::from(w.handler.handle(b_pushed()).await.expect_err(targets));
+        let diagnostic = Diagnostic::from(w.handler.handle(b_pushed()).await.expect_err(targets));
         assert_eq!(diagnostic.error_type, "RolloutFailed");
         assert!(
             diagnostic.error_message.contains(message),

@@ -1,6 +1,6 @@
 //! EventBridge: pushdeploy's result events (`source: pushdeploy`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AwsError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -8,7 +8,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 pub const SOURCE: &str = "pushdeploy";
 
 /// The detail of every result event, for verification and deployment alike.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct ResultDetail {
     pub repository: String,
     pub sha: Option<String>,

@@ -433,7 +433,11 @@ impl LedgerTable {
                     .unwrap_or(false);
                 continue;
             }
-            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("release")
+            if item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("release")
             {
                 release = order::parse_release(item);
                 continue;

@@ -66,7 +66,11 @@ impl LedgerTable {
             )
             .item(
                 "sk",
-                s(format!("{}{}", push_second_prefix(push.pushed_at), push.after)),
+                s(format!(
+                    "{}{}",
+                    push_second_prefix(push.pushed_at),
+                    push.after
+                )),
             )
             .item("after", s(push.after))
             .item("push_order", n(push.order.get()))
@@ -104,9 +108,7 @@ impl LedgerTable {
             .table_name(&self.table)
             .key("pk", s(key.pk()))
             .key("sk", s(key.sk()))
-            .update_expression(
-                "SET #sequence = :order, deploy_branch = :branch, updated_at = :now",
-            )
+            .update_expression("SET #sequence = :order, deploy_branch = :branch, updated_at = :now")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#sequence) OR #sequence < :order)",
             )
