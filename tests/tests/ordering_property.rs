@@ -365,4 +365,4 @@ fn the_newest_push_wins_whatever_the_deliveries() {
     );
 }
 
-const DEFAULT_SEED: u64 = 0x5eed_0f_0de5;
+const DEFAULT_SEED: u64 = 0x005e_ed0f_0de5;
