@@ -382,7 +382,7 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                     .expect("policy");
                 for n in 0..3u8 {
                     let sha = sha_for(run, n as usize);
-                    seed_commit(
+                    seed_built(
                         &stack,
                         &sha,
                         &sha[..8],
@@ -391,16 +391,17 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                     )
                     .await;
                 }
-                let latest = load_event("image-verifier/ecr-push-latest.json");
+                // The ECR event of each commit's SHA tag, its build having succeeded.
+                let pushed = |n: usize| ecr_push_event(&sha_for(run, n)[..8]);
                 events.push((
                     "cold: new verified image, 1 service rolled".into(),
-                    latest.clone(),
+                    pushed(0),
                 ));
                 events.push((
                     "warm: new verified image, 1 service rolled".into(),
-                    latest.clone(),
+                    pushed(1),
                 ));
-                events.push(("warm: duplicate event".into(), latest));
+                events.push(("warm: duplicate event".into(), pushed(1)));
             }
             "deployment-status" => {
                 for n in 0..3 {
@@ -485,11 +486,10 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
         let mut start_build_warm = Vec::new();
         for (i, (kind, event)) in events.iter().enumerate() {
             if function == "image-verifier" && kind.contains("new verified image") {
-                // The build's work: the next commit's SHA tag and `latest`.
+                // The build's work: the next commit's SHA tag (the verifier moves `latest`).
                 let n = if i == 0 { 0u8 } else { 1 };
                 let sha = sha_for(run, n as usize);
                 put_image(&stack.sdk, &sha[..8], n + 1).await;
-                put_image(&stack.sdk, "latest", n + 1).await;
             }
             moto.start_recording();
             let handed_over = Instant::now();
