@@ -70,6 +70,30 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
 }
 
 #[tokio::test]
+async fn the_order_does_not_depend_on_which_shape_arrives_first() {
+    let (_moto, stack, handler) = world().await;
+    handler
+        .handle(load_event("codecommit-push/trigger-main.json"), None)
+        .await
+        .expect("handled");
+    let result = handler
+        .handle(
+            load_event("codecommit-push/eventbridge-reference-updated.json"),
+            None,
+        )
+        .await
+        .expect("handled");
+    assert_eq!(result["results"][0]["result"], "duplicate", "{result}");
+    let order = PushOrder::new(
+        1_795_429_423,
+        RANK_BASE,
+        &CommitSha::parse(SHA).expect("a sha"),
+    );
+    let item = stack.ledger_item("3e5983ea").await.expect("ledger item");
+    assert_eq!(item["sequence"], order.get().to_string());
+}
+
+#[tokio::test]
 async fn a_repository_trigger_alone_starts_the_build() {
     let (moto, _stack, handler) = world().await;
     let result = handler

@@ -121,12 +121,9 @@ async fn forward_announcements(w: &World) -> Vec<Value> {
             if entry["DetailType"] != "pushdeploy Commit Repushed" {
                 continue;
             }
-            let event = json!({
-                "version": "0", "id": "forwarded", "detail-type": entry["DetailType"],
-                "source": entry["Source"], "account": ACCOUNT, "time": "2026-11-23T10:40:00Z",
-                "region": REGION, "resources": [],
-                "detail": serde_json::from_str::<Value>(entry["Detail"].as_str().unwrap()).unwrap(),
-            });
+            // The sample's envelope, carrying what the trigger published.
+            let mut event = load_event("image-verifier/commit-repushed.json");
+            event["detail"] = serde_json::from_str(entry["Detail"].as_str().unwrap()).unwrap();
             reports.push(w.verifier.handle(event).await.unwrap());
         }
     }
