@@ -145,6 +145,14 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
             .await
             .expect(sample);
     }
+    // The same commit pushed again a minute later: announced, not rebuilt.
+    let mut again = load_event("codecommit-push/eventbridge-reference-updated.json");
+    again["time"] = json!("2026-11-23T10:24:43Z");
+    let result = calls
+        .during(codecommit.handle(again, None))
+        .await
+        .expect("re-push");
+    assert_eq!(result["results"][0]["result"], "repushed", "{result}");
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("CodeCommitPushFunction");
 }
