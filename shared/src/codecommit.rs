@@ -133,11 +133,12 @@ fn state_change_reference(
         }
         Some(id) => Some(parse_sha(id, "EventBridge event detail")?),
     };
+    // Informational only (CodeCommit pushes are ordered by time): a value that is not a commit id
+    // does not reject the push.
     let before = detail
         .old_commit_id
         .as_deref()
-        .map(|id| parse_sha(id, "EventBridge event detail"))
-        .transpose()?;
+        .and_then(|id| CommitSha::parse(id).ok());
     Ok(ReferenceChange::Pushed(PushedRef {
         source: Source::CodeCommit,
         repository: detail.repository_name,

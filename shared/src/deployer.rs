@@ -35,6 +35,13 @@ pub enum RolloutError {
     Ledger { target: String, source: AwsError },
     #[error("{target}: ECR: {source}")]
     Registry { target: String, source: AwsError },
+    #[error(
+        "{target}: `latest` names {latest_digest}, not the rollback's image; retry the rollback"
+    )]
+    LatestMoved {
+        target: String,
+        latest_digest: String,
+    },
 }
 
 impl RolloutError {
@@ -283,6 +290,11 @@ impl Deployer<'_> {
                 .await;
         }
         if let Some(outcome) = settled(&decision, &name) {
+            if direction.deliberate() && decision == RolloutDecision::AlreadyRunning {
+                // Nothing to roll, but the rollback's hold must reach this service too (a forward
+                // rollout holding its lock right now would otherwise land after the rollback).
+                self.hold_for_rollback(target, image, direction).await?;
+            }
             info!(decision = ?decision, "nothing to deploy");
             return Ok(outcome);
         }
@@ -309,6 +321,7 @@ impl Deployer<'_> {
                 current,
                 after_crash,
                 &owner,
+                direction,
                 verification,
             )
             .await;
@@ -332,6 +345,7 @@ impl Deployer<'_> {
         current: CurrentTaskDefinition,
         after_crash: bool,
         owner: &str,
+        direction: Direction,
         verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
@@ -342,11 +356,27 @@ impl Deployer<'_> {
             .await
             .map_err(RolloutError::registry(target))?;
         if latest.as_ref().map(|l| l.digest.as_str()) != Some(image.digest.as_str()) {
-            info!("`latest` moved on since verification: not deploying this image");
-            return Ok(TargetOutcome::LatestMoved {
-                target: name,
-                latest_digest: latest.map(|l| l.digest),
-            });
+            if !direction.deliberate() {
+                info!("`latest` moved on since verification: not deploying this image");
+                return Ok(TargetOutcome::LatestMoved {
+                    target: name,
+                    latest_digest: latest.map(|l| l.digest),
+                });
+            }
+            // A verifier that read the release before the rollback moved `latest` after it: the
+            // rollback (which holds the lock, and the release) puts it back.
+            warn!(latest = ?latest.map(|l| l.digest), "`latest` moved during the rollback: moving it back");
+            let moved = self
+                .registry
+                .move_latest_to(&image.image_tag)
+                .await
+                .map_err(RolloutError::registry(target))?;
+            if moved != image.digest {
+                return Err(RolloutError::LatestMoved {
+                    target: name,
+                    latest_digest: moved,
+                });
+            }
         }
         let reused = if after_crash {
             self.revision_left_by_crash(target, &current, pinned)
@@ -500,6 +530,29 @@ impl Deployer<'_> {
             revision,
             deployment_id,
         })
+    }
+
+    /// Takes and releases the service's lock for a rollback whose image already runs there, so
+    /// that the lock's item keeps the rollback's hold; a live lock fails the rollback (retry it).
+    async fn hold_for_rollback(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        direction: Direction,
+    ) -> Result<(), RolloutError> {
+        let owner = lock_owner(image);
+        match self.lock(target, image, &owner, direction).await? {
+            LockOutcome::Granted { .. } => {
+                self.ledger
+                    .release_lock(&target.name(), &owner)
+                    .await
+                    .map_err(RolloutError::ledger(target))?;
+                Ok(())
+            }
+            LockOutcome::Held | LockOutcome::Refused(_) => Err(RolloutError::Locked {
+                target: target.name(),
+            }),
+        }
     }
 
     /// After taking over the lock of a rollout of this digest that died: the revision it

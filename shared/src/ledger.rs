@@ -4,8 +4,9 @@
 //! One table, two kinds of item:
 //! - a commit: `pk = repo#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
 //!   whose image carries that tag;
-//! - a push: `pk = push#<source>#<source repository>#<branch>`, `sk = <pushed_at>#<after>`; its
-//!   place in the order, fixed by its first delivery (see [`crate::order`]);
+//! - the pushes of one second: `pk = push#<source>#<source repository>#<branch>`,
+//!   `sk = <pushed_at>`; each push's place in the order, fixed by its first delivery (see
+//!   [`crate::order`]);
 //! - the release: `pk = repo#<ecr repository>`, `sk = release`; what `latest` should name (see
 //!   [`crate::release`]);
 //! - a service's lock and what was last rolled there, deployments, and the control item (freeze).
@@ -91,9 +92,9 @@ pub fn push_partition(source: &str, source_repository: &str, branch: &str) -> St
     format!("push#{source}#{source_repository}#{branch}")
 }
 
-/// The sort-key prefix of the pushes made in one second (zero-padded, so keys sort by time).
-pub fn push_second_prefix(pushed_at: u64) -> String {
-    format!("{pushed_at:012}#")
+/// The sort key of the pushes made in one second (zero-padded, so keys sort by time).
+pub fn push_second_key(pushed_at: u64) -> String {
+    format!("{pushed_at:012}")
 }
 
 /// The key of the release item of an ECR repository.
@@ -207,7 +208,7 @@ mod tests {
             push_partition("github", "acme/shop", "main"),
             "push#github#acme/shop#main"
         );
-        assert_eq!(push_second_prefix(1_763_893_423), "001763893423#");
+        assert_eq!(push_second_key(1_763_893_423), "001763893423");
         assert_eq!(release_key("acme/shop").1, "release");
     }
 

@@ -41,6 +41,10 @@ impl PushOrder {
         )
     }
 
+    /// Above every per-branch push counter that versions before push orders wrote into the same
+    /// attributes (and below every push order): what an upgrade holds back.
+    pub const LEGACY: Self = Self((1 << TIME_SHIFT) - 1);
+
     /// An order read back from the ledger or a task-definition tag.
     pub const fn from_u64(value: u64) -> Self {
         Self(value)
@@ -152,6 +156,12 @@ mod tests {
         );
         assert_eq!(order.to_string(), "1763893423.7.fffff");
         assert_eq!(PushOrder::from_u64(order.get()), order);
+    }
+
+    #[test]
+    fn legacy_counters_are_older_than_every_push() {
+        assert!(PushOrder::from_u64(1_000_000) < PushOrder::LEGACY);
+        assert!(PushOrder::LEGACY < PushOrder::new(1, 0, &sha("00000")));
     }
 
     #[test]

@@ -99,12 +99,19 @@ pub fn standing(tag: &str, commit: Option<&CommitFacts>, release: Option<&Releas
             }
         }
     }
-    if release.is_some_and(|r| r.image_tag == tag) {
+    let is_release = release.is_some_and(|r| r.image_tag == tag);
+    let Some(order) = commit.order else {
+        return if is_release {
+            Standing::Release
+        } else {
+            Standing::BuildOnly
+        };
+    };
+    // The release's own commit pushed again (a revert to it) is a newer push: the release takes
+    // its new order, so nothing pushed in between can pass it.
+    if is_release && release.and_then(|r| r.order).is_some_and(|r| r >= order) {
         return Standing::Release;
     }
-    let Some(order) = commit.order else {
-        return Standing::BuildOnly;
-    };
     match may_release(release, order) {
         Ok(()) => Standing::Candidate(order),
         Err(ReleaseRefusal::HeldByRollback { held_until }) => Standing::Held { held_until },
@@ -206,6 +213,11 @@ mod tests {
                 "{tag}"
             );
         }
+        // The release's commit pushed again later: it moves the release's order forward.
+        assert_eq!(
+            standing("r", Some(&built(Some(30))), Some(&current)),
+            Standing::Candidate(order(30))
+        );
         let plain = release("r", Some(10), None);
         assert_eq!(
             standing("o", Some(&built(Some(8))), Some(&plain)),

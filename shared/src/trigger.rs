@@ -288,7 +288,12 @@ impl BuildTrigger {
             return Ok(PushOrder::new(request.pushed_at, RANK_BASE, &request.sha));
         }
         let source = request.source.as_str();
-        let same_second = self
+        let facts = PushFacts {
+            pushed_at: request.pushed_at,
+            before: request.before.as_ref().map(|b| b.as_str()),
+            after: &request.sha,
+        };
+        let mut second = self
             .ledger
             .pushes_in_second(
                 source,
@@ -297,18 +302,17 @@ impl BuildTrigger {
                 request.pushed_at,
             )
             .await?;
-        let facts = PushFacts {
-            pushed_at: request.pushed_at,
-            before: request.before.as_ref().map(|b| b.as_str()),
-            after: &request.sha,
-        };
-        let order = place_push(&facts, &same_second);
-        if same_second.iter().any(|p| p.after == request.sha.as_str()) {
-            return Ok(order); // a redelivery: its place is already recorded
-        }
-        let recorded = self
-            .ledger
-            .record_push(&PushRecord {
+        // Bounded: each retry means another push of the same second was placed meanwhile.
+        for _ in 0..5 {
+            let order = place_push(&facts, &second.pushes);
+            if second
+                .pushes
+                .iter()
+                .any(|p| p.after == request.sha.as_str())
+            {
+                return Ok(order); // a redelivery: its place is already recorded
+            }
+            let record = PushRecord {
                 source,
                 source_repository: &request.repository,
                 branch: &request.branch,
@@ -317,10 +321,21 @@ impl BuildTrigger {
                 after: request.sha.as_str(),
                 order,
                 now: now_epoch_seconds(),
-            })
-            .await?;
-        // A concurrent delivery of the same push recorded it first: its place stands.
-        Ok(recorded.unwrap_or(order))
+            };
+            match self.ledger.record_push(&record, &second).await? {
+                Ok(()) => return Ok(order),
+                Err(now) => second = now,
+            }
+        }
+        Err(AwsError::Call {
+            service: "DynamoDB",
+            operation: "PutItem",
+            code: Some("ConditionalCheckFailedException".into()),
+            message: format!(
+                "the pushes of second {} changed under five placements in a row",
+                request.pushed_at
+            ),
+        })
     }
 
     /// Marks the claim as failed (so it can be claimed again) and hands back the error.

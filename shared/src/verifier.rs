@@ -477,7 +477,10 @@ impl ImageVerifier {
             }
         }
         let known = self.known_commits(&tags).await?;
-        let mut release = known.release.clone();
+        let mut release = match known.release.clone() {
+            Some(release) => Some(release),
+            None => self.adopt_release(latest.as_ref(), &known).await?,
+        };
         let subject_image = match &subject {
             Some(tag) if on_latest(tag, &latest) => latest.clone(),
             Some(tag) => self.describe(tag).await?,
@@ -645,6 +648,44 @@ impl ImageVerifier {
                 rollout,
             },
         )))
+    }
+
+    /// With no release yet (the first run after an upgrade from a version without one), what
+    /// `latest` names, if pushdeploy built it, becomes the release as it is: nothing moves, and
+    /// nothing written before the upgrade rolls by accident ([`PushOrder::LEGACY`] is held back).
+    async fn adopt_release(
+        &self,
+        latest: Option<&ImageInfo>,
+        known: &KnownCommits,
+    ) -> Result<Option<Release>, VerifyError> {
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        let adopted = latest.tags.iter().find_map(|tag| {
+            let facts = known.facts(tag)?;
+            (facts.status == CommitStatus::Built).then(|| Release {
+                image_tag: tag.clone(),
+                sha: known.sha(tag),
+                digest: latest.digest.clone(),
+                order: facts.order,
+                held_until: Some(PushOrder::LEGACY),
+            })
+        });
+        let Some(adopted) = adopted else {
+            return Ok(None);
+        };
+        match self
+            .ledger
+            .adopt_release(&self.config.repository.name, &adopted, now_epoch_seconds())
+            .await
+            .map_err(VerifyError::Ledger)?
+        {
+            Ok(()) => {
+                warn!(image_tag = %adopted.image_tag, "no release yet: adopting what `latest` names");
+                Ok(Some(adopted))
+            }
+            Err(current) => Ok(current),
+        }
     }
 
     /// The outcome to record for a commit, unless the ledger already has it.

@@ -338,3 +338,109 @@ async fn invalid_operator_requests_are_typed_errors() {
         .await
         .expect("status without targets");
 }
+
+#[tokio::test]
+async fn a_rollback_to_the_image_a_service_runs_still_holds_it() {
+    let w = a_then_b_deployed().await;
+    // The circuit breaker already put the web service back on A.
+    let (b_revision, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let a_revision = {
+        let arn = b_revision.task_definition_arn().unwrap();
+        let (family, number) = arn.rsplit_once(':').unwrap();
+        format!("{family}:{}", number.parse::<u32>().unwrap() - 1)
+    };
+    aws_sdk_ecs::Client::new(&w.stack.sdk)
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition(&a_revision)
+        .send()
+        .await
+        .unwrap();
+    let pinned_a = format!("{}@{}", w.stack.repository_uri, w.a_digest);
+    assert_eq!(running_image(&w.stack, "web").await, pinned_a);
+
+    let rollback = w
+        .handler
+        .handle(json!({"rollback": {"sha": A}}))
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = rollback["rollout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["already_running", "deployed"], "{rollback}");
+    // Both services' items carry the hold, also the one that needed no deployment.
+    for service in ["web", "worker"] {
+        let state = w
+            .stack
+            .ledger_get(&format!("lock#prod/{service}"), "lock")
+            .await
+            .unwrap();
+        assert!(state.contains_key("held_until"), "{service}: {state:?}");
+        assert!(!state.contains_key("owner"), "{service}: {state:?}");
+    }
+    // B's events again: held on both.
+    let report = w.handler.handle(ecr_push_event(B)).await.unwrap();
+    assert_eq!(report["release"], A, "{report}");
+    for service in ["web", "worker"] {
+        assert_eq!(running_image(&w.stack, service).await, pinned_a);
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
+    // What a version with per-branch push counters left: M (push 100) rolled back to after Z (push
+    // 120) ran, `latest` on M, and no release item.
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let handler = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    const M_SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
+    const M: &str = "3e5983ea";
+    seed_built(&stack, M_SHA, M, 100, "shop-image:m").await;
+    seed_built(&stack, B_SHA, B, 120, "shop-image:z").await;
+    let m_digest = put_image(&stack.sdk, M, 1).await;
+    put_image(&stack.sdk, B, 2).await;
+    put_image(&stack.sdk, "latest", 1).await;
+
+    // The first reconcile adopts M; the newest old build (Z) is held back, nothing rolls over M.
+    let report = handler
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["release"], M, "{report}");
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert_eq!(report["tag"], B, "{report}");
+    let release = stack
+        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), "release")
+        .await
+        .expect("adopted");
+    assert_eq!(release["image_tag"], M);
+    assert!(release.contains_key("adopted_at"));
+    assert_eq!(latest_digest(&stack).await, m_digest);
+    let report = handler.handle(ecr_push_event(B)).await.unwrap();
+    assert_eq!(report["outcome"], "held", "{report}");
+    // M itself is rolled (it is the release) where it does not run yet.
+    assert_eq!(
+        running_image(&stack, "web").await,
+        format!("{}@{m_digest}", stack.repository_uri)
+    );
+
+    // The first push after the upgrade deploys.
+    const P_SHA: &str = "c0ffee15a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
+    const P: &str = "c0ffee15";
+    seed_built(&stack, P_SHA, P, order_at(0), "shop-image:p").await;
+    let p_digest = put_image(&stack.sdk, P, 3).await;
+    let report = handler.handle(ecr_push_event(P)).await.unwrap();
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    assert_eq!(
+        running_image(&stack, "web").await,
+        format!("{}@{p_digest}", stack.repository_uri)
+    );
+}

@@ -1,6 +1,7 @@
 //! The newest push wins, with the real handlers against moto: a redelivered older push, builds
 //! finishing in either order, pushes to several branches, and a commit pushed again.
-//! (A rollback holding against builds that were already running: `operator.rs`.)
+//! (A rollback holding against builds that were already running, and an upgrade adopting what
+//! runs: `operator.rs`.)
 
 use github_webhook::WebhookHandler;
 use image_verifier::VerifierHandler;
@@ -308,4 +309,44 @@ async fn a_commit_fast_forwarded_from_a_build_only_branch_deploys_its_existing_i
     assert_eq!(report["release"], &A_SHA[..8], "{report}");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
     assert_eq!(running(&w).await, digest);
+}
+
+#[tokio::test]
+async fn a_revert_to_the_release_holds_against_a_push_made_before_it() {
+    let w = world(&[]).await;
+    let a = push(&w, PushSpec::new(A_SHA, T).after(BASE), "d-a").await;
+    let (a_digest, _) = build_succeeds(&w, A_SHA, &build_id(&a), 1).await;
+    // B is pushed, then the branch is reset to A while B is still building.
+    let b = push(&w, PushSpec::new(B_SHA, T + 60).after(A_SHA), "d-b").await;
+    w.moto.start_recording();
+    let revert = push(&w, PushSpec::new(A_SHA, T + 120).after(B_SHA), "d-revert").await;
+    assert_eq!(revert["result"], "repushed", "{revert}");
+    let reports = forward_announcements(&w).await;
+    assert_eq!(reports[0]["release"], &A_SHA[..8], "{}", reports[0]);
+    // B's build finishes after the revert: the revert is the newer push.
+    let (_, report) = build_succeeds(&w, B_SHA, &build_id(&b), 2).await;
+    assert_eq!(report["outcome"], "superseded", "{report}");
+    assert_eq!(report["newer_tag"], &A_SHA[..8]);
+    assert_eq!(reconcile(&w).await["release"], &A_SHA[..8]);
+    assert_eq!(running(&w).await, a_digest);
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(a_digest));
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_two_pushes_in_one_second_keep_their_chain_order() {
+    let w = world(&[]).await;
+    // B's commit id sorts below A's: only the chain says B is newer.
+    const B_LOW: &str = "0000000d4e5f60718293a4b5c6d7e8f9a0b1c2d3";
+    for round in 0..4u64 {
+        let at = T + 10 * round;
+        let a_event = github_delivery(&PushSpec::new(A_SHA, at).after(BASE), "d-a");
+        let b_event = github_delivery(&PushSpec::new(B_LOW, at).after(A_SHA), "d-b");
+        let (a, b) = tokio::join!(deliver(&w.webhook, &a_event), deliver(&w.webhook, &b_event));
+        assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
+        let (a_order, b_order) = (
+            a.1["push_order"].as_u64().expect("ordered"),
+            b.1["push_order"].as_u64().expect("ordered"),
+        );
+        assert!(b_order > a_order, "round {round}: {a:?} {b:?}");
+    }
 }

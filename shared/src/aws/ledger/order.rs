@@ -2,11 +2,11 @@
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
-use crate::ledger::{push_partition, push_second_prefix, release_key, CommitKey};
+use crate::ledger::{push_partition, push_second_key, release_key, CommitKey};
 use crate::order::{PlacedPush, PushOrder};
 use crate::release::Release;
 
@@ -23,6 +23,16 @@ pub struct PushRecord<'a> {
     pub now: u64,
 }
 
+/// The pushes to one branch in one second, as one item: every placement in that second is a
+/// conditional write on its `version`, so two deliveries placing pushes of the same second
+/// concurrently see each other (one of them places again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushSecond {
+    /// 0: no push recorded in that second yet.
+    pub version: u64,
+    pub pushes: Vec<PlacedPush>,
+}
+
 impl LedgerTable {
     /// The pushes to a branch recorded for one second (usually none).
     pub async fn pushes_in_second(
@@ -31,28 +41,33 @@ impl LedgerTable {
         source_repository: &str,
         branch: &str,
         pushed_at: u64,
-    ) -> Result<Vec<PlacedPush>, AwsError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :second)")
-            .expression_attribute_values(
-                ":pk",
-                s(push_partition(source, source_repository, branch)),
+    ) -> Result<PushSecond, AwsError> {
+        let item = self
+            .get_item(
+                push_partition(source, source_repository, branch),
+                push_second_key(pushed_at),
             )
-            .expression_attribute_values(":second", s(push_second_prefix(pushed_at)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))?;
-        output.items().iter().map(placed_push).collect()
+            .await?;
+        item.as_ref()
+            .map(push_second)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
-    /// Records a push's place; the first delivery wins. `Ok(Some(order))`: the push was already
-    /// recorded with that order (a concurrent delivery placed it first).
-    pub async fn record_push(&self, push: &PushRecord<'_>) -> Result<Option<PushOrder>, AwsError> {
-        let mut request = self
+    /// Records a push's place, if the second is still as `seen`. `Err(now)`: another push of that
+    /// second was recorded meanwhile; place again against `now`.
+    pub async fn record_push(
+        &self,
+        push: &PushRecord<'_>,
+        seen: &PushSecond,
+    ) -> Result<Result<(), PushSecond>, AwsError> {
+        let mut pushes: std::collections::HashMap<String, AttributeValue> = seen
+            .pushes
+            .iter()
+            .map(|p| (p.after.clone(), push_entry(p.before.as_deref(), p.order)))
+            .collect();
+        pushes.insert(push.after.to_string(), push_entry(push.before, push.order));
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -64,30 +79,27 @@ impl LedgerTable {
                     push.branch,
                 )),
             )
-            .item(
-                "sk",
-                s(format!(
-                    "{}{}",
-                    push_second_prefix(push.pushed_at),
-                    push.after
-                )),
-            )
-            .item("after", s(push.after))
-            .item("push_order", n(push.order.get()))
+            .item("sk", s(push_second_key(push.pushed_at)))
+            .item("pushes", AttributeValue::M(pushes))
+            .item("version", n(seen.version + 1))
             .item("pushed_at", n(push.pushed_at))
-            .item("recorded_at", n(push.now))
-            .condition_expression("attribute_not_exists(pk)")
+            .item("updated_at", n(push.now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(before) = push.before {
-            request = request.item("before", s(before));
-        }
+        let request = if seen.version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", n(seen.version))
+        };
         match request.send().await {
-            Ok(_) => Ok(None),
+            Ok(_) => Ok(Ok(())),
             Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => failed
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(Err(failed
                     .item()
-                    .map(|item| placed_push(item).map(|p| p.order))
-                    .transpose(),
+                    .map(push_second)
+                    .transpose()?
+                    .unwrap_or_default())),
                 _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
             },
         }
@@ -173,32 +185,44 @@ impl LedgerTable {
         release: &Release,
         now: u64,
     ) -> Result<(), AwsError> {
-        let (pk, sk) = release_key(repository);
-        let mut item = Item::from([
-            ("pk".to_string(), s(pk)),
-            ("sk".to_string(), s(sk)),
-            ("image_tag".to_string(), s(&release.image_tag)),
-            ("digest".to_string(), s(&release.digest)),
-            ("updated_at".to_string(), n(now)),
-            ("rolled_back_at".to_string(), n(now)),
-        ]);
-        if let Some(sha) = &release.sha {
-            item.insert("sha".into(), s(sha));
-        }
-        if let Some(order) = release.order {
-            item.insert("sequence".into(), n(order.get()));
-        }
-        if let Some(held_until) = release.held_until {
-            item.insert("held_until".into(), n(held_until.get()));
-        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(release_item(repository, release, now)))
+            .item("rolled_back_at", n(now))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
+    }
+
+    /// Creates the release if there is none yet (adopting what runs after an upgrade).
+    /// `Err(current)`: there is one.
+    pub async fn adopt_release(
+        &self,
+        repository: &str,
+        release: &Release,
+        now: u64,
+    ) -> Result<Result<(), Option<Release>>, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(release_item(repository, release, now)))
+            .item("adopted_at", n(now))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Err(failed.item().and_then(parse_release)))
+                }
+                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+            },
+        }
     }
 
     /// The release as the ledger has it now.
@@ -260,19 +284,62 @@ fn number(item: &Item, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn placed_push(item: &Item) -> Result<PlacedPush, AwsError> {
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let malformed = |reason: &str| AwsError::MalformedItem {
-        key: string("sk").unwrap_or_default(),
-        reason: reason.into(),
+fn push_entry(before: Option<&str>, order: PushOrder) -> AttributeValue {
+    let mut entry = std::collections::HashMap::from([("order".to_string(), n(order.get()))]);
+    if let Some(before) = before {
+        entry.insert("before".into(), s(before));
+    }
+    AttributeValue::M(entry)
+}
+
+fn push_second(item: &Item) -> Result<PushSecond, AwsError> {
+    let malformed = |reason: String| AwsError::MalformedItem {
+        key: item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default(),
+        reason,
     };
-    Ok(PlacedPush {
-        before: string("before"),
-        after: string("after").ok_or_else(|| malformed("a push without `after`"))?,
-        order: number(item, "push_order")
-            .map(PushOrder::from_u64)
-            .ok_or_else(|| malformed("a push without a numeric `push_order`"))?,
-    })
+    let version = number(item, "version").ok_or_else(|| malformed("no `version`".into()))?;
+    let mut pushes = Vec::new();
+    if let Some(map) = item.get("pushes").and_then(|v| v.as_m().ok()) {
+        for (after, entry) in map {
+            let entry = entry
+                .as_m()
+                .map_err(|_| malformed(format!("push {after} is not a map")))?;
+            pushes.push(PlacedPush {
+                before: entry.get("before").and_then(|v| v.as_s().ok()).cloned(),
+                after: after.clone(),
+                order: number(entry, "order")
+                    .map(PushOrder::from_u64)
+                    .ok_or_else(|| malformed(format!("push {after} has no numeric `order`")))?,
+            });
+        }
+    }
+    Ok(PushSecond { version, pushes })
+}
+
+/// The release item as a whole.
+fn release_item(repository: &str, release: &Release, now: u64) -> Item {
+    let (pk, sk) = release_key(repository);
+    let mut item = Item::from([
+        ("pk".to_string(), s(pk)),
+        ("sk".to_string(), s(sk)),
+        ("image_tag".to_string(), s(&release.image_tag)),
+        ("digest".to_string(), s(&release.digest)),
+        ("updated_at".to_string(), n(now)),
+    ]);
+    if let Some(sha) = &release.sha {
+        item.insert("sha".into(), s(sha));
+    }
+    if let Some(order) = release.order {
+        item.insert("sequence".into(), n(order.get()));
+    }
+    if let Some(held_until) = release.held_until {
+        item.insert("held_until".into(), n(held_until.get()));
+    }
+    item
 }
 
 pub(super) fn parse_release(item: &Item) -> Option<Release> {
@@ -303,5 +370,43 @@ mod tests {
         assert_eq!(release.held_until, Some(PushOrder::from_u64(9)));
         assert_eq!(release.sha, None);
         assert!(parse_release(&Item::new()).is_none());
+    }
+
+    #[test]
+    fn a_push_second_reads_back_what_was_recorded() {
+        let item = Item::from([
+            ("sk".to_string(), s("001763893423")),
+            ("version".to_string(), n(2)),
+            (
+                "pushes".to_string(),
+                AttributeValue::M(std::collections::HashMap::from([
+                    ("aa".to_string(), push_entry(None, PushOrder::from_u64(5))),
+                    (
+                        "bb".to_string(),
+                        push_entry(Some("aa"), PushOrder::from_u64(6)),
+                    ),
+                ])),
+            ),
+        ]);
+        let mut second = push_second(&item).unwrap();
+        second.pushes.sort_by_key(|p| p.order);
+        assert_eq!(second.version, 2);
+        assert_eq!(
+            second.pushes,
+            vec![
+                PlacedPush {
+                    before: None,
+                    after: "aa".into(),
+                    order: PushOrder::from_u64(5)
+                },
+                PlacedPush {
+                    before: Some("aa".into()),
+                    after: "bb".into(),
+                    order: PushOrder::from_u64(6)
+                },
+            ]
+        );
+        let broken = Item::from([("pushes".to_string(), AttributeValue::M(Default::default()))]);
+        assert!(push_second(&broken).is_err());
     }
 }
