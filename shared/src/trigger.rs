@@ -14,7 +14,7 @@ use tracing::{field, info, warn, Instrument};
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord};
+use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord, PushSecond};
 use crate::aws::AwsError;
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
@@ -293,15 +293,9 @@ impl BuildTrigger {
             before: request.before.as_ref().map(|b| b.as_str()),
             after: &request.sha,
         };
-        let mut second = self
-            .ledger
-            .pushes_in_second(
-                source,
-                &request.repository,
-                &request.branch,
-                request.pushed_at,
-            )
-            .await?;
+        // Most seconds hold one push: write as if this one were alone, and read the second only
+        // when that write finds others (the failed condition returns them).
+        let mut second = PushSecond::default();
         // Bounded: each retry means another push of the same second was placed meanwhile.
         for _ in 0..5 {
             let order = place_push(&facts, &second.pushes);

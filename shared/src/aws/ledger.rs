@@ -1,7 +1,7 @@
 //! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
 
 mod order;
-pub use order::PushRecord;
+pub use order::{PushRecord, PushSecond};
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -34,26 +34,6 @@ pub struct PushSecond {
 }
 
 impl LedgerTable {
-    /// The pushes to a branch recorded for one second (usually none).
-    pub async fn pushes_in_second(
-        &self,
-        source: &str,
-        source_repository: &str,
-        branch: &str,
-        pushed_at: u64,
-    ) -> Result<PushSecond, AwsError> {
-        let item = self
-            .get_item(
-                push_partition(source, source_repository, branch),
-                push_second_key(pushed_at),
-            )
-            .await?;
-        item.as_ref()
-            .map(push_second)
-            .transpose()
-            .map(Option::unwrap_or_default)
-    }
-
     /// Records a push's place, if the second is still as `seen`. `Err(now)`: another push of that
     /// second was recorded meanwhile; place again against `now`.
     pub async fn record_push(
