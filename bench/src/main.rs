@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod stamp_proxy;
 
+use pushdeploy_tests::demo::{PushSpec, SAMPLE_PUSHED_AT};
 use pushdeploy_tests::runtime_api::RuntimeApi;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
@@ -341,20 +342,22 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
         let mut events: Vec<(String, Value)> = Vec::new();
         match function {
             "github-webhook" => {
-                events.push((
-                    "cold: push of a new commit".into(),
-                    github_push_event(&sha_for(run, 0), "d0"),
-                ));
+                // Pushes a minute apart, each on top of the previous one, as on a busy branch.
+                let shas: Vec<String> = (0..=5).map(|n| sha_for(run, n)).collect();
+                let push = |n: usize| {
+                    let spec = PushSpec::new(&shas[n], SAMPLE_PUSHED_AT + 60 * n as u64);
+                    let spec = if n == 0 {
+                        spec
+                    } else {
+                        spec.after(&shas[n - 1])
+                    };
+                    github_delivery(&spec, &format!("d{n}"))
+                };
+                events.push(("cold: push of a new commit".into(), push(0)));
                 for n in 1..=5 {
-                    events.push((
-                        "warm: push of a new commit".into(),
-                        github_push_event(&sha_for(run, n), &format!("d{n}")),
-                    ));
+                    events.push(("warm: push of a new commit".into(), push(n)));
                 }
-                events.push((
-                    "warm: duplicate delivery".into(),
-                    github_push_event(&sha_for(run, 5), "d5"),
-                ));
+                events.push(("warm: duplicate delivery".into(), push(5)));
             }
             "codecommit-push" => {
                 for n in 0..=5 {

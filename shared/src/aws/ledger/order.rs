@@ -63,8 +63,7 @@ impl LedgerTable {
             .item("pushes", AttributeValue::M(pushes))
             .item("version", n(seen.version + 1))
             .item("pushed_at", n(push.pushed_at))
-            .item("updated_at", n(push.now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .item("updated_at", n(push.now));
         let request = if seen.version == 0 {
             request.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -72,16 +71,13 @@ impl LedgerTable {
                 .condition_expression("version = :seen")
                 .expression_attribute_values(":seen", n(seen.version))
         };
-        match request.send().await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(Err(failed
-                    .item()
-                    .map(push_second)
-                    .transpose()?
-                    .unwrap_or_default())),
-                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
-            },
+        match put_if(request).await? {
+            Ok(()) => Ok(Ok(())),
+            Err(now) => Ok(Err(now
+                .as_ref()
+                .map(push_second)
+                .transpose()?
+                .unwrap_or_default())),
         }
     }
 
@@ -184,25 +180,16 @@ impl LedgerTable {
         release: &Release,
         now: u64,
     ) -> Result<Result<(), Option<Release>>, AwsError> {
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(release_item(repository, release, now)))
             .item("adopted_at", n(now))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Err(failed.item().and_then(parse_release)))
-                }
-                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
-            },
-        }
+            .condition_expression("attribute_not_exists(pk)");
+        Ok(put_if(request)
+            .await?
+            .map_err(|current| current.as_ref().and_then(parse_release)))
     }
 
     /// The release as the ledger has it now.
@@ -255,6 +242,25 @@ impl LedgerTable {
             }
         }
         Ok(newest.map(|(_, tag)| tag))
+    }
+}
+
+/// A conditional PutItem. `Ok(Err(item))`: its condition failed; the item as it is, if any.
+async fn put_if(
+    request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> Result<Result<(), Option<Item>>, AwsError> {
+    let result = request
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(Ok(())),
+        Err(err) => match err.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                Ok(Err(failed.item().cloned()))
+            }
+            _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+        },
     }
 }
 
