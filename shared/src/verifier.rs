@@ -364,6 +364,13 @@ fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo
     }
 }
 
+/// Whether `image` carries `tag`.
+fn names(image: &Option<ImageInfo>, tag: &str) -> bool {
+    image
+        .as_ref()
+        .is_some_and(|i| i.tags.iter().any(|t| t == tag))
+}
+
 fn log_outcome(outcome: &Verification) {
     let reason = outcome.reason().unwrap_or_default();
     if outcome.is_failure() {
@@ -425,46 +432,20 @@ impl ImageVerifier {
         let drift = self
             .enforce_policy(trigger == VerifyTrigger::Reconcile)
             .await?;
-        let subject = match &trigger {
-            VerifyTrigger::EcrPush { tag } => tag.clone(),
-            VerifyTrigger::Repushed { tag } => Some(tag.clone()),
-            // The reconcile looks for a finished build that never became the release (say, its
-            // events were lost): the newest one is the candidate.
-            VerifyTrigger::Reconcile => self
-                .ledger
-                .newest_built_commit(&self.config.repository.name)
-                .await
-                .map_err(VerifyError::Ledger)?,
-            VerifyTrigger::BuildSucceeded { tag, build_id } => {
-                span.record("image_tag", tag.as_str());
-                span.record("build_id", build_id.as_str());
-                self.ledger
-                    .record_build_result(
-                        &self.key(tag),
-                        build_id,
-                        CommitStatus::Built,
-                        now_epoch_seconds(),
-                    )
-                    .await
-                    .map_err(VerifyError::Ledger)?;
-                Some(tag.clone())
-            }
-            VerifyTrigger::BuildFailed {
-                tag,
-                build_id,
-                status,
-            } => return self.build_failed(tag, build_id, status).await,
-        };
+        if let VerifyTrigger::BuildFailed {
+            tag,
+            build_id,
+            status,
+        } = &trigger
+        {
+            return self.build_failed(tag, build_id, status).await;
+        }
+        let subject = self.subject_of(&trigger).await?;
         if let Some(tag) = &subject {
             span.record("image_tag", tag.as_str());
         }
 
         let mut latest = self.describe(LATEST).await?;
-        let on_latest = |tag: &str, latest: &Option<ImageInfo>| {
-            latest
-                .as_ref()
-                .is_some_and(|l| l.tags.iter().any(|t| t == tag))
-        };
         let mut tags: Vec<&str> = latest
             .iter()
             .flat_map(|l| l.tags.iter())
@@ -482,7 +463,7 @@ impl ImageVerifier {
             None => self.adopt_release(latest.as_ref(), &known).await?,
         };
         let subject_image = match &subject {
-            Some(tag) if on_latest(tag, &latest) => latest.clone(),
+            Some(tag) if names(&latest, tag) => latest.clone(),
             Some(tag) => self.describe(tag).await?,
             None => None,
         };
@@ -490,87 +471,25 @@ impl ImageVerifier {
         // 1. Where the event's commit stands; a candidate becomes the release.
         let mut subject_outcome = None;
         if let Some(tag) = &subject {
-            let mut standing = standing(tag, known.facts(tag).as_ref(), release.as_ref());
-            if let Standing::Candidate(order) = standing {
-                match &subject_image {
-                    None => subject_outcome = Some(Verification::Missing { tag: tag.clone() }),
-                    Some(image) => {
-                        let proposed = Release {
-                            image_tag: tag.clone(),
-                            sha: known.sha(tag),
-                            digest: image.digest.clone(),
-                            order: Some(order),
-                            held_until: release.as_ref().and_then(|r| r.held_until),
-                        };
-                        match self
-                            .ledger
-                            .advance_release(
-                                &self.config.repository.name,
-                                &proposed,
-                                now_epoch_seconds(),
-                            )
-                            .await
-                            .map_err(VerifyError::Ledger)?
-                        {
-                            Ok(()) => {
-                                info!(push_order = %order, "the release moves to this commit");
-                                release = Some(proposed);
-                                standing = Standing::Release;
-                            }
-                            // Another invocation moved it first: stand against what it is now.
-                            Err(current) => {
-                                release = current;
-                                standing = crate::release::standing(
-                                    tag,
-                                    known.facts(tag).as_ref(),
-                                    release.as_ref(),
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-            if subject_outcome.is_none() && standing != Standing::Release {
-                subject_outcome =
-                    Some(subject_verification(tag, &standing, subject_image.as_ref()));
-            }
+            let stood = self
+                .stand(tag, subject_image.as_ref(), &known, release)
+                .await?;
+            release = stood.0;
+            subject_outcome = stood.1;
         }
-
-        // 2. The release's image, with `latest` moved onto it (the verifier is its one writer).
+        // 2. `latest` moved onto the release's image, and 3. the gate.
         let mut release_outcome = None;
         if let Some(release) = &release {
             span.record("image_tag", release.image_tag.as_str());
             span.record("digest", release.digest.as_str());
-            let image = if on_latest(&release.image_tag, &latest) {
+            let image = if names(&latest, &release.image_tag) {
                 latest.clone()
             } else if subject.as_deref() == Some(release.image_tag.as_str()) {
                 subject_image.clone()
             } else {
                 self.describe(&release.image_tag).await?
             };
-            release_outcome = Some(match image {
-                None => Verification::Missing {
-                    tag: release.image_tag.clone(),
-                },
-                Some(image) => {
-                    let moved = latest.as_ref().map(|l| &l.digest) != Some(&image.digest)
-                        && image.digest == release.digest;
-                    if moved {
-                        warn!(from = ?latest.as_ref().map(|l| &l.digest), "`latest` does not name the release: moving it");
-                        let digest = self
-                            .registry
-                            .move_latest_to(&release.image_tag)
-                            .await
-                            .map_err(|e| self.registry_error(e))?;
-                        latest = Some(ImageInfo {
-                            digest,
-                            tags: vec![LATEST.to_string(), release.image_tag.clone()],
-                        });
-                    }
-                    // 3. The gate, on what ECR says now.
-                    check_pair(&release.image_tag, &release.digest, &image, latest.as_ref())
-                }
-            });
+            release_outcome = Some(self.converge_latest(release, image, &mut latest).await?);
         }
 
         let verification = match (&subject_outcome, &release_outcome) {
@@ -648,6 +567,115 @@ impl ImageVerifier {
                 rollout,
             },
         )))
+    }
+
+    /// The commit an event is about (the reconcile's: the newest finished build), after
+    /// recording what the event says of it.
+    async fn subject_of(&self, trigger: &VerifyTrigger) -> Result<Option<String>, VerifyError> {
+        Ok(match trigger {
+            VerifyTrigger::EcrPush { tag } => tag.clone(),
+            VerifyTrigger::Repushed { tag } => Some(tag.clone()),
+            // A finished build that never became the release (say, its events were lost).
+            VerifyTrigger::Reconcile => self
+                .ledger
+                .newest_built_commit(&self.config.repository.name)
+                .await
+                .map_err(VerifyError::Ledger)?,
+            VerifyTrigger::BuildSucceeded { tag, build_id } => {
+                tracing::Span::current().record("build_id", build_id.as_str());
+                self.ledger
+                    .record_build_result(
+                        &self.key(tag),
+                        build_id,
+                        CommitStatus::Built,
+                        now_epoch_seconds(),
+                    )
+                    .await
+                    .map_err(VerifyError::Ledger)?;
+                Some(tag.clone())
+            }
+            VerifyTrigger::BuildFailed { .. } => None,
+        })
+    }
+
+    /// Where the commit of `tag` stands against the release; a candidate whose image is in ECR
+    /// becomes the release (a conditional write: of two racing, the newer wins). Answers the
+    /// release as it is now, and the commit's own outcome unless it is the release.
+    async fn stand(
+        &self,
+        tag: &str,
+        image: Option<&ImageInfo>,
+        known: &KnownCommits,
+        mut release: Option<Release>,
+    ) -> Result<(Option<Release>, Option<Verification>), VerifyError> {
+        let facts = known.facts(tag);
+        let mut standing = standing(tag, facts.as_ref(), release.as_ref());
+        if let Standing::Candidate(order) = standing {
+            let Some(image) = image else {
+                return Ok((release, Some(Verification::Missing { tag: tag.into() })));
+            };
+            let proposed = Release {
+                image_tag: tag.into(),
+                sha: known.sha(tag),
+                digest: image.digest.clone(),
+                order: Some(order),
+                held_until: release.as_ref().and_then(|r| r.held_until),
+            };
+            match self
+                .ledger
+                .advance_release(&self.config.repository.name, &proposed, now_epoch_seconds())
+                .await
+                .map_err(VerifyError::Ledger)?
+            {
+                Ok(()) => {
+                    info!(push_order = %order, "the release moves to this commit");
+                    return Ok((Some(proposed), None));
+                }
+                // Another invocation moved it first: stand against what it is now.
+                Err(current) => {
+                    release = current;
+                    standing = crate::release::standing(tag, facts.as_ref(), release.as_ref());
+                }
+            }
+        }
+        let outcome =
+            (standing != Standing::Release).then(|| subject_verification(tag, &standing, image));
+        Ok((release, outcome))
+    }
+
+    /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
+    /// one writer), then the gate, on what ECR says now.
+    async fn converge_latest(
+        &self,
+        release: &Release,
+        image: Option<ImageInfo>,
+        latest: &mut Option<ImageInfo>,
+    ) -> Result<Verification, VerifyError> {
+        let Some(image) = image else {
+            return Ok(Verification::Missing {
+                tag: release.image_tag.clone(),
+            });
+        };
+        let off_release = latest.as_ref().map(|l| &l.digest) != Some(&image.digest);
+        // A SHA tag that no longer names the built digest is the gate's to report, not to follow.
+        if off_release && image.digest == release.digest {
+            warn!(from = ?latest.as_ref().map(|l| &l.digest), "`latest` does not name the release: moving it");
+            let digest = self
+                .registry
+                .move_latest_to(&release.image_tag)
+                .await
+                .map_err(|e| self.registry_error(e))?;
+            *latest = Some(ImageInfo {
+                digest,
+                tags: vec![LATEST.to_string(), release.image_tag.clone()],
+            });
+        }
+        Ok(check_pair(
+            &release.image_tag,
+            &release.digest,
+            &image,
+            latest.as_ref(),
+        ))
     }
 
     /// With no release yet (the first run after an upgrade from a version without one), what
