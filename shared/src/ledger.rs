@@ -5,10 +5,10 @@
 //! - a commit: `pk = repo#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
 //!   whose image carries that tag;
 //! - the pushes of one second: `pk = push#<source>#<source repository>#<branch>`,
-//!   `sk = <pushed_at>`; each push's place in the order, fixed by its first delivery (see
-//!   [`crate::order`]);
+//!   `sk = <pushed_at>`; each push's place in the order, fixed by its first delivery (see the
+//!   `order` module);
 //! - the release: `pk = repo#<ecr repository>`, `sk = release`; what `latest` should name (see
-//!   [`crate::release`]);
+//!   the `release` module);
 //! - a service's lock and what was last rolled there, deployments, and the control item (freeze).
 //!
 //! "Newer" means a higher push order, everywhere in the project. The commit's and the service's

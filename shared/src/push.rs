@@ -184,7 +184,7 @@ pub struct BuildRequest {
     pub repository: String,
     pub branch: String,
     pub sha: CommitSha,
-    /// The branch's previous commit, for the push chain (GitHub only: see [`crate::order`]).
+    /// The branch's previous commit, for the push chain (GitHub only: see the `order` module).
     pub before: Option<CommitSha>,
     pub pushed_at: u64,
 }

@@ -1,0 +1,394 @@
+//! The verifier's inputs: EventBridge events (ECR pushes, CodeBuild state changes, the
+//! schedule, re-pushed commits) read into a [`VerifyTrigger`], or the reason one is none of ours.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::aws::events::ResultDetail;
+use crate::config::VerifierConfig;
+use crate::push::CommitSha;
+use crate::trigger::REPUSHED_DETAIL_TYPE;
+use crate::verify::LATEST;
+
+/// `detail` of an EventBridge `ECR Image Action` event.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcrImageAction {
+    pub action_type: String,
+    pub result: String,
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+/// `detail` of an EventBridge `CodeBuild Build State Change` event (fields used).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildStateChange {
+    pub build_status: String,
+    pub project_name: String,
+    pub build_id: String,
+    #[serde(default)]
+    pub additional_information: serde_json::Value,
+}
+
+#[derive(Debug, Error)]
+pub enum VerifierEventError {
+    #[error("malformed `{detail_type}` event: {reason}")]
+    Malformed { detail_type: String, reason: String },
+    #[error("unsupported event: source `{source_name}`, detail-type `{detail_type}`")]
+    Unsupported {
+        source_name: String,
+        detail_type: String,
+    },
+    #[error("the event is not an EventBridge event (no `detail-type`)")]
+    NotAnEvent,
+}
+
+/// What the verifier is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyTrigger {
+    /// An image was pushed; `tag` is the SHA tag, or `None` for `latest`.
+    EcrPush {
+        tag: Option<String>,
+    },
+    BuildSucceeded {
+        tag: String,
+        build_id: String,
+    },
+    BuildFailed {
+        tag: String,
+        build_id: String,
+        status: String,
+    },
+    /// A build trigger saw a known commit pushed again (it is the newest push now).
+    Repushed {
+        tag: String,
+    },
+    Reconcile,
+}
+
+impl VerifyTrigger {
+    pub fn name(&self) -> &'static str {
+        match self {
+            VerifyTrigger::EcrPush { .. } => "ecr_push",
+            VerifyTrigger::BuildSucceeded { .. } => "build_succeeded",
+            VerifyTrigger::BuildFailed { .. } => "build_failed",
+            VerifyTrigger::Repushed { .. } => "repushed",
+            VerifyTrigger::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// Reads an EventBridge event into a trigger, or the reason it is none of ours (`Ok(Err(..))`).
+pub fn trigger_from_event(
+    event: serde_json::Value,
+    config: &VerifierConfig,
+) -> Result<Result<VerifyTrigger, String>, VerifierEventError> {
+    let Some(detail_type) = event.get("detail-type").and_then(|v| v.as_str()) else {
+        return Err(VerifierEventError::NotAnEvent);
+    };
+    let detail_type = detail_type.to_string();
+    let malformed = |reason: String| VerifierEventError::Malformed {
+        detail_type: detail_type.clone(),
+        reason,
+    };
+    match detail_type.as_str() {
+        "ECR Image Action" => {
+            let event: EventBridgeEvent<EcrImageAction> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            Ok(ecr_trigger(&event.detail, config))
+        }
+        "CodeBuild Build State Change" => {
+            let event: EventBridgeEvent<BuildStateChange> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            build_trigger(&event.detail, config).map_err(malformed)
+        }
+        "Scheduled Event" => Ok(Ok(VerifyTrigger::Reconcile)),
+        REPUSHED_DETAIL_TYPE => {
+            let event: EventBridgeEvent<ResultDetail> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            let detail = event.detail;
+            if detail.repository != config.repository.name {
+                return Ok(Err(format!(
+                    "repository `{}` is not `{}`",
+                    detail.repository, config.repository.name
+                )));
+            }
+            match detail.image_tag {
+                Some(tag) if config.tag_length.is_sha_tag(&tag) => {
+                    Ok(Ok(VerifyTrigger::Repushed { tag }))
+                }
+                other => Err(malformed(format!("image_tag {other:?} is not a SHA tag"))),
+            }
+        }
+        _ => Err(VerifierEventError::Unsupported {
+            source_name: event
+                .get("source")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            detail_type,
+        }),
+    }
+}
+
+fn ecr_trigger(detail: &EcrImageAction, config: &VerifierConfig) -> Result<VerifyTrigger, String> {
+    if detail.repository_name != config.repository.name {
+        return Err(format!(
+            "repository `{}` is not `{}`",
+            detail.repository_name, config.repository.name
+        ));
+    }
+    if detail.action_type != "PUSH" {
+        return Err(format!("`{}` actions are not verified", detail.action_type));
+    }
+    if detail.result != "SUCCESS" {
+        return Err(format!("the push's result is {}", detail.result));
+    }
+    match detail.image_tag.as_deref() {
+        None | Some("") => Err("a push without an image tag".into()),
+        Some(LATEST) => Ok(VerifyTrigger::EcrPush { tag: None }),
+        Some(tag) if config.tag_length.is_sha_tag(tag) => Ok(VerifyTrigger::EcrPush {
+            tag: Some(tag.to_string()),
+        }),
+        Some(tag) => Err(format!("tag `{tag}` is neither `latest` nor a SHA tag")),
+    }
+}
+
+fn build_trigger(
+    detail: &BuildStateChange,
+    config: &VerifierConfig,
+) -> Result<Result<VerifyTrigger, String>, String> {
+    if detail.project_name != config.codebuild_project {
+        return Ok(Err(format!(
+            "project `{}` is not `{}`",
+            detail.project_name, config.codebuild_project
+        )));
+    }
+    let info = &detail.additional_information;
+    let variable = |name: &str| {
+        info.pointer("/environment/environment-variables")
+            .and_then(|v| v.as_array())
+            .and_then(|vars| vars.iter().find(|v| v["name"] == name))
+            .and_then(|v| v["value"].as_str())
+            .map(str::to_string)
+    };
+    // The trigger passes IMAGE_TAG; a build started by hand still names its commit.
+    let tag = match variable("IMAGE_TAG") {
+        Some(tag) => tag,
+        None => {
+            let version = variable("COMMIT_SHA")
+                .or_else(|| {
+                    info.get("source-version")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            match CommitSha::parse(&version) {
+                Ok(sha) => sha.image_tag(config.tag_length),
+                Err(_) => {
+                    return Ok(Err(format!(
+                        "build {} names no IMAGE_TAG and no commit",
+                        detail.build_id
+                    )))
+                }
+            }
+        }
+    };
+    if !config.tag_length.is_sha_tag(&tag) {
+        return Err(format!("IMAGE_TAG `{tag}` is not a SHA tag"));
+    }
+    let build_id = short_build_id(&detail.build_id).to_string();
+    Ok(match detail.build_status.as_str() {
+        "SUCCEEDED" => Ok(VerifyTrigger::BuildSucceeded { tag, build_id }),
+        "FAILED" | "STOPPED" | "FAULT" | "TIMED_OUT" => Ok(VerifyTrigger::BuildFailed {
+            tag,
+            build_id,
+            status: detail.build_status.clone(),
+        }),
+        other => Err(format!("build status {other} is not final")),
+    })
+}
+
+/// `arn:aws:codebuild:…:build/project:uuid` → `project:uuid` (what StartBuild returned).
+pub fn short_build_id(build_id: &str) -> &str {
+    build_id
+        .rsplit_once(":build/")
+        .map_or(build_id, |(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> VerifierConfig {
+        let vars = |name: &str| {
+            match name {
+                "ECR_REPOSITORY_URI" => {
+                    Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop")
+                }
+                "LEDGER_TABLE" => Some("ledger"),
+                "CODEBUILD_PROJECT" => Some("shop-image"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        VerifierConfig::from_vars(&vars).unwrap()
+    }
+
+    fn ecr(detail: serde_json::Value) -> serde_json::Value {
+        json!({"version": "0", "id": "x", "detail-type": "ECR Image Action", "source": "aws.ecr",
+               "account": "123456789012", "time": "2026-11-23T10:30:00Z", "region": "us-east-1",
+               "resources": [], "detail": detail})
+    }
+
+    fn build(status: &str, vars: serde_json::Value) -> serde_json::Value {
+        json!({"version": "0", "id": "x", "detail-type": "CodeBuild Build State Change", "source": "aws.codebuild",
+               "account": "123456789012", "time": "2026-11-23T10:30:00Z", "region": "us-east-1",
+               "resources": [], "detail": {
+                   "build-status": status, "project-name": "shop-image",
+                   "build-id": "arn:aws:codebuild:us-east-1:123456789012:build/shop-image:0b5a",
+                   "additional-information": {"environment": {"environment-variables": vars},
+                                              "source-version": "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6"}}})
+    }
+
+    #[test]
+    fn ecr_events() {
+        let push = |tag: &str, action: &str, result: &str, repo: &str| {
+            trigger_from_event(
+                ecr(
+                    json!({"action-type": action, "result": result, "repository-name": repo,
+                           "image-digest": "sha256:1", "image-tag": tag}),
+                ),
+                &config(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            push("f8afe6a7", "PUSH", "SUCCESS", "acme/shop"),
+            Ok(VerifyTrigger::EcrPush {
+                tag: Some("f8afe6a7".into())
+            })
+        );
+        assert_eq!(
+            push("latest", "PUSH", "SUCCESS", "acme/shop"),
+            Ok(VerifyTrigger::EcrPush { tag: None })
+        );
+        assert!(push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop")
+            .unwrap_err()
+            .contains("DELETE"));
+        assert!(push("f8afe6a7", "PUSH", "FAILURE", "acme/shop")
+            .unwrap_err()
+            .contains("FAILURE"));
+        assert!(push("f8afe6a7", "PUSH", "SUCCESS", "acme/other")
+            .unwrap_err()
+            .contains("acme/other"));
+        assert!(push("v1.0", "PUSH", "SUCCESS", "acme/shop")
+            .unwrap_err()
+            .contains("v1.0"));
+        let untagged = trigger_from_event(
+            ecr(
+                json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop"}),
+            ),
+            &config(),
+        )
+        .unwrap();
+        assert!(untagged.unwrap_err().contains("without an image tag"));
+    }
+
+    #[test]
+    fn build_events() {
+        let vars = json!([{"name": "IMAGE_TAG", "value": "f8afe6a7", "type": "PLAINTEXT"}]);
+        assert_eq!(
+            trigger_from_event(build("SUCCEEDED", vars.clone()), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildSucceeded {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into()
+            })
+        );
+        assert_eq!(
+            trigger_from_event(build("FAILED", vars.clone()), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildFailed {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into(),
+                status: "FAILED".into()
+            })
+        );
+        assert!(trigger_from_event(build("IN_PROGRESS", vars), &config())
+            .unwrap()
+            .is_err());
+        // Without IMAGE_TAG the source version names the commit.
+        assert_eq!(
+            trigger_from_event(build("SUCCEEDED", json!([])), &config()).unwrap(),
+            Ok(VerifyTrigger::BuildSucceeded {
+                tag: "f8afe6a7".into(),
+                build_id: "shop-image:0b5a".into()
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_and_unsupported_events_are_typed_errors() {
+        let mut broken = ecr(json!({"result": "SUCCESS"}));
+        assert!(matches!(
+            trigger_from_event(broken.take(), &config()),
+            Err(VerifierEventError::Malformed { .. })
+        ));
+        let bad_tag = build(
+            "SUCCEEDED",
+            json!([{"name": "IMAGE_TAG", "value": "../x", "type": "PLAINTEXT"}]),
+        );
+        assert!(matches!(
+            trigger_from_event(bad_tag, &config()),
+            Err(VerifierEventError::Malformed { .. })
+        ));
+        let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(matches!(
+            trigger_from_event(other, &config()),
+            Err(VerifierEventError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            trigger_from_event(json!({}), &config()),
+            Err(VerifierEventError::NotAnEvent)
+        ));
+    }
+
+    #[test]
+    fn a_repushed_commit_event_names_its_image_tag() {
+        let event = |repository: &str, tag: &str| {
+            json!({"version": "0", "id": "x", "detail-type": "pushdeploy Commit Repushed",
+                   "source": "pushdeploy", "account": "123456789012",
+                   "time": "2026-11-23T10:30:00Z", "region": "us-east-1", "resources": [],
+                   "detail": {"repository": repository, "image_tag": tag, "outcome": "repushed"}})
+        };
+        assert_eq!(
+            trigger_from_event(event("acme/shop", "f8afe6a7"), &config()).unwrap(),
+            Ok(VerifyTrigger::Repushed {
+                tag: "f8afe6a7".into()
+            })
+        );
+        assert!(
+            trigger_from_event(event("acme/other", "f8afe6a7"), &config())
+                .unwrap()
+                .is_err()
+        );
+        assert!(matches!(
+            trigger_from_event(event("acme/shop", "latest"), &config()),
+            Err(VerifierEventError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn build_ids() {
+        assert_eq!(
+            short_build_id("arn:aws:codebuild:us-east-1:1:build/p:u"),
+            "p:u"
+        );
+        assert_eq!(short_build_id("p:u"), "p:u");
+    }
+}
