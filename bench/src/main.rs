@@ -389,7 +389,7 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                         &stack,
                         &sha,
                         &sha[..8],
-                        u64::from(n) + 1,
+                        push_order(u64::from(n) + 1),
                         "shop-image:bench",
                     )
                     .await;

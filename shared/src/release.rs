@@ -30,14 +30,23 @@ pub struct Release {
 pub enum ReleaseRefusal {
     /// The release is this push or a newer one.
     NotNewer { release_tag: String },
-    /// An operator rolled back after this push was made.
+    /// An operator rolled back after this push was made (or it predates the upgrade to push
+    /// orders: `held_until` is [`PushOrder::LEGACY`]).
     HeldByRollback { held_until: PushOrder },
 }
 
-/// The rule for moving the release forward to a commit of push order `order`.
+/// The rule for moving the release forward to a commit of push order `order`. With no release
+/// yet, everything written before push orders existed (an upgrade's legacy counters) is held back:
+/// those counters do not order pushes across branches, and an old rollback is not known.
 pub fn may_release(current: Option<&Release>, order: PushOrder) -> Result<(), ReleaseRefusal> {
     let Some(current) = current else {
-        return Ok(());
+        return if order <= PushOrder::LEGACY {
+            Err(ReleaseRefusal::HeldByRollback {
+                held_until: PushOrder::LEGACY,
+            })
+        } else {
+            Ok(())
+        };
     };
     if let Some(held_until) = current.held_until.filter(|h| *h >= order) {
         return Err(ReleaseRefusal::HeldByRollback { held_until });
@@ -114,6 +123,8 @@ pub fn standing(tag: &str, commit: Option<&CommitFacts>, release: Option<&Releas
     }
     match may_release(release, order) {
         Ok(()) => Standing::Candidate(order),
+        // A re-push of the release's commit made before a rollback to it: still the release.
+        Err(ReleaseRefusal::HeldByRollback { .. }) if is_release => Standing::Release,
         Err(ReleaseRefusal::HeldByRollback { held_until }) => Standing::Held { held_until },
         Err(ReleaseRefusal::NotNewer { release_tag }) => Standing::Superseded {
             newer_tag: release_tag,
@@ -150,6 +161,14 @@ mod tests {
     fn the_release_only_moves_to_newer_pushes_not_held_back() {
         let cases = [
             (None, 5, Ok(())),
+            // No release yet: a legacy counter is held back.
+            (
+                None,
+                0,
+                Err(ReleaseRefusal::HeldByRollback {
+                    held_until: PushOrder::LEGACY,
+                }),
+            ),
             (Some(release("a", Some(4), None)), 5, Ok(())),
             (
                 Some(release("a", Some(5), None)),
@@ -217,6 +236,22 @@ mod tests {
         assert_eq!(
             standing("r", Some(&built(Some(30))), Some(&current)),
             Standing::Candidate(order(30))
+        );
+        // ... but a re-push of it made before the rollback to it is still just the release.
+        assert_eq!(
+            standing("r", Some(&built(Some(11))), Some(&current)),
+            Standing::Release
+        );
+        // With no release, a commit from before the upgrade (a legacy counter) is held back.
+        let legacy = CommitFacts {
+            status: CommitStatus::Built,
+            order: Some(PushOrder::from_u64(40)),
+        };
+        assert_eq!(
+            standing("m", Some(&legacy), None),
+            Standing::Held {
+                held_until: PushOrder::LEGACY
+            }
         );
         let plain = release("r", Some(10), None);
         assert_eq!(

@@ -480,16 +480,20 @@ impl ImageVerifier {
         let Some(latest) = latest else {
             return Ok(None);
         };
-        let adopted = latest.tags.iter().find_map(|tag| {
-            let facts = known.facts(tag)?;
-            (facts.status == CommitStatus::Built).then(|| Release {
+        // Of several SHA tags on `latest`, the newest built commit's.
+        let adopted = latest
+            .tags
+            .iter()
+            .filter_map(|tag| Some((tag, known.facts(tag)?)))
+            .filter(|(_, facts)| facts.status == CommitStatus::Built)
+            .max_by_key(|(_, facts)| facts.order)
+            .map(|(tag, facts)| Release {
                 image_tag: tag.clone(),
                 sha: known.sha(tag),
                 digest: latest.digest.clone(),
                 order: facts.order,
                 held_until: Some(PushOrder::LEGACY),
-            })
-        });
+            });
         let Some(adopted) = adopted else {
             return Ok(None);
         };

@@ -123,7 +123,7 @@ impl Verification {
                 Some(format!("the release is the newer push {newer_tag}"))
             }
             Verification::Held { held_until, .. } => Some(format!(
-                "an operator rolled back after this push (pushes up to order {held_until} are held back)"
+                "pushes up to order {held_until} are held back (an operator's rollback, or the upgrade to push orders)"
             )),
             Verification::BuildOnly { .. } => {
                 Some("the commit was pushed only to branches that do not deploy".into())

@@ -477,6 +477,15 @@ pub async fn put_image(sdk: &SdkConfig, tag: &str, seed: u8) -> String {
         .to_string()
 }
 
+/// The push order of a push made `n` seconds after the sample push (what the trigger gives it,
+/// with the tie-break left out): what the tests seed commits with.
+pub fn push_order(n: u64) -> u64 {
+    pushdeploy::order::PushOrder::from_u64(
+        ((demo::SAMPLE_PUSHED_AT + n) << 30) | (u64::from(pushdeploy::order::RANK_BASE) << 20),
+    )
+    .get()
+}
+
 /// A commit as the build trigger leaves it: building, with its push order.
 pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {
     seed_commit_as(stack, sha, image_tag, order, build_id, "building").await;

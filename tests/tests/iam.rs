@@ -176,7 +176,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         !report["policy_drift"].as_array().unwrap().is_empty(),
         "{report}"
     );
-    seed_commit(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     put_image(&stack.sdk, B, 2).await;
     calls
         .during(verifier.handle(load_event("image-verifier/ecr-push-sha.json")))

@@ -58,7 +58,7 @@ fn published(moto: &Moto) -> Vec<Value> {
 #[tokio::test]
 async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_onto_it() {
     let w = world().await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
 
     let digest = put_image(&w.stack.sdk, B, 2).await;
     let report = run(&w.handler, ecr_push(B)).await;
@@ -84,7 +84,7 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
     assert_eq!(report["release"], B);
     assert_eq!(
         report["deployable"],
-        json!({"image_tag": B, "sha": B_SHA, "digest": digest, "sequence": 1})
+        json!({"image_tag": B, "sha": B_SHA, "digest": digest, "sequence": push_order(1)})
     );
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
     let item = w.stack.ledger_item(B).await.unwrap();
@@ -99,7 +99,7 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
         .expect("the release item");
     assert_eq!(release["image_tag"], B);
     assert_eq!(release["digest"], digest.as_str());
-    assert_eq!(release["sequence"], "1");
+    assert_eq!(release["sequence"], push_order(1).to_string());
 
     // The ECR event of the verifier's own move of `latest`: the same answer, nothing written.
     w.moto.start_recording();
@@ -116,7 +116,7 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
 #[tokio::test]
 async fn a_latest_pushed_from_outside_is_moved_back_to_the_release() {
     let w = world().await;
-    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
     run(&w.handler, ecr_push(B)).await;
     let rogue = put_image(&w.stack.sdk, "latest", 9).await;
@@ -131,7 +131,7 @@ async fn a_latest_pushed_from_outside_is_moved_back_to_the_release() {
 #[tokio::test]
 async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch() {
     let w = world().await;
-    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let built = put_image(&w.stack.sdk, B, 2).await;
     run(&w.handler, ecr_push(B)).await;
     // Someone deletes the image and pushes another under the same tag.
@@ -167,7 +167,7 @@ async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch(
     let detail: Value = serde_json::from_str(events[0]["Detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["outcome"], "mismatch");
     assert_eq!(detail["sha"], B_SHA);
-    assert_eq!(detail["sequence"], 2);
+    assert_eq!(detail["sequence"], push_order(2));
     assert_eq!(detail["digest"], replaced.as_str());
     assert!(
         detail["reason"].as_str().unwrap().contains(&built),
@@ -178,7 +178,7 @@ async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch(
 #[tokio::test]
 async fn a_failure_whose_publish_failed_is_published_by_the_retry() {
     let w = world().await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let event = codebuild_event(
         "image-verifier/codebuild-succeeded.json",
         B_SHA,
@@ -217,7 +217,7 @@ async fn a_failure_whose_publish_failed_is_published_by_the_retry() {
 #[tokio::test]
 async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
     let w = world().await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let report = run(
         &w.handler,
         codebuild_event(
@@ -240,8 +240,8 @@ async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
 #[tokio::test]
 async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
     let w = world().await;
-    seed_commit(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_commit(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, B, 2).await;
     run(&w.handler, ecr_push(B)).await;
     // A (pushed before B) finishes its build after B was released.
@@ -274,7 +274,7 @@ async fn a_failed_build_is_recorded_and_published_once_for_its_build() {
         &w.stack,
         B_SHA,
         B,
-        1,
+        push_order(1),
         "shop-image:8d1c3a5e-2b4f-4c6d-9e8f-0a1b2c3d4e5f",
     )
     .await;
@@ -296,7 +296,7 @@ async fn a_failed_build_is_recorded_and_published_once_for_its_build() {
     assert_eq!(detail["sha"], B_SHA);
 
     // A late failure of an earlier build of the same commit changes nothing.
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:rebuild").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:rebuild").await;
     let stale = codebuild_event(
         "image-verifier/codebuild-failed.json",
         B_SHA,

@@ -29,8 +29,8 @@ async fn a_then_b_deployed() -> World {
     )
     .unwrap();
     let handler = VerifierHandler::new(&stack.sdk, config);
-    seed_built(&stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_built(&stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+    seed_built(&stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let a_digest = put_image(&stack.sdk, A, 1).await;
     handler.handle(ecr_push_event(A)).await.expect("A deployed");
     let b_digest = put_image(&stack.sdk, B, 2).await;
@@ -236,7 +236,7 @@ async fn freeze_records_but_does_not_roll_and_unfreeze_rolls_the_newest() {
     assert_eq!(frozen["frozen"], true);
     assert_eq!(frozen["was_frozen"], false);
 
-    seed_built(&stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&stack.sdk, B, 2).await;
     let report = handler.handle(ecr_push_event(B)).await.unwrap();
     assert_eq!(report["outcome"], "verified");
@@ -287,7 +287,7 @@ async fn plan_and_status_write_nothing_and_say_what_runs() {
     for target in targets {
         assert_eq!(target["sha"], B_SHA, "{status}");
         assert_eq!(target["image_tag"], B);
-        assert_eq!(target["sequence"], 2);
+        assert_eq!(target["sequence"], push_order(2));
         assert_eq!(target["digest"], w.b_digest.as_str());
         assert_eq!(target["deployment_outcome"], "in_progress");
         assert!(target["revision"]
@@ -430,4 +430,48 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
         running_image(&stack, "web").await,
         format!("{}@{p_digest}", stack.repository_uri)
     );
+}
+
+#[tokio::test]
+async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
+    // `latest` names N, whose build (started by the old version) is still running, and M is an
+    // older build of another branch with a higher legacy counter.
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let handler = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    const M_SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
+    const M: &str = "3e5983ea";
+    seed_built(&stack, M_SHA, M, 40, "shop-image:m").await;
+    seed_commit(&stack, B_SHA, B, 12, "shop-image:n").await;
+    put_image(&stack.sdk, M, 1).await;
+    let n_digest = put_image(&stack.sdk, B, 2).await;
+    put_image(&stack.sdk, "latest", 2).await;
+
+    let report = handler
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["tag"], M, "{report}");
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert_eq!(report["release"], Value::Null, "{report}");
+    assert_eq!(report["rollout"], json!([]));
+    assert_eq!(latest_of(&stack).await, n_digest, "latest untouched");
+    assert!(running_image(&stack, "web")
+        .await
+        .starts_with("public.ecr.aws/nginx"));
+    // N's build then succeeds: adopted once `latest`'s commit is built, as the release as it is.
+    let report = handler
+        .handle(codebuild_event(
+            "image-verifier/codebuild-succeeded.json",
+            B_SHA,
+            B,
+            "shop-image:n",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report["release"], B, "{report}");
 }

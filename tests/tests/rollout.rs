@@ -72,7 +72,7 @@ fn count(moto: &Moto, operation: &str) -> usize {
 #[tokio::test]
 async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_writes_nothing() {
     let w = world(TARGETS).await;
-    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
 
     let report = w.handler.handle(b_pushed()).await.expect("handled");
@@ -120,7 +120,10 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
                 .and_then(|t| t.value())
         };
         assert_eq!(tag("pushdeploy:sha"), Some(B_SHA));
-        assert_eq!(tag("pushdeploy:sequence"), Some("1"));
+        assert_eq!(
+            tag("pushdeploy:sequence"),
+            Some(push_order(1).to_string().as_str())
+        );
         assert_eq!(tag("team"), Some("shop"));
         assert_eq!(td.revision(), 2, "one new revision per service");
     }
@@ -138,7 +141,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
             "lock#prod/{service} still held: {state:?}"
         );
         assert_eq!(state["deployed_digest"], digest.as_str());
-        assert_eq!(state["deployed_sequence"], "1");
+        assert_eq!(state["deployed_sequence"], push_order(1).to_string());
         assert_eq!(state["deployed_image_tag"], B);
     }
     let commit = w
@@ -190,7 +193,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 #[tokio::test]
 async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     put_image(&w.stack.sdk, B, 2).await;
     // The SHA tag's event comes first (pending: the build is still running) and leaves the
     // policy check cached.
@@ -242,8 +245,8 @@ async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_functi
 #[tokio::test]
 async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_is_moved_back() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
     let b_digest = publish(&w.stack, B, 2).await;
     w.handler.handle(b_pushed()).await.expect("B deployed");
@@ -278,7 +281,7 @@ async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_i
 #[tokio::test]
 async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
     // A previous attempt registered the revision and died before UpdateService.
     let ecs = aws_sdk_ecs::Client::new(&w.stack.sdk);
@@ -314,8 +317,8 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
 #[tokio::test]
 async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a_newer_one() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, A_SHA, A, 1, "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, 2, "shop-image:b2").await;
+    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
     publish(&w.stack, B, 2).await;
     let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
@@ -371,7 +374,7 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
 #[tokio::test]
 async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
     let report = w.handler.handle(b_pushed()).await.expect("deployed");
     let revision = report["rollout"][0]["revision"]
@@ -438,7 +441,7 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
 #[tokio::test]
 async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     publish(&w.stack, B, 2).await;
     let until = pushdeploy::ledger::now_epoch_seconds() + 600;
     w.stack
@@ -482,7 +485,7 @@ async fn a_missing_service_or_container_is_a_clear_error() {
         ("prod/web/backend", "no container named `backend`"),
     ] {
         let w = world(targets).await;
-        seed_built(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+        seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
         publish(&w.stack, B, 2).await;
         let diagnostic = Diagnostic::from(w.handler.handle(b_pushed()).await.expect_err(targets));
         assert_eq!(diagnostic.error_type, "RolloutFailed");
@@ -498,7 +501,7 @@ async fn a_missing_service_or_container_is_a_clear_error() {
 #[tokio::test]
 async fn nothing_rolls_before_the_build_succeeded() {
     let w = world(TARGETS).await;
-    seed_commit(&w.stack, B_SHA, B, 1, "shop-image:b1").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     // SHA tag only, the build still running: pending.
     put_image(&w.stack.sdk, B, 2).await;
     let report = w.handler.handle(b_pushed()).await.unwrap();
