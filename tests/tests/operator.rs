@@ -475,3 +475,110 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
         .unwrap();
     assert_eq!(report["release"], B, "{report}");
 }
+
+#[tokio::test]
+async fn a_rollback_to_a_running_image_fails_while_another_rollout_holds_the_lock() {
+    let w = a_then_b_deployed().await;
+    let until = pushdeploy::ledger::now_epoch_seconds() + 600;
+    w.stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("lock#prod/web".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
+        )
+        .update_expression("SET #owner = :owner, lock_expires_at = :until")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_values(
+            ":owner",
+            aws_sdk_dynamodb::types::AttributeValue::S("a-forward-rollout".into()),
+        )
+        .expression_attribute_values(
+            ":until",
+            aws_sdk_dynamodb::types::AttributeValue::N(until.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    // B already runs on web, but a forward rollout holds its lock: the hold cannot be set, so the
+    // rollback fails (to be retried) rather than report a hold it does not have.
+    let error = w
+        .handler
+        .handle(json!({"rollback": {"sha": B}}))
+        .await
+        .expect_err("locked");
+    let diagnostic = Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "RolloutFailed");
+    assert!(
+        diagnostic.error_message.contains("prod/web") && diagnostic.error_message.contains("lock"),
+        "{}",
+        diagnostic.error_message
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
+    use pushdeploy::aws::{ecr::Registry, ecs::Ecs, ledger::LedgerTable};
+    use pushdeploy::config::EcrRepository;
+    use pushdeploy::deployer::Deployer;
+    use pushdeploy::rollout::{Direction, Target};
+    use pushdeploy::verifier::VerifiedImage;
+
+    let w = a_then_b_deployed().await;
+    // The rollback to A has moved `latest` to A; a verifier that read the release before it
+    // moves `latest` back to B; then the rollback's rollout of web runs.
+    let ecr = aws_sdk_ecr::Client::new(&w.stack.sdk);
+    let registry = Registry::new(
+        ecr,
+        EcrRepository::from_uri(&w.stack.repository_uri).unwrap(),
+    );
+    registry.move_latest_to(A).await.unwrap();
+    registry.move_latest_to(B).await.unwrap();
+    let ecs = Ecs::new(aws_sdk_ecs::Client::new(&w.stack.sdk));
+    let ledger = LedgerTable::new(w.stack.dynamodb(), LEDGER_TABLE.into());
+    let deployer = Deployer {
+        ecs: &ecs,
+        registry: &registry,
+        ledger: &ledger,
+        lock_ttl_seconds: 120,
+    };
+    let target = Target {
+        cluster: CLUSTER.into(),
+        service: "web".into(),
+        container: "app".into(),
+    };
+    let image = VerifiedImage {
+        image_tag: A.into(),
+        sha: Some(A_SHA.into()),
+        digest: w.a_digest.clone(),
+        sequence: Some(push_order(1)),
+    };
+    let held_until = Some(push_order(100));
+    let outcome = deployer
+        .roll_out(
+            &target,
+            &image,
+            Direction::Rollback { held_until },
+            &mut None,
+            None,
+        )
+        .await
+        .expect("rolled back");
+    assert!(
+        matches!(
+            outcome,
+            pushdeploy::deployer::TargetOutcome::Deployed { .. }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(latest_of(&w.stack).await, w.a_digest, "put back");
+    assert_eq!(
+        running_image(&w.stack, "web").await,
+        format!("{}@{}", w.stack.repository_uri, w.a_digest)
+    );
+}
