@@ -450,7 +450,9 @@ impl ImageVerifier {
         let off_release = latest.as_ref().map(|l| &l.digest) != Some(&image.digest);
         // A SHA tag that no longer names the built digest is the gate's to report, not to follow.
         if off_release && image.digest == release.digest {
-            warn!(from = ?latest.as_ref().map(|l| &l.digest), "`latest` does not name the release: moving it");
+            // The usual step after a release moves; anything else (a `latest` pushed from
+            // outside) shows as the digest it is moved from.
+            info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
             let digest = self
                 .registry
                 .move_latest_to(&release.image_tag)
