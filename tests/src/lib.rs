@@ -523,6 +523,25 @@ pub async fn seed_commit_as(
         .expect("seed commit");
 }
 
+/// A live lock on a service's ledger item, as a rollout in progress holds it (for ten minutes).
+pub async fn hold_lock(stack: &Stack, target: &str, owner: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let until = pushdeploy::ledger::now_epoch_seconds() + 600;
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("lock#{target}")))
+        .key("sk", S("lock".into()))
+        .update_expression("SET #owner = :owner, lock_expires_at = :until")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_values(":owner", S(owner.into()))
+        .expression_attribute_values(":until", N(until.to_string()))
+        .send()
+        .await
+        .expect("hold the lock");
+}
+
 /// The ECR event of a push of `tag` (a SHA tag or `latest`).
 pub fn ecr_push_event(tag: &str) -> Value {
     event_with(

@@ -225,13 +225,7 @@ async fn rollback_to_an_unknown_sha_is_a_clear_error() {
 
 #[tokio::test]
 async fn freeze_records_but_does_not_roll_and_unfreeze_rolls_the_newest() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let handler = VerifierHandler::new(
-        &stack.sdk,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    let (_moto, stack, handler) = web_only().await;
     let frozen = handler.handle(json!({"freeze": true})).await.unwrap();
     assert_eq!(frozen["frozen"], true);
     assert_eq!(frozen["was_frozen"], false);
@@ -377,10 +371,12 @@ async fn a_rollback_to_the_image_a_service_runs_still_holds_it() {
     }
 }
 
-#[tokio::test]
-async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
-    // What a version with per-branch push counters left: M (push 100) rolled back to after Z (push
-    // 120) ran, `latest` on M, and no release item.
+/// A commit of the version before push orders (its item carries a small counter).
+const M_SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
+const M: &str = "3e5983ea";
+
+/// A stack with one service, prod/web, and nothing in the ledger or the repository yet.
+async fn web_only() -> (Moto, Stack, VerifierHandler) {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     create_services(&stack.sdk, &["web"]).await;
@@ -388,8 +384,14 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
         &stack.sdk,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
-    const M_SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
-    const M: &str = "3e5983ea";
+    (moto, stack, handler)
+}
+
+#[tokio::test]
+async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
+    // What a version with per-branch push counters left: M (push 100) rolled back to after Z (push
+    // 120) ran, `latest` on M, and no release item.
+    let (_moto, stack, handler) = web_only().await;
     seed_built(&stack, M_SHA, M, 100, "shop-image:m").await;
     seed_built(&stack, B_SHA, B, 120, "shop-image:z").await;
     let m_digest = put_image(&stack.sdk, M, 1).await;
@@ -436,15 +438,7 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
 async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
     // `latest` names N, whose build (started by the old version) is still running, and M is an
     // older build of another branch with a higher legacy counter.
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let handler = VerifierHandler::new(
-        &stack.sdk,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
-    const M_SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
-    const M: &str = "3e5983ea";
+    let (_moto, stack, handler) = web_only().await;
     seed_built(&stack, M_SHA, M, 40, "shop-image:m").await;
     seed_commit(&stack, B_SHA, B, 12, "shop-image:n").await;
     put_image(&stack.sdk, M, 1).await;
@@ -479,32 +473,7 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
 #[tokio::test]
 async fn a_rollback_to_a_running_image_fails_while_another_rollout_holds_the_lock() {
     let w = a_then_b_deployed().await;
-    let until = pushdeploy::ledger::now_epoch_seconds() + 600;
-    w.stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("lock#prod/web".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
-        )
-        .update_expression("SET #owner = :owner, lock_expires_at = :until")
-        .expression_attribute_names("#owner", "owner")
-        .expression_attribute_values(
-            ":owner",
-            aws_sdk_dynamodb::types::AttributeValue::S("a-forward-rollout".into()),
-        )
-        .expression_attribute_values(
-            ":until",
-            aws_sdk_dynamodb::types::AttributeValue::N(until.to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    hold_lock(&w.stack, "prod/web", "a-forward-rollout").await;
     // B already runs on web, but a forward rollout holds its lock: the hold cannot be set, so the
     // rollback fails (to be retried) rather than report a hold it does not have.
     let error = w

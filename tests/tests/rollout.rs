@@ -443,30 +443,7 @@ async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
     let w = world("prod/web/app").await;
     seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     publish(&w.stack, B, 2).await;
-    let until = pushdeploy::ledger::now_epoch_seconds() + 600;
-    w.stack
-        .dynamodb()
-        .put_item()
-        .table_name(LEDGER_TABLE)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("lock#prod/web".into()),
-        )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("lock".into()),
-        )
-        .item(
-            "owner",
-            aws_sdk_dynamodb::types::AttributeValue::S("someone-else".into()),
-        )
-        .item(
-            "lock_expires_at",
-            aws_sdk_dynamodb::types::AttributeValue::N(until.to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    hold_lock(&w.stack, "prod/web", "someone-else").await;
     let error = w.handler.handle(b_pushed()).await.expect_err("locked");
     let diagnostic = Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "RolloutFailed");
