@@ -18,9 +18,8 @@ use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::{
     decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,
-    ServiceState, Target, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
-use crate::verifier::VerifiedImage;
 use crate::verify::LATEST;
 
 #[derive(Debug, Error)]

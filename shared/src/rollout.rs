@@ -74,6 +74,15 @@ impl Direction {
     }
 }
 
+/// A verified image (the release's, past the gate): the only thing handed to the rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedImage {
+    pub image_tag: String,
+    pub sha: Option<String>,
+    pub digest: String,
+    pub sequence: Option<u64>,
+}
+
 /// What a service runs now, as far as the decision is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {

@@ -19,6 +19,7 @@ use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::order::PushOrder;
 use crate::policy::Drift;
 use crate::release::{standing, CommitFacts, Release, Standing};
+pub use crate::rollout::VerifiedImage;
 use crate::rollout::{Direction, ServiceState, Target};
 use crate::verify::{check_pair, ImageInfo, Verification, LATEST};
 
@@ -44,15 +45,6 @@ pub enum VerifyError {
     Publish(AwsError),
     #[error("rollout: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Rollout(Vec<RolloutError>),
-}
-
-/// A verified image: the only thing handed to the rollout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifiedImage {
-    pub image_tag: String,
-    pub sha: Option<String>,
-    pub digest: String,
-    pub sequence: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
