@@ -10,6 +10,15 @@ use serde_json::{json, Value};
 
 const SHA: &str = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
 
+/// The place of the sample push: its event `time` (seconds) and the commit's tie-break.
+fn sample_order() -> PushOrder {
+    PushOrder::new(
+        demo::SAMPLE_PUSHED_AT,
+        RANK_BASE,
+        &CommitSha::parse(SHA).expect("a sha"),
+    )
+}
+
 async fn world() -> (Moto, Stack, CodeCommitHandler) {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
@@ -33,12 +42,7 @@ async fn reference_updated_on_main_builds_once_in_either_shape() {
     let first = &result["results"][0];
     assert_eq!(first["result"], "build_started", "{result}");
     assert_eq!(first["reference"], "refs/heads/main");
-    // The push's place: the event's `time` (seconds) and the commit's tie-break.
-    let order = PushOrder::new(
-        1_795_429_423,
-        RANK_BASE,
-        &CommitSha::parse(SHA).expect("a sha"),
-    );
+    let order = sample_order();
     assert_eq!(first["push_order"], order.get(), "{result}");
 
     let starts = moto.calls_to("StartBuild");
@@ -84,11 +88,7 @@ async fn the_order_does_not_depend_on_which_shape_arrives_first() {
         .await
         .expect("handled");
     assert_eq!(result["results"][0]["result"], "duplicate", "{result}");
-    let order = PushOrder::new(
-        1_795_429_423,
-        RANK_BASE,
-        &CommitSha::parse(SHA).expect("a sha"),
-    );
+    let order = sample_order();
     let item = stack.ledger_item("3e5983ea").await.expect("ledger item");
     assert_eq!(item["sequence"], order.get().to_string());
 }
