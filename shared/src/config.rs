@@ -306,6 +306,9 @@ pub struct VerifierConfig {
     pub targets: Vec<Target>,
     /// `LOCK_TTL_SECONDS`: how long a per-service deployment lock holds if its owner dies.
     pub lock_ttl_seconds: u64,
+    /// `KEEP_RELEASED_IMAGES`: how many releases before the current one keep their images
+    /// protected from the lifecycle policy (rollback candidates).
+    pub keep_released_images: usize,
 }
 
 impl VerifierConfig {
@@ -331,9 +334,15 @@ impl VerifierConfig {
                 .then_some(())
                 .ok_or("must be between 30 and 900".into())
         })?;
+        let keep_released_images = parse_number(env, "KEEP_RELEASED_IMAGES", 5usize, |n| {
+            (*n <= 100)
+                .then_some(())
+                .ok_or("must be between 0 and 100".into())
+        })?;
         Ok(Self {
             targets,
             lock_ttl_seconds,
+            keep_released_images,
             repository: repository_var(env)?,
             ledger_table: required(env, "LEDGER_TABLE")?,
             tag_length: tag_length_var(env)?,
@@ -488,14 +497,18 @@ mod tests {
         assert_eq!(config.policy.keep_sha_images, 30);
         assert_eq!(config.policy.untagged_expiry_days, 7);
         assert!(config.policy.check_scan_on_push);
+        assert_eq!(config.keep_released_images, 5);
         let config = VerifierConfig::from_vars(&vars(&with(&[
             ("CHECK_SCAN_ON_PUSH", "false"),
             ("KEEP_SHA_IMAGES", "5"),
+            ("KEEP_RELEASED_IMAGES", "0"),
         ])))
         .unwrap();
         assert!(!config.policy.check_scan_on_push);
         assert_eq!(config.policy.keep_sha_images, 5);
+        assert_eq!(config.keep_released_images, 0);
         for (name, value) in [
+            ("KEEP_RELEASED_IMAGES", "101"),
             ("CHECK_SCAN_ON_PUSH", "maybe"),
             ("KEEP_SHA_IMAGES", "0"),
             ("UNTAGGED_EXPIRY_DAYS", "-1"),

@@ -102,6 +102,12 @@ pub fn release_key(repository: &str) -> (String, String) {
     (format!("repo#{repository}"), "release".to_string())
 }
 
+/// The key of the record of an image the verifier found untrusted that is no commit's (a push
+/// from outside pushdeploy, a `latest` it did not move).
+pub fn untrusted_image_key(repository: &str, digest: &str) -> (String, String) {
+    (format!("repo#{repository}"), format!("untrusted#{digest}"))
+}
+
 /// A commit's item, as far as claiming is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {

@@ -14,7 +14,9 @@ use crate::order::PushOrder;
 use crate::push::TagLength;
 use crate::release::Release;
 use crate::rollout::Direction;
-use crate::verifier::{ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger};
+use crate::verifier::{
+    commit_provenance, ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorAction {
@@ -103,6 +105,8 @@ pub fn parse_operator_request(
 pub enum OperatorError {
     #[error("rollback: image tag {0} is not in ECR")]
     ImageNotFound(String),
+    #[error("rollback: image tag {image_tag} is untrusted: {reason}")]
+    Untrusted { image_tag: String, reason: String },
     #[error(transparent)]
     Verify(#[from] VerifyError),
 }
@@ -196,9 +200,28 @@ impl ImageVerifier {
             .ok_or_else(|| OperatorError::ImageNotFound(image_tag.clone()))?;
         let known = self
             .ledger
-            .known_commits(&self.config.repository.name, &[image_tag.as_str()], &[])
+            .known_commits(
+                &self.config.repository.name,
+                &[image_tag.as_str()],
+                &[],
+                &[],
+            )
             .await
             .map_err(VerifyError::Ledger)?;
+        // Only an image pushdeploy built (or one it released: what ran before an upgrade).
+        let released = known.release.as_ref().is_some_and(|r| {
+            std::iter::once((&r.image_tag, &r.digest))
+                .chain(r.recent.iter().map(|e| (&e.image_tag, &e.digest)))
+                .any(|(tag, digest)| *tag == image_tag && *digest == image.digest)
+        });
+        if !released {
+            commit_provenance(&image_tag, known.commits.get(&image_tag), &image.digest).map_err(
+                |reason| OperatorError::Untrusted {
+                    image_tag: image_tag.clone(),
+                    reason,
+                },
+            )?;
+        }
         let commit = known.commits.get(&image_tag).cloned().unwrap_or_default();
         let target_image = VerifiedImage {
             image_tag: image_tag.clone(),
@@ -222,18 +245,20 @@ impl ImageVerifier {
                 .and_then(|r| r.order)
                 .unwrap_or(PushOrder::from_u64(0)),
         );
+        let next = Release {
+            image_tag: image_tag.clone(),
+            sha: target_image.sha.clone(),
+            digest: image.digest.clone(),
+            order: target_image.sequence.map(PushOrder::from_u64),
+            held_until: Some(held_until),
+            recent: Vec::new(),
+        };
+        let next = match &known.release {
+            Some(current) => current.followed_by(next, self.config.keep_released_images),
+            None => next,
+        };
         self.ledger
-            .set_release(
-                &self.config.repository.name,
-                &Release {
-                    image_tag: image_tag.clone(),
-                    sha: target_image.sha.clone(),
-                    digest: image.digest.clone(),
-                    order: target_image.sequence.map(PushOrder::from_u64),
-                    held_until: Some(held_until),
-                },
-                now,
-            )
+            .set_release(&self.config.repository.name, &next, now)
             .await
             .map_err(VerifyError::Ledger)?;
         info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");

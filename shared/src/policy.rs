@@ -2,7 +2,10 @@
 //! mutable tag, scan on push, and a lifecycle policy; and the drift between desired and actual.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::lifecycle::{policy_json, Count, LifecycleRule, TagSelection};
+use crate::retention::{BUILD_TAG_PREFIX, KEEP_TAG_PREFIX};
 
 /// The tag that moves; every other tag is immutable.
 pub const MUTABLE_TAG: &str = "latest";
@@ -51,38 +54,54 @@ impl std::fmt::Display for Drift {
     }
 }
 
+/// The count of the protective rule: more protected images than any stack has (the last
+/// releases, `latest`, one or two per rollout target). Images beyond it would expire.
+pub const PROTECTED_IMAGES_LIMIT: u32 = 1000;
+
 impl DesiredPolicy {
-    /// The lifecycle policy, in ECR's lifecycle policy grammar.
+    /// The lifecycle rules: the one source of truth for the policy the verifier keeps, the
+    /// template's initial policy (a test compares them) and the retention tests.
     ///
-    /// Rule 1 selects the image tagged `latest`; an image matched by a rule is never expired by a
-    /// lower-priority rule, and one image is never "more than 1", so the image `latest` is on is
-    /// never expired. Rule 2 expires untagged images after N days; rule 3 keeps the newest N
-    /// images with a SHA-form tag (tags starting with a hex digit).
+    /// 1. Images carrying a protective tag ([`crate::retention`]) are selected first, so no later
+    ///    rule expires them.
+    /// 2. So is the image `latest` names (one image is never "more than 1").
+    /// 3. Untagged images expire after N days.
+    /// 4. Of the images pushdeploy built (their `pushdeploy-build-` tag), the newest N are kept.
+    ///
+    /// No rule selects any other tag: a user's `beta` or `v1.2` never expires by this policy.
+    pub fn lifecycle_rules(&self) -> Vec<LifecycleRule> {
+        let patterns = |p: String| TagSelection::Patterns(vec![p]);
+        vec![
+            LifecycleRule {
+                priority: 1,
+                description: "never expire an image pushdeploy protects (latest, recent releases, what the services run)".into(),
+                selection: patterns(format!("{KEEP_TAG_PREFIX}*")),
+                count: Count::MoreThan(PROTECTED_IMAGES_LIMIT),
+            },
+            LifecycleRule {
+                priority: 2,
+                description: "never expire the image tagged latest".into(),
+                selection: patterns(MUTABLE_TAG.into()),
+                count: Count::MoreThan(1),
+            },
+            LifecycleRule {
+                priority: 3,
+                description: format!("expire untagged images after {} days", self.untagged_expiry_days),
+                selection: TagSelection::Untagged,
+                count: Count::OlderThanDays(self.untagged_expiry_days),
+            },
+            LifecycleRule {
+                priority: 4,
+                description: format!("keep the newest {} images pushdeploy built", self.keep_sha_images),
+                selection: patterns(format!("{BUILD_TAG_PREFIX}*")),
+                count: Count::MoreThan(self.keep_sha_images),
+            },
+        ]
+    }
+
+    /// The lifecycle policy, in ECR's lifecycle policy grammar.
     pub fn lifecycle_policy(&self) -> Value {
-        let hex_prefixes: Vec<String> = "0123456789abcdef".chars().map(String::from).collect();
-        json!({"rules": [
-            {
-                "rulePriority": 1,
-                "description": "never expire the image tagged latest",
-                "selection": {"tagStatus": "tagged", "tagPatternList": [MUTABLE_TAG],
-                              "countType": "imageCountMoreThan", "countNumber": 1},
-                "action": {"type": "expire"}
-            },
-            {
-                "rulePriority": 2,
-                "description": format!("expire untagged images after {} days", self.untagged_expiry_days),
-                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
-                              "countUnit": "days", "countNumber": self.untagged_expiry_days},
-                "action": {"type": "expire"}
-            },
-            {
-                "rulePriority": 3,
-                "description": format!("keep the newest {} SHA-tagged images", self.keep_sha_images),
-                "selection": {"tagStatus": "tagged", "tagPrefixList": hex_prefixes,
-                              "countType": "imageCountMoreThan", "countNumber": self.keep_sha_images},
-                "action": {"type": "expire"}
-            }
-        ]})
+        policy_json(&self.lifecycle_rules())
     }
 
     /// What differs between the repository and this policy.
@@ -232,6 +251,7 @@ pub fn lifecycle_grammar_errors(policy: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn desired() -> DesiredPolicy {
         DesiredPolicy {
@@ -284,18 +304,30 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_image_is_protected_by_the_first_rule() {
+    fn protective_tags_and_latest_are_selected_before_any_rule_that_expires() {
         let policy = desired().lifecycle_policy();
-        let first = &policy["rules"][0];
-        assert_eq!(first["rulePriority"], 1);
-        assert_eq!(first["selection"]["tagPatternList"], json!(["latest"]));
-        assert_eq!(first["selection"]["countNumber"], 1);
-        // No rule may select `any`: it would reach the latest image regardless of priority.
-        assert!(policy["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["selection"]["tagStatus"] != "any"));
+        let rules = policy["rules"].as_array().unwrap();
+        assert_eq!(
+            rules[0]["selection"]["tagPatternList"],
+            json!(["pushdeploy-keep-*"])
+        );
+        assert_eq!(rules[1]["selection"]["tagPatternList"], json!(["latest"]));
+        assert_eq!(rules[1]["selection"]["countNumber"], 1);
+        // No rule may select `any`, and no tagged rule selects anything but pushdeploy's tags.
+        for rule in rules {
+            let selection = &rule["selection"];
+            assert_ne!(selection["tagStatus"], "any");
+            if let Some(patterns) = selection["tagPatternList"].as_array() {
+                for pattern in patterns {
+                    let pattern = pattern.as_str().unwrap();
+                    assert!(
+                        pattern == "latest" || pattern.starts_with("pushdeploy-"),
+                        "{pattern}"
+                    );
+                }
+            }
+            assert!(selection.get("tagPrefixList").is_none());
+        }
     }
 
     #[test]

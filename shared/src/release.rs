@@ -22,6 +22,36 @@ pub struct Release {
     pub order: Option<PushOrder>,
     /// Set by a rollback: pushes up to this order never become the release.
     pub held_until: Option<PushOrder>,
+    /// The releases before this one, newest first (`KEEP_RELEASED_IMAGES` of them): their
+    /// images stay protected from the lifecycle policy, ready for a rollback.
+    pub recent: Vec<ReleasedImage>,
+}
+
+/// An earlier release's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleasedImage {
+    pub image_tag: String,
+    pub digest: String,
+}
+
+impl Release {
+    /// `next`, as the release after this one (moved forward or rolled back): this one joins the
+    /// front of the earlier releases, of which `keep` are remembered, each image once.
+    pub fn followed_by(&self, mut next: Release, keep: usize) -> Release {
+        let mut recent: Vec<ReleasedImage> = Vec::new();
+        let this = ReleasedImage {
+            image_tag: self.image_tag.clone(),
+            digest: self.digest.clone(),
+        };
+        for earlier in std::iter::once(&this).chain(&self.recent) {
+            if earlier.digest != next.digest && recent.iter().all(|r| r.digest != earlier.digest) {
+                recent.push(earlier.clone());
+            }
+        }
+        recent.truncate(keep);
+        next.recent = recent;
+        next
+    }
 }
 
 /// Why a commit does not become the release.
@@ -147,6 +177,7 @@ mod tests {
             digest: "sha256:aa".into(),
             order: at.map(order),
             held_until: held.map(order),
+            recent: Vec::new(),
         }
     }
 
@@ -155,6 +186,29 @@ mod tests {
             status: CommitStatus::Built,
             order: at.map(order),
         }
+    }
+
+    #[test]
+    fn earlier_releases_are_remembered_newest_first_each_once() {
+        let image = |tag: &str| ReleasedImage {
+            image_tag: tag.into(),
+            digest: format!("sha256:{tag}"),
+        };
+        let with_digest = |tag: &str| Release {
+            digest: format!("sha256:{tag}"),
+            ..release(tag, Some(1), None)
+        };
+        let a = with_digest("a");
+        let b = a.followed_by(with_digest("b"), 3);
+        assert_eq!(b.recent, vec![image("a")]);
+        let c = b.followed_by(with_digest("c"), 3);
+        assert_eq!(c.recent, vec![image("b"), image("a")]);
+        // A rollback to `a`: `a` is the release, not an earlier one.
+        let back = c.followed_by(with_digest("a"), 3);
+        assert_eq!(back.recent, vec![image("c"), image("b")]);
+        let d = back.followed_by(with_digest("d"), 2);
+        assert_eq!(d.recent, vec![image("a"), image("c")]);
+        assert!(d.followed_by(with_digest("e"), 0).recent.is_empty());
     }
 
     #[test]

@@ -8,10 +8,11 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tracing::{field, info, warn, Instrument};
 
+use crate::aws::codebuild::BuildReader;
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::{KnownCommit, LedgerTable, VerificationRecord};
+use crate::aws::ledger::{KnownCommit, LedgerTable, UntrustedImageRecord, VerificationRecord};
 use crate::aws::AwsError;
 use crate::config::VerifierConfig;
 use crate::deployer::{Deployer, RolloutError, TargetOutcome};
@@ -24,10 +25,14 @@ use crate::rollout::{Direction, ServiceState, Target};
 use crate::verify::{check_pair, ImageInfo, Verification, LATEST};
 
 mod events;
+mod provenance;
+mod retention;
 pub use events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, VerifierEventError,
     VerifyTrigger,
 };
+pub(crate) use provenance::commit_provenance;
+pub use retention::RetentionReport;
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
@@ -43,6 +48,12 @@ pub enum VerifyError {
     Ledger(AwsError),
     #[error("result event: {0}")]
     Publish(AwsError),
+    #[error("CodeBuild: {0}")]
+    Builds(AwsError),
+    #[error("CodeBuild does not report build {0} finished yet (its event came first): retried")]
+    BuildNotFinished(String),
+    #[error("ECS: {0}")]
+    Services(AwsError),
     #[error("rollout: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Rollout(Vec<RolloutError>),
 }
@@ -62,6 +73,9 @@ pub struct VerificationReport {
     pub deployable: Option<VerifiedImage>,
     /// What the rollout did on each configured service (empty unless verified).
     pub rollout: Vec<TargetOutcome>,
+    /// The reconcile's retention pass (`None` on other triggers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +99,7 @@ pub struct ImageVerifier {
     pub(crate) registry: Registry,
     pub(crate) ledger: LedgerTable,
     pub(crate) ecs: Ecs,
+    builds: BuildReader,
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
     policy_checked: Mutex<bool>,
@@ -99,6 +114,8 @@ struct KnownCommits {
     frozen: bool,
     /// The rollout targets' ledger items (read in the same call).
     services: HashMap<String, ServiceState>,
+    /// Of the digests asked for, those already recorded as untrusted images.
+    untrusted_images: std::collections::HashSet<String>,
 }
 
 impl KnownCommits {
@@ -117,6 +134,12 @@ impl KnownCommits {
             order: commit.sequence.map(PushOrder::from_u64),
         })
     }
+}
+
+/// An outcome to record: on a commit's item, or on an untrusted image's own.
+enum Record {
+    Commit(VerificationRecord),
+    Image(UntrustedImageRecord),
 }
 
 /// The outcome of an event's commit that is not the release.
@@ -183,6 +206,7 @@ impl ImageVerifier {
                 config.ledger_table.clone(),
             ),
             ecs: Ecs::new(aws_sdk_ecs::Client::new(sdk)),
+            builds: BuildReader::new(aws_sdk_codebuild::Client::new(sdk)),
             results: ResultPublisher::new(
                 aws_sdk_eventbridge::Client::new(sdk),
                 config.event_bus.clone(),
@@ -229,6 +253,11 @@ impl ImageVerifier {
         }
 
         let mut latest = self.describe(LATEST).await?;
+        let subject_image = match &subject {
+            Some(tag) if names(&latest, tag) => latest.clone(),
+            Some(tag) => self.describe(tag).await?,
+            None => None,
+        };
         let mut tags: Vec<&str> = latest
             .iter()
             .flat_map(|l| l.tags.iter())
@@ -240,15 +269,16 @@ impl ImageVerifier {
                 tags.push(tag);
             }
         }
-        let known = self.known_commits(&tags).await?;
+        let mut digests: Vec<&str> = [&latest, &subject_image]
+            .into_iter()
+            .flatten()
+            .map(|i| i.digest.as_str())
+            .collect();
+        digests.dedup();
+        let known = self.known_commits(&tags, &digests).await?;
         let mut release = match known.release.clone() {
             Some(release) => Some(release),
             None => self.adopt_release(latest.as_ref(), &known).await?,
-        };
-        let subject_image = match &subject {
-            Some(tag) if names(&latest, tag) => latest.clone(),
-            Some(tag) => self.describe(tag).await?,
-            None => None,
         };
 
         // 1. Where the event's commit stands; a candidate becomes the release.
@@ -260,7 +290,9 @@ impl ImageVerifier {
             release = stood.0;
             subject_outcome = stood.1;
         }
-        // 2. `latest` moved onto the release's image, and 3. the gate.
+        // 2. A `latest` pushed from outside is reported before it is moved back.
+        let latest_outcome = provenance::foreign_latest(latest.as_ref(), release.as_ref(), &known);
+        // 3. `latest` moved onto the release's image, and 4. the gate.
         let mut release_outcome = None;
         if let Some(release) = &release {
             span.record("image_tag", release.image_tag.as_str());
@@ -275,11 +307,12 @@ impl ImageVerifier {
             release_outcome = Some(self.converge_latest(release, image, &mut latest).await?);
         }
 
-        let verification = match (&subject_outcome, &release_outcome) {
-            (Some(outcome), _) => outcome.clone(),
-            (None, Some(outcome)) => outcome.clone(),
-            (None, None) => Verification::NothingToVerify,
-        };
+        let verification = [&subject_outcome, &latest_outcome, &release_outcome]
+            .into_iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or(Verification::NothingToVerify);
         let sequence = verification.tag().and_then(|t| known.sequence(t));
         if let Some(sha) = verification.tag().and_then(|t| known.sha(t)) {
             span.record("sha", sha.as_str());
@@ -288,16 +321,22 @@ impl ImageVerifier {
             span.record("sequence", sequence);
         }
         let mut to_record = Vec::new();
-        for outcome in [&subject_outcome, &release_outcome].into_iter().flatten() {
+        let mut untrusted_images = Vec::new();
+        for outcome in [&subject_outcome, &latest_outcome, &release_outcome]
+            .into_iter()
+            .flatten()
+        {
             log_outcome(outcome);
-            if let Some(record) = self.new_record(outcome, &trigger, &known) {
-                // A failure is published before its outcome is recorded, so that a failed
-                // publish is retried rather than lost (a retry may publish it twice, never zero
-                // times).
-                if outcome.is_failure() {
-                    self.publish_failure(outcome, &trigger, &known).await?;
-                }
-                to_record.push(record);
+            let record = self.new_record(outcome, &trigger, &known);
+            // A failure is published before its outcome is recorded, so that a failed publish
+            // is retried rather than lost (a retry may publish it twice, never zero times).
+            if record.is_some() && outcome.is_failure() {
+                self.publish_failure(outcome, &trigger, &known).await?;
+            }
+            match record {
+                Some(Record::Commit(record)) => to_record.push(record),
+                Some(Record::Image(record)) => untrusted_images.push(record),
+                None => {}
             }
         }
 
@@ -337,7 +376,17 @@ impl ImageVerifier {
         for record in to_record {
             self.write_verification(Some(record)).await?;
         }
+        for record in &untrusted_images {
+            self.ledger
+                .record_untrusted_image(record)
+                .await
+                .map_err(VerifyError::Ledger)?;
+        }
         let rollout = rollout?;
+        let retention = match trigger {
+            VerifyTrigger::Reconcile => Some(self.keep_protected(release.as_ref()).await?),
+            _ => None,
+        };
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
                 trigger: trigger.name(),
@@ -348,6 +397,7 @@ impl ImageVerifier {
                 policy_drift: drift.iter().map(ToString::to_string).collect(),
                 deployable,
                 rollout,
+                retention,
             },
         )))
     }
@@ -366,15 +416,7 @@ impl ImageVerifier {
                 .map_err(VerifyError::Ledger)?,
             VerifyTrigger::BuildSucceeded { tag, build_id } => {
                 tracing::Span::current().record("build_id", build_id.as_str());
-                self.ledger
-                    .record_build_result(
-                        &self.key(tag),
-                        build_id,
-                        CommitStatus::Built,
-                        now_epoch_seconds(),
-                    )
-                    .await
-                    .map_err(VerifyError::Ledger)?;
+                self.record_build_succeeded(tag, build_id).await?;
                 Some(tag.clone())
             }
             VerifyTrigger::BuildFailed { .. } => None,
@@ -397,12 +439,28 @@ impl ImageVerifier {
             let Some(image) = image else {
                 return Ok((release, Some(Verification::Missing { tag: tag.into() })));
             };
-            let proposed = Release {
+            // Only the image its own build pushed becomes the release.
+            if let Err(reason) =
+                provenance::commit_provenance(tag, known.commits.get(tag), &image.digest)
+            {
+                let untrusted = Verification::Untrusted {
+                    tag: tag.into(),
+                    digest: Some(image.digest.clone()),
+                    reason,
+                };
+                return Ok((release, Some(untrusted)));
+            }
+            let next = Release {
                 image_tag: tag.into(),
                 sha: known.sha(tag),
                 digest: image.digest.clone(),
                 order: Some(order),
                 held_until: release.as_ref().and_then(|r| r.held_until),
+                recent: Vec::new(),
+            };
+            let proposed = match &release {
+                Some(current) => current.followed_by(next, self.config.keep_released_images),
+                None => next,
             };
             match self
                 .ledger
@@ -474,12 +532,21 @@ impl ImageVerifier {
         let Some(latest) = latest else {
             return Ok(None);
         };
-        // Of several SHA tags on `latest`, the newest built commit's.
+        // Of several SHA tags on `latest`, the newest built commit's; one whose build recorded
+        // another digest is not adopted (it is not what runs). A build without a recorded digest
+        // (it ran the buildspec from before the upgrade) is: this one-time adoption is the
+        // upgrade's trust in what the old version deployed.
         let adopted = latest
             .tags
             .iter()
             .filter_map(|tag| Some((tag, known.facts(tag)?)))
             .filter(|(_, facts)| facts.status == CommitStatus::Built)
+            .filter(|(tag, _)| {
+                known
+                    .commits
+                    .get(*tag)
+                    .is_some_and(|c| c.built_digest.as_ref().is_none_or(|d| d == &latest.digest))
+            })
             .max_by_key(|(_, facts)| facts.order)
             .map(|(tag, facts)| Release {
                 image_tag: tag.clone(),
@@ -487,6 +554,7 @@ impl ImageVerifier {
                 digest: latest.digest.clone(),
                 order: facts.order,
                 held_until: Some(PushOrder::LEGACY),
+                recent: Vec::new(),
             });
         let Some(adopted) = adopted else {
             return Ok(None);
@@ -505,35 +573,51 @@ impl ImageVerifier {
         }
     }
 
-    /// The outcome to record for a commit, unless the ledger already has it.
+    /// The outcome to record, unless the ledger already has it: on the commit, or (an untrusted
+    /// image that is no commit's) on its own record.
     fn new_record(
         &self,
         outcome: &Verification,
         trigger: &VerifyTrigger,
         known: &KnownCommits,
-    ) -> Option<VerificationRecord> {
+    ) -> Option<Record> {
         let tag = outcome.tag()?;
-        let recorded = known
-            .commits
-            .get(tag)
-            .and_then(|c| c.verification.as_deref());
-        let recorded_digest = known
-            .commits
-            .get(tag)
-            .and_then(|c| c.image_digest.as_deref());
+        let Some(commit) = known.commits.get(tag) else {
+            let Verification::Untrusted {
+                digest: Some(digest),
+                reason,
+                ..
+            } = outcome
+            else {
+                return None;
+            };
+            if known.untrusted_images.contains(digest) {
+                return None;
+            }
+            return Some(Record::Image(UntrustedImageRecord {
+                repository: self.config.repository.name.clone(),
+                digest: digest.clone(),
+                tag: tag.to_string(),
+                reason: reason.clone(),
+                trigger: trigger.name().into(),
+                now: now_epoch_seconds(),
+            }));
+        };
+        let recorded = commit.verification.as_deref();
+        let recorded_digest = commit.image_digest.as_deref();
         if recorded == Some(outcome.name())
             && recorded_digest == outcome.digest().or(recorded_digest)
         {
             return None;
         }
-        Some(VerificationRecord {
+        Some(Record::Commit(VerificationRecord {
             key: self.key(tag),
             outcome: outcome.name().into(),
             digest: outcome.digest().map(str::to_string),
             reason: outcome.reason(),
             trigger: trigger.name().into(),
             now: now_epoch_seconds(),
-        })
+        }))
     }
 
     async fn publish_failure(
@@ -670,6 +754,7 @@ impl ImageVerifier {
                 &self.key(tag),
                 build_id,
                 CommitStatus::BuildFailed,
+                None,
                 now_epoch_seconds(),
             )
             .await
@@ -679,7 +764,7 @@ impl ImageVerifier {
                 status,
                 "build failed: recorded; a redelivery of the push may build it again"
             );
-            let known = self.known_commits(&[tag]).await?;
+            let known = self.known_commits(&[tag], &[]).await?;
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
                 sha: known.sha(tag),
@@ -738,11 +823,15 @@ impl ImageVerifier {
             .map_err(|e| self.registry_error(e))
     }
 
-    async fn known_commits(&self, tags: &[&str]) -> Result<KnownCommits, VerifyError> {
+    async fn known_commits(
+        &self,
+        tags: &[&str],
+        digests: &[&str],
+    ) -> Result<KnownCommits, VerifyError> {
         let targets: Vec<String> = self.config.targets.iter().map(Target::name).collect();
         let found = self
             .ledger
-            .known_commits(&self.config.repository.name, tags, &targets)
+            .known_commits(&self.config.repository.name, tags, digests, &targets)
             .await
             .map_err(VerifyError::Ledger)?;
         Ok(KnownCommits {
@@ -750,6 +839,7 @@ impl ImageVerifier {
             release: found.release,
             frozen: found.frozen,
             services: found.services,
+            untrusted_images: found.untrusted_images,
         })
     }
 

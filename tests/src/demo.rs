@@ -218,15 +218,6 @@ fn ecr_event(tag: &str, digest: &str) -> Value {
     )
 }
 
-fn build_succeeded(sha: &str, build_id: &str) -> Value {
-    codebuild_event(
-        "image-verifier/codebuild-succeeded.json",
-        sha,
-        &sha[..8],
-        build_id,
-    )
-}
-
 fn deployment_completed(deployment_id: &str, service: &str) -> Value {
     let mut event = load_event("deployment-status/completed.json");
     event["detail"]["deploymentId"] = json!(deployment_id);
@@ -367,7 +358,11 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         );
 
         let t0 = Instant::now();
-        let answer = invoke("image-verifier", &build_succeeded(sha, &build_id));
+        // CodeBuild reports the build done, with the digest its buildspec exported.
+        let answer = invoke(
+            "image-verifier",
+            &build_succeeded(&moto, sha, tag, &build_id, &digest),
+        );
         let result = format!(
             "{}; {}",
             text(&answer, "outcome"),
@@ -479,7 +474,8 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     let t0 = Instant::now();
     let answer = invoke("image-verifier", &ecr_event("latest", &rogue));
     let result = format!(
-        "latest repaired to {}: {}",
+        "{}; latest moved back to {}: {}",
+        text(&answer, "outcome"),
         text(&answer, "release"),
         per_target(&answer, "rollout", |o| text(o, "result").to_string())
     );

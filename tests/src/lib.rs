@@ -13,8 +13,11 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use serde_json::Value;
 
+pub mod aws_proxy;
 pub mod demo;
 pub mod runtime_api;
+
+use aws_proxy::AwsProxy;
 
 /// The secret the sample GitHub events in `events/github-webhook/` are signed with.
 pub const DEMO_SECRET: &str = "pushdeploy-local-demo-secret";
@@ -47,10 +50,14 @@ fn moto_server_binary() -> PathBuf {
     path
 }
 
-/// One moto server on a free loopback port, stopped on drop.
+/// One moto server on a free loopback port, stopped on drop, behind an [`AwsProxy`].
 pub struct Moto {
     child: Child,
+    /// The proxy's address: what the functions get as `AWS_ENDPOINT_URL`.
     pub endpoint: String,
+    /// moto itself (its `/moto-api`).
+    pub moto_endpoint: String,
+    pub proxy: AwsProxy,
     recording: PathBuf,
 }
 
@@ -74,9 +81,12 @@ impl Moto {
                     break; // lost the port to another process: try another one
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let proxy = AwsProxy::start(&format!("127.0.0.1:{port}"));
                     return Moto {
                         child,
-                        endpoint: format!("http://127.0.0.1:{port}"),
+                        endpoint: proxy.endpoint.clone(),
+                        moto_endpoint: format!("http://127.0.0.1:{port}"),
+                        proxy,
                         recording,
                     };
                 }
@@ -101,7 +111,7 @@ impl Moto {
     }
 
     fn api(&self, path: &str) -> String {
-        let url = format!("{}/moto-api/recorder/{path}", self.endpoint);
+        let url = format!("{}/moto-api/recorder/{path}", self.moto_endpoint);
         let response = if path.starts_with("download") {
             ureq::get(&url).call()
         } else {
@@ -491,11 +501,71 @@ pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, order: u64, 
     seed_commit_as(stack, sha, image_tag, order, build_id, "building").await;
 }
 
-/// A commit whose pushdeploy build succeeded (what the CodeBuild SUCCEEDED event records).
+/// A commit whose pushdeploy build succeeded, as the CodeBuild SUCCEEDED event records it: with
+/// the digest the build pushed (the image its SHA tag names now: push it first).
 pub async fn seed_built(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {
-    seed_commit_as(stack, sha, image_tag, order, build_id, "built").await;
+    let digest = image_digest(&stack.sdk, image_tag)
+        .await
+        .unwrap_or_else(|| panic!("push the image of {image_tag} before seeding its build"));
+    seed_commit_item(
+        stack,
+        sha,
+        image_tag,
+        order,
+        build_id,
+        "built",
+        Some(&digest),
+    )
+    .await;
 }
 
+/// Puts `extra` on the image `tag` names (PutImage of its manifest, as `docker tag` + push).
+pub async fn tag_image(sdk: &SdkConfig, tag: &str, extra: &str) {
+    let ecr = aws_sdk_ecr::Client::new(sdk);
+    let image = ecr
+        .batch_get_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("BatchGetImage");
+    let manifest = image.images()[0]
+        .image_manifest()
+        .expect("a manifest")
+        .to_string();
+    ecr.put_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_tag(extra)
+        .image_manifest(manifest)
+        .send()
+        .await
+        .expect("PutImage");
+}
+
+/// The digest `tag` names in the test repository, if it exists.
+pub async fn image_digest(sdk: &SdkConfig, tag: &str) -> Option<String> {
+    aws_sdk_ecr::Client::new(sdk)
+        .describe_images()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?
+        .image_details()
+        .first()?
+        .image_digest()
+        .map(str::to_string)
+}
+
+/// A commit item as an earlier version left it (no digest recorded from its build).
 pub async fn seed_commit_as(
     stack: &Stack,
     sha: &str,
@@ -504,8 +574,20 @@ pub async fn seed_commit_as(
     build_id: &str,
     status: &str,
 ) {
+    seed_commit_item(stack, sha, image_tag, order, build_id, status, None).await;
+}
+
+async fn seed_commit_item(
+    stack: &Stack,
+    sha: &str,
+    image_tag: &str,
+    order: u64,
+    build_id: &str,
+    status: &str,
+    built_digest: Option<&str>,
+) {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    stack
+    let mut put = stack
         .dynamodb()
         .put_item()
         .table_name(LEDGER_TABLE)
@@ -517,10 +599,11 @@ pub async fn seed_commit_as(
         .item("build_id", S(build_id.into()))
         .item("sequence", N(order.to_string()))
         .item("claim_version", N("1".into()))
-        .item("claimed_at", N("0".into()))
-        .send()
-        .await
-        .expect("seed commit");
+        .item("claimed_at", N("0".into()));
+    if let Some(digest) = built_digest {
+        put = put.item("built_digest", S(digest.into()));
+    }
+    put.send().await.expect("seed commit");
 }
 
 /// A live lock on a service's ledger item, as a rollout in progress holds it (for ten minutes).
@@ -552,21 +635,7 @@ pub fn ecr_push_event(tag: &str) -> Value {
 
 /// The image `latest` names now, if any: its digest.
 pub async fn latest_digest(sdk: &SdkConfig) -> Option<String> {
-    aws_sdk_ecr::Client::new(sdk)
-        .describe_images()
-        .repository_name(ECR_REPOSITORY)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("latest")
-                .build(),
-        )
-        .send()
-        .await
-        .ok()?
-        .image_details()
-        .first()?
-        .image_digest()
-        .map(str::to_string)
+    image_digest(sdk, "latest").await
 }
 
 /// A sample EventBridge event with `detail` fields replaced.
@@ -684,4 +753,22 @@ pub fn codebuild_event(sample: &str, sha: &str, tag: &str, build_id: &str) -> Va
         }
     }
     event
+}
+
+/// A digest no image has: what a build that pushed an image since deleted reports.
+pub const GONE_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000bad";
+
+/// CodeBuild's side of a build that succeeded having pushed `digest`: from now on
+/// `BatchGetBuilds` reports it so (through the proxy), and its state-change event is returned, for
+/// the verifier.
+pub fn build_succeeded(moto: &Moto, sha: &str, tag: &str, build_id: &str, digest: &str) -> Value {
+    moto.proxy
+        .report_build(build_id, "SUCCEEDED", &[("IMAGE_DIGEST", digest)]);
+    codebuild_event(
+        "image-verifier/codebuild-succeeded.json",
+        sha,
+        tag,
+        build_id,
+    )
 }

@@ -1,6 +1,6 @@
 //! The buildspec: the template carries exactly `buildspec.yml`, and its commands (run by bash with
-//! `aws` and `docker` stand-ins, the way CodeBuild runs them) push the SHA tag and never
-//! `latest`, which only the verifier moves.
+//! `aws` and `docker` stand-ins, the way CodeBuild runs them) push the SHA tag and the build tag,
+//! never `latest` (only the verifier moves it), and export the pushed digest as `IMAGE_DIGEST`.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,26 +51,44 @@ echo "aws $*" >> "$CALLS"
 const DOCKER_STUB: &str = r#"#!/usr/bin/env bash
 echo "docker $*" >> "$CALLS"
 [ "$1" = login ] && cat > /dev/null
+[ "$1 $2" = "image inspect" ] && echo "$FAKE_REPO_DIGESTS"
 [ "$1" != "${FAKE_DOCKER_FAIL:-}" ]
 "#;
 
+const URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop";
+const DIGEST: &str = "sha256:6ccc2ae1df9d155ba83c597051611c42d60e09c6329dcb14a312cecc0a8e3900";
+
+/// What a build did: whether it succeeded, its `aws`/`docker` calls, and the values of the
+/// buildspec's exported variables as it ended.
+struct BuildRun {
+    ok: bool,
+    calls: Vec<String>,
+    exported: Vec<(String, String)>,
+}
+
 /// Runs pre_build and build as CodeBuild does (one bash; a failing command fails its phase and
-/// the build); returns whether the build succeeded and the `aws`/`docker` calls made.
-fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
+/// the build).
+fn run_build(dir: &Path, vars: &[(&str, &str)]) -> BuildRun {
     let python = workspace_root().join(".venv/bin/python");
     let commands = Command::new(&python)
         .args([
             "-c",
             "import json,sys,yaml; d=yaml.safe_load(open(sys.argv[1])); \
-             print(json.dumps([c for p in ('pre_build','build') for c in d['phases'][p]['commands']]))",
+             print(json.dumps([[c for p in ('pre_build','build') for c in d['phases'][p]['commands']], \
+             d['env'].get('exported-variables', [])]))",
         ])
         .arg(workspace_root().join("buildspec.yml"))
         .output()
         .expect("python with PyYAML (scripts/setup)");
-    let commands: Vec<String> = serde_json::from_slice(&commands.stdout).expect("commands");
+    let (commands, exported): (Vec<String>, Vec<String>) =
+        serde_json::from_slice(&commands.stdout).expect("commands");
     let mut script = String::new();
     for (i, command) in commands.iter().enumerate() {
         script.push_str(&format!("cmd_{i}() {{\n{command}\n}}\ncmd_{i} || {{ echo \"BUILD FAILED at command {i}\"; exit 1; }}\n"));
+    }
+    // What CodeBuild reports of the exported variables: their values as the build ends.
+    for name in &exported {
+        script.push_str(&format!("echo \"{name}=${{{name}:-}}\" >> \"$EXPORTED\"\n"));
     }
     std::fs::write(dir.join("aws"), AWS_STUB).unwrap();
     std::fs::write(dir.join("docker"), DOCKER_STUB).unwrap();
@@ -83,6 +101,8 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
     }
     let calls = dir.join("calls.log");
     let _ = std::fs::remove_file(&calls);
+    let exported_file = dir.join("exported.env");
+    let _ = std::fs::remove_file(&exported_file);
     let mut bash = Command::new("bash");
     bash.arg("-c")
         .arg(&script)
@@ -95,6 +115,14 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
             ),
         )
         .env("CALLS", &calls)
+        .env("EXPORTED", &exported_file)
+        .env(
+            "FAKE_REPO_DIGESTS",
+            format!(
+                "public.ecr.aws/docker/library/alpine@sha256:{:064x} {URI}@{DIGEST}",
+                1
+            ),
+        )
         .env("AWS_REGION", "us-east-1")
         .env("DOCKERFILE", "Dockerfile")
         .env("BUILD_CONTEXT", ".");
@@ -118,10 +146,16 @@ fn run_build(dir: &Path, vars: &[(&str, &str)]) -> (bool, Vec<String>) {
     }
     let status = bash.output().expect("bash runs");
     let calls = std::fs::read_to_string(&calls).unwrap_or_default();
-    (
-        status.status.success(),
-        calls.lines().map(str::to_string).collect(),
-    )
+    let exported = std::fs::read_to_string(&exported_file).unwrap_or_default();
+    BuildRun {
+        ok: status.status.success(),
+        calls: calls.lines().map(str::to_string).collect(),
+        exported: exported
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
 }
 
 fn pushes(calls: &[String]) -> Vec<&str> {
@@ -134,12 +168,14 @@ fn pushes(calls: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn the_build_pushes_only_the_sha_tag_and_never_latest() {
+fn the_build_pushes_the_sha_and_build_tags_never_latest_and_exports_the_digest() {
     let dir = std::env::temp_dir().join(format!("pushdeploy-buildspec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let both = vec!["f8afe6a7", "pushdeploy-build-f8afe6a7"];
+    let malformed = format!("{URI}@sha256:xyz");
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, Vec<&'a str>);
     let cases: Vec<Case> = vec![
-        ("a build", vec![], true, vec!["f8afe6a7"]),
+        ("a build", vec![], true, both.clone()),
         (
             "docker build fails: nothing pushed",
             vec![("FAKE_DOCKER_FAIL", "build")],
@@ -158,11 +194,24 @@ fn the_build_pushes_only_the_sha_tag_and_never_latest() {
             false,
             vec![],
         ),
+        (
+            "no digest for this repository: the build fails",
+            vec![("FAKE_REPO_DIGESTS", "public.ecr.aws/x/y@sha256:00")],
+            false,
+            both.clone(),
+        ),
+        (
+            "a malformed digest: the build fails",
+            vec![("FAKE_REPO_DIGESTS", malformed.as_str())],
+            false,
+            both.clone(),
+        ),
     ];
     for (case, vars, succeeds, pushed) in cases {
-        let (ok, calls) = run_build(&dir, &vars);
-        assert_eq!(ok, succeeds, "{case}: {calls:?}");
-        assert_eq!(pushes(&calls), pushed, "{case}: {calls:?}");
+        let run = run_build(&dir, &vars);
+        let calls = &run.calls;
+        assert_eq!(run.ok, succeeds, "{case}: {calls:?}");
+        assert_eq!(pushes(calls), pushed, "{case}: {calls:?}");
         // `latest` is the verifier's to move, whatever happens.
         assert!(
             !calls.iter().any(|c| c.contains(":latest")),
@@ -174,6 +223,12 @@ fn the_build_pushes_only_the_sha_tag_and_never_latest() {
                     .iter()
                     .any(|c| c.contains("build --platform linux/arm64")),
                 "{case}: builds for arm64"
+            );
+            // What the verifier reads back from CodeBuild: this repository's digest.
+            assert_eq!(
+                run.exported,
+                vec![("IMAGE_DIGEST".to_string(), DIGEST.to_string())],
+                "{case}"
             );
         }
     }

@@ -15,8 +15,8 @@ const B: &str = "f8afe6a7";
 async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
     let stack = Stack::create(moto).await;
     create_services(&stack.sdk, &["web"]).await;
-    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     put_image(&stack.sdk, B, 2).await;
+    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let verifier = VerifierHandler::new(
         &stack.sdk,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),

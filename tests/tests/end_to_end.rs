@@ -61,10 +61,15 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
     let forged = step(&steps, "forged webhook", SHA_3)[0];
     assert_eq!(forged["error"], "invalid_signature");
 
-    // An image pushed from outside: `latest` goes back to the release, nothing rolls.
+    // An image pushed from outside: untrusted, `latest` goes back to the release, nothing rolls.
     let repaired = step(&steps, "ECR push event (latest)", SHA_3)[0];
     assert_eq!(repaired["release"], &SHA_2[..8], "{timeline}");
-    assert_eq!(repaired["outcome"], "verified", "{timeline}");
+    assert_eq!(repaired["outcome"], "untrusted", "{timeline}");
+    assert_eq!(
+        repaired["deployable"]["image_tag"],
+        &SHA_2[..8],
+        "{timeline}"
+    );
     assert!(repaired["rollout"]
         .as_array()
         .unwrap()

@@ -182,13 +182,9 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         .during(verifier.handle(load_event("image-verifier/ecr-push-sha.json")))
         .await
         .expect("pending");
+    let digest = image_digest(&stack.sdk, B).await.expect("B's image");
     let report = calls
-        .during(verifier.handle(codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            B_SHA,
-            B,
-            "shop-image:b1",
-        )))
+        .during(verifier.handle(build_succeeded(&moto, B_SHA, B, "shop-image:b1", &digest)))
         .await
         .expect("rolled out");
     let deployment_id = report["rollout"][0]["deployment_id"]
@@ -218,6 +214,18 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         .during(verifier.handle(failed))
         .await
         .expect("build failed");
+    // The reconcile's retention pass takes a protective tag off an image it does not protect.
+    put_image(&stack.sdk, "v1.2", 7).await;
+    tag_image(&stack.sdk, "v1.2", "pushdeploy-keep-0bad").await;
+    let report = calls
+        .during(verifier.handle(load_event("image-verifier/scheduled-reconcile.json")))
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        report["retention"]["released_tags"],
+        json!(["pushdeploy-keep-0bad"]),
+        "{report}"
+    );
     assert!(calls.actions.contains("ecs:UpdateService"));
     calls.assert_least_privilege("ImageVerifierFunction");
 

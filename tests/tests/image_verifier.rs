@@ -70,12 +70,7 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
 
     let report = run(
         &w.handler,
-        codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            B_SHA,
-            B,
-            "shop-image:b1",
-        ),
+        build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", &digest),
     )
     .await;
     assert_eq!(report["outcome"], "verified", "{report}");
@@ -89,6 +84,11 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
     let item = w.stack.ledger_item(B).await.unwrap();
     assert_eq!(item["status"], "built");
+    assert_eq!(
+        item["built_digest"],
+        digest.as_str(),
+        "the digest the build reported"
+    );
     assert_eq!(item["verification"], "verified");
     assert_eq!(item["image_digest"], digest.as_str());
     assert_eq!(item["verification_trigger"], "build_succeeded");
@@ -114,25 +114,52 @@ async fn the_sha_tag_is_pending_until_the_build_succeeds_then_latest_is_moved_on
 }
 
 #[tokio::test]
-async fn a_latest_pushed_from_outside_is_moved_back_to_the_release() {
+async fn a_latest_pushed_from_outside_is_untrusted_recorded_published_once_and_moved_back() {
     let w = world().await;
-    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     run(&w.handler, ecr_push(B)).await;
     let rogue = put_image(&w.stack.sdk, "latest", 9).await;
     assert_ne!(rogue, digest);
 
+    w.moto.start_recording();
     let report = run(&w.handler, ecr_push("latest")).await;
-    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["outcome"], "untrusted", "{report}");
+    assert_eq!(report["tag"], "latest");
+    assert_eq!(report["digest"], rogue.as_str());
     assert_eq!(report["release"], B);
+    assert_eq!(report["deployable"]["digest"], digest.as_str(), "{report}");
+    assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
+    let events = published(&w.moto);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail: Value = serde_json::from_str(events[0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["outcome"], "untrusted");
+    assert_eq!(detail["digest"], rogue.as_str());
+    let record = w
+        .stack
+        .ledger_get(
+            &format!("repo#{ECR_REPOSITORY}"),
+            &format!("untrusted#{rogue}"),
+        )
+        .await
+        .expect("the untrusted image is recorded");
+    assert_eq!(record["verification"], "untrusted");
+    assert_eq!(record["image_tag"], "latest");
+
+    // The same image pushed as `latest` again: moved back again, not published twice.
+    put_image(&w.stack.sdk, "latest", 9).await;
+    w.moto.start_recording();
+    let report = run(&w.handler, ecr_push("latest")).await;
+    assert_eq!(report["outcome"], "untrusted", "{report}");
+    assert!(published(&w.moto).is_empty());
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest));
 }
 
 #[tokio::test]
 async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch() {
     let w = world().await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let built = put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     run(&w.handler, ecr_push(B)).await;
     // Someone deletes the image and pushes another under the same tag.
     aws_sdk_ecr::Client::new(&w.stack.sdk)
@@ -179,12 +206,7 @@ async fn a_sha_tag_that_no_longer_names_the_built_image_is_a_published_mismatch(
 async fn a_failure_whose_publish_failed_is_published_by_the_retry() {
     let w = world().await;
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
-    let event = codebuild_event(
-        "image-verifier/codebuild-succeeded.json",
-        B_SHA,
-        B,
-        "shop-image:b1",
-    );
+    let event = build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", GONE_DIGEST);
     // EventBridge refuses the result (here: a bus that does not exist).
     let broken = verifier(&w.stack, &[("EVENT_BUS_NAME", "no-such-bus")]);
     let error = broken
@@ -220,12 +242,7 @@ async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let report = run(
         &w.handler,
-        codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            B_SHA,
-            B,
-            "shop-image:b1",
-        ),
+        build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", GONE_DIGEST),
     )
     .await;
     assert_eq!(report["outcome"], "missing", "{report}");
@@ -241,20 +258,15 @@ async fn a_finished_build_whose_sha_tag_is_absent_is_missing() {
 async fn an_older_build_finishing_late_is_superseded_and_deploys_nothing() {
     let w = world().await;
     seed_commit(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     run(&w.handler, ecr_push(B)).await;
     // A (pushed before B) finishes its build after B was released.
-    put_image(&w.stack.sdk, A, 1).await;
+    let a_digest = put_image(&w.stack.sdk, A, 1).await;
 
     let report = run(
         &w.handler,
-        codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            A_SHA,
-            A,
-            "shop-image:a1",
-        ),
+        build_succeeded(&w.moto, A_SHA, A, "shop-image:a1", &a_digest),
     )
     .await;
     assert_eq!(report["outcome"], "superseded", "{report}");
@@ -370,7 +382,7 @@ async fn policy_drift_is_corrected_once_and_the_warm_event_path_writes_nothing()
     assert_eq!(exclusions, vec!["latest"]);
     assert!(scan);
     let lifecycle: Value = serde_json::from_str(&lifecycle.expect("a lifecycle policy")).unwrap();
-    assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 3);
+    assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 4);
 
     // SHA tags are now immutable while latest moves.
     put_image(&w.stack.sdk, B, 1).await;

@@ -29,11 +29,11 @@ async fn a_then_b_deployed() -> World {
     )
     .unwrap();
     let handler = VerifierHandler::new(&stack.sdk, config);
-    seed_built(&stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    seed_built(&stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let a_digest = put_image(&stack.sdk, A, 1).await;
+    seed_built(&stack, A_SHA, A, push_order(1), "shop-image:a1").await;
     handler.handle(ecr_push_event(A)).await.expect("A deployed");
     let b_digest = put_image(&stack.sdk, B, 2).await;
+    seed_built(&stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let report = handler.handle(ecr_push_event(B)).await.expect("B deployed");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
     moto.start_recording();
@@ -189,8 +189,8 @@ async fn a_rollback_holds_against_builds_started_before_it_and_the_next_push_dep
     // D, pushed after the rollback, deploys normally.
     const D_SHA: &str = "d00d00d5a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
     const D: &str = "d00d00d5";
-    seed_built(&w.stack, D_SHA, D, order_at(5), "shop-image:d4").await;
     let d_digest = put_image(&w.stack.sdk, D, 4).await;
+    seed_built(&w.stack, D_SHA, D, order_at(5), "shop-image:d4").await;
     let report = w.handler.handle(ecr_push_event(D)).await.unwrap();
     assert_eq!(report["outcome"], "verified", "{report}");
     assert!(
@@ -230,8 +230,8 @@ async fn freeze_records_but_does_not_roll_and_unfreeze_rolls_the_newest() {
     assert_eq!(frozen["frozen"], true);
     assert_eq!(frozen["was_frozen"], false);
 
-    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&stack.sdk, B, 2).await;
+    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let report = handler.handle(ecr_push_event(B)).await.unwrap();
     assert_eq!(report["outcome"], "verified");
     assert_eq!(report["rollout"][0]["result"], "frozen", "{report}");
@@ -392,10 +392,10 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
     // What a version with per-branch push counters left: M (push 100) rolled back to after Z (push
     // 120) ran, `latest` on M, and no release item.
     let (_moto, stack, handler) = web_only().await;
-    seed_built(&stack, M_SHA, M, 100, "shop-image:m").await;
-    seed_built(&stack, B_SHA, B, 120, "shop-image:z").await;
     let m_digest = put_image(&stack.sdk, M, 1).await;
+    seed_commit_as(&stack, M_SHA, M, 100, "shop-image:m", "built").await;
     put_image(&stack.sdk, B, 2).await;
+    seed_commit_as(&stack, B_SHA, B, 120, "shop-image:z", "built").await;
     put_image(&stack.sdk, "latest", 1).await;
 
     // The first reconcile adopts M; the newest old build (Z) is held back, nothing rolls over M.
@@ -424,8 +424,8 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
     // The first push after the upgrade deploys.
     const P_SHA: &str = "c0ffee15a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
     const P: &str = "c0ffee15";
-    seed_built(&stack, P_SHA, P, order_at(0), "shop-image:p").await;
     let p_digest = put_image(&stack.sdk, P, 3).await;
+    seed_built(&stack, P_SHA, P, order_at(0), "shop-image:p").await;
     let report = handler.handle(ecr_push_event(P)).await.unwrap();
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
     assert_eq!(
@@ -438,10 +438,10 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
 async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
     // `latest` names N, whose build (started by the old version) is still running, and M is an
     // older build of another branch with a higher legacy counter.
-    let (_moto, stack, handler) = web_only().await;
-    seed_built(&stack, M_SHA, M, 40, "shop-image:m").await;
+    let (moto, stack, handler) = web_only().await;
     seed_commit(&stack, B_SHA, B, 12, "shop-image:n").await;
     put_image(&stack.sdk, M, 1).await;
+    seed_commit_as(&stack, M_SHA, M, 40, "shop-image:m", "built").await;
     let n_digest = put_image(&stack.sdk, B, 2).await;
     put_image(&stack.sdk, "latest", 2).await;
 
@@ -457,7 +457,10 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
     assert!(running_image(&stack, "web")
         .await
         .starts_with("public.ecr.aws/nginx"));
-    // N's build then succeeds: adopted once `latest`'s commit is built, as the release as it is.
+    // N's build then succeeds (its buildspec, from before the upgrade, exported no digest):
+    // adopted once `latest`'s commit is built, as the release as it is. This one-time adoption
+    // is the only way an image without a recorded digest becomes the release.
+    moto.proxy.report_build("shop-image:n", "SUCCEEDED", &[]);
     let report = handler
         .handle(codebuild_event(
             "image-verifier/codebuild-succeeded.json",
@@ -468,6 +471,14 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
         .await
         .unwrap();
     assert_eq!(report["release"], B, "{report}");
+    let n = stack.ledger_item(B).await.unwrap();
+    assert!(
+        n["provenance_refused"]
+            .as_str()
+            .unwrap()
+            .contains("IMAGE_DIGEST"),
+        "{n:?}"
+    );
 }
 
 #[tokio::test]

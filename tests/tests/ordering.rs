@@ -76,12 +76,7 @@ async fn build_succeeds(w: &World, sha: &str, build_id: &str, seed: u8) -> (Stri
     );
     let report = w
         .verifier
-        .handle(codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            sha,
-            &sha[..8],
-            build_id,
-        ))
+        .handle(build_succeeded(&w.moto, sha, &sha[..8], build_id, &digest))
         .await
         .unwrap();
     (digest, report)
@@ -177,20 +172,18 @@ async fn builds_finishing_in_either_order_leave_the_newest_push_running() {
             let report = w.verifier.handle(ecr_push_event(tag)).await.unwrap();
             assert_eq!(report["outcome"], "pending", "{report}");
         }
-        let mut finished = vec![(A_SHA, build_id(&a)), (B_SHA, build_id(&b))];
+        let mut finished = vec![
+            (A_SHA, build_id(&a), a_digest.clone()),
+            (B_SHA, build_id(&b), b_digest.clone()),
+        ];
         if newer_finishes_first {
             finished.reverse();
         }
         let mut rolled = Vec::new();
-        for (sha, build) in finished {
+        for (sha, build, digest) in finished {
             let report = w
                 .verifier
-                .handle(codebuild_event(
-                    "image-verifier/codebuild-succeeded.json",
-                    sha,
-                    &sha[..8],
-                    &build,
-                ))
+                .handle(build_succeeded(&w.moto, sha, &sha[..8], &build, &digest))
                 .await
                 .unwrap();
             if report["rollout"][0]["result"] == "deployed" {

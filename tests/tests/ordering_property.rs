@@ -180,6 +180,7 @@ impl Sim {
                         digest: format!("sha256:{tag}"),
                         order: Some(order),
                         held_until: self.release.as_ref().and_then(|r| r.held_until),
+                        recent: Vec::new(),
                     });
                 }
             }

@@ -72,8 +72,8 @@ fn count(moto: &Moto, operation: &str) -> usize {
 #[tokio::test]
 async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_writes_nothing() {
     let w = world(TARGETS).await;
-    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
 
     let report = w.handler.handle(b_pushed()).await.expect("handled");
     assert_eq!(report["outcome"], "verified", "{report}");
@@ -171,7 +171,8 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
             "lock#prod/web",
             "lock#prod/worker"
         ],
-        "the release, then the two locks"
+        "the release, then the two locks: {:?}",
+        w.moto.calls_to("UpdateItem")
     );
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
 
@@ -191,10 +192,10 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
-async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_function() {
+async fn a_finished_build_reaches_one_service_in_sixteen_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
-    put_image(&w.stack.sdk, B, 2).await;
+    let digest = put_image(&w.stack.sdk, B, 2).await;
     // The SHA tag's event comes first (pending: the build is still running) and leaves the
     // policy check cached.
     let report = w.handler.handle(b_pushed()).await.expect("pending");
@@ -202,12 +203,7 @@ async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_functi
     w.moto.start_recording();
     let report = w
         .handler
-        .handle(codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
-            B_SHA,
-            B,
-            "shop-image:b1",
-        ))
+        .handle(build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", &digest))
         .await
         .expect("handled");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
@@ -217,19 +213,22 @@ async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_functi
         .into_iter()
         .map(|c| c.operation)
         .collect();
-    // Record the build; read `latest`, the ledger and the SHA tag; move the release, then
-    // `latest` (read the manifest, put it); read the service; lock; re-read `latest` under the
-    // lock; register, update; one transaction for the records, the lock's release and the
-    // verified outcome.
+    // Read the build's own account of its image and record it; read `latest`, the SHA tag and
+    // the ledger; move the release, then `latest` (read the manifest, put it, and protect the
+    // image from the lifecycle policy); read the service; lock; re-read `latest` under the lock;
+    // register, update; one transaction for the records, the lock's release and the verified
+    // outcome.
     assert_eq!(
         calls,
         [
+            "BatchGetBuilds",
             "UpdateItem",
+            "DescribeImages",
             "DescribeImages",
             "BatchGetItem",
-            "DescribeImages",
             "UpdateItem",
             "BatchGetImage",
+            "PutImage",
             "PutImage",
             "DescribeServices",
             "DescribeTaskDefinition",
@@ -245,10 +244,10 @@ async fn a_finished_build_reaches_one_service_in_fourteen_calls_on_a_warm_functi
 #[tokio::test]
 async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_is_moved_back() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
+    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
     let b_digest = publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     w.handler.handle(b_pushed()).await.expect("B deployed");
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
 
@@ -281,8 +280,8 @@ async fn an_older_commit_never_rolls_over_a_newer_one_and_latest_moved_by_hand_i
 #[tokio::test]
 async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     // A previous attempt registered the revision and died before UpdateService.
     let ecs = aws_sdk_ecs::Client::new(&w.stack.sdk);
     let (td, _) = service_task_definition(&w.stack.sdk, "web").await;
@@ -317,10 +316,10 @@ async fn a_revision_registered_before_a_crash_is_reused_not_registered_again() {
 #[tokio::test]
 async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a_newer_one() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     put_image(&w.stack.sdk, A, 1).await;
+    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
     publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
     let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
     let original = original.task_definition_arn().unwrap().to_string();
     let report = w.handler.handle(b_pushed()).await.expect("B deployed");
@@ -374,8 +373,8 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
 #[tokio::test]
 async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let report = w.handler.handle(b_pushed()).await.expect("deployed");
     let revision = report["rollout"][0]["revision"]
         .as_str()
@@ -441,8 +440,8 @@ async fn a_deployment_a_crash_left_unrecorded_is_recorded_by_the_next_event() {
 #[tokio::test]
 async fn a_locked_service_is_retried_later_and_nothing_is_registered() {
     let w = world("prod/web/app").await;
-    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     hold_lock(&w.stack, "prod/web", "someone-else").await;
     let error = w.handler.handle(b_pushed()).await.expect_err("locked");
     let diagnostic = Diagnostic::from(error);
@@ -462,8 +461,8 @@ async fn a_missing_service_or_container_is_a_clear_error() {
         ("prod/web/backend", "no container named `backend`"),
     ] {
         let w = world(targets).await;
-        seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
         publish(&w.stack, B, 2).await;
+        seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
         let diagnostic = Diagnostic::from(w.handler.handle(b_pushed()).await.expect_err(targets));
         assert_eq!(diagnostic.error_type, "RolloutFailed");
         assert!(
@@ -484,14 +483,16 @@ async fn nothing_rolls_before_the_build_succeeded() {
     let report = w.handler.handle(b_pushed()).await.unwrap();
     assert_eq!(report["outcome"], "pending");
     assert_eq!(report["rollout"], json!([]));
-    // A `latest` pushed from outside, then the reconcile: there is no release yet, nothing rolls.
+    // A `latest` pushed from outside, then the reconcile: there is no release yet, nothing rolls,
+    // and that `latest` is reported untrusted.
     put_image(&w.stack.sdk, "latest", 7).await;
     let report = w
         .handler
         .handle(load_event("image-verifier/scheduled-reconcile.json"))
         .await
         .unwrap();
-    assert_eq!(report["outcome"], "nothing_to_verify", "{report}");
+    assert_eq!(report["outcome"], "untrusted", "{report}");
+    assert_eq!(report["tag"], "latest", "{report}");
     assert_eq!(report["release"], Value::Null);
     assert_eq!(report["rollout"], json!([]));
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);

@@ -63,6 +63,11 @@ fn the_template_lifecycle_policy_is_the_one_the_verifier_enforces() {
     let parsed: serde_json::Value =
         serde_json::from_str(&text).expect("the template's policy is JSON");
     assert_eq!(lifecycle_grammar_errors(&parsed), Vec::<String>::new());
+    // Rule for rule, descriptions included: the code is the one source of the policy.
+    assert_eq!(
+        pushdeploy::lifecycle::parse_policy(&text).expect("rules pushdeploy reads"),
+        defaults.lifecycle_rules()
+    );
     let actual = ActualPolicy {
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
         mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],

@@ -30,6 +30,9 @@ fn verify_error_type(error: &VerifyError) -> &'static str {
         VerifyError::Ledger(_) => "LedgerFailed",
         VerifyError::Publish(_) => "PublishFailed",
         VerifyError::Rollout(_) => "RolloutFailed",
+        VerifyError::Builds(_) => "BuildReadFailed",
+        VerifyError::BuildNotFinished(_) => "BuildNotFinished",
+        VerifyError::Services(_) => "ServicesReadFailed",
     }
 }
 
@@ -44,6 +47,7 @@ impl From<VerifierError> for Diagnostic {
             }
             VerifierError::InvalidRequest(_) => "InvalidOperatorRequest",
             VerifierError::Operator(OperatorError::ImageNotFound(_)) => "ImageNotFound",
+            VerifierError::Operator(OperatorError::Untrusted { .. }) => "Untrusted",
         };
         Diagnostic {
             error_type: error_type.into(),

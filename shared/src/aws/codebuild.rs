@@ -1,8 +1,9 @@
-//! CodeBuild: start the arm64 image build of one commit.
+//! CodeBuild: start the arm64 image build of one commit, and read a build back.
 
 use aws_sdk_codebuild::types::{EnvironmentType, EnvironmentVariable, EnvironmentVariableType};
 
 use super::AwsError;
+use crate::provenance::BuildReport;
 
 /// What the buildspec needs to build and push one commit's SHA tag (only the verifier moves
 /// `latest`).
@@ -77,5 +78,44 @@ impl BuildStarter {
                 code: None,
                 message: "the response names no build id".into(),
             })
+    }
+}
+
+/// CodeBuild's own account of a build (what the verifier trusts for provenance).
+pub struct BuildReader {
+    client: aws_sdk_codebuild::Client,
+}
+
+impl BuildReader {
+    pub fn new(client: aws_sdk_codebuild::Client) -> Self {
+        Self { client }
+    }
+
+    /// The build `build_id` (`project:uuid`) as CodeBuild reports it; `None` if it knows none.
+    pub async fn build(&self, build_id: &str) -> Result<Option<BuildReport>, AwsError> {
+        let output = self
+            .client
+            .batch_get_builds()
+            .ids(build_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CodeBuild", "BatchGetBuilds", e))?;
+        Ok(output
+            .builds()
+            .iter()
+            .find(|b| b.id() == Some(build_id))
+            .map(|build| BuildReport {
+                id: build_id.to_string(),
+                project: build.project_name().unwrap_or_default().to_string(),
+                status: build
+                    .build_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                exported: build
+                    .exported_environment_variables()
+                    .iter()
+                    .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
+                    .collect(),
+            }))
     }
 }

@@ -1,4 +1,6 @@
-//! ECR: what the registry holds for a tag.
+//! ECR: what the registry holds for a tag, and the repository's policy.
+
+mod tags;
 
 use aws_sdk_ecr::types::{
     ImageIdentifier, ImageScanningConfiguration, ImageTagMutability,
@@ -164,65 +166,6 @@ impl Registry {
             }
         }
         Ok(())
-    }
-
-    /// Moves `latest` onto the image `tag` names by re-putting that image's manifest (no rebuild).
-    /// Returns the digest `latest` names now (PutImage's answer).
-    pub async fn move_latest_to(&self, tag: &str) -> Result<String, AwsError> {
-        let output = self
-            .client
-            .batch_get_image()
-            .registry_id(&self.repository.registry_id)
-            .repository_name(&self.repository.name)
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-            .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
-            .accepted_media_types("application/vnd.docker.distribution.manifest.list.v2+json")
-            .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
-            .accepted_media_types("application/vnd.oci.image.index.v1+json")
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECR", "BatchGetImage", e))?;
-        let image = output.images().first().ok_or_else(|| AwsError::Call {
-            service: "ECR",
-            operation: "BatchGetImage",
-            code: Some("ImageNotFoundException".into()),
-            message: format!("image tag {tag} not found"),
-        })?;
-        let manifest = image.image_manifest().unwrap_or_default();
-        let mut request = self
-            .client
-            .put_image()
-            .registry_id(&self.repository.registry_id)
-            .repository_name(&self.repository.name)
-            .image_tag(crate::verify::LATEST)
-            .image_manifest(manifest);
-        if let Some(media_type) = image.image_manifest_media_type() {
-            request = request.image_manifest_media_type(media_type);
-        }
-        let digest = image.image_id().and_then(|id| id.image_digest());
-        match request.send().await {
-            Ok(output) => output
-                .image()
-                .and_then(|i| i.image_id())
-                .and_then(|id| id.image_digest())
-                .or(digest)
-                .map(str::to_string),
-            // `latest` already names this image.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_image_already_exists_exception()) =>
-            {
-                digest.map(str::to_string)
-            }
-            Err(err) => return Err(AwsError::from_sdk("ECR", "PutImage", err)),
-        }
-        .ok_or_else(|| AwsError::Call {
-            service: "ECR",
-            operation: "PutImage",
-            code: None,
-            message: format!("no digest for the image of {tag}"),
-        })
     }
 
     /// Whether an image with this tag is in the repository (an immutable tag cannot be pushed twice).

@@ -91,6 +91,51 @@ impl Ecs {
         Ok(current)
     }
 
+    /// Every container image the service's deployments run (the service's task definition and
+    /// each deployment's, PRIMARY and ACTIVE): what retention must not expire.
+    pub async fn running_images(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let output = self
+            .client
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
+        let mut revisions: Vec<&str> = Vec::new();
+        for found in output
+            .services()
+            .iter()
+            .filter(|s| s.status() != Some("INACTIVE"))
+        {
+            let deployments = found
+                .deployments()
+                .iter()
+                .filter_map(|d| d.task_definition());
+            for arn in found.task_definition().into_iter().chain(deployments) {
+                if !revisions.contains(&arn) {
+                    revisions.push(arn);
+                }
+            }
+        }
+        let mut images = Vec::new();
+        for revision in revisions {
+            let definition = self.describe_task_definition(revision).await?;
+            images.extend(
+                definition
+                    .task_definition
+                    .container_definitions()
+                    .iter()
+                    .filter_map(|c| c.image().map(str::to_string)),
+            );
+        }
+        Ok(images)
+    }
+
     /// A task definition with its tags, by ARN, `family:revision`, or `family` (its newest
     /// ACTIVE revision).
     pub async fn describe_task_definition(

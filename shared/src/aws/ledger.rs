@@ -1,6 +1,8 @@
 //! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
 
+mod images;
 mod order;
+pub use images::UntrustedImageRecord;
 pub use order::{PushRecord, PushSecond};
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use crate::ledger::{
     claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
 };
 use crate::order::PushOrder;
+use crate::provenance::BuildProvenance;
 use crate::release::Release;
 use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
 
@@ -124,6 +127,8 @@ pub struct LedgerView {
     pub frozen: bool,
     /// The services' items, by `cluster/service`.
     pub services: HashMap<String, ServiceState>,
+    /// Of the digests asked for, those already recorded as untrusted images.
+    pub untrusted_images: std::collections::HashSet<String>,
 }
 
 /// A commit as the verifier sees it in the ledger.
@@ -135,6 +140,10 @@ pub struct KnownCommit {
     pub sha: Option<String>,
     pub verification: Option<String>,
     pub image_digest: Option<String>,
+    /// The digest its pushdeploy build pushed, as the build itself reported it.
+    pub built_digest: Option<String>,
+    /// Why its build vouches for no image (it exported no digest…).
+    pub provenance_refused: Option<String>,
 }
 
 /// One rollout of an image to a service.
@@ -352,15 +361,17 @@ impl LedgerTable {
         &self,
         repository: &str,
         tags: &[&str],
+        digests: &[&str],
         targets: &[String],
     ) -> Result<LedgerView, AwsError> {
         let mut sequences = HashMap::new();
+        let mut untrusted_images = std::collections::HashSet::new();
         let mut services = HashMap::new();
         let mut frozen = false;
         let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .projection_expression(
                 "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
-                 image_tag, digest, held_until, \
+                 image_tag, digest, held_until, recent, built_digest, provenance_refused, \
                  #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence",
             )
             .expression_attribute_names("#sequence", "sequence")
@@ -382,6 +393,13 @@ impl LedgerTable {
             ("pk".to_string(), s(release_pk)),
             ("sk".to_string(), s(release_sk)),
         ]));
+        for digest in digests {
+            let (pk, sk) = crate::ledger::untrusted_image_key(repository, digest);
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(pk)),
+                ("sk".to_string(), s(sk)),
+            ]));
+        }
         let mut release = None;
         for tag in tags {
             let key = CommitKey {
@@ -442,6 +460,14 @@ impl LedgerTable {
                 release = order::parse_release(item);
                 continue;
             }
+            if let Some(digest) = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix("untrusted#"))
+            {
+                untrusted_images.insert(digest.to_string());
+                continue;
+            }
             let tag = item
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
@@ -460,6 +486,8 @@ impl LedgerTable {
                         sha: string("sha"),
                         verification: string("verification"),
                         image_digest: string("image_digest"),
+                        built_digest: string("built_digest"),
+                        provenance_refused: string("provenance_refused"),
                     },
                 );
             }
@@ -469,6 +497,7 @@ impl LedgerTable {
             release,
             frozen,
             services,
+            untrusted_images,
         })
     }
 
@@ -488,27 +517,45 @@ impl LedgerTable {
     }
 
     /// Records a finished build (`Built` or `BuildFailed`) if `build_id` is still the commit's
-    /// build; `false` for an older build's late event or a commit the ledger does not know.
+    /// build; `false` for an older build's late event or a commit the ledger does not know. A
+    /// successful build records what it says of its image: the digest it pushed, or why it vouches
+    /// for none.
     pub async fn record_build_result(
         &self,
         key: &CommitKey,
         build_id: &str,
         status: CommitStatus,
+        image: Option<&BuildProvenance>,
         now: u64,
     ) -> Result<bool, AwsError> {
-        let request = self
+        let mut expression =
+            String::from("SET #status = :status, build_finished_at = :now, updated_at = :now");
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key.pk()))
             .key("sk", s(key.sk()))
-            .update_expression("SET #status = :status, build_finished_at = :now, updated_at = :now")
             .condition_expression("build_id = :build_id")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":build_id", s(build_id))
             .expression_attribute_values(":now", n(now));
-        conditional(request.send().await, "UpdateItem")
+        match image {
+            Some(BuildProvenance::Pushed { digest }) => {
+                expression.push_str(", built_digest = :built REMOVE provenance_refused");
+                request = request.expression_attribute_values(":built", s(digest));
+            }
+            Some(BuildProvenance::Refused { reason }) => {
+                expression.push_str(", provenance_refused = :refused REMOVE built_digest");
+                request = request.expression_attribute_values(":refused", s(reason));
+            }
+            Some(BuildProvenance::NotFinished) | None => {}
+        }
+        conditional(
+            request.update_expression(expression).send().await,
+            "UpdateItem",
+        )
     }
 
     /// Takes the service's deployment lock if no other rollout holds it (an expired lock is taken

@@ -8,7 +8,7 @@ use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{push_partition, push_second_key, release_key, CommitKey};
 use crate::order::{PlacedPush, PushOrder};
-use crate::release::Release;
+use crate::release::{Release, ReleasedImage};
 
 /// A push to record, with the place [`crate::order::place_push`] gave it.
 #[derive(Debug, Clone)]
@@ -120,8 +120,8 @@ impl LedgerTable {
         };
         let (pk, sk) = release_key(repository);
         let expression = match &release.sha {
-            Some(_) => "SET image_tag = :tag, digest = :digest, #sequence = :order, sha = :sha, updated_at = :now",
-            None => "SET image_tag = :tag, digest = :digest, #sequence = :order, updated_at = :now REMOVE sha",
+            Some(_) => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, sha = :sha, updated_at = :now",
+            None => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, updated_at = :now REMOVE sha",
         };
         let mut request = self
             .client
@@ -138,6 +138,7 @@ impl LedgerTable {
             .expression_attribute_values(":tag", s(&release.image_tag))
             .expression_attribute_values(":digest", s(&release.digest))
             .expression_attribute_values(":order", n(order.get()))
+            .expression_attribute_values(":recent", recent_list(&release.recent))
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(sha) = &release.sha {
@@ -325,7 +326,23 @@ fn release_item(repository: &str, release: &Release, now: u64) -> Item {
     if let Some(held_until) = release.held_until {
         item.insert("held_until".into(), n(held_until.get()));
     }
+    item.insert("recent".into(), recent_list(&release.recent));
     item
+}
+
+/// The earlier releases, as a list of `{image_tag, digest}` maps.
+fn recent_list(recent: &[ReleasedImage]) -> AttributeValue {
+    AttributeValue::L(
+        recent
+            .iter()
+            .map(|r| {
+                AttributeValue::M(std::collections::HashMap::from([
+                    ("image_tag".to_string(), s(&r.image_tag)),
+                    ("digest".to_string(), s(&r.digest)),
+                ]))
+            })
+            .collect(),
+    )
 }
 
 pub(super) fn parse_release(item: &Item) -> Option<Release> {
@@ -336,6 +353,22 @@ pub(super) fn parse_release(item: &Item) -> Option<Release> {
         digest: string("digest")?,
         order: number(item, "sequence").map(PushOrder::from_u64),
         held_until: number(item, "held_until").map(PushOrder::from_u64),
+        recent: item
+            .get("recent")
+            .and_then(|v| v.as_l().ok())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|entry| {
+                        let entry = entry.as_m().ok()?;
+                        let field = |k: &str| entry.get(k).and_then(|v| v.as_s().ok()).cloned();
+                        Some(ReleasedImage {
+                            image_tag: field("image_tag")?,
+                            digest: field("digest")?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -350,8 +383,16 @@ mod tests {
             ("digest".to_string(), s("sha256:aa")),
             ("sequence".to_string(), n(7)),
             ("held_until".to_string(), n(9)),
+            (
+                "recent".to_string(),
+                recent_list(&[ReleasedImage {
+                    image_tag: "0d1e2f3a".into(),
+                    digest: "sha256:bb".into(),
+                }]),
+            ),
         ]);
         let release = parse_release(&item).unwrap();
+        assert_eq!(release.recent[0].image_tag, "0d1e2f3a");
         assert_eq!(release.order, Some(PushOrder::from_u64(7)));
         assert_eq!(release.held_until, Some(PushOrder::from_u64(9)));
         assert_eq!(release.sha, None);

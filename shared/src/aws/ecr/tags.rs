@@ -1,0 +1,177 @@
+//! ECR tags the verifier writes: `latest` (moved onto the release) and the protective tags of
+//! [`crate::retention`]; and the listing the reconcile protects from.
+
+use aws_sdk_ecr::types::{ImageIdentifier, TagStatus};
+
+use super::Registry;
+use crate::aws::AwsError;
+use crate::lifecycle::StoredImage;
+use crate::retention::keep_tag;
+
+const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// At most this many image ids per BatchDeleteImage.
+const DELETE_BATCH: usize = 100;
+
+fn call_error(operation: &'static str, message: String) -> AwsError {
+    AwsError::Call {
+        service: "ECR",
+        operation,
+        code: Some("ImageNotFoundException".into()),
+        message,
+    }
+}
+
+impl Registry {
+    /// Moves `latest` onto the image `tag` names by re-putting that image's manifest (no rebuild),
+    /// and protects that image ([`crate::retention`]). Returns the digest `latest` names now.
+    pub async fn move_latest_to(&self, tag: &str) -> Result<String, AwsError> {
+        let id = ImageIdentifier::builder().image_tag(tag).build();
+        let mut tags = vec![crate::verify::LATEST.to_string()];
+        let digest = self.put_tags(id, &mut tags, true).await?;
+        if let Some(keep) = keep_tag(&digest) {
+            self.put_tags(
+                ImageIdentifier::builder().image_digest(&digest).build(),
+                &mut vec![keep],
+                false,
+            )
+            .await?;
+        }
+        Ok(digest)
+    }
+
+    /// Puts the protective tag on the image of `digest`.
+    pub async fn protect(&self, digest: &str) -> Result<(), AwsError> {
+        let Some(keep) = keep_tag(digest) else {
+            return Ok(());
+        };
+        let id = ImageIdentifier::builder().image_digest(digest).build();
+        self.put_tags(id, &mut vec![keep], false).await.map(|_| ())
+    }
+
+    /// Removes tags (never an image's last one: the caller checks). Tags already gone are fine.
+    pub async fn remove_tags(&self, tags: &[String]) -> Result<(), AwsError> {
+        for chunk in tags.chunks(DELETE_BATCH) {
+            let ids = chunk
+                .iter()
+                .map(|t| ImageIdentifier::builder().image_tag(t).build())
+                .collect();
+            self.client
+                .batch_delete_image()
+                .registry_id(&self.repository.registry_id)
+                .repository_name(&self.repository.name)
+                .set_image_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ECR", "BatchDeleteImage", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every tagged image of the repository, with its tags and push time.
+    pub async fn tagged_images(&self) -> Result<Vec<StoredImage>, AwsError> {
+        let mut images = Vec::new();
+        let mut pages = self
+            .client
+            .describe_images()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .filter(
+                aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                    .tag_status(TagStatus::Tagged)
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ECR", "DescribeImages", e))?;
+            for detail in page.image_details() {
+                let Some(digest) = detail.image_digest() else {
+                    continue;
+                };
+                images.push(StoredImage {
+                    digest: digest.to_string(),
+                    tags: detail.image_tags().to_vec(),
+                    pushed_at: detail
+                        .image_pushed_at()
+                        .map(|t| u64::try_from(t.secs()).unwrap_or(0))
+                        .unwrap_or(0),
+                });
+            }
+        }
+        Ok(images)
+    }
+
+    /// Re-puts the manifest of the image `id` names under each of `tags`. With `moving`, a tag may
+    /// already name another image (only `latest` moves); a tag already on this image is fine.
+    /// Returns the image's digest.
+    async fn put_tags(
+        &self,
+        id: ImageIdentifier,
+        tags: &mut Vec<String>,
+        moving: bool,
+    ) -> Result<String, AwsError> {
+        let named = format!("{id:?}");
+        let output = self
+            .client
+            .batch_get_image()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .image_ids(id)
+            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|t| t.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECR", "BatchGetImage", e))?;
+        let image = output
+            .images()
+            .first()
+            .ok_or_else(|| call_error("BatchGetImage", format!("no image for {named}")))?;
+        let manifest = image.image_manifest().unwrap_or_default();
+        let mut digest = image
+            .image_id()
+            .and_then(|id| id.image_digest())
+            .map(str::to_string);
+        for tag in tags.drain(..) {
+            let mut request = self
+                .client
+                .put_image()
+                .registry_id(&self.repository.registry_id)
+                .repository_name(&self.repository.name)
+                .image_tag(&tag)
+                .image_manifest(manifest);
+            if let Some(media_type) = image.image_manifest_media_type() {
+                request = request.image_manifest_media_type(media_type);
+            }
+            match request.send().await {
+                Ok(output) => {
+                    if let Some(put) = output
+                        .image()
+                        .and_then(|i| i.image_id())
+                        .and_then(|id| id.image_digest())
+                    {
+                        digest = Some(put.to_string());
+                    }
+                }
+                // The tag already names this image.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_image_already_exists_exception()) => {}
+                // A protective tag on another image cannot be: it names its digest.
+                Err(err)
+                    if !moving
+                        && err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_image_tag_already_exists_exception()) => {}
+                Err(err) => return Err(AwsError::from_sdk("ECR", "PutImage", err)),
+            }
+        }
+        digest.ok_or_else(|| call_error("PutImage", format!("no digest for {named}")))
+    }
+}

@@ -1,0 +1,206 @@
+//! Provenance (pure): is an image the one pushdeploy's own build of its commit pushed?
+//!
+//! The trigger records the id of the build it started for a commit. When that build succeeds, the
+//! verifier asks CodeBuild for it (`BatchGetBuilds`) and takes the digest the buildspec exported
+//! (`IMAGE_DIGEST`): the digest comes from the build itself, never from a ledger write a build
+//! makes, so a build started by hand (say, with a buildspec override) cannot vouch for an image.
+//! Only an image whose digest is that recorded digest rolls automatically.
+
+/// The buildspec's exported variable that carries the pushed image's digest.
+pub const IMAGE_DIGEST_VARIABLE: &str = "IMAGE_DIGEST";
+
+/// A build as CodeBuild reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    /// `project:uuid`.
+    pub id: String,
+    pub project: String,
+    /// `SUCCEEDED`, `FAILED`, `IN_PROGRESS`…
+    pub status: String,
+    /// The buildspec's exported variables, as the build ended.
+    pub exported: Vec<(String, String)>,
+}
+
+/// What a finished build says about the image it pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildProvenance {
+    /// The build succeeded and pushed the image of this digest.
+    Pushed { digest: String },
+    /// CodeBuild does not report the build as finished yet (its event came first): ask again.
+    NotFinished,
+    /// Nothing the build says can vouch for an image.
+    Refused { reason: String },
+}
+
+/// Whether `digest` has the form of an image manifest digest.
+pub fn is_image_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// What `build` (CodeBuild's answer for `build_id`, `None` if it knows no such build) says about
+/// the image it pushed, if it is a build of `project`.
+pub fn build_provenance(
+    build_id: &str,
+    build: Option<&BuildReport>,
+    project: &str,
+) -> BuildProvenance {
+    let refused = |reason: String| BuildProvenance::Refused { reason };
+    let Some(build) = build else {
+        return refused(format!("CodeBuild knows no build {build_id}"));
+    };
+    if build.project != project {
+        return refused(format!(
+            "build {build_id} is of project `{}`, not `{project}`",
+            build.project
+        ));
+    }
+    match build.status.as_str() {
+        "SUCCEEDED" => {}
+        "IN_PROGRESS" => return BuildProvenance::NotFinished,
+        other => return refused(format!("build {build_id} ended {other}")),
+    }
+    let exported = build
+        .exported
+        .iter()
+        .find(|(name, _)| name == IMAGE_DIGEST_VARIABLE)
+        .map(|(_, value)| value.trim());
+    match exported {
+        Some(digest) if is_image_digest(digest) => BuildProvenance::Pushed {
+            digest: digest.to_string(),
+        },
+        Some(other) => refused(format!(
+            "build {build_id} exported {IMAGE_DIGEST_VARIABLE}=`{other}`, which is not an image digest"
+        )),
+        None => refused(format!(
+            "build {build_id} exported no {IMAGE_DIGEST_VARIABLE} (a buildspec from before provenance checks?)"
+        )),
+    }
+}
+
+/// Whether the image `tag` names now (`image_digest`) is the one the commit's build pushed
+/// (`built_digest`, recorded from the build). `Err` says why not.
+pub fn check_image(
+    tag: &str,
+    built_digest: Option<&str>,
+    image_digest: &str,
+) -> Result<(), String> {
+    match built_digest {
+        Some(built) if built == image_digest => Ok(()),
+        Some(built) => Err(format!(
+            "image tag {tag} names {image_digest}, not {built}, which its pushdeploy build pushed"
+        )),
+        None => Err(format!(
+            "no image digest was recorded from the pushdeploy build of {tag} \
+             (built before the upgrade to provenance checks, or its build exported none)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:6ccc2ae1df9d155ba83c597051611c42d60e09c6329dcb14a312cecc0a8e3900";
+
+    fn build(project: &str, status: &str, exported: &[(&str, &str)]) -> BuildReport {
+        BuildReport {
+            id: "shop-image:1".into(),
+            project: project.into(),
+            status: status.into(),
+            exported: exported
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_build_vouches_only_for_the_digest_it_exported() {
+        let pushed = BuildProvenance::Pushed {
+            digest: DIGEST.into(),
+        };
+        let cases: Vec<(&str, Option<BuildReport>, Option<BuildProvenance>)> = vec![
+            (
+                "succeeded, exported",
+                Some(build(
+                    "shop-image",
+                    "SUCCEEDED",
+                    &[("IMAGE_DIGEST", DIGEST)],
+                )),
+                Some(pushed.clone()),
+            ),
+            (
+                "whitespace around the export",
+                Some(build(
+                    "shop-image",
+                    "SUCCEEDED",
+                    &[("OTHER", "x"), ("IMAGE_DIGEST", &format!(" {DIGEST}\n"))],
+                )),
+                Some(pushed),
+            ),
+            (
+                "still running",
+                Some(build("shop-image", "IN_PROGRESS", &[])),
+                Some(BuildProvenance::NotFinished),
+            ),
+            ("unknown build", None, None),
+            (
+                "another project",
+                Some(build("other", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])),
+                None,
+            ),
+            (
+                "failed",
+                Some(build("shop-image", "FAILED", &[("IMAGE_DIGEST", DIGEST)])),
+                None,
+            ),
+            (
+                "no export",
+                Some(build("shop-image", "SUCCEEDED", &[])),
+                None,
+            ),
+            (
+                "not a digest",
+                Some(build(
+                    "shop-image",
+                    "SUCCEEDED",
+                    &[("IMAGE_DIGEST", "latest")],
+                )),
+                None,
+            ),
+            (
+                "short digest",
+                Some(build(
+                    "shop-image",
+                    "SUCCEEDED",
+                    &[("IMAGE_DIGEST", "sha256:abc")],
+                )),
+                None,
+            ),
+        ];
+        for (name, report, expected) in cases {
+            let got = build_provenance("shop-image:1", report.as_ref(), "shop-image");
+            match expected {
+                Some(expected) => assert_eq!(got, expected, "{name}"),
+                None => assert!(
+                    matches!(got, BuildProvenance::Refused { ref reason } if reason.contains("shop-image:1")),
+                    "{name}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn an_image_is_trusted_only_at_the_recorded_digest() {
+        assert!(check_image("f8afe6a7", Some(DIGEST), DIGEST).is_ok());
+        let other = check_image("f8afe6a7", Some(DIGEST), "sha256:bb").unwrap_err();
+        assert!(
+            other.contains("sha256:bb") && other.contains(DIGEST),
+            "{other}"
+        );
+        let legacy = check_image("f8afe6a7", None, DIGEST).unwrap_err();
+        assert!(legacy.contains("no image digest was recorded"), "{legacy}");
+    }
+}

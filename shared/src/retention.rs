@@ -1,0 +1,273 @@
+//! Retention (pure): which images pushdeploy protects from the lifecycle policy, and the tags
+//! that say so.
+//!
+//! ECR lifecycle rules select images by tag only, so protection is a tag. The verifier puts
+//! `pushdeploy-keep-<digest hex>` on every image it protects:
+//! - the release (the image `latest` names, which the policy's `latest` rule also keeps);
+//! - the last releases before it (`KEEP_RELEASED_IMAGES`);
+//! - every image a rollout target's running task-definition revisions pin.
+//!
+//! The policy's first rule selects those tags and expires nothing below its (large) count, and an
+//! image a higher-priority rule selects is never expired by a lower one. The tag is unique per
+//! image and never moves, so tag immutability is untouched. The reconcile removes it from images
+//! that are no longer protected; the image then ages out like any other build.
+//!
+//! Builds push a second tag, `pushdeploy-build-<sha tag>`, which the count rule selects: a user's
+//! own tags (`beta`, `v1.2`, `cafe-test`) are never selected by any rule pushdeploy writes.
+
+use std::collections::BTreeMap;
+
+use crate::lifecycle::StoredImage;
+use crate::release::Release;
+
+/// Tags that protect an image: `pushdeploy-keep-<digest hex>`.
+pub const KEEP_TAG_PREFIX: &str = "pushdeploy-keep-";
+/// The tag each pushdeploy build pushes beside the SHA tag: `pushdeploy-build-<sha tag>`.
+pub const BUILD_TAG_PREFIX: &str = "pushdeploy-build-";
+
+/// The protective tag of the image of `digest`; `None` if it is not a `sha256:` digest.
+pub fn keep_tag(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| format!("{KEEP_TAG_PREFIX}{hex}"))
+}
+
+/// The marker tag a build pushes beside `image_tag`.
+pub fn build_tag(image_tag: &str) -> String {
+    format!("{BUILD_TAG_PREFIX}{image_tag}")
+}
+
+/// How a task definition names an image of the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageReference {
+    Digest(String),
+    Tag(String),
+}
+
+impl ImageReference {
+    /// `uri@sha256:…`, `uri:tag` or `uri` (`latest`) if `image` is in the repository at
+    /// `repository_uri`; `None` for any other image.
+    pub fn parse(image: &str, repository_uri: &str) -> Option<Self> {
+        let rest = image.strip_prefix(repository_uri)?;
+        if rest.is_empty() {
+            return Some(ImageReference::Tag(crate::verify::LATEST.into()));
+        }
+        if let Some(digest) = rest.strip_prefix('@') {
+            return Some(ImageReference::Digest(digest.to_string()));
+        }
+        rest.strip_prefix(':')
+            .filter(|tag| !tag.is_empty())
+            .map(|tag| ImageReference::Tag(tag.to_string()))
+    }
+}
+
+/// An image a rollout target's running revision pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningImage {
+    /// `cluster/service`.
+    pub target: String,
+    pub reference: ImageReference,
+}
+
+/// Why each protected image is protected, by digest.
+pub type Protected = BTreeMap<String, Vec<String>>;
+
+/// The images to protect, by digest, with the reasons. A running image named by a tag is found
+/// among `images`.
+pub fn protected_images(
+    release: Option<&Release>,
+    running: &[RunningImage],
+    images: &[StoredImage],
+) -> Protected {
+    let mut protected = Protected::new();
+    let mut protect = |digest: &str, reason: String| {
+        protected
+            .entry(digest.to_string())
+            .or_default()
+            .push(reason);
+    };
+    if let Some(release) = release {
+        protect(
+            &release.digest,
+            format!("the release ({})", release.image_tag),
+        );
+        for earlier in &release.recent {
+            protect(
+                &earlier.digest,
+                format!("an earlier release ({})", earlier.image_tag),
+            );
+        }
+    }
+    for image in running {
+        let digest = match &image.reference {
+            ImageReference::Digest(digest) => Some(digest.clone()),
+            ImageReference::Tag(tag) => images
+                .iter()
+                .find(|i| i.tags.iter().any(|t| t == tag))
+                .map(|i| i.digest.clone()),
+        };
+        if let Some(digest) = digest {
+            protect(&digest, format!("{} runs it", image.target));
+        }
+    }
+    protected
+}
+
+/// The protective tags to add and remove so that exactly the `protected` images carry one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtectionChanges {
+    /// `(digest, keep tag)`.
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+    /// Unprotected images whose only tag is a protective one: removing it would delete the image
+    /// at once, so it stays (and is reported).
+    pub left_alone: Vec<String>,
+}
+
+impl ProtectionChanges {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+pub fn protection_changes(images: &[StoredImage], protected: &Protected) -> ProtectionChanges {
+    let mut changes = ProtectionChanges::default();
+    for image in images {
+        let own = keep_tag(&image.digest);
+        let wanted = protected.contains_key(&image.digest);
+        let keep_tags: Vec<&String> = image
+            .tags
+            .iter()
+            .filter(|t| t.starts_with(KEEP_TAG_PREFIX))
+            .collect();
+        let has_own = own.as_ref().is_some_and(|own| keep_tags.contains(&own));
+        if let (true, false, Some(own)) = (wanted, has_own, own.as_ref()) {
+            changes.add.push((image.digest.clone(), own.clone()));
+        }
+        for tag in keep_tags {
+            // A protective tag stays only on a protected image, and only its own.
+            if wanted && Some(tag) == own.as_ref() {
+                continue;
+            }
+            if image.tags.len() == 1 {
+                changes.left_alone.push(tag.clone());
+            } else {
+                changes.remove.push(tag.clone());
+            }
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod scenarios;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::ReleasedImage;
+
+    fn digest(n: u32) -> String {
+        format!("sha256:{n:064x}")
+    }
+
+    fn stored(n: u32, tags: &[&str]) -> StoredImage {
+        StoredImage {
+            digest: digest(n),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: u64::from(n),
+        }
+    }
+
+    #[test]
+    fn keep_tags_name_the_digest() {
+        assert_eq!(
+            keep_tag(&digest(1)).unwrap(),
+            format!("pushdeploy-keep-{:064x}", 1)
+        );
+        assert_eq!(keep_tag("md5:abc"), None);
+        assert_eq!(keep_tag("sha256:"), None);
+        assert_eq!(build_tag("f8afe6a7"), "pushdeploy-build-f8afe6a7");
+    }
+
+    #[test]
+    fn image_references_of_the_repository() {
+        let uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop";
+        for (image, expected) in [
+            (
+                format!("{uri}@sha256:aa"),
+                Some(ImageReference::Digest("sha256:aa".into())),
+            ),
+            (
+                format!("{uri}:f8afe6a7"),
+                Some(ImageReference::Tag("f8afe6a7".into())),
+            ),
+            (uri.to_string(), Some(ImageReference::Tag("latest".into()))),
+            (format!("{uri}-other:1"), None),
+            (format!("{uri}:"), None),
+            ("public.ecr.aws/nginx:1".to_string(), None),
+        ] {
+            assert_eq!(ImageReference::parse(&image, uri), expected, "{image}");
+        }
+    }
+
+    #[test]
+    fn latest_the_releases_and_running_images_are_protected() {
+        let images = [
+            stored(1, &["a1"]),
+            stored(2, &["b2"]),
+            stored(3, &["c3", "latest"]),
+        ];
+        let release = Release {
+            image_tag: "c3".into(),
+            sha: None,
+            digest: digest(3),
+            order: None,
+            held_until: None,
+            recent: vec![ReleasedImage {
+                image_tag: "b2".into(),
+                digest: digest(2),
+            }],
+        };
+        let running = [
+            RunningImage {
+                target: "prod/web".into(),
+                reference: ImageReference::Tag("a1".into()),
+            },
+            RunningImage {
+                target: "prod/worker".into(),
+                reference: ImageReference::Tag("gone".into()),
+            },
+        ];
+        let protected = protected_images(Some(&release), &running, &images);
+        assert_eq!(
+            protected.keys().cloned().collect::<Vec<_>>(),
+            vec![digest(1), digest(2), digest(3)]
+        );
+        assert_eq!(protected[&digest(1)], vec!["prod/web runs it".to_string()]);
+        assert_eq!(protected[&digest(3)], vec!["the release (c3)".to_string()]);
+    }
+
+    #[test]
+    fn protective_tags_follow_the_protected_set() {
+        let own = |n| keep_tag(&digest(n)).unwrap();
+        let images = [
+            stored(1, &["a1"]),
+            stored(2, &["b2", &own(2)]),
+            stored(3, &["c3", &own(3)]),
+            stored(4, &["d4", "pushdeploy-keep-0bad"]),
+            stored(5, &[&own(5)]),
+        ];
+        let protected = Protected::from([(digest(1), vec![]), (digest(2), vec![])]);
+        let changes = protection_changes(&images, &protected);
+        assert_eq!(changes.add, vec![(digest(1), own(1))]);
+        // 3 is no longer protected; 4 carries a tag that is not its own.
+        assert_eq!(
+            changes.remove,
+            vec![own(3), "pushdeploy-keep-0bad".to_string()]
+        );
+        assert_eq!(changes.left_alone, vec![own(5)]);
+        let settled = protection_changes(&[stored(1, &["a1", &own(1)])], &protected);
+        assert!(settled.is_empty() && settled.left_alone.is_empty());
+    }
+}

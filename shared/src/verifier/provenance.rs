@@ -1,0 +1,110 @@
+//! The verifier's provenance checks: the digest a finished build pushed, taken from CodeBuild's
+//! own account of it, and whether the images it meets (`latest`, a SHA tag) are pushdeploy's.
+
+use tracing::{info, warn};
+
+use super::{ImageVerifier, KnownCommits, VerifyError};
+use crate::aws::ledger::KnownCommit;
+use crate::ledger::{now_epoch_seconds, CommitStatus};
+use crate::provenance::{build_provenance, check_image, BuildProvenance};
+use crate::release::Release;
+use crate::verify::{ImageInfo, Verification, LATEST};
+
+impl ImageVerifier {
+    /// Records a SUCCEEDED build with what CodeBuild says it pushed (`BatchGetBuilds`), if it is
+    /// still the commit's build. A build CodeBuild does not report finished yet fails the
+    /// invocation, so that the event is retried.
+    pub(super) async fn record_build_succeeded(
+        &self,
+        tag: &str,
+        build_id: &str,
+    ) -> Result<(), VerifyError> {
+        let report = self
+            .builds
+            .build(build_id)
+            .await
+            .map_err(VerifyError::Builds)?;
+        let provenance =
+            build_provenance(build_id, report.as_ref(), &self.config.codebuild_project);
+        match &provenance {
+            BuildProvenance::NotFinished => {
+                return Err(VerifyError::BuildNotFinished(build_id.to_string()))
+            }
+            BuildProvenance::Pushed { digest } => {
+                tracing::Span::current().record("digest", digest.as_str());
+            }
+            BuildProvenance::Refused { reason } => {
+                warn!(reason = %reason, "the build vouches for no image: its image is untrusted");
+            }
+        }
+        let recorded = self
+            .ledger
+            .record_build_result(
+                &self.key(tag),
+                build_id,
+                CommitStatus::Built,
+                Some(&provenance),
+                now_epoch_seconds(),
+            )
+            .await
+            .map_err(VerifyError::Ledger)?;
+        if !recorded {
+            info!("not the build pushdeploy started for this commit (or an older one): it vouches for nothing");
+        }
+        Ok(())
+    }
+}
+
+/// Whether the image a commit's SHA tag names (`digest`) is the one its pushdeploy build pushed.
+pub(crate) fn commit_provenance(
+    tag: &str,
+    commit: Option<&KnownCommit>,
+    digest: &str,
+) -> Result<(), String> {
+    let commit =
+        commit.ok_or_else(|| format!("image tag {tag} is not a commit pushdeploy built"))?;
+    if let Some(refused) = &commit.provenance_refused {
+        return Err(refused.clone());
+    }
+    check_image(tag, commit.built_digest.as_deref(), digest)
+}
+
+/// `Some(untrusted)` when `latest` names an image that is neither the release (or an earlier
+/// one) nor a pushdeploy build with provenance: it was pushed from outside.
+pub(super) fn foreign_latest(
+    latest: Option<&ImageInfo>,
+    release: Option<&Release>,
+    known: &KnownCommits,
+) -> Option<Verification> {
+    let latest = latest?;
+    let released = release.is_some_and(|r| {
+        r.digest == latest.digest || r.recent.iter().any(|e| e.digest == latest.digest)
+    });
+    // An image of pushdeploy's build, or of a build still running (decided when it ends: an
+    // older version pushed `latest` from the build).
+    let built = latest.tags.iter().any(|tag| {
+        let commit = known.commits.get(tag);
+        let running = commit
+            .and_then(|c| c.status)
+            .is_some_and(|s| matches!(s, CommitStatus::Claimed | CommitStatus::Building));
+        running || commit_provenance(tag, commit, &latest.digest).is_ok()
+    });
+    if released || built {
+        return None;
+    }
+    let reason = match release {
+        Some(release) => format!(
+            "`latest` named {}, an image pushdeploy did not build; it was moved back to the release {}",
+            latest.digest, release.image_tag
+        ),
+        None => format!(
+            "`latest` names {}, an image pushdeploy did not build (there is no release to move it back to)",
+            latest.digest
+        ),
+    };
+    Some(Verification::Untrusted {
+        tag: LATEST.into(),
+        digest: Some(latest.digest.clone()),
+        reason,
+    })
+}
