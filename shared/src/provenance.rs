@@ -26,7 +26,7 @@ pub struct BuildReport {
 pub enum BuildProvenance {
     /// The build succeeded and pushed the image of this digest.
     Pushed { digest: String },
-    /// CodeBuild does not report the build as finished yet (its event came first): ask again.
+    /// CodeBuild does not report the build (as finished) yet: its event came first. Ask again.
     NotFinished,
     /// Nothing the build says can vouch for an image.
     Refused { reason: String },
@@ -47,8 +47,10 @@ pub fn build_provenance(
     project: &str,
 ) -> BuildProvenance {
     let refused = |reason: String| BuildProvenance::Refused { reason };
+    // A state-change event comes only from CodeBuild: a build it does not report yet is one it
+    // has not caught up with.
     let Some(build) = build else {
-        return refused(format!("CodeBuild knows no build {build_id}"));
+        return BuildProvenance::NotFinished;
     };
     if build.project != project {
         return refused(format!(
@@ -145,7 +147,7 @@ mod tests {
                 Some(build("shop-image", "IN_PROGRESS", &[])),
                 Some(BuildProvenance::NotFinished),
             ),
-            ("unknown build", None, None),
+            ("not reported yet", None, Some(BuildProvenance::NotFinished)),
             (
                 "another project",
                 Some(build("other", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])),

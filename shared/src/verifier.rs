@@ -321,13 +321,19 @@ impl ImageVerifier {
             span.record("sequence", sequence);
         }
         let mut to_record = Vec::new();
-        let mut untrusted_images = Vec::new();
+        let mut untrusted_images: Vec<UntrustedImageRecord> = Vec::new();
         for outcome in [&subject_outcome, &latest_outcome, &release_outcome]
             .into_iter()
             .flatten()
         {
             log_outcome(outcome);
-            let record = self.new_record(outcome, &trigger, &known);
+            let record = self
+                .new_record(outcome, &trigger, &known)
+                // One image seen under two tags in one invocation is one sighting.
+                .filter(|r| match r {
+                    Record::Image(r) => untrusted_images.iter().all(|u| u.digest != r.digest),
+                    Record::Commit(_) => true,
+                });
             // A failure is published before its outcome is recorded, so that a failed publish
             // is retried rather than lost (a retry may publish it twice, never zero times).
             if record.is_some() && outcome.is_failure() {

@@ -155,14 +155,15 @@ async fn a_rollback_holds_against_builds_started_before_it_and_the_next_push_dep
     let pinned_a = format!("{}@{}", w.stack.repository_uri, w.a_digest);
 
     // C's build finishes after the rollback: held back, not rolled, `latest` stays on A.
-    put_image(&w.stack.sdk, C, 3).await;
+    let c_digest = put_image(&w.stack.sdk, C, 3).await;
     let report = w
         .handler
-        .handle(codebuild_event(
-            "image-verifier/codebuild-succeeded.json",
+        .handle(build_succeeded(
+            &w.moto,
             C_SHA,
             C,
             "shop-image:c3",
+            &c_digest,
         ))
         .await
         .unwrap();

@@ -27,20 +27,23 @@ fn call_error(operation: &'static str, message: String) -> AwsError {
     }
 }
 
+/// An image's manifest, to put under another tag.
+struct Manifest {
+    body: String,
+    media_type: Option<String>,
+    digest: String,
+}
+
 impl Registry {
     /// Moves `latest` onto the image `tag` names by re-putting that image's manifest (no rebuild),
     /// and protects that image ([`crate::retention`]). Returns the digest `latest` names now.
     pub async fn move_latest_to(&self, tag: &str) -> Result<String, AwsError> {
-        let id = ImageIdentifier::builder().image_tag(tag).build();
-        let mut tags = vec![crate::verify::LATEST.to_string()];
-        let digest = self.put_tags(id, &mut tags, true).await?;
-        if let Some(keep) = keep_tag(&digest) {
-            self.put_tags(
-                ImageIdentifier::builder().image_digest(&digest).build(),
-                &mut vec![keep],
-                false,
-            )
+        let manifest = self
+            .manifest(ImageIdentifier::builder().image_tag(tag).build())
             .await?;
+        let digest = self.put_tag(&manifest, crate::verify::LATEST, true).await?;
+        if let Some(keep) = keep_tag(&digest) {
+            self.put_tag(&manifest, &keep, false).await?;
         }
         Ok(digest)
     }
@@ -50,8 +53,10 @@ impl Registry {
         let Some(keep) = keep_tag(digest) else {
             return Ok(());
         };
-        let id = ImageIdentifier::builder().image_digest(digest).build();
-        self.put_tags(id, &mut vec![keep], false).await.map(|_| ())
+        let manifest = self
+            .manifest(ImageIdentifier::builder().image_digest(digest).build())
+            .await?;
+        self.put_tag(&manifest, &keep, false).await.map(|_| ())
     }
 
     /// Removes tags (never an image's last one: the caller checks). Tags already gone are fine.
@@ -108,15 +113,8 @@ impl Registry {
         Ok(images)
     }
 
-    /// Re-puts the manifest of the image `id` names under each of `tags`. With `moving`, a tag may
-    /// already name another image (only `latest` moves); a tag already on this image is fine.
-    /// Returns the image's digest.
-    async fn put_tags(
-        &self,
-        id: ImageIdentifier,
-        tags: &mut Vec<String>,
-        moving: bool,
-    ) -> Result<String, AwsError> {
+    /// The manifest of the image `id` names.
+    async fn manifest(&self, id: ImageIdentifier) -> Result<Manifest, AwsError> {
         let named = format!("{id:?}");
         let output = self
             .client
@@ -132,46 +130,59 @@ impl Registry {
             .images()
             .first()
             .ok_or_else(|| call_error("BatchGetImage", format!("no image for {named}")))?;
-        let manifest = image.image_manifest().unwrap_or_default();
-        let mut digest = image
-            .image_id()
-            .and_then(|id| id.image_digest())
-            .map(str::to_string);
-        for tag in tags.drain(..) {
-            let mut request = self
-                .client
-                .put_image()
-                .registry_id(&self.repository.registry_id)
-                .repository_name(&self.repository.name)
-                .image_tag(&tag)
-                .image_manifest(manifest);
-            if let Some(media_type) = image.image_manifest_media_type() {
-                request = request.image_manifest_media_type(media_type);
-            }
-            match request.send().await {
-                Ok(output) => {
-                    if let Some(put) = output
-                        .image()
-                        .and_then(|i| i.image_id())
-                        .and_then(|id| id.image_digest())
-                    {
-                        digest = Some(put.to_string());
-                    }
-                }
-                // The tag already names this image.
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_image_already_exists_exception()) => {}
-                // A protective tag on another image cannot be: it names its digest.
-                Err(err)
-                    if !moving
-                        && err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_image_tag_already_exists_exception()) => {}
-                Err(err) => return Err(AwsError::from_sdk("ECR", "PutImage", err)),
-            }
+        Ok(Manifest {
+            body: image.image_manifest().unwrap_or_default().to_string(),
+            media_type: image.image_manifest_media_type().map(str::to_string),
+            digest: image
+                .image_id()
+                .and_then(|id| id.image_digest())
+                .map(str::to_string)
+                .ok_or_else(|| call_error("BatchGetImage", format!("no digest for {named}")))?,
+        })
+    }
+
+    /// Puts `manifest` under `tag`; returns the digest the tag names now. With `moving`, the tag
+    /// may name another image now (only `latest` moves); a tag already on this image is fine, and
+    /// so (without `moving`) is a protective tag that exists: it names its own digest.
+    async fn put_tag(
+        &self,
+        manifest: &Manifest,
+        tag: &str,
+        moving: bool,
+    ) -> Result<String, AwsError> {
+        let mut request = self
+            .client
+            .put_image()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .image_tag(tag)
+            .image_manifest(&manifest.body);
+        if let Some(media_type) = &manifest.media_type {
+            request = request.image_manifest_media_type(media_type);
         }
-        digest.ok_or_else(|| call_error("PutImage", format!("no digest for {named}")))
+        match request.send().await {
+            Ok(output) => Ok(output
+                .image()
+                .and_then(|i| i.image_id())
+                .and_then(|id| id.image_digest())
+                .unwrap_or(&manifest.digest)
+                .to_string()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_image_already_exists_exception()) =>
+            {
+                Ok(manifest.digest.clone())
+            }
+            Err(err)
+                if !moving
+                    && err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_image_tag_already_exists_exception()) =>
+            {
+                Ok(manifest.digest.clone())
+            }
+            Err(err) => Err(AwsError::from_sdk("ECR", "PutImage", err)),
+        }
     }
 }
