@@ -367,7 +367,7 @@ impl Deployer<'_> {
             warn!(latest = ?latest.map(|l| l.digest), "`latest` moved during the rollback: moving it back");
             let moved = self
                 .registry
-                .move_latest_to(&image.image_tag)
+                .move_latest_to(&image.digest)
                 .await
                 .map_err(RolloutError::registry(target))?;
             if moved != image.digest {

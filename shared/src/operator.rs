@@ -264,7 +264,7 @@ impl ImageVerifier {
         info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");
         let digest = self
             .registry
-            .move_latest_to(&image_tag)
+            .move_latest_to(&image.digest)
             .await
             .map_err(|e| self.registry_error(e))?;
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");

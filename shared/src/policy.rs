@@ -54,9 +54,10 @@ impl std::fmt::Display for Drift {
     }
 }
 
-/// The count of the protective rule: more protected images than any stack has (the last
-/// releases, `latest`, one or two per rollout target). Images beyond it would expire.
-pub const PROTECTED_IMAGES_LIMIT: u32 = 1000;
+/// The protective rule expires nothing younger than this (a century): an age, not a count, so
+/// that no number of images carrying protective tags (say, pushed by someone else) can push a
+/// protected image out.
+pub const PROTECTED_FOR_DAYS: u32 = 36_500;
 
 impl DesiredPolicy {
     /// The lifecycle rules: the one source of truth for the policy the verifier keeps, the
@@ -76,7 +77,7 @@ impl DesiredPolicy {
                 priority: 1,
                 description: "never expire an image pushdeploy protects (latest, recent releases, what the services run)".into(),
                 selection: patterns(format!("{KEEP_TAG_PREFIX}*")),
-                count: Count::MoreThan(PROTECTED_IMAGES_LIMIT),
+                count: Count::OlderThanDays(PROTECTED_FOR_DAYS),
             },
             LifecycleRule {
                 priority: 2,

@@ -45,14 +45,18 @@ pub enum ImageReference {
 }
 
 impl ImageReference {
-    /// `uri@sha256:…`, `uri:tag` or `uri` (`latest`) if `image` is in the repository at
-    /// `repository_uri`; `None` for any other image.
+    /// `uri@sha256:…`, `uri:tag@sha256:…` (the digest counts), `uri:tag` or `uri` (`latest`) if
+    /// `image` is in the repository at `repository_uri`; `None` for any other image. A tag is
+    /// taken for the image it names now (ECS resolved it when the deployment started).
     pub fn parse(image: &str, repository_uri: &str) -> Option<Self> {
         let rest = image.strip_prefix(repository_uri)?;
         if rest.is_empty() {
             return Some(ImageReference::Tag(crate::verify::LATEST.into()));
         }
-        if let Some(digest) = rest.strip_prefix('@') {
+        if !rest.starts_with(['@', ':']) {
+            return None;
+        }
+        if let Some((_, digest)) = rest.split_once('@') {
             return Some(ImageReference::Digest(digest.to_string()));
         }
         rest.strip_prefix(':')
@@ -113,14 +117,18 @@ pub fn protected_images(
     protected
 }
 
-/// The protective tags to add and remove so that exactly the `protected` images carry one.
+/// The protective tags to remove and add (in that order) so that exactly the `protected` images
+/// carry one, their own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProtectionChanges {
     /// `(digest, keep tag)`.
     pub add: Vec<(String, String)>,
+    /// Protective tags on images no longer protected, and any protective tag on an image it does
+    /// not name (put there by someone else: removed even if it is the image's only tag, which
+    /// deletes that image, so that it can neither squat a protected image's tag nor linger).
     pub remove: Vec<String>,
-    /// Unprotected images whose only tag is a protective one: removing it would delete the image
-    /// at once, so it stays (and is reported).
+    /// Unprotected images whose only tag is their own protective one: removing it would delete
+    /// the image at once, so it stays (and is reported).
     pub left_alone: Vec<String>,
 }
 
@@ -146,10 +154,11 @@ pub fn protection_changes(images: &[StoredImage], protected: &Protected) -> Prot
         }
         for tag in keep_tags {
             // A protective tag stays only on a protected image, and only its own.
-            if wanted && Some(tag) == own.as_ref() {
+            let is_own = Some(tag) == own.as_ref();
+            if wanted && is_own {
                 continue;
             }
-            if image.tags.len() == 1 {
+            if is_own && image.tags.len() == 1 {
                 changes.left_alone.push(tag.clone());
             } else {
                 changes.remove.push(tag.clone());
@@ -201,6 +210,10 @@ mod tests {
             (
                 format!("{uri}:f8afe6a7"),
                 Some(ImageReference::Tag("f8afe6a7".into())),
+            ),
+            (
+                format!("{uri}:f8afe6a7@sha256:bb"),
+                Some(ImageReference::Digest("sha256:bb".into())),
             ),
             (uri.to_string(), Some(ImageReference::Tag("latest".into()))),
             (format!("{uri}-other:1"), None),
@@ -257,14 +270,16 @@ mod tests {
             stored(3, &["c3", &own(3)]),
             stored(4, &["d4", "pushdeploy-keep-0bad"]),
             stored(5, &[&own(5)]),
+            stored(6, &[&own(2)]),
         ];
         let protected = Protected::from([(digest(1), vec![]), (digest(2), vec![])]);
         let changes = protection_changes(&images, &protected);
         assert_eq!(changes.add, vec![(digest(1), own(1))]);
-        // 3 is no longer protected; 4 carries a tag that is not its own.
+        // 3 is no longer protected; 4 and 6 carry tags that are not their own (6 squats 2's:
+        // impossible in ECR, where a tag names one image, but the rule holds).
         assert_eq!(
             changes.remove,
-            vec![own(3), "pushdeploy-keep-0bad".to_string()]
+            vec![own(3), "pushdeploy-keep-0bad".to_string(), own(2)]
         );
         assert_eq!(changes.left_alone, vec![own(5)]);
         let settled = protection_changes(&[stored(1, &["a1", &own(1)])], &protected);

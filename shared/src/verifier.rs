@@ -36,6 +36,9 @@ pub use retention::RetentionReport;
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
+/// How often one invocation tries to move the release before failing (and being retried).
+const ADVANCE_ATTEMPTS: usize = 3;
+
 // ---- the verifier ------------------------------------------------------------------------------
 
 #[derive(Debug, Error)]
@@ -167,6 +170,22 @@ fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo
             digest,
             reason: reason.clone(),
         },
+    }
+}
+
+/// Whether the image of digest `latest` may be adopted as the release for `commit` (no release
+/// yet: an upgrade). Only for a digest the ledger already ties to the commit: the digest its
+/// build reported, or, for a commit an older version built, the digest that version verified.
+fn adoptable(commit: &KnownCommit, latest: &str) -> bool {
+    if commit.provenance_refused.is_some() {
+        return false;
+    }
+    match &commit.built_digest {
+        Some(built) => built == latest,
+        None => {
+            commit.verification.as_deref() == Some("verified")
+                && commit.image_digest.as_deref() == Some(latest)
+        }
     }
 }
 
@@ -388,11 +407,14 @@ impl ImageVerifier {
                 .await
                 .map_err(VerifyError::Ledger)?;
         }
-        let rollout = rollout?;
+        // The retention pass runs whatever the rollout did: a failing service must not leave the
+        // other images unprotected.
         let retention = match trigger {
-            VerifyTrigger::Reconcile => Some(self.keep_protected(release.as_ref()).await?),
+            VerifyTrigger::Reconcile => Some(self.keep_protected().await),
             _ => None,
         };
+        let rollout = rollout?;
+        let retention = retention.transpose()?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
                 trigger: trigger.name(),
@@ -440,21 +462,33 @@ impl ImageVerifier {
         mut release: Option<Release>,
     ) -> Result<(Option<Release>, Option<Verification>), VerifyError> {
         let facts = known.facts(tag);
-        let mut standing = standing(tag, facts.as_ref(), release.as_ref());
-        if let Standing::Candidate(order) = standing {
+        // A conditional write that lost a race is tried again against what won, a few times.
+        for _ in 0..ADVANCE_ATTEMPTS {
+            let standing = standing(tag, facts.as_ref(), release.as_ref());
+            let Standing::Candidate(order) = standing else {
+                let outcome = (standing != Standing::Release)
+                    .then(|| subject_verification(tag, &standing, image));
+                return Ok((release, outcome));
+            };
             let Some(image) = image else {
                 return Ok((release, Some(Verification::Missing { tag: tag.into() })));
             };
-            // Only the image its own build pushed becomes the release.
-            if let Err(reason) =
-                provenance::commit_provenance(tag, known.commits.get(tag), &image.digest)
-            {
-                let untrusted = Verification::Untrusted {
-                    tag: tag.into(),
-                    digest: Some(image.digest.clone()),
-                    reason,
-                };
-                return Ok((release, Some(untrusted)));
+            // Only the image its own build pushed becomes the release (or the release's own
+            // image, pushed again: what runs, whatever an older version recorded of it).
+            let is_release_image = release
+                .as_ref()
+                .is_some_and(|r| r.image_tag == tag && r.digest == image.digest);
+            if !is_release_image {
+                if let Err(reason) =
+                    provenance::commit_provenance(tag, known.commits.get(tag), &image.digest)
+                {
+                    let untrusted = Verification::Untrusted {
+                        tag: tag.into(),
+                        digest: Some(image.digest.clone()),
+                        reason,
+                    };
+                    return Ok((release, Some(untrusted)));
+                }
             }
             let next = Release {
                 image_tag: tag.into(),
@@ -470,7 +504,12 @@ impl ImageVerifier {
             };
             match self
                 .ledger
-                .advance_release(&self.config.repository.name, &proposed, now_epoch_seconds())
+                .advance_release(
+                    &self.config.repository.name,
+                    release.as_ref(),
+                    &proposed,
+                    now_epoch_seconds(),
+                )
                 .await
                 .map_err(VerifyError::Ledger)?
             {
@@ -479,15 +518,17 @@ impl ImageVerifier {
                     return Ok((Some(proposed), None));
                 }
                 // Another invocation moved it first: stand against what it is now.
-                Err(current) => {
-                    release = current;
-                    standing = crate::release::standing(tag, facts.as_ref(), release.as_ref());
-                }
+                Err(current) => release = current,
             }
         }
-        let outcome =
-            (standing != Standing::Release).then(|| subject_verification(tag, &standing, image));
-        Ok((release, outcome))
+        Err(VerifyError::Ledger(AwsError::Call {
+            service: "DynamoDB",
+            operation: "UpdateItem",
+            code: Some("ConditionalCheckFailedException".into()),
+            message: format!(
+                "the release changed under {ADVANCE_ATTEMPTS} attempts to move it to {tag}: retried"
+            ),
+        }))
     }
 
     /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
@@ -511,7 +552,7 @@ impl ImageVerifier {
             info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
             let digest = self
                 .registry
-                .move_latest_to(&release.image_tag)
+                .move_latest_to(&release.digest)
                 .await
                 .map_err(|e| self.registry_error(e))?;
             *latest = Some(ImageInfo {
@@ -551,7 +592,7 @@ impl ImageVerifier {
                 known
                     .commits
                     .get(*tag)
-                    .is_some_and(|c| c.built_digest.as_ref().is_none_or(|d| d == &latest.digest))
+                    .is_some_and(|c| adoptable(c, &latest.digest))
             })
             .max_by_key(|(_, facts)| facts.order)
             .map(|(tag, facts)| Release {

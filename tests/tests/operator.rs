@@ -395,6 +395,7 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
     let (_moto, stack, handler) = web_only().await;
     let m_digest = put_image(&stack.sdk, M, 1).await;
     seed_commit_as(&stack, M_SHA, M, 100, "shop-image:m", "built").await;
+    old_verification(&stack, M, &m_digest).await;
     put_image(&stack.sdk, B, 2).await;
     seed_commit_as(&stack, B_SHA, B, 120, "shop-image:z", "built").await;
     put_image(&stack.sdk, "latest", 1).await;
@@ -436,7 +437,7 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
 }
 
 #[tokio::test]
-async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
+async fn an_upgrade_while_an_old_build_runs_rolls_nothing_without_provenance() {
     // `latest` names N, whose build (started by the old version) is still running, and M is an
     // older build of another branch with a higher legacy counter.
     let (moto, stack, handler) = web_only().await;
@@ -458,9 +459,8 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
     assert!(running_image(&stack, "web")
         .await
         .starts_with("public.ecr.aws/nginx"));
-    // N's build then succeeds (its buildspec, from before the upgrade, exported no digest):
-    // adopted once `latest`'s commit is built, as the release as it is. This one-time adoption
-    // is the only way an image without a recorded digest becomes the release.
+    // N's build then succeeds, but it ran the buildspec from before the upgrade and exported no
+    // digest: nothing ties `latest`'s image to it, so it is not adopted, and nothing rolls.
     moto.proxy.report_build("shop-image:n", "SUCCEEDED", &[]);
     let report = handler
         .handle(codebuild_event(
@@ -471,7 +471,8 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
         ))
         .await
         .unwrap();
-    assert_eq!(report["release"], B, "{report}");
+    assert_eq!(report["release"], Value::Null, "{report}");
+    assert_eq!(report["rollout"], json!([]), "{report}");
     let n = stack.ledger_item(B).await.unwrap();
     assert!(
         n["provenance_refused"]
@@ -480,6 +481,32 @@ async fn an_upgrade_before_latest_can_be_adopted_rolls_no_legacy_build() {
             .contains("IMAGE_DIGEST"),
         "{n:?}"
     );
+    // The first push after the upgrade, built with provenance, deploys.
+    const P_SHA: &str = "c0ffee15a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1";
+    const P: &str = "c0ffee15";
+    let p_digest = put_image(&stack.sdk, P, 3).await;
+    seed_built(&stack, P_SHA, P, order_at(0), "shop-image:p").await;
+    let report = handler.handle(ecr_push_event(P)).await.unwrap();
+    assert_eq!(report["release"], P, "{report}");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    assert_eq!(latest_of(&stack).await, p_digest);
+}
+
+/// What the version before provenance checks recorded of a commit it verified.
+async fn old_verification(stack: &Stack, tag: &str, digest: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .key("sk", S(format!("commit#{tag}")))
+        .update_expression("SET verification = :v, image_digest = :d")
+        .expression_attribute_values(":v", S("verified".into()))
+        .expression_attribute_values(":d", S(digest.into()))
+        .send()
+        .await
+        .expect("the old outcome");
 }
 
 #[tokio::test]
@@ -518,8 +545,8 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
         ecr,
         EcrRepository::from_uri(&w.stack.repository_uri).unwrap(),
     );
-    registry.move_latest_to(A).await.unwrap();
-    registry.move_latest_to(B).await.unwrap();
+    registry.move_latest_to(&w.a_digest).await.unwrap();
+    registry.move_latest_to(&w.b_digest).await.unwrap();
     let ecs = Ecs::new(aws_sdk_ecs::Client::new(&w.stack.sdk));
     let ledger = LedgerTable::new(w.stack.dynamodb(), LEDGER_TABLE.into());
     let deployer = Deployer {

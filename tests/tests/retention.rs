@@ -31,6 +31,34 @@ async fn tags_of(stack: &Stack, digest: &str) -> Vec<String> {
         .to_vec()
 }
 
+async fn image_exists(stack: &Stack, digest: &str) -> bool {
+    aws_sdk_ecr::Client::new(&stack.sdk)
+        .describe_images()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .send()
+        .await
+        .is_ok_and(|o| !o.image_details().is_empty())
+}
+
+async fn untag(stack: &Stack, tag: &str) {
+    aws_sdk_ecr::Client::new(&stack.sdk)
+        .batch_delete_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("untag");
+}
+
 async fn protected(stack: &Stack, digest: &str) -> bool {
     let keep = keep_tag(digest).unwrap();
     tags_of(stack, digest).await.contains(&keep)
@@ -68,10 +96,15 @@ async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
     }
     let [a, b, c] = [&digests[0], &digests[1], &digests[2]];
     // Someone's own images: one carrying a protective tag pushdeploy did not put there, one whose
-    // only tag is one.
+    // only tag is such a tag (squatting the namespace), and an image whose only tag is its own
+    // protective tag (its other tags were deleted).
     let other = put_image(&stack.sdk, "v1.2", 7).await;
     tag_image(&stack.sdk, "v1.2", "pushdeploy-keep-0bad").await;
-    let orphan = put_image(&stack.sdk, "pushdeploy-keep-0dd", 8).await;
+    let squatter = put_image(&stack.sdk, "pushdeploy-keep-0dd", 8).await;
+    let orphan = put_image(&stack.sdk, "old", 9).await;
+    let orphan_keep = keep_tag(&orphan).unwrap();
+    tag_image(&stack.sdk, "old", &orphan_keep).await;
+    untag(&stack, "old").await;
 
     let report = handle(reconcile()).await;
     let retention = &report["retention"];
@@ -81,12 +114,18 @@ async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
     for digest in [a, b, c] {
         assert!(protected(&stack, digest).await, "{digest}: {report}");
     }
-    assert_eq!(retention["released_tags"], json!(["pushdeploy-keep-0bad"]));
-    assert_eq!(retention["left_alone"], json!(["pushdeploy-keep-0dd"]));
+    let mut released: Vec<String> =
+        serde_json::from_value(retention["released_tags"].clone()).unwrap();
+    released.sort();
+    assert_eq!(released, ["pushdeploy-keep-0bad", "pushdeploy-keep-0dd"]);
+    assert_eq!(retention["left_alone"], json!([orphan_keep]));
     assert_eq!(tags_of(&stack, &other).await, vec!["v1.2".to_string()]);
-    assert!(tags_of(&stack, &orphan)
-        .await
-        .contains(&"pushdeploy-keep-0dd".to_string()));
+    assert_eq!(image_digest(&stack.sdk, "pushdeploy-keep-0dd").await, None);
+    assert!(
+        !image_exists(&stack, &squatter).await,
+        "the squatting image is deleted"
+    );
+    assert_eq!(tags_of(&stack, &orphan).await, vec![orphan_keep.clone()]);
     // Idempotent: a second pass changes nothing.
     moto.start_recording();
     let report = handle(reconcile()).await;

@@ -122,11 +122,14 @@ impl Repository {
                 .collect();
             let protected = protected_images(self.release.as_ref(), &running, &self.images);
             let changes = protection_changes(&self.images, &protected);
+            // Removing an image's last tag deletes it.
+            self.images.retain_mut(|image| {
+                let tagged = !image.tags.is_empty();
+                image.tags.retain(|t| !changes.remove.contains(t));
+                !tagged || !image.tags.is_empty()
+            });
             for (digest, tag) in changes.add {
                 self.image(&digest).expect("image").tags.push(tag);
-            }
-            for image in &mut self.images {
-                image.tags.retain(|t| !changes.remove.contains(t));
             }
         }
         let gone = expired(&policy().lifecycle_rules(), &self.images, self.now);
@@ -224,6 +227,10 @@ fn only_pushdeploys_builds_age_out() {
     repo.push_other(902, &["cafe-test"], 400);
     repo.push_other(903, &["deadbeef"], 400);
     repo.push_other(904, &["pushdeploy-keep-0bad", "dev"], 400);
+    // Someone floods the protective rule with 2000 images of their own.
+    for n in 0..2000 {
+        repo.push_other(10_000 + n, &[&format!("pushdeploy-keep-{n:x}")], 1);
+    }
     repo.push_other(905, &[], 8);
     repo.push_other(906, &[], 2);
     for n in 1..=40 {
@@ -236,8 +243,10 @@ fn only_pushdeploys_builds_age_out() {
             "{n}: a tag pushdeploy does not own was expired"
         );
     }
-    // A protective tag pushdeploy did not put there is taken off, and nothing more.
+    // A protective tag pushdeploy did not put there is taken off (the flood's images, whose only
+    // tag it was, are deleted with it), and nothing more.
     assert!(repo.has(904));
+    assert!((0..2000).all(|n| !repo.has(10_000 + n)));
     assert!(!repo
         .images
         .iter()

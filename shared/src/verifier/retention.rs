@@ -5,7 +5,6 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError};
-use crate::release::Release;
 use crate::retention::{protected_images, protection_changes, ImageReference, RunningImage};
 
 /// What the retention pass found and changed.
@@ -22,10 +21,8 @@ pub struct RetentionReport {
 }
 
 impl ImageVerifier {
-    pub(super) async fn keep_protected(
-        &self,
-        release: Option<&Release>,
-    ) -> Result<RetentionReport, VerifyError> {
+    pub(super) async fn keep_protected(&self) -> Result<RetentionReport, VerifyError> {
+        // Read last, so that a release another invocation moved meanwhile (a rollback) is kept.
         let images = self
             .registry
             .tagged_images()
@@ -45,19 +42,26 @@ impl ImageVerifier {
                 })
             }));
         }
-        let protected = protected_images(release, &running, &images);
+        let release = self
+            .ledger
+            .release(&self.config.repository.name)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        let protected = protected_images(release.as_ref(), &running, &images);
         let changes = protection_changes(&images, &protected);
+        // Removals first: a protective tag someone else put on another image is gone before the
+        // protected image gets it.
+        if !changes.remove.is_empty() {
+            info!(tags = ?changes.remove, "protective tags removed");
+            self.registry
+                .remove_tags(&changes.remove)
+                .await
+                .map_err(|e| self.registry_error(e))?;
+        }
         for (digest, _) in &changes.add {
             info!(digest = %digest, reasons = ?protected.get(digest), "protecting an image from the lifecycle policy");
             self.registry
                 .protect(digest)
-                .await
-                .map_err(|e| self.registry_error(e))?;
-        }
-        if !changes.remove.is_empty() {
-            info!(tags = ?changes.remove, "images no longer protected");
-            self.registry
-                .remove_tags(&changes.remove)
                 .await
                 .map_err(|e| self.registry_error(e))?;
         }

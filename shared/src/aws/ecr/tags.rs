@@ -35,15 +35,16 @@ struct Manifest {
 }
 
 impl Registry {
-    /// Moves `latest` onto the image `tag` names by re-putting that image's manifest (no rebuild),
-    /// and protects that image ([`crate::retention`]). Returns the digest `latest` names now.
-    pub async fn move_latest_to(&self, tag: &str) -> Result<String, AwsError> {
+    /// Moves `latest` onto the image of `digest` by re-putting its manifest (no rebuild), and
+    /// protects that image ([`crate::retention`]). By digest, never by tag: a tag deleted and
+    /// pushed again names another image. Returns the digest `latest` names now.
+    pub async fn move_latest_to(&self, digest: &str) -> Result<String, AwsError> {
         let manifest = self
-            .manifest(ImageIdentifier::builder().image_tag(tag).build())
+            .manifest(ImageIdentifier::builder().image_digest(digest).build())
             .await?;
-        let digest = self.put_tag(&manifest, crate::verify::LATEST, true).await?;
+        let digest = self.put_tag(&manifest, crate::verify::LATEST).await?;
         if let Some(keep) = keep_tag(&digest) {
-            self.put_tag(&manifest, &keep, false).await?;
+            self.put_tag(&manifest, &keep).await?;
         }
         Ok(digest)
     }
@@ -56,7 +57,7 @@ impl Registry {
         let manifest = self
             .manifest(ImageIdentifier::builder().image_digest(digest).build())
             .await?;
-        self.put_tag(&manifest, &keep, false).await.map(|_| ())
+        self.put_tag(&manifest, &keep).await.map(|_| ())
     }
 
     /// Removes tags (never an image's last one: the caller checks). Tags already gone are fine.
@@ -141,15 +142,10 @@ impl Registry {
         })
     }
 
-    /// Puts `manifest` under `tag`; returns the digest the tag names now. With `moving`, the tag
-    /// may name another image now (only `latest` moves); a tag already on this image is fine, and
-    /// so (without `moving`) is a protective tag that exists: it names its own digest.
-    async fn put_tag(
-        &self,
-        manifest: &Manifest,
-        tag: &str,
-        moving: bool,
-    ) -> Result<String, AwsError> {
+    /// Puts `manifest` under `tag`; returns the digest the tag names now. A tag already on this
+    /// image is fine; `latest` may name another image (it moves); any other tag on another image
+    /// is an error (a protective tag someone else put there: the reconcile removes it first).
+    async fn put_tag(&self, manifest: &Manifest, tag: &str) -> Result<String, AwsError> {
         let mut request = self
             .client
             .put_image()
@@ -171,14 +167,6 @@ impl Registry {
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_image_already_exists_exception()) =>
-            {
-                Ok(manifest.digest.clone())
-            }
-            Err(err)
-                if !moving
-                    && err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_image_tag_already_exists_exception()) =>
             {
                 Ok(manifest.digest.clone())
             }

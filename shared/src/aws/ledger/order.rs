@@ -107,11 +107,13 @@ impl LedgerTable {
         conditional(request.send().await, "UpdateItem")
     }
 
-    /// Moves the release forward to `release` if [`crate::release::may_release`] allows it, in the
-    /// write's own condition. `Err(current)`: refused; the release as it is now.
+    /// Moves the release forward to `release` if [`crate::release::may_release`] allows it and the
+    /// release is still `seen` (so the earlier releases it remembers are not lost), in the write's
+    /// own condition. `Err(current)`: refused; the release as it is now.
     pub async fn advance_release(
         &self,
         repository: &str,
+        seen: Option<&Release>,
         release: &Release,
         now: u64,
     ) -> Result<Result<(), Option<Release>>, AwsError> {
@@ -123,6 +125,10 @@ impl LedgerTable {
             Some(_) => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, sha = :sha, updated_at = :now",
             None => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, updated_at = :now REMOVE sha",
         };
+        let mut condition = String::from(
+            "(attribute_not_exists(#sequence) OR #sequence < :order) \
+             AND (attribute_not_exists(held_until) OR held_until < :order)",
+        );
         let mut request = self
             .client
             .update_item()
@@ -130,10 +136,6 @@ impl LedgerTable {
             .key("pk", s(pk))
             .key("sk", s(sk))
             .update_expression(expression)
-            .condition_expression(
-                "(attribute_not_exists(#sequence) OR #sequence < :order) \
-                 AND (attribute_not_exists(held_until) OR held_until < :order)",
-            )
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_values(":tag", s(&release.image_tag))
             .expression_attribute_values(":digest", s(&release.digest))
@@ -141,10 +143,19 @@ impl LedgerTable {
             .expression_attribute_values(":recent", recent_list(&release.recent))
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match seen {
+            Some(seen) => {
+                condition.push_str(" AND image_tag = :seen_tag AND digest = :seen_digest");
+                request = request
+                    .expression_attribute_values(":seen_tag", s(&seen.image_tag))
+                    .expression_attribute_values(":seen_digest", s(&seen.digest));
+            }
+            None => condition.push_str(" AND attribute_not_exists(image_tag)"),
+        }
         if let Some(sha) = &release.sha {
             request = request.expression_attribute_values(":sha", s(sha));
         }
-        match request.send().await {
+        match request.condition_expression(condition).send().await {
             Ok(_) => Ok(Ok(())),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
