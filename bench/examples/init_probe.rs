@@ -15,7 +15,8 @@ fn main() {
     let t_log = t0.elapsed();
     let config = pushdeploy::config::VerifierConfig::from_env().expect("config");
     let t_cfg = t0.elapsed();
-    let sdk = runtime.block_on(pushdeploy::load_sdk_config());
+    let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.function_timeout);
+    let sdk = runtime.block_on(pushdeploy::load_sdk_config(&limits));
     let t_sdk = t0.elapsed();
     let verifier = pushdeploy::verifier::ImageVerifier::new(&sdk, config);
     let t_clients = t0.elapsed();

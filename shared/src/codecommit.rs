@@ -56,6 +56,12 @@ pub enum ReferenceChange {
 pub fn parse_codecommit_event(
     event: serde_json::Value,
 ) -> Result<Vec<ReferenceChange>, CodeCommitEventError> {
+    if let Some(reason) = crate::payload::not_json(&event) {
+        return Err(CodeCommitEventError::Malformed {
+            shape: "payload",
+            reason: reason.to_string(),
+        });
+    }
     if event.get("Records").is_some() {
         let trigger: CodeCommitEvent =
             serde_json::from_value(event).map_err(|e| CodeCommitEventError::Malformed {

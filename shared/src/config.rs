@@ -62,6 +62,18 @@ fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> Config
     }
 }
 
+/// `FUNCTION_TIMEOUT_SECONDS`: the function's own timeout (the template sets it beside
+/// `Timeout`), from which the SDK's call limits are derived ([`crate::aws::sdk::SdkLimits`]).
+fn function_timeout_var(env: &dyn VarSource, default: u64) -> Result<Duration, ConfigError> {
+    parse_number(env, "FUNCTION_TIMEOUT_SECONDS", default, |n| {
+        (3..=900)
+            .contains(n)
+            .then_some(())
+            .ok_or("must be between 3 and 900 (Lambda's limit)".into())
+    })
+    .map(Duration::from_secs)
+}
+
 fn parse_number<T: std::str::FromStr>(
     env: &dyn VarSource,
     name: &'static str,
@@ -135,6 +147,8 @@ pub struct BuildTriggerConfig {
     pub tag_length: TagLength,
     /// `CLAIM_TIMEOUT_SECONDS`: how long a claim without a build id blocks others.
     pub claim_timeout: Duration,
+    /// `FUNCTION_TIMEOUT_SECONDS` (default 10).
+    pub function_timeout: Duration,
     /// `EVENT_BUS_NAME`: where a re-pushed commit is announced to the verifier.
     pub event_bus: String,
 }
@@ -197,9 +211,20 @@ impl BuildTriggerConfig {
                 deploy
             }
         };
-        let claim_timeout = parse_number(env, "CLAIM_TIMEOUT_SECONDS", 300u64, |n| {
-            (*n >= 60).then_some(()).ok_or("must be at least 60".into())
-        })?;
+        let function_timeout = function_timeout_var(env, 10)?;
+        // A claim must outlive the invocation that took it (that one may still be starting the
+        // build); a few times the function's timeout lets a retry take over soon after.
+        let least_claim = 2 * function_timeout.as_secs();
+        let claim_timeout = parse_number(
+            env,
+            "CLAIM_TIMEOUT_SECONDS",
+            3 * function_timeout.as_secs(),
+            |n| {
+                (*n >= least_claim).then_some(()).ok_or(format!(
+                    "must be at least twice FUNCTION_TIMEOUT_SECONDS ({least_claim})"
+                ))
+            },
+        )?;
         Ok(Self {
             codebuild_project: required(env, "CODEBUILD_PROJECT")?,
             codebuild_image: optional(env, "CODEBUILD_IMAGE")
@@ -210,6 +235,7 @@ impl BuildTriggerConfig {
             deploy_branches,
             tag_length: tag_length_var(env)?,
             claim_timeout: Duration::from_secs(claim_timeout),
+            function_timeout,
             event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
         })
     }
@@ -309,6 +335,8 @@ pub struct VerifierConfig {
     /// `KEEP_RELEASED_IMAGES`: how many releases before the current one keep their images
     /// protected from the lifecycle policy (rollback candidates).
     pub keep_released_images: usize,
+    /// `FUNCTION_TIMEOUT_SECONDS` (default 30).
+    pub function_timeout: Duration,
 }
 
 impl VerifierConfig {
@@ -328,11 +356,18 @@ impl VerifierConfig {
         let targets_raw = optional(env, "ROLLOUT_TARGETS").unwrap_or_default();
         let targets =
             parse_targets(&targets_raw).map_err(|r| invalid("ROLLOUT_TARGETS", &targets_raw, r))?;
+        let function_timeout = function_timeout_var(env, 30)?;
+        // A lock must outlive the rollout that holds it: that invocation ends within the
+        // function's timeout, so a lock never expires under a rollout that is still running.
+        let least_lock = function_timeout.as_secs() + 1;
         let lock_ttl_seconds = parse_number(env, "LOCK_TTL_SECONDS", 120u64, |n| {
-            (30..=900)
+            (least_lock.max(30)..=900)
                 .contains(n)
                 .then_some(())
-                .ok_or("must be between 30 and 900".into())
+                .ok_or(format!(
+                    "must be between {} and 900, and longer than FUNCTION_TIMEOUT_SECONDS",
+                    least_lock.max(30)
+                ))
         })?;
         let keep_released_images = parse_number(env, "KEEP_RELEASED_IMAGES", 5usize, |n| {
             (*n <= 100)
@@ -343,6 +378,7 @@ impl VerifierConfig {
             targets,
             lock_ttl_seconds,
             keep_released_images,
+            function_timeout,
             repository: repository_var(env)?,
             ledger_table: required(env, "LEDGER_TABLE")?,
             tag_length: tag_length_var(env)?,
@@ -368,11 +404,14 @@ pub struct DeploymentStatusConfig {
     pub ledger_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
+    /// `FUNCTION_TIMEOUT_SECONDS` (default 10).
+    pub function_timeout: Duration,
 }
 
 impl DeploymentStatusConfig {
     pub fn from_vars(env: &dyn VarSource) -> Result<Self, ConfigError> {
         Ok(Self {
+            function_timeout: function_timeout_var(env, 10)?,
             ledger_table: required(env, "LEDGER_TABLE")?,
             event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
         })

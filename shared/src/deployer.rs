@@ -34,6 +34,14 @@ pub enum RolloutError {
     Ledger { target: String, source: AwsError },
     #[error("{target}: ECR: {source}")]
     Registry { target: String, source: AwsError },
+    /// UpdateService succeeded but its record failed: the lock is kept (the marker the retry
+    /// finds), and the retry records the deployment.
+    #[error("{target}: the service was updated to {revision}, but the deployment is not recorded yet (retried): {source}")]
+    Unrecorded {
+        target: String,
+        revision: String,
+        source: AwsError,
+    },
     #[error(
         "{target}: `latest` names {latest_digest}, not the rollback's image; retry the rollback"
     )]
@@ -147,6 +155,15 @@ pub struct Deployer<'a> {
     pub registry: &'a Registry,
     pub ledger: &'a LedgerTable,
     pub lock_ttl_seconds: u64,
+}
+
+/// Whether the lock is released after a rollout's result: a deployment releases it in its own
+/// record, and a deployment whose record failed keeps it, as the retry's marker.
+fn releases_lock(result: &Result<TargetOutcome, RolloutError>) -> bool {
+    !matches!(
+        result,
+        Ok(TargetOutcome::Deployed { .. }) | Err(RolloutError::Unrecorded { .. })
+    )
 }
 
 impl Deployer<'_> {
@@ -281,8 +298,7 @@ impl Deployer<'_> {
             .decide(target, image, &pinned, direction.deliberate())
             .await?;
         if decision == RolloutDecision::AlreadyRunning
-            && service
-                .is_some_and(|s| s.deployment_left_unrecorded(&image.digest, now_epoch_seconds()))
+            && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest))
         {
             return self
                 .record_left_deployment(target, image, current, verification)
@@ -324,8 +340,9 @@ impl Deployer<'_> {
                 verification,
             )
             .await;
-        // A deployment releases the lock in its final write; anything else releases it here.
-        if !matches!(result, Ok(TargetOutcome::Deployed { .. })) {
+        // A deployment releases the lock in its final write; anything else but an unrecorded
+        // deployment releases it here.
+        if releases_lock(&result) {
             if let Err(e) = self.ledger.release_lock(&name, &owner).await {
                 warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
             }
@@ -348,6 +365,18 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
+        // A freeze set since the invocation read it holds from here on (a rollback works while
+        // frozen).
+        if !direction.deliberate()
+            && self
+                .ledger
+                .is_frozen(&self.registry.repository().name)
+                .await
+                .map_err(RolloutError::ledger(target))?
+        {
+            info!("rollouts were frozen meanwhile: not deploying");
+            return Ok(TargetOutcome::Frozen { target: name });
+        }
         // Deploy only what `latest` resolves to now (a rollback moves `latest` first).
         let latest = self
             .registry
@@ -421,7 +450,15 @@ impl Deployer<'_> {
             owner,
             verification,
         )
-        .await?;
+        .await
+        .map_err(|source| {
+            tracing::error!(error = %source, revision = %revision, "the service was updated but the deployment is not recorded: the lock stays for the retry");
+            RolloutError::Unrecorded {
+                target: name.clone(),
+                revision: revision.clone(),
+                source,
+            }
+        })?;
         info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
         Ok(TargetOutcome::Deployed {
             target: name,
@@ -438,6 +475,17 @@ impl Deployer<'_> {
         owner: &str,
         direction: Direction,
     ) -> Result<LockOutcome, RolloutError> {
+        self.take_lock(target, image, owner, direction, false).await
+    }
+
+    async fn take_lock(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        owner: &str,
+        direction: Direction,
+        take_over_same_digest: bool,
+    ) -> Result<LockOutcome, RolloutError> {
         self.ledger
             .acquire_lock(&LockRequest {
                 target: &target.name(),
@@ -446,6 +494,7 @@ impl Deployer<'_> {
                 sequence: image.sequence,
                 deliberate: direction.deliberate(),
                 held_until: direction.held_until(),
+                take_over_same_digest,
                 ttl_seconds: self.lock_ttl_seconds,
                 now: now_epoch_seconds(),
             })
@@ -463,7 +512,7 @@ impl Deployer<'_> {
         deployment_id: Option<String>,
         owner: &str,
         verification: &mut Option<VerificationRecord>,
-    ) -> Result<(), RolloutError> {
+    ) -> Result<(), AwsError> {
         self.ledger
             .finish_deployment(
                 &DeploymentRecord {
@@ -481,14 +530,13 @@ impl Deployer<'_> {
                 verification.as_ref(),
                 now_epoch_seconds(),
             )
-            .await
-            .map_err(RolloutError::ledger(target))?;
+            .await?;
         verification.take();
         Ok(())
     }
 
-    /// The service runs `image` because a rollout that died after UpdateService put it there:
-    /// take over its expired lock and record the deployment it never recorded.
+    /// The service runs `image` because a rollout that got past UpdateService put it there and did
+    /// not record it: take over its lock (expired, or kept for this) and record the deployment.
     async fn record_left_deployment(
         &self,
         target: &Target,
@@ -499,7 +547,8 @@ impl Deployer<'_> {
         let name = target.name();
         let owner = lock_owner(image);
         if !matches!(
-            self.lock(target, image, &owner, Direction::Forward).await?,
+            self.take_lock(target, image, &owner, Direction::Forward, true)
+                .await?,
             LockOutcome::Granted { .. }
         ) {
             // Another rollout got there first; either way the service runs the image.
@@ -518,11 +567,13 @@ impl Deployer<'_> {
                 verification,
             )
             .await;
-        if let Err(e) = recorded {
-            if let Err(release) = self.ledger.release_lock(&name, &owner).await {
-                warn!(error = %release, "could not release the lock; it expires after LOCK_TTL_SECONDS");
-            }
-            return Err(e);
+        if let Err(source) = recorded {
+            // The lock stays: it is the marker the next attempt records it by.
+            return Err(RolloutError::Unrecorded {
+                target: name,
+                revision,
+                source,
+            });
         }
         Ok(TargetOutcome::RecordedAfterCrash {
             target: name,

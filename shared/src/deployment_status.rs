@@ -79,6 +79,9 @@ impl DeploymentStatus {
         &self,
         event: serde_json::Value,
     ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
+        if let Some(reason) = crate::payload::not_json(&event) {
+            return Err(DeploymentStatusError::Malformed(reason.to_string()));
+        }
         let detail_type = event
             .get("detail-type")
             .and_then(|v| v.as_str())
@@ -124,15 +127,9 @@ impl DeploymentStatus {
         {
             return ignored("the outcome is already recorded");
         }
-        self.ledger
-            .record_deployment_outcome(
-                &record,
-                outcome,
-                detail.reason.as_deref(),
-                now_epoch_seconds(),
-            )
-            .await
-            .map_err(DeploymentStatusError::Ledger)?;
+        // Published before it is recorded: a failed publish is retried (the outcome is not yet
+        // recorded, so the retry publishes); a failed record after a publish publishes again on
+        // the retry, with the same `event_id`.
         if outcome == "failed" {
             warn!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, reason = detail.reason.as_deref().unwrap_or_default(), "deployment failed");
         } else {
@@ -157,6 +154,15 @@ impl DeploymentStatus {
             )
             .await
             .map_err(DeploymentStatusError::Publish)?;
+        self.ledger
+            .record_deployment_outcome(
+                &record,
+                outcome,
+                detail.reason.as_deref(),
+                now_epoch_seconds(),
+            )
+            .await
+            .map_err(DeploymentStatusError::Ledger)?;
         Ok(DeploymentStatusResponse::Recorded {
             deployment_id: detail.deployment_id,
             service: record.target,

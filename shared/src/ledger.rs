@@ -118,6 +118,29 @@ pub struct CommitRecord {
     pub claimed_at: u64,
     /// Incremented by every claim; a takeover is conditional on the version it read.
     pub claim_version: u64,
+    /// The claim's own id (the invocation that wrote it).
+    pub claim_id: Option<String>,
+    /// The idempotency token of the commit's StartBuild: kept by takeovers of a claim whose build
+    /// may have started (its answer lost), so CodeBuild answers with that build, not a second.
+    pub build_token: Option<String>,
+}
+
+impl CommitRecord {
+    /// Another invocation claimed the commit and has not recorded a build yet: it is starting
+    /// the build, or it died doing so (then the claim can be taken over after the claim timeout).
+    pub fn build_starting(&self) -> bool {
+        self.status == CommitStatus::Claimed && self.build_id.is_none()
+    }
+}
+
+/// The StartBuild idempotency token for a new claim that replaces `existing`: the same token
+/// while no build of the commit is known to have run (a takeover of a claim that died, or whose
+/// StartBuild's answer was lost, or that failed to start), a new one after a build failed.
+pub fn build_token_for(existing: Option<&CommitRecord>, claim_id: &str) -> String {
+    existing
+        .filter(|r| matches!(r.status, CommitStatus::Claimed | CommitStatus::StartFailed))
+        .and_then(|r| r.build_token.clone())
+        .unwrap_or_else(|| claim_id.to_string())
 }
 
 /// What a trigger may do with a commit, given its current record.
@@ -125,6 +148,8 @@ pub struct CommitRecord {
 pub enum ClaimDecision {
     /// Nobody holds the commit: claim it with this version (conditional on the one read).
     Claim { expected_version: Option<u64> },
+    /// The record is this invocation's own claim (its write applied, its answer was lost).
+    Ours,
     /// A build exists or is being started: start nothing.
     Duplicate,
     /// The image tag belongs to another commit (a short-SHA collision): nothing can be pushed.
@@ -136,6 +161,7 @@ pub enum ClaimDecision {
 pub fn claim_decision(
     existing: Option<&CommitRecord>,
     sha: &str,
+    claim_id: &str,
     now: u64,
     claim_timeout: Duration,
 ) -> ClaimDecision {
@@ -148,6 +174,9 @@ pub fn claim_decision(
         return ClaimDecision::TagCollision {
             existing_sha: record.sha.clone(),
         };
+    }
+    if record.status == CommitStatus::Claimed && record.claim_id.as_deref() == Some(claim_id) {
+        return ClaimDecision::Ours;
     }
     let takeover = match record.status {
         CommitStatus::BuildFailed | CommitStatus::StartFailed => true,
@@ -189,6 +218,8 @@ mod tests {
             sequence: Some(3),
             claimed_at,
             claim_version: 2,
+            claim_id: Some("someone".into()),
+            build_token: Some("token-1".into()),
         }
     }
 
@@ -267,11 +298,36 @@ mod tests {
         ];
         for (existing, expected) in cases {
             assert_eq!(
-                claim_decision(existing.as_ref(), SHA, now, TIMEOUT),
+                claim_decision(existing.as_ref(), SHA, "me", now, TIMEOUT),
                 expected,
                 "{existing:?}"
             );
         }
+        // Our own claim, whose answer was lost.
+        let mut ours = record(CommitStatus::Claimed, None, fresh);
+        ours.claim_id = Some("me".into());
+        assert_eq!(
+            claim_decision(Some(&ours), SHA, "me", now, TIMEOUT),
+            ClaimDecision::Ours
+        );
+    }
+
+    #[test]
+    fn a_takeover_keeps_the_build_token_until_a_build_failed() {
+        for (status, token) in [
+            (CommitStatus::Claimed, "token-1"),
+            (CommitStatus::StartFailed, "token-1"),
+            (CommitStatus::BuildFailed, "me"),
+        ] {
+            let existing = record(status, None, 0);
+            assert_eq!(build_token_for(Some(&existing), "me"), token, "{status:?}");
+        }
+        assert_eq!(build_token_for(None, "me"), "me");
+        let legacy = CommitRecord {
+            build_token: None,
+            ..record(CommitStatus::StartFailed, None, 0)
+        };
+        assert_eq!(build_token_for(Some(&legacy), "me"), "me");
     }
 
     #[test]
@@ -279,7 +335,7 @@ mod tests {
         let other = record(CommitStatus::Building, Some("b:1"), 0);
         let sha = "f8afe6a7ffffffffffffffffffffffffffffffff";
         assert_eq!(
-            claim_decision(Some(&other), sha, 10, TIMEOUT),
+            claim_decision(Some(&other), sha, "me", 10, TIMEOUT),
             ClaimDecision::TagCollision {
                 existing_sha: SHA.into()
             }

@@ -153,12 +153,13 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// A rollout of `digest` took the lock and never released it (its lock expired), and the
-    /// service runs `digest`: it died after UpdateService, before recording the deployment.
-    pub fn deployment_left_unrecorded(&self, digest: &str, now: u64) -> bool {
+    /// A rollout of `digest` took the lock and has not released it, and the service runs
+    /// `digest` (the caller saw it): that rollout is past UpdateService and did not record the
+    /// deployment (it died, or its record failed and it kept the lock for this). Whether its lock
+    /// expired or not, the deployment can be recorded now.
+    pub fn deployment_left_unrecorded(&self, digest: &str) -> bool {
         self.lock_owner.is_some()
             && self.locked_digest.as_deref() == Some(digest)
-            && self.lock_expires_at.is_some_and(|until| until < now)
             && self.last.digest.as_deref() != Some(digest)
     }
 }
@@ -368,16 +369,14 @@ mod tests {
                 held_until: None,
             },
         };
-        assert!(crashed.deployment_left_unrecorded("sha256:bb", 221));
-        // Still live: the holder may be recording it right now.
-        assert!(!crashed.deployment_left_unrecorded("sha256:bb", 220));
+        assert!(crashed.deployment_left_unrecorded("sha256:bb"));
         // Another digest's lock, a released lock, or a recorded deployment.
-        assert!(!crashed.deployment_left_unrecorded("sha256:cc", 221));
+        assert!(!crashed.deployment_left_unrecorded("sha256:cc"));
         let released = ServiceState {
             lock_owner: None,
             ..crashed.clone()
         };
-        assert!(!released.deployment_left_unrecorded("sha256:bb", 221));
+        assert!(!released.deployment_left_unrecorded("sha256:bb"));
         let recorded = ServiceState {
             last: LastRolled {
                 digest: Some("sha256:bb".into()),
@@ -386,7 +385,7 @@ mod tests {
             },
             ..crashed
         };
-        assert!(!recorded.deployment_left_unrecorded("sha256:bb", 221));
-        assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb", 221));
+        assert!(!recorded.deployment_left_unrecorded("sha256:bb"));
+        assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb"));
     }
 }

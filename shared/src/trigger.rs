@@ -17,7 +17,7 @@ use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord, PushSecond};
 use crate::aws::AwsError;
 use crate::config::BuildTriggerConfig;
-use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
+use crate::ledger::{now_epoch_seconds, CommitKey, CommitRecord, CommitStatus};
 use crate::order::{place_push, PushFacts, PushOrder, RANK_BASE};
 use crate::push::{BuildRequest, Source};
 
@@ -69,6 +69,13 @@ pub enum TriggerError {
     Registry(AwsError),
     #[error("the build could not be started: {0}")]
     StartBuild(AwsError),
+    /// Another invocation claimed the commit and has not recorded its build yet: it is starting
+    /// it, or it died doing so. Retried after the claim timeout, this push takes the claim over.
+    #[error("the build of {image_tag} is being started by another delivery; retry after {retry_after_seconds} s")]
+    BuildStarting {
+        image_tag: String,
+        retry_after_seconds: u64,
+    },
 }
 
 pub struct BuildTrigger {
@@ -161,13 +168,13 @@ impl BuildTrigger {
             order,
             now: now_epoch_seconds(),
         };
-        match self
+        let build_token = match self
             .ledger
             .claim_commit(&claim, self.config.claim_timeout)
             .await
             .map_err(TriggerError::Ledger)?
         {
-            ClaimResult::Claimed => {}
+            ClaimResult::Claimed { build_token } => build_token,
             ClaimResult::Held(record) => {
                 let newer = order.filter(|o| record.sequence.is_none_or(|known| known < o.get()));
                 if let Some(order) = newer {
@@ -188,6 +195,22 @@ impl BuildTrigger {
                         });
                     }
                 }
+                let record = if record.build_starting() {
+                    // Not a duplicate yet: if that invocation died, nothing builds the commit
+                    // unless this delivery is tried again. Give it a moment to record its build.
+                    match self.wait_for_build(&key).await? {
+                        Some(record) => record,
+                        None => {
+                            warn!("another delivery claimed the commit and has not started its build: retry later");
+                            return Err(TriggerError::BuildStarting {
+                                image_tag,
+                                retry_after_seconds: self.config.claim_timeout.as_secs(),
+                            });
+                        }
+                    }
+                } else {
+                    record
+                };
                 info!(status = %record.status, existing_build_id = ?record.build_id, "duplicate push: the commit is already claimed, nothing started");
                 return Ok(TriggerOutcome::Duplicate {
                     sha: sha.into(),
@@ -203,7 +226,7 @@ impl BuildTrigger {
                     existing_sha,
                 })
             }
-        }
+        };
 
         // From here on this invocation holds the claim: every failure releases it.
         let exists = match self.registry.image_tag_exists(&image_tag).await {
@@ -230,7 +253,7 @@ impl BuildTrigger {
             image_tag: &image_tag,
             repository_uri: &self.config.repository.uri,
             branch: &request.branch,
-            idempotency_token: &claim_id,
+            idempotency_token: &build_token,
         };
         let build_id = match self.builds.start_build(&inputs).await {
             Ok(build_id) => build_id,
@@ -256,6 +279,26 @@ impl BuildTrigger {
             build_id,
             push_order: order,
         })
+    }
+
+    /// The commit's record once the invocation that claimed it recorded its build, if that happens
+    /// within a third of the function's timeout (a StartBuild takes well under a second).
+    async fn wait_for_build(&self, key: &CommitKey) -> Result<Option<CommitRecord>, TriggerError> {
+        let deadline = std::time::Instant::now() + self.config.function_timeout / 3;
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let record = self
+                .ledger
+                .commit_record(key)
+                .await
+                .map_err(TriggerError::Ledger)?;
+            match record {
+                Some(record) if !record.build_starting() => return Ok(Some(record)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Tells the verifier a known commit is the newest push (so its image rolls now, not at the

@@ -1,9 +1,12 @@
 //! An HTTP proxy in front of moto: the address the functions get as `AWS_ENDPOINT_URL`.
 //!
-//! It forwards every request unchanged. Where moto cannot say what real AWS would, it answers
-//! from what the test tells it: moto's `BatchGetBuilds` reports every build `SUCCEEDED` at once
-//! and without the variables its buildspec exported, so a test that plays CodeBuild reports each
-//! build's end here ([`AwsProxy::report_build`]) and the proxy writes it into moto's answer.
+//! It forwards every request unchanged, except:
+//! - where moto cannot say what real AWS would, it answers from what the test tells it: moto's
+//!   `BatchGetBuilds` reports every build `SUCCEEDED` at once and without the variables its
+//!   buildspec exported, so a test that plays CodeBuild reports each build's end here
+//!   ([`AwsProxy::report_build`]) and the proxy writes it into moto's answer;
+//! - faults the test injects ([`AwsProxy::inject`]) for chosen operations: throttling, a 5xx, a
+//!   hang, a dropped connection, or the request applied and its answer lost.
 //!
 //! moto answers each request with `Connection: close`; the proxy does the same (one request per
 //! client connection), which every AWS SDK handles.
@@ -23,10 +26,93 @@ pub struct BuildReport {
     pub exported: Vec<(String, String)>,
 }
 
+/// What the proxy does to a request instead of forwarding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// HTTP 400 `ThrottlingException` (retried by the SDK, with backoff).
+    Throttle,
+    /// HTTP 500 `InternalFailure` (retried by the SDK).
+    ServerError,
+    /// No answer: the connection stays open until the client gives up (its attempt timeout).
+    Hang,
+    /// The connection is closed without an answer; moto never sees the request.
+    Drop,
+    /// The request reaches moto and is applied; its answer is lost (the connection is closed).
+    AppliedLost,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Hang,
+        Fault::Drop,
+        Fault::AppliedLost,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Throttle => "throttling",
+            Fault::ServerError => "5xx",
+            Fault::Hang => "hang",
+            Fault::Drop => "dropped connection",
+            Fault::AppliedLost => "applied, answer lost",
+        }
+    }
+}
+
+/// Which requests a fault hits: an operation (`X-Amz-Target`'s operation, e.g. `PutItem`), and
+/// optionally only requests whose body contains `body` (say, a key prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub operation: &'static str,
+    pub body: Option<&'static str>,
+}
+
+impl Call {
+    pub const fn op(operation: &'static str) -> Self {
+        Self {
+            operation,
+            body: None,
+        }
+    }
+
+    pub const fn with(operation: &'static str, body: &'static str) -> Self {
+        Self {
+            operation,
+            body: Some(body),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self.body {
+            Some(body) => format!("{} ({body})", self.operation),
+            None => self.operation.to_string(),
+        }
+    }
+
+    fn matches(&self, operation: &str, body: &[u8]) -> bool {
+        operation == self.operation
+            && self
+                .body
+                .is_none_or(|needle| String::from_utf8_lossy(body).contains(needle))
+    }
+}
+
+struct FaultRule {
+    call: Call,
+    fault: Fault,
+    /// `None`: every matching request until cleared.
+    remaining: Option<u32>,
+}
+
 #[derive(Default)]
 struct ProxyState {
     /// By build id (`project:uuid`).
     builds: HashMap<String, BuildReport>,
+    faults: Vec<FaultRule>,
+    /// How many requests each fault hit.
+    injected: u32,
 }
 
 pub struct AwsProxy {
@@ -53,6 +139,27 @@ impl AwsProxy {
             }
         });
         Self { endpoint, state }
+    }
+
+    /// From now on, `fault` answers the next `times` requests matching `call` (`None`: all of them,
+    /// until [`AwsProxy::clear_faults`]).
+    pub fn inject(&self, call: Call, fault: Fault, times: Option<u32>) {
+        self.state
+            .lock()
+            .expect("proxy state")
+            .faults
+            .push(FaultRule {
+                call,
+                fault,
+                remaining: times,
+            });
+    }
+
+    /// Removes every injected fault; answers how many requests they hit.
+    pub fn clear_faults(&self) -> u32 {
+        let mut state = self.state.lock().expect("proxy state");
+        state.faults.clear();
+        std::mem::take(&mut state.injected)
     }
 
     /// From now on `BatchGetBuilds` reports `build_id` as ended with `status`, having exported
@@ -116,16 +223,81 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     Ok(Some(request))
 }
 
-fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let Some(request) = read_request(&mut reader)? else {
-        return Ok(());
-    };
+/// The injected fault for this request, if any (counting it down).
+fn fault_for(request: &Request, state: &Mutex<ProxyState>) -> Option<Fault> {
+    let operation = request
+        .header("x-amz-target")
+        .and_then(|t| t.rsplit_once('.'))
+        .map(|(_, op)| op)?;
+    let mut state = state.lock().expect("proxy state");
+    let rule = state
+        .faults
+        .iter_mut()
+        .find(|r| r.remaining != Some(0) && r.call.matches(operation, &request.body))?;
+    if let Some(remaining) = rule.remaining.as_mut() {
+        *remaining -= 1;
+    }
+    let fault = rule.fault;
+    state.injected += 1;
+    Some(fault)
+}
+
+fn error_response(status: &str, error_type: &str) -> Vec<u8> {
+    let body = json!({"__type": error_type, "message": format!("injected by the test proxy: {error_type}")})
+        .to_string();
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
     let mut server = TcpStream::connect(upstream)?;
     server.write_all(request.head.as_bytes())?;
     server.write_all(&request.body)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
+    Ok(response)
+}
+
+fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let Some(request) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    let mut client = client;
+    match fault_for(&request, state) {
+        None => {}
+        Some(Fault::Throttle) => {
+            client.write_all(&error_response("400 Bad Request", "ThrottlingException"))?;
+            return Ok(());
+        }
+        Some(Fault::ServerError) => {
+            client.write_all(&error_response(
+                "500 Internal Server Error",
+                "InternalFailure",
+            ))?;
+            return Ok(());
+        }
+        Some(Fault::Hang) => {
+            // Until the client gives up (it closes the connection) or a minute passes.
+            client.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+            return Ok(());
+        }
+        Some(Fault::Drop) => {
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        Some(Fault::AppliedLost) => {
+            forward(&request, upstream)?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
+    let mut response = forward(&request, upstream)?;
     if request.header("x-amz-target") == Some("CodeBuild_20161006.BatchGetBuilds") {
         let asked: Vec<String> = serde_json::from_slice::<Value>(&request.body)
             .ok()
@@ -136,7 +308,6 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
             .collect();
         response = with_build_reports(response, &asked, state);
     }
-    let mut client = client;
     client.write_all(&response)?;
     client.flush()?;
     let _ = client.shutdown(Shutdown::Both);

@@ -100,7 +100,10 @@ impl Moto {
 
     /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        // The limits the functions derive from a 10-second timeout (the verifier's are looser).
+        let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(Duration::from_secs(10));
+        limits
+            .apply(aws_config::defaults(BehaviorVersion::latest()))
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -432,22 +432,38 @@ async fn a_failed_build_can_be_rebuilt_by_a_redelivery() {
 }
 
 #[tokio::test]
-async fn a_stale_claim_is_taken_over_and_a_fresh_one_is_not() {
+async fn a_claim_whose_holder_died_is_retried_then_taken_over_with_the_same_build_token() {
     let w = world(&[]).await;
     let event = load_event("github-webhook/push-main.json");
     deliver(&w.handler, &event).await;
     let now = pushdeploy::ledger::now_epoch_seconds();
 
-    // A claim whose holder died before StartBuild, a minute ago: still held.
-    set_status(&w.stack, "claimed", Some(now - 60)).await;
-    let (_, body) = deliver(&w.handler, &event).await;
-    assert_eq!(body["result"], "duplicate", "{body}");
+    // A claim whose holder died around StartBuild, five seconds ago: not a success to report
+    // (nothing may be building), but a failure to retry after the claim timeout.
+    set_status(&w.stack, "claimed", Some(now - 5)).await;
+    let response = w.handler.handle(function_url_request(&event)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(body["error"], "build_starting", "{body}");
 
-    // Ten minutes ago (past CLAIM_TIMEOUT_SECONDS): taken over.
-    set_status(&w.stack, "claimed", Some(now - 600)).await;
+    // Past CLAIM_TIMEOUT_SECONDS (30: three times the function's timeout): taken over, with the
+    // build token the dead claim may have used, so CodeBuild answers with that build if it
+    // started one.
+    set_status(&w.stack, "claimed", Some(now - 31)).await;
     let (_, body) = deliver(&w.handler, &event).await;
     assert_eq!(body["result"], "build_started", "{body}");
-    assert_eq!(w.moto.calls_to("StartBuild").len(), 2);
+    let tokens: Vec<Value> = w
+        .moto
+        .calls_to("StartBuild")
+        .iter()
+        .map(|call| call["idempotencyToken"].clone())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1]);
 }
 
 async fn set_status(stack: &Stack, status: &str, claimed_at: Option<u64>) {

@@ -122,10 +122,11 @@ impl Sim {
         match claim_decision(
             existing.as_ref(),
             push.sha.as_str(),
+            "this-delivery",
             0,
             Duration::from_secs(300),
         ) {
-            ClaimDecision::Claim { .. } => {
+            ClaimDecision::Claim { .. } | ClaimDecision::Ours => {
                 let kept = existing.as_ref().and_then(|r| r.sequence);
                 let record = CommitRecord {
                     sha: push.sha.as_str().to_string(),
@@ -138,6 +139,8 @@ impl Sim {
                     sequence: Some(order.get()).max(kept),
                     claimed_at: 0,
                     claim_version: existing.map_or(1, |r| r.claim_version + 1),
+                    claim_id: None,
+                    build_token: None,
                 };
                 self.ledger.insert(commit, record);
                 if !fails {

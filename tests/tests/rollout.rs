@@ -192,7 +192,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
-async fn a_finished_build_reaches_one_service_in_sixteen_calls_on_a_warm_function() {
+async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
@@ -215,9 +215,9 @@ async fn a_finished_build_reaches_one_service_in_sixteen_calls_on_a_warm_functio
         .collect();
     // Read the build's own account of its image and record it; read `latest`, the SHA tag and
     // the ledger; move the release, then `latest` (read the manifest, put it, and protect the
-    // image from the lifecycle policy); read the service; lock; re-read `latest` under the lock;
-    // register, update; one transaction for the records, the lock's release and the verified
-    // outcome.
+    // image from the lifecycle policy); read the service; lock; re-read the freeze flag and
+    // `latest` under the lock; register, update; one transaction for the records, the lock's
+    // release and the verified outcome.
     assert_eq!(
         calls,
         [
@@ -233,6 +233,7 @@ async fn a_finished_build_reaches_one_service_in_sixteen_calls_on_a_warm_functio
             "DescribeServices",
             "DescribeTaskDefinition",
             "UpdateItem",
+            "GetItem",
             "DescribeImages",
             "RegisterTaskDefinition",
             "UpdateService",

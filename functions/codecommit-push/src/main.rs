@@ -7,15 +7,21 @@ async fn main() -> Result<(), Error> {
     pushdeploy::telemetry::init();
     let config = CodeCommitConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = pushdeploy::load_sdk_config().await;
+    let limits =
+        pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.build.function_timeout);
+    let sdk = pushdeploy::load_sdk_config(&limits).await;
     let handler = CodeCommitHandler::new(&sdk, config);
     let handler = &handler;
-    lambda_runtime::run(service_fn(
+    // Every payload reaches the handler, which answers one that is not JSON with its documented
+    // error (`MalformedEvent`), not the runtime's.
+    lambda_runtime::Runtime::new(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             handler
                 .handle(event.payload, Some(&event.context.request_id))
                 .await
         },
     ))
+    .layer(pushdeploy::payload::JsonPayloadLayer)
+    .run()
     .await
 }

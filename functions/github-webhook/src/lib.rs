@@ -142,8 +142,25 @@ impl WebhookHandler {
                     TriggerError::StartBuild(_) => (StatusCode::BAD_GATEWAY, "start_build_failed"),
                     TriggerError::Registry(_) => (StatusCode::BAD_GATEWAY, "registry_unavailable"),
                     TriggerError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger_failed"),
+                    TriggerError::BuildStarting { .. } => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "build_starting")
+                    }
                 };
-                error(status, code, &e.to_string())
+                let mut response = error(status, code, &e.to_string());
+                if let TriggerError::BuildStarting {
+                    retry_after_seconds,
+                    ..
+                } = &e
+                {
+                    // Redeliver after this: the delivery that claimed the commit has built it by
+                    // then, or its claim is taken over.
+                    if let Ok(value) =
+                        header::HeaderValue::from_str(&retry_after_seconds.to_string())
+                    {
+                        response.headers_mut().insert(header::RETRY_AFTER, value);
+                    }
+                }
+                response
             }
         }
     }

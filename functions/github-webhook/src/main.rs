@@ -7,7 +7,9 @@ async fn main() -> Result<(), Error> {
     pushdeploy::telemetry::init();
     let config = GitHubWebhookConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = pushdeploy::load_sdk_config().await;
+    let limits =
+        pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.build.function_timeout);
+    let sdk = pushdeploy::load_sdk_config(&limits).await;
     let handler = WebhookHandler::new(&sdk, config);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -39,7 +39,9 @@ fn verify_error_type(error: &VerifyError) -> &'static str {
 impl From<VerifierError> for Diagnostic {
     fn from(error: VerifierError) -> Self {
         let error_type = match &error {
-            VerifierError::Event(VerifierEventError::Malformed { .. }) => "MalformedEvent",
+            VerifierError::Event(
+                VerifierEventError::Malformed { .. } | VerifierEventError::NotJson(_),
+            ) => "MalformedEvent",
             VerifierError::Event(VerifierEventError::Unsupported { .. }) => "UnsupportedEvent",
             VerifierError::Event(VerifierEventError::NotAnEvent) => "NotAnEvent",
             VerifierError::Verify(e) | VerifierError::Operator(OperatorError::Verify(e)) => {
@@ -71,6 +73,10 @@ impl VerifierHandler {
     /// Handles one invocation and answers with what happened (`result`: `verification`,
     /// `build_failed`, `ignored`, or the operator action's name).
     pub async fn handle(&self, event: Value) -> Result<Value, VerifierError> {
+        if let Some(reason) = pushdeploy::payload::not_json(&event) {
+            tracing::error!(reason, "payload rejected");
+            return Err(VerifierEventError::NotJson(reason.to_string()).into());
+        }
         if event.get("detail-type").is_none() && event.is_object() {
             return self.operate(event).await;
         }

@@ -23,6 +23,33 @@ pub struct ResultDetail {
     pub trigger: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
+    /// The same for every publication of one transition (a retry may publish it twice):
+    /// consumers dedupe on it. Set by [`ResultPublisher::publish`].
+    pub event_id: String,
+}
+
+impl ResultDetail {
+    /// A digest of what names the transition: its outcome and the commit, image, build, service
+    /// and deployment it is about (never the time or the trigger).
+    pub fn stable_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let parts = [
+            self.outcome.as_str(),
+            self.repository.as_str(),
+            self.image_tag.as_deref().unwrap_or_default(),
+            self.digest.as_deref().unwrap_or_default(),
+            self.build_id.as_deref().unwrap_or_default(),
+            self.service.as_deref().unwrap_or_default(),
+            self.deployment_id.as_deref().unwrap_or_default(),
+            self.sequence
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+                .as_str(),
+        ]
+        .join("\n");
+        let hash = Sha256::digest(parts.as_bytes());
+        hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 pub struct ResultPublisher {
@@ -36,10 +63,14 @@ impl ResultPublisher {
     }
 
     pub async fn publish(&self, detail_type: &str, detail: &ResultDetail) -> Result<(), AwsError> {
+        let detail = ResultDetail {
+            event_id: detail.stable_id(),
+            ..detail.clone()
+        };
         let entry = PutEventsRequestEntry::builder()
             .source(SOURCE)
             .detail_type(detail_type)
-            .detail(serde_json::to_string(detail).unwrap_or_default())
+            .detail(serde_json::to_string(&detail).unwrap_or_default())
             .event_bus_name(&self.bus)
             .build();
         let output = self

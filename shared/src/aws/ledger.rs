@@ -1,5 +1,6 @@
 //! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
 
+mod deployments;
 mod images;
 mod order;
 pub use images::UntrustedImageRecord;
@@ -14,7 +15,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::AwsError;
 use crate::ledger::{
-    claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
+    build_token_for, claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord,
+    CommitStatus,
 };
 use crate::order::PushOrder;
 use crate::provenance::BuildProvenance;
@@ -41,7 +43,10 @@ pub struct NewClaim<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimResult {
-    Claimed,
+    /// This invocation holds the claim; start the build with this idempotency token.
+    Claimed {
+        build_token: String,
+    },
     /// Another trigger holds the commit (or built it): start nothing.
     Held(CommitRecord),
     TagCollision {
@@ -64,6 +69,9 @@ pub struct LockRequest<'a> {
     pub deliberate: bool,
     /// A rollback's hold: once its lock is taken, no push up to this order is rolled here.
     pub held_until: Option<u64>,
+    /// The service already runs this digest, put there by a rollout that has not recorded it: a
+    /// live lock taken for the same digest may be taken over (its holder is past UpdateService).
+    pub take_over_same_digest: bool,
     pub ttl_seconds: u64,
     pub now: u64,
 }
@@ -190,18 +198,33 @@ impl LedgerTable {
     ) -> Result<ClaimResult, AwsError> {
         let mut expected_version = None;
         let mut order = claim.order;
+        let mut build_token = claim.claim_id.to_string();
         // Bounded: each retry means another trigger changed the item in between.
         for _ in 0..3 {
-            let existing = match self.put_claim(claim, expected_version, order).await? {
-                None => return Ok(ClaimResult::Claimed),
+            let existing = match self
+                .put_claim(claim, expected_version, order, &build_token)
+                .await?
+            {
+                None => return Ok(ClaimResult::Claimed { build_token }),
                 // A failed condition returns the item as it is; none means it is gone.
                 Some(old) => old.map(|item| parse_record(claim.key, &item)).transpose()?,
             };
-            match claim_decision(existing.as_ref(), claim.sha, claim.now, claim_timeout) {
+            match claim_decision(
+                existing.as_ref(),
+                claim.sha,
+                claim.claim_id,
+                claim.now,
+                claim_timeout,
+            ) {
+                ClaimDecision::Ours => {
+                    let build_token = existing.and_then(|r| r.build_token).unwrap_or(build_token);
+                    return Ok(ClaimResult::Claimed { build_token });
+                }
                 ClaimDecision::Claim {
                     expected_version: version,
                 } => {
                     expected_version = version;
+                    build_token = build_token_for(existing.as_ref(), claim.claim_id);
                     // A rebuild never lowers the commit's order (a later push may have raised it).
                     let kept = existing
                         .as_ref()
@@ -236,6 +259,7 @@ impl LedgerTable {
         claim: &NewClaim<'_>,
         expected_version: Option<u64>,
         order: Option<PushOrder>,
+        build_token: &str,
     ) -> Result<Option<Option<Item>>, AwsError> {
         let mut request = self
             .client
@@ -247,6 +271,7 @@ impl LedgerTable {
             .item("image_tag", s(&claim.key.image_tag))
             .item("status", s(CommitStatus::Claimed.as_str()))
             .item("claim_id", s(claim.claim_id))
+            .item("build_token", s(build_token))
             .item("claimed_at", n(claim.now))
             .item("claim_version", n(expected_version.map_or(1, |v| v + 1)))
             .item("source", s(claim.source))
@@ -294,6 +319,14 @@ impl LedgerTable {
                 _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
             },
         }
+    }
+
+    /// The commit's item as claiming sees it (a consistent read).
+    pub async fn commit_record(&self, key: &CommitKey) -> Result<Option<CommitRecord>, AwsError> {
+        self.get_item(key.pk(), key.sk())
+            .await?
+            .map(|item| parse_record(key, &item))
+            .transpose()
     }
 
     pub async fn record_build_started(
@@ -417,19 +450,8 @@ impl LedgerTable {
             code: None,
             message: e.to_string(),
         })?;
-        let output = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "BatchGetItem", e))?;
-        let items = output
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for item in items {
+        let items = self.batch_get(keys).await?;
+        for item in &items {
             if let Some(target) = item
                 .get("pk")
                 .and_then(|v| v.as_s().ok())
@@ -501,6 +523,54 @@ impl LedgerTable {
         })
     }
 
+    /// Every item of `keys`, asking again (with backoff) for keys DynamoDB left unprocessed
+    /// (throttling); keys still unprocessed after that are an error, never a missing item: a
+    /// freeze flag that was not read must not read as off.
+    async fn batch_get(
+        &self,
+        keys: aws_sdk_dynamodb::types::KeysAndAttributes,
+    ) -> Result<Vec<Item>, AwsError> {
+        let mut items = Vec::new();
+        let mut pending = Some(keys);
+        let mut backoff = Duration::from_millis(25);
+        for _ in 0..5 {
+            let Some(keys) = pending.take() else {
+                break;
+            };
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB", "BatchGetItem", e))?;
+            if let Some(found) = output.responses().and_then(|r| r.get(&self.table)) {
+                items.extend(found.iter().cloned());
+            }
+            pending = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+            if pending.is_some() {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        match pending {
+            None => Ok(items),
+            Some(left) => Err(AwsError::Call {
+                service: "DynamoDB",
+                operation: "BatchGetItem",
+                code: Some("UnprocessedKeys".into()),
+                message: format!(
+                    "{} keys were still unprocessed after five requests",
+                    left.keys().len()
+                ),
+            }),
+        }
+    }
+
     /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
     pub async fn record_verification(&self, record: &VerificationRecord) -> Result<bool, AwsError> {
         let (expression, values) = record.update();
@@ -563,8 +633,11 @@ impl LedgerTable {
     /// newer commit to the service. One conditional write; on refusal DynamoDB returns the item,
     /// which says why.
     pub async fn acquire_lock(&self, request: &LockRequest<'_>) -> Result<LockOutcome, AwsError> {
-        let mut condition =
-            String::from("(attribute_not_exists(lock_expires_at) OR lock_expires_at < :now)");
+        let mut condition = String::from(if request.take_over_same_digest {
+            "(attribute_not_exists(lock_expires_at) OR lock_expires_at < :now OR locked_digest = :digest)"
+        } else {
+            "(attribute_not_exists(lock_expires_at) OR lock_expires_at < :now)"
+        });
         let mut update = self
             .client
             .update_item()
@@ -662,186 +735,6 @@ impl LedgerTable {
         conditional(result, "UpdateItem").map(|_| ())
     }
 
-    fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
-        (
-            format!("repo#{repository}"),
-            format!("deploy#{target}#{image_tag}"),
-        )
-    }
-
-    /// The deployment item of an image on a service: the revision registered for it (also before
-    /// a crash, for recovery), the ECS deployment id and outcome once there are any.
-    pub async fn deployment_record(
-        &self,
-        repository: &str,
-        target: &str,
-        image_tag: &str,
-    ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
-        self.get_deployment_item(pk, sk).await
-    }
-
-    /// Records an UpdateService in one transaction: on the service's deployment item and under the
-    /// deployment id (how the deployment-status function finds it), as the service's last rolled
-    /// image on its lock item, releasing the lock, and with the commit's verification outcome when
-    /// the verifier left it to this write. If the lock was lost meanwhile, the records are still
-    /// written.
-    pub async fn finish_deployment(
-        &self,
-        deployment: &DeploymentRecord,
-        owner: &str,
-        verification: Option<&VerificationRecord>,
-        now: u64,
-    ) -> Result<(), AwsError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-        let (pk, sk) = Self::deployment_key(
-            &deployment.repository,
-            &deployment.target,
-            &deployment.image_tag,
-        );
-        let mut item = HashMap::from([
-            ("repository".to_string(), s(&deployment.repository)),
-            ("target".to_string(), s(&deployment.target)),
-            ("image_tag".to_string(), s(&deployment.image_tag)),
-            ("digest".to_string(), s(&deployment.digest)),
-            ("revision".to_string(), s(&deployment.revision)),
-            ("outcome".to_string(), s("in_progress")),
-            ("started_at".to_string(), n(now)),
-        ]);
-        if let Some(sha) = &deployment.sha {
-            item.insert("sha".into(), s(sha));
-        }
-        if let Some(sequence) = deployment.sequence {
-            item.insert("sequence".into(), n(sequence));
-        }
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| AwsError::Call {
-            service: "DynamoDB",
-            operation: "TransactWriteItems",
-            code: None,
-            message: e.to_string(),
-        };
-        let mut puts = Vec::new();
-        if let Some(id) = &deployment.deployment_id {
-            item.insert("deployment_id".into(), s(id));
-            let mut index = item.clone();
-            index.insert("pk".into(), s(format!("deployment#{id}")));
-            index.insert("sk".into(), s("deployment"));
-            puts.push(index);
-        }
-        item.insert("pk".into(), s(pk));
-        item.insert("sk".into(), s(sk));
-        puts.push(item);
-        let mut records = Vec::new();
-        for put in puts {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(put))
-                .build()
-                .map_err(build_error)?;
-            records.push(TransactWriteItem::builder().put(put).build());
-        }
-
-        let mut writes = records.clone();
-        let mut service_state = String::from(
-            "SET deployed_digest = :digest, deployed_image_tag = :tag, deployed_revision = :revision, deployed_at = :now",
-        );
-        let mut removed = "REMOVE #owner, lock_expires_at, locked_digest";
-        let mut release = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(format!("lock#{}", deployment.target)))
-            .key("sk", s("lock"))
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":digest", s(&deployment.digest))
-            .expression_attribute_values(":tag", s(&deployment.image_tag))
-            .expression_attribute_values(":revision", s(&deployment.revision))
-            .expression_attribute_values(":now", n(now));
-        match deployment.sequence {
-            Some(sequence) => {
-                service_state.push_str(", deployed_sequence = :sequence");
-                release = release.expression_attribute_values(":sequence", n(sequence));
-            }
-            None => removed = "REMOVE #owner, lock_expires_at, locked_digest, deployed_sequence",
-        }
-        let release = release
-            .update_expression(format!("{service_state} {removed}"))
-            .build()
-            .map_err(build_error)?;
-        writes.push(TransactWriteItem::builder().update(release).build());
-        if let Some(verification) = verification {
-            let (expression, values) = verification.update();
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(verification.key.pk()))
-                .key("sk", s(verification.key.sk()))
-                .condition_expression("attribute_exists(pk)")
-                .update_expression(expression)
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(build_error)?;
-            writes.push(TransactWriteItem::builder().update(update).build());
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.code() == Some("TransactionCanceledException") => {
-                // The lock is someone else's now (or the commit item is gone): keep the lock,
-                // write the records alone, and the verification where it still applies.
-                self.client
-                    .transact_write_items()
-                    .set_transact_items(Some(records))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", e))?;
-                if let Some(verification) = verification {
-                    self.record_verification(verification).await?;
-                }
-                Ok(())
-            }
-            Err(err) => Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err)),
-        }
-    }
-
-    /// The deployment pushdeploy started with this ECS deployment id, if any.
-    pub async fn deployment_by_id(
-        &self,
-        deployment_id: &str,
-    ) -> Result<Option<DeploymentRecord>, AwsError> {
-        self.get_deployment_item(format!("deployment#{deployment_id}"), "deployment".into())
-            .await
-    }
-
-    async fn get_deployment_item(
-        &self,
-        pk: String,
-        sk: String,
-    ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let item = self.get_item(pk, sk).await?;
-        Ok(item.map(|item| {
-            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            DeploymentRecord {
-                repository: string("repository").unwrap_or_default(),
-                target: string("target").unwrap_or_default(),
-                image_tag: string("image_tag").unwrap_or_default(),
-                sha: string("sha"),
-                digest: string("digest").unwrap_or_default(),
-                sequence: item
-                    .get("sequence")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok()),
-                revision: string("revision").unwrap_or_default(),
-                deployment_id: string("deployment_id"),
-                outcome: string("outcome"),
-            }
-        }))
-    }
-
     /// Whether rollouts are frozen for the repository (operator action `freeze`).
     pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
         let item = self
@@ -873,48 +766,6 @@ impl LedgerTable {
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
-    }
-
-    /// Records a deployment's final outcome on both of its items.
-    pub async fn record_deployment_outcome(
-        &self,
-        deployment: &DeploymentRecord,
-        outcome: &str,
-        reason: Option<&str>,
-        now: u64,
-    ) -> Result<(), AwsError> {
-        let (pk, sk) = Self::deployment_key(
-            &deployment.repository,
-            &deployment.target,
-            &deployment.image_tag,
-        );
-        let id = deployment.deployment_id.clone().unwrap_or_default();
-        for (pk, sk) in [
-            (format!("deployment#{id}"), "deployment".to_string()),
-            (pk, sk),
-        ] {
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
-                .condition_expression("deployment_id = :id")
-                .expression_attribute_values(":id", s(&id))
-                .expression_attribute_values(":outcome", s(outcome))
-                .expression_attribute_values(":now", n(now));
-            request = match reason {
-                Some(reason) => request
-                    .update_expression(
-                        "SET outcome = :outcome, finished_at = :now, reason = :reason",
-                    )
-                    .expression_attribute_values(":reason", s(reason)),
-                None => request.update_expression("SET outcome = :outcome, finished_at = :now"),
-            };
-            // The service item may already describe a newer deployment: then it is left alone.
-            conditional(request.send().await, "UpdateItem")?;
-        }
-        Ok(())
     }
 
     /// An update that only the holder of the claim may make.
@@ -1033,6 +884,8 @@ fn parse_record(key: &CommitKey, item: &Item) -> Result<CommitRecord, AwsError> 
         sequence: number("sequence")?,
         claimed_at: number("claimed_at")?.unwrap_or_default(),
         claim_version: number("claim_version")?.unwrap_or_default(),
+        claim_id: string("claim_id"),
+        build_token: string("build_token"),
     })
 }
 
@@ -1048,6 +901,7 @@ mod tests {
             sequence,
             deliberate,
             held_until: None,
+            take_over_same_digest: false,
             ttl_seconds: 60,
             now: 100,
         }

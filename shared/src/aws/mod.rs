@@ -6,6 +6,7 @@ pub mod ecs;
 pub mod events;
 pub mod http;
 pub mod ledger;
+pub mod sdk;
 pub mod secrets;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

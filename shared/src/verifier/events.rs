@@ -46,6 +46,8 @@ pub enum VerifierEventError {
     },
     #[error("the event is not an EventBridge event (no `detail-type`)")]
     NotAnEvent,
+    #[error("{0}")]
+    NotJson(String),
 }
 
 /// What the verifier is asked to do.
@@ -88,6 +90,9 @@ pub fn trigger_from_event(
     event: serde_json::Value,
     config: &VerifierConfig,
 ) -> Result<Result<VerifyTrigger, String>, VerifierEventError> {
+    if let Some(reason) = crate::payload::not_json(&event) {
+        return Err(VerifierEventError::NotJson(reason.to_string()));
+    }
     let Some(detail_type) = event.get("detail-type").and_then(|v| v.as_str()) else {
         return Err(VerifierEventError::NotAnEvent);
     };

@@ -1,0 +1,313 @@
+//! The ledger's deployment records: one per image and service, and one per ECS deployment id.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+
+use super::{conditional, n, s, DeploymentRecord, LedgerTable, VerificationRecord};
+use crate::aws::AwsError;
+
+/// The parts of the deployment's transaction, to read its cancellation reasons by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Record,
+    Lock,
+    Verification,
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
+    AwsError::Call {
+        service: "DynamoDB",
+        operation: "TransactWriteItems",
+        code: None,
+        message: e.to_string(),
+    }
+}
+
+/// The service item's update: what was rolled there, and the lock released (if still `owner`'s).
+fn lock_release(
+    table: &str,
+    deployment: &DeploymentRecord,
+    owner: &str,
+    now: u64,
+) -> Result<Update, AwsError> {
+    let mut service_state = String::from(
+        "SET deployed_digest = :digest, deployed_image_tag = :tag, deployed_revision = :revision, deployed_at = :now",
+    );
+    let mut removed = "REMOVE #owner, lock_expires_at, locked_digest";
+    let mut release = Update::builder()
+        .table_name(table)
+        .key("pk", s(format!("lock#{}", deployment.target)))
+        .key("sk", s("lock"))
+        .condition_expression("#owner = :owner")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_values(":owner", s(owner))
+        .expression_attribute_values(":digest", s(&deployment.digest))
+        .expression_attribute_values(":tag", s(&deployment.image_tag))
+        .expression_attribute_values(":revision", s(&deployment.revision))
+        .expression_attribute_values(":now", n(now));
+    match deployment.sequence {
+        Some(sequence) => {
+            service_state.push_str(", deployed_sequence = :sequence");
+            release = release.expression_attribute_values(":sequence", n(sequence));
+        }
+        None => removed = "REMOVE #owner, lock_expires_at, locked_digest, deployed_sequence",
+    }
+    release
+        .update_expression(format!("{service_state} {removed}"))
+        .build()
+        .map_err(build_error)
+}
+
+impl LedgerTable {
+    fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
+        (
+            format!("repo#{repository}"),
+            format!("deploy#{target}#{image_tag}"),
+        )
+    }
+
+    /// The deployment item of an image on a service: the revision registered for it (also before
+    /// a crash, for recovery), the ECS deployment id and outcome once there are any.
+    pub async fn deployment_record(
+        &self,
+        repository: &str,
+        target: &str,
+        image_tag: &str,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
+        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
+        self.get_deployment_item(pk, sk).await
+    }
+
+    /// Records an UpdateService in one transaction: on the service's deployment item and under the
+    /// deployment id (how the deployment-status function finds it), as the service's last rolled
+    /// image on its lock item, releasing the lock, and with the commit's verification outcome when
+    /// the verifier left it to this write.
+    ///
+    /// Only what the transaction's cancellation reasons say changes that:
+    /// - the lock is someone else's now: the records are written alone (and the verification);
+    /// - a deployment item already has a final outcome (a retry after deployment-status recorded
+    ///   it): it is not rewritten;
+    /// - the commit item is gone: the verification is left out.
+    ///
+    /// Anything else (a conflicting write, throttling) is an error: the caller keeps the lock, so
+    /// that the retry finds the deployment unrecorded and records it.
+    pub async fn finish_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        owner: &str,
+        verification: Option<&VerificationRecord>,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let mut with_records = true;
+        let mut with_lock = true;
+        let mut with_verification = verification.is_some();
+        // Bounded: each attempt leaves out a part whose condition failed.
+        for _ in 0..4 {
+            let mut parts = Vec::new();
+            if with_records {
+                parts.extend(
+                    self.deployment_puts(deployment, now)?
+                        .into_iter()
+                        .map(|put| (Part::Record, TransactWriteItem::builder().put(put).build())),
+                );
+            }
+            if with_lock {
+                let update = lock_release(&self.table, deployment, owner, now)?;
+                parts.push((
+                    Part::Lock,
+                    TransactWriteItem::builder().update(update).build(),
+                ));
+            }
+            if let (true, Some(verification)) = (with_verification, verification) {
+                let (expression, values) = verification.update();
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(verification.key.pk()))
+                    .key("sk", s(verification.key.sk()))
+                    .condition_expression("attribute_exists(pk)")
+                    .update_expression(expression)
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(build_error)?;
+                parts.push((
+                    Part::Verification,
+                    TransactWriteItem::builder().update(update).build(),
+                ));
+            }
+            if parts.is_empty() {
+                return Ok(());
+            }
+            let (kinds, writes): (Vec<Part>, Vec<TransactWriteItem>) = parts.into_iter().unzip();
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+                err.as_service_error()
+            else {
+                return Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err));
+            };
+            let failed: Vec<Part> = kinds
+                .iter()
+                .zip(canceled.cancellation_reasons())
+                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(kind, _)| *kind)
+                .collect();
+            let others = canceled
+                .cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .any(|code| code != "None" && code != "ConditionalCheckFailed");
+            if failed.is_empty() || others {
+                return Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err));
+            }
+            with_lock &= !failed.contains(&Part::Lock);
+            with_records &= !failed.contains(&Part::Record);
+            with_verification &= !failed.contains(&Part::Verification);
+        }
+        Err(AwsError::Call {
+            service: "DynamoDB",
+            operation: "TransactWriteItems",
+            code: Some("TransactionCanceledException".into()),
+            message: "the deployment's items changed under four attempts to record it".into(),
+        })
+    }
+
+    /// The deployment's two items (by service and image, and by ECS deployment id), each written
+    /// unless it already holds this deployment (its revision) with a final outcome.
+    fn deployment_puts(
+        &self,
+        deployment: &DeploymentRecord,
+        now: u64,
+    ) -> Result<Vec<Put>, AwsError> {
+        let (pk, sk) = Self::deployment_key(
+            &deployment.repository,
+            &deployment.target,
+            &deployment.image_tag,
+        );
+        let mut item = HashMap::from([
+            ("repository".to_string(), s(&deployment.repository)),
+            ("target".to_string(), s(&deployment.target)),
+            ("image_tag".to_string(), s(&deployment.image_tag)),
+            ("digest".to_string(), s(&deployment.digest)),
+            ("revision".to_string(), s(&deployment.revision)),
+            ("outcome".to_string(), s("in_progress")),
+            ("started_at".to_string(), n(now)),
+        ]);
+        if let Some(sha) = &deployment.sha {
+            item.insert("sha".into(), s(sha));
+        }
+        if let Some(sequence) = deployment.sequence {
+            item.insert("sequence".into(), n(sequence));
+        }
+        let mut items = Vec::new();
+        if let Some(id) = &deployment.deployment_id {
+            item.insert("deployment_id".into(), s(id));
+            let mut index = item.clone();
+            index.insert("pk".into(), s(format!("deployment#{id}")));
+            index.insert("sk".into(), s("deployment"));
+            items.push(index);
+        }
+        item.insert("pk".into(), s(pk));
+        item.insert("sk".into(), s(sk));
+        items.push(item);
+        items
+            .into_iter()
+            .map(|item| {
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(
+                        "attribute_not_exists(finished_at) OR revision <> :revision",
+                    )
+                    .expression_attribute_values(":revision", s(&deployment.revision))
+                    .build()
+                    .map_err(build_error)
+            })
+            .collect()
+    }
+
+    /// The deployment pushdeploy started with this ECS deployment id, if any.
+    pub async fn deployment_by_id(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
+        self.get_deployment_item(format!("deployment#{deployment_id}"), "deployment".into())
+            .await
+    }
+
+    async fn get_deployment_item(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<DeploymentRecord>, AwsError> {
+        let item = self.get_item(pk, sk).await?;
+        Ok(item.map(|item| {
+            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            DeploymentRecord {
+                repository: string("repository").unwrap_or_default(),
+                target: string("target").unwrap_or_default(),
+                image_tag: string("image_tag").unwrap_or_default(),
+                sha: string("sha"),
+                digest: string("digest").unwrap_or_default(),
+                sequence: item
+                    .get("sequence")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok()),
+                revision: string("revision").unwrap_or_default(),
+                deployment_id: string("deployment_id"),
+                outcome: string("outcome"),
+            }
+        }))
+    }
+
+    /// Records a deployment's final outcome on both of its items.
+    pub async fn record_deployment_outcome(
+        &self,
+        deployment: &DeploymentRecord,
+        outcome: &str,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let (pk, sk) = Self::deployment_key(
+            &deployment.repository,
+            &deployment.target,
+            &deployment.image_tag,
+        );
+        let id = deployment.deployment_id.clone().unwrap_or_default();
+        for (pk, sk) in [
+            (format!("deployment#{id}"), "deployment".to_string()),
+            (pk, sk),
+        ] {
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .condition_expression("deployment_id = :id")
+                .expression_attribute_values(":id", s(&id))
+                .expression_attribute_values(":outcome", s(outcome))
+                .expression_attribute_values(":now", n(now));
+            request = match reason {
+                Some(reason) => request
+                    .update_expression(
+                        "SET outcome = :outcome, finished_at = :now, reason = :reason",
+                    )
+                    .expression_attribute_values(":reason", s(reason)),
+                None => request.update_expression("SET outcome = :outcome, finished_at = :now"),
+            };
+            // The service item may already describe a newer deployment: then it is left alone.
+            conditional(request.send().await, "UpdateItem")?;
+        }
+        Ok(())
+    }
+}
