@@ -298,7 +298,7 @@ impl Deployer<'_> {
             .decide(target, image, &pinned, direction.deliberate())
             .await?;
         if decision == RolloutDecision::AlreadyRunning
-            && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest))
+            && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest, current.arn()))
         {
             return self
                 .record_left_deployment(target, image, current, verification)
@@ -316,8 +316,15 @@ impl Deployer<'_> {
 
         let owner = lock_owner(image);
         let lock = self.lock(target, image, &owner, direction).await?;
-        let after_crash = match lock {
-            LockOutcome::Granted { after_crash } => after_crash,
+        let lease = match lock {
+            LockOutcome::Granted {
+                after_crash,
+                registered_revision,
+            } => Lease {
+                owner: owner.clone(),
+                after_crash,
+                registered_revision,
+            },
             LockOutcome::Held => {
                 warn!("the service is locked by another rollout");
                 return Err(RolloutError::Locked { target: name });
@@ -328,22 +335,25 @@ impl Deployer<'_> {
                     .unwrap_or(TargetOutcome::AlreadyDeployed { target: name }));
             }
         };
+        let mut registered = None;
         let result = self
             .deploy_locked(
                 target,
                 image,
                 &pinned,
                 current,
-                after_crash,
-                &owner,
+                &lease,
                 direction,
                 verification,
+                &mut registered,
             )
             .await;
         // A deployment releases the lock in its final write; anything else but an unrecorded
-        // deployment releases it here.
+        // deployment releases it here, naming a revision it registered and did not record (the
+        // next rollout uses it, or records it if the service turns out to run it).
         if releases_lock(&result) {
-            if let Err(e) = self.ledger.release_lock(&name, &owner).await {
+            let left = registered.as_deref().map(|r| (image.digest.as_str(), r));
+            if let Err(e) = self.ledger.release_lock(&name, &owner, left).await {
                 warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
             }
         }
@@ -359,12 +369,13 @@ impl Deployer<'_> {
         image: &VerifiedImage,
         pinned: &str,
         current: CurrentTaskDefinition,
-        after_crash: bool,
-        owner: &str,
+        lease: &Lease,
         direction: Direction,
         verification: &mut Option<VerificationRecord>,
+        registered: &mut Option<String>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
+        let owner = lease.owner.as_str();
         // A freeze set since the invocation read it holds from here on (a rollback works while
         // frozen).
         if !direction.deliberate()
@@ -406,11 +417,11 @@ impl Deployer<'_> {
                 });
             }
         }
-        let reused = if after_crash {
+        let reused = if lease.after_crash {
             self.revision_left_by_crash(target, &current, pinned)
                 .await?
         } else {
-            None
+            lease.registered_revision.clone()
         };
         let reused_revision = reused.is_some();
         let revision = match reused {
@@ -425,7 +436,8 @@ impl Deployer<'_> {
                 if !sequence.is_empty() {
                     tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
                 }
-                self.ecs
+                let registered = self
+                    .ecs
                     .register_revision(
                         &current,
                         &target.container,
@@ -433,10 +445,25 @@ impl Deployer<'_> {
                         &[(SHA_LABEL, sha.as_str())],
                         &tags,
                     )
-                    .await
-                    .map_err(RolloutError::ecs(target))?
+                    .await;
+                match registered {
+                    Ok(revision) => revision,
+                    // The registration may have been applied with its answer lost: reuse it
+                    // rather than register a second one.
+                    Err(error) => match self
+                        .revision_left_by_crash(target, &current, pinned)
+                        .await?
+                    {
+                        Some(revision) => {
+                            warn!(error = %error, revision = %revision, "RegisterTaskDefinition failed, but the revision is there: using it");
+                            revision
+                        }
+                        None => return Err(RolloutError::ecs(target)(error)),
+                    },
+                }
             }
         };
+        *registered = Some(revision.clone());
         let deployment_id = self
             .ecs
             .update_service(&target.cluster, &target.service, &revision)
@@ -594,7 +621,7 @@ impl Deployer<'_> {
         match self.lock(target, image, &owner, direction).await? {
             LockOutcome::Granted { .. } => {
                 self.ledger
-                    .release_lock(&target.name(), &owner)
+                    .release_lock(&target.name(), &owner, None)
                     .await
                     .map_err(RolloutError::ledger(target))?;
                 Ok(())
@@ -622,6 +649,16 @@ impl Deployer<'_> {
             && newest.container_image(&target.container) == Some(pinned);
         Ok(left.then(|| newest.arn().to_string()))
     }
+}
+
+/// A lock this rollout holds, and what the ledger said of earlier attempts when it was taken.
+struct Lease {
+    owner: String,
+    /// An expired lock of a rollout of this digest was taken over: it may have registered a
+    /// revision before it died.
+    after_crash: bool,
+    /// A revision an earlier rollout of this digest registered and left undeployed.
+    registered_revision: Option<String>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

@@ -120,11 +120,13 @@ impl DeploymentStatus {
             // E.g. the rollback deployment a circuit breaker starts: it is not ours.
             return ignored("not a deployment pushdeploy started");
         };
-        if record
-            .outcome
-            .as_deref()
-            .is_some_and(|o| o != "in_progress")
-        {
+        if let Some(recorded) = record.outcome.as_deref().filter(|o| *o != "in_progress") {
+            // Published already (before it was recorded); the record may have stopped after its
+            // first item: complete it (the writes are conditional and change nothing twice).
+            self.ledger
+                .record_deployment_outcome(&record, recorded, None, now_epoch_seconds())
+                .await
+                .map_err(DeploymentStatusError::Ledger)?;
             return ignored("the outcome is already recorded");
         }
         // Published before it is recorded: a failed publish is retried (the outcome is not yet

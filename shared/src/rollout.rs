@@ -149,18 +149,37 @@ pub struct ServiceState {
     pub lock_expires_at: Option<u64>,
     /// The digest the lock was taken for.
     pub locked_digest: Option<String>,
+    /// A revision a rollout registered and then released its lock without recording a deployment
+    /// of it (its UpdateService failed, or its answer was lost): `(digest, revision)`.
+    pub registered: Option<(String, String)>,
     pub last: LastRolled,
 }
 
 impl ServiceState {
-    /// A rollout of `digest` took the lock and has not released it, and the service runs
-    /// `digest` (the caller saw it): that rollout is past UpdateService and did not record the
-    /// deployment (it died, or its record failed and it kept the lock for this). Whether its lock
-    /// expired or not, the deployment can be recorded now.
-    pub fn deployment_left_unrecorded(&self, digest: &str) -> bool {
-        self.lock_owner.is_some()
-            && self.locked_digest.as_deref() == Some(digest)
-            && self.last.digest.as_deref() != Some(digest)
+    /// The service runs `digest` at `running_revision` (the caller saw it), put there by a
+    /// rollout that did not record the deployment:
+    /// - it took the lock for `digest` and has not released it (it died past UpdateService, or
+    ///   its record failed and it kept the lock for this; expired or not);
+    /// - or it released the lock naming `running_revision` as registered for `digest` (its
+    ///   UpdateService's answer was lost).
+    ///
+    /// The deployment can be recorded now.
+    pub fn deployment_left_unrecorded(&self, digest: &str, running_revision: &str) -> bool {
+        let locked = self.lock_owner.is_some() && self.locked_digest.as_deref() == Some(digest);
+        let registered = self
+            .registered
+            .as_ref()
+            .is_some_and(|(d, r)| d == digest && r == running_revision);
+        (locked || registered) && self.last.digest.as_deref() != Some(digest)
+    }
+
+    /// The revision registered for `digest` by a rollout that released its lock without
+    /// deploying it: the next rollout of `digest` uses it instead of registering another.
+    pub fn registered_revision(&self, digest: &str) -> Option<&str> {
+        self.registered
+            .as_ref()
+            .filter(|(d, _)| d == digest)
+            .map(|(_, r)| r.as_str())
     }
 }
 
@@ -363,20 +382,30 @@ mod tests {
             lock_owner: Some("f8afe6a7@100".into()),
             lock_expires_at: Some(220),
             locked_digest: Some("sha256:bb".into()),
+            registered: None,
             last: LastRolled {
                 digest: Some("sha256:aa".into()),
                 sequence: Some(1),
                 held_until: None,
             },
         };
-        assert!(crashed.deployment_left_unrecorded("sha256:bb"));
+        assert!(crashed.deployment_left_unrecorded("sha256:bb", "td:2"));
         // Another digest's lock, a released lock, or a recorded deployment.
-        assert!(!crashed.deployment_left_unrecorded("sha256:cc"));
+        assert!(!crashed.deployment_left_unrecorded("sha256:cc", "td:2"));
         let released = ServiceState {
             lock_owner: None,
             ..crashed.clone()
         };
-        assert!(!released.deployment_left_unrecorded("sha256:bb"));
+        assert!(!released.deployment_left_unrecorded("sha256:bb", "td:2"));
+        // Released, naming the revision it registered: the one running now, or another.
+        let registered = ServiceState {
+            registered: Some(("sha256:bb".into(), "td:2".into())),
+            ..released.clone()
+        };
+        assert!(registered.deployment_left_unrecorded("sha256:bb", "td:2"));
+        assert!(!registered.deployment_left_unrecorded("sha256:bb", "td:1"));
+        assert_eq!(registered.registered_revision("sha256:bb"), Some("td:2"));
+        assert_eq!(registered.registered_revision("sha256:cc"), None);
         let recorded = ServiceState {
             last: LastRolled {
                 digest: Some("sha256:bb".into()),
@@ -385,7 +414,7 @@ mod tests {
             },
             ..crashed
         };
-        assert!(!recorded.deployment_left_unrecorded("sha256:bb"));
-        assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb"));
+        assert!(!recorded.deployment_left_unrecorded("sha256:bb", "td:2"));
+        assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb", "td:2"));
     }
 }

@@ -155,6 +155,12 @@ impl AwsProxy {
             });
     }
 
+    /// Forgets injected faults and reported builds.
+    pub fn reset(&self) {
+        let mut state = self.state.lock().expect("proxy state");
+        *state = ProxyState::default();
+    }
+
     /// Removes every injected fault; answers how many requests they hit.
     pub fn clear_faults(&self) -> u32 {
         let mut state = self.state.lock().expect("proxy state");

@@ -126,6 +126,14 @@ impl Moto {
             .expect("moto answers text")
     }
 
+    /// Clears moto's state (and the proxy's faults and builds), for the next case on this server.
+    pub fn reset(&self) {
+        ureq::post(&format!("{}/moto-api/reset", self.moto_endpoint))
+            .call()
+            .expect("moto reset");
+        self.proxy.reset();
+    }
+
     /// Forgets earlier calls and records from now on.
     pub fn start_recording(&self) {
         self.api("reset-recording");

@@ -181,7 +181,14 @@ impl Ecs {
             labels,
             tags,
         );
+        // Not retried by the SDK: a retry after an answer was lost registers a second revision.
+        // The caller looks for the revision instead (see `Deployer::revision_left_by_crash`).
         let output = request
+            .customize()
+            .config_override(
+                aws_sdk_ecs::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", e))?;

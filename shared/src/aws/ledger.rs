@@ -81,7 +81,11 @@ pub struct LockRequest<'a> {
 pub enum LockOutcome {
     /// Taken. `after_crash`: an expired lock of a rollout of this same digest was taken over, so
     /// that rollout may have registered a revision before it died.
-    Granted { after_crash: bool },
+    Granted {
+        after_crash: bool,
+        /// A revision an earlier rollout of this digest registered and left undeployed.
+        registered_revision: Option<String>,
+    },
     /// Another rollout holds a live lock.
     Held,
     /// The image may not follow what pushdeploy last rolled there ([`follow_last_rolled`]).
@@ -405,7 +409,8 @@ impl LedgerTable {
             .projection_expression(
                 "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
                  image_tag, digest, held_until, recent, built_digest, provenance_refused, \
-                 #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence",
+                 #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
+                 registered_digest, registered_revision",
             )
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_names("#status", "status")
@@ -683,7 +688,13 @@ impl LedgerTable {
                         && old.get("locked_digest").and_then(|v| v.as_s().ok())
                             == Some(&request.digest.to_string())
                 });
-                Ok(LockOutcome::Granted { after_crash })
+                let registered_revision = old
+                    .map(service_state)
+                    .and_then(|s| s.registered_revision(request.digest).map(str::to_string));
+                Ok(LockOutcome::Granted {
+                    after_crash,
+                    registered_revision,
+                })
             }
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
@@ -717,9 +728,16 @@ impl LedgerTable {
         Ok(output.item)
     }
 
-    /// Releases the lock if this owner still holds it, keeping the service's state.
-    pub async fn release_lock(&self, target: &str, owner: &str) -> Result<(), AwsError> {
-        let result = self
+    /// Releases the lock if this owner still holds it, keeping the service's state. `registered`
+    /// (`(digest, revision)`): a revision this rollout registered and did not record deployed,
+    /// for the next rollout of the digest to use (or to record, if it turns out to run).
+    pub async fn release_lock(
+        &self,
+        target: &str,
+        owner: &str,
+        registered: Option<(&str, &str)>,
+    ) -> Result<(), AwsError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -728,9 +746,17 @@ impl LedgerTable {
             .update_expression("REMOVE #owner, lock_expires_at, locked_digest")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .send()
-            .await;
+            .expression_attribute_values(":owner", s(owner));
+        if let Some((digest, revision)) = registered {
+            request = request
+                .update_expression(
+                    "SET registered_digest = :digest, registered_revision = :revision \
+                     REMOVE #owner, lock_expires_at, locked_digest",
+                )
+                .expression_attribute_values(":digest", s(digest))
+                .expression_attribute_values(":revision", s(revision));
+        }
+        let result = request.send().await;
         // Not ours any more (expired and taken over): nothing to release.
         conditional(result, "UpdateItem").map(|_| ())
     }
@@ -806,6 +832,15 @@ fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
         return LockOutcome::Held;
     };
     let state = service_state(item);
+    // This request's own write, applied, its answer lost (the SDK's retry finds it).
+    if state.lock_owner.as_deref() == Some(request.owner)
+        && state.locked_digest.as_deref() == Some(request.digest)
+    {
+        return LockOutcome::Granted {
+            after_crash: false,
+            registered_revision: None,
+        };
+    }
     if state
         .lock_expires_at
         .is_some_and(|until| until >= request.now)
@@ -835,6 +870,7 @@ fn service_state(item: &Item) -> ServiceState {
         lock_owner: string("owner"),
         lock_expires_at: number("lock_expires_at"),
         locked_digest: string("locked_digest"),
+        registered: string("registered_digest").zip(string("registered_revision")),
         last: LastRolled {
             digest: string("deployed_digest"),
             sequence: number("deployed_sequence"),

@@ -35,7 +35,8 @@ fn lock_release(
     let mut service_state = String::from(
         "SET deployed_digest = :digest, deployed_image_tag = :tag, deployed_revision = :revision, deployed_at = :now",
     );
-    let mut removed = "REMOVE #owner, lock_expires_at, locked_digest";
+    let mut removed =
+        "REMOVE #owner, lock_expires_at, locked_digest, registered_digest, registered_revision";
     let mut release = Update::builder()
         .table_name(table)
         .key("pk", s(format!("lock#{}", deployment.target)))
@@ -52,7 +53,9 @@ fn lock_release(
             service_state.push_str(", deployed_sequence = :sequence");
             release = release.expression_attribute_values(":sequence", n(sequence));
         }
-        None => removed = "REMOVE #owner, lock_expires_at, locked_digest, deployed_sequence",
+        None => {
+            removed = "REMOVE #owner, lock_expires_at, locked_digest, registered_digest, registered_revision, deployed_sequence"
+        }
     }
     release
         .update_expression(format!("{service_state} {removed}"))
@@ -293,7 +296,9 @@ impl LedgerTable {
                 .table_name(&self.table)
                 .key("pk", s(pk))
                 .key("sk", s(sk))
-                .condition_expression("deployment_id = :id")
+                // Once: an item with a final outcome is left as it is.
+                .condition_expression("deployment_id = :id AND outcome = :in_progress")
+                .expression_attribute_values(":in_progress", s("in_progress"))
                 .expression_attribute_values(":id", s(&id))
                 .expression_attribute_values(":outcome", s(outcome))
                 .expression_attribute_values(":now", n(now));

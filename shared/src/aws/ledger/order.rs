@@ -82,7 +82,8 @@ impl LedgerTable {
     }
 
     /// Raises a known commit's deploy order to `order` if that is newer (a later push of the same
-    /// commit). `true` when raised.
+    /// commit). `true` when raised, or already at `order` (this write's retry, its first answer
+    /// lost: the caller's announcement must still go out).
     pub async fn raise_commit_order(
         &self,
         key: &CommitKey,
@@ -98,7 +99,7 @@ impl LedgerTable {
             .key("sk", s(key.sk()))
             .update_expression("SET #sequence = :order, deploy_branch = :branch, updated_at = :now")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(#sequence) OR #sequence < :order)",
+                "attribute_exists(pk) AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
             )
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_values(":order", n(order.get()))
