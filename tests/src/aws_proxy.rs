@@ -39,6 +39,8 @@ pub enum Fault {
     Drop,
     /// The request reaches moto and is applied; its answer is lost (the connection is closed).
     AppliedLost,
+    /// `BatchGetItem` only: DynamoDB's answer under throttling, every key unprocessed.
+    Unprocessed,
 }
 
 impl Fault {
@@ -57,6 +59,7 @@ impl Fault {
             Fault::Hang => "hang",
             Fault::Drop => "dropped connection",
             Fault::AppliedLost => "applied, answer lost",
+            Fault::Unprocessed => "keys unprocessed",
         }
     }
 }
@@ -300,6 +303,17 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
         Some(Fault::AppliedLost) => {
             forward(&request, upstream)?;
             let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        Some(Fault::Unprocessed) => {
+            let asked: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            let body =
+                json!({"Responses": {}, "UnprocessedKeys": asked["RequestItems"]}).to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(response.as_bytes())?;
             return Ok(());
         }
     }

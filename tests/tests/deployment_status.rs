@@ -160,3 +160,58 @@ async fn unknown_deployments_and_bad_events() {
         assert_eq!(diagnostic.error_type, error_type);
     }
 }
+
+/// A rollout that dies after UpdateService is recorded by the next event; if deployment-status
+/// recorded the deployment's outcome in between (its record was the part that survived), that
+/// outcome is never rewritten to `in_progress`.
+#[tokio::test]
+async fn recording_a_deployment_again_never_erases_its_outcome() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let moto = Moto::start();
+    let (stack, handler, id) = deployed(&moto).await;
+    let result = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    // What a rollout that died before its final write leaves on the service's item.
+    let digest = image_digest(&stack.sdk, B).await.unwrap();
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S("lock#prod/web".into()))
+        .key("sk", S("lock".into()))
+        .update_expression("SET #owner = :owner, locked_digest = :digest, lock_expires_at = :until REMOVE deployed_digest, deployed_sequence")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_values(":owner", S("f8afe6a7@1".into()))
+        .expression_attribute_values(":digest", S(digest))
+        .expression_attribute_values(
+            ":until",
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let verifier = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    let report = verifier.handle(ecr_push_event(B)).await.unwrap();
+    assert_eq!(
+        report["rollout"][0]["result"], "recorded_after_crash",
+        "{report}"
+    );
+    for (pk, sk) in [
+        (format!("deployment#{id}"), "deployment".to_string()),
+        (
+            format!("repo#{ECR_REPOSITORY}"),
+            format!("deploy#prod/web#{B}"),
+        ),
+    ] {
+        let item = stack.ledger_get(&pk, &sk).await.unwrap();
+        assert_eq!(item["outcome"], "succeeded", "{pk}: {item:?}");
+    }
+    let lock = stack.ledger_get("lock#prod/web", "lock").await.unwrap();
+    assert!(!lock.contains_key("owner"), "{lock:?}");
+}

@@ -561,3 +561,46 @@ fn report(done: &[(Case, CaseResult)]) -> String {
     ));
     out
 }
+
+/// Under throttling, DynamoDB answers a BatchGetItem with some keys unprocessed: they are asked
+/// again, and if they stay unprocessed the invocation fails. A freeze flag that was not read
+/// never reads as off.
+#[tokio::test]
+async fn unprocessed_keys_are_asked_again_and_a_freeze_is_never_read_as_off() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let handler = verifier(&stack);
+    handler
+        .handle(json!({"freeze": true}))
+        .await
+        .expect("frozen");
+    put_image(&stack.sdk, TAG, 2).await;
+    seed_built(&stack, SHA, TAG, push_order(1), BUILD).await;
+
+    // Once: the keys are asked again, the freeze is seen.
+    moto.start_recording();
+    moto.proxy
+        .inject(Call::op("BatchGetItem"), Fault::Unprocessed, Some(1));
+    let report = handler.handle(ecr_push_event(TAG)).await.expect("handled");
+    assert_eq!(report["rollout"][0]["result"], "frozen", "{report}");
+    assert_eq!(moto.proxy.clear_faults(), 1);
+    assert!(moto.calls_to("UpdateService").is_empty());
+
+    // Always: the invocation fails rather than guess.
+    moto.proxy
+        .inject(Call::op("BatchGetItem"), Fault::Unprocessed, None);
+    let error = handler
+        .handle(ecr_push_event(TAG))
+        .await
+        .expect_err("unprocessed keys");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "LedgerFailed");
+    assert!(
+        diagnostic.error_message.contains("unprocessed"),
+        "{}",
+        diagnostic.error_message
+    );
+    moto.proxy.clear_faults();
+    assert!(moto.calls_to("UpdateService").is_empty());
+}
