@@ -497,6 +497,51 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_keep_their_relations() {
+        // The claim outlives the invocation that took it: three times the function's timeout by
+        // default, at least twice.
+        let config = GitHubWebhookConfig::from_vars(&vars(BASE)).unwrap();
+        assert_eq!(config.build.function_timeout, Duration::from_secs(10));
+        assert_eq!(config.build.claim_timeout, Duration::from_secs(30));
+        let config =
+            GitHubWebhookConfig::from_vars(&vars(&with(&[("FUNCTION_TIMEOUT_SECONDS", "20")])))
+                .unwrap();
+        assert_eq!(config.build.claim_timeout, Duration::from_secs(60));
+        let err = GitHubWebhookConfig::from_vars(&vars(&with(&[
+            ("FUNCTION_TIMEOUT_SECONDS", "20"),
+            ("CLAIM_TIMEOUT_SECONDS", "39"),
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("CLAIM_TIMEOUT_SECONDS") && err.contains("FUNCTION_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+        // The lock outlives the rollout that holds it.
+        let config = VerifierConfig::from_vars(&vars(BASE)).unwrap();
+        assert_eq!(config.function_timeout, Duration::from_secs(30));
+        assert!(config.lock_ttl_seconds > config.function_timeout.as_secs());
+        let err = VerifierConfig::from_vars(&vars(&with(&[
+            ("FUNCTION_TIMEOUT_SECONDS", "300"),
+            ("LOCK_TTL_SECONDS", "300"),
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("LOCK_TTL_SECONDS") && err.contains("FUNCTION_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+        for bad in ["2", "901", "ten"] {
+            let err = DeploymentStatusConfig::from_vars(&vars(&with(&[(
+                "FUNCTION_TIMEOUT_SECONDS",
+                bad,
+            )])))
+            .unwrap_err();
+            assert!(err.to_string().contains("FUNCTION_TIMEOUT_SECONDS"), "{err}");
+        }
+    }
+
+    #[test]
     fn deploy_branches_are_a_subset_of_the_branches_that_build() {
         let config = GitHubWebhookConfig::from_vars(&vars(&with(&[
             ("BRANCHES", "main,hotfix/*,feature/*"),

@@ -103,3 +103,42 @@ fn every_function_in_the_template_is_a_workspace_binary() {
         text.matches("Binary: ").count()
     );
 }
+
+/// Each function's `FUNCTION_TIMEOUT_SECONDS` (from which its AWS calls' limits are derived) is
+/// its `Timeout`, and the relations the configuration checks at cold start hold for the
+/// template's values.
+#[test]
+fn each_function_knows_its_own_timeout() {
+    let text = template();
+    let global = |key: &str| -> u64 {
+        text.lines()
+            .skip_while(|l| l.trim() != "Globals:")
+            .take_while(|l| l.trim() != "Resources:")
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no global {key}"))
+            .parse()
+            .unwrap()
+    };
+    let (timeout, variable) = (global("Timeout"), global("FUNCTION_TIMEOUT_SECONDS"));
+    assert_eq!(timeout, variable, "Globals");
+    let mut functions = 0;
+    for block in text
+        .split("\n  ")
+        .filter(|b| b.contains("Type: AWS::Serverless::Function"))
+    {
+        functions += 1;
+        let own = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+                .map(|v| v.parse::<u64>().unwrap())
+        };
+        assert_eq!(
+            own("Timeout").unwrap_or(timeout),
+            own("FUNCTION_TIMEOUT_SECONDS").unwrap_or(variable),
+            "{}",
+            block.lines().next().unwrap_or_default()
+        );
+    }
+    assert!(functions >= 4, "{functions}");
+}
