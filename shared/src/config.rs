@@ -537,7 +537,10 @@ mod tests {
                 bad,
             )])))
             .unwrap_err();
-            assert!(err.to_string().contains("FUNCTION_TIMEOUT_SECONDS"), "{err}");
+            assert!(
+                err.to_string().contains("FUNCTION_TIMEOUT_SECONDS"),
+                "{err}"
+            );
         }
     }
 

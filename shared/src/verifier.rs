@@ -437,11 +437,7 @@ impl ImageVerifier {
             VerifyTrigger::EcrPush { tag } => tag.clone(),
             VerifyTrigger::Repushed { tag } => Some(tag.clone()),
             // A finished build that never became the release (say, its events were lost).
-            VerifyTrigger::Reconcile => self
-                .ledger
-                .newest_built_commit(&self.config.repository.name)
-                .await
-                .map_err(VerifyError::Ledger)?,
+            VerifyTrigger::Reconcile => self.reconcile_subject().await?,
             VerifyTrigger::BuildSucceeded { tag, build_id } => {
                 tracing::Span::current().record("build_id", build_id.as_str());
                 self.record_build_succeeded(tag, build_id).await?;

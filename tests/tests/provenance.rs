@@ -381,3 +381,41 @@ async fn after_an_upgrade_the_next_build_with_provenance_deploys() {
     // The release it replaced is remembered (and so protected from the lifecycle policy).
     assert!(release["recent"].to_string().contains(A), "{release:?}");
 }
+
+/// CodeBuild's events for a build were lost (dead-lettered after their retries): the reconcile
+/// asks CodeBuild about builds the ledger still records as running, and records their end as the
+/// events would have: a success with the digest it pushed (then verified and rolled), a failure
+/// as `build_failed` (published).
+#[tokio::test]
+async fn the_reconcile_records_builds_whose_events_were_lost() {
+    let w = world().await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    seed_commit(&w.stack, A_SHA, A, push_order(2), "shop-image:a2").await;
+    let digest = put_image(&w.stack.sdk, B, 2).await;
+    w.moto
+        .proxy
+        .report_build("shop-image:b1", "SUCCEEDED", &[("IMAGE_DIGEST", &digest)]);
+    w.moto.proxy.report_build("shop-image:a2", "FAILED", &[]);
+    w.moto.start_recording();
+    let report = w.handle(reconcile()).await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["release"], B, "{report}");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    let b = w.stack.ledger_item(B).await.unwrap();
+    assert_eq!(b["status"], "built");
+    assert_eq!(b["built_digest"], digest.as_str());
+    assert_eq!(
+        w.stack.ledger_item(A).await.unwrap()["status"],
+        "build_failed"
+    );
+    let outcomes: Vec<String> = w
+        .published()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(outcomes, ["build_failed"]);
+    // Nothing is asked again once recorded.
+    w.moto.start_recording();
+    w.handle(reconcile()).await;
+    assert!(w.moto.calls_to("BatchGetBuilds").is_empty());
+}

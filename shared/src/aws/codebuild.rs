@@ -93,29 +93,43 @@ impl BuildReader {
 
     /// The build `build_id` (`project:uuid`) as CodeBuild reports it; `None` if it knows none.
     pub async fn build(&self, build_id: &str) -> Result<Option<BuildReport>, AwsError> {
+        Ok(self
+            .builds(&[build_id])
+            .await?
+            .into_iter()
+            .find(|b| b.id == build_id))
+    }
+
+    /// The builds of `build_ids` (at most 100) that CodeBuild knows, in one call.
+    pub async fn builds(&self, build_ids: &[&str]) -> Result<Vec<BuildReport>, AwsError> {
+        if build_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let output = self
             .client
             .batch_get_builds()
-            .ids(build_id)
+            .set_ids(Some(build_ids.iter().map(|id| id.to_string()).collect()))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("CodeBuild", "BatchGetBuilds", e))?;
         Ok(output
             .builds()
             .iter()
-            .find(|b| b.id() == Some(build_id))
-            .map(|build| BuildReport {
-                id: build_id.to_string(),
-                project: build.project_name().unwrap_or_default().to_string(),
-                status: build
-                    .build_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                exported: build
-                    .exported_environment_variables()
-                    .iter()
-                    .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
-                    .collect(),
-            }))
+            .filter_map(|build| {
+                Some(BuildReport {
+                    id: build.id()?.to_string(),
+                    project: build.project_name().unwrap_or_default().to_string(),
+                    status: build
+                        .build_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    exported: build
+                        .exported_environment_variables()
+                        .iter()
+                        .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
+                        .collect(),
+                })
+            })
+            .collect())
     }
 }

@@ -4,7 +4,7 @@ mod deployments;
 mod images;
 mod order;
 pub use images::UntrustedImageRecord;
-pub use order::{PushRecord, PushSecond};
+pub use order::{PushRecord, PushSecond, ReconcileView, RunningBuild};
 
 use std::collections::HashMap;
 use std::time::Duration;

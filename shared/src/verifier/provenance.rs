@@ -10,7 +10,68 @@ use crate::provenance::{build_provenance, check_image, BuildProvenance};
 use crate::release::Release;
 use crate::verify::{ImageInfo, Verification, LATEST};
 
+/// A build the ledger still records as running is asked about after this long (its events may
+/// have been lost); younger ones are left to their events.
+const LOST_BUILD_AFTER_SECONDS: u64 = 120;
+
 impl ImageVerifier {
+    /// The reconcile's candidate: the newest built commit, after recording the end of builds the
+    /// ledger still records as running (read from CodeBuild, in one call) as their events would
+    /// have: a succeeded build with the digest it pushed, a failed one as `build_failed`.
+    pub(super) async fn reconcile_subject(&self) -> Result<Option<String>, VerifyError> {
+        let repository = &self.config.repository.name;
+        let view = self
+            .ledger
+            .reconcile_view(repository)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        let now = now_epoch_seconds();
+        let lost: Vec<_> = view
+            .building
+            .iter()
+            .filter(|b| b.started_at + LOST_BUILD_AFTER_SECONDS <= now)
+            .take(100)
+            .collect();
+        if lost.is_empty() {
+            return Ok(view.newest_built);
+        }
+        let ids: Vec<&str> = lost.iter().map(|b| b.build_id.as_str()).collect();
+        let reports = self
+            .builds
+            .builds(&ids)
+            .await
+            .map_err(VerifyError::Builds)?;
+        let mut built = false;
+        for build in lost {
+            let Some(report) = reports.iter().find(|r| r.id == build.build_id) else {
+                continue;
+            };
+            match report.status.as_str() {
+                "IN_PROGRESS" | "" => {}
+                "SUCCEEDED" => {
+                    warn!(image_tag = %build.image_tag, build_id = %build.build_id, "a build's end was never recorded (its events were lost): recording it");
+                    self.record_build_succeeded(&build.image_tag, &build.build_id)
+                        .await?;
+                    built = true;
+                }
+                status => {
+                    warn!(image_tag = %build.image_tag, build_id = %build.build_id, status, "a build's failure was never recorded: recording it");
+                    self.build_failed(&build.image_tag, &build.build_id, status)
+                        .await?;
+                }
+            }
+        }
+        if !built {
+            return Ok(view.newest_built);
+        }
+        Ok(self
+            .ledger
+            .reconcile_view(repository)
+            .await
+            .map_err(VerifyError::Ledger)?
+            .newest_built)
+    }
+
     /// Records a SUCCEEDED build with what CodeBuild says it pushed (`BatchGetBuilds`), if it is
     /// still the commit's build. A build CodeBuild does not report finished yet fails the
     /// invocation, so that the event is retried.

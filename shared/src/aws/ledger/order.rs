@@ -215,10 +215,12 @@ impl LedgerTable {
             .and_then(parse_release))
     }
 
-    /// The image tag of the newest-ordered commit whose build succeeded (the reconcile's
-    /// candidate), reading every commit item of the repository.
-    pub async fn newest_built_commit(&self, repository: &str) -> Result<Option<String>, AwsError> {
-        let mut newest: Option<(u64, String)> = None;
+    /// What the reconcile looks at, reading every commit item of the repository: the newest-
+    /// ordered commit whose build succeeded (its candidate), and the commits still `building`
+    /// (whose build's events may have been lost).
+    pub async fn reconcile_view(&self, repository: &str) -> Result<ReconcileView, AwsError> {
+        let mut view = ReconcileView::default();
+        let mut newest: Option<u64> = None;
         let mut start: Option<Item> = None;
         loop {
             let output = self
@@ -226,26 +228,48 @@ impl LedgerTable {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :commit)")
-                .filter_expression("#status = :built AND attribute_exists(#sequence)")
-                .projection_expression("sk, #sequence")
+                .filter_expression(
+                    "(#status = :built AND attribute_exists(#sequence)) \
+                     OR (#status = :building AND attribute_exists(build_id))",
+                )
+                .projection_expression("sk, #sequence, #status, build_id, build_started_at")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#sequence", "sequence")
                 .expression_attribute_values(":pk", s(format!("repo#{repository}")))
                 .expression_attribute_values(":commit", s("commit#"))
                 .expression_attribute_values(":built", s("built"))
+                .expression_attribute_values(":building", s("building"))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))?;
             for item in output.items() {
-                let tag = item
+                let Some(tag) = item
                     .get("sk")
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|sk| sk.strip_prefix("commit#"));
-                if let (Some(tag), Some(order)) = (tag, number(item, "sequence")) {
-                    if newest.as_ref().is_none_or(|(best, _)| order > *best) {
-                        newest = Some((order, tag.to_string()));
+                    .and_then(|sk| sk.strip_prefix("commit#"))
+                else {
+                    continue;
+                };
+                let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                match string("status").as_deref() {
+                    Some("built") => {
+                        if let Some(order) = number(item, "sequence") {
+                            if newest.is_none_or(|best| order > best) {
+                                newest = Some(order);
+                                view.newest_built = Some(tag.to_string());
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(build_id) = string("build_id") {
+                            view.building.push(RunningBuild {
+                                image_tag: tag.to_string(),
+                                build_id,
+                                started_at: number(item, "build_started_at").unwrap_or(0),
+                            });
+                        }
                     }
                 }
             }
@@ -254,8 +278,23 @@ impl LedgerTable {
                 _ => break,
             }
         }
-        Ok(newest.map(|(_, tag)| tag))
+        Ok(view)
     }
+}
+
+/// See [`LedgerTable::reconcile_view`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileView {
+    pub newest_built: Option<String>,
+    pub building: Vec<RunningBuild>,
+}
+
+/// A commit whose build the ledger still records as running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningBuild {
+    pub image_tag: String,
+    pub build_id: String,
+    pub started_at: u64,
 }
 
 /// A conditional PutItem. `Ok(Err(item))`: its condition failed; the item as it is, if any.
