@@ -241,6 +241,11 @@ impl BuildTriggerConfig {
     }
 }
 
+/// The least interval between two reads of the webhook secret on signature mismatches.
+pub const MIN_SECRET_REFRESH_SECONDS: u64 = 10;
+/// The largest request body a Lambda function URL accepts.
+pub const FUNCTION_URL_MAX_BYTES: usize = 6 * 1024 * 1024;
+
 /// The github-webhook function's configuration.
 #[derive(Debug, Clone)]
 pub struct GitHubWebhookConfig {
@@ -270,10 +275,16 @@ impl GitHubWebhookConfig {
                 "expected owner/name",
             ));
         }
-        let secret_refresh =
-            parse_number(env, "WEBHOOK_SECRET_REFRESH_SECONDS", 60u64, |_| Ok(()))?;
-        let max_body_bytes = parse_number(env, "MAX_BODY_BYTES", 1_048_576usize, |n| {
-            (1024..=6 * 1024 * 1024)
+        // Each forged delivery may trigger a re-read of the secret: at most one per interval.
+        let secret_refresh = parse_number(env, "WEBHOOK_SECRET_REFRESH_SECONDS", 60u64, |n| {
+            (*n >= MIN_SECRET_REFRESH_SECONDS).then_some(()).ok_or(format!(
+                "must be at least {MIN_SECRET_REFRESH_SECONDS} (each forged delivery may re-read the secret once per interval)"
+            ))
+        })?;
+        // GitHub sends up to 25 MB and never retries a refused delivery; a function URL carries
+        // up to 6 MB: the default accepts all of that.
+        let max_body_bytes = parse_number(env, "MAX_BODY_BYTES", FUNCTION_URL_MAX_BYTES, |n| {
+            (1024..=FUNCTION_URL_MAX_BYTES)
                 .contains(n)
                 .then_some(())
                 .ok_or("must be between 1024 and 6291456 (the function URL limit)".into())
@@ -469,7 +480,7 @@ mod tests {
         assert_eq!(config.build.tag_length, TagLength::DEFAULT);
         assert_eq!(config.build.codebuild_image, DEFAULT_CODEBUILD_IMAGE);
         assert_eq!(config.secret_refresh, Duration::from_secs(60));
-        assert_eq!(config.max_body_bytes, 1_048_576);
+        assert_eq!(config.max_body_bytes, FUNCTION_URL_MAX_BYTES);
     }
 
     #[test]
@@ -612,11 +623,29 @@ mod tests {
         let config = GitHubWebhookConfig::from_vars(&vars(&with(&[
             ("TAG_LENGTH", "12"),
             ("BRANCHES", "main,release/*"),
-            ("WEBHOOK_SECRET_REFRESH_SECONDS", "0"),
+            ("WEBHOOK_SECRET_REFRESH_SECONDS", "10"),
         ])))
         .unwrap();
         assert_eq!(config.build.tag_length.get(), 12);
         assert!(config.build.branches.matches("release/2"));
-        assert_eq!(config.secret_refresh, Duration::ZERO);
+        assert_eq!(config.secret_refresh, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_webhook_limits() {
+        let config = GitHubWebhookConfig::from_vars(&vars(BASE)).unwrap();
+        // Every body a function URL can carry.
+        assert_eq!(config.max_body_bytes, 6 * 1024 * 1024);
+        assert_eq!(config.secret_refresh, Duration::from_secs(60));
+        for (name, value) in [
+            ("WEBHOOK_SECRET_REFRESH_SECONDS", "0"),
+            ("WEBHOOK_SECRET_REFRESH_SECONDS", "9"),
+            ("MAX_BODY_BYTES", "6291457"),
+        ] {
+            let err = GitHubWebhookConfig::from_vars(&vars(&with(&[(name, value)])))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

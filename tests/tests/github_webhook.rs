@@ -519,14 +519,8 @@ async fn an_image_already_in_ecr_starts_nothing() {
 async fn a_rotated_secret_is_read_again_at_most_once_per_interval() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
-    let eager = handler(&stack, &[("WEBHOOK_SECRET_REFRESH_SECONDS", "0")]);
+    let eager = eager_handler(&stack);
     let patient = handler(&stack, &[]);
-    let ping_with = |secret: &str| {
-        let mut e = load_event("github-webhook/ping.json");
-        let body = e["body"].as_str().unwrap().to_string();
-        e["headers"]["x-hub-signature-256"] = json!(sign(secret.as_bytes(), body.as_bytes()));
-        e
-    };
     // Both cache the current secret.
     assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
     assert_eq!(deliver(&patient, &ping_with(DEMO_SECRET)).await.0, 200);
@@ -551,6 +545,93 @@ async fn a_rotated_secret_is_read_again_at_most_once_per_interval() {
     assert_eq!(deliver(&patient, &ping_with("rotated-secret")).await.0, 401);
     assert_eq!(deliver(&patient, &ping_with("rotated-secret")).await.0, 401);
     assert!(moto.calls_to("GetSecretValue").is_empty());
+}
+
+/// A handler that re-reads the secret on every mismatch (the configuration refuses intervals
+/// under 10 s; time does not pass in a test, so the interval is set on the parsed configuration).
+fn eager_handler(stack: &Stack) -> WebhookHandler {
+    let mut config = GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap();
+    config.secret_refresh = std::time::Duration::ZERO;
+    WebhookHandler::new(&stack.sdk, config)
+}
+
+fn ping_with(secret: &str) -> Value {
+    let mut e = load_event("github-webhook/ping.json");
+    let body = e["body"].as_str().unwrap().to_string();
+    e["headers"]["x-hub-signature-256"] = json!(sign(secret.as_bytes(), body.as_bytes()));
+    e
+}
+
+async fn set_secret(stack: &Stack, value: &str) {
+    aws_sdk_secretsmanager::Client::new(&stack.sdk)
+        .put_secret_value()
+        .secret_id(&stack.secret_arn)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("set the secret");
+}
+
+#[tokio::test]
+async fn an_empty_secret_is_refused_at_first_read_and_on_refresh() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    // On refresh: the secret in use stays.
+    let eager = eager_handler(&stack);
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
+    set_secret(&stack, " \n ").await;
+    assert_eq!(deliver(&eager, &ping_with("")).await.0, 401);
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
+    // At first read: nothing is accepted, not even a signature made with an empty key.
+    let fresh = handler(&stack, &[]);
+    let (status, body) = deliver(&fresh, &ping_with("")).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "secret_unavailable");
+}
+
+/// The logs of what runs while it lives, as the functions' JSON subscriber writes them.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_header_values_are_logged_cut() {
+    // The delivery id and event name are logged before the signature is checked.
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let mut event = ping_with("wrong");
+    event["headers"]["x-github-delivery"] = json!("d".repeat(100_000));
+    event["headers"]["x-github-event"] = json!(format!("ping{}", "\t".repeat(1000)));
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let handler = handler(&stack, &[]);
+    let status = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        deliver(&handler, &event).await.0
+    };
+    assert_eq!(status, 401);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("rejected an unsigned or wrongly signed delivery"),
+        "{text}"
+    );
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+    assert!(text.contains(&format!("{}…", "d".repeat(64))), "{text}");
 }
 
 #[tokio::test]

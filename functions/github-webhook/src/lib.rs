@@ -6,6 +6,7 @@ use pushdeploy::aws::secrets::{DeliveryAuthError, WebhookSecret};
 use pushdeploy::config::GitHubWebhookConfig;
 use pushdeploy::github::{parse_push, payload_json, PayloadError};
 use pushdeploy::push::decide_build;
+use pushdeploy::telemetry::loggable;
 use pushdeploy::trigger::{BuildTrigger, TriggerError};
 use serde_json::{json, Value};
 use tracing::{info, warn, Instrument};
@@ -33,12 +34,9 @@ impl WebhookHandler {
     /// Answers one delivery. Every outcome is an HTTP response with a JSON body; nothing here panics
     /// on input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let delivery = header_str(&request, "x-github-delivery")
-            .unwrap_or("-")
-            .to_string();
-        let event = header_str(&request, "x-github-event")
-            .unwrap_or("-")
-            .to_string();
+        // Logged before the request is authenticated: cut and cleaned.
+        let delivery = loggable(header_str(&request, "x-github-delivery").unwrap_or("-"));
+        let event = loggable(header_str(&request, "x-github-event").unwrap_or("-"));
         let span = tracing::info_span!("github_webhook", delivery = %delivery, event = %event);
         let response = self
             .respond(&request, &delivery, &event)

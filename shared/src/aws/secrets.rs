@@ -89,7 +89,18 @@ impl WebhookSecret {
                 return Ok(None);
             }
         }
-        let fresh = Arc::new(self.fetch().await?);
+        let fresh = match self.fetch().await {
+            Ok(fresh) => Arc::new(fresh),
+            // A refresh that fails keeps the secret in use; the delivery is rejected as it is.
+            Err(e) if cached.is_some() => {
+                tracing::warn!(error = %e, "the webhook secret could not be refreshed; the cached one stays");
+                if let Some((_, fetched_at)) = cached.as_mut() {
+                    *fetched_at = Instant::now();
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let changed = cached.as_ref().is_none_or(|(old, _)| old.0 != fresh.0);
         *cached = Some((fresh.clone(), Instant::now()));
         Ok(changed.then_some(fresh))
@@ -110,6 +121,17 @@ impl WebhookSecret {
             message: format!("secret {} has no SecretString", self.secret_arn),
         })?;
         // Secrets written from a file often end in a newline that GitHub's secret does not have.
-        Ok(SecretValue(value.trim().as_bytes().to_vec()))
+        let value = value.trim();
+        // An empty key would make every signature computable by anyone: refused, on the first
+        // read and on every refresh (the secret cached before stays in use).
+        if value.is_empty() {
+            return Err(AwsError::Call {
+                service: "SecretsManager",
+                operation: "GetSecretValue",
+                code: Some("EmptySecret".into()),
+                message: format!("secret {} is empty or whitespace: refused", self.secret_arn),
+            });
+        }
+        Ok(SecretValue(value.as_bytes().to_vec()))
     }
 }
