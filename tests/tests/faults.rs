@@ -604,3 +604,37 @@ async fn unprocessed_keys_are_asked_again_and_a_freeze_is_never_read_as_off() {
     moto.proxy.clear_faults();
     assert!(moto.calls_to("UpdateService").is_empty());
 }
+
+/// A call that hangs ends at its attempt timeout (retried, then at its operation timeout), and
+/// the invocation fails with a named error well inside the function's timeout (10 s for the
+/// webhook): Lambda never kills it mid-write.
+#[tokio::test]
+async fn a_hung_call_fails_the_invocation_with_a_named_error_before_the_function_times_out() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    let config = GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap();
+    let function_timeout = config.build.function_timeout;
+    let handler = WebhookHandler::new(&stack.sdk, config);
+    moto.proxy
+        .inject(Call::op("DescribeImages"), Fault::Hang, None);
+    let event = load_event("github-webhook/push-main.json");
+    let response = tokio::time::timeout(
+        function_timeout,
+        handler.handle(function_url_request(&event)),
+    )
+    .await
+    .expect("the invocation ends before the function's timeout");
+    assert_eq!(response.status(), 502);
+    let body = match response.body() {
+        lambda_http::Body::Text(text) => text.to_lowercase(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        body.contains("registry_unavailable") && body.contains("timeout"),
+        "{body}"
+    );
+    assert!(moto.proxy.clear_faults() >= 1);
+    // The claim was released: a redelivery builds it.
+    let response = handler.handle(function_url_request(&event)).await;
+    assert_eq!(response.status(), 202);
+}

@@ -142,3 +142,137 @@ fn each_function_knows_its_own_timeout() {
     }
     assert!(functions >= 4, "{functions}");
 }
+
+/// The template's top-level resources, by logical id: each one's block of text.
+fn resources() -> Vec<(String, String)> {
+    let text = template();
+    let section = text
+        .split("\nResources:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nOutputs:\n").next())
+        .expect("a Resources section")
+        .to_string();
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in section.lines() {
+        let top =
+            line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':');
+        if top {
+            blocks.push((line.trim().trim_end_matches(':').to_string(), String::new()));
+        } else if let Some((_, block)) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    blocks
+}
+
+fn block<'a>(resources: &'a [(String, String)], id: &str) -> &'a str {
+    &resources
+        .iter()
+        .find(|(name, _)| name == id)
+        .unwrap_or_else(|| panic!("no resource {id}"))
+        .1
+}
+
+fn condition(block: &str) -> Option<&str> {
+    block
+        .lines()
+        .find_map(|l| l.strip_prefix("    Condition: "))
+}
+
+#[test]
+fn every_function_logs_with_retention_and_alarms_on_errors() {
+    let resources = resources();
+    let functions: Vec<&(String, String)> = resources
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+        .collect();
+    assert_eq!(functions.len(), 4);
+    for (id, function) in functions {
+        let group = function
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("LogGroup: !Ref "))
+            .unwrap_or_else(|| panic!("{id} has no log group of its own"));
+        let log_group = block(&resources, group);
+        assert!(log_group.contains("Type: AWS::Logs::LogGroup"), "{group}");
+        assert!(
+            log_group.contains("RetentionInDays: !Ref LogRetentionDays"),
+            "{group}"
+        );
+        assert_eq!(
+            condition(log_group),
+            condition(function),
+            "{group} exists with {id}"
+        );
+        let alarm = resources
+            .iter()
+            .find(|(_, b)| {
+                b.contains("Type: AWS::CloudWatch::Alarm")
+                    && b.contains("MetricName: Errors")
+                    && b.contains(&format!("Value: !Ref {id}\n"))
+            })
+            .unwrap_or_else(|| panic!("no Errors alarm on {id}"));
+        assert!(
+            alarm.1.contains("AlarmActions: [!Ref OperationsTopic]"),
+            "{}",
+            alarm.0
+        );
+        assert_eq!(
+            condition(&alarm.1),
+            condition(function),
+            "{} exists with {id}",
+            alarm.0
+        );
+    }
+    // The build's logs too.
+    let build = block(&resources, "BuildProject");
+    assert!(build.contains("GroupName: !Ref BuildLogGroup"));
+    assert!(block(&resources, "BuildLogGroup").contains("RetentionInDays: !Ref LogRetentionDays"));
+}
+
+#[test]
+fn every_dead_letter_queue_has_a_depth_alarm() {
+    let resources = resources();
+    let queues: Vec<&String> = resources
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::SQS::Queue\n"))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!queues.is_empty());
+    for queue in queues {
+        let alarm = resources.iter().find(|(_, b)| {
+            b.contains("MetricName: ApproximateNumberOfMessagesVisible")
+                && b.contains(&format!("Value: !GetAtt {queue}.QueueName"))
+        });
+        let (id, alarm) = alarm.unwrap_or_else(|| panic!("no depth alarm on {queue}"));
+        assert!(alarm.contains("Threshold: 0"), "{id}");
+        assert!(
+            alarm.contains("AlarmActions: [!Ref OperationsTopic]"),
+            "{id}"
+        );
+    }
+    // The topic's email subscription only when an address is given.
+    let email = block(&resources, "OperationsEmail");
+    assert_eq!(condition(email), Some("HasAlarmEmail"));
+    assert!(email.contains("Endpoint: !Ref AlarmEmail"));
+}
+
+#[test]
+fn the_webhook_can_have_reserved_concurrency() {
+    let text = template();
+    assert!(text.contains("  WebhookReservedConcurrency:\n    Type: String\n    Default: \"\"\n"));
+    assert!(text.contains(
+        "  HasWebhookConcurrency: !Not [!Equals [!Ref WebhookReservedConcurrency, \"\"]]"
+    ));
+    let resources = resources();
+    let webhook = block(&resources, "GitHubWebhookFunction");
+    assert!(webhook.contains(
+        "ReservedConcurrentExecutions: !If [HasWebhookConcurrency, !Ref WebhookReservedConcurrency, !Ref AWS::NoValue]"
+    ));
+    // Only the public function is capped.
+    for (id, other) in &resources {
+        if id != "GitHubWebhookFunction" {
+            assert!(!other.contains("ReservedConcurrentExecutions"), "{id}");
+        }
+    }
+}
