@@ -662,8 +662,22 @@ struct Lease {
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.
+/// Unique per rollout (two invocations rolling one image in the same second must not hold each
+/// other's lock): the image tag, the time, the process and a counter.
 fn lock_owner(image: &VerifiedImage) -> String {
-    format!("{}@{}", image.image_tag, now_epoch_seconds())
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}@{}.{nanos:09}#{:x}-{:x}",
+        image.image_tag,
+        now_epoch_seconds(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The outcome when the decision needs no write.

@@ -43,6 +43,13 @@ pub enum DeploymentStatusError {
     Ledger(AwsError),
     #[error("result event: {0}")]
     Publish(AwsError),
+    /// A rollout of the service got past UpdateService and has not recorded its deployment yet
+    /// (its record failed, or it died): the event is retried until it is recorded.
+    #[error("deployment {deployment_id} of {service} may be one pushdeploy has not recorded yet: retried")]
+    NotYetRecorded {
+        deployment_id: String,
+        service: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,13 +100,22 @@ impl DeploymentStatus {
         let event: EventBridgeEvent<DeploymentStateChange> = serde_json::from_value(event)
             .map_err(|e| DeploymentStatusError::Malformed(e.to_string()))?;
         let detail = event.detail;
+        // `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → `cluster/service`.
+        let service = event
+            .resources
+            .iter()
+            .flatten()
+            .find_map(|arn| arn.split_once(":service/").map(|(_, s)| s.to_string()));
         let span = tracing::info_span!("deployment_status", deployment_id = %detail.deployment_id, event = %detail.event_name);
-        Box::pin(self.settle(detail)).instrument(span).await
+        Box::pin(self.settle(detail, service))
+            .instrument(span)
+            .await
     }
 
     async fn settle(
         &self,
         detail: DeploymentStateChange,
+        service: Option<String>,
     ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
         let ignored = |reason: &str| {
             info!(reason, "deployment event ignored");
@@ -117,6 +133,22 @@ impl DeploymentStatus {
             .await
             .map_err(DeploymentStatusError::Ledger)?
         else {
+            // A rollout that updated the service and has not recorded it yet leaves a marker on
+            // the service's item: retry (EventBridge's retries) until its record is there.
+            if let Some(service) = service {
+                let state = self
+                    .ledger
+                    .service_state(&service)
+                    .await
+                    .map_err(DeploymentStatusError::Ledger)?;
+                if state.lock_owner.is_some() || state.registered.is_some() {
+                    warn!(service = %service, "a deployment of this service may not be recorded yet: the event is retried");
+                    return Err(DeploymentStatusError::NotYetRecorded {
+                        deployment_id: detail.deployment_id.clone(),
+                        service,
+                    });
+                }
+            }
             // E.g. the rollback deployment a circuit breaker starts: it is not ours.
             return ignored("not a deployment pushdeploy started");
         };

@@ -791,28 +791,24 @@ impl ImageVerifier {
         let span = tracing::Span::current();
         span.record("image_tag", tag);
         span.record("build_id", build_id);
-        let recorded = self
+        let key = self.key(tag);
+        let commit = self
             .ledger
-            .record_build_result(
-                &self.key(tag),
-                build_id,
-                CommitStatus::BuildFailed,
-                None,
-                now_epoch_seconds(),
-            )
+            .commit_record(&key)
             .await
             .map_err(VerifyError::Ledger)?;
-        if recorded {
-            warn!(
-                status,
-                "build failed: recorded; a redelivery of the push may build it again"
-            );
-            let known = self.known_commits(&[tag], &[]).await?;
+        // Only the commit's current build, once: published before it is recorded, so that a
+        // failed publish is retried (a retry may publish it twice, with one `event_id`).
+        let current = commit.filter(|c| {
+            c.build_id.as_deref() == Some(build_id) && c.status != CommitStatus::BuildFailed
+        });
+        let recorded = current.is_some();
+        if let Some(commit) = current {
             self.publish(ResultDetail {
                 repository: self.config.repository.name.clone(),
-                sha: known.sha(tag),
+                sha: Some(commit.sha.clone()),
                 image_tag: Some(tag.into()),
-                sequence: known.sequence(tag),
+                sequence: commit.sequence,
                 build_id: Some(build_id.into()),
                 trigger: Some("build_failed".into()),
                 outcome: "build_failed".into(),
@@ -820,6 +816,20 @@ impl ImageVerifier {
                 ..ResultDetail::default()
             })
             .await?;
+            self.ledger
+                .record_build_result(
+                    &key,
+                    build_id,
+                    CommitStatus::BuildFailed,
+                    None,
+                    now_epoch_seconds(),
+                )
+                .await
+                .map_err(VerifyError::Ledger)?;
+            warn!(
+                status,
+                "build failed: recorded; a redelivery of the push may build it again"
+            );
         } else {
             info!(
                 status,

@@ -215,3 +215,65 @@ async fn recording_a_deployment_again_never_erases_its_outcome() {
     let lock = stack.ledger_get("lock#prod/web", "lock").await.unwrap();
     assert!(!lock.contains_key("owner"), "{lock:?}");
 }
+
+/// ECS's event can come before pushdeploy recorded the deployment (its record failed after
+/// UpdateService): the event fails and is retried, until the verifier's retry has recorded it;
+/// then the outcome is recorded and published.
+#[tokio::test]
+async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
+    use pushdeploy_tests::aws_proxy::{Call, Fault};
+    let moto = Moto::start();
+    let stack = Stack::create(&moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    put_image(&stack.sdk, B, 2).await;
+    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let verifier = VerifierHandler::new(
+        &stack.sdk,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    moto.proxy
+        .inject(Call::op("TransactWriteItems"), Fault::ServerError, None);
+    let error = verifier
+        .handle(ecr_push_event(B))
+        .await
+        .expect_err("not recorded");
+    assert_eq!(Diagnostic::from(error).error_type, "RolloutFailed");
+    moto.proxy.clear_faults();
+    let services = aws_sdk_ecs::Client::new(&stack.sdk)
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    let id = services.services()[0].deployments()[0]
+        .id()
+        .expect("a deployment id")
+        .to_string();
+    let handler = DeploymentStatusHandler::new(
+        &stack.sdk,
+        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let early = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .expect_err("not recorded yet");
+    assert_eq!(
+        Diagnostic::from(early).error_type,
+        "DeploymentNotYetRecorded"
+    );
+
+    // The verifier's retry records it; EventBridge's retry of the ECS event settles it.
+    let report = verifier.handle(ecr_push_event(B)).await.unwrap();
+    assert_eq!(
+        report["rollout"][0]["result"], "recorded_after_crash",
+        "{report}"
+    );
+    moto.start_recording();
+    let result = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    assert_eq!(published(&moto).len(), 1);
+}

@@ -499,3 +499,33 @@ async fn nothing_rolls_before_the_build_succeeded() {
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
     assert_eq!(count(&w.moto, "UpdateService"), 0);
 }
+
+/// The CodeBuild event and the ECR events of one image often arrive in the same second: of the
+/// invocations racing to roll it, one rolls it and the others find it rolled or locked.
+#[tokio::test]
+async fn concurrent_invocations_roll_an_image_once() {
+    let w = world("prod/web/app").await;
+    let digest = publish(&w.stack, B, 2).await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let succeeded = build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", &digest);
+    let others: Vec<VerifierHandler> = (0..3).map(|_| verifier(&w.stack, "prod/web/app")).collect();
+    let results = tokio::join!(
+        w.handler.handle(succeeded.clone()),
+        others[0].handle(succeeded),
+        others[1].handle(b_pushed()),
+        others[2].handle(load_event("image-verifier/ecr-push-latest.json")),
+    );
+    let results = [results.0, results.1, results.2, results.3];
+    // Locked ones fail (and are retried); none rolls it a second time.
+    assert!(results.iter().any(|r| r.is_ok()), "{results:?}");
+    for _ in 0..3 {
+        let _ = verifier(&w.stack, "prod/web/app").handle(b_pushed()).await;
+    }
+    assert_eq!(count(&w.moto, "UpdateService"), 1);
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 1);
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_eq!(
+        running.container_definitions()[0].image(),
+        Some(format!("{}@{digest}", w.stack.repository_uri).as_str())
+    );
+}

@@ -17,6 +17,7 @@ impl From<StatusError> for Diagnostic {
             DeploymentStatusError::Unsupported(_) => "UnsupportedEvent",
             DeploymentStatusError::Ledger(_) => "LedgerFailed",
             DeploymentStatusError::Publish(_) => "PublishFailed",
+            DeploymentStatusError::NotYetRecorded { .. } => "DeploymentNotYetRecorded",
         };
         Diagnostic {
             error_type: error_type.into(),

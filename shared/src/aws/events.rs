@@ -29,8 +29,9 @@ pub struct ResultDetail {
 }
 
 impl ResultDetail {
-    /// A digest of what names the transition: its outcome and the commit, image, build, service
-    /// and deployment it is about (never the time or the trigger).
+    /// A digest of what names the transition: its outcome and the image, build, service and
+    /// deployment it is about (never the time, the trigger, or the push order, which a later push
+    /// of the commit may raise between a publish and its retry).
     pub fn stable_id(&self) -> String {
         use sha2::{Digest, Sha256};
         let parts = [
@@ -41,10 +42,6 @@ impl ResultDetail {
             self.build_id.as_deref().unwrap_or_default(),
             self.service.as_deref().unwrap_or_default(),
             self.deployment_id.as_deref().unwrap_or_default(),
-            self.sequence
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-                .as_str(),
         ]
         .join("\n");
         let hash = Sha256::digest(parts.as_bytes());
@@ -95,5 +92,49 @@ impl ResultPublisher {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_transition_has_one_event_id() {
+        let detail = ResultDetail {
+            repository: "acme/shop".into(),
+            image_tag: Some("f8afe6a7".into()),
+            digest: Some("sha256:aa".into()),
+            service: Some("prod/web".into()),
+            deployment_id: Some("ecs-svc/1".into()),
+            outcome: "succeeded".into(),
+            sequence: Some(1),
+            trigger: Some("ecs".into()),
+            ..ResultDetail::default()
+        };
+        let retried = ResultDetail {
+            sequence: Some(2),
+            trigger: Some("retry".into()),
+            reason: Some("again".into()),
+            ..detail.clone()
+        };
+        assert_eq!(detail.stable_id(), retried.stable_id());
+        assert_eq!(detail.stable_id().len(), 32);
+        for other in [
+            ResultDetail {
+                outcome: "failed".into(),
+                ..detail.clone()
+            },
+            ResultDetail {
+                deployment_id: Some("ecs-svc/2".into()),
+                ..detail.clone()
+            },
+            ResultDetail {
+                digest: Some("sha256:bb".into()),
+                ..detail.clone()
+            },
+        ] {
+            assert_ne!(detail.stable_id(), other.stable_id());
+        }
     }
 }

@@ -832,13 +832,17 @@ fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
         return LockOutcome::Held;
     };
     let state = service_state(item);
-    // This request's own write, applied, its answer lost (the SDK's retry finds it).
+    // This request's own write, applied, its answer lost (the SDK's retry finds it; owners are
+    // unique per rollout). What the item held before is gone: assume a crashed rollout of this
+    // digest may have left a revision, and look for it.
     if state.lock_owner.as_deref() == Some(request.owner)
         && state.locked_digest.as_deref() == Some(request.digest)
     {
         return LockOutcome::Granted {
-            after_crash: false,
-            registered_revision: None,
+            after_crash: true,
+            registered_revision: state
+                .registered_revision(request.digest)
+                .map(str::to_string),
         };
     }
     if state
