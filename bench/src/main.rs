@@ -323,8 +323,9 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
     std::fs::create_dir_all(&dir).unwrap();
     let mut samples = Vec::new();
     let mut calls = Calls::default();
+    // The functions talk to moto itself: the tests' fault proxy is not what is measured.
     let start_build_proxy = StampProxy::start(
-        moto.endpoint.trim_start_matches("http://"),
+        moto.moto_endpoint.trim_start_matches("http://"),
         "CodeBuild_20161006.StartBuild",
     );
     for run in 0..runs {
@@ -334,6 +335,8 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             &moto,
             &[("ROLLOUT_TARGETS", "prod/web/app"), ("RUST_LOG", "warn")],
         );
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), moto.moto_endpoint.clone()));
         env.push((
             "AWS_ENDPOINT_URL_CODEBUILD".into(),
             start_build_proxy.endpoint.clone(),

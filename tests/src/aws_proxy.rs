@@ -263,14 +263,18 @@ fn error_response(status: &str, error_type: &str) -> Vec<u8> {
 
 fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
     let mut server = TcpStream::connect(upstream)?;
-    server.write_all(request.head.as_bytes())?;
-    server.write_all(&request.body)?;
+    // One write, no Nagle: a request split in two would wait for a delayed ACK.
+    server.set_nodelay(true)?;
+    let mut bytes = request.head.as_bytes().to_vec();
+    bytes.extend_from_slice(&request.body);
+    server.write_all(&bytes)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
     Ok(response)
 }
 
 fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::io::Result<()> {
+    client.set_nodelay(true)?;
     let mut reader = BufReader::new(client.try_clone()?);
     let Some(request) = read_request(&mut reader)? else {
         return Ok(());
