@@ -50,6 +50,28 @@ fn moto_server_binary() -> PathBuf {
     path
 }
 
+/// A call to moto's own API; a connection reset (moto's server is busy on a loaded machine) is
+/// tried again.
+fn moto_api(get: bool, url: &str) -> String {
+    let mut last = None;
+    for attempt in 0..5u64 {
+        let response = if get {
+            ureq::get(url).call()
+        } else {
+            ureq::post(url).call()
+        };
+        match response {
+            Ok(response) => return response.into_string().expect("moto answers text"),
+            Err(ureq::Error::Transport(e)) => {
+                last = Some(e.to_string());
+                std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+    panic!("{url}: {last:?}")
+}
+
 /// One moto server on a free loopback port, stopped on drop, behind an [`AwsProxy`].
 pub struct Moto {
     child: Child,
@@ -98,10 +120,16 @@ impl Moto {
         panic!("moto_server did not start");
     }
 
-    /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries).
+    /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries),
+    /// with the call limits a function of a 30-second timeout derives (moto on a loaded two-core
+    /// machine can take a second to answer).
     pub async fn sdk_config(&self) -> SdkConfig {
-        // The limits the functions derive from a 10-second timeout (the verifier's are looser).
-        let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(Duration::from_secs(10));
+        self.sdk_config_for(Duration::from_secs(30)).await
+    }
+
+    /// [`Moto::sdk_config`] with the call limits of a function of `function_timeout`.
+    pub async fn sdk_config_for(&self, function_timeout: Duration) -> SdkConfig {
+        let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(function_timeout);
         limits
             .apply(aws_config::defaults(BehaviorVersion::latest()))
             .region(Region::new(REGION))
@@ -115,22 +143,12 @@ impl Moto {
 
     fn api(&self, path: &str) -> String {
         let url = format!("{}/moto-api/recorder/{path}", self.moto_endpoint);
-        let response = if path.starts_with("download") {
-            ureq::get(&url).call()
-        } else {
-            ureq::post(&url).call()
-        };
-        response
-            .unwrap_or_else(|e| panic!("moto recorder {path}: {e}"))
-            .into_string()
-            .expect("moto answers text")
+        moto_api(path.starts_with("download"), &url)
     }
 
     /// Clears moto's state (and the proxy's faults and builds), for the next case on this server.
     pub fn reset(&self) {
-        ureq::post(&format!("{}/moto-api/reset", self.moto_endpoint))
-            .call()
-            .expect("moto reset");
+        moto_api(false, &format!("{}/moto-api/reset", self.moto_endpoint));
         self.proxy.reset();
     }
 

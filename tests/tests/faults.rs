@@ -614,7 +614,9 @@ async fn a_hung_call_fails_the_invocation_with_a_named_error_before_the_function
     let stack = Stack::create(&moto).await;
     let config = GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap();
     let function_timeout = config.build.function_timeout;
-    let handler = WebhookHandler::new(&stack.sdk, config);
+    // The SDK limits the webhook derives from its own timeout, as its `main` does.
+    let sdk = moto.sdk_config_for(function_timeout).await;
+    let handler = WebhookHandler::new(&sdk, config);
     moto.proxy
         .inject(Call::op("DescribeImages"), Fault::Hang, None);
     let event = load_event("github-webhook/push-main.json");
