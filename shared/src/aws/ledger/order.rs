@@ -1,14 +1,12 @@
-//! The ledger's push records, commit orders and the release item.
+//! The ledger's push records and commit orders, and the reconcile's view of the commits.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
-use crate::ledger::{push_partition, push_second_key, release_key, CommitKey};
+use crate::ledger::{push_partition, push_second_key, CommitKey};
 use crate::order::{PlacedPush, PushOrder};
-use crate::release::{Release, ReleasedImage};
 
 /// A push to record, with the place [`crate::order::place_push`] gave it.
 #[derive(Debug, Clone)]
@@ -108,113 +106,6 @@ impl LedgerTable {
         conditional(request.send().await, "UpdateItem")
     }
 
-    /// Moves the release forward to `release` if [`crate::release::may_release`] allows it and the
-    /// release is still `seen` (so the earlier releases it remembers are not lost), in the write's
-    /// own condition. `Err(current)`: refused; the release as it is now.
-    pub async fn advance_release(
-        &self,
-        repository: &str,
-        seen: Option<&Release>,
-        release: &Release,
-        now: u64,
-    ) -> Result<Result<(), Option<Release>>, AwsError> {
-        let Some(order) = release.order else {
-            return Ok(Err(None));
-        };
-        let (pk, sk) = release_key(repository);
-        let expression = match &release.sha {
-            Some(_) => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, sha = :sha, updated_at = :now",
-            None => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, updated_at = :now REMOVE sha",
-        };
-        let mut condition = String::from(
-            "(attribute_not_exists(#sequence) OR #sequence < :order) \
-             AND (attribute_not_exists(held_until) OR held_until < :order)",
-        );
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .update_expression(expression)
-            .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_values(":tag", s(&release.image_tag))
-            .expression_attribute_values(":digest", s(&release.digest))
-            .expression_attribute_values(":order", n(order.get()))
-            .expression_attribute_values(":recent", recent_list(&release.recent))
-            .expression_attribute_values(":now", n(now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match seen {
-            Some(seen) => {
-                condition.push_str(" AND image_tag = :seen_tag AND digest = :seen_digest");
-                request = request
-                    .expression_attribute_values(":seen_tag", s(&seen.image_tag))
-                    .expression_attribute_values(":seen_digest", s(&seen.digest));
-            }
-            None => condition.push_str(" AND attribute_not_exists(image_tag)"),
-        }
-        if let Some(sha) = &release.sha {
-            request = request.expression_attribute_values(":sha", s(sha));
-        }
-        match request.condition_expression(condition).send().await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Err(failed.item().and_then(parse_release)))
-                }
-                _ => Err(AwsError::from_sdk("DynamoDB", "UpdateItem", err)),
-            },
-        }
-    }
-
-    /// Sets the release deliberately (an operator's rollback), holding back what it says.
-    pub async fn set_release(
-        &self,
-        repository: &str,
-        release: &Release,
-        now: u64,
-    ) -> Result<(), AwsError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(release_item(repository, release, now)))
-            .item("rolled_back_at", n(now))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
-    }
-
-    /// Creates the release if there is none yet (adopting what runs after an upgrade).
-    /// `Err(current)`: there is one.
-    pub async fn adopt_release(
-        &self,
-        repository: &str,
-        release: &Release,
-        now: u64,
-    ) -> Result<Result<(), Option<Release>>, AwsError> {
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(release_item(repository, release, now)))
-            .item("adopted_at", n(now))
-            .condition_expression("attribute_not_exists(pk)");
-        Ok(put_if(request)
-            .await?
-            .map_err(|current| current.as_ref().and_then(parse_release)))
-    }
-
-    /// The release as the ledger has it now.
-    pub async fn release(&self, repository: &str) -> Result<Option<Release>, AwsError> {
-        let (pk, sk) = release_key(repository);
-        Ok(self
-            .get_item(pk, sk)
-            .await?
-            .as_ref()
-            .and_then(parse_release))
-    }
-
     /// What the reconcile looks at, reading every commit item of the repository: the newest-
     /// ordered commit whose build succeeded (its candidate), and the commits still `building`
     /// (whose build's events may have been lost).
@@ -298,7 +189,7 @@ pub struct RunningBuild {
 }
 
 /// A conditional PutItem. `Ok(Err(item))`: its condition failed; the item as it is, if any.
-async fn put_if(
+pub(super) async fn put_if(
     request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
 ) -> Result<Result<(), Option<Item>>, AwsError> {
     let result = request
@@ -316,7 +207,7 @@ async fn put_if(
     }
 }
 
-fn number(item: &Item, name: &str) -> Option<u64> {
+pub(super) fn number(item: &Item, name: &str) -> Option<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
@@ -358,97 +249,9 @@ fn push_second(item: &Item) -> Result<PushSecond, AwsError> {
     Ok(PushSecond { version, pushes })
 }
 
-/// The release item as a whole.
-fn release_item(repository: &str, release: &Release, now: u64) -> Item {
-    let (pk, sk) = release_key(repository);
-    let mut item = Item::from([
-        ("pk".to_string(), s(pk)),
-        ("sk".to_string(), s(sk)),
-        ("image_tag".to_string(), s(&release.image_tag)),
-        ("digest".to_string(), s(&release.digest)),
-        ("updated_at".to_string(), n(now)),
-    ]);
-    if let Some(sha) = &release.sha {
-        item.insert("sha".into(), s(sha));
-    }
-    if let Some(order) = release.order {
-        item.insert("sequence".into(), n(order.get()));
-    }
-    if let Some(held_until) = release.held_until {
-        item.insert("held_until".into(), n(held_until.get()));
-    }
-    item.insert("recent".into(), recent_list(&release.recent));
-    item
-}
-
-/// The earlier releases, as a list of `{image_tag, digest}` maps.
-fn recent_list(recent: &[ReleasedImage]) -> AttributeValue {
-    AttributeValue::L(
-        recent
-            .iter()
-            .map(|r| {
-                AttributeValue::M(std::collections::HashMap::from([
-                    ("image_tag".to_string(), s(&r.image_tag)),
-                    ("digest".to_string(), s(&r.digest)),
-                ]))
-            })
-            .collect(),
-    )
-}
-
-pub(super) fn parse_release(item: &Item) -> Option<Release> {
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    Some(Release {
-        image_tag: string("image_tag")?,
-        sha: string("sha"),
-        digest: string("digest")?,
-        order: number(item, "sequence").map(PushOrder::from_u64),
-        held_until: number(item, "held_until").map(PushOrder::from_u64),
-        recent: item
-            .get("recent")
-            .and_then(|v| v.as_l().ok())
-            .map(|list| {
-                list.iter()
-                    .filter_map(|entry| {
-                        let entry = entry.as_m().ok()?;
-                        let field = |k: &str| entry.get(k).and_then(|v| v.as_s().ok()).cloned();
-                        Some(ReleasedImage {
-                            image_tag: field("image_tag")?,
-                            digest: field("digest")?,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_release_item_reads_back() {
-        let item = Item::from([
-            ("image_tag".to_string(), s("f8afe6a7")),
-            ("digest".to_string(), s("sha256:aa")),
-            ("sequence".to_string(), n(7)),
-            ("held_until".to_string(), n(9)),
-            (
-                "recent".to_string(),
-                recent_list(&[ReleasedImage {
-                    image_tag: "0d1e2f3a".into(),
-                    digest: "sha256:bb".into(),
-                }]),
-            ),
-        ]);
-        let release = parse_release(&item).unwrap();
-        assert_eq!(release.recent[0].image_tag, "0d1e2f3a");
-        assert_eq!(release.order, Some(PushOrder::from_u64(7)));
-        assert_eq!(release.held_until, Some(PushOrder::from_u64(9)));
-        assert_eq!(release.sha, None);
-        assert!(parse_release(&Item::new()).is_none());
-    }
 
     #[test]
     fn a_push_second_reads_back_what_was_recorded() {

@@ -1,0 +1,310 @@
+//! The ledger's commit items: the claim that makes one build per commit, and what its build did.
+
+use super::*;
+
+impl LedgerTable {
+    /// Claims the commit so that exactly one trigger starts its build.
+    ///
+    /// The first write assumes a new commit (the common case costs one call); when the item exists,
+    /// [`claim_decision`] decides, and a takeover is conditional on the claim version it read.
+    pub async fn claim_commit(
+        &self,
+        claim: &NewClaim<'_>,
+        claim_timeout: Duration,
+    ) -> Result<ClaimResult, AwsError> {
+        let mut expected_version = None;
+        let mut order = claim.order;
+        let mut build_token = claim.claim_id.to_string();
+        // Bounded: each retry means another trigger changed the item in between.
+        for _ in 0..3 {
+            let existing = match self
+                .put_claim(claim, expected_version, order, &build_token)
+                .await?
+            {
+                None => return Ok(ClaimResult::Claimed { build_token }),
+                // A failed condition returns the item as it is; none means it is gone.
+                Some(old) => old.map(|item| parse_record(claim.key, &item)).transpose()?,
+            };
+            match claim_decision(
+                existing.as_ref(),
+                claim.sha,
+                claim.claim_id,
+                claim.now,
+                claim_timeout,
+            ) {
+                ClaimDecision::Ours => {
+                    let build_token = existing.and_then(|r| r.build_token).unwrap_or(build_token);
+                    return Ok(ClaimResult::Claimed { build_token });
+                }
+                ClaimDecision::Claim {
+                    expected_version: version,
+                } => {
+                    expected_version = version;
+                    build_token = build_token_for(existing.as_ref(), claim.claim_id);
+                    // A rebuild never lowers the commit's order (a later push may have raised it).
+                    let kept = existing
+                        .as_ref()
+                        .and_then(|r| r.sequence)
+                        .map(PushOrder::from_u64);
+                    order = order.max(kept);
+                }
+                ClaimDecision::Duplicate => {
+                    if let Some(record) = existing {
+                        return Ok(ClaimResult::Held(record));
+                    }
+                }
+                ClaimDecision::TagCollision { existing_sha } => {
+                    return Ok(ClaimResult::TagCollision { existing_sha })
+                }
+            }
+        }
+        Err(AwsError::Call {
+            service: "DynamoDB",
+            operation: "PutItem",
+            code: Some("ConditionalCheckFailedException".into()),
+            message: format!(
+                "{} changed under three claim attempts in a row",
+                claim.key.sk()
+            ),
+        })
+    }
+
+    /// `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the item, if it exists.
+    async fn put_claim(
+        &self,
+        claim: &NewClaim<'_>,
+        expected_version: Option<u64>,
+        order: Option<PushOrder>,
+        build_token: &str,
+    ) -> Result<Option<Option<Item>>, AwsError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(claim.key.pk()))
+            .item("sk", s(claim.key.sk()))
+            .item("sha", s(claim.sha))
+            .item("image_tag", s(&claim.key.image_tag))
+            .item("status", s(CommitStatus::Claimed.as_str()))
+            .item("claim_id", s(claim.claim_id))
+            .item("build_token", s(build_token))
+            .item("claimed_at", n(claim.now))
+            .item("claim_version", n(expected_version.map_or(1, |v| v + 1)))
+            .item("source", s(claim.source))
+            .item("source_repository", s(claim.source_repository))
+            .item("branch", s(claim.branch))
+            .item("updated_at", n(claim.now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(trigger_id) = claim.trigger_id {
+            request = request.item("trigger_id", s(trigger_id));
+        }
+        if let Some(order) = order {
+            request = request
+                .item("sequence", n(order.get()))
+                .item("deploy_branch", s(claim.branch));
+        }
+        request = match (expected_version, order) {
+            (None, _) => request.condition_expression("attribute_not_exists(pk)"),
+            // The order a concurrent push raised it to is never overwritten by a lower one.
+            (Some(version), Some(order)) => request
+                .condition_expression(
+                    "claim_version = :version AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
+                )
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_values(":version", n(version))
+                .expression_attribute_values(":order", n(order.get())),
+            (Some(version), None) => request
+                .condition_expression(
+                    "claim_version = :version AND attribute_not_exists(#sequence)",
+                )
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_values(":version", n(version)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(e) if e.is_conditional_check_failed_exception() => {
+                    let old = match e {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                            c.item().cloned()
+                        }
+                        _ => None,
+                    };
+                    Ok(Some(old))
+                }
+                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
+            },
+        }
+    }
+
+    /// The commit's item as claiming sees it (a consistent read).
+    pub async fn commit_record(&self, key: &CommitKey) -> Result<Option<CommitRecord>, AwsError> {
+        self.get_item(key.pk(), key.sk())
+            .await?
+            .map(|item| parse_record(key, &item))
+            .transpose()
+    }
+
+    pub async fn record_build_started(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        build_id: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, build_id = :build_id, build_started_at = :now, updated_at = :now REMOVE last_error",
+            vec![
+                (":status", s(CommitStatus::Building.as_str())),
+                (":build_id", s(build_id)),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    /// Releases a claim whose build could not be started, keeping the reason.
+    pub async fn record_start_failed(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, last_error = :reason, updated_at = :now",
+            vec![
+                (":status", s(CommitStatus::StartFailed.as_str())),
+                (":reason", s(reason)),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    pub async fn record_image_exists(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.update_owned(
+            key,
+            claim_id,
+            "SET #status = :status, updated_at = :now",
+            vec![
+                (":status", s(CommitStatus::ImageExists.as_str())),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    /// Records a finished build (`Built` or `BuildFailed`) if `build_id` is still the commit's
+    /// build; `false` for an older build's late event or a commit the ledger does not know. A
+    /// successful build records what it says of its image: the digest it pushed, or why it vouches
+    /// for none.
+    pub async fn record_build_result(
+        &self,
+        key: &CommitKey,
+        build_id: &str,
+        status: CommitStatus,
+        image: Option<&BuildProvenance>,
+        now: u64,
+    ) -> Result<bool, AwsError> {
+        let mut expression =
+            String::from("SET #status = :status, build_finished_at = :now, updated_at = :now");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .condition_expression("build_id = :build_id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":build_id", s(build_id))
+            .expression_attribute_values(":now", n(now));
+        match image {
+            Some(BuildProvenance::Pushed { digest }) => {
+                expression.push_str(", built_digest = :built REMOVE provenance_refused");
+                request = request.expression_attribute_values(":built", s(digest));
+            }
+            Some(BuildProvenance::Refused { reason }) => {
+                expression.push_str(", provenance_refused = :refused REMOVE built_digest");
+                request = request.expression_attribute_values(":refused", s(reason));
+            }
+            Some(BuildProvenance::NotFinished) | None => {}
+        }
+        conditional(
+            request.update_expression(expression).send().await,
+            "UpdateItem",
+        )
+    }
+
+    /// An update that only the holder of the claim may make.
+    async fn update_owned(
+        &self,
+        key: &CommitKey,
+        claim_id: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), AwsError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression(expression)
+            .condition_expression("claim_id = :claim_id")
+            .expression_attribute_values(":claim_id", s(claim_id))
+            .expression_attribute_names("#status", "status");
+        if expression.contains("#sequence") {
+            request = request.expression_attribute_names("#sequence", "sequence");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
+    }
+}
+
+fn parse_record(key: &CommitKey, item: &Item) -> Result<CommitRecord, AwsError> {
+    let malformed = |reason: String| AwsError::MalformedItem {
+        key: format!("{}/{}", key.pk(), key.sk()),
+        reason,
+    };
+    let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| -> Result<Option<u64>, AwsError> {
+        match item.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_n()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Some)
+                .ok_or_else(|| malformed(format!("`{name}` is not a number"))),
+        }
+    };
+    let status_raw = string("status").ok_or_else(|| malformed("no `status`".into()))?;
+    Ok(CommitRecord {
+        sha: string("sha").ok_or_else(|| malformed("no `sha`".into()))?,
+        status: CommitStatus::parse(&status_raw)
+            .ok_or_else(|| malformed(format!("unknown status `{status_raw}`")))?,
+        build_id: string("build_id"),
+        sequence: number("sequence")?,
+        claimed_at: number("claimed_at")?.unwrap_or_default(),
+        claim_version: number("claim_version")?.unwrap_or_default(),
+        claim_id: string("claim_id"),
+        build_token: string("build_token"),
+    })
+}

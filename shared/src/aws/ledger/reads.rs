@@ -1,0 +1,190 @@
+//! The verifier's read of the ledger, in one BatchGetItem: the commits asked for, the release,
+//! the freeze flag, the rollout targets' items and the records of untrusted images.
+
+use super::*;
+
+impl LedgerTable {
+    /// What the ledger knows of the given image tags (tags it does not know are left out), and
+    /// whether rollouts are frozen: one BatchGetItem.
+    pub async fn known_commits(
+        &self,
+        repository: &str,
+        tags: &[&str],
+        digests: &[&str],
+        targets: &[String],
+    ) -> Result<LedgerView, AwsError> {
+        let mut sequences = HashMap::new();
+        let mut untrusted_images = std::collections::HashSet::new();
+        let mut services = HashMap::new();
+        let mut frozen = false;
+        let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .projection_expression(
+                "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
+                 image_tag, digest, held_until, recent, built_digest, provenance_refused, \
+                 #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
+                 registered_digest, registered_revision",
+            )
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .consistent_read(true);
+        for target in targets {
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(format!("lock#{target}"))),
+                ("sk".to_string(), s("lock")),
+            ]));
+        }
+        keys = keys.keys(HashMap::from([
+            ("pk".to_string(), s(format!("repo#{repository}"))),
+            ("sk".to_string(), s("control")),
+        ]));
+        let (release_pk, release_sk) = release_key(repository);
+        keys = keys.keys(HashMap::from([
+            ("pk".to_string(), s(release_pk)),
+            ("sk".to_string(), s(release_sk)),
+        ]));
+        for digest in digests {
+            let (pk, sk) = crate::ledger::untrusted_image_key(repository, digest);
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(pk)),
+                ("sk".to_string(), s(sk)),
+            ]));
+        }
+        let mut release = None;
+        for tag in tags {
+            let key = CommitKey {
+                repository: repository.to_string(),
+                image_tag: tag.to_string(),
+            };
+            keys = keys.keys(HashMap::from([
+                ("pk".to_string(), s(key.pk())),
+                ("sk".to_string(), s(key.sk())),
+            ]));
+        }
+        let keys = keys.build().map_err(|e| AwsError::Call {
+            service: "DynamoDB",
+            operation: "BatchGetItem",
+            code: None,
+            message: e.to_string(),
+        })?;
+        let items = self.batch_get(keys).await?;
+        for item in &items {
+            if let Some(target) = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("lock#"))
+            {
+                services.insert(target.to_string(), service_state(item));
+                continue;
+            }
+            if item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("control")
+            {
+                frozen = item
+                    .get("frozen")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false);
+                continue;
+            }
+            if item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("release")
+            {
+                release = release::parse_release(item);
+                continue;
+            }
+            if let Some(digest) = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix("untrusted#"))
+            {
+                untrusted_images.insert(digest.to_string());
+                continue;
+            }
+            let tag = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix("commit#"));
+            let sequence = item
+                .get("sequence")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok());
+            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            if let Some(tag) = tag {
+                sequences.insert(
+                    tag.to_string(),
+                    KnownCommit {
+                        status: string("status").as_deref().and_then(CommitStatus::parse),
+                        sequence,
+                        sha: string("sha"),
+                        verification: string("verification"),
+                        image_digest: string("image_digest"),
+                        built_digest: string("built_digest"),
+                        provenance_refused: string("provenance_refused"),
+                    },
+                );
+            }
+        }
+        Ok(LedgerView {
+            commits: sequences,
+            release,
+            frozen,
+            services,
+            untrusted_images,
+        })
+    }
+
+    /// Every item of `keys`, asking again (with backoff) for keys DynamoDB left unprocessed
+    /// (throttling); keys still unprocessed after that are an error, never a missing item: a
+    /// freeze flag that was not read must not read as off.
+    async fn batch_get(
+        &self,
+        keys: aws_sdk_dynamodb::types::KeysAndAttributes,
+    ) -> Result<Vec<Item>, AwsError> {
+        let mut items = Vec::new();
+        let mut pending = Some(keys);
+        let mut backoff = Duration::from_millis(25);
+        for _ in 0..5 {
+            let Some(keys) = pending.take() else {
+                break;
+            };
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB", "BatchGetItem", e))?;
+            if let Some(found) = output.responses().and_then(|r| r.get(&self.table)) {
+                items.extend(found.iter().cloned());
+            }
+            pending = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+            if pending.is_some() {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        match pending {
+            None => Ok(items),
+            Some(left) => Err(AwsError::Call {
+                service: "DynamoDB",
+                operation: "BatchGetItem",
+                code: Some("UnprocessedKeys".into()),
+                message: format!(
+                    "{} keys were still unprocessed after five requests",
+                    left.keys().len()
+                ),
+            }),
+        }
+    }
+}
