@@ -1,0 +1,163 @@
+//! Outcomes recorded (on the commit, or on an untrusted image's own item) and failures
+//! published before they are recorded.
+
+use super::*;
+
+impl ImageVerifier {
+    /// The outcome to record, unless the ledger already has it: on the commit, or (an untrusted
+    /// image that is no commit's) on its own record.
+    pub(super) fn new_record(
+        &self,
+        outcome: &Verification,
+        trigger: &VerifyTrigger,
+        known: &KnownCommits,
+    ) -> Option<Record> {
+        let tag = outcome.tag()?;
+        let Some(commit) = known.commits.get(tag) else {
+            let Verification::Untrusted {
+                digest: Some(digest),
+                reason,
+                ..
+            } = outcome
+            else {
+                return None;
+            };
+            if known.untrusted_images.contains(digest) {
+                return None;
+            }
+            return Some(Record::Image(UntrustedImageRecord {
+                repository: self.config.repository.name.clone(),
+                digest: digest.clone(),
+                tag: tag.to_string(),
+                reason: reason.clone(),
+                trigger: trigger.name().into(),
+                now: now_epoch_seconds(),
+            }));
+        };
+        let recorded = commit.verification.as_deref();
+        let recorded_digest = commit.image_digest.as_deref();
+        if recorded == Some(outcome.name())
+            && recorded_digest == outcome.digest().or(recorded_digest)
+        {
+            return None;
+        }
+        Some(Record::Commit(VerificationRecord {
+            key: self.key(tag),
+            outcome: outcome.name().into(),
+            digest: outcome.digest().map(str::to_string),
+            reason: outcome.reason(),
+            trigger: trigger.name().into(),
+            now: now_epoch_seconds(),
+        }))
+    }
+
+    pub(super) async fn publish_failure(
+        &self,
+        outcome: &Verification,
+        trigger: &VerifyTrigger,
+        known: &KnownCommits,
+    ) -> Result<(), VerifyError> {
+        let tag = outcome.tag();
+        self.publish(ResultDetail {
+            repository: self.config.repository.name.clone(),
+            sha: tag.and_then(|t| known.sha(t)),
+            image_tag: tag.map(str::to_string),
+            sequence: tag.and_then(|t| known.sequence(t)),
+            digest: outcome.digest().map(str::to_string),
+            trigger: Some(trigger.name().into()),
+            outcome: outcome.name().into(),
+            reason: outcome.reason(),
+            ..ResultDetail::default()
+        })
+        .await
+    }
+
+    pub(super) async fn build_failed(
+        &self,
+        tag: &str,
+        build_id: &str,
+        status: &str,
+    ) -> Result<VerifierResponse, VerifyError> {
+        let span = tracing::Span::current();
+        span.record("image_tag", tag);
+        span.record("build_id", build_id);
+        let key = self.key(tag);
+        let commit = self
+            .ledger
+            .commit_record(&key)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        // Only the commit's current build, once: published before it is recorded, so that a
+        // failed publish is retried (a retry may publish it twice, with one `event_id`).
+        let current = commit.filter(|c| {
+            c.build_id.as_deref() == Some(build_id) && c.status != CommitStatus::BuildFailed
+        });
+        let recorded = current.is_some();
+        if let Some(commit) = current {
+            self.publish(ResultDetail {
+                repository: self.config.repository.name.clone(),
+                sha: Some(commit.sha.clone()),
+                image_tag: Some(tag.into()),
+                sequence: commit.sequence,
+                build_id: Some(build_id.into()),
+                trigger: Some("build_failed".into()),
+                outcome: "build_failed".into(),
+                reason: Some(format!("CodeBuild build {build_id} ended {status}")),
+                ..ResultDetail::default()
+            })
+            .await?;
+            self.ledger
+                .record_build_result(
+                    &key,
+                    build_id,
+                    CommitStatus::BuildFailed,
+                    None,
+                    now_epoch_seconds(),
+                )
+                .await
+                .map_err(VerifyError::Ledger)?;
+            warn!(
+                status,
+                "build failed: recorded; a redelivery of the push may build it again"
+            );
+        } else {
+            info!(
+                status,
+                "build failure of an older build (or a commit the ledger lacks): ignored"
+            );
+        }
+        Ok(VerifierResponse::BuildFailed {
+            image_tag: tag.into(),
+            build_id: build_id.into(),
+            status: status.into(),
+            recorded,
+        })
+    }
+
+    pub(super) async fn write_verification(
+        &self,
+        verification: Option<VerificationRecord>,
+    ) -> Result<(), VerifyError> {
+        let Some(verification) = verification else {
+            return Ok(());
+        };
+        let recorded = self
+            .ledger
+            .record_verification(&verification)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        if !recorded {
+            info!(
+                "the commit is not in the ledger (built outside pushdeploy); outcome not recorded"
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn publish(&self, detail: ResultDetail) -> Result<(), VerifyError> {
+        self.results
+            .publish(VERIFICATION_DETAIL_TYPE, &detail)
+            .await
+            .map_err(VerifyError::Publish)
+    }
+}

@@ -1,0 +1,175 @@
+//! Where an event's commit stands against the release, the release moved forward (a
+//! conditional write), `latest` converged onto it, and the one-time adoption after an upgrade.
+
+use super::*;
+
+impl ImageVerifier {
+    /// Where the commit of `tag` stands against the release; a candidate whose image is in ECR
+    /// becomes the release (a conditional write: of two racing, the newer wins). Answers the
+    /// release as it is now, and the commit's own outcome unless it is the release.
+    pub(super) async fn stand(
+        &self,
+        tag: &str,
+        image: Option<&ImageInfo>,
+        known: &KnownCommits,
+        mut release: Option<Release>,
+    ) -> Result<(Option<Release>, Option<Verification>), VerifyError> {
+        let facts = known.facts(tag);
+        // A conditional write that lost a race is tried again against what won, a few times.
+        for _ in 0..ADVANCE_ATTEMPTS {
+            let standing = standing(tag, facts.as_ref(), release.as_ref());
+            let Standing::Candidate(order) = standing else {
+                let outcome = (standing != Standing::Release)
+                    .then(|| subject_verification(tag, &standing, image));
+                return Ok((release, outcome));
+            };
+            let Some(image) = image else {
+                return Ok((release, Some(Verification::Missing { tag: tag.into() })));
+            };
+            // Only the image its own build pushed becomes the release (or the release's own
+            // image, pushed again: what runs, whatever an older version recorded of it).
+            let is_release_image = release
+                .as_ref()
+                .is_some_and(|r| r.image_tag == tag && r.digest == image.digest);
+            if !is_release_image {
+                if let Err(reason) =
+                    provenance::commit_provenance(tag, known.commits.get(tag), &image.digest)
+                {
+                    let untrusted = Verification::Untrusted {
+                        tag: tag.into(),
+                        digest: Some(image.digest.clone()),
+                        reason,
+                    };
+                    return Ok((release, Some(untrusted)));
+                }
+            }
+            let next = Release {
+                image_tag: tag.into(),
+                sha: known.sha(tag),
+                digest: image.digest.clone(),
+                order: Some(order),
+                held_until: release.as_ref().and_then(|r| r.held_until),
+                recent: Vec::new(),
+            };
+            let proposed = match &release {
+                Some(current) => current.followed_by(next, self.config.keep_released_images),
+                None => next,
+            };
+            match self
+                .ledger
+                .advance_release(
+                    &self.config.repository.name,
+                    release.as_ref(),
+                    &proposed,
+                    now_epoch_seconds(),
+                )
+                .await
+                .map_err(VerifyError::Ledger)?
+            {
+                Ok(()) => {
+                    info!(push_order = %order, "the release moves to this commit");
+                    return Ok((Some(proposed), None));
+                }
+                // Another invocation moved it first: stand against what it is now.
+                Err(current) => release = current,
+            }
+        }
+        Err(VerifyError::Ledger(AwsError::Call {
+            service: "DynamoDB",
+            operation: "UpdateItem",
+            code: Some("ConditionalCheckFailedException".into()),
+            message: format!(
+                "the release changed under {ADVANCE_ATTEMPTS} attempts to move it to {tag}: retried"
+            ),
+        }))
+    }
+
+    /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
+    /// one writer), then the gate, on what ECR says now.
+    pub(super) async fn converge_latest(
+        &self,
+        release: &Release,
+        image: Option<ImageInfo>,
+        latest: &mut Option<ImageInfo>,
+    ) -> Result<Verification, VerifyError> {
+        let Some(image) = image else {
+            return Ok(Verification::Missing {
+                tag: release.image_tag.clone(),
+            });
+        };
+        let off_release = latest.as_ref().map(|l| &l.digest) != Some(&image.digest);
+        // A SHA tag that no longer names the built digest is the gate's to report, not to follow.
+        if off_release && image.digest == release.digest {
+            // The usual step after a release moves; anything else (a `latest` pushed from
+            // outside) shows as the digest it is moved from.
+            info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
+            let digest = self
+                .registry
+                .move_latest_to(&release.digest)
+                .await
+                .map_err(|e| self.registry_error(e))?;
+            *latest = Some(ImageInfo {
+                digest,
+                tags: vec![LATEST.to_string(), release.image_tag.clone()],
+            });
+        }
+        Ok(check_pair(
+            &release.image_tag,
+            &release.digest,
+            &image,
+            latest.as_ref(),
+        ))
+    }
+
+    /// With no release yet (the first run after an upgrade from a version without one), what
+    /// `latest` names, if pushdeploy built it, becomes the release as it is: nothing moves, and
+    /// nothing written before the upgrade rolls by accident ([`PushOrder::LEGACY`] is held back).
+    pub(super) async fn adopt_release(
+        &self,
+        latest: Option<&ImageInfo>,
+        known: &KnownCommits,
+    ) -> Result<Option<Release>, VerifyError> {
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        // Of several SHA tags on `latest`, the newest built commit's; one whose build recorded
+        // another digest is not adopted (it is not what runs). A build without a recorded digest
+        // (it ran the buildspec from before the upgrade) is: this one-time adoption is the
+        // upgrade's trust in what the old version deployed.
+        let adopted = latest
+            .tags
+            .iter()
+            .filter_map(|tag| Some((tag, known.facts(tag)?)))
+            .filter(|(_, facts)| facts.status == CommitStatus::Built)
+            .filter(|(tag, _)| {
+                known
+                    .commits
+                    .get(*tag)
+                    .is_some_and(|c| adoptable(c, &latest.digest))
+            })
+            .max_by_key(|(_, facts)| facts.order)
+            .map(|(tag, facts)| Release {
+                image_tag: tag.clone(),
+                sha: known.sha(tag),
+                digest: latest.digest.clone(),
+                order: facts.order,
+                held_until: Some(PushOrder::LEGACY),
+                recent: Vec::new(),
+            });
+        let Some(adopted) = adopted else {
+            return Ok(None);
+        };
+        match self
+            .ledger
+            .adopt_release(&self.config.repository.name, &adopted, now_epoch_seconds())
+            .await
+            .map_err(VerifyError::Ledger)?
+        {
+            Ok(()) => {
+                warn!(image_tag = %adopted.image_tag, "no release yet: adopting what `latest` names");
+                Ok(Some(adopted))
+            }
+            Err(current) => Ok(current),
+        }
+    }
+}

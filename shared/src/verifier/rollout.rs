@@ -1,0 +1,83 @@
+//! The verified release rolled out to every configured service (through the deployer).
+
+use super::*;
+
+impl ImageVerifier {
+    pub(crate) fn deployer(&self) -> Deployer<'_> {
+        Deployer {
+            ecs: &self.ecs,
+            registry: &self.registry,
+            ledger: &self.ledger,
+            lock_ttl_seconds: self.config.lock_ttl_seconds,
+        }
+    }
+
+    pub(crate) async fn frozen(&self) -> Result<bool, VerifyError> {
+        self.ledger
+            .is_frozen(&self.config.repository.name)
+            .await
+            .map_err(VerifyError::Ledger)
+    }
+
+    /// The release's image, if `latest` names it and the gate passes; reads only.
+    pub(crate) async fn newest_verified(&self) -> Result<Option<VerifiedImage>, VerifyError> {
+        let Some(release) = self
+            .ledger
+            .release(&self.config.repository.name)
+            .await
+            .map_err(VerifyError::Ledger)?
+        else {
+            return Ok(None);
+        };
+        let Some(image) = self.describe(&release.image_tag).await? else {
+            return Ok(None);
+        };
+        let latest = self.describe(LATEST).await?;
+        Ok(
+            match check_pair(&release.image_tag, &release.digest, &image, latest.as_ref()) {
+                Verification::Verified { tag, digest } => Some(VerifiedImage {
+                    image_tag: tag,
+                    sha: release.sha,
+                    digest,
+                    sequence: release.order.map(PushOrder::get),
+                }),
+                _ => None,
+            },
+        )
+    }
+
+    /// Rolls a verified image out to every configured service; one failing service does not stop
+    /// the others, and the invocation fails (and is retried) if any did. `verification` is the
+    /// commit's outcome still to be written: with the first deployment, or alone at the end.
+    /// `services` are the targets' ledger items, when already read.
+    pub async fn roll_out(
+        &self,
+        image: &VerifiedImage,
+        direction: Direction,
+        mut verification: Option<VerificationRecord>,
+        services: &HashMap<String, ServiceState>,
+    ) -> Result<Vec<TargetOutcome>, VerifyError> {
+        let deployer = self.deployer();
+        let mut outcomes = Vec::new();
+        let mut errors = Vec::new();
+        for target in &self.config.targets {
+            let service = services.get(&target.name());
+            match deployer
+                .roll_out(target, image, direction, &mut verification, service)
+                .await
+            {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    tracing::error!(error = %e, "rollout failed");
+                    errors.push(e);
+                }
+            }
+        }
+        self.write_verification(verification).await?;
+        if errors.is_empty() {
+            Ok(outcomes)
+        } else {
+            Err(VerifyError::Rollout(errors))
+        }
+    }
+}
