@@ -5,6 +5,9 @@
 //! already rolled there — re-read `latest`, and register + update. A revision registered by a
 //! rollout that died before UpdateService is found and reused, not registered again.
 
+mod inspect;
+mod recovery;
+
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{info, warn, Instrument};
@@ -184,76 +187,6 @@ impl Deployer<'_> {
         Box::pin(self.roll_out_inner(target, image, direction, verification, service))
             .instrument(span)
             .await
-    }
-
-    /// The decision for one service, without writing anything.
-    pub async fn plan(
-        &self,
-        target: &Target,
-        image: &VerifiedImage,
-        deliberate: bool,
-    ) -> Result<PlanEntry, RolloutError> {
-        let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (mut decision, current) = self.decide(target, image, &pinned, deliberate).await?;
-        if decision == RolloutDecision::Deploy {
-            // The rule the lock's condition applies, read here instead of written.
-            let state = self
-                .ledger
-                .service_state(&target.name())
-                .await
-                .map_err(RolloutError::ledger(target))?;
-            if let Some(refused) =
-                follow_last_rolled(&state.last, &image.digest, image.sequence, deliberate)
-            {
-                decision = refused;
-            }
-        }
-        Ok(PlanEntry {
-            target: target.name(),
-            decision,
-            current_revision: current.arn().to_string(),
-            current_image: current
-                .container_image(&target.container)
-                .map(str::to_string),
-            image: pinned,
-        })
-    }
-
-    /// What the service runs and how pushdeploy's last deployment of it ended.
-    pub async fn status(&self, target: &Target) -> Result<TargetStatus, RolloutError> {
-        let name = target.name();
-        let current = self
-            .ecs
-            .current_task_definition(&target.cluster, &target.service)
-            .await
-            .map_err(RolloutError::ecs(target))?;
-        let image = current
-            .container_image(&target.container)
-            .map(str::to_string);
-        let image_tag = current.tag(IMAGE_TAG_KEY).map(str::to_string);
-        let deployment = match &image_tag {
-            Some(tag) => self
-                .ledger
-                .deployment_record(&self.registry.repository().name, &name, tag)
-                .await
-                .map_err(RolloutError::ledger(target))?
-                .filter(|d| d.revision == current.arn()),
-            None => None,
-        };
-        Ok(TargetStatus {
-            revision: current.arn().to_string(),
-            digest: image
-                .as_deref()
-                .and_then(|i| i.split_once('@'))
-                .map(|(_, digest)| digest.to_string()),
-            image,
-            sha: current.tag(SHA_TAG_KEY).map(str::to_string),
-            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
-            image_tag,
-            deployment_id: deployment.as_ref().and_then(|d| d.deployment_id.clone()),
-            deployment_outcome: deployment.and_then(|d| d.outcome),
-            target: name,
-        })
     }
 
     async fn decide(
@@ -527,127 +460,6 @@ impl Deployer<'_> {
             })
             .await
             .map_err(RolloutError::ledger(target))
-    }
-
-    /// The deployment, the service's last rolled image and the lock's release, in one write (with
-    /// the commit's verification outcome, which is then taken).
-    async fn record_deployment(
-        &self,
-        target: &Target,
-        image: &VerifiedImage,
-        revision: &str,
-        deployment_id: Option<String>,
-        owner: &str,
-        verification: &mut Option<VerificationRecord>,
-    ) -> Result<(), AwsError> {
-        self.ledger
-            .finish_deployment(
-                &DeploymentRecord {
-                    repository: self.registry.repository().name.clone(),
-                    target: target.name(),
-                    image_tag: image.image_tag.clone(),
-                    sha: image.sha.clone(),
-                    digest: image.digest.clone(),
-                    sequence: image.sequence,
-                    revision: revision.to_string(),
-                    deployment_id,
-                    outcome: None,
-                },
-                owner,
-                verification.as_ref(),
-                now_epoch_seconds(),
-            )
-            .await?;
-        verification.take();
-        Ok(())
-    }
-
-    /// The service runs `image` because a rollout that got past UpdateService put it there and did
-    /// not record it: take over its lock (expired, or kept for this) and record the deployment.
-    async fn record_left_deployment(
-        &self,
-        target: &Target,
-        image: &VerifiedImage,
-        current: CurrentTaskDefinition,
-        verification: &mut Option<VerificationRecord>,
-    ) -> Result<TargetOutcome, RolloutError> {
-        let name = target.name();
-        let owner = lock_owner(image);
-        if !matches!(
-            self.take_lock(target, image, &owner, Direction::Forward, true)
-                .await?,
-            LockOutcome::Granted { .. }
-        ) {
-            // Another rollout got there first; either way the service runs the image.
-            return Ok(TargetOutcome::AlreadyRunning { target: name });
-        }
-        warn!(revision = %current.arn(), "a rollout of this image died before recording its deployment: recording it");
-        let revision = current.arn().to_string();
-        let deployment_id = current.deployment_id;
-        let recorded = self
-            .record_deployment(
-                target,
-                image,
-                &revision,
-                deployment_id.clone(),
-                &owner,
-                verification,
-            )
-            .await;
-        if let Err(source) = recorded {
-            // The lock stays: it is the marker the next attempt records it by.
-            return Err(RolloutError::Unrecorded {
-                target: name,
-                revision,
-                source,
-            });
-        }
-        Ok(TargetOutcome::RecordedAfterCrash {
-            target: name,
-            revision,
-            deployment_id,
-        })
-    }
-
-    /// Takes and releases the service's lock for a rollback whose image already runs there, so
-    /// that the lock's item keeps the rollback's hold; a live lock fails the rollback (retry it).
-    async fn hold_for_rollback(
-        &self,
-        target: &Target,
-        image: &VerifiedImage,
-        direction: Direction,
-    ) -> Result<(), RolloutError> {
-        let owner = lock_owner(image);
-        match self.lock(target, image, &owner, direction).await? {
-            LockOutcome::Granted { .. } => {
-                self.ledger
-                    .release_lock(&target.name(), &owner, None)
-                    .await
-                    .map_err(RolloutError::ledger(target))?;
-                Ok(())
-            }
-            LockOutcome::Held | LockOutcome::Refused(_) => Err(RolloutError::Locked {
-                target: target.name(),
-            }),
-        }
-    }
-
-    /// After taking over the lock of a rollout of this digest that died: the revision it
-    /// registered, if it got that far (the family's newest revision, pinning this image).
-    async fn revision_left_by_crash(
-        &self,
-        target: &Target,
-        current: &CurrentTaskDefinition,
-        pinned: &str,
-    ) -> Result<Option<String>, RolloutError> {
-        let newest = self
-            .ecs
-            .describe_task_definition(current.family())
-            .await
-            .map_err(RolloutError::ecs(target))?;
-        let left = newest.arn() != current.arn()
-            && newest.container_image(&target.container) == Some(pinned);
-        Ok(left.then(|| newest.arn().to_string()))
     }
 }
 
