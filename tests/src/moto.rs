@@ -1,0 +1,234 @@
+//! moto in server mode, one per test: its process, the proxy in front of it, its request recorder.
+
+use super::*;
+
+/// `moto_server` from `$MOTO_SERVER` or the checkout's venv (`scripts/setup` installs it).
+fn moto_server_binary() -> PathBuf {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "{} not found: run `bash scripts/setup` (or `bash scripts/test`) first",
+        path.display()
+    );
+    path
+}
+
+/// A call to moto's own API; a connection reset (moto's server is busy on a loaded machine) is
+/// tried again.
+fn moto_api(get: bool, url: &str) -> String {
+    let mut last = None;
+    for attempt in 0..5u64 {
+        let response = if get {
+            ureq::get(url).call()
+        } else {
+            ureq::post(url).call()
+        };
+        match response {
+            Ok(response) => return response.into_string().expect("moto answers text"),
+            Err(ureq::Error::Transport(e)) => {
+                last = Some(e.to_string());
+                std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+    panic!("{url}: {last:?}")
+}
+
+/// One moto server on a free loopback port, stopped on drop, behind an [`AwsProxy`].
+pub struct Moto {
+    child: Child,
+    /// The proxy's address: what the functions get as `AWS_ENDPOINT_URL`.
+    pub endpoint: String,
+    /// moto itself (its `/moto-api`).
+    pub moto_endpoint: String,
+    pub proxy: AwsProxy,
+    recording: PathBuf,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let binary = moto_server_binary();
+        for _ in 0..5 {
+            let port = free_port();
+            let recording = std::env::temp_dir().join(format!("pushdeploy-moto-{port}.jsonl"));
+            let mut child = Command::new(&binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_RECORDER_FILEPATH", &recording)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost the port to another process: try another one
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let proxy = AwsProxy::start(&format!("127.0.0.1:{port}"));
+                    return Moto {
+                        child,
+                        endpoint: proxy.endpoint.clone(),
+                        moto_endpoint: format!("http://127.0.0.1:{port}"),
+                        proxy,
+                        recording,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries),
+    /// with the call limits a function of a 30-second timeout derives (moto on a loaded two-core
+    /// machine can take a second to answer).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_for(Duration::from_secs(30)).await
+    }
+
+    /// [`Moto::sdk_config`] with the call limits of a function of `function_timeout`.
+    pub async fn sdk_config_for(&self, function_timeout: Duration) -> SdkConfig {
+        let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(function_timeout);
+        limits
+            .apply(aws_config::defaults(BehaviorVersion::latest()))
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    fn api(&self, path: &str) -> String {
+        let url = format!("{}/moto-api/recorder/{path}", self.moto_endpoint);
+        moto_api(path.starts_with("download"), &url)
+    }
+
+    /// Clears moto's state (and the proxy's faults and builds), for the next case on this server.
+    pub fn reset(&self) {
+        moto_api(false, &format!("{}/moto-api/reset", self.moto_endpoint));
+        self.proxy.reset();
+    }
+
+    /// Forgets earlier calls and records from now on.
+    pub fn start_recording(&self) {
+        self.api("reset-recording");
+        self.api("start-recording");
+    }
+
+    /// The AWS calls made since [`Moto::start_recording`].
+    pub fn recorded_calls(&self) -> Vec<RecordedCall> {
+        self.api("download-recording")
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|entry| {
+                let target = entry.pointer("/headers/X-Amz-Target")?.as_str()?;
+                let (service, operation) = target.rsplit_once('.')?;
+                let raw = entry.get("body").and_then(Value::as_str).unwrap_or("");
+                let body = if entry.get("body_encoded").and_then(Value::as_bool) == Some(true) {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap_or_default()
+                } else {
+                    raw.as_bytes().to_vec()
+                };
+                Some(RecordedCall {
+                    service: service.to_string(),
+                    operation: operation.to_string(),
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                })
+            })
+            .collect()
+    }
+
+    /// The recorded calls that change AWS state (every write operation the functions use).
+    pub fn write_calls(&self) -> Vec<String> {
+        const WRITES: [&str; 13] = [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "TransactWriteItems",
+            "StartBuild",
+            "PutImage",
+            "PutLifecyclePolicy",
+            "PutImageTagMutability",
+            "PutImageScanningConfiguration",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "PutEvents",
+            "PutSecretValue",
+        ];
+        self.recorded_calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| WRITES.contains(&op.as_str()))
+            .collect()
+    }
+
+    pub fn calls_to(&self, operation: &str) -> Vec<Value> {
+        self.recorded_calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    /// The `X-Amz-Target` prefix (`DynamoDB_20120810`, `AmazonEC2ContainerRegistry_V20150921`…).
+    pub service: String,
+    pub operation: String,
+    pub body: Value,
+}
+
+impl RecordedCall {
+    /// The IAM actions the call needs; a DynamoDB transaction needs those of its items.
+    pub fn iam_actions(&self) -> Vec<String> {
+        let prefix = match self.service.as_str() {
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            s if s.starts_with("AmazonEC2ContainerRegistry") => "ecr",
+            s if s.starts_with("AmazonEC2ContainerService") => "ecs",
+            s if s.starts_with("CodeBuild") => "codebuild",
+            "secretsmanager" => "secretsmanager",
+            "AWSEvents" => "events",
+            other => panic!("no IAM prefix known for {other}"),
+        };
+        if self.operation != "TransactWriteItems" {
+            return vec![format!("{prefix}:{}", self.operation)];
+        }
+        self.body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.keys().next().cloned())
+            .map(|kind| match kind.as_str() {
+                "ConditionCheck" => "dynamodb:ConditionCheckItem".to_string(),
+                kind => format!("dynamodb:{kind}Item"),
+            })
+            .collect()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
