@@ -52,12 +52,31 @@ pub enum DeploymentStatusError {
     },
 }
 
+/// Why an ECS deployment event changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum IgnoreReason {
+    #[error("the deployment is still in progress")]
+    InProgress,
+    /// E.g. the rollback deployment a circuit breaker starts.
+    #[error("not a deployment pushdeploy started")]
+    NotOurs,
+    #[error("the outcome is already recorded")]
+    AlreadyRecorded,
+}
+
+/// In answers and logs, the sentence.
+impl Serialize for IgnoreReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum DeploymentStatusResponse {
     Ignored {
         deployment_id: String,
-        reason: String,
+        reason: IgnoreReason,
     },
     Recorded {
         deployment_id: String,
@@ -117,15 +136,15 @@ impl DeploymentStatus {
         detail: DeploymentStateChange,
         service: Option<String>,
     ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
-        let ignored = |reason: &str| {
-            info!(reason, "deployment event ignored");
+        let ignored = |reason: IgnoreReason| {
+            info!(reason = %reason, "deployment event ignored");
             Ok(DeploymentStatusResponse::Ignored {
                 deployment_id: detail.deployment_id.clone(),
-                reason: reason.to_string(),
+                reason,
             })
         };
         let Some(outcome) = final_outcome(&detail.event_name) else {
-            return ignored("the deployment is still in progress");
+            return ignored(IgnoreReason::InProgress);
         };
         let Some(record) = self
             .ledger
@@ -150,7 +169,7 @@ impl DeploymentStatus {
                 }
             }
             // E.g. the rollback deployment a circuit breaker starts: it is not ours.
-            return ignored("not a deployment pushdeploy started");
+            return ignored(IgnoreReason::NotOurs);
         };
         if let Some(recorded) = record.outcome.as_deref().filter(|o| *o != "in_progress") {
             // Published already (before it was recorded); the record may have stopped after its
@@ -159,7 +178,7 @@ impl DeploymentStatus {
                 .record_deployment_outcome(&record, recorded, None, now_epoch_seconds())
                 .await
                 .map_err(DeploymentStatusError::Ledger)?;
-            return ignored("the outcome is already recorded");
+            return ignored(IgnoreReason::AlreadyRecorded);
         }
         // Published before it is recorded: a failed publish is retried (the outcome is not yet
         // recorded, so the retry publishes); a failed record after a publish publishes again on

@@ -32,8 +32,8 @@ mod release;
 mod retention;
 mod rollout;
 pub use events::{
-    short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, VerifierEventError,
-    VerifyTrigger,
+    short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
+    VerifierEventError, VerifyTrigger,
 };
 pub(crate) use provenance::commit_provenance;
 pub use retention::RetentionReport;
@@ -89,7 +89,7 @@ pub struct VerificationReport {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum VerifierResponse {
     Ignored {
-        reason: String,
+        reason: IgnoreReason,
     },
     Verification(Box<VerificationReport>),
     BuildFailed {

@@ -50,6 +50,34 @@ pub enum VerifierEventError {
     NotJson(String),
 }
 
+/// Why an event is none of the verifier's business (acknowledged, logged, not an error).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IgnoreReason {
+    #[error("repository `{actual}` is not `{expected}`")]
+    OtherRepository { actual: String, expected: String },
+    #[error("project `{actual}` is not `{expected}`")]
+    OtherProject { actual: String, expected: String },
+    #[error("`{0}` actions are not verified")]
+    NotAPush(String),
+    #[error("the push's result is {0}")]
+    PushFailed(String),
+    #[error("a push without an image tag")]
+    NoImageTag,
+    #[error("tag `{0}` is neither `latest` nor a SHA tag")]
+    OtherTag(String),
+    #[error("build {0} names no IMAGE_TAG and no commit")]
+    NoCommit(String),
+    #[error("build status {0} is not final")]
+    NotFinal(String),
+}
+
+/// In answers and logs, the sentence.
+impl Serialize for IgnoreReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// What the verifier is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyTrigger {
@@ -85,11 +113,11 @@ impl VerifyTrigger {
     }
 }
 
-/// Reads an EventBridge event into a trigger, or the reason it is none of ours (`Ok(Err(..))`).
+/// Reads an EventBridge event into a trigger, or why it is none of ours (`Ok(Err(..))`).
 pub fn trigger_from_event(
     event: serde_json::Value,
     config: &VerifierConfig,
-) -> Result<Result<VerifyTrigger, String>, VerifierEventError> {
+) -> Result<Result<VerifyTrigger, IgnoreReason>, VerifierEventError> {
     if let Some(reason) = crate::payload::not_json(&event) {
         return Err(VerifierEventError::NotJson(reason.to_string()));
     }
@@ -118,10 +146,10 @@ pub fn trigger_from_event(
                 serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
             let detail = event.detail;
             if detail.repository != config.repository.name {
-                return Ok(Err(format!(
-                    "repository `{}` is not `{}`",
-                    detail.repository, config.repository.name
-                )));
+                return Ok(Err(IgnoreReason::OtherRepository {
+                    actual: detail.repository,
+                    expected: config.repository.name.clone(),
+                }));
             }
             match detail.image_tag {
                 Some(tag) if config.tag_length.is_sha_tag(&tag) => {
@@ -141,38 +169,41 @@ pub fn trigger_from_event(
     }
 }
 
-fn ecr_trigger(detail: &EcrImageAction, config: &VerifierConfig) -> Result<VerifyTrigger, String> {
+fn ecr_trigger(
+    detail: &EcrImageAction,
+    config: &VerifierConfig,
+) -> Result<VerifyTrigger, IgnoreReason> {
     if detail.repository_name != config.repository.name {
-        return Err(format!(
-            "repository `{}` is not `{}`",
-            detail.repository_name, config.repository.name
-        ));
+        return Err(IgnoreReason::OtherRepository {
+            actual: detail.repository_name.clone(),
+            expected: config.repository.name.clone(),
+        });
     }
     if detail.action_type != "PUSH" {
-        return Err(format!("`{}` actions are not verified", detail.action_type));
+        return Err(IgnoreReason::NotAPush(detail.action_type.clone()));
     }
     if detail.result != "SUCCESS" {
-        return Err(format!("the push's result is {}", detail.result));
+        return Err(IgnoreReason::PushFailed(detail.result.clone()));
     }
     match detail.image_tag.as_deref() {
-        None | Some("") => Err("a push without an image tag".into()),
+        None | Some("") => Err(IgnoreReason::NoImageTag),
         Some(LATEST) => Ok(VerifyTrigger::EcrPush { tag: None }),
         Some(tag) if config.tag_length.is_sha_tag(tag) => Ok(VerifyTrigger::EcrPush {
             tag: Some(tag.to_string()),
         }),
-        Some(tag) => Err(format!("tag `{tag}` is neither `latest` nor a SHA tag")),
+        Some(tag) => Err(IgnoreReason::OtherTag(tag.to_string())),
     }
 }
 
 fn build_trigger(
     detail: &BuildStateChange,
     config: &VerifierConfig,
-) -> Result<Result<VerifyTrigger, String>, String> {
+) -> Result<Result<VerifyTrigger, IgnoreReason>, String> {
     if detail.project_name != config.codebuild_project {
-        return Ok(Err(format!(
-            "project `{}` is not `{}`",
-            detail.project_name, config.codebuild_project
-        )));
+        return Ok(Err(IgnoreReason::OtherProject {
+            actual: detail.project_name.clone(),
+            expected: config.codebuild_project.clone(),
+        }));
     }
     let info = &detail.additional_information;
     let variable = |name: &str| {
@@ -195,12 +226,7 @@ fn build_trigger(
                 .unwrap_or_default();
             match CommitSha::parse(&version) {
                 Ok(sha) => sha.image_tag(config.tag_length),
-                Err(_) => {
-                    return Ok(Err(format!(
-                        "build {} names no IMAGE_TAG and no commit",
-                        detail.build_id
-                    )))
-                }
+                Err(_) => return Ok(Err(IgnoreReason::NoCommit(detail.build_id.clone()))),
             }
         }
     };
@@ -215,7 +241,7 @@ fn build_trigger(
             build_id,
             status: detail.build_status.clone(),
         }),
-        other => Err(format!("build status {other} is not final")),
+        other => Err(IgnoreReason::NotFinal(other.to_string())),
     })
 }
 
@@ -284,18 +310,22 @@ mod tests {
             push("latest", "PUSH", "SUCCESS", "acme/shop"),
             Ok(VerifyTrigger::EcrPush { tag: None })
         );
-        assert!(push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop")
-            .unwrap_err()
-            .contains("DELETE"));
-        assert!(push("f8afe6a7", "PUSH", "FAILURE", "acme/shop")
-            .unwrap_err()
-            .contains("FAILURE"));
+        assert_eq!(
+            push("f8afe6a7", "DELETE", "SUCCESS", "acme/shop"),
+            Err(IgnoreReason::NotAPush("DELETE".into()))
+        );
+        assert_eq!(
+            push("f8afe6a7", "PUSH", "FAILURE", "acme/shop"),
+            Err(IgnoreReason::PushFailed("FAILURE".into()))
+        );
         assert!(push("f8afe6a7", "PUSH", "SUCCESS", "acme/other")
             .unwrap_err()
+            .to_string()
             .contains("acme/other"));
-        assert!(push("v1.0", "PUSH", "SUCCESS", "acme/shop")
-            .unwrap_err()
-            .contains("v1.0"));
+        assert_eq!(
+            push("v1.0", "PUSH", "SUCCESS", "acme/shop"),
+            Err(IgnoreReason::OtherTag("v1.0".into()))
+        );
         let untagged = trigger_from_event(
             ecr(
                 json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop"}),
@@ -303,7 +333,7 @@ mod tests {
             &config(),
         )
         .unwrap();
-        assert!(untagged.unwrap_err().contains("without an image tag"));
+        assert_eq!(untagged, Err(IgnoreReason::NoImageTag));
     }
 
     #[test]
