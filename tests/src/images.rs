@@ -60,6 +60,24 @@ pub async fn tag_image(sdk: &SdkConfig, tag: &str, extra: &str) {
         .expect("PutImage");
 }
 
+/// Every tag of the image of `digest`; `None` if the image is not in the repository.
+pub async fn image_tags(sdk: &SdkConfig, digest: &str) -> Option<Vec<String>> {
+    aws_sdk_ecr::Client::new(sdk)
+        .describe_images()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?
+        .image_details()
+        .first()
+        .map(|d| d.image_tags().to_vec())
+}
+
 /// The digest `tag` names in the test repository, if it exists.
 pub async fn image_digest(sdk: &SdkConfig, tag: &str) -> Option<String> {
     aws_sdk_ecr::Client::new(sdk)

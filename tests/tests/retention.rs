@@ -15,34 +15,13 @@ const COMMITS: [(&str, &str); 3] = [
 ];
 
 async fn tags_of(stack: &Stack, digest: &str) -> Vec<String> {
-    aws_sdk_ecr::Client::new(&stack.sdk)
-        .describe_images()
-        .repository_name(ECR_REPOSITORY)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_digest(digest)
-                .build(),
-        )
-        .send()
+    image_tags(&stack.sdk, digest)
         .await
         .expect("the image is still in ECR")
-        .image_details()[0]
-        .image_tags()
-        .to_vec()
 }
 
 async fn image_exists(stack: &Stack, digest: &str) -> bool {
-    aws_sdk_ecr::Client::new(&stack.sdk)
-        .describe_images()
-        .repository_name(ECR_REPOSITORY)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_digest(digest)
-                .build(),
-        )
-        .send()
-        .await
-        .is_ok_and(|o| !o.image_details().is_empty())
+    image_tags(&stack.sdk, digest).await.is_some()
 }
 
 async fn untag(stack: &Stack, tag: &str) {

@@ -68,19 +68,8 @@ impl Ecs {
         cluster: &str,
         service: &str,
     ) -> Result<CurrentTaskDefinition, AwsError> {
-        let output = self
-            .client
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
-        let found = output
-            .services()
-            .iter()
-            .find(|s| s.status() != Some("INACTIVE"));
-        let Some(arn) = found.and_then(|s| s.task_definition()) else {
+        let found = self.live_service(cluster, service).await?;
+        let Some(arn) = found.as_ref().and_then(|s| s.task_definition()) else {
             return Err(AwsError::Call {
                 service: "ECS",
                 operation: "DescribeServices",
@@ -89,8 +78,29 @@ impl Ecs {
             });
         };
         let mut current = self.describe_task_definition(arn).await?;
-        current.deployment_id = found.and_then(primary_deployment_id);
+        current.deployment_id = found.as_ref().and_then(primary_deployment_id);
         Ok(current)
+    }
+
+    /// The service as DescribeServices reports it, unless it is gone (`INACTIVE`).
+    async fn live_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<aws_sdk_ecs::types::Service>, AwsError> {
+        let output = self
+            .client
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
+        Ok(output
+            .services()
+            .iter()
+            .find(|s| s.status() != Some("INACTIVE"))
+            .cloned())
     }
 
     /// Every container image the service's deployments run (the service's task definition and
@@ -100,20 +110,9 @@ impl Ecs {
         cluster: &str,
         service: &str,
     ) -> Result<Vec<String>, AwsError> {
-        let output = self
-            .client
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeServices", e))?;
+        let found = self.live_service(cluster, service).await?;
         let mut revisions: Vec<&str> = Vec::new();
-        for found in output
-            .services()
-            .iter()
-            .filter(|s| s.status() != Some("INACTIVE"))
-        {
+        if let Some(found) = &found {
             let deployments = found
                 .deployments()
                 .iter()
