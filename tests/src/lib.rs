@@ -2,10 +2,9 @@
 //! stack's resources and seeded ledger items (`stack`), the images (`images`), and the sample
 //! events (`events`); the demo and a loopback Lambda Runtime API.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{

@@ -1,6 +1,7 @@
 //! moto in server mode, one per test: its process, the proxy in front of it, its request recorder.
 
 use super::*;
+use std::io::{BufRead, BufReader};
 
 /// `moto_server` from `$MOTO_SERVER` or the checkout's venv (`scripts/setup` installs it).
 fn moto_server_binary() -> PathBuf {
@@ -49,25 +50,28 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto on a port it picks itself (`-p 0`) and reads the port from its banner: a port
+    /// chosen here and handed over could be taken meanwhile by another test's listener, and a
+    /// connection to that one would look like moto until it went away.
     pub fn start() -> Self {
         let binary = moto_server_binary();
-        for _ in 0..5 {
-            let port = free_port();
-            let recording = std::env::temp_dir().join(format!("pushdeploy-moto-{port}.jsonl"));
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let id = NEXT_MOTO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let recording = std::env::temp_dir()
+                .join(format!("pushdeploy-moto-{}-{id}.jsonl", std::process::id()));
             let mut child = Command::new(&binary)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-H", "127.0.0.1", "-p", "0"])
                 .env("MOTO_RECORDER_FILEPATH", &recording)
+                .env("PYTHONUNBUFFERED", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("moto_server starts");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost the port to another process: try another one
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let stderr = child.stderr.take().expect("moto's stderr is piped");
+            match banner_port(stderr, Duration::from_secs(60)) {
+                Ok(port) => {
                     let proxy = AwsProxy::start(&format!("127.0.0.1:{port}"));
                     return Moto {
                         child,
@@ -77,12 +81,12 @@ impl Moto {
                         recording,
                     };
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                Err(e) => last_error = e,
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("moto_server did not start");
+        panic!("moto_server did not start: {last_error}");
     }
 
     /// SDK configuration pointing at this server (what `AWS_ENDPOINT_URL` does for the binaries),
@@ -226,9 +230,34 @@ impl RecordedCall {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+static NEXT_MOTO: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Reads moto's stderr until its banner (` * Running on http://127.0.0.1:PORT`) names the port,
+/// then keeps draining it on a thread (moto logs every request there; a full pipe would stall it).
+fn banner_port(stderr: std::process::ChildStderr, wait: Duration) -> Result<u16, String> {
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(sender) = found.as_ref() {
+                seen.push_str(&line);
+                seen.push('\n');
+                let port = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.trim().parse::<u16>().ok());
+                if let Some(port) = port {
+                    let _ = sender.send(Ok(port));
+                    found = None;
+                }
+            }
+        }
+        if let Some(sender) = found {
+            let _ = sender.send(Err(format!("moto exited before listening:\n{seen}")));
+        }
+    });
+    port.recv_timeout(wait)
+        .map_err(|_| format!("no banner within {wait:?}"))?
 }
