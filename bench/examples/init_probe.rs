@@ -18,7 +18,7 @@ fn main() {
     let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.function_timeout);
     let sdk = runtime.block_on(pushdeploy::load_sdk_config(&limits));
     let t_sdk = t0.elapsed();
-    let verifier = pushdeploy::verifier::ImageVerifier::new(&sdk, config);
+    let verifier = pushdeploy::verify::verifier::ImageVerifier::new(&sdk, config);
     let t_clients = t0.elapsed();
     drop(verifier);
     eprintln!(

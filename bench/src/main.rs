@@ -378,12 +378,12 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             "image-verifier" => {
                 create_services(&stack.sdk, &["web"]).await;
                 // Bring the repository to its policy first, as the deployed stack's would be.
-                let verifier = pushdeploy::verifier::ImageVerifier::new(
+                let verifier = pushdeploy::verify::verifier::ImageVerifier::new(
                     &stack.sdk,
                     pushdeploy::config::VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
                 );
                 verifier
-                    .handle(pushdeploy::verifier::VerifyTrigger::Reconcile)
+                    .handle(pushdeploy::verify::verifier::VerifyTrigger::Reconcile)
                     .await
                     .expect("policy");
                 for n in 0..3u8 {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::policy::DesiredPolicy;
-use crate::push::{BranchFilter, TagLength};
-use crate::rollout::{parse_targets, Target};
+use crate::build::push::{BranchFilter, TagLength};
+use crate::registry::policy::DesiredPolicy;
+use crate::rollout::rules::{parse_targets, Target};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {

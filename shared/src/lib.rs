@@ -1,32 +1,26 @@
-//! pushdeploy's shared library: the domain rules (pure, unit-tested) and thin AWS adapters.
+//! pushdeploy's shared library, one folder per stage of a push's way to production, each with
+//! its pure rules beside the service that applies them:
 //!
-//! - [`push`], [`github`], [`codecommit`], [`signature`]: which pushes build, from either source.
-//! - [`order`]: what "newer" means; [`release`]: what `latest` should name.
-//! - [`ledger`]: the deploy ledger's records and transition rules.
-//! - [`trigger`]: starting exactly one arm64 build per commit.
-//! - [`aws`]: the SDK adapters. [`config`], [`telemetry`]: cold-start set-up.
+//! - [`build`]: push → one arm64 build (webhook and CodeCommit payloads, order, the trigger).
+//! - [`verify`]: pushed image → verification (tag pair, provenance, release, the verifier).
+//! - [`registry`]: the repository's policy, lifecycle rules and retention.
+//! - [`rollout`]: verified image → task-definition revision → `UpdateService`.
+//! - [`outcome`]: ECS's deployment outcomes, recorded and published.
+//! - [`operator`]: rollback, freeze, plan, status.
+//! - [`ledger`]: the deploy ledger's keys, records and transition rules (pure).
+//! - [`aws`]: thin SDK adapters, the only modules that import `aws_sdk_*`.
+//! - [`config`], [`telemetry`], [`payload`]: cold-start set-up and the runtime's edges.
 
 pub mod aws;
-pub mod codecommit;
+pub mod build;
 pub mod config;
-pub mod deployer;
-pub mod deployment_status;
-pub mod github;
 pub mod ledger;
-pub mod lifecycle;
 pub mod operator;
-pub mod order;
+pub mod outcome;
 pub mod payload;
-pub mod policy;
-pub mod provenance;
-pub mod push;
-pub mod release;
-pub mod retention;
+pub mod registry;
 pub mod rollout;
-pub mod signature;
 pub mod telemetry;
-pub mod trigger;
-pub mod verifier;
 pub mod verify;
 
 /// The SDK configuration for a function: credentials from `AWS_ACCESS_KEY_ID`/

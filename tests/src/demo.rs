@@ -200,7 +200,7 @@ pub fn github_push(
     delivery: &str,
 ) -> (Vec<(String, String)>, String) {
     let body = push.body();
-    let signature = pushdeploy::signature::sign(secret.as_bytes(), body.as_bytes());
+    let signature = pushdeploy::build::signature::sign(secret.as_bytes(), body.as_bytes());
     let headers = vec![
         ("Content-Type".to_string(), "application/json".to_string()),
         ("X-GitHub-Event".to_string(), "push".to_string()),

@@ -193,8 +193,9 @@ pub async fn create_ledger_table(sdk: &SdkConfig, name: &str) {
 /// The push order of a push made `n` seconds after the sample push (what the trigger gives it,
 /// with the tie-break left out): what the tests seed commits with.
 pub fn push_order(n: u64) -> u64 {
-    pushdeploy::order::PushOrder::from_u64(
-        ((demo::SAMPLE_PUSHED_AT + n) << 30) | (u64::from(pushdeploy::order::RANK_BASE) << 20),
+    pushdeploy::build::order::PushOrder::from_u64(
+        ((demo::SAMPLE_PUSHED_AT + n) << 30)
+            | (u64::from(pushdeploy::build::order::RANK_BASE) << 20),
     )
     .get()
 }

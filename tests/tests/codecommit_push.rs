@@ -2,9 +2,9 @@
 
 use codecommit_push::CodeCommitHandler;
 use lambda_runtime::Diagnostic;
+use pushdeploy::build::order::{PushOrder, RANK_BASE};
+use pushdeploy::build::push::CommitSha;
 use pushdeploy::config::CodeCommitConfig;
-use pushdeploy::order::{PushOrder, RANK_BASE};
-use pushdeploy::push::CommitSha;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 

@@ -4,10 +4,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use github_webhook::WebhookHandler;
 use lambda_http::Body;
+use pushdeploy::build::order::{PushOrder, RANK_BASE};
+use pushdeploy::build::push::CommitSha;
+use pushdeploy::build::signature::sign;
 use pushdeploy::config::GitHubWebhookConfig;
-use pushdeploy::order::{PushOrder, RANK_BASE};
-use pushdeploy::push::CommitSha;
-use pushdeploy::signature::sign;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 

@@ -533,9 +533,9 @@ async fn a_rollback_to_a_running_image_fails_while_another_rollout_holds_the_loc
 async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
     use pushdeploy::aws::{ecr::Registry, ecs::Ecs, ledger::LedgerTable};
     use pushdeploy::config::EcrRepository;
-    use pushdeploy::deployer::Deployer;
-    use pushdeploy::rollout::{Direction, Target};
-    use pushdeploy::verifier::VerifiedImage;
+    use pushdeploy::rollout::deployer::Deployer;
+    use pushdeploy::rollout::rules::{Direction, Target};
+    use pushdeploy::verify::verifier::VerifiedImage;
 
     let w = a_then_b_deployed().await;
     // The rollback to A has moved `latest` to A; a verifier that read the release before it
@@ -580,7 +580,7 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
     assert!(
         matches!(
             outcome,
-            pushdeploy::deployer::TargetOutcome::Deployed { .. }
+            pushdeploy::rollout::deployer::TargetOutcome::Deployed { .. }
         ),
         "{outcome:?}"
     );

@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pushdeploy::build::order::{place_push, PlacedPush, PushFacts, PushOrder};
+use pushdeploy::build::push::CommitSha;
 use pushdeploy::ledger::{claim_decision, ClaimDecision, CommitRecord, CommitStatus};
-use pushdeploy::order::{place_push, PlacedPush, PushFacts, PushOrder};
-use pushdeploy::push::CommitSha;
-use pushdeploy::release::{may_release, standing, CommitFacts, Release, Standing};
-use pushdeploy::rollout::{
+use pushdeploy::rollout::rules::{
     decide_rollout, follow_last_rolled, LastRolled, RolloutDecision, Running,
 };
+use pushdeploy::verify::release::{may_release, standing, CommitFacts, Release, Standing};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);

@@ -4,7 +4,7 @@
 
 use image_verifier::VerifierHandler;
 use pushdeploy::config::VerifierConfig;
-use pushdeploy::retention::keep_tag;
+use pushdeploy::registry::retention::keep_tag;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 

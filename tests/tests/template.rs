@@ -2,7 +2,7 @@
 //! enforces, and every function it builds is a crate of this workspace.
 
 use pushdeploy::config::VerifierConfig;
-use pushdeploy::policy::{lifecycle_grammar_errors, ActualPolicy, Drift};
+use pushdeploy::registry::policy::{lifecycle_grammar_errors, ActualPolicy, Drift};
 use pushdeploy_tests::workspace_root;
 
 fn template() -> String {
@@ -65,7 +65,7 @@ fn the_template_lifecycle_policy_is_the_one_the_verifier_enforces() {
     assert_eq!(lifecycle_grammar_errors(&parsed), Vec::<String>::new());
     // Rule for rule, descriptions included: the code is the one source of the policy.
     assert_eq!(
-        pushdeploy::lifecycle::parse_policy(&text).expect("rules pushdeploy reads"),
+        pushdeploy::registry::lifecycle::parse_policy(&text).expect("rules pushdeploy reads"),
         defaults.lifecycle_rules()
     );
     let actual = ActualPolicy {

@@ -1,10 +1,12 @@
 //! The CodeCommit handler: either event shape → push rule → build trigger, reference by reference.
 
 use lambda_runtime::Diagnostic;
-use pushdeploy::codecommit::{parse_codecommit_event, CodeCommitEventError, ReferenceChange};
+use pushdeploy::build::codecommit::{
+    parse_codecommit_event, CodeCommitEventError, ReferenceChange,
+};
+use pushdeploy::build::push::{decide_build, GitRef, PushedRef};
+use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
 use pushdeploy::config::CodeCommitConfig;
-use pushdeploy::push::{decide_build, GitRef, PushedRef};
-use pushdeploy::trigger::{BuildTrigger, TriggerError};
 use serde_json::{json, Value};
 use thiserror::Error;
 use tracing::{info, Instrument};

@@ -2,7 +2,7 @@
 
 use lambda_runtime::Diagnostic;
 use pushdeploy::config::DeploymentStatusConfig;
-use pushdeploy::deployment_status::{DeploymentStatus, DeploymentStatusError};
+use pushdeploy::outcome::deployment_status::{DeploymentStatus, DeploymentStatusError};
 use serde_json::Value;
 
 /// Wraps the library error so the runtime reports a named error type.

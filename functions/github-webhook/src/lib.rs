@@ -3,11 +3,11 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use pushdeploy::aws::secrets::{DeliveryAuthError, WebhookSecret};
+use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
+use pushdeploy::build::push::decide_build;
+use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
 use pushdeploy::config::GitHubWebhookConfig;
-use pushdeploy::github::{parse_push, payload_json, PayloadError};
-use pushdeploy::push::decide_build;
 use pushdeploy::telemetry::loggable;
-use pushdeploy::trigger::{BuildTrigger, TriggerError};
 use serde_json::{json, Value};
 use tracing::{info, warn, Instrument};
 

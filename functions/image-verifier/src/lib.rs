@@ -4,7 +4,7 @@
 use lambda_runtime::Diagnostic;
 use pushdeploy::config::VerifierConfig;
 use pushdeploy::operator::{parse_operator_request, InvalidOperatorRequest, OperatorError};
-use pushdeploy::verifier::{
+use pushdeploy::verify::verifier::{
     trigger_from_event, ImageVerifier, VerifierEventError, VerifierResponse, VerifyError,
 };
 use serde_json::Value;

@@ -3,7 +3,7 @@
 use aws_sdk_codebuild::types::{EnvironmentType, EnvironmentVariable, EnvironmentVariableType};
 
 use super::AwsError;
-use crate::provenance::BuildReport;
+use crate::verify::provenance::BuildReport;
 
 /// What the buildspec needs to build and push one commit's SHA tag (only the verifier moves
 /// `latest`).

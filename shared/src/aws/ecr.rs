@@ -9,8 +9,8 @@ use aws_sdk_ecr::types::{
 
 use super::AwsError;
 use crate::config::EcrRepository;
-use crate::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAG};
-use crate::verify::ImageInfo;
+use crate::registry::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAG};
+use crate::verify::tag_pair::ImageInfo;
 
 pub struct Registry {
     client: aws_sdk_ecr::Client,

@@ -19,14 +19,14 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::AwsError;
+use crate::build::order::PushOrder;
 use crate::ledger::{
     build_token_for, claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord,
     CommitStatus,
 };
-use crate::order::PushOrder;
-use crate::provenance::BuildProvenance;
-use crate::release::Release;
-use crate::rollout::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
+use crate::rollout::rules::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
+use crate::verify::provenance::BuildProvenance;
+use crate::verify::release::Release;
 
 type Item = HashMap<String, AttributeValue>;
 

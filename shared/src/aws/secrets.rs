@@ -8,7 +8,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 use super::AwsError;
-use crate::signature::{parse_signature_header, verify_signature, SignatureError};
+use crate::build::signature::{parse_signature_header, verify_signature, SignatureError};
 
 /// Secret bytes that never print.
 pub struct SecretValue(Vec<u8>);

@@ -1,12 +1,12 @@
 //! ECR tags the verifier writes: `latest` (moved onto the release) and the protective tags of
-//! [`crate::retention`]; and the listing the reconcile protects from.
+//! [`crate::registry::retention`]; and the listing the reconcile protects from.
 
 use aws_sdk_ecr::types::{ImageIdentifier, TagStatus};
 
 use super::Registry;
 use crate::aws::AwsError;
-use crate::lifecycle::StoredImage;
-use crate::retention::keep_tag;
+use crate::registry::lifecycle::StoredImage;
+use crate::registry::retention::keep_tag;
 
 const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -36,13 +36,15 @@ struct Manifest {
 
 impl Registry {
     /// Moves `latest` onto the image of `digest` by re-putting its manifest (no rebuild), and
-    /// protects that image ([`crate::retention`]). By digest, never by tag: a tag deleted and
+    /// protects that image ([`crate::registry::retention`]). By digest, never by tag: a tag deleted and
     /// pushed again names another image. Returns the digest `latest` names now.
     pub async fn move_latest_to(&self, digest: &str) -> Result<String, AwsError> {
         let manifest = self
             .manifest(ImageIdentifier::builder().image_digest(digest).build())
             .await?;
-        let digest = self.put_tag(&manifest, crate::verify::LATEST).await?;
+        let digest = self
+            .put_tag(&manifest, crate::verify::tag_pair::LATEST)
+            .await?;
         if let Some(keep) = keep_tag(&digest) {
             self.put_tag(&manifest, &keep).await?;
         }

@@ -170,7 +170,7 @@ mod tests {
             tags: vec![
                 Tag::builder().key("team").value("shop").build(),
                 Tag::builder()
-                    .key(crate::rollout::SHA_TAG_KEY)
+                    .key(crate::rollout::rules::SHA_TAG_KEY)
                     .value("old")
                     .build(),
             ],
@@ -182,7 +182,7 @@ mod tests {
             "app",
             "new@sha256:bb",
             &[("pushdeploy.sha", "f8afe6a7")],
-            &[(crate::rollout::SHA_TAG_KEY, "f8afe6a7")],
+            &[(crate::rollout::rules::SHA_TAG_KEY, "f8afe6a7")],
         );
         let input = request.as_input().clone().build().unwrap();
         assert_eq!(input.family(), Some("shop"));
@@ -233,7 +233,10 @@ mod tests {
             .collect();
         assert_eq!(
             tags,
-            vec![("team", "shop"), (crate::rollout::SHA_TAG_KEY, "f8afe6a7")]
+            vec![
+                ("team", "shop"),
+                (crate::rollout::rules::SHA_TAG_KEY, "f8afe6a7")
+            ]
         );
     }
 }

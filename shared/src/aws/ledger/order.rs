@@ -5,10 +5,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
+use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{push_partition, push_second_key, CommitKey};
-use crate::order::{PlacedPush, PushOrder};
 
-/// A push to record, with the place [`crate::order::place_push`] gave it.
+/// A push to record, with the place [`crate::build::order::place_push`] gave it.
 #[derive(Debug, Clone)]
 pub struct PushRecord<'a> {
     pub source: &'a str,

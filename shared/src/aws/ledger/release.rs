@@ -6,12 +6,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::order::{number, put_if};
 use super::{n, s, Item, LedgerTable};
 use crate::aws::AwsError;
+use crate::build::order::PushOrder;
 use crate::ledger::release_key;
-use crate::order::PushOrder;
-use crate::release::{Release, ReleasedImage};
+use crate::verify::release::{Release, ReleasedImage};
 
 impl LedgerTable {
-    /// Moves the release forward to `release` if [`crate::release::may_release`] allows it and the
+    /// Moves the release forward to `release` if [`crate::verify::release::may_release`] allows it and the
     /// release is still `seen` (so the earlier releases it remembers are not lost), in the write's
     /// own condition. `Err(current)`: refused; the release as it is now.
     pub async fn advance_release(

@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::push::CommitSha;
+use crate::build::push::CommitSha;
 
 const TIME_SHIFT: u32 = 30;
 const RANK_SHIFT: u32 = 20;

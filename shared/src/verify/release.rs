@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
+use crate::build::order::PushOrder;
 use crate::ledger::CommitStatus;
-use crate::order::PushOrder;
 
 /// What the ledger says `latest` should name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,9 +6,9 @@ use tracing::{info, warn};
 use super::{ImageVerifier, KnownCommits, VerifyError};
 use crate::aws::ledger::KnownCommit;
 use crate::ledger::{now_epoch_seconds, CommitStatus};
-use crate::provenance::{build_provenance, check_image, BuildProvenance};
-use crate::release::Release;
-use crate::verify::{ImageInfo, Verification, LATEST};
+use crate::verify::provenance::{build_provenance, check_image, BuildProvenance};
+use crate::verify::release::Release;
+use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
 
 /// A build the ledger still records as running is asked about after this long (its events may
 /// have been lost); younger ones are left to their events.

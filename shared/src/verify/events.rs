@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::aws::events::ResultDetail;
+use crate::build::push::CommitSha;
+use crate::build::trigger::REPUSHED_DETAIL_TYPE;
 use crate::config::VerifierConfig;
-use crate::push::CommitSha;
-use crate::trigger::REPUSHED_DETAIL_TYPE;
-use crate::verify::LATEST;
+use crate::verify::tag_pair::LATEST;
 
 /// `detail` of an EventBridge `ECR Image Action` event.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -14,24 +14,23 @@ use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{KnownCommit, LedgerTable, UntrustedImageRecord, VerificationRecord};
 use crate::aws::AwsError;
+use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
-use crate::deployer::{Deployer, RolloutError, TargetOutcome};
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
-use crate::order::PushOrder;
-use crate::policy::Drift;
-use crate::release::{standing, CommitFacts, Release, Standing};
-pub use crate::rollout::VerifiedImage;
-use crate::rollout::{Direction, ServiceState, Target};
-use crate::verify::{check_pair, ImageInfo, Verification, LATEST};
+use crate::registry::policy::Drift;
+use crate::rollout::deployer::{Deployer, RolloutError, TargetOutcome};
+pub use crate::rollout::rules::VerifiedImage;
+use crate::rollout::rules::{Direction, ServiceState, Target};
+use crate::verify::release::{standing, CommitFacts, Release, Standing};
+use crate::verify::tag_pair::{check_pair, ImageInfo, Verification, LATEST};
 
-mod events;
 mod policy;
 mod provenance;
 mod records;
 mod release;
 mod retention;
 mod rollout;
-pub use events::{
+pub use super::events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
     VerifierEventError, VerifyTrigger,
 };

@@ -16,10 +16,10 @@ use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord, PushSecond};
 use crate::aws::AwsError;
+use crate::build::order::{place_push, PushFacts, PushOrder, RANK_BASE};
+use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitRecord, CommitStatus};
-use crate::order::{place_push, PushFacts, PushOrder, RANK_BASE};
-use crate::push::{BuildRequest, Source};
 
 /// What happened to a build request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -323,7 +323,7 @@ impl BuildTrigger {
         }
     }
 
-    /// The push's place in the order: the first delivery fixes it (see [`crate::order`]).
+    /// The push's place in the order: the first delivery fixes it (see [`crate::build::order`]).
     async fn place(&self, request: &BuildRequest) -> Result<PushOrder, AwsError> {
         if request.source == Source::CodeCommit {
             // No chain: the order is the push time and the tie-break alone, the same from either

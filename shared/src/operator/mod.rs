@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, Instrument};
 
-use crate::deployer::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
+use crate::build::order::PushOrder;
+use crate::build::push::TagLength;
 use crate::ledger::now_epoch_seconds;
-use crate::order::PushOrder;
-use crate::push::TagLength;
-use crate::release::Release;
-use crate::rollout::Direction;
-use crate::verifier::{
+use crate::rollout::deployer::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
+use crate::rollout::rules::Direction;
+use crate::verify::release::Release;
+use crate::verify::verifier::{
     commit_provenance, ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger,
 };
 

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::lifecycle::{expired, StoredImage};
-use crate::policy::DesiredPolicy;
-use crate::release::Release;
-use crate::verify::LATEST;
+use crate::registry::lifecycle::{expired, StoredImage};
+use crate::registry::policy::DesiredPolicy;
+use crate::verify::release::Release;
+use crate::verify::tag_pair::LATEST;
 
 const DAY: u64 = 86_400;
 const KEEP_RELEASES: usize = 5;

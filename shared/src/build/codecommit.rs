@@ -7,7 +7,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::push::{CommitSha, GitRef, PushedRef, Source};
+use crate::build::push::{CommitSha, GitRef, PushedRef, Source};
 
 pub const STATE_CHANGE_DETAIL_TYPE: &str = "CodeCommit Repository State Change";
 

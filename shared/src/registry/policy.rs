@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lifecycle::{policy_json, Count, LifecycleRule, TagSelection};
-use crate::retention::{BUILD_TAG_PREFIX, KEEP_TAG_PREFIX};
+use crate::registry::lifecycle::{policy_json, Count, LifecycleRule, TagSelection};
+use crate::registry::retention::{BUILD_TAG_PREFIX, KEEP_TAG_PREFIX};
 
 /// The tag that moves; every other tag is immutable.
 pub const MUTABLE_TAG: &str = "latest";
@@ -63,7 +63,7 @@ impl DesiredPolicy {
     /// The lifecycle rules: the one source of truth for the policy the verifier keeps, the
     /// template's initial policy (a test compares them) and the retention tests.
     ///
-    /// 1. Images carrying a protective tag ([`crate::retention`]) are selected first, so no later
+    /// 1. Images carrying a protective tag ([`crate::registry::retention`]) are selected first, so no later
     ///    rule expires them.
     /// 2. So is the image `latest` names (one image is never "more than 1").
     /// 3. Untagged images expire after N days.

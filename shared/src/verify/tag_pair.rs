@@ -2,7 +2,7 @@
 //! image digest — the digest the release recorded?
 //!
 //! Level-based: the verifier reads what ECR and the ledger hold now, never the order events
-//! arrived in. Where an event's commit stands against the release is [`crate::release::standing`].
+//! arrived in. Where an event's commit stands against the release is [`crate::verify::release::standing`].
 
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::push::{CommitSha, GitRef, PushedRef, Source};
+use crate::build::push::{CommitSha, GitRef, PushedRef, Source};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PayloadError {

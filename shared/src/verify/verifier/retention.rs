@@ -1,11 +1,13 @@
 //! The reconcile's retention pass: exactly the images pushdeploy protects carry a protective tag
-//! ([`crate::retention`]), so the lifecycle policy never expires them.
+//! ([`crate::registry::retention`]), so the lifecycle policy never expires them.
 
 use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError};
-use crate::retention::{protected_images, protection_changes, ImageReference, RunningImage};
+use crate::registry::retention::{
+    protected_images, protection_changes, ImageReference, RunningImage,
+};
 
 /// What the retention pass found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::StoredImage;
-use crate::release::Release;
+use crate::registry::lifecycle::StoredImage;
+use crate::verify::release::Release;
 
 /// Tags that protect an image: `pushdeploy-keep-<digest hex>`.
 pub const KEEP_TAG_PREFIX: &str = "pushdeploy-keep-";
@@ -51,7 +51,7 @@ impl ImageReference {
     pub fn parse(image: &str, repository_uri: &str) -> Option<Self> {
         let rest = image.strip_prefix(repository_uri)?;
         if rest.is_empty() {
-            return Some(ImageReference::Tag(crate::verify::LATEST.into()));
+            return Some(ImageReference::Tag(crate::verify::tag_pair::LATEST.into()));
         }
         if !rest.starts_with(['@', ':']) {
             return None;
@@ -174,7 +174,7 @@ mod scenarios;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::ReleasedImage;
+    use crate::verify::release::ReleasedImage;
 
     fn digest(n: u32) -> String {
         format!("sha256:{n:064x}")

@@ -19,11 +19,11 @@ use crate::aws::ledger::{
 };
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
-use crate::rollout::{
+use crate::rollout::rules::{
     decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,
     ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
-use crate::verify::LATEST;
+use crate::verify::tag_pair::LATEST;
 
 #[derive(Debug, Error)]
 pub enum RolloutError {

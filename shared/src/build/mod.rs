@@ -1,0 +1,10 @@
+//! Stage 1, push → build: which pushes build (GitHub and CodeCommit payloads, the webhook's
+//! signature), where each push stands in the push order, and the trigger service that starts
+//! exactly one arm64 CodeBuild build per commit.
+
+pub mod codecommit;
+pub mod github;
+pub mod order;
+pub mod push;
+pub mod signature;
+pub mod trigger;
