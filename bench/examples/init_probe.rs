@@ -16,9 +16,12 @@ fn main() {
     let config = pushdeploy::config::VerifierConfig::from_env().expect("config");
     let t_cfg = t0.elapsed();
     let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.function_timeout);
-    let sdk = runtime.block_on(pushdeploy::load_sdk_config(&limits));
+    let sdk = runtime.block_on(pushdeploy::aws::sdk::load_sdk_config(&limits));
     let t_sdk = t0.elapsed();
-    let verifier = pushdeploy::verify::verifier::ImageVerifier::new(&sdk, config);
+    let verifier = pushdeploy::verify::verifier::ImageVerifier::new(
+        &pushdeploy::aws::AwsClients::new(&sdk),
+        config,
+    );
     let t_clients = t0.elapsed();
     drop(verifier);
     eprintln!(

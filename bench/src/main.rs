@@ -379,7 +379,7 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                 create_services(&stack.sdk, &["web"]).await;
                 // Bring the repository to its policy first, as the deployed stack's would be.
                 let verifier = pushdeploy::verify::verifier::ImageVerifier::new(
-                    &stack.sdk,
+                    &stack.aws,
                     pushdeploy::config::VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
                 );
                 verifier

@@ -22,16 +22,3 @@ pub mod registry;
 pub mod rollout;
 pub mod telemetry;
 pub mod verify;
-
-/// The SDK configuration for a function: credentials from `AWS_ACCESS_KEY_ID`/
-/// `AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, the region from `AWS_REGION`, the standard
-/// `AWS_ENDPOINT_URL` (moto, locally), and the call limits `limits` (see [`aws::sdk::SdkLimits`]).
-/// Nothing is fetched before the first call.
-///
-/// Lambda always passes the execution role's credentials in these variables, so the default
-/// provider chains (profile files, SSO, web identity, ECS, IMDS) are not built: building them
-/// took most of the cold start (about 5 ms of 9, measured with `bench/examples/init_probe.rs`).
-/// The HTTPS client is built on the first request (see [`aws::http::LazyHttpsClient`]).
-pub async fn load_sdk_config(limits: &aws::sdk::SdkLimits) -> aws_config::SdkConfig {
-    aws::sdk::load_sdk_config(limits).await
-}

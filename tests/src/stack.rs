@@ -6,6 +6,8 @@ use super::*;
 /// The resources a deployed stack has: ECR repository, CodeBuild project, ledger table, secret.
 pub struct Stack {
     pub sdk: SdkConfig,
+    /// What a function's `main` hands its handler, over the same configuration.
+    pub aws: pushdeploy::aws::AwsClients,
     pub secret_arn: String,
     pub repository_uri: String,
 }
@@ -37,6 +39,7 @@ impl Stack {
             .expect("secret ARN")
             .to_string();
         Stack {
+            aws: pushdeploy::aws::AwsClients::new(&sdk),
             sdk,
             secret_arn,
             repository_uri,

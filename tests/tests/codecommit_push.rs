@@ -23,7 +23,7 @@ async fn world() -> (Moto, Stack, CodeCommitHandler) {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     let config = CodeCommitConfig::from_vars(&stack.vars(&[])).expect("valid config");
-    let handler = CodeCommitHandler::new(&stack.sdk, config);
+    let handler = CodeCommitHandler::new(&stack.aws, config);
     moto.start_recording();
     (moto, stack, handler)
 }
@@ -197,7 +197,7 @@ async fn a_failed_start_is_an_error_so_the_event_is_retried() {
     let stack = Stack::create(&moto).await;
     let config = CodeCommitConfig::from_vars(&stack.vars(&[("CODEBUILD_PROJECT", "missing")]))
         .expect("valid config");
-    let handler = CodeCommitHandler::new(&stack.sdk, config);
+    let handler = CodeCommitHandler::new(&stack.aws, config);
     let error = handler
         .handle(load_event("codecommit-push/trigger-main.json"), None)
         .await

@@ -18,7 +18,7 @@ async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
     put_image(&stack.sdk, B, 2).await;
     seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let verifier = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     let report = verifier
@@ -30,7 +30,7 @@ async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
         .expect("UpdateService names a deployment")
         .to_string();
     let handler = DeploymentStatusHandler::new(
-        &stack.sdk,
+        &stack.aws,
         DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     moto.start_recording();
@@ -135,7 +135,7 @@ async fn unknown_deployments_and_bad_events() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     let handler = DeploymentStatusHandler::new(
-        &stack.sdk,
+        &stack.aws,
         DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let result = handler
@@ -194,7 +194,7 @@ async fn recording_a_deployment_again_never_erases_its_outcome() {
         .await
         .unwrap();
     let verifier = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     let report = verifier.handle(ecr_push_event(B)).await.unwrap();
@@ -228,7 +228,7 @@ async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
     put_image(&stack.sdk, B, 2).await;
     seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let verifier = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     moto.proxy
@@ -251,7 +251,7 @@ async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
         .expect("a deployment id")
         .to_string();
     let handler = DeploymentStatusHandler::new(
-        &stack.sdk,
+        &stack.aws,
         DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let early = handler

@@ -160,7 +160,7 @@ fn times(mode: Mode) -> Option<u32> {
 fn verifier(stack: &Stack) -> VerifierHandler {
     let config =
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap();
-    VerifierHandler::new(&stack.sdk, config)
+    VerifierHandler::new(&stack.aws, config)
 }
 
 /// Time passes: a lock or claim whose holder died expires (the test does not wait it out).
@@ -196,7 +196,7 @@ async fn run_case(moto: &Moto, case: &Case) -> CaseResult {
 
 async fn trigger_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut CaseResult) {
     let handler = WebhookHandler::new(
-        &stack.sdk,
+        &stack.aws,
         GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let event = load_event("github-webhook/push-main.json");
@@ -381,7 +381,7 @@ async fn outcome_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut Case
     let mut event = load_event("deployment-status/completed.json");
     event["detail"]["deploymentId"] = json!(id);
     let handler = DeploymentStatusHandler::new(
-        &stack.sdk,
+        &stack.aws,
         DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     moto.start_recording();
@@ -616,7 +616,7 @@ async fn a_hung_call_fails_the_invocation_with_a_named_error_before_the_function
     let function_timeout = config.build.function_timeout;
     // The SDK limits the webhook derives from its own timeout, as its `main` does.
     let sdk = moto.sdk_config_for(function_timeout).await;
-    let handler = WebhookHandler::new(&sdk, config);
+    let handler = WebhookHandler::new(&pushdeploy::aws::AwsClients::new(&sdk), config);
     moto.proxy
         .inject(Call::op("DescribeImages"), Fault::Hang, None);
     let event = load_event("github-webhook/push-main.json");

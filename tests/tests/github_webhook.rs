@@ -34,7 +34,7 @@ async fn world(overrides: &[(&str, &str)]) -> World {
 
 fn handler(stack: &Stack, overrides: &[(&str, &str)]) -> WebhookHandler {
     let config = GitHubWebhookConfig::from_vars(&stack.vars(overrides)).expect("valid config");
-    WebhookHandler::new(&stack.sdk, config)
+    WebhookHandler::new(&stack.aws, config)
 }
 
 async fn deliver(handler: &WebhookHandler, event: &Value) -> (u16, Value) {
@@ -552,7 +552,7 @@ async fn a_rotated_secret_is_read_again_at_most_once_per_interval() {
 fn eager_handler(stack: &Stack) -> WebhookHandler {
     let mut config = GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap();
     config.secret_refresh = std::time::Duration::ZERO;
-    WebhookHandler::new(&stack.sdk, config)
+    WebhookHandler::new(&stack.aws, config)
 }
 
 fn ping_with(secret: &str) -> Value {

@@ -105,7 +105,7 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
     let stack = Stack::create(&moto).await;
 
     let webhook = WebhookHandler::new(
-        &stack.sdk,
+        &stack.aws,
         GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let mut calls = Calls::new(&moto);
@@ -132,7 +132,7 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
     calls.assert_least_privilege("GitHubWebhookFunction");
 
     let codecommit = CodeCommitHandler::new(
-        &stack.sdk,
+        &stack.aws,
         CodeCommitConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let mut calls = Calls::new(&moto);
@@ -163,7 +163,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     let stack = Stack::create(&moto).await;
     create_services(&stack.sdk, &["web"]).await;
     let verifier = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     let mut calls = Calls::new(&moto);
@@ -230,7 +230,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     calls.assert_least_privilege("ImageVerifierFunction");
 
     let status = DeploymentStatusHandler::new(
-        &stack.sdk,
+        &stack.aws,
         DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     let mut calls = Calls::new(&moto);

@@ -32,7 +32,7 @@ async fn world() -> World {
 
 fn verifier(stack: &Stack, overrides: &[(&str, &str)]) -> VerifierHandler {
     let config = VerifierConfig::from_vars(&stack.vars(overrides)).expect("valid config");
-    VerifierHandler::new(&stack.sdk, config)
+    VerifierHandler::new(&stack.aws, config)
 }
 
 fn ecr_push(tag: &str) -> Value {

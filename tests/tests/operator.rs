@@ -28,7 +28,7 @@ async fn a_then_b_deployed() -> World {
         &stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]),
     )
     .unwrap();
-    let handler = VerifierHandler::new(&stack.sdk, config);
+    let handler = VerifierHandler::new(&stack.aws, config);
     let a_digest = put_image(&stack.sdk, A, 1).await;
     seed_built(&stack, A_SHA, A, push_order(1), "shop-image:a1").await;
     handler.handle(ecr_push_event(A)).await.expect("A deployed");
@@ -302,7 +302,7 @@ async fn invalid_operator_requests_are_typed_errors() {
     let moto = Moto::start();
     let stack = Stack::create(&moto).await;
     let handler = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
     );
     for request in [
@@ -382,7 +382,7 @@ async fn web_only() -> (Moto, Stack, VerifierHandler) {
     let stack = Stack::create(&moto).await;
     create_services(&stack.sdk, &["web"]).await;
     let handler = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
     );
     (moto, stack, handler)

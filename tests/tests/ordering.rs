@@ -31,7 +31,7 @@ async fn world(overrides: &[(&str, &str)]) -> World {
     let mut verifier_vars = vec![("ROLLOUT_TARGETS", "prod/web/app")];
     verifier_vars.extend_from_slice(overrides);
     let verifier = VerifierHandler::new(
-        &stack.sdk,
+        &stack.aws,
         VerifierConfig::from_vars(&stack.vars(&verifier_vars)).unwrap(),
     );
     World {
@@ -44,7 +44,7 @@ async fn world(overrides: &[(&str, &str)]) -> World {
 
 fn webhook(stack: &Stack, overrides: &[(&str, &str)]) -> WebhookHandler {
     WebhookHandler::new(
-        &stack.sdk,
+        &stack.aws,
         GitHubWebhookConfig::from_vars(&stack.vars(overrides)).unwrap(),
     )
 }

@@ -29,7 +29,7 @@ async fn world() -> World {
         &stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]),
     )
     .expect("config");
-    let verifier = VerifierHandler::new(&stack.sdk, config);
+    let verifier = VerifierHandler::new(&stack.aws, config);
     World {
         moto,
         stack,

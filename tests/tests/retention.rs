@@ -53,7 +53,7 @@ async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
         ("KEEP_RELEASED_IMAGES", "1"),
     ]))
     .unwrap();
-    let verifier = VerifierHandler::new(&stack.sdk, config);
+    let verifier = VerifierHandler::new(&stack.aws, config);
     let handle = |event: Value| {
         let verifier = &verifier;
         async move { verifier.handle(event).await.expect("handled") }

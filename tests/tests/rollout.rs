@@ -34,7 +34,7 @@ async fn world(targets: &str) -> World {
 fn verifier(stack: &Stack, targets: &str) -> VerifierHandler {
     let config =
         VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", targets)])).expect("config");
-    VerifierHandler::new(&stack.sdk, config)
+    VerifierHandler::new(&stack.aws, config)
 }
 
 /// The ECR event of B's SHA tag (B's build has succeeded: it becomes the release and rolls).

@@ -1,6 +1,7 @@
 //! The CodeCommit handler: either event shape → push rule → build trigger, reference by reference.
 
 use lambda_runtime::Diagnostic;
+use pushdeploy::aws::AwsClients;
 use pushdeploy::build::codecommit::{
     parse_codecommit_event, CodeCommitEventError, ReferenceChange,
 };
@@ -47,10 +48,10 @@ pub struct CodeCommitHandler {
 }
 
 impl CodeCommitHandler {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, config: CodeCommitConfig) -> Self {
+    /// Takes the adapters `main` built; makes no network call.
+    pub fn new(aws: &AwsClients, config: CodeCommitConfig) -> Self {
         Self {
-            trigger: BuildTrigger::new(sdk, config.build.clone()),
+            trigger: BuildTrigger::new(aws, config.build.clone()),
             config,
         }
     }

@@ -1,6 +1,7 @@
 //! The deployment-status handler: ECS Deployment State Change → ledger outcome + result event.
 
 use lambda_runtime::Diagnostic;
+use pushdeploy::aws::AwsClients;
 use pushdeploy::config::DeploymentStatusConfig;
 use pushdeploy::outcome::deployment_status::{DeploymentStatus, DeploymentStatusError};
 use serde_json::Value;
@@ -31,10 +32,10 @@ pub struct DeploymentStatusHandler {
 }
 
 impl DeploymentStatusHandler {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, config: DeploymentStatusConfig) -> Self {
+    /// Takes the adapters `main` built; makes no network call.
+    pub fn new(aws: &AwsClients, config: DeploymentStatusConfig) -> Self {
         Self {
-            status: DeploymentStatus::new(sdk, config.ledger_table, config.event_bus),
+            status: DeploymentStatus::new(aws, &config.ledger_table, &config.event_bus),
         }
     }
 

@@ -8,8 +8,8 @@ async fn main() -> Result<(), Error> {
     let config = DeploymentStatusConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(config.function_timeout);
-    let sdk = pushdeploy::load_sdk_config(&limits).await;
-    let handler = DeploymentStatusHandler::new(&sdk, config);
+    let aws = pushdeploy::aws::AwsClients::load(&limits).await;
+    let handler = DeploymentStatusHandler::new(&aws, config);
     let handler = &handler;
     // Every payload reaches the handler, which answers one that is not JSON with its documented
     // error (`MalformedEvent`), not the runtime's.

@@ -3,6 +3,7 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use pushdeploy::aws::secrets::{DeliveryAuthError, WebhookSecret};
+use pushdeploy::aws::AwsClients;
 use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
 use pushdeploy::build::push::decide_build;
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
@@ -18,15 +19,12 @@ pub struct WebhookHandler {
 }
 
 impl WebhookHandler {
-    /// Builds the clients; makes no network call (the secret is read on the first delivery).
-    pub fn new(sdk: &aws_config::SdkConfig, config: GitHubWebhookConfig) -> Self {
+    /// Takes the adapters `main` built; makes no network call (the secret is read on the first
+    /// delivery).
+    pub fn new(aws: &AwsClients, config: GitHubWebhookConfig) -> Self {
         Self {
-            secret: WebhookSecret::new(
-                sdk,
-                config.webhook_secret_arn.clone(),
-                config.secret_refresh,
-            ),
-            trigger: BuildTrigger::new(sdk, config.build.clone()),
+            secret: aws.webhook_secret(&config.webhook_secret_arn, config.secret_refresh),
+            trigger: BuildTrigger::new(aws, config.build.clone()),
             config,
         }
     }

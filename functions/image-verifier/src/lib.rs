@@ -2,6 +2,7 @@
 //! rollout included); a direct invocation without `detail-type` → an operator action.
 
 use lambda_runtime::Diagnostic;
+use pushdeploy::aws::AwsClients;
 use pushdeploy::config::VerifierConfig;
 use pushdeploy::operator::{parse_operator_request, InvalidOperatorRequest, OperatorError};
 use pushdeploy::verify::verifier::{
@@ -63,10 +64,10 @@ pub struct VerifierHandler {
 }
 
 impl VerifierHandler {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, config: VerifierConfig) -> Self {
+    /// Takes the adapters `main` built; makes no network call.
+    pub fn new(aws: &AwsClients, config: VerifierConfig) -> Self {
         Self {
-            verifier: ImageVerifier::new(sdk, config),
+            verifier: ImageVerifier::new(aws, config),
         }
     }
 

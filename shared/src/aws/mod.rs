@@ -1,5 +1,6 @@
 //! Thin adapters over the AWS SDK clients: the only modules that import `aws_sdk_*`.
 
+pub mod clients;
 pub mod codebuild;
 pub mod ecr;
 pub mod ecs;
@@ -11,6 +12,8 @@ pub mod secrets;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use thiserror::Error;
+
+pub use clients::AwsClients;
 
 /// A failed AWS call, with the service's error code when it sent one.
 #[derive(Debug, Error)]

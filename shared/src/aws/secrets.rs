@@ -35,10 +35,14 @@ pub struct WebhookSecret {
 }
 
 impl WebhookSecret {
-    /// Builds the client; reads nothing until the first delivery.
-    pub fn new(sdk: &aws_config::SdkConfig, secret_arn: String, min_refresh: Duration) -> Self {
+    /// Reads nothing until the first delivery.
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        secret_arn: String,
+        min_refresh: Duration,
+    ) -> Self {
         Self {
-            client: aws_sdk_secretsmanager::Client::new(sdk),
+            client,
             secret_arn,
             min_refresh,
             cached: Mutex::new(None),

@@ -15,7 +15,7 @@ use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord, PushSecond};
-use crate::aws::AwsError;
+use crate::aws::{AwsClients, AwsError};
 use crate::build::order::{place_push, PushFacts, PushOrder, RANK_BASE};
 use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
@@ -90,23 +90,13 @@ pub struct BuildTrigger {
 pub const REPUSHED_DETAIL_TYPE: &str = "pushdeploy Commit Repushed";
 
 impl BuildTrigger {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, config: BuildTriggerConfig) -> Self {
+    /// Takes its adapters from the function's [`AwsClients`]; makes no network call.
+    pub fn new(aws: &AwsClients, config: BuildTriggerConfig) -> Self {
         Self {
-            ledger: LedgerTable::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.ledger_table.clone(),
-            ),
-            registry: Registry::new(aws_sdk_ecr::Client::new(sdk), config.repository.clone()),
-            builds: BuildStarter::new(
-                aws_sdk_codebuild::Client::new(sdk),
-                config.codebuild_project.clone(),
-                config.codebuild_image.clone(),
-            ),
-            events: ResultPublisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                config.event_bus.clone(),
-            ),
+            ledger: aws.ledger(&config.ledger_table),
+            registry: aws.registry(&config.repository),
+            builds: aws.build_starter(&config.codebuild_project, &config.codebuild_image),
+            events: aws.results(&config.event_bus),
             config,
         }
     }

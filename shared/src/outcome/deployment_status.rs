@@ -9,7 +9,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::LedgerTable;
-use crate::aws::AwsError;
+use crate::aws::{AwsClients, AwsError};
 use crate::ledger::now_epoch_seconds;
 
 pub const DEPLOYMENT_DETAIL_TYPE: &str = "pushdeploy Deployment Result";
@@ -93,11 +93,11 @@ pub struct DeploymentStatus {
 }
 
 impl DeploymentStatus {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, ledger_table: String, event_bus: String) -> Self {
+    /// Takes its adapters from the function's [`AwsClients`]; makes no network call.
+    pub fn new(aws: &AwsClients, ledger_table: &str, event_bus: &str) -> Self {
         Self {
-            ledger: LedgerTable::new(aws_sdk_dynamodb::Client::new(sdk), ledger_table),
-            results: ResultPublisher::new(aws_sdk_eventbridge::Client::new(sdk), event_bus),
+            ledger: aws.ledger(ledger_table),
+            results: aws.results(event_bus),
         }
     }
 

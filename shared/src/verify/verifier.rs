@@ -13,7 +13,7 @@ use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::{KnownCommit, LedgerTable, UntrustedImageRecord, VerificationRecord};
-use crate::aws::AwsError;
+use crate::aws::{AwsClients, AwsError};
 use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
@@ -219,20 +219,14 @@ fn log_outcome(outcome: &Verification) {
 }
 
 impl ImageVerifier {
-    /// Builds the clients; makes no network call.
-    pub fn new(sdk: &aws_config::SdkConfig, config: VerifierConfig) -> Self {
+    /// Takes the adapters `main` built once; makes no network call.
+    pub fn new(aws: &AwsClients, config: VerifierConfig) -> Self {
         Self {
-            registry: Registry::new(aws_sdk_ecr::Client::new(sdk), config.repository.clone()),
-            ledger: LedgerTable::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.ledger_table.clone(),
-            ),
-            ecs: Ecs::new(aws_sdk_ecs::Client::new(sdk)),
-            builds: BuildReader::new(aws_sdk_codebuild::Client::new(sdk)),
-            results: ResultPublisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                config.event_bus.clone(),
-            ),
+            registry: aws.registry(&config.repository),
+            ledger: aws.ledger(&config.ledger_table),
+            ecs: aws.ecs(),
+            builds: aws.build_reader(),
+            results: aws.results(&config.event_bus),
             config,
             policy_checked: Mutex::new(false),
         }
