@@ -9,6 +9,18 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::LambdaInvocation;
 use serde_json::{json, Value};
 
+/// A handler's answer could not be written as JSON. pushdeploy's answers are plain records, so
+/// this does not happen; if a change ever made it happen, the invocation fails with this named
+/// error instead of answering `null`.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer could not be written as JSON: {0}")]
+pub struct AnswerNotJson(#[from] serde_json::Error);
+
+/// A handler's typed answer as the JSON the runtime sends back.
+pub fn answer<T: serde::Serialize>(response: &T) -> Result<Value, AnswerNotJson> {
+    Ok(serde_json::to_value(response)?)
+}
+
 /// The key of the marker that replaces a payload that is not JSON.
 pub const NOT_JSON: &str = "pushdeploy:payload-not-json";
 

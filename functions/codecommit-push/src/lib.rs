@@ -8,6 +8,7 @@ use pushdeploy::build::codecommit::{
 use pushdeploy::build::push::{decide_build, GitRef, PushedRef};
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
 use pushdeploy::config::CodeCommitConfig;
+use pushdeploy::payload::{answer, AnswerNotJson};
 use serde_json::{json, Value};
 use thiserror::Error;
 use tracing::{info, Instrument};
@@ -23,6 +24,8 @@ pub enum CodeCommitError {
         total: usize,
         reasons: String,
     },
+    #[error(transparent)]
+    Answer(#[from] AnswerNotJson),
 }
 
 impl From<CodeCommitError> for Diagnostic {
@@ -34,6 +37,7 @@ impl From<CodeCommitError> for Diagnostic {
             }
             CodeCommitError::Event(CodeCommitEventError::Malformed { .. }) => "MalformedEvent",
             CodeCommitError::Trigger { .. } => "BuildTriggerFailed",
+            CodeCommitError::Answer(_) => "AnswerNotJson",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -105,7 +109,7 @@ impl CodeCommitHandler {
             };
             match self.trigger.trigger_build(&build, Some(event_id)).await {
                 Ok(outcome) => {
-                    let mut result = serde_json::to_value(outcome).unwrap_or(Value::Null);
+                    let mut result = answer(&outcome)?;
                     result["reference"] = json!(reference);
                     results.push(result);
                 }

@@ -4,21 +4,29 @@ use lambda_runtime::Diagnostic;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::config::DeploymentStatusConfig;
 use pushdeploy::outcome::deployment_status::{DeploymentStatus, DeploymentStatusError};
+use pushdeploy::payload::{answer, AnswerNotJson};
 use serde_json::Value;
 
 /// Wraps the library error so the runtime reports a named error type.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct StatusError(#[from] DeploymentStatusError);
+pub enum StatusError {
+    #[error(transparent)]
+    Status(#[from] DeploymentStatusError),
+    #[error(transparent)]
+    Answer(#[from] AnswerNotJson),
+}
 
 impl From<StatusError> for Diagnostic {
     fn from(error: StatusError) -> Self {
-        let error_type = match &error.0 {
-            DeploymentStatusError::Malformed(_) => "MalformedEvent",
-            DeploymentStatusError::Unsupported(_) => "UnsupportedEvent",
-            DeploymentStatusError::Ledger(_) => "LedgerFailed",
-            DeploymentStatusError::Publish(_) => "PublishFailed",
-            DeploymentStatusError::NotYetRecorded { .. } => "DeploymentNotYetRecorded",
+        let error_type = match &error {
+            StatusError::Status(DeploymentStatusError::Malformed(_)) => "MalformedEvent",
+            StatusError::Status(DeploymentStatusError::Unsupported(_)) => "UnsupportedEvent",
+            StatusError::Status(DeploymentStatusError::Ledger(_)) => "LedgerFailed",
+            StatusError::Status(DeploymentStatusError::Publish(_)) => "PublishFailed",
+            StatusError::Status(DeploymentStatusError::NotYetRecorded { .. }) => {
+                "DeploymentNotYetRecorded"
+            }
+            StatusError::Answer(_) => "AnswerNotJson",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -45,6 +53,6 @@ impl DeploymentStatusHandler {
             .handle(event)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "deployment event failed"))?;
-        Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+        Ok(answer(&response)?)
     }
 }

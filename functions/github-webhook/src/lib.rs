@@ -8,6 +8,7 @@ use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
 use pushdeploy::build::push::decide_build;
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
 use pushdeploy::config::GitHubWebhookConfig;
+use pushdeploy::payload::answer;
 use pushdeploy::telemetry::loggable;
 use serde_json::{json, Value};
 use tracing::{info, warn, Instrument};
@@ -127,10 +128,14 @@ impl WebhookHandler {
             }
         };
         match self.trigger.trigger_build(&build, Some(delivery)).await {
-            Ok(outcome) => reply(
-                StatusCode::ACCEPTED,
-                serde_json::to_value(outcome).unwrap_or(Value::Null),
-            ),
+            Ok(outcome) => match answer(&outcome) {
+                Ok(body) => reply(StatusCode::ACCEPTED, body),
+                Err(e) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "answer_not_json",
+                    &e.to_string(),
+                ),
+            },
             Err(e) => {
                 tracing::error!(error = %e, sha = %build.sha, "build trigger failed");
                 let (status, code) = match &e {

@@ -5,6 +5,7 @@ use lambda_runtime::Diagnostic;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::config::VerifierConfig;
 use pushdeploy::operator::{parse_operator_request, InvalidOperatorRequest, OperatorError};
+use pushdeploy::payload::{answer, AnswerNotJson};
 use pushdeploy::verify::verifier::{
     trigger_from_event, ImageVerifier, VerifierEventError, VerifierResponse, VerifyError,
 };
@@ -22,6 +23,8 @@ pub enum VerifierError {
     InvalidRequest(#[from] InvalidOperatorRequest),
     #[error(transparent)]
     Operator(#[from] OperatorError),
+    #[error(transparent)]
+    Answer(#[from] AnswerNotJson),
 }
 
 fn verify_error_type(error: &VerifyError) -> &'static str {
@@ -51,6 +54,7 @@ impl From<VerifierError> for Diagnostic {
             VerifierError::InvalidRequest(_) => "InvalidOperatorRequest",
             VerifierError::Operator(OperatorError::ImageNotFound(_)) => "ImageNotFound",
             VerifierError::Operator(OperatorError::Untrusted { .. }) => "Untrusted",
+            VerifierError::Answer(_) => "AnswerNotJson",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -94,7 +98,7 @@ impl VerifierHandler {
                 VerifierResponse::Ignored { reason }
             }
         };
-        Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+        Ok(answer(&response)?)
     }
 
     async fn operate(&self, request: Value) -> Result<Value, VerifierError> {
@@ -105,6 +109,6 @@ impl VerifierHandler {
             .operate(request)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "operator action failed"))?;
-        Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+        Ok(answer(&response)?)
     }
 }
