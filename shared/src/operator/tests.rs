@@ -1,0 +1,51 @@
+use super::*;
+use serde_json::json;
+
+fn parse(value: serde_json::Value) -> Result<OperatorRequest, InvalidOperatorRequest> {
+    parse_operator_request(value, TagLength::DEFAULT)
+}
+
+#[test]
+fn actions() {
+    assert_eq!(
+        parse(json!({"rollback": {"sha": "F8AFE6A7C3D1"}})).unwrap(),
+        OperatorRequest {
+            action: OperatorAction::Rollback {
+                image_tag: "f8afe6a7".into()
+            },
+            dry_run: false
+        }
+    );
+    assert_eq!(
+        parse(json!({"freeze": true})).unwrap().action,
+        OperatorAction::Freeze(true)
+    );
+    assert_eq!(
+        parse(json!({"plan": {}})).unwrap().action,
+        OperatorAction::Plan
+    );
+    assert_eq!(
+        parse(json!({"status": {}})).unwrap().action,
+        OperatorAction::Status
+    );
+    assert!(
+        parse(json!({"freeze": false, "dry_run": true}))
+            .unwrap()
+            .dry_run
+    );
+}
+
+#[test]
+fn bad_requests_say_why() {
+    for (value, needle) in [
+        (json!({}), "no action"),
+        (json!({"freeze": true, "plan": {}}), "one action"),
+        (json!({"rollback": {"sha": "f8af"}}), "at least 8"),
+        (json!({"rollback": {"sha": "zzzzzzzz"}}), "not a commit SHA"),
+        (json!({"rollback": "f8afe6a7"}), "expected one of"),
+        (json!({"deploy": {}}), "unknown field"),
+    ] {
+        let err = parse(value.clone()).unwrap_err();
+        assert!(err.to_string().contains(needle), "{value}: {err}");
+    }
+}

@@ -1,0 +1,171 @@
+use super::*;
+use serde_json::json;
+
+fn desired() -> DesiredPolicy {
+    DesiredPolicy {
+        keep_sha_images: 30,
+        untagged_expiry_days: 7,
+        check_scan_on_push: true,
+    }
+}
+
+fn compliant() -> ActualPolicy {
+    ActualPolicy {
+        tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+        mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
+        scan_on_push: true,
+        lifecycle_policy: Some(desired().lifecycle_policy().to_string()),
+    }
+}
+
+#[test]
+fn generated_policy_follows_the_grammar() {
+    assert_eq!(
+        lifecycle_grammar_errors(&desired().lifecycle_policy()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn grammar_check_catches_violations() {
+    let bad = json!({"rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
+        {"rulePriority": 1, "selection": {"tagStatus": "tagged", "countType": "sinceImagePushed", "countNumber": 0}, "action": {"type": "delete"}},
+        {"rulePriority": 3, "selection": {"tagStatus": "untagged", "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countUnit": "days", "countNumber": 2}, "action": {"type": "expire"}}
+    ]});
+    let errors = lifecycle_grammar_errors(&bad).join("\n");
+    for expected in [
+        "rulePriority must be unique",
+        "exactly one of tagPrefixList and tagPatternList",
+        "sinceImagePushed needs countUnit days",
+        "countNumber must be a positive integer",
+        "action.type must be expire",
+        "only allowed with tagStatus tagged",
+        "countUnit is only allowed with sinceImagePushed",
+        "tagStatus any rule must have the highest rulePriority",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing `{expected}` in\n{errors}"
+        );
+    }
+}
+
+#[test]
+fn protective_tags_and_latest_are_selected_before_any_rule_that_expires() {
+    let policy = desired().lifecycle_policy();
+    let rules = policy["rules"].as_array().unwrap();
+    assert_eq!(
+        rules[0]["selection"]["tagPatternList"],
+        json!(["pushdeploy-keep-*"])
+    );
+    assert_eq!(rules[1]["selection"]["tagPatternList"], json!(["latest"]));
+    assert_eq!(rules[1]["selection"]["countNumber"], 1);
+    // No rule may select `any`, and no tagged rule selects anything but pushdeploy's tags.
+    for rule in rules {
+        let selection = &rule["selection"];
+        assert_ne!(selection["tagStatus"], "any");
+        if let Some(patterns) = selection["tagPatternList"].as_array() {
+            for pattern in patterns {
+                let pattern = pattern.as_str().unwrap();
+                assert!(
+                    pattern == "latest" || pattern.starts_with("pushdeploy-"),
+                    "{pattern}"
+                );
+            }
+        }
+        assert!(selection.get("tagPrefixList").is_none());
+    }
+}
+
+#[test]
+fn a_compliant_repository_has_no_drift() {
+    assert!(desired().drift(&compliant()).is_empty());
+}
+
+#[test]
+fn formatting_and_order_are_not_drift() {
+    let mut rules = desired().lifecycle_policy()["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    rules.reverse();
+    for rule in &mut rules {
+        rule.as_object_mut().unwrap().remove("description");
+        if let Some(list) = rule["selection"].get_mut("tagPrefixList") {
+            list.as_array_mut().unwrap().reverse();
+        }
+    }
+    let mut actual = compliant();
+    actual.lifecycle_policy = Some(serde_json::to_string_pretty(&json!({"rules": rules})).unwrap());
+    assert!(desired().drift(&actual).is_empty());
+}
+
+#[test]
+fn each_drift_is_named() {
+    type Change = Box<dyn Fn(&mut ActualPolicy)>;
+    let cases: Vec<(Change, Drift)> = vec![
+        (
+            Box::new(|a| {
+                a.tag_mutability = "MUTABLE".into();
+                a.mutability_exclusions.clear();
+            }),
+            Drift::TagMutability {
+                actual: "MUTABLE".into(),
+            },
+        ),
+        (
+            Box::new(|a| {
+                a.tag_mutability = "IMMUTABLE".into();
+                a.mutability_exclusions.clear();
+            }),
+            Drift::TagMutability {
+                actual: "IMMUTABLE".into(),
+            },
+        ),
+        (
+            Box::new(|a| a.mutability_exclusions = vec![("WILDCARD".into(), "dev*".into())]),
+            Drift::TagMutability {
+                actual: "IMMUTABLE_WITH_EXCLUSION excluding dev*".into(),
+            },
+        ),
+        (Box::new(|a| a.scan_on_push = false), Drift::ScanOnPushOff),
+        (
+            Box::new(|a| a.lifecycle_policy = None),
+            Drift::LifecyclePolicyMissing,
+        ),
+        (
+            Box::new(|a| {
+                a.lifecycle_policy = Some(
+                    DesiredPolicy {
+                        keep_sha_images: 5,
+                        ..desired()
+                    }
+                    .lifecycle_policy()
+                    .to_string(),
+                )
+            }),
+            Drift::LifecyclePolicyChanged,
+        ),
+        (
+            Box::new(|a| a.lifecycle_policy = Some("not json".into())),
+            Drift::LifecyclePolicyChanged,
+        ),
+    ];
+    for (change, expected) in cases {
+        let mut actual = compliant();
+        change(&mut actual);
+        assert_eq!(desired().drift(&actual), vec![expected]);
+    }
+}
+
+#[test]
+fn scan_check_can_be_turned_off() {
+    let mut actual = compliant();
+    actual.scan_on_push = false;
+    let registry_level = DesiredPolicy {
+        check_scan_on_push: false,
+        ..desired()
+    };
+    assert!(registry_level.drift(&actual).is_empty());
+}

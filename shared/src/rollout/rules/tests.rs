@@ -1,0 +1,204 @@
+use super::*;
+
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop@sha256:bb";
+
+#[test]
+fn targets_parse() {
+    let targets = parse_targets("prod/web/app, prod/worker/app").unwrap();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[1].name(), "prod/worker");
+    assert_eq!(targets[1].container, "app");
+    assert!(parse_targets("prod/web").is_err());
+    assert!(parse_targets("prod//app").is_err());
+    assert_eq!(parse_targets(" , ").unwrap(), vec![]);
+}
+
+#[test]
+fn pinned_by_digest() {
+    assert_eq!(
+        pinned_image(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop",
+            "sha256:bb"
+        ),
+        IMAGE
+    );
+}
+
+#[test]
+fn decisions() {
+    let running = |image: Option<&str>, sequence: Option<u64>| Running {
+        image: image.map(str::to_string),
+        sequence,
+    };
+    let cases = [
+        (
+            running(Some(IMAGE), Some(2)),
+            Some(2),
+            false,
+            RolloutDecision::AlreadyRunning,
+        ),
+        (
+            running(Some("nginx:latest"), None),
+            Some(1),
+            false,
+            RolloutDecision::Deploy,
+        ),
+        (
+            running(Some("x@sha256:aa"), Some(1)),
+            Some(2),
+            false,
+            RolloutDecision::Deploy,
+        ),
+        (
+            running(Some("x@sha256:cc"), Some(3)),
+            Some(2),
+            false,
+            RolloutDecision::RunningNewer {
+                running_sequence: 3,
+            },
+        ),
+        (
+            running(Some("x@sha256:cc"), Some(3)),
+            Some(2),
+            true,
+            RolloutDecision::Deploy,
+        ),
+        (
+            running(Some("x@sha256:cc"), Some(3)),
+            None,
+            false,
+            RolloutDecision::Deploy,
+        ),
+        (
+            running(None, None),
+            Some(2),
+            false,
+            RolloutDecision::NoSuchContainer,
+        ),
+    ];
+    for (running, sequence, deliberate, expected) in cases {
+        assert_eq!(
+            decide_rollout(&running, IMAGE, sequence, deliberate),
+            expected,
+            "{running:?} {sequence:?}"
+        );
+    }
+}
+
+#[test]
+fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
+    let last = |digest: Option<&str>, sequence: Option<u64>| LastRolled {
+        digest: digest.map(str::to_string),
+        sequence,
+        held_until: None,
+    };
+    let cases = [
+        (last(None, None), Some(1), false, None),
+        (
+            last(Some("sha256:bb"), Some(4)),
+            Some(9),
+            false,
+            Some(RolloutDecision::AlreadyDeployed),
+        ),
+        (
+            last(Some("sha256:aa"), Some(4)),
+            Some(4),
+            false,
+            Some(RolloutDecision::NewerDeployed {
+                deployed_sequence: 4,
+            }),
+        ),
+        (
+            last(Some("sha256:aa"), Some(7)),
+            Some(4),
+            false,
+            Some(RolloutDecision::NewerDeployed {
+                deployed_sequence: 7,
+            }),
+        ),
+        (last(Some("sha256:aa"), Some(4)), Some(5), false, None),
+        // Without a sequence only the digest can refuse; a rollback is never refused.
+        (last(Some("sha256:aa"), Some(7)), None, false, None),
+        (last(Some("sha256:bb"), Some(7)), Some(4), true, None),
+    ];
+    for (last, sequence, deliberate, expected) in cases {
+        assert_eq!(
+            follow_last_rolled(&last, "sha256:bb", sequence, deliberate),
+            expected,
+            "{last:?} {sequence:?} {deliberate}"
+        );
+    }
+    // After a rollback (to order 2, holding back pushes up to 6): only later pushes roll.
+    let rolled_back = LastRolled {
+        digest: Some("sha256:aa".into()),
+        sequence: Some(2),
+        held_until: Some(6),
+    };
+    for (sequence, expected) in [
+        (
+            Some(5),
+            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+        ),
+        (
+            Some(6),
+            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+        ),
+        (
+            None,
+            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+        ),
+        (Some(7), None),
+    ] {
+        assert_eq!(
+            follow_last_rolled(&rolled_back, "sha256:bb", sequence, false),
+            expected,
+            "{sequence:?}"
+        );
+    }
+    assert_eq!(
+        follow_last_rolled(&rolled_back, "sha256:bb", Some(5), true),
+        None
+    );
+}
+
+#[test]
+fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
+    let crashed = ServiceState {
+        lock_owner: Some("f8afe6a7@100".into()),
+        lock_expires_at: Some(220),
+        locked_digest: Some("sha256:bb".into()),
+        registered: None,
+        last: LastRolled {
+            digest: Some("sha256:aa".into()),
+            sequence: Some(1),
+            held_until: None,
+        },
+    };
+    assert!(crashed.deployment_left_unrecorded("sha256:bb", "td:2"));
+    // Another digest's lock, a released lock, or a recorded deployment.
+    assert!(!crashed.deployment_left_unrecorded("sha256:cc", "td:2"));
+    let released = ServiceState {
+        lock_owner: None,
+        ..crashed.clone()
+    };
+    assert!(!released.deployment_left_unrecorded("sha256:bb", "td:2"));
+    // Released, naming the revision it registered: the one running now, or another.
+    let registered = ServiceState {
+        registered: Some(("sha256:bb".into(), "td:2".into())),
+        ..released.clone()
+    };
+    assert!(registered.deployment_left_unrecorded("sha256:bb", "td:2"));
+    assert!(!registered.deployment_left_unrecorded("sha256:bb", "td:1"));
+    assert_eq!(registered.registered_revision("sha256:bb"), Some("td:2"));
+    assert_eq!(registered.registered_revision("sha256:cc"), None);
+    let recorded = ServiceState {
+        last: LastRolled {
+            digest: Some("sha256:bb".into()),
+            sequence: Some(2),
+            held_until: None,
+        },
+        ..crashed
+    };
+    assert!(!recorded.deployment_left_unrecorded("sha256:bb", "td:2"));
+    assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb", "td:2"));
+}
