@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use thiserror::Error;
 use tokio::sync::Mutex;
 use tracing::{field, info, warn, Instrument};
 
@@ -12,93 +10,39 @@ use crate::aws::codebuild::BuildReader;
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::{KnownCommit, LedgerTable, UntrustedImageRecord, VerificationRecord};
+use crate::aws::ledger::{LedgerTable, UntrustedImageRecord, VerificationRecord};
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::registry::policy::Drift;
-use crate::rollout::deployer::{Deployer, RolloutError, TargetOutcome};
+use crate::rollout::deployer::{Deployer, TargetOutcome};
 pub use crate::rollout::rules::VerifiedImage;
 use crate::rollout::rules::{Direction, ServiceState, Target};
-use crate::verify::release::{standing, CommitFacts, Release, Standing};
+use crate::verify::release::{standing, Release, Standing};
 use crate::verify::tag_pair::{check_pair, ImageInfo, Verification, LATEST};
 
+mod known;
 mod policy;
 mod provenance;
 mod records;
 mod release;
+mod report;
 mod retention;
 mod rollout;
 pub use super::events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
     VerifierEventError, VerifyTrigger,
 };
+use known::{adoptable, names, subject_verification, KnownCommits, Record};
 pub(crate) use provenance::commit_provenance;
+pub use report::{VerificationReport, VerifierResponse, VerifyError};
 pub use retention::RetentionReport;
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
 /// How often one invocation tries to move the release before failing (and being retried).
 const ADVANCE_ATTEMPTS: usize = 3;
-
-// ---- the verifier ------------------------------------------------------------------------------
-
-#[derive(Debug, Error)]
-pub enum VerifyError {
-    #[error("ECR repository {0} does not exist")]
-    RepositoryNotFound(String),
-    #[error("ECR: {0}")]
-    Registry(AwsError),
-    #[error("deploy ledger: {0}")]
-    Ledger(AwsError),
-    #[error("result event: {0}")]
-    Publish(AwsError),
-    #[error("CodeBuild: {0}")]
-    Builds(AwsError),
-    #[error("CodeBuild does not report build {0} finished yet (its event came first): retried")]
-    BuildNotFinished(String),
-    #[error("ECS: {0}")]
-    Services(AwsError),
-    #[error("rollout: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Rollout(Vec<RolloutError>),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VerificationReport {
-    pub trigger: &'static str,
-    pub repository: String,
-    #[serde(flatten)]
-    pub verification: Verification,
-    pub sequence: Option<u64>,
-    /// The image tag the release names after this invocation (what `latest` should name).
-    pub release: Option<String>,
-    /// Policy differences found and corrected during this invocation.
-    pub policy_drift: Vec<String>,
-    /// Set only when the outcome is `verified`.
-    pub deployable: Option<VerifiedImage>,
-    /// What the rollout did on each configured service (empty unless verified).
-    pub rollout: Vec<TargetOutcome>,
-    /// The reconcile's retention pass (`None` on other triggers).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<RetentionReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum VerifierResponse {
-    Ignored {
-        reason: IgnoreReason,
-    },
-    Verification(Box<VerificationReport>),
-    BuildFailed {
-        image_tag: String,
-        build_id: String,
-        status: String,
-        /// False when the event was for an older build of the commit (or one the ledger lacks).
-        recorded: bool,
-    },
-}
 
 pub struct ImageVerifier {
     pub(crate) config: VerifierConfig,
@@ -109,94 +53,6 @@ pub struct ImageVerifier {
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
     policy_checked: Mutex<bool>,
-}
-
-/// What the verifier read of the ledger in one call.
-#[derive(Default)]
-struct KnownCommits {
-    commits: HashMap<String, KnownCommit>,
-    release: Option<Release>,
-    /// Rollouts are frozen (read in the same call).
-    frozen: bool,
-    /// The rollout targets' ledger items (read in the same call).
-    services: HashMap<String, ServiceState>,
-    /// Of the digests asked for, those already recorded as untrusted images.
-    untrusted_images: std::collections::HashSet<String>,
-}
-
-impl KnownCommits {
-    fn sequence(&self, tag: &str) -> Option<u64> {
-        self.commits.get(tag).and_then(|c| c.sequence)
-    }
-
-    fn sha(&self, tag: &str) -> Option<String> {
-        self.commits.get(tag).and_then(|c| c.sha.clone())
-    }
-
-    fn facts(&self, tag: &str) -> Option<CommitFacts> {
-        let commit = self.commits.get(tag)?;
-        Some(CommitFacts {
-            status: commit.status?,
-            order: commit.sequence.map(PushOrder::from_u64),
-        })
-    }
-}
-
-/// An outcome to record: on a commit's item, or on an untrusted image's own.
-enum Record {
-    Commit(VerificationRecord),
-    Image(UntrustedImageRecord),
-}
-
-/// The outcome of an event's commit that is not the release.
-fn subject_verification(tag: &str, standing: &Standing, image: Option<&ImageInfo>) -> Verification {
-    let tag = tag.to_string();
-    let digest = image.map(|i| i.digest.clone());
-    match standing {
-        Standing::Pending | Standing::Candidate(_) | Standing::Release => Verification::Pending {
-            tag: Some(tag),
-            digest,
-        },
-        Standing::Superseded { newer_tag } => Verification::Superseded {
-            tag,
-            digest,
-            newer_tag: newer_tag.clone(),
-        },
-        Standing::Held { held_until } => Verification::Held {
-            tag,
-            digest,
-            held_until: held_until.get(),
-        },
-        Standing::BuildOnly => Verification::BuildOnly { tag, digest },
-        Standing::Untrusted { reason } => Verification::Untrusted {
-            tag,
-            digest,
-            reason: reason.clone(),
-        },
-    }
-}
-
-/// Whether the image of digest `latest` may be adopted as the release for `commit` (no release
-/// yet: an upgrade). Only for a digest the ledger already ties to the commit: the digest its
-/// build reported, or, for a commit an older version built, the digest that version verified.
-fn adoptable(commit: &KnownCommit, latest: &str) -> bool {
-    if commit.provenance_refused.is_some() {
-        return false;
-    }
-    match &commit.built_digest {
-        Some(built) => built == latest,
-        None => {
-            commit.verification.as_deref() == Some("verified")
-                && commit.image_digest.as_deref() == Some(latest)
-        }
-    }
-}
-
-/// Whether `image` carries `tag`.
-fn names(image: &Option<ImageInfo>, tag: &str) -> bool {
-    image
-        .as_ref()
-        .is_some_and(|i| i.tags.iter().any(|t| t == tag))
 }
 
 fn log_outcome(outcome: &Verification) {

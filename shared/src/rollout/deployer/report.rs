@@ -1,0 +1,135 @@
+//! What a rollout says about one service: its outcome, its errors, its plan, its status.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::aws::AwsError;
+use crate::rollout::rules::{RolloutDecision, Target};
+
+#[derive(Debug, Error)]
+pub enum RolloutError {
+    #[error("{target}: the task definition has no container named `{container}`")]
+    NoSuchContainer { target: String, container: String },
+    #[error("{target}: another rollout holds the service's lock; retry later")]
+    Locked { target: String },
+    #[error("{target}: ECS: {source}")]
+    Ecs { target: String, source: AwsError },
+    #[error("{target}: deploy ledger: {source}")]
+    Ledger { target: String, source: AwsError },
+    #[error("{target}: ECR: {source}")]
+    Registry { target: String, source: AwsError },
+    /// UpdateService succeeded but its record failed: the lock is kept (the marker the retry
+    /// finds), and the retry records the deployment.
+    #[error("{target}: the service was updated to {revision}, but the deployment is not recorded yet (retried): {source}")]
+    Unrecorded {
+        target: String,
+        revision: String,
+        source: AwsError,
+    },
+    #[error(
+        "{target}: `latest` names {latest_digest}, not the rollback's image; retry the rollback"
+    )]
+    LatestMoved {
+        target: String,
+        latest_digest: String,
+    },
+}
+
+impl RolloutError {
+    pub(super) fn ecs(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Ecs {
+            target: target.name(),
+            source,
+        }
+    }
+
+    pub(super) fn ledger(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Ledger {
+            target: target.name(),
+            source,
+        }
+    }
+
+    pub(super) fn registry(target: &Target) -> impl FnOnce(AwsError) -> Self + '_ {
+        move |source| RolloutError::Registry {
+            target: target.name(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TargetOutcome {
+    Deployed {
+        target: String,
+        revision: String,
+        deployment_id: Option<String>,
+        /// True when a revision registered before a crash was reused.
+        reused_revision: bool,
+    },
+    AlreadyRunning {
+        target: String,
+    },
+    RunningNewer {
+        target: String,
+        running_sequence: u64,
+    },
+    /// pushdeploy already rolled this image to the service (whatever ECS made of it since, e.g. a
+    /// circuit-breaker rollback): never twice. A rollback by SHA rolls it again deliberately.
+    AlreadyDeployed {
+        target: String,
+    },
+    /// pushdeploy already rolled a newer commit to the service.
+    NewerDeployed {
+        target: String,
+        deployed_sequence: u64,
+    },
+    /// An operator rolled the service back after this push was made: it is not rolled.
+    HeldByRollback {
+        target: String,
+        held_until: u64,
+    },
+    /// The service already ran this image, rolled by a rollout that died before recording it (its
+    /// lock expired): the deployment is recorded now, so its ECS outcome is tracked.
+    RecordedAfterCrash {
+        target: String,
+        revision: String,
+        deployment_id: Option<String>,
+    },
+    /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
+    LatestMoved {
+        target: String,
+        latest_digest: Option<String>,
+    },
+    /// Rollouts are frozen: the verified image is recorded, not rolled.
+    Frozen {
+        target: String,
+    },
+}
+
+/// What a rollout would do to one service (`plan`, `dry_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanEntry {
+    pub target: String,
+    #[serde(flatten)]
+    pub decision: RolloutDecision,
+    pub current_revision: String,
+    pub current_image: Option<String>,
+    /// The image a new revision would pin.
+    pub image: String,
+}
+
+/// What one service runs, as recorded by pushdeploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    pub target: String,
+    pub revision: String,
+    pub image: Option<String>,
+    pub sha: Option<String>,
+    pub image_tag: Option<String>,
+    pub sequence: Option<u64>,
+    pub digest: Option<String>,
+    pub deployment_id: Option<String>,
+    pub deployment_outcome: Option<String>,
+}

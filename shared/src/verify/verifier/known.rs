@@ -1,0 +1,101 @@
+//! What one verifier call knows of the ledger, and the pure judgements it makes from it.
+
+use std::collections::HashMap;
+
+use crate::aws::ledger::{KnownCommit, UntrustedImageRecord, VerificationRecord};
+use crate::build::order::PushOrder;
+use crate::rollout::rules::ServiceState;
+use crate::verify::release::{CommitFacts, Release, Standing};
+use crate::verify::tag_pair::{ImageInfo, Verification};
+
+/// What the verifier read of the ledger in one call.
+#[derive(Default)]
+pub(super) struct KnownCommits {
+    pub(super) commits: HashMap<String, KnownCommit>,
+    pub(super) release: Option<Release>,
+    /// Rollouts are frozen (read in the same call).
+    pub(super) frozen: bool,
+    /// The rollout targets' ledger items (read in the same call).
+    pub(super) services: HashMap<String, ServiceState>,
+    /// Of the digests asked for, those already recorded as untrusted images.
+    pub(super) untrusted_images: std::collections::HashSet<String>,
+}
+
+impl KnownCommits {
+    pub(super) fn sequence(&self, tag: &str) -> Option<u64> {
+        self.commits.get(tag).and_then(|c| c.sequence)
+    }
+
+    pub(super) fn sha(&self, tag: &str) -> Option<String> {
+        self.commits.get(tag).and_then(|c| c.sha.clone())
+    }
+
+    pub(super) fn facts(&self, tag: &str) -> Option<CommitFacts> {
+        let commit = self.commits.get(tag)?;
+        Some(CommitFacts {
+            status: commit.status?,
+            order: commit.sequence.map(PushOrder::from_u64),
+        })
+    }
+}
+
+/// An outcome to record: on a commit's item, or on an untrusted image's own.
+pub(super) enum Record {
+    Commit(VerificationRecord),
+    Image(UntrustedImageRecord),
+}
+
+/// The outcome of an event's commit that is not the release.
+pub(super) fn subject_verification(
+    tag: &str,
+    standing: &Standing,
+    image: Option<&ImageInfo>,
+) -> Verification {
+    let tag = tag.to_string();
+    let digest = image.map(|i| i.digest.clone());
+    match standing {
+        Standing::Pending | Standing::Candidate(_) | Standing::Release => Verification::Pending {
+            tag: Some(tag),
+            digest,
+        },
+        Standing::Superseded { newer_tag } => Verification::Superseded {
+            tag,
+            digest,
+            newer_tag: newer_tag.clone(),
+        },
+        Standing::Held { held_until } => Verification::Held {
+            tag,
+            digest,
+            held_until: held_until.get(),
+        },
+        Standing::BuildOnly => Verification::BuildOnly { tag, digest },
+        Standing::Untrusted { reason } => Verification::Untrusted {
+            tag,
+            digest,
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// Whether the image of digest `latest` may be adopted as the release for `commit` (no release
+/// yet: an upgrade). Only for a digest the ledger already ties to the commit: the digest its
+/// build reported, or, for a commit an older version built, the digest that version verified.
+pub(super) fn adoptable(commit: &KnownCommit, latest: &str) -> bool {
+    if commit.provenance_refused.is_some() {
+        return false;
+    }
+    match &commit.built_digest {
+        Some(built) => built == latest,
+        None => {
+            commit.verification.as_deref() == Some("verified")
+                && commit.image_digest.as_deref() == Some(latest)
+        }
+    }
+}
+
+/// Whether `image` carries `tag`.
+pub(super) fn names(image: &Option<ImageInfo>, tag: &str) -> bool {
+    image
+        .as_ref()
+        .is_some_and(|i| i.tags.iter().any(|t| t == tag))
+}

@@ -1,0 +1,67 @@
+//! What the verifier answers and how it fails.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::retention::RetentionReport;
+use crate::aws::AwsError;
+use crate::rollout::deployer::{RolloutError, TargetOutcome};
+use crate::rollout::rules::VerifiedImage;
+use crate::verify::events::IgnoreReason;
+use crate::verify::tag_pair::Verification;
+
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error("ECR repository {0} does not exist")]
+    RepositoryNotFound(String),
+    #[error("ECR: {0}")]
+    Registry(AwsError),
+    #[error("deploy ledger: {0}")]
+    Ledger(AwsError),
+    #[error("result event: {0}")]
+    Publish(AwsError),
+    #[error("CodeBuild: {0}")]
+    Builds(AwsError),
+    #[error("CodeBuild does not report build {0} finished yet (its event came first): retried")]
+    BuildNotFinished(String),
+    #[error("ECS: {0}")]
+    Services(AwsError),
+    #[error("rollout: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Rollout(Vec<RolloutError>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationReport {
+    pub trigger: &'static str,
+    pub repository: String,
+    #[serde(flatten)]
+    pub verification: Verification,
+    pub sequence: Option<u64>,
+    /// The image tag the release names after this invocation (what `latest` should name).
+    pub release: Option<String>,
+    /// Policy differences found and corrected during this invocation.
+    pub policy_drift: Vec<String>,
+    /// Set only when the outcome is `verified`.
+    pub deployable: Option<VerifiedImage>,
+    /// What the rollout did on each configured service (empty unless verified).
+    pub rollout: Vec<TargetOutcome>,
+    /// The reconcile's retention pass (`None` on other triggers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum VerifierResponse {
+    Ignored {
+        reason: IgnoreReason,
+    },
+    Verification(Box<VerificationReport>),
+    BuildFailed {
+        image_tag: String,
+        build_id: String,
+        status: String,
+        /// False when the event was for an older build of the commit (or one the ledger lacks).
+        recorded: bool,
+    },
+}
