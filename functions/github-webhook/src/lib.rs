@@ -2,8 +2,9 @@
 
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use pushdeploy::aws::secrets::{DeliveryAuthError, WebhookSecret};
+use pushdeploy::aws::secrets::WebhookSecret;
 use pushdeploy::aws::AwsClients;
+use pushdeploy::build::delivery::{verify_delivery, DeliveryAuthError};
 use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
 use pushdeploy::build::push::decide_build;
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
@@ -73,7 +74,7 @@ impl WebhookHandler {
             );
         }
         let signature = header_str(request, "x-hub-signature-256");
-        match self.secret.verify_delivery(body, signature).await {
+        match verify_delivery(&self.secret, body, signature).await {
             Ok(()) => {}
             Err(DeliveryAuthError::Signature(e)) => {
                 warn!(reason = %e, "rejected an unsigned or wrongly signed delivery");

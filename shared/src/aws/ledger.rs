@@ -21,10 +21,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::AwsError;
 use crate::build::order::PushOrder;
 use crate::ledger::{
-    build_token_for, claim_decision, release_key, ClaimDecision, CommitKey, CommitRecord,
-    CommitStatus,
+    control_key, release_key, service_key, service_of, CommitKey, CommitRecord, CommitStatus,
+    CONTROL_SK,
 };
-use crate::rollout::rules::{follow_last_rolled, LastRolled, RolloutDecision, ServiceState};
+use crate::rollout::lock::{LockAttempt, LockRequest};
+use crate::rollout::rules::{LastRolled, ServiceState};
 use crate::verify::provenance::BuildProvenance;
 use crate::verify::release::Release;
 
@@ -57,44 +58,6 @@ pub enum ClaimResult {
     TagCollision {
         existing_sha: String,
     },
-}
-
-/// A rollout's request for a service's lock (`lock#cluster/service`).
-///
-/// The same item keeps what pushdeploy last rolled to the service, and the lock is granted only if
-/// this image may follow it: not the same digest again, not a lower push sequence (unless the
-/// move is deliberate, an operator's rollback). So a rollout that finished while this one was
-/// reading the service is seen by the lock's own condition, with no second read.
-#[derive(Debug, Clone)]
-pub struct LockRequest<'a> {
-    pub target: &'a str,
-    pub owner: &'a str,
-    pub digest: &'a str,
-    pub sequence: Option<u64>,
-    pub deliberate: bool,
-    /// A rollback's hold: once its lock is taken, no push up to this order is rolled here.
-    pub held_until: Option<u64>,
-    /// The service already runs this digest, put there by a rollout that has not recorded it: a
-    /// live lock taken for the same digest may be taken over (its holder is past UpdateService).
-    pub take_over_same_digest: bool,
-    pub ttl_seconds: u64,
-    pub now: u64,
-}
-
-/// The answer to a [`LockRequest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockOutcome {
-    /// Taken. `after_crash`: an expired lock of a rollout of this same digest was taken over, so
-    /// that rollout may have registered a revision before it died.
-    Granted {
-        after_crash: bool,
-        /// A revision an earlier rollout of this digest registered and left undeployed.
-        registered_revision: Option<String>,
-    },
-    /// Another rollout holds a live lock.
-    Held,
-    /// The image may not follow what pushdeploy last rolled there ([`follow_last_rolled`]).
-    Refused(RolloutDecision),
 }
 
 /// A verification outcome to record on a commit the ledger knows.
@@ -264,80 +227,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::locks::lock_refusal;
     use super::*;
-
-    fn request(sequence: Option<u64>, deliberate: bool) -> LockRequest<'static> {
-        LockRequest {
-            target: "prod/web",
-            owner: "f8afe6a7@100",
-            digest: "sha256:bb",
-            sequence,
-            deliberate,
-            held_until: None,
-            take_over_same_digest: false,
-            ttl_seconds: 60,
-            now: 100,
-        }
-    }
-
-    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn a_refused_lock_says_why() {
-        let held = item(&[("owner", s("other@90")), ("lock_expires_at", n(100))]);
-        let same = item(&[
-            ("deployed_digest", s("sha256:bb")),
-            ("deployed_sequence", n(3)),
-        ]);
-        let rolled_back = item(&[
-            ("deployed_digest", s("sha256:aa")),
-            ("deployed_sequence", n(2)),
-            ("held_until", n(6)),
-        ]);
-        let newer = item(&[
-            ("owner", s("other@10")),
-            ("lock_expires_at", n(99)),
-            ("deployed_digest", s("sha256:cc")),
-            ("deployed_sequence", n(7)),
-        ]);
-        let cases = [
-            (request(Some(5), false), Some(&held), LockOutcome::Held),
-            (
-                request(Some(5), false),
-                Some(&same),
-                LockOutcome::Refused(RolloutDecision::AlreadyDeployed),
-            ),
-            // An expired lock is not the reason; what was last rolled is.
-            (
-                request(Some(5), false),
-                Some(&newer),
-                LockOutcome::Refused(RolloutDecision::NewerDeployed {
-                    deployed_sequence: 7,
-                }),
-            ),
-            (request(Some(5), true), Some(&held), LockOutcome::Held),
-            (request(Some(5), false), None, LockOutcome::Held),
-            // Rolled back after this push was made.
-            (
-                request(Some(5), false),
-                Some(&rolled_back),
-                LockOutcome::Refused(RolloutDecision::HeldByRollback { held_until: 6 }),
-            ),
-        ];
-        for (request, item, expected) in cases {
-            assert_eq!(
-                lock_refusal(&request, item),
-                expected,
-                "{request:?} {item:?}"
-            );
-        }
-    }
 
     #[test]
     fn a_verification_without_reason_removes_the_old_one() {

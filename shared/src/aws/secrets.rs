@@ -4,27 +4,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
 use tokio::sync::Mutex;
 
 use super::AwsError;
-use crate::build::signature::{parse_signature_header, verify_signature, SignatureError};
 
 /// Secret bytes that never print.
 pub struct SecretValue(Vec<u8>);
+
+impl SecretValue {
+    /// The key, for the HMAC only.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretValue(<redacted>)")
     }
-}
-
-#[derive(Debug, Error)]
-pub enum DeliveryAuthError {
-    #[error(transparent)]
-    Signature(#[from] SignatureError),
-    #[error("the webhook secret could not be read: {0}")]
-    Secret(AwsError),
 }
 
 pub struct WebhookSecret {
@@ -49,32 +46,8 @@ impl WebhookSecret {
         }
     }
 
-    /// Checks a delivery's `X-Hub-Signature-256` against its raw body.
-    pub async fn verify_delivery(
-        &self,
-        body: &[u8],
-        signature_header: Option<&str>,
-    ) -> Result<(), DeliveryAuthError> {
-        // A missing or malformed header is rejected without reading the secret.
-        let signature = parse_signature_header(signature_header)?;
-        let secret = self.current().await.map_err(DeliveryAuthError::Secret)?;
-        match verify_signature(&secret.0, body, &signature) {
-            Err(SignatureError::Mismatch) => {
-                // The secret may have been rotated since it was cached.
-                match self
-                    .refresh_if_due()
-                    .await
-                    .map_err(DeliveryAuthError::Secret)?
-                {
-                    Some(fresh) => Ok(verify_signature(&fresh.0, body, &signature)?),
-                    None => Err(SignatureError::Mismatch.into()),
-                }
-            }
-            other => Ok(other?),
-        }
-    }
-
-    async fn current(&self) -> Result<Arc<SecretValue>, AwsError> {
+    /// The secret: the cached value, or the first read.
+    pub async fn current(&self) -> Result<Arc<SecretValue>, AwsError> {
         let mut cached = self.cached.lock().await;
         if let Some((value, _)) = cached.as_ref() {
             return Ok(value.clone());
@@ -86,7 +59,7 @@ impl WebhookSecret {
 
     /// Re-reads the secret if the last read is older than the refresh interval;
     /// returns the value only if it changed.
-    async fn refresh_if_due(&self) -> Result<Option<Arc<SecretValue>>, AwsError> {
+    pub async fn refresh_if_due(&self) -> Result<Option<Arc<SecretValue>>, AwsError> {
         let mut cached = self.cached.lock().await;
         if let Some((_, fetched_at)) = cached.as_ref() {
             if fetched_at.elapsed() < self.min_refresh {

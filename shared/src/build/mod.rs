@@ -3,6 +3,7 @@
 //! exactly one arm64 CodeBuild build per commit.
 
 pub mod codecommit;
+pub mod delivery;
 pub mod github;
 pub mod order;
 pub mod push;

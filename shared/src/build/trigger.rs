@@ -11,6 +11,8 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{field, info, warn, Instrument};
 
+mod claim;
+
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
@@ -158,9 +160,7 @@ impl BuildTrigger {
             order,
             now: now_epoch_seconds(),
         };
-        let build_token = match self
-            .ledger
-            .claim_commit(&claim, self.config.claim_timeout)
+        let build_token = match claim::claim_commit(&self.ledger, &claim, self.config.claim_timeout)
             .await
             .map_err(TriggerError::Ledger)?
         {

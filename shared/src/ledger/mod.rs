@@ -80,10 +80,10 @@ pub struct CommitKey {
 
 impl CommitKey {
     pub fn pk(&self) -> String {
-        format!("repo#{}", self.repository)
+        repository_partition(&self.repository)
     }
     pub fn sk(&self) -> String {
-        format!("commit#{}", self.image_tag)
+        format!("{COMMIT_PREFIX}{}", self.image_tag)
     }
 }
 
@@ -97,15 +97,55 @@ pub fn push_second_key(pushed_at: u64) -> String {
     format!("{pushed_at:012}")
 }
 
+/// The partition of an ECR repository's items (its commits, release, control, deployments).
+pub fn repository_partition(repository: &str) -> String {
+    format!("repo#{repository}")
+}
+
+/// The sort-key prefix of a repository's commit items.
+pub const COMMIT_PREFIX: &str = "commit#";
+
+/// The key of a service's item: its lock and what pushdeploy last rolled there.
+pub fn service_key(target: &str) -> (String, String) {
+    (format!("{SERVICE_PREFIX}{target}"), "lock".to_string())
+}
+
+/// The partition prefix of service items (`lock#cluster/service`).
+pub const SERVICE_PREFIX: &str = "lock#";
+
+/// The service a service item's partition names.
+pub fn service_of(pk: &str) -> Option<&str> {
+    pk.strip_prefix(SERVICE_PREFIX)
+}
+
+/// The key of a repository's control item (the freeze).
+pub fn control_key(repository: &str) -> (String, String) {
+    (repository_partition(repository), CONTROL_SK.to_string())
+}
+
+/// The sort key of control items.
+pub const CONTROL_SK: &str = "control";
+
+/// The key of the record of an image's deployment to one service.
+pub fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
+    (
+        repository_partition(repository),
+        format!("deploy#{target}#{image_tag}"),
+    )
+}
+
 /// The key of the release item of an ECR repository.
 pub fn release_key(repository: &str) -> (String, String) {
-    (format!("repo#{repository}"), "release".to_string())
+    (repository_partition(repository), "release".to_string())
 }
 
 /// The key of the record of an image the verifier found untrusted that is no commit's (a push
 /// from outside pushdeploy, a `latest` it did not move).
 pub fn untrusted_image_key(repository: &str, digest: &str) -> (String, String) {
-    (format!("repo#{repository}"), format!("untrusted#{digest}"))
+    (
+        repository_partition(repository),
+        format!("untrusted#{digest}"),
+    )
 }
 
 /// A commit's item, as far as claiming is concerned.

@@ -15,11 +15,10 @@ use tracing::{info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
-use crate::aws::ledger::{
-    DeploymentRecord, LedgerTable, LockOutcome, LockRequest, VerificationRecord,
-};
+use crate::aws::ledger::{DeploymentRecord, LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
+use crate::rollout::lock::{lock_outcome, LockOutcome, LockRequest};
 use crate::rollout::rules::{
     decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,
     ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
@@ -319,20 +318,23 @@ impl Deployer<'_> {
         direction: Direction,
         take_over_same_digest: bool,
     ) -> Result<LockOutcome, RolloutError> {
-        self.ledger
-            .acquire_lock(&LockRequest {
-                target: &target.name(),
-                owner,
-                digest: &image.digest,
-                sequence: image.sequence,
-                deliberate: direction.deliberate(),
-                held_until: direction.held_until(),
-                take_over_same_digest,
-                ttl_seconds: self.lock_ttl_seconds,
-                now: now_epoch_seconds(),
-            })
+        let request = LockRequest {
+            target: &target.name(),
+            owner,
+            digest: &image.digest,
+            sequence: image.sequence,
+            deliberate: direction.deliberate(),
+            held_until: direction.held_until(),
+            take_over_same_digest,
+            ttl_seconds: self.lock_ttl_seconds,
+            now: now_epoch_seconds(),
+        };
+        let attempt = self
+            .ledger
+            .acquire_lock(&request)
             .await
-            .map_err(RolloutError::ledger(target))
+            .map_err(RolloutError::ledger(target))?;
+        Ok(lock_outcome(&request, attempt))
     }
 }
 

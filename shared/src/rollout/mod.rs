@@ -2,4 +2,5 @@
 //! backwards, never twice) and the deployer that applies them to one service under its lock.
 
 pub mod deployer;
+pub mod lock;
 pub mod rules;

@@ -3,80 +3,16 @@
 use super::*;
 
 impl LedgerTable {
-    /// Claims the commit so that exactly one trigger starts its build.
-    ///
-    /// The first write assumes a new commit (the common case costs one call); when the item exists,
-    /// [`claim_decision`] decides, and a takeover is conditional on the claim version it read.
-    pub async fn claim_commit(
-        &self,
-        claim: &NewClaim<'_>,
-        claim_timeout: Duration,
-    ) -> Result<ClaimResult, AwsError> {
-        let mut expected_version = None;
-        let mut order = claim.order;
-        let mut build_token = claim.claim_id.to_string();
-        // Bounded: each retry means another trigger changed the item in between.
-        for _ in 0..3 {
-            let existing = match self
-                .put_claim(claim, expected_version, order, &build_token)
-                .await?
-            {
-                None => return Ok(ClaimResult::Claimed { build_token }),
-                // A failed condition returns the item as it is; none means it is gone.
-                Some(old) => old.map(|item| parse_record(claim.key, &item)).transpose()?,
-            };
-            match claim_decision(
-                existing.as_ref(),
-                claim.sha,
-                claim.claim_id,
-                claim.now,
-                claim_timeout,
-            ) {
-                ClaimDecision::Ours => {
-                    let build_token = existing.and_then(|r| r.build_token).unwrap_or(build_token);
-                    return Ok(ClaimResult::Claimed { build_token });
-                }
-                ClaimDecision::Claim {
-                    expected_version: version,
-                } => {
-                    expected_version = version;
-                    build_token = build_token_for(existing.as_ref(), claim.claim_id);
-                    // A rebuild never lowers the commit's order (a later push may have raised it).
-                    let kept = existing
-                        .as_ref()
-                        .and_then(|r| r.sequence)
-                        .map(PushOrder::from_u64);
-                    order = order.max(kept);
-                }
-                ClaimDecision::Duplicate => {
-                    if let Some(record) = existing {
-                        return Ok(ClaimResult::Held(record));
-                    }
-                }
-                ClaimDecision::TagCollision { existing_sha } => {
-                    return Ok(ClaimResult::TagCollision { existing_sha })
-                }
-            }
-        }
-        Err(AwsError::Call {
-            service: "DynamoDB",
-            operation: "PutItem",
-            code: Some("ConditionalCheckFailedException".into()),
-            message: format!(
-                "{} changed under three claim attempts in a row",
-                claim.key.sk()
-            ),
-        })
-    }
-
-    /// `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the item, if it exists.
-    async fn put_claim(
+    /// Writes a claim: a new commit's (`expected_version` none) or a takeover of the claim version
+    /// read. `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the commit as it
+    /// stands, if it exists ([`crate::ledger::claim_decision`] says what that means).
+    pub async fn put_claim(
         &self,
         claim: &NewClaim<'_>,
         expected_version: Option<u64>,
         order: Option<PushOrder>,
         build_token: &str,
-    ) -> Result<Option<Option<Item>>, AwsError> {
+    ) -> Result<Option<Option<CommitRecord>>, AwsError> {
         let mut request = self
             .client
             .put_item()
@@ -130,7 +66,10 @@ impl LedgerTable {
                         }
                         _ => None,
                     };
-                    Ok(Some(old))
+                    // None: the item is gone.
+                    Ok(Some(
+                        old.map(|item| parse_record(claim.key, &item)).transpose()?,
+                    ))
                 }
                 _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
             },

@@ -6,7 +6,7 @@ impl LedgerTable {
     /// Whether rollouts are frozen for the repository (operator action `freeze`).
     pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
         let item = self
-            .get_item(format!("repo#{repository}"), "control".into())
+            .get_item(control_key(repository).0, control_key(repository).1)
             .await?;
         Ok(item
             .as_ref()
@@ -25,8 +25,8 @@ impl LedgerTable {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("repo#{repository}")))
-            .key("sk", s("control"))
+            .key("pk", s(control_key(repository).0))
+            .key("sk", s(control_key(repository).1))
             .update_expression("SET frozen = :frozen, updated_at = :now")
             .expression_attribute_values(":frozen", AttributeValue::Bool(frozen))
             .expression_attribute_values(":now", n(now))

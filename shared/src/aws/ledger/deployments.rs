@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::{conditional, n, s, DeploymentRecord, LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
+use crate::ledger::{deployment_key, service_key};
 
 /// The parts of the deployment's transaction, to read its cancellation reasons by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,8 @@ fn lock_release(
         "REMOVE #owner, lock_expires_at, locked_digest, registered_digest, registered_revision";
     let mut release = Update::builder()
         .table_name(table)
-        .key("pk", s(format!("lock#{}", deployment.target)))
-        .key("sk", s("lock"))
+        .key("pk", s(service_key(&deployment.target).0))
+        .key("sk", s(service_key(&deployment.target).1))
         .condition_expression("#owner = :owner")
         .expression_attribute_names("#owner", "owner")
         .expression_attribute_values(":owner", s(owner))
@@ -64,13 +65,6 @@ fn lock_release(
 }
 
 impl LedgerTable {
-    fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
-        (
-            format!("repo#{repository}"),
-            format!("deploy#{target}#{image_tag}"),
-        )
-    }
-
     /// The deployment item of an image on a service: the revision registered for it (also before
     /// a crash, for recovery), the ECS deployment id and outcome once there are any.
     pub async fn deployment_record(
@@ -79,7 +73,7 @@ impl LedgerTable {
         target: &str,
         image_tag: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let (pk, sk) = Self::deployment_key(repository, target, image_tag);
+        let (pk, sk) = deployment_key(repository, target, image_tag);
         self.get_deployment_item(pk, sk).await
     }
 
@@ -191,7 +185,7 @@ impl LedgerTable {
         deployment: &DeploymentRecord,
         now: u64,
     ) -> Result<Vec<Put>, AwsError> {
-        let (pk, sk) = Self::deployment_key(
+        let (pk, sk) = deployment_key(
             &deployment.repository,
             &deployment.target,
             &deployment.image_tag,
@@ -280,7 +274,7 @@ impl LedgerTable {
         reason: Option<&str>,
         now: u64,
     ) -> Result<(), AwsError> {
-        let (pk, sk) = Self::deployment_key(
+        let (pk, sk) = deployment_key(
             &deployment.repository,
             &deployment.target,
             &deployment.image_tag,

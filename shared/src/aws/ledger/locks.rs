@@ -6,9 +6,9 @@ use super::*;
 impl LedgerTable {
     /// Takes the service's deployment lock if no other rollout holds it (an expired lock is taken
     /// over) and, unless `deliberate`, only if pushdeploy has not already rolled this digest or a
-    /// newer commit to the service. One conditional write; on refusal DynamoDB returns the item,
-    /// which says why.
-    pub async fn acquire_lock(&self, request: &LockRequest<'_>) -> Result<LockOutcome, AwsError> {
+    /// newer commit to the service. One conditional write, answered with the item before it (or,
+    /// on refusal, as it stands): [`lock_outcome`](crate::rollout::lock::lock_outcome) says why.
+    pub async fn acquire_lock(&self, request: &LockRequest<'_>) -> Result<LockAttempt, AwsError> {
         let mut condition = String::from(if request.take_over_same_digest {
             "(attribute_not_exists(lock_expires_at) OR lock_expires_at < :now OR locked_digest = :digest)"
         } else {
@@ -18,8 +18,8 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("lock#{}", request.target)))
-            .key("sk", s("lock"))
+            .key("pk", s(service_key(request.target).0))
+            .key("sk", s(service_key(request.target).1))
             .update_expression(
                 "SET #owner = :owner, lock_expires_at = :until, locked_digest = :digest",
             )
@@ -52,24 +52,14 @@ impl LedgerTable {
                 .expression_attribute_values(":held", n(held_until));
         }
         match update.condition_expression(condition).send().await {
-            Ok(output) => {
-                let old = output.attributes();
-                let after_crash = old.is_some_and(|old| {
-                    old.contains_key("owner")
-                        && old.get("locked_digest").and_then(|v| v.as_s().ok())
-                            == Some(&request.digest.to_string())
-                });
-                let registered_revision = old
-                    .map(service_state)
-                    .and_then(|s| s.registered_revision(request.digest).map(str::to_string));
-                Ok(LockOutcome::Granted {
-                    after_crash,
-                    registered_revision,
-                })
-            }
+            Ok(output) => Ok(LockAttempt::Taken {
+                before: output.attributes().map(service_state),
+            }),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    Ok(lock_refusal(request, refused.item()))
+                    Ok(LockAttempt::Refused {
+                        now: refused.item().map(service_state),
+                    })
                 }
                 _ => Err(AwsError::from_sdk("DynamoDB", "UpdateItem", err)),
             },
@@ -79,7 +69,7 @@ impl LedgerTable {
     /// The service's item: its lock and what pushdeploy last rolled there.
     pub async fn service_state(&self, target: &str) -> Result<ServiceState, AwsError> {
         let item = self
-            .get_item(format!("lock#{target}"), "lock".into())
+            .get_item(service_key(target).0, service_key(target).1)
             .await?;
         Ok(item.as_ref().map(service_state).unwrap_or_default())
     }
@@ -97,8 +87,8 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("lock#{target}")))
-            .key("sk", s("lock"))
+            .key("pk", s(service_key(target).0))
+            .key("sk", s(service_key(target).1))
             .update_expression("REMOVE #owner, lock_expires_at, locked_digest")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
@@ -115,42 +105,5 @@ impl LedgerTable {
         let result = request.send().await;
         // Not ours any more (expired and taken over): nothing to release.
         conditional(result, "UpdateItem").map(|_| ())
-    }
-}
-
-/// Why a lock was refused, from the item DynamoDB returned with the failed condition.
-pub(super) fn lock_refusal(request: &LockRequest<'_>, item: Option<&Item>) -> LockOutcome {
-    let Some(item) = item else {
-        return LockOutcome::Held;
-    };
-    let state = service_state(item);
-    // This request's own write, applied, its answer lost (the SDK's retry finds it; owners are
-    // unique per rollout). What the item held before is gone: assume a crashed rollout of this
-    // digest may have left a revision, and look for it.
-    if state.lock_owner.as_deref() == Some(request.owner)
-        && state.locked_digest.as_deref() == Some(request.digest)
-    {
-        return LockOutcome::Granted {
-            after_crash: true,
-            registered_revision: state
-                .registered_revision(request.digest)
-                .map(str::to_string),
-        };
-    }
-    if state
-        .lock_expires_at
-        .is_some_and(|until| until >= request.now)
-    {
-        return LockOutcome::Held;
-    }
-    match follow_last_rolled(
-        &state.last,
-        request.digest,
-        request.sequence,
-        request.deliberate,
-    ) {
-        Some(decision) => LockOutcome::Refused(decision),
-        // The item changed between the write and its answer: another rollout is at work.
-        None => LockOutcome::Held,
     }
 }

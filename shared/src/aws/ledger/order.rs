@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
-use crate::ledger::{push_partition, push_second_key, CommitKey};
+use crate::ledger::{
+    push_partition, push_second_key, repository_partition, CommitKey, COMMIT_PREFIX,
+};
 
 /// A push to record, with the place [`crate::build::order::place_push`] gave it.
 #[derive(Debug, Clone)]
@@ -126,8 +128,8 @@ impl LedgerTable {
                 .projection_expression("sk, #sequence, #status, build_id, build_started_at")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#sequence", "sequence")
-                .expression_attribute_values(":pk", s(format!("repo#{repository}")))
-                .expression_attribute_values(":commit", s("commit#"))
+                .expression_attribute_values(":pk", s(repository_partition(repository)))
+                .expression_attribute_values(":commit", s(COMMIT_PREFIX))
                 .expression_attribute_values(":built", s("built"))
                 .expression_attribute_values(":building", s("building"))
                 .consistent_read(true)

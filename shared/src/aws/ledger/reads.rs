@@ -30,13 +30,13 @@ impl LedgerTable {
             .consistent_read(true);
         for target in targets {
             keys = keys.keys(HashMap::from([
-                ("pk".to_string(), s(format!("lock#{target}"))),
-                ("sk".to_string(), s("lock")),
+                ("pk".to_string(), s(service_key(target).0)),
+                ("sk".to_string(), s(service_key(target).1)),
             ]));
         }
         keys = keys.keys(HashMap::from([
-            ("pk".to_string(), s(format!("repo#{repository}"))),
-            ("sk".to_string(), s("control")),
+            ("pk".to_string(), s(control_key(repository).0)),
+            ("sk".to_string(), s(control_key(repository).1)),
         ]));
         let (release_pk, release_sk) = release_key(repository);
         keys = keys.keys(HashMap::from([
@@ -72,7 +72,7 @@ impl LedgerTable {
             if let Some(target) = item
                 .get("pk")
                 .and_then(|v| v.as_s().ok())
-                .and_then(|pk| pk.strip_prefix("lock#"))
+                .and_then(|pk| service_of(pk))
             {
                 services.insert(target.to_string(), service_state(item));
                 continue;
@@ -81,7 +81,7 @@ impl LedgerTable {
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str)
-                == Some("control")
+                == Some(CONTROL_SK)
             {
                 frozen = item
                     .get("frozen")

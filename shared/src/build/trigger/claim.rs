@@ -1,0 +1,73 @@
+//! Claiming a commit so that exactly one trigger starts its build: the ledger writes the claim,
+//! [`claim_decision`] says what an existing claim means.
+
+use std::time::Duration;
+
+use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim};
+use crate::aws::AwsError;
+use crate::build::order::PushOrder;
+use crate::ledger::{build_token_for, claim_decision, ClaimDecision};
+
+/// Claims `claim.key`. The first write assumes a new commit (the common case costs one call);
+/// when the item exists, [`claim_decision`] decides, and a takeover is conditional on the claim
+/// version it read.
+pub(super) async fn claim_commit(
+    ledger: &LedgerTable,
+    claim: &NewClaim<'_>,
+    claim_timeout: Duration,
+) -> Result<ClaimResult, AwsError> {
+    let mut expected_version = None;
+    let mut order = claim.order;
+    let mut build_token = claim.claim_id.to_string();
+    // Bounded: each retry means another trigger changed the item in between.
+    for _ in 0..3 {
+        let existing = match ledger
+            .put_claim(claim, expected_version, order, &build_token)
+            .await?
+        {
+            None => return Ok(ClaimResult::Claimed { build_token }),
+            Some(existing) => existing,
+        };
+        match claim_decision(
+            existing.as_ref(),
+            claim.sha,
+            claim.claim_id,
+            claim.now,
+            claim_timeout,
+        ) {
+            ClaimDecision::Ours => {
+                let build_token = existing.and_then(|r| r.build_token).unwrap_or(build_token);
+                return Ok(ClaimResult::Claimed { build_token });
+            }
+            ClaimDecision::Claim {
+                expected_version: version,
+            } => {
+                expected_version = version;
+                build_token = build_token_for(existing.as_ref(), claim.claim_id);
+                // A rebuild never lowers the commit's order (a later push may have raised it).
+                let kept = existing
+                    .as_ref()
+                    .and_then(|r| r.sequence)
+                    .map(PushOrder::from_u64);
+                order = order.max(kept);
+            }
+            ClaimDecision::Duplicate => {
+                if let Some(record) = existing {
+                    return Ok(ClaimResult::Held(record));
+                }
+            }
+            ClaimDecision::TagCollision { existing_sha } => {
+                return Ok(ClaimResult::TagCollision { existing_sha })
+            }
+        }
+    }
+    Err(AwsError::Call {
+        service: "DynamoDB",
+        operation: "PutItem",
+        code: Some("ConditionalCheckFailedException".into()),
+        message: format!(
+            "{} changed under three claim attempts in a row",
+            claim.key.sk()
+        ),
+    })
+}
