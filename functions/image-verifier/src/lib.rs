@@ -4,7 +4,9 @@
 use lambda_runtime::Diagnostic;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::config::VerifierConfig;
-use pushdeploy::operator::{parse_operator_request, InvalidOperatorRequest, OperatorError};
+use pushdeploy::operator::{
+    parse_operator_request, InvalidOperatorRequest, Operator, OperatorError,
+};
 use pushdeploy::payload::{answer, AnswerNotJson};
 use pushdeploy::verify::verifier::{
     trigger_from_event, ImageVerifier, VerifierEventError, VerifierResponse, VerifyError,
@@ -65,12 +67,14 @@ impl From<VerifierError> for Diagnostic {
 
 pub struct VerifierHandler {
     verifier: ImageVerifier,
+    operator: Operator,
 }
 
 impl VerifierHandler {
     /// Takes the adapters `main` built; makes no network call.
     pub fn new(aws: &AwsClients, config: VerifierConfig) -> Self {
         Self {
+            operator: Operator::new(aws, &config),
             verifier: ImageVerifier::new(aws, config),
         }
     }
@@ -105,8 +109,8 @@ impl VerifierHandler {
         let request = parse_operator_request(request, self.verifier.config().tag_length)
             .inspect_err(|e| tracing::error!(error = %e, "operator request rejected"))?;
         let response = self
-            .verifier
-            .operate(request)
+            .operator
+            .operate(&self.verifier, request)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "operator action failed"))?;
         Ok(answer(&response)?)

@@ -4,102 +4,27 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 use tracing::{info, Instrument};
 
+use crate::aws::ecr::Registry;
+use crate::aws::ledger::LedgerTable;
+use crate::aws::AwsClients;
 use crate::build::order::PushOrder;
-use crate::build::push::TagLength;
+use crate::config::VerifierConfig;
 use crate::ledger::now_epoch_seconds;
 use crate::rollout::deployer::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
 use crate::rollout::rules::Direction;
 use crate::verify::release::Release;
+mod request;
+pub use request::{
+    parse_operator_request, InvalidOperatorRequest, OperatorAction, OperatorRequest,
+};
+
 use crate::verify::verifier::{
     commit_provenance, ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger,
 };
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OperatorAction {
-    Rollback { image_tag: String },
-    Freeze(bool),
-    Plan,
-    Status,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorRequest {
-    pub action: OperatorAction,
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRequest {
-    #[serde(default)]
-    rollback: Option<RollbackArgs>,
-    #[serde(default)]
-    freeze: Option<bool>,
-    #[serde(default)]
-    plan: Option<serde_json::Value>,
-    #[serde(default)]
-    status: Option<serde_json::Value>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RollbackArgs {
-    sha: String,
-}
-
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid operator request: {0}")]
-pub struct InvalidOperatorRequest(pub String);
-
-/// Reads an operator payload. The SHA may be the image tag or any longer prefix of the commit id.
-pub fn parse_operator_request(
-    value: serde_json::Value,
-    tag_length: TagLength,
-) -> Result<OperatorRequest, InvalidOperatorRequest> {
-    let raw: RawRequest = serde_json::from_value(value).map_err(|e| {
-        InvalidOperatorRequest(format!(
-            "{e}; expected one of {{\"rollback\": {{\"sha\": …}}}}, {{\"freeze\": true|false}}, {{\"plan\": {{}}}}, {{\"status\": {{}}}}"
-        ))
-    })?;
-    let mut actions = Vec::new();
-    if let Some(args) = raw.rollback {
-        let sha = args.sha.trim().to_ascii_lowercase();
-        let length = usize::from(tag_length.get());
-        let tag: String = sha.chars().take(length).collect();
-        if sha.len() < length || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || sha.len() > 64 {
-            return Err(InvalidOperatorRequest(format!(
-                "rollback.sha `{}` is not a commit SHA of at least {length} hex characters",
-                args.sha
-            )));
-        }
-        actions.push(OperatorAction::Rollback { image_tag: tag });
-    }
-    if let Some(frozen) = raw.freeze {
-        actions.push(OperatorAction::Freeze(frozen));
-    }
-    if raw.plan.is_some() {
-        actions.push(OperatorAction::Plan);
-    }
-    if raw.status.is_some() {
-        actions.push(OperatorAction::Status);
-    }
-    match actions.len() {
-        1 => Ok(OperatorRequest {
-            action: actions.remove(0),
-            dry_run: raw.dry_run,
-        }),
-        0 => Err(InvalidOperatorRequest(
-            "no action: expected rollback, freeze, plan or status".into(),
-        )),
-        _ => Err(InvalidOperatorRequest("one action per request".into())),
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum OperatorError {
@@ -144,42 +69,62 @@ pub enum OperatorResponse {
     },
 }
 
-impl ImageVerifier {
+/// The operator's actions on the image verifier's stage: the verifier reads, verifies and rolls;
+/// the operator adds the two writes only an operator makes (setting the release back, the
+/// freeze).
+pub struct Operator {
+    ledger: LedgerTable,
+    registry: Registry,
+}
+
+impl Operator {
+    /// Takes its adapters from the function's [`AwsClients`]; makes no network call.
+    pub fn new(aws: &AwsClients, config: &VerifierConfig) -> Self {
+        Self {
+            ledger: aws.ledger(&config.ledger_table),
+            registry: aws.registry(&config.repository),
+        }
+    }
+
     pub async fn operate(
         &self,
+        verifier: &ImageVerifier,
         request: OperatorRequest,
     ) -> Result<OperatorResponse, OperatorError> {
         let span =
             tracing::info_span!("operator", action = ?request.action, dry_run = request.dry_run);
-        Box::pin(self.operate_inner(request)).instrument(span).await
+        Box::pin(self.operate_inner(verifier, request))
+            .instrument(span)
+            .await
     }
 
     async fn operate_inner(
         &self,
+        verifier: &ImageVerifier,
         request: OperatorRequest,
     ) -> Result<OperatorResponse, OperatorError> {
         match request.action {
             OperatorAction::Rollback { image_tag } => {
-                self.rollback(image_tag, request.dry_run).await
+                self.rollback(verifier, image_tag, request.dry_run).await
             }
-            OperatorAction::Freeze(frozen) => self.freeze(frozen, request.dry_run).await,
+            OperatorAction::Freeze(frozen) => self.freeze(verifier, frozen, request.dry_run).await,
             OperatorAction::Plan => {
-                let image = self.newest_verified().await?;
+                let image = verifier.newest_verified().await?;
                 let plan = match &image {
-                    Some(image) => self.plan_for(image, false).await?,
+                    Some(image) => self.plan_for(verifier, image, false).await?,
                     None => Vec::new(),
                 };
                 Ok(OperatorResponse::Plan { image, plan })
             }
             OperatorAction::Status => {
-                let deployer = self.deployer();
+                let deployer = verifier.deployer();
                 let mut targets = Vec::new();
-                for target in &self.config.targets {
+                for target in &verifier.config().targets {
                     targets.push(deployer.status(target).await?);
                 }
                 Ok(OperatorResponse::Status {
-                    frozen: self.frozen().await?,
-                    newest_verified: self.newest_verified().await?,
+                    frozen: verifier.frozen().await?,
+                    newest_verified: verifier.newest_verified().await?,
                     targets,
                 })
             }
@@ -191,17 +136,18 @@ impl ImageVerifier {
     /// back (also a build already running); the next push made after it deploys normally.
     async fn rollback(
         &self,
+        verifier: &ImageVerifier,
         image_tag: String,
         dry_run: bool,
     ) -> Result<OperatorResponse, OperatorError> {
-        let image = self
+        let image = verifier
             .describe(&image_tag)
             .await?
             .ok_or_else(|| OperatorError::ImageNotFound(image_tag.clone()))?;
         let known = self
             .ledger
             .known_commits(
-                &self.config.repository.name,
+                &verifier.config().repository.name,
                 &[image_tag.as_str()],
                 &[],
                 &[],
@@ -231,7 +177,7 @@ impl ImageVerifier {
         };
         if dry_run {
             return Ok(OperatorResponse::Rollback {
-                plan: self.plan_for(&target_image, true).await?,
+                plan: self.plan_for(verifier, &target_image, true).await?,
                 image: target_image,
                 dry_run,
                 rollout: Vec::new(),
@@ -254,11 +200,11 @@ impl ImageVerifier {
             recent: Vec::new(),
         };
         let next = match &known.release {
-            Some(current) => current.followed_by(next, self.config.keep_released_images),
+            Some(current) => current.followed_by(next, verifier.config().keep_released_images),
             None => next,
         };
         self.ledger
-            .set_release(&self.config.repository.name, &next, now)
+            .set_release(&verifier.config().repository.name, &next, now)
             .await
             .map_err(VerifyError::Ledger)?;
         info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");
@@ -266,9 +212,9 @@ impl ImageVerifier {
             .registry
             .move_latest_to(&image.digest)
             .await
-            .map_err(|e| self.registry_error(e))?;
+            .map_err(|e| verifier.registry_error(e))?;
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
-        let rollout = self
+        let rollout = verifier
             .roll_out(
                 &target_image,
                 Direction::Rollback {
@@ -286,19 +232,28 @@ impl ImageVerifier {
         })
     }
 
-    async fn freeze(&self, frozen: bool, dry_run: bool) -> Result<OperatorResponse, OperatorError> {
-        let was_frozen = self.frozen().await?;
+    async fn freeze(
+        &self,
+        verifier: &ImageVerifier,
+        frozen: bool,
+        dry_run: bool,
+    ) -> Result<OperatorResponse, OperatorError> {
+        let was_frozen = verifier.frozen().await?;
         let mut rollout = Vec::new();
         if !dry_run {
             self.ledger
-                .set_frozen(&self.config.repository.name, frozen, now_epoch_seconds())
+                .set_frozen(
+                    &verifier.config().repository.name,
+                    frozen,
+                    now_epoch_seconds(),
+                )
                 .await
                 .map_err(VerifyError::Ledger)?;
             info!(frozen, was_frozen, "rollout freeze set");
             if was_frozen && !frozen {
                 // What any event would do now: bring `latest` to the release and roll it.
                 if let VerifierResponse::Verification(report) =
-                    self.handle(VerifyTrigger::Reconcile).await?
+                    verifier.handle(VerifyTrigger::Reconcile).await?
                 {
                     rollout = report.rollout;
                 }
@@ -314,17 +269,15 @@ impl ImageVerifier {
 
     async fn plan_for(
         &self,
+        verifier: &ImageVerifier,
         image: &VerifiedImage,
         deliberate: bool,
     ) -> Result<Vec<PlanEntry>, OperatorError> {
-        let deployer = self.deployer();
+        let deployer = verifier.deployer();
         let mut plan = Vec::new();
-        for target in &self.config.targets {
+        for target in &verifier.config().targets {
             plan.push(deployer.plan(target, image, deliberate).await?);
         }
         Ok(plan)
     }
 }
-
-#[cfg(test)]
-mod tests;

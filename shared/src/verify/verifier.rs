@@ -45,10 +45,10 @@ pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 const ADVANCE_ATTEMPTS: usize = 3;
 
 pub struct ImageVerifier {
-    pub(crate) config: VerifierConfig,
-    pub(crate) registry: Registry,
-    pub(crate) ledger: LedgerTable,
-    pub(crate) ecs: Ecs,
+    config: VerifierConfig,
+    registry: Registry,
+    ledger: LedgerTable,
+    ecs: Ecs,
     builds: BuildReader,
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
