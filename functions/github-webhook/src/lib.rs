@@ -2,9 +2,9 @@
 
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use pushdeploy::aws::secrets::WebhookSecret;
+use pushdeploy::aws::secrets::SecretsManagerSecret;
 use pushdeploy::aws::AwsClients;
-use pushdeploy::build::delivery::{verify_delivery, DeliveryAuthError};
+use pushdeploy::build::delivery::{DeliveryAuthError, WebhookSecret};
 use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
 use pushdeploy::build::push::decide_build;
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
@@ -16,7 +16,7 @@ use tracing::{info, warn, Instrument};
 
 pub struct WebhookHandler {
     config: GitHubWebhookConfig,
-    secret: WebhookSecret,
+    secret: WebhookSecret<SecretsManagerSecret>,
     trigger: BuildTrigger,
 }
 
@@ -25,7 +25,10 @@ impl WebhookHandler {
     /// delivery).
     pub fn new(aws: &AwsClients, config: GitHubWebhookConfig) -> Self {
         Self {
-            secret: aws.webhook_secret(&config.webhook_secret_arn, config.secret_refresh),
+            secret: WebhookSecret::new(
+                aws.webhook_secret(&config.webhook_secret_arn),
+                config.secret_refresh,
+            ),
             trigger: BuildTrigger::new(aws, config.build.clone()),
             config,
         }
@@ -74,7 +77,7 @@ impl WebhookHandler {
             );
         }
         let signature = header_str(request, "x-hub-signature-256");
-        match verify_delivery(&self.secret, body, signature).await {
+        match self.secret.verify_delivery(body, signature).await {
             Ok(()) => {}
             Err(DeliveryAuthError::Signature(e)) => {
                 warn!(reason = %e, "rejected an unsigned or wrongly signed delivery");

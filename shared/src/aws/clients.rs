@@ -2,8 +2,6 @@
 //! configuration and hands it to the handler, which asks it for the adapters its service needs.
 //! No adapter call happens here, and nothing is fetched before the first call.
 
-use std::time::Duration;
-
 use aws_config::SdkConfig;
 
 use super::codebuild::{BuildReader, BuildStarter};
@@ -11,7 +9,7 @@ use super::ecr::Registry;
 use super::ecs::Ecs;
 use super::events::ResultPublisher;
 use super::ledger::LedgerTable;
-use super::secrets::WebhookSecret;
+use super::secrets::SecretsManagerSecret;
 use crate::config::EcrRepository;
 
 /// A function's AWS access: its SDK configuration (credentials, region, endpoint, call limits),
@@ -64,11 +62,10 @@ impl AwsClients {
         )
     }
 
-    pub fn webhook_secret(&self, secret_arn: &str, min_refresh: Duration) -> WebhookSecret {
-        WebhookSecret::new(
+    pub fn webhook_secret(&self, secret_arn: &str) -> SecretsManagerSecret {
+        SecretsManagerSecret::new(
             aws_sdk_secretsmanager::Client::new(&self.sdk),
             secret_arn.to_string(),
-            min_refresh,
         )
     }
 }
