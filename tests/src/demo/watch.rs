@@ -1,0 +1,126 @@
+//! `cargo lambda watch`: the real function binaries, invoked over the Lambda Invoke API and
+//! their function URLs.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::*;
+
+/// `cargo lambda watch` serving every function of the workspace, stopped (with its children) on drop.
+pub struct LambdaWatch {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl LambdaWatch {
+    pub fn start(env: &[(String, String)], dir: &std::path::Path) -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            listener.local_addr().expect("addr").port()
+        };
+        let env_file = dir.join("functions.env");
+        let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&env_file, text).expect("env file");
+        let log = dir.join("cargo-lambda-watch.log");
+        let venv_bin = workspace_root().join(".venv/bin");
+        let path = format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new("cargo");
+        command
+            .args(["lambda", "watch", "--ignore-changes", "--manifest-path"])
+            .arg(workspace_root().join("Cargo.toml"))
+            .args(["-A", "127.0.0.1", "-P", &port.to_string(), "--env-file"])
+            .arg(&env_file)
+            // Outside the checkout: a log file inside a package would trigger rebuilds.
+            .current_dir(dir)
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(dir.join("cargo-lambda-watch.err")).expect("log"));
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        let child = command
+            .spawn()
+            .expect("cargo lambda watch starts (run scripts/setup)");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        LambdaWatch { child, port, log }
+    }
+
+    /// Invokes a function as `cargo lambda invoke` does.
+    pub fn invoke(&self, function: &str, event: &Value) -> Result<Value, String> {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        );
+        match ureq::post(&url)
+            .timeout(Duration::from_secs(600))
+            .send_string(&event.to_string())
+        {
+            Ok(response) => {
+                let text = response.into_string().map_err(|e| e.to_string())?;
+                let value: Value =
+                    serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+                if value.get("errorType").is_some() {
+                    Err(value.to_string())
+                } else {
+                    Ok(value)
+                }
+            }
+            Err(ureq::Error::Status(_, response)) => {
+                Err(response.into_string().unwrap_or_default())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// POSTs to a function URL, as GitHub does.
+    pub fn post_url(&self, function: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}/lambda-url/{function}/", self.port);
+        let mut request = ureq::post(&url).timeout(Duration::from_secs(600));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let response = match request.send_string(body) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("function URL {url}: {e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // The watch server runs `cargo run` children: end the whole process group, politely
+        // first, then for sure (its graceful shutdown can wait on the function processes).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
