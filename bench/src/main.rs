@@ -3,16 +3,17 @@
 //! peak RSS, binary and zipped arm64 size, and the AWS calls of each invocation by operation.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod report;
 mod stamp_proxy;
 
 use pushdeploy_tests::demo::{PushSpec, SAMPLE_PUSHED_AT};
 use pushdeploy_tests::runtime_api::RuntimeApi;
 use pushdeploy_tests::*;
+use report::{Calls, FunctionResult, Results, Sample};
 use serde_json::{json, Value};
 use stamp_proxy::StampProxy;
 
@@ -23,22 +24,6 @@ const FUNCTIONS: [&str; 4] = [
     "deployment-status",
 ];
 
-struct Sample {
-    init: Duration,
-    first: Duration,
-    warm: Vec<Duration>,
-    peak_rss_kb: u64,
-    /// Event handed over → StartBuild request at the proxy: the cold push, then the warm ones.
-    start_build_first: Option<Duration>,
-    start_build_warm: Vec<Duration>,
-}
-
-#[derive(Default)]
-struct Calls {
-    /// Invocation kind → operation → count (from the last run).
-    by_kind: BTreeMap<String, BTreeMap<String, usize>>,
-}
-
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
@@ -47,123 +32,32 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a tokio runtime");
     let root = workspace_root();
-    let mut report = String::new();
-    let mut rows = Vec::new();
-    let mut calls_section = String::new();
+    let mut functions = Vec::new();
     for function in FUNCTIONS {
         eprintln!("bench: {function} × {runs}");
         let (samples, calls) = runtime.block_on(bench_function(function, runs));
-        rows.push((function, samples));
-        writeln!(calls_section, "\n### {function}\n").ok();
-        writeln!(
-            calls_section,
-            "| invocation | calls | by operation |\n| --- | --- | --- |"
-        )
-        .ok();
-        for (kind, ops) in &calls.by_kind {
-            let total: usize = ops.values().sum();
-            let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
-            writeln!(calls_section, "| {kind} | {total} | {} |", list.join(", ")).ok();
-        }
+        functions.push(FunctionResult {
+            function,
+            samples,
+            calls,
+            binary_mb: file_mb(&binary_dir().join(function)),
+            zipped_arm64_mb: zipped_mb(
+                &root
+                    .join("target/lambda-arm64")
+                    .join(function)
+                    .join("bootstrap"),
+            ),
+        });
     }
-
-    let machine = machine_description();
-    writeln!(report, "# Benchmarks\n").ok();
-    writeln!(
-        report,
-        "Produced by `bash bench/run` (BENCH_RUNS={runs} cold starts per function) on {machine}.\n"
-    )
-    .ok();
-    writeln!(report, "Each run starts the function's release `bootstrap` (x86_64, `target/release`) as a new process").ok();
-    writeln!(report, "under a Lambda Runtime API on loopback, with its configuration and `AWS_ENDPOINT_URL` pointing at").ok();
-    writeln!(
-        report,
-        "moto (reset and re-seeded between runs). *Init* is process start → first"
-    )
-    .ok();
-    writeln!(report, "`GET /runtime/invocation/next`; *first* is the cold invocation (event handed over → response").ok();
-    writeln!(report, "posted); *warm* is a later invocation of the same process with a new event; *peak RSS* is the").ok();
-    writeln!(
-        report,
-        "process's `VmHWM` after them. Medians, with [min–max].\n"
-    )
-    .ok();
-    writeln!(report, "| function | init ms | first ms | warm ms | peak RSS MB | binary MB (x86_64) | zipped arm64 MB |").ok();
-    writeln!(report, "| --- | --- | --- | --- | --- | --- | --- |").ok();
-    for (function, samples) in &rows {
-        let init: Vec<f64> = samples.iter().map(|s| ms(s.init)).collect();
-        let first: Vec<f64> = samples.iter().map(|s| ms(s.first)).collect();
-        let warm: Vec<f64> = samples
-            .iter()
-            .flat_map(|s| s.warm.iter().map(|d| ms(*d)))
-            .collect();
-        let rss: Vec<f64> = samples
-            .iter()
-            .map(|s| s.peak_rss_kb as f64 / 1024.0)
-            .collect();
-        let binary = file_mb(&binary_dir().join(function));
-        let zipped = zipped_mb(
-            &root
-                .join("target/lambda-arm64")
-                .join(function)
-                .join("bootstrap"),
-        );
-        writeln!(
-            report,
-            "| {function} | {} | {} | {} | {} | {binary} | {zipped} |",
-            stat(&init, 2),
-            stat(&first, 1),
-            stat(&warm, 1),
-            stat(&rss, 1)
-        )
-        .ok();
-    }
-    writeln!(report, "\n## Push → StartBuild issued\n").ok();
-    writeln!(report, "From handing the push event to the function to the moment its `StartBuild` request reaches a").ok();
-    writeln!(
-        report,
-        "timestamping TCP proxy in front of moto (the function reaches CodeBuild through it with"
-    )
-    .ok();
-    writeln!(
-        report,
-        "`AWS_ENDPOINT_URL_CODEBUILD`; every other service directly). Medians, with [min–max].\n"
-    )
-    .ok();
-    writeln!(
-        report,
-        "| function | cold push ms | warm push ms |\n| --- | --- | --- |"
-    )
-    .ok();
-    for (function, samples) in &rows {
-        let first: Vec<f64> = samples
-            .iter()
-            .filter_map(|s| s.start_build_first.map(ms))
-            .collect();
-        let warm: Vec<f64> = samples
-            .iter()
-            .flat_map(|s| s.start_build_warm.iter().map(|d| ms(*d)))
-            .collect();
-        if !first.is_empty() || !warm.is_empty() {
-            writeln!(
-                report,
-                "| {function} | {} | {} |",
-                stat(&first, 1),
-                stat(&warm, 1)
-            )
-            .ok();
-        }
-    }
-    writeln!(report, "\n## AWS calls per invocation\n").ok();
-    writeln!(
-        report,
-        "Counted with moto's request recorder, one invocation at a time (from the last run)."
-    )
-    .ok();
-    report.push_str(&calls_section);
-    report.push_str(&std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default());
+    let results = Results {
+        runs,
+        machine: machine_description(),
+        functions,
+    };
+    let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
+    let report = report::render(&results, &notes);
     std::fs::write(root.join("BENCHMARKS.md"), &report).expect("write BENCHMARKS.md");
     println!("{report}");
 }
@@ -172,28 +66,6 @@ fn main() {
 fn binary_dir() -> PathBuf {
     let profile = std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "release".into());
     workspace_root().join("target").join(profile)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn stat(values: &[f64], decimals: usize) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let median = if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2]
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
-    };
-    format!(
-        "{median:.decimals$} [{:.decimals$}–{:.decimals$}]",
-        sorted[0],
-        sorted[sorted.len() - 1]
-    )
 }
 
 fn file_mb(path: &Path) -> String {
