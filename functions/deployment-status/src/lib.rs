@@ -3,7 +3,9 @@
 use lambda_runtime::Diagnostic;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::config::DeploymentStatusConfig;
-use pushdeploy::outcome::deployment_status::{DeploymentStatus, DeploymentStatusError};
+use pushdeploy::outcome::deployment_status::{
+    deployment_event, DeploymentStatus, DeploymentStatusError,
+};
 use pushdeploy::payload::{answer, AnswerNotJson};
 use serde_json::Value;
 
@@ -48,6 +50,8 @@ impl DeploymentStatusHandler {
     }
 
     pub async fn handle(&self, event: Value) -> Result<Value, StatusError> {
+        let event = deployment_event(event)
+            .inspect_err(|e| tracing::error!(error = %e, "deployment event rejected"))?;
         let response = self
             .status
             .handle(event)

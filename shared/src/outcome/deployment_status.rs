@@ -24,6 +24,42 @@ pub struct DeploymentStateChange {
     pub reason: Option<String>,
 }
 
+/// An `ECS Deployment State Change`, read: its detail and the service it names (`cluster/service`).
+#[derive(Debug, Clone)]
+pub struct DeploymentEvent {
+    pub detail: DeploymentStateChange,
+    pub service: Option<String>,
+}
+
+/// Reads an invocation's payload as an ECS deployment event, or says why it is not one.
+pub fn deployment_event(
+    event: serde_json::Value,
+) -> Result<DeploymentEvent, DeploymentStatusError> {
+    if let Some(reason) = crate::payload::not_json(&event) {
+        return Err(DeploymentStatusError::Malformed(reason.to_string()));
+    }
+    let detail_type = event
+        .get("detail-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if detail_type != "ECS Deployment State Change" {
+        return Err(DeploymentStatusError::Unsupported(detail_type));
+    }
+    let event: EventBridgeEvent<DeploymentStateChange> = serde_json::from_value(event)
+        .map_err(|e| DeploymentStatusError::Malformed(e.to_string()))?;
+    // `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → `cluster/service`.
+    let service = event
+        .resources
+        .iter()
+        .flatten()
+        .find_map(|arn| arn.split_once(":service/").map(|(_, s)| s.to_string()));
+    Ok(DeploymentEvent {
+        detail: event.detail,
+        service,
+    })
+}
+
 /// What an ECS deployment event means for the deployment it names.
 pub fn final_outcome(event_name: &str) -> Option<&'static str> {
     match event_name {
@@ -101,30 +137,12 @@ impl DeploymentStatus {
         }
     }
 
+    /// Settles the deployment an ECS event names (see [`deployment_event`]).
     pub async fn handle(
         &self,
-        event: serde_json::Value,
+        event: DeploymentEvent,
     ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
-        if let Some(reason) = crate::payload::not_json(&event) {
-            return Err(DeploymentStatusError::Malformed(reason.to_string()));
-        }
-        let detail_type = event
-            .get("detail-type")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        if detail_type != "ECS Deployment State Change" {
-            return Err(DeploymentStatusError::Unsupported(detail_type));
-        }
-        let event: EventBridgeEvent<DeploymentStateChange> = serde_json::from_value(event)
-            .map_err(|e| DeploymentStatusError::Malformed(e.to_string()))?;
-        let detail = event.detail;
-        // `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → `cluster/service`.
-        let service = event
-            .resources
-            .iter()
-            .flatten()
-            .find_map(|arn| arn.split_once(":service/").map(|(_, s)| s.to_string()));
+        let DeploymentEvent { detail, service } = event;
         let span = tracing::info_span!("deployment_status", deployment_id = %detail.deployment_id, event = %detail.event_name);
         Box::pin(self.settle(detail, service))
             .instrument(span)
