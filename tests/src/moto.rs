@@ -247,7 +247,13 @@ fn banner_port(stderr: std::process::ChildStderr, wait: Duration) -> Result<u16,
                 let port = line
                     .split("Running on http://127.0.0.1:")
                     .nth(1)
-                    .and_then(|rest| rest.trim().parse::<u16>().ok());
+                    .and_then(|rest| {
+                        // Older werkzeug prints `PORT/ (Press CTRL+C to quit)`: the digits only.
+                        let digits = rest
+                            .find(|c: char| !c.is_ascii_digit())
+                            .unwrap_or(rest.len());
+                        rest[..digits].parse::<u16>().ok()
+                    });
                 if let Some(port) = port {
                     let _ = sender.send(Ok(port));
                     found = None;

@@ -8,8 +8,6 @@ mod locks;
 mod order;
 mod reads;
 mod release;
-pub use images::UntrustedImageRecord;
-pub use order::{PushRecord, PushSecond, ReconcileView, RunningBuild};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,123 +20,37 @@ use super::AwsError;
 use crate::build::order::PushOrder;
 use crate::ledger::{
     control_key, release_key, service_key, service_of, CommitKey, CommitRecord, CommitStatus,
-    CONTROL_SK,
+    DeploymentRecord, KnownCommit, LedgerView, NewClaim, VerificationRecord, CONTROL_SK,
 };
 use crate::rollout::lock::{LockAttempt, LockRequest};
 use crate::rollout::rules::{LastRolled, ServiceState};
 use crate::verify::provenance::BuildProvenance;
-use crate::verify::release::Release;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// A trigger's claim on a commit.
-#[derive(Debug, Clone)]
-pub struct NewClaim<'a> {
-    pub key: &'a CommitKey,
-    pub sha: &'a str,
-    pub claim_id: &'a str,
-    pub source: &'a str,
-    pub source_repository: &'a str,
-    pub branch: &'a str,
-    /// The delivery or event id that carried the push, for tracing.
-    pub trigger_id: Option<&'a str>,
-    /// The push's order, if the branch deploys.
-    pub order: Option<PushOrder>,
-    pub now: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimResult {
-    /// This invocation holds the claim; start the build with this idempotency token.
-    Claimed {
-        build_token: String,
-    },
-    /// Another trigger holds the commit (or built it): start nothing.
-    Held(CommitRecord),
-    TagCollision {
-        existing_sha: String,
-    },
-}
-
-/// A verification outcome to record on a commit the ledger knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerificationRecord {
-    pub key: CommitKey,
-    pub outcome: String,
-    pub digest: Option<String>,
-    pub reason: Option<String>,
-    pub trigger: String,
-    pub now: u64,
-}
-
-impl VerificationRecord {
-    /// The update expression and its values (for UpdateItem alone, or inside a transaction).
-    fn update(&self) -> (String, Item) {
-        let mut expression = String::from(
-            "SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now",
-        );
-        let mut values = HashMap::from([
-            (":outcome".to_string(), s(&self.outcome)),
-            (":trigger".to_string(), s(&self.trigger)),
-            (":now".to_string(), n(self.now)),
-        ]);
-        if let Some(digest) = &self.digest {
-            expression.push_str(", image_digest = :digest");
-            values.insert(":digest".into(), s(digest));
-        }
-        match &self.reason {
-            Some(reason) => {
-                expression.push_str(", verification_reason = :reason");
-                values.insert(":reason".into(), s(reason));
-            }
-            None => expression.push_str(" REMOVE verification_reason"),
-        }
-        (expression, values)
+/// A verification record's update expression and its values (for UpdateItem alone, or inside a
+/// transaction).
+fn verification_update(record: &VerificationRecord) -> (String, Item) {
+    let mut expression = String::from(
+        "SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now",
+    );
+    let mut values = HashMap::from([
+        (":outcome".to_string(), s(&record.outcome)),
+        (":trigger".to_string(), s(&record.trigger)),
+        (":now".to_string(), n(record.now)),
+    ]);
+    if let Some(digest) = &record.digest {
+        expression.push_str(", image_digest = :digest");
+        values.insert(":digest".into(), s(digest));
     }
-}
-
-/// What the verifier reads of the ledger in one call: the commits asked for, the freeze flag and
-/// the rollout targets' items.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LedgerView {
-    pub commits: HashMap<String, KnownCommit>,
-    /// What `latest` should name.
-    pub release: Option<Release>,
-    pub frozen: bool,
-    /// The services' items, by `cluster/service`.
-    pub services: HashMap<String, ServiceState>,
-    /// Of the digests asked for, those already recorded as untrusted images.
-    pub untrusted_images: std::collections::HashSet<String>,
-}
-
-/// A commit as the verifier sees it in the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KnownCommit {
-    pub status: Option<CommitStatus>,
-    /// The push order of its newest push to a deploy branch.
-    pub sequence: Option<u64>,
-    pub sha: Option<String>,
-    pub verification: Option<String>,
-    pub image_digest: Option<String>,
-    /// The digest its pushdeploy build pushed, as the build itself reported it.
-    pub built_digest: Option<String>,
-    /// Why its build vouches for no image (it exported no digest…).
-    pub provenance_refused: Option<String>,
-}
-
-/// One rollout of an image to a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentRecord {
-    pub repository: String,
-    /// `cluster/service`.
-    pub target: String,
-    pub image_tag: String,
-    pub sha: Option<String>,
-    pub digest: String,
-    pub sequence: Option<u64>,
-    pub revision: String,
-    pub deployment_id: Option<String>,
-    pub outcome: Option<String>,
+    match &record.reason {
+        Some(reason) => {
+            expression.push_str(", verification_reason = :reason");
+            values.insert(":reason".into(), s(reason));
+        }
+        None => expression.push_str(" REMOVE verification_reason"),
+    }
+    (expression, values)
 }
 
 pub struct LedgerTable {
@@ -161,7 +73,7 @@ impl LedgerTable {
 
     /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
     pub async fn record_verification(&self, record: &VerificationRecord) -> Result<bool, AwsError> {
-        let (expression, values) = record.update();
+        let (expression, values) = verification_update(record);
         let request = self
             .client
             .update_item()
@@ -242,7 +154,7 @@ mod tests {
             trigger: "ecr_push".into(),
             now: 5,
         };
-        let (expression, values) = record.update();
+        let (expression, values) = verification_update(&record);
         assert!(
             expression.ends_with(" REMOVE verification_reason"),
             "{expression}"
@@ -253,7 +165,7 @@ mod tests {
             reason: Some("digests differ".into()),
             ..record
         };
-        let (expression, values) = with_reason.update();
+        let (expression, values) = verification_update(&with_reason);
         assert!(!expression.contains("REMOVE"), "{expression}");
         assert_eq!(values.get(":reason"), Some(&s("digests differ")));
     }

@@ -42,7 +42,7 @@ pub enum SecretError {
     #[error(transparent)]
     Read(#[from] AwsError),
     /// An empty key would make every signature computable by anyone.
-    #[error("the secret is empty or whitespace: refused")]
+    #[error("the secret WEBHOOK_SECRET_ARN names is empty or whitespace: refused")]
     Empty,
 }
 

@@ -16,12 +16,13 @@ mod claim;
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
-use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim, PushRecord, PushSecond};
+use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::{place_push, PushFacts, PushOrder, RANK_BASE};
 use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitRecord, CommitStatus};
+use crate::ledger::{ClaimResult, NewClaim, PushRecord, PushSecond};
 
 /// What happened to a build request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

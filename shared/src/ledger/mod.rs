@@ -16,6 +16,12 @@
 //! used for a per-branch counter: every push order is higher than any counter value, so items
 //! written before an upgrade compare as older.
 
+mod records;
+pub use records::{
+    ClaimResult, DeploymentRecord, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond,
+    ReconcileView, RunningBuild, UntrustedImageRecord, VerificationRecord,
+};
+
 use std::fmt;
 use std::time::Duration;
 

@@ -15,9 +15,10 @@ use tracing::{info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
-use crate::aws::ledger::{DeploymentRecord, LedgerTable, VerificationRecord};
+use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
+use crate::ledger::{DeploymentRecord, VerificationRecord};
 use crate::rollout::lock::{lock_outcome, LockOutcome, LockRequest};
 use crate::rollout::rules::{
     decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,

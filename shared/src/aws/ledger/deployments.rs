@@ -118,7 +118,7 @@ impl LedgerTable {
                 ));
             }
             if let (true, Some(verification)) = (with_verification, verification) {
-                let (expression, values) = verification.update();
+                let (expression, values) = super::verification_update(verification);
                 let update = Update::builder()
                     .table_name(&self.table)
                     .key("pk", s(verification.key.pk()))

@@ -3,19 +3,7 @@
 
 use super::{n, s, LedgerTable};
 use crate::aws::AwsError;
-use crate::ledger::untrusted_image_key;
-
-/// An untrusted image, as the verifier found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UntrustedImageRecord {
-    pub repository: String,
-    pub digest: String,
-    /// The tag the verifier saw it under (`latest`, or a tag that is no commit's).
-    pub tag: String,
-    pub reason: String,
-    pub trigger: String,
-    pub now: u64,
-}
+use crate::ledger::{untrusted_image_key, UntrustedImageRecord};
 
 impl LedgerTable {
     /// Records an untrusted image (again: the first sighting is kept).

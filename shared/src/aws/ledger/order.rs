@@ -7,31 +7,9 @@ use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{
-    push_partition, push_second_key, repository_partition, CommitKey, COMMIT_PREFIX,
+    push_partition, push_second_key, repository_partition, CommitKey, PushRecord, PushSecond,
+    ReconcileView, RunningBuild, COMMIT_PREFIX,
 };
-
-/// A push to record, with the place [`crate::build::order::place_push`] gave it.
-#[derive(Debug, Clone)]
-pub struct PushRecord<'a> {
-    pub source: &'a str,
-    pub source_repository: &'a str,
-    pub branch: &'a str,
-    pub pushed_at: u64,
-    pub before: Option<&'a str>,
-    pub after: &'a str,
-    pub order: PushOrder,
-    pub now: u64,
-}
-
-/// The pushes to one branch in one second, as one item: every placement in that second is a
-/// conditional write on its `version`, so two deliveries placing pushes of the same second
-/// concurrently see each other (one of them places again).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PushSecond {
-    /// 0: no push recorded in that second yet.
-    pub version: u64,
-    pub pushes: Vec<PlacedPush>,
-}
 
 impl LedgerTable {
     /// Records a push's place, if the second is still as `seen`. `Err(now)`: another push of that
@@ -173,21 +151,6 @@ impl LedgerTable {
         }
         Ok(view)
     }
-}
-
-/// See [`LedgerTable::reconcile_view`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileView {
-    pub newest_built: Option<String>,
-    pub building: Vec<RunningBuild>,
-}
-
-/// A commit whose build the ledger still records as running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunningBuild {
-    pub image_tag: String,
-    pub build_id: String,
-    pub started_at: u64,
 }
 
 /// A conditional PutItem. `Ok(Err(item))`: its condition failed; the item as it is, if any.

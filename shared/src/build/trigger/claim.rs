@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::aws::ledger::{ClaimResult, LedgerTable, NewClaim};
+use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
 use crate::ledger::{build_token_for, claim_decision, ClaimDecision};
+use crate::ledger::{ClaimResult, NewClaim};
 
 /// Claims `claim.key`. The first write assumes a new commit (the common case costs one call);
 /// when the item exists, [`claim_decision`] decides, and a takeover is conditional on the claim

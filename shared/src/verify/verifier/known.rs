@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::aws::ledger::{KnownCommit, UntrustedImageRecord, VerificationRecord};
 use crate::build::order::PushOrder;
+use crate::ledger::{KnownCommit, UntrustedImageRecord, VerificationRecord};
 use crate::rollout::rules::ServiceState;
 use crate::verify::release::{CommitFacts, Release, Standing};
 use crate::verify::tag_pair::{ImageInfo, Verification};

@@ -4,7 +4,7 @@
 use tracing::{info, warn};
 
 use super::{ImageVerifier, KnownCommits, VerifyError};
-use crate::aws::ledger::KnownCommit;
+use crate::ledger::KnownCommit;
 use crate::ledger::{now_epoch_seconds, CommitStatus};
 use crate::verify::provenance::{build_provenance, check_image, BuildProvenance};
 use crate::verify::release::Release;

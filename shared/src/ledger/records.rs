@@ -1,0 +1,144 @@
+//! The ledger's records: what the services write and read, as plain data. The DynamoDB adapter
+//! (`aws::ledger`) maps them to items.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{CommitKey, CommitRecord, CommitStatus};
+use crate::build::order::{PlacedPush, PushOrder};
+use crate::rollout::rules::ServiceState;
+use crate::verify::release::Release;
+
+/// A trigger's claim on a commit.
+#[derive(Debug, Clone)]
+pub struct NewClaim<'a> {
+    pub key: &'a CommitKey,
+    pub sha: &'a str,
+    pub claim_id: &'a str,
+    pub source: &'a str,
+    pub source_repository: &'a str,
+    pub branch: &'a str,
+    /// The delivery or event id that carried the push, for tracing.
+    pub trigger_id: Option<&'a str>,
+    /// The push's order, if the branch deploys.
+    pub order: Option<PushOrder>,
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// This invocation holds the claim; start the build with this idempotency token.
+    Claimed {
+        build_token: String,
+    },
+    /// Another trigger holds the commit (or built it): start nothing.
+    Held(CommitRecord),
+    TagCollision {
+        existing_sha: String,
+    },
+}
+
+/// A verification outcome to record on a commit the ledger knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRecord {
+    pub key: CommitKey,
+    pub outcome: String,
+    pub digest: Option<String>,
+    pub reason: Option<String>,
+    pub trigger: String,
+    pub now: u64,
+}
+
+/// What the verifier reads of the ledger in one call: the commits asked for, the freeze flag and
+/// the rollout targets' items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerView {
+    pub commits: HashMap<String, KnownCommit>,
+    /// What `latest` should name.
+    pub release: Option<Release>,
+    pub frozen: bool,
+    /// The services' items, by `cluster/service`.
+    pub services: HashMap<String, ServiceState>,
+    /// Of the digests asked for, those already recorded as untrusted images.
+    pub untrusted_images: HashSet<String>,
+}
+
+/// A commit as the verifier sees it in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownCommit {
+    pub status: Option<CommitStatus>,
+    /// The push order of its newest push to a deploy branch.
+    pub sequence: Option<u64>,
+    pub sha: Option<String>,
+    pub verification: Option<String>,
+    pub image_digest: Option<String>,
+    /// The digest its pushdeploy build pushed, as the build itself reported it.
+    pub built_digest: Option<String>,
+    /// Why its build vouches for no image (it exported no digest…).
+    pub provenance_refused: Option<String>,
+}
+
+/// One rollout of an image to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub repository: String,
+    /// `cluster/service`.
+    pub target: String,
+    pub image_tag: String,
+    pub sha: Option<String>,
+    pub digest: String,
+    pub sequence: Option<u64>,
+    pub revision: String,
+    pub deployment_id: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// An untrusted image, as the verifier found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrustedImageRecord {
+    pub repository: String,
+    pub digest: String,
+    /// The tag the verifier saw it under (`latest`, or a tag that is no commit's).
+    pub tag: String,
+    pub reason: String,
+    pub trigger: String,
+    pub now: u64,
+}
+
+/// A push to record, with the place [`crate::build::order::place_push`] gave it.
+#[derive(Debug, Clone)]
+pub struct PushRecord<'a> {
+    pub source: &'a str,
+    pub source_repository: &'a str,
+    pub branch: &'a str,
+    pub pushed_at: u64,
+    pub before: Option<&'a str>,
+    pub after: &'a str,
+    pub order: PushOrder,
+    pub now: u64,
+}
+
+/// The pushes to one branch in one second, as one item: every placement in that second is a
+/// conditional write on its `version`, so two deliveries placing pushes of the same second
+/// concurrently see each other (one of them places again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushSecond {
+    /// 0: no push recorded in that second yet.
+    pub version: u64,
+    pub pushes: Vec<PlacedPush>,
+}
+
+/// What the reconcile reads of a repository's commits: the newest built one, and the builds the
+/// ledger still records as running.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileView {
+    pub newest_built: Option<String>,
+    pub building: Vec<RunningBuild>,
+}
+
+/// A commit whose build the ledger still records as running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningBuild {
+    pub image_tag: String,
+    pub build_id: String,
+    pub started_at: u64,
+}
