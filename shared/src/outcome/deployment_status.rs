@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn, Instrument};
 
+use super::ports::{DeploymentLedger, ResultSink};
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
@@ -123,9 +124,11 @@ pub enum DeploymentStatusResponse {
     },
 }
 
-pub struct DeploymentStatus {
-    ledger: LedgerTable,
-    results: ResultPublisher,
+/// Settles ECS deployment events, over the ledger `L` and the result events `R` (the DynamoDB and
+/// EventBridge adapters unless a test gives in-memory ones).
+pub struct DeploymentStatus<L = LedgerTable, R = ResultPublisher> {
+    ledger: L,
+    results: R,
 }
 
 impl DeploymentStatus {
@@ -135,6 +138,21 @@ impl DeploymentStatus {
             ledger: aws.ledger(ledger_table),
             results: aws.results(event_bus),
         }
+    }
+}
+
+impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
+    /// Over other adapters of the ports (in-memory ones, in tests).
+    pub fn with(ledger: L, results: R) -> Self {
+        Self { ledger, results }
+    }
+
+    pub fn ledger(&self) -> &L {
+        &self.ledger
+    }
+
+    pub fn results(&self) -> &R {
+        &self.results
     }
 
     /// Settles the deployment an ECS event names (see [`deployment_event`]).
@@ -245,17 +263,4 @@ impl DeploymentStatus {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_completed_and_failed_are_final() {
-        assert_eq!(
-            final_outcome("SERVICE_DEPLOYMENT_COMPLETED"),
-            Some("succeeded")
-        );
-        assert_eq!(final_outcome("SERVICE_DEPLOYMENT_FAILED"), Some("failed"));
-        assert_eq!(final_outcome("SERVICE_DEPLOYMENT_IN_PROGRESS"), None);
-        assert_eq!(final_outcome("SERVICE_TASK_START_IMPAIRED"), None);
-    }
-}
+mod tests;

@@ -2,3 +2,4 @@
 //! in the ledger and published as result events.
 
 pub mod deployment_status;
+pub mod ports;
