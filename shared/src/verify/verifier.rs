@@ -35,7 +35,7 @@ pub use super::events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
     VerifierEventError, VerifyTrigger,
 };
-use known::{adoptable, names, subject_verification, KnownCommits, Record};
+use known::{adoptable, deployable, names, subject_verification, KnownCommits, Record};
 pub(crate) use provenance::commit_provenance;
 pub use report::{VerificationReport, VerifierResponse, VerifyError};
 pub use retention::RetentionReport;
@@ -193,74 +193,17 @@ impl ImageVerifier {
         if let Some(sequence) = sequence {
             span.record("sequence", sequence);
         }
-        let mut to_record = Vec::new();
-        let mut untrusted_images: Vec<UntrustedImageRecord> = Vec::new();
-        for outcome in [&subject_outcome, &latest_outcome, &release_outcome]
-            .into_iter()
-            .flatten()
-        {
-            log_outcome(outcome);
-            let record = self
-                .new_record(outcome, &trigger, &known)
-                // One image seen under two tags in one invocation is one sighting.
-                .filter(|r| match r {
-                    Record::Image(r) => untrusted_images.iter().all(|u| u.digest != r.digest),
-                    Record::Commit(_) => true,
-                });
-            // A failure is published before its outcome is recorded, so that a failed publish
-            // is retried rather than lost (a retry may publish it twice, never zero times).
-            if record.is_some() && outcome.is_failure() {
-                self.publish_failure(outcome, &trigger, &known).await?;
-            }
-            match record {
-                Some(Record::Commit(record)) => to_record.push(record),
-                Some(Record::Image(record)) => untrusted_images.push(record),
-                None => {}
-            }
-        }
-
-        let deployable = match (&release, &release_outcome) {
-            (Some(release), Some(Verification::Verified { tag, digest })) => Some(VerifiedImage {
-                image_tag: tag.clone(),
-                sha: release.sha.clone().or_else(|| known.sha(tag)),
-                digest: digest.clone(),
-                sequence: release.order.map(PushOrder::get),
-            }),
-            _ => None,
-        };
+        let outcomes = [&subject_outcome, &latest_outcome, &release_outcome];
+        let (mut to_record, untrusted_images) = self
+            .outcomes_to_record(outcomes.into_iter().flatten(), &trigger, &known)
+            .await?;
+        let deployable = deployable(release.as_ref(), release_outcome.as_ref(), &known);
         let rollout = match &deployable {
-            Some(image) if !self.config.targets.is_empty() => {
-                if known.frozen {
-                    info!("rollouts are frozen: the verified image is recorded, not rolled");
-                    Ok(self
-                        .config
-                        .targets
-                        .iter()
-                        .map(|t| TargetOutcome::Frozen { target: t.name() })
-                        .collect())
-                } else {
-                    // The release's outcome rides with its first deployment (one write fewer).
-                    let with_deployment = to_record
-                        .iter()
-                        .position(|r: &VerificationRecord| r.key.image_tag == image.image_tag)
-                        .filter(|_| image.sequence.is_some())
-                        .map(|i| to_record.remove(i));
-                    self.roll_out(image, Direction::Forward, with_deployment, &known.services)
-                        .await
-                }
-            }
-            _ => Ok(Vec::new()),
+            Some(image) => self.roll_out_release(image, &known, &mut to_record).await,
+            None => Ok(Vec::new()),
         };
         // Whatever the rollout did, the outcomes are recorded before the invocation answers.
-        for record in to_record {
-            self.write_verification(Some(record)).await?;
-        }
-        for record in &untrusted_images {
-            self.ledger
-                .record_untrusted_image(record)
-                .await
-                .map_err(VerifyError::Ledger)?;
-        }
+        self.write_outcomes(to_record, &untrusted_images).await?;
         // The retention pass runs whatever the rollout did: a failing service must not leave the
         // other images unprotected.
         let retention = match trigger {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::build::order::PushOrder;
 use crate::ledger::{KnownCommit, UntrustedImageRecord, VerificationRecord};
-use crate::rollout::rules::ServiceState;
+use crate::rollout::rules::{ServiceState, VerifiedImage};
 use crate::verify::release::{CommitFacts, Release, Standing};
 use crate::verify::tag_pair::{ImageInfo, Verification};
 
@@ -98,4 +98,21 @@ pub(super) fn names(image: &Option<ImageInfo>, tag: &str) -> bool {
     image
         .as_ref()
         .is_some_and(|i| i.tags.iter().any(|t| t == tag))
+}
+
+/// The image to roll: the release, when this invocation verified it.
+pub(super) fn deployable(
+    release: Option<&Release>,
+    release_outcome: Option<&Verification>,
+    known: &KnownCommits,
+) -> Option<VerifiedImage> {
+    match (release, release_outcome) {
+        (Some(release), Some(Verification::Verified { tag, digest })) => Some(VerifiedImage {
+            image_tag: tag.clone(),
+            sha: release.sha.clone().or_else(|| known.sha(tag)),
+            digest: digest.clone(),
+            sequence: release.order.map(PushOrder::get),
+        }),
+        _ => None,
+    }
 }

@@ -4,6 +4,56 @@
 use super::*;
 
 impl ImageVerifier {
+    /// Logs each outcome and says which to record: on their commits, or as untrusted images.
+    /// A failure is published first, so that a failed publish is retried rather than lost (a
+    /// retry may publish it twice, never zero times).
+    pub(super) async fn outcomes_to_record(
+        &self,
+        outcomes: impl Iterator<Item = &Verification>,
+        trigger: &VerifyTrigger,
+        known: &KnownCommits,
+    ) -> Result<(Vec<VerificationRecord>, Vec<UntrustedImageRecord>), VerifyError> {
+        let mut to_record = Vec::new();
+        let mut untrusted_images: Vec<UntrustedImageRecord> = Vec::new();
+        for outcome in outcomes {
+            log_outcome(outcome);
+            let record = self
+                .new_record(outcome, trigger, known)
+                // One image seen under two tags in one invocation is one sighting.
+                .filter(|r| match r {
+                    Record::Image(r) => untrusted_images.iter().all(|u| u.digest != r.digest),
+                    Record::Commit(_) => true,
+                });
+            if record.is_some() && outcome.is_failure() {
+                self.publish_failure(outcome, trigger, known).await?;
+            }
+            match record {
+                Some(Record::Commit(record)) => to_record.push(record),
+                Some(Record::Image(record)) => untrusted_images.push(record),
+                None => {}
+            }
+        }
+        Ok((to_record, untrusted_images))
+    }
+
+    /// Writes the outcomes `outcomes_to_record` chose (those no deployment took with it).
+    pub(super) async fn write_outcomes(
+        &self,
+        to_record: Vec<VerificationRecord>,
+        untrusted_images: &[UntrustedImageRecord],
+    ) -> Result<(), VerifyError> {
+        for record in to_record {
+            self.write_verification(Some(record)).await?;
+        }
+        for record in untrusted_images {
+            self.ledger
+                .record_untrusted_image(record)
+                .await
+                .map_err(VerifyError::Ledger)?;
+        }
+        Ok(())
+    }
+
     /// The outcome to record, unless the ledger already has it: on the commit, or (an untrusted
     /// image that is no commit's) on its own record.
     pub(super) fn new_record(

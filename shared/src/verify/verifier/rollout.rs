@@ -3,6 +3,36 @@
 use super::*;
 
 impl ImageVerifier {
+    /// The verified release rolled to every target, unless there are none or rollouts are
+    /// frozen. The release's outcome, if still `to_record`, rides with its first deployment (one
+    /// write fewer) and is taken from the list.
+    pub(super) async fn roll_out_release(
+        &self,
+        image: &VerifiedImage,
+        known: &KnownCommits,
+        to_record: &mut Vec<VerificationRecord>,
+    ) -> Result<Vec<TargetOutcome>, VerifyError> {
+        if self.config.targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        if known.frozen {
+            info!("rollouts are frozen: the verified image is recorded, not rolled");
+            return Ok(self
+                .config
+                .targets
+                .iter()
+                .map(|t| TargetOutcome::Frozen { target: t.name() })
+                .collect());
+        }
+        let with_deployment = to_record
+            .iter()
+            .position(|r| r.key.image_tag == image.image_tag)
+            .filter(|_| image.sequence.is_some())
+            .map(|i| to_record.remove(i));
+        self.roll_out(image, Direction::Forward, with_deployment, &known.services)
+            .await
+    }
+
     pub(crate) fn deployer(&self) -> Deployer<'_> {
         Deployer {
             ecs: &self.ecs,
