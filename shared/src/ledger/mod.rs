@@ -140,6 +140,14 @@ pub fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (Strin
     )
 }
 
+/// The key of a deployment's copy under its ECS deployment id (what deployment-status looks up).
+pub fn deployment_id_key(deployment_id: &str) -> (String, String) {
+    (
+        format!("deployment#{deployment_id}"),
+        "deployment".to_string(),
+    )
+}
+
 /// The key of the release item of an ECR repository.
 pub fn release_key(repository: &str) -> (String, String) {
     (repository_partition(repository), "release".to_string())

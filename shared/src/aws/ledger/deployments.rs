@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::{conditional, n, s, DeploymentRecord, LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
-use crate::ledger::{deployment_key, service_key};
+use crate::ledger::{deployment_id_key, deployment_key, service_key};
 
 /// The parts of the deployment's transaction, to read its cancellation reasons by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,8 +209,9 @@ impl LedgerTable {
         if let Some(id) = &deployment.deployment_id {
             item.insert("deployment_id".into(), s(id));
             let mut index = item.clone();
-            index.insert("pk".into(), s(format!("deployment#{id}")));
-            index.insert("sk".into(), s("deployment"));
+            let (pk, sk) = deployment_id_key(id);
+            index.insert("pk".into(), s(pk));
+            index.insert("sk".into(), s(sk));
             items.push(index);
         }
         item.insert("pk".into(), s(pk));
@@ -237,8 +238,8 @@ impl LedgerTable {
         &self,
         deployment_id: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        self.get_deployment_item(format!("deployment#{deployment_id}"), "deployment".into())
-            .await
+        let (pk, sk) = deployment_id_key(deployment_id);
+        self.get_deployment_item(pk, sk).await
     }
 
     async fn get_deployment_item(
@@ -280,10 +281,7 @@ impl LedgerTable {
             &deployment.image_tag,
         );
         let id = deployment.deployment_id.clone().unwrap_or_default();
-        for (pk, sk) in [
-            (format!("deployment#{id}"), "deployment".to_string()),
-            (pk, sk),
-        ] {
+        for (pk, sk) in [deployment_id_key(&id), (pk, sk)] {
             let mut request = self
                 .client
                 .update_item()
