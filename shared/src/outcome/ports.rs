@@ -76,7 +76,7 @@ impl ResultSink for ResultPublisher {
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing {
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use std::sync::{Mutex, MutexGuard};
 
     use super::*;
 
@@ -89,9 +89,14 @@ pub mod testing {
         }
     }
 
+    /// The guarded value; a test that panicked holding it leaves it usable.
+    fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes one from `count` if it is above zero: whether this call fails.
     fn take(count: &Mutex<u32>) -> bool {
-        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+        let mut count = lock(count);
         let fail = *count > 0;
         *count = count.saturating_sub(1);
         fail
@@ -112,18 +117,12 @@ pub mod testing {
         pub fn with_deployment(record: DeploymentRecord) -> Self {
             let ledger = Self::default();
             let id = record.deployment_id.clone().unwrap_or_default();
-            ledger
-                .deployments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, record);
+            lock(&ledger.deployments).insert(id, record);
             ledger
         }
 
         pub fn outcome_of(&self, deployment_id: &str) -> Option<String> {
-            self.deployments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            lock(&self.deployments)
                 .get(deployment_id)
                 .and_then(|r| r.outcome.clone())
         }
@@ -134,19 +133,11 @@ pub mod testing {
             &self,
             deployment_id: &str,
         ) -> Result<Option<DeploymentRecord>, AwsError> {
-            Ok(self
-                .deployments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(deployment_id)
-                .cloned())
+            Ok(lock(&self.deployments).get(deployment_id).cloned())
         }
 
         async fn service_state(&self, target: &str) -> Result<ServiceState, AwsError> {
-            Ok(self
-                .services
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            Ok(lock(&self.services)
                 .get(target)
                 .cloned()
                 .unwrap_or_default())
@@ -160,19 +151,11 @@ pub mod testing {
             _now: u64,
         ) -> Result<(), AwsError> {
             let id = deployment.deployment_id.clone().unwrap_or_default();
-            self.outcome_writes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((id.clone(), outcome.to_string()));
+            lock(&self.outcome_writes).push((id.clone(), outcome.to_string()));
             if take(&self.failing_records) {
                 return Err(failure("record_deployment_outcome"));
             }
-            if let Some(record) = self
-                .deployments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(&id)
-            {
+            if let Some(record) = lock(&self.deployments).get_mut(&id) {
                 // Conditional, as in DynamoDB: a final outcome is never replaced.
                 if record.outcome.as_deref().is_none_or(|o| o == "in_progress") {
                     record.outcome = Some(outcome.to_string());
@@ -193,10 +176,7 @@ pub mod testing {
 
     impl MemorySink {
         pub fn published(&self) -> Vec<(String, ResultDetail)> {
-            self.published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+            lock(&self.published).clone()
         }
     }
 
@@ -209,10 +189,7 @@ pub mod testing {
                 event_id: detail.stable_id(),
                 ..detail.clone()
             };
-            self.published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((detail_type.to_string(), detail));
+            lock(&self.published).push((detail_type.to_string(), detail));
             Ok(())
         }
     }
