@@ -1,6 +1,8 @@
 //! Structured JSON logs. Each line carries the fields of the spans it was logged in
 //! (commit SHA, image tag, build id, sequence, digest, service…), so one grep finds a commit's story.
 
+use tracing_subscriber::fmt::format::{Format, Json, JsonFields};
+use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the JSON subscriber. The level comes from `RUST_LOG`, else Lambda's
@@ -11,16 +13,27 @@ pub fn init() {
         .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok())
         .and_then(|level| EnvFilter::try_new(level.to_ascii_lowercase()).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let _ = json_logs(filter, std::io::stdout).try_init();
+}
+
+/// One JSON object per line, with the event's fields at the top level beside `level`,
+/// `timestamp` (RFC 3339: Lambda's JSON log format honours a line's `level` only beside a valid
+/// one) and `spans`. The template's metric filters read `level`, `message` and `status`.
+fn json_logs<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> SubscriberBuilder<JsonFields, Format<Json>, EnvFilter, W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
         .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
-        // CloudWatch adds its own timestamp; Lambda's JSON log format wants none from us either way.
-        .without_time()
-        .try_init();
+        .with_writer(writer)
 }
 
 /// The longest value of an unauthenticated request logged as it came.
@@ -42,7 +55,59 @@ pub fn loggable(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_log_line_carries_what_lambda_and_the_metric_filters_read() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = json_logs(EnvFilter::new("info"), move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("github_webhook", delivery = "d-1");
+            let _entered = span.enter();
+            tracing::error!(status = 502u16, "delivery answered");
+            tracing::debug!("filtered out");
+        });
+        let bytes = lines.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        let logged: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(logged.len(), 1, "{text}");
+        let line = &logged[0];
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "delivery answered");
+        assert_eq!(line["status"], 502);
+        assert_eq!(line["spans"][0]["delivery"], "d-1");
+        // RFC 3339 in UTC, e.g. 2026-11-24T20:51:31.587199Z.
+        let timestamp = line["timestamp"].as_str().expect("a timestamp");
+        assert!(
+            timestamp.len() >= 20
+                && timestamp.as_bytes()[4] == b'-'
+                && timestamp.as_bytes()[10] == b'T'
+                && timestamp.ends_with('Z'),
+            "{timestamp}"
+        );
+    }
 
     #[test]
     fn unauthenticated_values_are_cut_and_cleaned() {

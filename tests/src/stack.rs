@@ -219,7 +219,7 @@ pub async fn seed_built(stack: &Stack, sha: &str, image_tag: &str, order: u64, b
         sha,
         image_tag,
         order,
-        build_id,
+        Some(build_id),
         "built",
         Some(&digest),
     )
@@ -235,7 +235,13 @@ pub async fn seed_commit_as(
     build_id: &str,
     status: &str,
 ) {
-    seed_commit_item(stack, sha, image_tag, order, build_id, status, None).await;
+    seed_commit_item(stack, sha, image_tag, order, Some(build_id), status, None).await;
+}
+
+/// A deploy-branch push with no build, claimed long ago: `claimed` (the trigger's write after
+/// StartBuild failed) or `start_failed`.
+pub async fn seed_unbuilt(stack: &Stack, sha: &str, image_tag: &str, order: u64, status: &str) {
+    seed_commit_item(stack, sha, image_tag, order, None, status, None).await;
 }
 
 async fn seed_commit_item(
@@ -243,7 +249,7 @@ async fn seed_commit_item(
     sha: &str,
     image_tag: &str,
     order: u64,
-    build_id: &str,
+    build_id: Option<&str>,
     status: &str,
     built_digest: Option<&str>,
 ) {
@@ -257,10 +263,12 @@ async fn seed_commit_item(
         .item("sha", S(sha.into()))
         .item("image_tag", S(image_tag.into()))
         .item("status", S(status.into()))
-        .item("build_id", S(build_id.into()))
         .item("sequence", N(order.to_string()))
         .item("claim_version", N("1".into()))
         .item("claimed_at", N("0".into()));
+    if let Some(build_id) = build_id {
+        put = put.item("build_id", S(build_id.into()));
+    }
     if let Some(digest) = built_digest {
         put = put.item("built_digest", S(digest.into()));
     }

@@ -419,3 +419,52 @@ async fn the_reconcile_records_builds_whose_events_were_lost() {
     w.handle(reconcile()).await;
     assert!(w.moto.calls_to("BatchGetBuilds").is_empty());
 }
+
+/// A push whose build never started (its StartBuild failed, or the trigger could not record the
+/// build it started) gets no event: the reconcile reports it, as long as it is newer than the
+/// newest build, and logs it as an error (the stack's logged-errors alarm).
+#[tokio::test]
+async fn the_reconcile_reports_pushes_newer_than_the_newest_build_that_have_no_build() {
+    let w = world().await;
+    const C_SHA: &str = "cccccccc0d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+    const C: &str = "cccccccc";
+    const D_SHA: &str = "dddddddd0d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+    const D: &str = "dddddddd";
+    put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
+    // Older than B: superseded, not reported.
+    seed_unbuilt(&w.stack, C_SHA, C, push_order(1), "start_failed").await;
+    // Newer than B: reported, whichever way its start was lost.
+    seed_unbuilt(&w.stack, A_SHA, A, push_order(3), "claimed").await;
+    seed_unbuilt(&w.stack, D_SHA, D, push_order(4), "start_failed").await;
+    let report = w.handle(reconcile()).await;
+    // B is still what rolls: an unbuilt push changes nothing else.
+    assert_eq!(report["release"], B, "{report}");
+    let mut unbuilt: Vec<(String, String)> = report["unbuilt_pushes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"))
+        .iter()
+        .map(|p| {
+            (
+                p["image_tag"].as_str().unwrap_or_default().to_string(),
+                p["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    unbuilt.sort();
+    assert_eq!(
+        unbuilt,
+        [
+            (A.to_string(), "claimed".to_string()),
+            (D.to_string(), "start_failed".to_string())
+        ]
+    );
+    // Once a newer push is built, they are superseded: nothing is reported.
+    const E_SHA: &str = "eeeeeeee0d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+    const E: &str = "eeeeeeee";
+    put_image(&w.stack.sdk, E, 5).await;
+    seed_built(&w.stack, E_SHA, E, push_order(5), "shop-image:e5").await;
+    let report = w.handle(reconcile()).await;
+    assert_eq!(report["release"], E, "{report}");
+    assert!(report.get("unbuilt_pushes").is_none(), "{report}");
+}

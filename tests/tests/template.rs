@@ -181,7 +181,7 @@ fn condition(block: &str) -> Option<&str> {
 }
 
 #[test]
-fn every_function_logs_with_retention_and_alarms_on_errors() {
+fn every_function_logs_with_retention_and_alarms_on_errors_and_error_lines() {
     let resources = resources();
     let functions: Vec<&(String, String)> = resources
         .iter()
@@ -223,6 +223,37 @@ fn every_function_logs_with_retention_and_alarms_on_errors() {
             "{} exists with {id}",
             alarm.0
         );
+        // Its error lines are counted, whatever the function answered (the log line's `level`
+        // is what pushdeploy's JSON logs write: see telemetry.rs).
+        let filter = resources
+            .iter()
+            .find(|(_, b)| {
+                b.contains("Type: AWS::Logs::MetricFilter")
+                    && b.contains(&format!("LogGroupName: !Ref {group}\n"))
+            })
+            .unwrap_or_else(|| panic!("no metric filter on {group}"));
+        assert!(
+            filter
+                .1
+                .contains(r#"FilterPattern: '{ $.level = "ERROR" }'"#)
+                && filter.1.contains("MetricName: LoggedErrors")
+                && filter
+                    .1
+                    .contains("MetricNamespace: !Sub pushdeploy/${AWS::StackName}"),
+            "{}",
+            filter.0
+        );
+        assert_eq!(condition(&filter.1), condition(function), "{}", filter.0);
+    }
+    let logged = block(&resources, "LoggedErrorsAlarm");
+    for line in [
+        "Namespace: !Sub pushdeploy/${AWS::StackName}",
+        "MetricName: LoggedErrors",
+        "Threshold: 0",
+        "ComparisonOperator: GreaterThanThreshold",
+        "AlarmActions: [!Ref OperationsTopic]",
+    ] {
+        assert!(logged.contains(line), "LoggedErrorsAlarm: {line}");
     }
     // The build's logs too.
     let build = block(&resources, "BuildProject");

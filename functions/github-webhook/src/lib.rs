@@ -45,8 +45,15 @@ impl WebhookHandler {
             .respond(&request, &delivery, &event)
             .instrument(span.clone())
             .await;
+        // A 5xx is logged as an error: GitHub does not redeliver it, and the stack's
+        // logged-errors alarm counts error lines (a function URL's 5xx is no Lambda error).
+        let status = response.status().as_u16();
         span.in_scope(|| {
-            info!(status = response.status().as_u16(), "delivery answered");
+            if response.status().is_server_error() {
+                tracing::error!(status, "delivery answered");
+            } else {
+                info!(status, "delivery answered");
+            }
         });
         response
     }

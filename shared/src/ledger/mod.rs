@@ -19,7 +19,7 @@
 mod records;
 pub use records::{
     ClaimResult, DeploymentRecord, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond,
-    ReconcileView, RunningBuild, UntrustedImageRecord, VerificationRecord,
+    ReconcileView, RunningBuild, UnbuiltPush, UntrustedImageRecord, VerificationRecord,
 };
 
 use std::fmt;

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::Serialize;
+
 use super::{CommitKey, CommitRecord, CommitStatus};
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::rollout::rules::ServiceState;
@@ -127,12 +129,26 @@ pub struct PushSecond {
     pub pushes: Vec<PlacedPush>,
 }
 
-/// What the reconcile reads of a repository's commits: the newest built one, and the builds the
-/// ledger still records as running.
+/// What the reconcile reads of a repository's commits: the newest built one, the builds the
+/// ledger still records as running, and the deploy-branch pushes that have no build.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileView {
     pub newest_built: Option<String>,
+    /// The push order of `newest_built`.
+    pub newest_built_order: Option<u64>,
     pub building: Vec<RunningBuild>,
+    pub unbuilt: Vec<UnbuiltPush>,
+}
+
+/// A deploy-branch push whose build never started (`start_failed`) or whose start was never
+/// recorded (`claimed` with no build id: StartBuild may have run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnbuiltPush {
+    pub image_tag: String,
+    pub status: CommitStatus,
+    /// Its push order.
+    pub order: u64,
+    pub claimed_at: u64,
 }
 
 /// A commit whose build the ledger still records as running.

@@ -14,7 +14,7 @@ use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
-use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
+use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus, UnbuiltPush};
 use crate::ledger::{UntrustedImageRecord, VerificationRecord};
 use crate::registry::policy::Drift;
 use crate::rollout::deployer::{Deployer, TargetOutcome};
@@ -120,7 +120,7 @@ impl ImageVerifier {
         {
             return self.build_failed(tag, build_id, status).await;
         }
-        let subject = self.subject_of(&trigger).await?;
+        let (subject, unbuilt_pushes) = self.subject_of(&trigger).await?;
         if let Some(tag) = &subject {
             span.record("image_tag", tag.as_str());
         }
@@ -223,25 +223,31 @@ impl ImageVerifier {
                 deployable,
                 rollout,
                 retention,
+                unbuilt_pushes,
             },
         )))
     }
 
     /// The commit an event is about (the reconcile's: the newest finished build), after
     /// recording what the event says of it.
-    async fn subject_of(&self, trigger: &VerifyTrigger) -> Result<Option<String>, VerifyError> {
-        Ok(match trigger {
+    async fn subject_of(
+        &self,
+        trigger: &VerifyTrigger,
+    ) -> Result<(Option<String>, Vec<UnbuiltPush>), VerifyError> {
+        let tag = match trigger {
             VerifyTrigger::EcrPush { tag } => tag.clone(),
             VerifyTrigger::Repushed { tag } => Some(tag.clone()),
-            // A finished build that never became the release (say, its events were lost).
-            VerifyTrigger::Reconcile => self.reconcile_subject().await?,
+            // A finished build that never became the release (say, its events were lost), and
+            // the pushes that will never have one unless redelivered.
+            VerifyTrigger::Reconcile => return self.reconcile_subject().await,
             VerifyTrigger::BuildSucceeded { tag, build_id } => {
                 tracing::Span::current().record("build_id", build_id.as_str());
                 self.record_build_succeeded(tag, build_id).await?;
                 Some(tag.clone())
             }
             VerifyTrigger::BuildFailed { .. } => None,
-        })
+        };
+        Ok((tag, Vec::new()))
     }
 
     pub(crate) async fn describe(&self, tag: &str) -> Result<Option<ImageInfo>, VerifyError> {

@@ -7,8 +7,8 @@ use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{
-    push_partition, push_second_key, repository_partition, CommitKey, PushRecord, PushSecond,
-    ReconcileView, RunningBuild, COMMIT_PREFIX,
+    push_partition, push_second_key, repository_partition, CommitKey, CommitStatus, PushRecord,
+    PushSecond, ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
 };
 
 impl LedgerTable {
@@ -87,8 +87,8 @@ impl LedgerTable {
     }
 
     /// What the reconcile looks at, reading every commit item of the repository: the newest-
-    /// ordered commit whose build succeeded (its candidate), and the commits still `building`
-    /// (whose build's events may have been lost).
+    /// ordered commit whose build succeeded (its candidate), the commits still `building`
+    /// (whose build's events may have been lost), and deploy-branch pushes with no build.
     pub async fn reconcile_view(&self, repository: &str) -> Result<ReconcileView, AwsError> {
         let mut view = ReconcileView::default();
         let mut newest: Option<u64> = None;
@@ -101,15 +101,21 @@ impl LedgerTable {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :commit)")
                 .filter_expression(
                     "(#status = :built AND attribute_exists(#sequence)) \
-                     OR (#status = :building AND attribute_exists(build_id))",
+                     OR (#status = :building AND attribute_exists(build_id)) \
+                     OR ((#status = :claimed OR #status = :start_failed) \
+                         AND attribute_exists(#sequence))",
                 )
-                .projection_expression("sk, #sequence, #status, build_id, build_started_at")
+                .projection_expression(
+                    "sk, #sequence, #status, build_id, build_started_at, claimed_at",
+                )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#sequence", "sequence")
                 .expression_attribute_values(":pk", s(repository_partition(repository)))
                 .expression_attribute_values(":commit", s(COMMIT_PREFIX))
                 .expression_attribute_values(":built", s("built"))
                 .expression_attribute_values(":building", s("building"))
+                .expression_attribute_values(":claimed", s(CommitStatus::Claimed.as_str()))
+                .expression_attribute_values(":start_failed", s(CommitStatus::StartFailed.as_str()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -124,8 +130,9 @@ impl LedgerTable {
                     continue;
                 };
                 let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                match string("status").as_deref() {
-                    Some("built") => {
+                let status = string("status").as_deref().and_then(CommitStatus::parse);
+                match status {
+                    Some(CommitStatus::Built) => {
                         if let Some(order) = number(item, "sequence") {
                             if newest.is_none_or(|best| order > best) {
                                 newest = Some(order);
@@ -133,7 +140,7 @@ impl LedgerTable {
                             }
                         }
                     }
-                    _ => {
+                    Some(CommitStatus::Building) => {
                         if let Some(build_id) = string("build_id") {
                             view.building.push(RunningBuild {
                                 image_tag: tag.to_string(),
@@ -142,6 +149,17 @@ impl LedgerTable {
                             });
                         }
                     }
+                    Some(status @ (CommitStatus::Claimed | CommitStatus::StartFailed)) => {
+                        if let Some(order) = number(item, "sequence") {
+                            view.unbuilt.push(UnbuiltPush {
+                                image_tag: tag.to_string(),
+                                status,
+                                order,
+                                claimed_at: number(item, "claimed_at").unwrap_or(0),
+                            });
+                        }
+                    }
+                    _ => {}
                 }
             }
             match output.last_evaluated_key() {
@@ -149,6 +167,7 @@ impl LedgerTable {
                 _ => break,
             }
         }
+        view.newest_built_order = newest;
         Ok(view)
     }
 }

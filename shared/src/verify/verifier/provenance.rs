@@ -4,8 +4,8 @@
 use tracing::{info, warn};
 
 use super::{ImageVerifier, KnownCommits, VerifyError};
-use crate::ledger::KnownCommit;
 use crate::ledger::{now_epoch_seconds, CommitStatus};
+use crate::ledger::{KnownCommit, ReconcileView, UnbuiltPush};
 use crate::verify::provenance::{build_provenance, check_image, BuildProvenance};
 use crate::verify::release::Release;
 use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
@@ -14,11 +14,33 @@ use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
 /// have been lost); younger ones are left to their events.
 const LOST_BUILD_AFTER_SECONDS: u64 = 120;
 
+/// A push without a build is reported after this long: Lambda's longest timeout, so the
+/// invocation that claimed it has ended, and redeliveries had their chance.
+pub(crate) const UNBUILT_PUSH_AFTER_SECONDS: u64 = 900;
+
+/// Deploy-branch pushes newer than the newest build whose build never started, or whose start
+/// was never recorded, for [`UNBUILT_PUSH_AFTER_SECONDS`]: no event will ever come for them, so
+/// unless someone redelivers them, what runs stays behind the newest push. Older ones are
+/// superseded and not reported.
+pub(crate) fn stalled_pushes(view: &ReconcileView, now: u64) -> Vec<UnbuiltPush> {
+    view.unbuilt
+        .iter()
+        .filter(|push| {
+            view.newest_built_order
+                .is_none_or(|built| push.order > built)
+        })
+        .filter(|push| push.claimed_at + UNBUILT_PUSH_AFTER_SECONDS <= now)
+        .cloned()
+        .collect()
+}
+
 impl ImageVerifier {
     /// The reconcile's candidate: the newest built commit, after recording the end of builds the
     /// ledger still records as running (read from CodeBuild, in one call) as their events would
     /// have: a succeeded build with the digest it pushed, a failed one as `build_failed`.
-    pub(super) async fn reconcile_subject(&self) -> Result<Option<String>, VerifyError> {
+    pub(super) async fn reconcile_subject(
+        &self,
+    ) -> Result<(Option<String>, Vec<UnbuiltPush>), VerifyError> {
         let repository = &self.config.repository.name;
         let view = self
             .ledger
@@ -26,6 +48,27 @@ impl ImageVerifier {
             .await
             .map_err(VerifyError::Ledger)?;
         let now = now_epoch_seconds();
+        let stalled = stalled_pushes(&view, now);
+        for push in &stalled {
+            tracing::error!(
+                image_tag = %push.image_tag,
+                status = %push.status,
+                claimed_at = push.claimed_at,
+                "a push newer than the newest build has no build (its start failed, or was never recorded): redeliver it"
+            );
+        }
+        let subject = self.reconcile_candidate(view, now).await?;
+        Ok((subject, stalled))
+    }
+
+    /// The newest built commit, once the builds `view` records as running for too long are
+    /// asked about.
+    async fn reconcile_candidate(
+        &self,
+        view: ReconcileView,
+        now: u64,
+    ) -> Result<Option<String>, VerifyError> {
+        let repository = &self.config.repository.name;
         let lost: Vec<_> = view
             .building
             .iter()
@@ -168,4 +211,74 @@ pub(super) fn foreign_latest(
         digest: Some(latest.digest.clone()),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(tag: &str, status: CommitStatus, order: u64, claimed_at: u64) -> UnbuiltPush {
+        UnbuiltPush {
+            image_tag: tag.into(),
+            status,
+            order,
+            claimed_at,
+        }
+    }
+
+    #[test]
+    fn only_long_stalled_pushes_newer_than_the_newest_build_are_reported() {
+        let now = 10_000;
+        let old = now - UNBUILT_PUSH_AFTER_SECONDS;
+        let cases: Vec<(&str, Option<u64>, UnbuiltPush, bool)> = vec![
+            (
+                "claimed, start never recorded",
+                Some(5),
+                push("a", CommitStatus::Claimed, 6, old),
+                true,
+            ),
+            (
+                "start failed",
+                Some(5),
+                push("a", CommitStatus::StartFailed, 6, old - 1),
+                true,
+            ),
+            (
+                "nothing built yet",
+                None,
+                push("a", CommitStatus::Claimed, 1, old),
+                true,
+            ),
+            (
+                "still within the window (a redelivery may come)",
+                Some(5),
+                push("a", CommitStatus::Claimed, 6, old + 1),
+                false,
+            ),
+            (
+                "superseded by a newer build",
+                Some(7),
+                push("a", CommitStatus::StartFailed, 6, 0),
+                false,
+            ),
+            (
+                "the build's own order",
+                Some(6),
+                push("a", CommitStatus::Claimed, 6, 0),
+                false,
+            ),
+        ];
+        for (name, newest_built_order, unbuilt, reported) in cases {
+            let view = ReconcileView {
+                newest_built_order,
+                unbuilt: vec![unbuilt.clone()],
+                ..ReconcileView::default()
+            };
+            let got = stalled_pushes(&view, now);
+            assert_eq!(got.len(), usize::from(reported), "{name}");
+            if reported {
+                assert_eq!(got[0], unbuilt, "{name}");
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use super::retention::RetentionReport;
 use crate::aws::AwsError;
+use crate::ledger::UnbuiltPush;
 use crate::rollout::deployer::{RolloutError, TargetOutcome};
 use crate::rollout::rules::VerifiedImage;
 use crate::verify::events::IgnoreReason;
@@ -48,6 +49,10 @@ pub struct VerificationReport {
     /// The reconcile's retention pass (`None` on other triggers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionReport>,
+    /// The reconcile's deploy-branch pushes, newer than the newest build, that have had no build
+    /// for 15 minutes: redeliver them (each is also logged as an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unbuilt_pushes: Vec<UnbuiltPush>,
 }
 
 #[derive(Debug, Clone, Serialize)]
