@@ -16,7 +16,20 @@ pub struct LambdaWatch {
 }
 
 impl LambdaWatch {
+    /// Starts the watch on a free port. The port is picked by binding and dropping a listener, so
+    /// another test's listener can take it first: the watch then fails to bind and exits, and is
+    /// started again on another port.
     pub fn start(env: &[(String, String)], dir: &std::path::Path) -> Self {
+        for _ in 0..3 {
+            if let Some(watch) = Self::try_start(env, dir) {
+                return watch;
+            }
+        }
+        let err = std::fs::read_to_string(dir.join("cargo-lambda-watch.err")).unwrap_or_default();
+        panic!("cargo lambda watch exited before serving, three times:\n{err}");
+    }
+
+    fn try_start(env: &[(String, String)], dir: &std::path::Path) -> Option<Self> {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             listener.local_addr().expect("addr").port()
@@ -48,15 +61,25 @@ impl LambdaWatch {
         let child = command
             .spawn()
             .expect("cargo lambda watch starts (run scripts/setup)");
+        let mut watch = LambdaWatch { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if watch.exited() {
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "cargo lambda watch did not start"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        LambdaWatch { child, port, log }
+        // Something listens: if it is not the watch (which then failed to bind), the watch exits.
+        std::thread::sleep(Duration::from_millis(500));
+        (!watch.exited()).then_some(watch)
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Invokes a function as `cargo lambda invoke` does.
