@@ -18,8 +18,8 @@ pub fn init() {
 
 /// One JSON object per line, with the event's fields at the top level beside `level`,
 /// `timestamp` (RFC 3339: Lambda's JSON log format honours a line's `level` only beside a valid
-/// one) and `spans`. The template's metric filters read `level`, `message` and `status`.
-fn json_logs<W>(
+/// one) and `spans`. The template's metric filters count lines by `level`.
+pub fn json_logs<W>(
     filter: EnvFilter,
     writer: W,
 ) -> SubscriberBuilder<JsonFields, Format<Json>, EnvFilter, W>

@@ -603,6 +603,67 @@ impl std::io::Write for Logs {
     }
 }
 
+/// What `run` returns, and the lines the functions' JSON subscriber logged meanwhile.
+async fn logged<T>(run: impl std::future::Future<Output = T>) -> (T, String) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber =
+        pushdeploy::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), move || {
+            writer.clone()
+        })
+        .finish();
+    let out = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        run.await
+    };
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+/// The level of the "delivery answered" line (one per delivery).
+fn answered_level(text: &str) -> String {
+    let answered: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "delivery answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "{text}");
+    answered[0]["level"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A delivery answered 5xx is an error line (the stack's logged-errors alarm counts them: a
+/// function URL's 5xx is no Lambda error, and GitHub does not redeliver it). A `503
+/// build_starting` is not: another delivery is building the push.
+#[tokio::test]
+async fn a_failed_delivery_is_logged_as_an_error_and_a_build_starting_one_is_not() {
+    let w = world(&[]).await;
+    let event = load_event("github-webhook/push-main.json");
+    let ((status, _), text) = logged(deliver(&w.handler, &event)).await;
+    assert_eq!(status, 202);
+    assert_eq!(answered_level(&text), "INFO");
+
+    let now = pushdeploy::ledger::now_epoch_seconds();
+    set_status(&w.stack, "claimed", Some(now - 5)).await;
+    let ((status, body), text) = logged(deliver(&w.handler, &event)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(answered_level(&text), "INFO");
+    assert!(!text.contains(r#""level":"ERROR""#), "{text}");
+
+    let missing = handler(
+        &w.stack,
+        &[(
+            "WEBHOOK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+        )],
+    );
+    let ((status, _), text) = logged(deliver(&missing, &event)).await;
+    assert_eq!(status, 500);
+    assert_eq!(answered_level(&text), "ERROR");
+}
+
 #[tokio::test]
 async fn unauthenticated_header_values_are_logged_cut() {
     // The delivery id and event name are logged before the signature is checked.
@@ -611,20 +672,9 @@ async fn unauthenticated_header_values_are_logged_cut() {
     let mut event = ping_with("wrong");
     event["headers"]["x-github-delivery"] = json!("d".repeat(100_000));
     event["headers"]["x-github-event"] = json!(format!("ping{}", "\t".repeat(1000)));
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_span_list(true)
-        .with_writer(move || writer.clone())
-        .finish();
     let handler = handler(&stack, &[]);
-    let status = {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        deliver(&handler, &event).await.0
-    };
-    assert_eq!(status, 401);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let (status, text) = logged(deliver(&handler, &event)).await;
+    assert_eq!(status.0, 401);
     assert!(
         text.contains("rejected an unsigned or wrongly signed delivery"),
         "{text}"

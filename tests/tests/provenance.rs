@@ -437,6 +437,10 @@ async fn the_reconcile_reports_pushes_newer_than_the_newest_build_that_have_no_b
     // Newer than B: reported, whichever way its start was lost.
     seed_unbuilt(&w.stack, A_SHA, A, push_order(3), "claimed").await;
     seed_unbuilt(&w.stack, D_SHA, D, push_order(4), "start_failed").await;
+    // Its tag was in ECR already when a redelivery took the claim over: no build vouches for it.
+    const F_SHA: &str = "ffffffff0d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+    const F: &str = "ffffffff";
+    seed_unbuilt(&w.stack, F_SHA, F, push_order(5), "image_exists").await;
     let report = w.handle(reconcile()).await;
     // B is still what rolls: an unbuilt push changes nothing else.
     assert_eq!(report["release"], B, "{report}");
@@ -456,14 +460,19 @@ async fn the_reconcile_reports_pushes_newer_than_the_newest_build_that_have_no_b
         unbuilt,
         [
             (A.to_string(), "claimed".to_string()),
-            (D.to_string(), "start_failed".to_string())
+            (D.to_string(), "start_failed".to_string()),
+            (F.to_string(), "image_exists".to_string())
         ]
     );
-    // Once a newer push is built, they are superseded: nothing is reported.
+    // Once a newer push has a build (here: still running), they are superseded: nothing is
+    // reported, and the reconcile reads the running build's end as its event would have.
     const E_SHA: &str = "eeeeeeee0d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
     const E: &str = "eeeeeeee";
-    put_image(&w.stack.sdk, E, 5).await;
-    seed_built(&w.stack, E_SHA, E, push_order(5), "shop-image:e5").await;
+    let e_digest = put_image(&w.stack.sdk, E, 6).await;
+    seed_commit(&w.stack, E_SHA, E, push_order(6), "shop-image:e6").await;
+    w.moto
+        .proxy
+        .report_build("shop-image:e6", "SUCCEEDED", &[("IMAGE_DIGEST", &e_digest)]);
     let report = w.handle(reconcile()).await;
     assert_eq!(report["release"], E, "{report}");
     assert!(report.get("unbuilt_pushes").is_none(), "{report}");

@@ -252,6 +252,11 @@ fn every_function_logs_with_retention_and_alarms_on_errors_and_error_lines() {
         "Threshold: 0",
         "ComparisonOperator: GreaterThanThreshold",
         "AlarmActions: [!Ref OperationsTopic]",
+        // Longer than the reconcile's default interval: a condition it reports each time keeps
+        // the alarm raised.
+        "Period: 900",
+        "EvaluationPeriods: 2",
+        "DatapointsToAlarm: 1",
     ] {
         assert!(logged.contains(line), "LoggedErrorsAlarm: {line}");
     }

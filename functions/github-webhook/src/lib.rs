@@ -45,11 +45,14 @@ impl WebhookHandler {
             .respond(&request, &delivery, &event)
             .instrument(span.clone())
             .await;
-        // A 5xx is logged as an error: GitHub does not redeliver it, and the stack's
+        // A failed delivery is logged as an error: GitHub does not redeliver it, and the stack's
         // logged-errors alarm counts error lines (a function URL's 5xx is no Lambda error).
+        // `503 build_starting` is not one: another delivery of the push is building it.
         let status = response.status().as_u16();
+        let failed = response.status().is_server_error()
+            && response.status() != StatusCode::SERVICE_UNAVAILABLE;
         span.in_scope(|| {
-            if response.status().is_server_error() {
+            if failed {
                 tracing::error!(status, "delivery answered");
             } else {
                 info!(status, "delivery answered");
@@ -148,7 +151,11 @@ impl WebhookHandler {
                 ),
             },
             Err(e) => {
-                tracing::error!(error = %e, sha = %build.sha, "build trigger failed");
+                if matches!(e, TriggerError::BuildStarting { .. }) {
+                    warn!(error = %e, sha = %build.sha, "another delivery is starting the build");
+                } else {
+                    tracing::error!(error = %e, sha = %build.sha, "build trigger failed");
+                }
                 let (status, code) = match &e {
                     TriggerError::TagCollision { .. } => (StatusCode::CONFLICT, "tag_collision"),
                     TriggerError::StartBuild(_) => (StatusCode::BAD_GATEWAY, "start_build_failed"),

@@ -134,14 +134,15 @@ pub struct PushSecond {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileView {
     pub newest_built: Option<String>,
-    /// The push order of `newest_built`.
-    pub newest_built_order: Option<u64>,
+    /// The newest push order of a commit whose build ran (`building`, `built`, `build_failed`).
+    pub newest_build_order: Option<u64>,
     pub building: Vec<RunningBuild>,
     pub unbuilt: Vec<UnbuiltPush>,
 }
 
-/// A deploy-branch push whose build never started (`start_failed`) or whose start was never
-/// recorded (`claimed` with no build id: StartBuild may have run).
+/// A deploy-branch push with no recorded build: its build never started (`start_failed`), its
+/// start was never recorded (`claimed`: the claimant died before or after StartBuild), or its
+/// tag was already in ECR (`image_exists`: an image no recorded build vouches for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnbuiltPush {
     pub image_tag: String,

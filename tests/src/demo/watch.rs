@@ -73,9 +73,10 @@ impl LambdaWatch {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        // Something listens: if it is not the watch (which then failed to bind), the watch exits.
-        std::thread::sleep(Duration::from_millis(500));
-        (!watch.exited()).then_some(watch)
+        // Something listens: the watch, or a listener that took the port first (then the watch
+        // fails to bind and exits). The socket tells: it must belong to the watch's group.
+        let ours = listening_group(port) == Some(watch.child.id());
+        (ours && !watch.exited()).then_some(watch)
     }
 
     fn exited(&mut self) -> bool {
@@ -146,4 +147,42 @@ impl Drop for LambdaWatch {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
+}
+
+/// The process group of the process listening on 127.0.0.1:`port`, read from /proc: the socket's
+/// inode in /proc/net/tcp, then the process holding it.
+fn listening_group(port: u16) -> Option<u32> {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local_address, state 0A (LISTEN), inode
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+            .then(|| fields.get(9).map(|i| i.to_string()))
+            .flatten()
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        if !process
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == socket));
+        if holds {
+            // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            let stat = std::fs::read_to_string(process.path().join("stat")).ok()?;
+            let after = stat.rsplit_once(')')?.1;
+            return after.split_whitespace().nth(2)?.parse().ok();
+        }
+    }
+    None
 }

@@ -88,7 +88,7 @@ impl LedgerTable {
 
     /// What the reconcile looks at, reading every commit item of the repository: the newest-
     /// ordered commit whose build succeeded (its candidate), the commits still `building`
-    /// (whose build's events may have been lost), and deploy-branch pushes with no build.
+    /// (whose build's events may have been lost), and deploy-branch pushes with no recorded build.
     pub async fn reconcile_view(&self, repository: &str) -> Result<ReconcileView, AwsError> {
         let mut view = ReconcileView::default();
         let mut newest: Option<u64> = None;
@@ -102,7 +102,7 @@ impl LedgerTable {
                 .filter_expression(
                     "(#status = :built AND attribute_exists(#sequence)) \
                      OR (#status = :building AND attribute_exists(build_id)) \
-                     OR ((#status = :claimed OR #status = :start_failed) \
+                     OR (#status IN (:claimed, :start_failed, :image_exists, :build_failed) \
                          AND attribute_exists(#sequence))",
                 )
                 .projection_expression(
@@ -116,6 +116,8 @@ impl LedgerTable {
                 .expression_attribute_values(":building", s("building"))
                 .expression_attribute_values(":claimed", s(CommitStatus::Claimed.as_str()))
                 .expression_attribute_values(":start_failed", s(CommitStatus::StartFailed.as_str()))
+                .expression_attribute_values(":image_exists", s(CommitStatus::ImageExists.as_str()))
+                .expression_attribute_values(":build_failed", s(CommitStatus::BuildFailed.as_str()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -131,9 +133,16 @@ impl LedgerTable {
                 };
                 let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
                 let status = string("status").as_deref().and_then(CommitStatus::parse);
+                let order = number(item, "sequence");
+                if matches!(
+                    status,
+                    Some(CommitStatus::Built | CommitStatus::Building | CommitStatus::BuildFailed)
+                ) {
+                    view.newest_build_order = view.newest_build_order.max(order);
+                }
                 match status {
                     Some(CommitStatus::Built) => {
-                        if let Some(order) = number(item, "sequence") {
+                        if let Some(order) = order {
                             if newest.is_none_or(|best| order > best) {
                                 newest = Some(order);
                                 view.newest_built = Some(tag.to_string());
@@ -149,8 +158,12 @@ impl LedgerTable {
                             });
                         }
                     }
-                    Some(status @ (CommitStatus::Claimed | CommitStatus::StartFailed)) => {
-                        if let Some(order) = number(item, "sequence") {
+                    Some(
+                        status @ (CommitStatus::Claimed
+                        | CommitStatus::StartFailed
+                        | CommitStatus::ImageExists),
+                    ) => {
+                        if let Some(order) = order {
                             view.unbuilt.push(UnbuiltPush {
                                 image_tag: tag.to_string(),
                                 status,
@@ -167,7 +180,6 @@ impl LedgerTable {
                 _ => break,
             }
         }
-        view.newest_built_order = newest;
         Ok(view)
     }
 }

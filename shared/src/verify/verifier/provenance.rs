@@ -18,18 +18,18 @@ const LOST_BUILD_AFTER_SECONDS: u64 = 120;
 /// invocation that claimed it has ended, and redeliveries had their chance.
 pub(crate) const UNBUILT_PUSH_AFTER_SECONDS: u64 = 900;
 
-/// Deploy-branch pushes newer than the newest build whose build never started, or whose start
-/// was never recorded, for [`UNBUILT_PUSH_AFTER_SECONDS`]: no event will ever come for them, so
-/// unless someone redelivers them, what runs stays behind the newest push. Older ones are
-/// superseded and not reported.
+/// Deploy-branch pushes newer than every push whose build ran, with no recorded build for
+/// [`UNBUILT_PUSH_AFTER_SECONDS`]: nothing will roll them, and no event will come for them, so
+/// what runs stays behind the newest push until someone pushes again. Pushes older than a build
+/// (even a running or failed one) are superseded, and not reported.
 pub(crate) fn stalled_pushes(view: &ReconcileView, now: u64) -> Vec<UnbuiltPush> {
     view.unbuilt
         .iter()
         .filter(|push| {
-            view.newest_built_order
+            view.newest_build_order
                 .is_none_or(|built| push.order > built)
         })
-        .filter(|push| push.claimed_at + UNBUILT_PUSH_AFTER_SECONDS <= now)
+        .filter(|push| push.claimed_at.saturating_add(UNBUILT_PUSH_AFTER_SECONDS) <= now)
         .cloned()
         .collect()
 }
@@ -54,7 +54,7 @@ impl ImageVerifier {
                 image_tag = %push.image_tag,
                 status = %push.status,
                 claimed_at = push.claimed_at,
-                "a push newer than the newest build has no build (its start failed, or was never recorded): redeliver it"
+                "a push newer than the newest build has no recorded build, and will not roll (see README: Operating pushdeploy)"
             );
         }
         let subject = self.reconcile_candidate(view, now).await?;
@@ -256,7 +256,13 @@ mod tests {
                 false,
             ),
             (
-                "superseded by a newer build",
+                "image tag already in ECR, no build vouches for it",
+                Some(5),
+                push("a", CommitStatus::ImageExists, 6, old),
+                true,
+            ),
+            (
+                "superseded by a newer build (running, built or failed)",
                 Some(7),
                 push("a", CommitStatus::StartFailed, 6, 0),
                 false,
@@ -268,9 +274,9 @@ mod tests {
                 false,
             ),
         ];
-        for (name, newest_built_order, unbuilt, reported) in cases {
+        for (name, newest_build_order, unbuilt, reported) in cases {
             let view = ReconcileView {
-                newest_built_order,
+                newest_build_order,
                 unbuilt: vec![unbuilt.clone()],
                 ..ReconcileView::default()
             };
