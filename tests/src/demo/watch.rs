@@ -74,9 +74,9 @@ impl LambdaWatch {
             std::thread::sleep(Duration::from_millis(100));
         }
         // Something listens: the watch, or a listener that took the port first (then the watch
-        // fails to bind and exits). The socket tells: it must belong to the watch's group.
-        let ours = listening_group(port) == Some(watch.child.id());
-        (ours && !watch.exited()).then_some(watch)
+        // fails to bind and exits). The socket tells, where /proc shows its owner.
+        let taken = listening_group(port).is_some_and(|group| group != watch.child.id());
+        (!taken && !watch.exited()).then_some(watch)
     }
 
     fn exited(&mut self) -> bool {
@@ -185,4 +185,24 @@ fn listening_group(port: u16) -> Option<u32> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_socket_is_traced_to_its_process_group() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let own_group: u32 = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse().ok())
+            .expect("pgrp");
+        assert_eq!(listening_group(port), Some(own_group));
+        drop(listener);
+        assert_eq!(listening_group(port), None);
+    }
 }
