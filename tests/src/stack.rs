@@ -275,6 +275,31 @@ async fn seed_commit_item(
     put.send().await.expect("seed commit");
 }
 
+/// Sets a commit's status; with `claimed_at`, as a claim taken then with no build recorded.
+pub async fn set_commit_status(
+    stack: &Stack,
+    image_tag: &str,
+    status: &str,
+    claimed_at: Option<u64>,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let mut update = stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .key("sk", S(format!("commit#{image_tag}")))
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", S(status.into()));
+    update = match claimed_at {
+        Some(at) => update
+            .update_expression("SET #s = :s, claimed_at = :at REMOVE build_id")
+            .expression_attribute_values(":at", N(at.to_string())),
+        None => update.update_expression("SET #s = :s"),
+    };
+    update.send().await.expect("UpdateItem");
+}
+
 /// A live lock on a service's ledger item, as a rollout in progress holds it (for ten minutes).
 pub async fn hold_lock(stack: &Stack, target: &str, owner: &str) {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};

@@ -1,7 +1,6 @@
 //! The github-webhook handler against moto: what reaches CodeBuild, what the ledger records,
 //! and that bad or duplicate deliveries start nothing.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use github_webhook::WebhookHandler;
 use lambda_http::Body;
 use pushdeploy::build::order::{PushOrder, RANK_BASE};
@@ -423,7 +422,7 @@ async fn a_failed_build_can_be_rebuilt_by_a_redelivery() {
     let w = world(&[]).await;
     let event = load_event("github-webhook/push-main.json");
     deliver(&w.handler, &event).await;
-    set_status(&w.stack, "build_failed", None).await;
+    set_commit_status(&w.stack, TAG, "build_failed", None).await;
 
     let (status, body) = deliver(&w.handler, &event).await;
     assert_eq!(status, 202, "{body}");
@@ -440,7 +439,7 @@ async fn a_claim_whose_holder_died_is_retried_then_taken_over_with_the_same_buil
 
     // A claim whose holder died around StartBuild, five seconds ago: not a success to report
     // (nothing may be building), but a failure to retry after the claim timeout.
-    set_status(&w.stack, "claimed", Some(now - 5)).await;
+    set_commit_status(&w.stack, TAG, "claimed", Some(now - 5)).await;
     let response = w.handler.handle(function_url_request(&event)).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "30");
@@ -453,7 +452,7 @@ async fn a_claim_whose_holder_died_is_retried_then_taken_over_with_the_same_buil
     // Past CLAIM_TIMEOUT_SECONDS (30: three times the function's timeout): taken over, with the
     // build token the dead claim may have used, so CodeBuild answers with that build if it
     // started one.
-    set_status(&w.stack, "claimed", Some(now - 31)).await;
+    set_commit_status(&w.stack, TAG, "claimed", Some(now - 31)).await;
     let (_, body) = deliver(&w.handler, &event).await;
     assert_eq!(body["result"], "build_started", "{body}");
     let tokens: Vec<Value> = w
@@ -465,25 +464,6 @@ async fn a_claim_whose_holder_died_is_retried_then_taken_over_with_the_same_buil
     assert_eq!(tokens.len(), 2);
     assert_eq!(tokens[0], tokens[1]);
 }
-
-async fn set_status(stack: &Stack, status: &str, claimed_at: Option<u64>) {
-    let mut update = stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key("pk", AttributeValue::S(format!("repo#{ECR_REPOSITORY}")))
-        .key("sk", AttributeValue::S(format!("commit#{TAG}")))
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":s", AttributeValue::S(status.into()));
-    update = match claimed_at {
-        Some(at) => update
-            .update_expression("SET #s = :s, claimed_at = :at REMOVE build_id")
-            .expression_attribute_values(":at", AttributeValue::N(at.to_string())),
-        None => update.update_expression("SET #s = :s"),
-    };
-    update.send().await.expect("UpdateItem");
-}
-
 #[tokio::test]
 async fn an_image_already_in_ecr_starts_nothing() {
     let w = world(&[]).await;
@@ -646,7 +626,7 @@ async fn a_failed_delivery_is_logged_as_an_error_and_a_build_starting_one_is_not
     assert_eq!(answered_level(&text), "INFO");
 
     let now = pushdeploy::ledger::now_epoch_seconds();
-    set_status(&w.stack, "claimed", Some(now - 5)).await;
+    set_commit_status(&w.stack, TAG, "claimed", Some(now - 5)).await;
     let ((status, body), text) = logged(deliver(&w.handler, &event)).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(answered_level(&text), "INFO");

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
 const B: &str = "f8afe6a7";
+/// The image tag of the commit in the CodeCommit samples.
+const CODECOMMIT_TAG: &str = "3e5983ea";
 
 /// Actions a policy needs that no API call names: ECS checks them inside RegisterTaskDefinition
 /// (tags on the new revision; the task and execution roles it passes).
@@ -128,6 +130,14 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
         .during(webhook.handle(function_url_request(&github_push_event(built, "d2"))))
         .await;
     assert!(response.status().is_success(), "{:?}", response.body());
+    // A redelivery while another delivery holds the claim and has not recorded its build: it
+    // reads the claim a while, then answers 503 build_starting.
+    let now = pushdeploy::ledger::now_epoch_seconds();
+    set_commit_status(&stack, B, "claimed", Some(now)).await;
+    let response = calls
+        .during(webhook.handle(function_url_request(&github_push_event(B_SHA, "d1-again"))))
+        .await;
+    assert_eq!(response.status(), 503, "{:?}", response.body());
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("GitHubWebhookFunction");
 
@@ -153,6 +163,16 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
         .await
         .expect("re-push");
     assert_eq!(result["results"][0]["result"], "repushed", "{result}");
+    // Redelivered while another invocation holds the claim with no build recorded: an error,
+    // retried by Lambda, after reading the claim a while.
+    set_commit_status(&stack, CODECOMMIT_TAG, "claimed", Some(now)).await;
+    let held = calls
+        .during(codecommit.handle(
+            load_event("codecommit-push/eventbridge-reference-updated.json"),
+            None,
+        ))
+        .await;
+    assert!(held.is_err(), "{held:?}");
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("CodeCommitPushFunction");
 }
