@@ -5,6 +5,8 @@
 //!   `BatchGetBuilds` reports every build `SUCCEEDED` at once and without the variables its
 //!   buildspec exported, so a test that plays CodeBuild reports each build's end here
 //!   ([`AwsProxy::report_build`]) and the proxy writes it into moto's answer;
+//! - ECS's service deployment history, which moto lacks, is kept here from the UpdateService
+//!   calls moto applied (`ecs_history`);
 //! - faults the test injects ([`AwsProxy::inject`]) for chosen operations: throttling, a 5xx, a
 //!   hang, a dropped connection, or the request applied and its answer lost.
 //!
@@ -18,13 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-/// How a build ended, as CodeBuild's `BatchGetBuilds` would report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildReport {
-    pub status: String,
-    /// The buildspec's `exported-variables` and their values at the end of the build.
-    pub exported: Vec<(String, String)>,
-}
+mod builds;
+mod ecs_history;
+use builds::with_build_reports;
+pub use builds::BuildReport;
+use ecs_history::ServiceDeployment;
 
 /// What the proxy does to a request instead of forwarding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +114,8 @@ struct ProxyState {
     /// By build id (`project:uuid`).
     builds: HashMap<String, BuildReport>,
     faults: Vec<FaultRule>,
+    /// Every UpdateService moto applied, as ECS's service deployments.
+    ecs_deployments: Vec<ServiceDeployment>,
     /// How many requests each fault hit.
     injected: u32,
 }
@@ -169,6 +171,19 @@ impl AwsProxy {
         let mut state = self.state.lock().expect("proxy state");
         state.faults.clear();
         std::mem::take(&mut state.injected)
+    }
+
+    /// Ends the service deployments to `task_definition_arn` with `status`, as ECS does (a
+    /// circuit-breaker rollback: `ROLLBACK_SUCCESSFUL`).
+    pub fn end_deployment(&self, task_definition_arn: &str, status: &str) {
+        let mut state = self.state.lock().expect("proxy state");
+        for deployment in state
+            .ecs_deployments
+            .iter_mut()
+            .filter(|d| d.runs(task_definition_arn))
+        {
+            deployment.status = status.to_string();
+        }
     }
 
     /// From now on `BatchGetBuilds` reports `build_id` as ended with `status`, having exported
@@ -305,7 +320,15 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
             return Ok(());
         }
         Some(Fault::AppliedLost) => {
-            forward(&request, upstream)?;
+            let response = forward(&request, upstream)?;
+            let target = request.header("x-amz-target");
+            let mut state = state.lock().expect("proxy state");
+            ecs_history::record_update(
+                target,
+                &request.body,
+                &response,
+                &mut state.ecs_deployments,
+            );
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -321,7 +344,16 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
             return Ok(());
         }
     }
+    // Forwarded also when answered here: moto records every request, which the tests read.
     let mut response = forward(&request, upstream)?;
+    {
+        let target = request.header("x-amz-target");
+        let mut state = state.lock().expect("proxy state");
+        ecs_history::record_update(target, &request.body, &response, &mut state.ecs_deployments);
+        if let Some(answer) = ecs_history::answer(target, &request.body, &state.ecs_deployments) {
+            response = answer;
+        }
+    }
     if request.header("x-amz-target") == Some("CodeBuild_20161006.BatchGetBuilds") {
         let asked: Vec<String> = serde_json::from_slice::<Value>(&request.body)
             .ok()
@@ -336,80 +368,4 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
     client.flush()?;
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
-}
-
-/// moto's `BatchGetBuilds` answer with the reported builds' status and exported variables; a
-/// build the test has not reported is still running. A reported build moto does not know (the
-/// test seeded it without a StartBuild) is answered as CodeBuild would; ids neither knows are
-/// `buildsNotFound`.
-fn with_build_reports(response: Vec<u8>, asked: &[String], state: &Mutex<ProxyState>) -> Vec<u8> {
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return response;
-    };
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let Ok(mut body) = serde_json::from_slice::<Value>(&response[split + 4..]) else {
-        return response;
-    };
-    let builds = state.lock().expect("proxy state").builds.clone();
-    let known: Vec<String> = body["builds"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|b| b["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut not_found = Vec::new();
-    for id in asked.iter().filter(|id| !known.contains(id)) {
-        if !builds.contains_key(id) {
-            not_found.push(json!(id));
-            continue;
-        }
-        let project = id.split_once(':').map_or(id.as_str(), |(p, _)| p);
-        let arn = format!("arn:aws:codebuild:us-east-1:123456789012:build/{id}");
-        let entry = json!({"id": id, "arn": arn, "projectName": project});
-        match body["builds"].as_array_mut() {
-            Some(list) => list.push(entry),
-            None => body["builds"] = json!([entry]),
-        }
-    }
-    body["buildsNotFound"] = Value::Array(not_found);
-    if let Some(list) = body.get_mut("builds").and_then(Value::as_array_mut) {
-        for build in list {
-            let id = build["id"].as_str().unwrap_or_default().to_string();
-            match builds.get(&id) {
-                Some(report) => {
-                    build["buildStatus"] = json!(report.status);
-                    build["buildComplete"] = json!(true);
-                    build["exportedEnvironmentVariables"] = Value::Array(
-                        report
-                            .exported
-                            .iter()
-                            .map(|(name, value)| json!({"name": name, "value": value}))
-                            .collect(),
-                    );
-                }
-                None => {
-                    build["buildStatus"] = json!("IN_PROGRESS");
-                    build["buildComplete"] = json!(false);
-                    if let Some(b) = build.as_object_mut() {
-                        b.remove("exportedEnvironmentVariables");
-                    }
-                }
-            }
-        }
-    }
-    let body = body.to_string();
-    let head: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
-        .map(str::to_string)
-        .collect();
-    format!(
-        "{}\r\nContent-Length: {}\r\n\r\n{}",
-        head.join("\r\n"),
-        body.len(),
-        body
-    )
-    .into_bytes()
 }

@@ -211,6 +211,44 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         .as_str()
         .expect("deployed")
         .to_string();
+    // A newer commit's UpdateService applied with its answer lost, then rolled back by ECS: the
+    // retry reads ECS's deployment history instead of rolling it again.
+    const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+    const A: &str = "aaaaaaa1";
+    put_image(&stack.sdk, A, 4).await;
+    seed_built(&stack, A_SHA, A, push_order(2), "shop-image:a2").await;
+    let (before, _) = service_task_definition(&stack.sdk, "web").await;
+    moto.proxy.inject(
+        aws_proxy::Call::op("UpdateService"),
+        aws_proxy::Fault::AppliedLost,
+        None,
+    );
+    calls
+        .during(verifier.handle(ecr_push_event(A)))
+        .await
+        .expect_err("UpdateService's answer lost");
+    moto.proxy.clear_faults();
+    let (rolled, _) = service_task_definition(&stack.sdk, "web").await;
+    moto.proxy.end_deployment(
+        rolled.task_definition_arn().unwrap_or_default(),
+        "ROLLBACK_SUCCESSFUL",
+    );
+    aws_sdk_ecs::Client::new(&stack.sdk)
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .set_task_definition(before.task_definition_arn().map(str::to_string))
+        .send()
+        .await
+        .expect("the circuit breaker's rollback");
+    let report = calls
+        .during(verifier.handle(ecr_push_event(A)))
+        .await
+        .expect("recorded as failed");
+    assert_eq!(
+        report["rollout"][0]["result"], "failed_before_recorded",
+        "{report}"
+    );
     for operator in [
         json!({"plan": {}}),
         json!({"status": {}}),

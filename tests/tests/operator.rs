@@ -549,10 +549,12 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
     registry.move_latest_to(&w.b_digest).await.unwrap();
     let ecs = Ecs::new(aws_sdk_ecs::Client::new(&w.stack.sdk));
     let ledger = LedgerTable::new(w.stack.dynamodb(), LEDGER_TABLE.into());
+    let results = w.stack.aws.results("default");
     let deployer = Deployer {
         ecs: &ecs,
         registry: &registry,
         ledger: &ledger,
+        results: &results,
         lock_ttl_seconds: 120,
     };
     let target = Target {

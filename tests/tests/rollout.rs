@@ -529,3 +529,85 @@ async fn concurrent_invocations_roll_an_image_once() {
         Some(format!("{}@{digest}", w.stack.repository_uri).as_str())
     );
 }
+
+/// UpdateService was applied but its answer lost; ECS's circuit breaker then rolled the service
+/// back before any retry came. The retry must not roll the image a second time: ECS's deployment
+/// history (ListServiceDeployments, answered by the test proxy from the UpdateService calls moto
+/// applied) says the revision was rolled and rolled back, so the deployment is recorded as failed.
+#[tokio::test]
+async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repeated() {
+    let w = world("prod/web/app").await;
+    publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let original = original.task_definition_arn().unwrap().to_string();
+
+    w.moto.proxy.inject(
+        aws_proxy::Call::op("UpdateService"),
+        aws_proxy::Fault::AppliedLost,
+        None,
+    );
+    w.handler
+        .handle(b_pushed())
+        .await
+        .expect_err("the rollout fails: UpdateService's answer is lost");
+    w.moto.proxy.clear_faults();
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let rolled = running.task_definition_arn().unwrap().to_string();
+    assert_ne!(rolled, original, "UpdateService was applied");
+
+    // The circuit breaker: the deployment fails and the service goes back to its revision.
+    w.moto.proxy.end_deployment(&rolled, "ROLLBACK_SUCCESSFUL");
+    aws_sdk_ecs::Client::new(&w.stack.sdk)
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition(&original)
+        .send()
+        .await
+        .unwrap();
+
+    w.moto.start_recording();
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
+    let outcome = &report["rollout"][0];
+    assert_eq!(outcome["result"], "failed_before_recorded", "{report}");
+    assert_eq!(outcome["revision"], rolled.as_str(), "{report}");
+    assert_eq!(outcome["ecs_status"], "ROLLBACK_SUCCESSFUL", "{report}");
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+    assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
+    assert_eq!(count(&w.moto, "ListServiceDeployments"), 1);
+    // Reported as deployment-status reports a failed deployment.
+    let results: Vec<(String, Value)> = w
+        .moto
+        .calls_to("PutEvents")
+        .iter()
+        .flat_map(|call| call["Entries"].as_array().cloned().unwrap_or_default())
+        .map(|entry| {
+            let detail = serde_json::from_str(entry["Detail"].as_str().unwrap_or("{}"));
+            (
+                entry["DetailType"].as_str().unwrap_or_default().to_string(),
+                detail.unwrap_or_default(),
+            )
+        })
+        .filter(|(kind, _)| kind == "pushdeploy Deployment Result")
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    let detail = &results[0].1;
+    assert_eq!(detail["outcome"], "failed", "{detail}");
+    assert_eq!(detail["service"], "prod/web", "{detail}");
+    assert_eq!(detail["revision"], rolled.as_str(), "{detail}");
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    assert_eq!(running.task_definition_arn(), Some(original.as_str()));
+    // Recorded as failed, the lock released, and the image is not rolled by later events.
+    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let deployment = w.stack.ledger_get(&pk, &sk).await.expect("deployment item");
+    assert_eq!(deployment["outcome"], "failed", "{deployment:?}");
+    let state = w.stack.ledger_get("lock#prod/web", "lock").await.unwrap();
+    assert!(!state.contains_key("owner"), "{state:?}");
+    let report = w.handler.handle(b_pushed()).await.expect("handled");
+    assert_eq!(
+        report["rollout"][0]["result"], "already_deployed",
+        "{report}"
+    );
+    assert_eq!(count(&w.moto, "UpdateService"), 0);
+}

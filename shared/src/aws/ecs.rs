@@ -6,6 +6,7 @@ pub use revision::copy_task_definition;
 use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
 
 use super::AwsError;
+use crate::rollout::rules::ServiceDeploymentFact;
 
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
@@ -217,6 +218,65 @@ impl Ecs {
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "UpdateService", e))?;
         Ok(output.service().and_then(primary_deployment_id))
+    }
+
+    /// The service's deployments (its newest hundred) whose target revision runs
+    /// `task_definition_arn`, newest first (ListServiceDeployments, then DescribeServiceRevisions
+    /// of their targets).
+    pub async fn deployments_to(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition_arn: &str,
+    ) -> Result<Vec<ServiceDeploymentFact>, AwsError> {
+        let listed = self
+            .client
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "ListServiceDeployments", e))?;
+        let briefs = listed.service_deployments();
+        let mut targets: Vec<&str> = briefs
+            .iter()
+            .filter_map(|d| d.target_service_revision_arn())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let mut running_it = Vec::new();
+        // DescribeServiceRevisions takes 20 ARNs at a time.
+        for chunk in targets.chunks(20) {
+            let described = self
+                .client
+                .describe_service_revisions()
+                .set_service_revision_arns(Some(chunk.iter().map(|a| a.to_string()).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ECS", "DescribeServiceRevisions", e))?;
+            running_it.extend(
+                described
+                    .service_revisions()
+                    .iter()
+                    .filter(|r| r.task_definition() == Some(task_definition_arn))
+                    .filter_map(|r| r.service_revision_arn().map(str::to_string)),
+            );
+        }
+        Ok(briefs
+            .iter()
+            .filter(|d| {
+                d.target_service_revision_arn()
+                    .is_some_and(|arn| running_it.iter().any(|r| r == arn))
+            })
+            .map(|d| ServiceDeploymentFact {
+                arn: d.service_deployment_arn().unwrap_or_default().to_string(),
+                status: d
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 }
 

@@ -7,6 +7,10 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 pub const SOURCE: &str = "pushdeploy";
 
+/// A deployment's outcome (from deployment-status, or from a rollout that finds ECS ended a
+/// deployment before it was recorded).
+pub const DEPLOYMENT_DETAIL_TYPE: &str = "pushdeploy Deployment Result";
+
 /// The detail of every result event, for verification and deployment alike.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]

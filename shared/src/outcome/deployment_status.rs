@@ -13,7 +13,7 @@ use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::ledger::now_epoch_seconds;
 
-pub const DEPLOYMENT_DETAIL_TYPE: &str = "pushdeploy Deployment Result";
+pub use crate::aws::events::DEPLOYMENT_DETAIL_TYPE;
 
 /// `detail` of `ECS Deployment State Change` (fields used).
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -15,6 +15,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
+use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
@@ -30,6 +31,8 @@ pub struct Deployer<'a> {
     pub ecs: &'a Ecs,
     pub registry: &'a Registry,
     pub ledger: &'a LedgerTable,
+    /// Where a deployment ECS ended before it was recorded is reported.
+    pub results: &'a ResultPublisher,
     pub lock_ttl_seconds: u64,
 }
 
@@ -38,7 +41,8 @@ pub struct Deployer<'a> {
 fn releases_lock(result: &Result<TargetOutcome, RolloutError>) -> bool {
     !matches!(
         result,
-        Ok(TargetOutcome::Deployed { .. }) | Err(RolloutError::Unrecorded { .. })
+        Ok(TargetOutcome::Deployed { .. } | TargetOutcome::FailedBeforeRecorded { .. })
+            | Err(RolloutError::Unrecorded { .. })
     )
 }
 
@@ -229,45 +233,19 @@ impl Deployer<'_> {
         } else {
             lease.registered_revision.clone()
         };
+        if let Some(revision) = &reused {
+            // Its UpdateService may have been applied (answer lost), and rolled back since.
+            if let Some(outcome) = self
+                .earlier_update_failed(target, image, revision, owner, verification)
+                .await?
+            {
+                return Ok(outcome);
+            }
+        }
         let reused_revision = reused.is_some();
         let revision = match reused {
             Some(revision) => revision,
-            None => {
-                let sequence = image.sequence.map(|s| s.to_string()).unwrap_or_default();
-                let sha = image.sha.clone().unwrap_or_else(|| image.image_tag.clone());
-                let mut tags = vec![
-                    (SHA_TAG_KEY, sha.as_str()),
-                    (IMAGE_TAG_KEY, image.image_tag.as_str()),
-                ];
-                if !sequence.is_empty() {
-                    tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
-                }
-                let registered = self
-                    .ecs
-                    .register_revision(
-                        &current,
-                        &target.container,
-                        pinned,
-                        &[(SHA_LABEL, sha.as_str())],
-                        &tags,
-                    )
-                    .await;
-                match registered {
-                    Ok(revision) => revision,
-                    // The registration may have been applied with its answer lost: reuse it
-                    // rather than register a second one.
-                    Err(error) => match self
-                        .revision_left_by_crash(target, &current, pinned)
-                        .await?
-                    {
-                        Some(revision) => {
-                            warn!(error = %error, revision = %revision, "RegisterTaskDefinition failed, but the revision is there: using it");
-                            revision
-                        }
-                        None => return Err(RolloutError::ecs(target)(error)),
-                    },
-                }
-            }
+            None => self.register(target, image, &current, pinned).await?,
         };
         *registered = Some(revision.clone());
         let deployment_id = self

@@ -211,5 +211,44 @@ pub fn follow_last_rolled(
     }
 }
 
+/// One of a service's ECS deployments (ListServiceDeployments): its ARN and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDeploymentFact {
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `ROLLBACK_SUCCESSFUL`…
+    pub status: String,
+}
+
+/// What ECS's history says of an earlier UpdateService to the revision a rollout would reuse
+/// (registered by an attempt whose UpdateService failed, or whose answer was lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlierUpdate {
+    /// No deployment to it: that UpdateService was not applied. Update now.
+    NotApplied,
+    /// ECS is rolling the service to it, or did: updating to it again starts nothing new.
+    Live,
+    /// ECS stopped it or rolled it back: the image was rolled once, and failed. Never twice.
+    Failed { deployment: String, status: String },
+}
+
+/// The rule for [`EarlierUpdate`]. A status this code does not know counts as failed: when
+/// unsure, nothing rolls.
+pub fn earlier_update(deployments: &[ServiceDeploymentFact]) -> EarlierUpdate {
+    let live = |d: &&ServiceDeploymentFact| {
+        matches!(d.status.as_str(), "PENDING" | "IN_PROGRESS" | "SUCCESSFUL")
+    };
+    if let Some(failed) = deployments.iter().find(|d| !live(d)) {
+        return EarlierUpdate::Failed {
+            deployment: failed.arn.clone(),
+            status: failed.status.clone(),
+        };
+    }
+    if deployments.is_empty() {
+        EarlierUpdate::NotApplied
+    } else {
+        EarlierUpdate::Live
+    }
+}
+
 #[cfg(test)]
 mod tests;

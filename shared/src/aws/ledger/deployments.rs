@@ -196,7 +196,10 @@ impl LedgerTable {
             ("image_tag".to_string(), s(&deployment.image_tag)),
             ("digest".to_string(), s(&deployment.digest)),
             ("revision".to_string(), s(&deployment.revision)),
-            ("outcome".to_string(), s("in_progress")),
+            (
+                "outcome".to_string(),
+                s(deployment.outcome.as_deref().unwrap_or("in_progress")),
+            ),
             ("started_at".to_string(), n(now)),
         ]);
         if let Some(sha) = &deployment.sha {

@@ -1,8 +1,10 @@
 //! What a rollout finds left by an earlier one: a deployment it did not record (recorded now),
-//! a revision it registered (reused), and a rollback's hold set on a service that already runs
-//! the image.
+//! a revision it registered (reused, unless ECS already rolled it and ended it), and a
+//! rollback's hold set on a service that already runs the image.
 
 use super::*;
+use crate::aws::events::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
+use crate::rollout::rules::{earlier_update, EarlierUpdate};
 
 impl Deployer<'_> {
     /// The deployment, the service's last rolled image and the lock's release, in one write (with
@@ -85,6 +87,80 @@ impl Deployer<'_> {
         })
     }
 
+    /// Whether ECS already rolled `revision` (which an earlier attempt registered, and may have
+    /// updated the service to before its answer was lost) and stopped or rolled it back: then the
+    /// deployment is recorded as failed (releasing the lock) and nothing is updated.
+    pub(super) async fn earlier_update_failed(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        revision: &str,
+        owner: &str,
+        verification: &mut Option<VerificationRecord>,
+    ) -> Result<Option<TargetOutcome>, RolloutError> {
+        let deployments = self
+            .ecs
+            .deployments_to(&target.cluster, &target.service, revision)
+            .await
+            .map_err(RolloutError::ecs(target))?;
+        let EarlierUpdate::Failed { deployment, status } = earlier_update(&deployments) else {
+            return Ok(None);
+        };
+        warn!(revision, deployment = %deployment, status = %status, "an earlier attempt updated the service to this image and ECS ended that deployment: not rolling it again");
+        // Published before it is recorded, as deployment-status does: a failed publish is
+        // retried; a retry after a failed record publishes again, with the same `event_id`.
+        self.results
+            .publish(
+                DEPLOYMENT_DETAIL_TYPE,
+                &ResultDetail {
+                    repository: self.registry.repository().name.clone(),
+                    sha: image.sha.clone(),
+                    image_tag: Some(image.image_tag.clone()),
+                    sequence: image.sequence,
+                    digest: Some(image.digest.clone()),
+                    service: Some(target.name()),
+                    revision: Some(revision.to_string()),
+                    deployment_id: Some(deployment.clone()),
+                    outcome: "failed".into(),
+                    reason: Some(format!(
+                        "ECS ended the deployment ({status}) before pushdeploy recorded it"
+                    )),
+                    ..ResultDetail::default()
+                },
+            )
+            .await
+            .map_err(|source| RolloutError::Publish {
+                target: target.name(),
+                source,
+            })?;
+        self.ledger
+            .finish_deployment(
+                &DeploymentRecord {
+                    repository: self.registry.repository().name.clone(),
+                    target: target.name(),
+                    image_tag: image.image_tag.clone(),
+                    sha: image.sha.clone(),
+                    digest: image.digest.clone(),
+                    sequence: image.sequence,
+                    revision: revision.to_string(),
+                    deployment_id: None,
+                    outcome: Some("failed".into()),
+                },
+                owner,
+                verification.as_ref(),
+                now_epoch_seconds(),
+            )
+            .await
+            .map_err(RolloutError::ledger(target))?;
+        verification.take();
+        Ok(Some(TargetOutcome::FailedBeforeRecorded {
+            target: target.name(),
+            revision: revision.to_string(),
+            ecs_deployment: deployment,
+            ecs_status: status,
+        }))
+    }
+
     /// Takes and releases the service's lock for a rollback whose image already runs there, so
     /// that the lock's item keeps the rollback's hold; a live lock fails the rollback (retry it).
     pub(super) async fn hold_for_rollback(
@@ -105,6 +181,46 @@ impl Deployer<'_> {
             LockOutcome::Held | LockOutcome::Refused(_) => Err(RolloutError::Locked {
                 target: target.name(),
             }),
+        }
+    }
+
+    /// Registers the service's task definition again with the image pinned, tagged with the
+    /// commit. A registration whose answer was lost is found and used, not registered twice.
+    pub(super) async fn register(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        current: &CurrentTaskDefinition,
+        pinned: &str,
+    ) -> Result<String, RolloutError> {
+        let sequence = image.sequence.map(|s| s.to_string()).unwrap_or_default();
+        let sha = image.sha.clone().unwrap_or_else(|| image.image_tag.clone());
+        let mut tags = vec![
+            (SHA_TAG_KEY, sha.as_str()),
+            (IMAGE_TAG_KEY, image.image_tag.as_str()),
+        ];
+        if !sequence.is_empty() {
+            tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
+        }
+        let registered = self
+            .ecs
+            .register_revision(
+                current,
+                &target.container,
+                pinned,
+                &[(SHA_LABEL, sha.as_str())],
+                &tags,
+            )
+            .await;
+        match registered {
+            Ok(revision) => Ok(revision),
+            Err(error) => match self.revision_left_by_crash(target, current, pinned).await? {
+                Some(revision) => {
+                    warn!(error = %error, revision = %revision, "RegisterTaskDefinition failed, but the revision is there: using it");
+                    Ok(revision)
+                }
+                None => Err(RolloutError::ecs(target)(error)),
+            },
         }
     }
 

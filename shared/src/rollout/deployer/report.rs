@@ -18,6 +18,8 @@ pub enum RolloutError {
     Ledger { target: String, source: AwsError },
     #[error("{target}: ECR: {source}")]
     Registry { target: String, source: AwsError },
+    #[error("{target}: result event: {source}")]
+    Publish { target: String, source: AwsError },
     /// UpdateService succeeded but its record failed: the lock is kept (the marker the retry
     /// finds), and the retry records the deployment.
     #[error("{target}: the service was updated to {revision}, but the deployment is not recorded yet (retried): {source}")]
@@ -96,6 +98,16 @@ pub enum TargetOutcome {
         target: String,
         revision: String,
         deployment_id: Option<String>,
+    },
+    /// An earlier attempt's UpdateService to this image was applied (its answer lost) and ECS
+    /// stopped or rolled that deployment back before pushdeploy recorded it: it is recorded now as
+    /// `failed`, and the image is not rolled again.
+    FailedBeforeRecorded {
+        target: String,
+        revision: String,
+        /// The service deployment's ARN (ListServiceDeployments) and status.
+        ecs_deployment: String,
+        ecs_status: String,
     },
     /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
     LatestMoved {

@@ -202,3 +202,45 @@ fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
     assert!(!recorded.deployment_left_unrecorded("sha256:bb", "td:2"));
     assert!(!ServiceState::default().deployment_left_unrecorded("sha256:bb", "td:2"));
 }
+
+#[test]
+fn an_earlier_update_that_ecs_stopped_or_rolled_back_is_never_repeated() {
+    let fact = |status: &str| ServiceDeploymentFact {
+        arn: format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/{status}"),
+        status: status.into(),
+    };
+    let failed = |status: &str| EarlierUpdate::Failed {
+        deployment: fact(status).arn,
+        status: status.into(),
+    };
+    let cases: Vec<(&str, Vec<ServiceDeploymentFact>, EarlierUpdate)> = vec![
+        ("never applied", vec![], EarlierUpdate::NotApplied),
+        ("rolling", vec![fact("IN_PROGRESS")], EarlierUpdate::Live),
+        ("pending", vec![fact("PENDING")], EarlierUpdate::Live),
+        ("done", vec![fact("SUCCESSFUL")], EarlierUpdate::Live),
+        (
+            "circuit breaker rolled it back",
+            vec![fact("ROLLBACK_SUCCESSFUL")],
+            failed("ROLLBACK_SUCCESSFUL"),
+        ),
+        (
+            "rolling back",
+            vec![fact("ROLLBACK_IN_PROGRESS")],
+            failed("ROLLBACK_IN_PROGRESS"),
+        ),
+        ("stopped", vec![fact("STOPPED")], failed("STOPPED")),
+        (
+            "a status unknown here",
+            vec![fact("SOMETHING_NEW")],
+            failed("SOMETHING_NEW"),
+        ),
+        (
+            "a failure counts whatever else happened",
+            vec![fact("SUCCESSFUL"), fact("ROLLBACK_FAILED")],
+            failed("ROLLBACK_FAILED"),
+        ),
+    ];
+    for (name, deployments, expected) in cases {
+        assert_eq!(earlier_update(&deployments), expected, "{name}");
+    }
+}

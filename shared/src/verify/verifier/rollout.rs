@@ -38,6 +38,7 @@ impl ImageVerifier {
             ecs: &self.ecs,
             registry: &self.registry,
             ledger: &self.ledger,
+            results: &self.results,
             lock_ttl_seconds: self.config.lock_ttl_seconds,
         }
     }

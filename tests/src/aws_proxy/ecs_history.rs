@@ -1,0 +1,157 @@
+//! ECS's service deployment history, which moto lacks: the proxy records each UpdateService that
+//! moto applied (also one whose answer the test then lost) as a service deployment, and answers
+//! `ListServiceDeployments` and `DescribeServiceRevisions` from that record, in the shapes of
+//! ECS's API reference. A test ends a deployment as ECS would (`ROLLBACK_SUCCESSFUL` after a
+//! circuit-breaker rollback) with [`super::AwsProxy::end_deployment`].
+
+use serde_json::{json, Value};
+
+const LIST: &str = "AmazonEC2ContainerServiceV20141113.ListServiceDeployments";
+const DESCRIBE: &str = "AmazonEC2ContainerServiceV20141113.DescribeServiceRevisions";
+const UPDATE: &str = "AmazonEC2ContainerServiceV20141113.UpdateService";
+const ARN_PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012";
+
+#[derive(Debug, Clone)]
+pub(super) struct ServiceDeployment {
+    cluster: String,
+    service: String,
+    task_definition: String,
+    number: usize,
+    created_at: f64,
+    pub(super) status: String,
+}
+
+impl ServiceDeployment {
+    fn deployment_arn(&self) -> String {
+        format!(
+            "{ARN_PREFIX}:service-deployment/{}/{}/{}",
+            self.cluster, self.service, self.number
+        )
+    }
+
+    fn revision_arn(&self) -> String {
+        format!(
+            "{ARN_PREFIX}:service-revision/{}/{}/{}",
+            self.cluster, self.service, self.number
+        )
+    }
+
+    pub(super) fn runs(&self, task_definition: &str) -> bool {
+        self.task_definition == task_definition
+    }
+}
+
+/// The last path segment of a name or an ARN (`prod`, `arn:…:cluster/prod`).
+fn short(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Records `request` (an UpdateService moto answered 200) as the service's newest deployment; the
+/// one it replaces, still in progress, counts as done.
+pub(super) fn record_update(
+    target: Option<&str>,
+    request: &[u8],
+    response: &[u8],
+    history: &mut Vec<ServiceDeployment>,
+) {
+    if target != Some(UPDATE) || !response.starts_with(b"HTTP/1.1 200") {
+        return;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(request) else {
+        return;
+    };
+    let (Some(service), Some(task_definition)) =
+        (body["service"].as_str(), body["taskDefinition"].as_str())
+    else {
+        return;
+    };
+    let cluster = short(body["cluster"].as_str().unwrap_or("default")).to_string();
+    let service = short(service).to_string();
+    for earlier in history.iter_mut() {
+        if earlier.cluster == cluster
+            && earlier.service == service
+            && earlier.status == "IN_PROGRESS"
+        {
+            earlier.status = "SUCCESSFUL".into();
+        }
+    }
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    history.push(ServiceDeployment {
+        cluster,
+        service,
+        task_definition: task_definition.to_string(),
+        number: history.len() + 1,
+        created_at,
+        status: "IN_PROGRESS".into(),
+    });
+}
+
+/// The answer to a history request, `None` for any other request.
+pub(super) fn answer(
+    target: Option<&str>,
+    request: &[u8],
+    history: &[ServiceDeployment],
+) -> Option<Vec<u8>> {
+    let asked: Value = serde_json::from_slice(request).unwrap_or_default();
+    let body = match target? {
+        LIST => {
+            let service = short(asked["service"].as_str().unwrap_or_default());
+            let cluster = short(asked["cluster"].as_str().unwrap_or("default"));
+            let listed: Vec<Value> = history
+                .iter()
+                .rev()
+                .filter(|d| d.service == service && d.cluster == cluster)
+                .map(|d| {
+                    json!({
+                        "serviceDeploymentArn": d.deployment_arn(),
+                        "serviceArn": format!("{ARN_PREFIX}:service/{}/{}", d.cluster, d.service),
+                        "clusterArn": format!("{ARN_PREFIX}:cluster/{}", d.cluster),
+                        "createdAt": d.created_at,
+                        "targetServiceRevisionArn": d.revision_arn(),
+                        "status": d.status,
+                    })
+                })
+                .collect();
+            json!({ "serviceDeployments": listed })
+        }
+        DESCRIBE => {
+            let arns: Vec<&str> = asked["serviceRevisionArns"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let (found, failures): (Vec<&str>, Vec<&str>) = arns
+                .iter()
+                .partition(|arn| history.iter().any(|d| d.revision_arn() == **arn));
+            let revisions: Vec<Value> = history
+                .iter()
+                .filter(|d| found.contains(&d.revision_arn().as_str()))
+                .map(|d| {
+                    json!({
+                        "serviceRevisionArn": d.revision_arn(),
+                        "serviceArn": format!("{ARN_PREFIX}:service/{}/{}", d.cluster, d.service),
+                        "clusterArn": format!("{ARN_PREFIX}:cluster/{}", d.cluster),
+                        "taskDefinition": d.task_definition,
+                        "createdAt": d.created_at,
+                    })
+                })
+                .collect();
+            let failures: Vec<Value> = failures
+                .iter()
+                .map(|arn| json!({"arn": arn, "reason": "MISSING"}))
+                .collect();
+            json!({ "serviceRevisions": revisions, "failures": failures })
+        }
+        _ => return None,
+    }
+    .to_string();
+    Some(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
