@@ -602,6 +602,13 @@ async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repea
     let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
     let deployment = w.stack.ledger_get(&pk, &sk).await.expect("deployment item");
     assert_eq!(deployment["outcome"], "failed", "{deployment:?}");
+    assert!(deployment.contains_key("finished_at"), "{deployment:?}");
+    assert!(
+        deployment["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ROLLBACK_SUCCESSFUL")),
+        "{deployment:?}"
+    );
     let state = w.stack.ledger_get("lock#prod/web", "lock").await.unwrap();
     assert!(!state.contains_key("owner"), "{state:?}");
     let report = w.handler.handle(b_pushed()).await.expect("handled");
@@ -610,4 +617,71 @@ async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repea
         "{report}"
     );
     assert_eq!(count(&w.moto, "UpdateService"), 0);
+
+    // An operator's rollback to B rolls it again, deliberately, even when it reuses that same
+    // revision: here its lock write's answer is lost, so it looks for a revision left behind.
+    w.moto.proxy.inject(
+        aws_proxy::Call::with("UpdateItem", "lock#"),
+        aws_proxy::Fault::AppliedLost,
+        Some(1),
+    );
+    let report = w
+        .handler
+        .handle(json!({"rollback": {"sha": B}}))
+        .await
+        .expect("rollback");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    assert_eq!(
+        report["rollout"][0]["revision"],
+        rolled.as_str(),
+        "{report}"
+    );
+    assert_eq!(count(&w.moto, "UpdateService"), 1);
+}
+
+/// The reads of ECS's deployment history fail closed: when one fails (after the SDK's retries),
+/// the retry of a rollout whose UpdateService failed rolls nothing and fails with a named error;
+/// the next retry reads them and rolls the image once, reusing the revision it registered.
+#[tokio::test]
+async fn a_failed_read_of_ecs_deployment_history_rolls_nothing_until_it_succeeds() {
+    use aws_proxy::{Call, Fault};
+    for call in ["ListServiceDeployments", "DescribeServiceRevisions"] {
+        for fault in [Fault::ServerError, Fault::Drop] {
+            let case = format!("{call} {fault:?}");
+            let w = world("prod/web/app").await;
+            // A rolled first, so that the service has a deployment history to describe.
+            publish(&w.stack, A, 1).await;
+            seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+            let report = w.handler.handle(ecr_push_event(A)).await.expect("A");
+            assert_eq!(
+                report["rollout"][0]["result"], "deployed",
+                "{case}: {report}"
+            );
+            publish(&w.stack, B, 2).await;
+            seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b2").await;
+            // B's UpdateService fails, not applied: its lock is released naming its revision.
+            w.moto
+                .proxy
+                .inject(Call::op("UpdateService"), Fault::ServerError, None);
+            w.handler.handle(b_pushed()).await.expect_err(&case);
+            w.moto.proxy.clear_faults();
+
+            w.moto.proxy.inject(Call::op(call), fault, None);
+            w.moto.start_recording();
+            let error = w.handler.handle(b_pushed()).await.expect_err(&case);
+            assert!(
+                format!("{error:?}").contains(call),
+                "{case}: the error names the call: {error:?}"
+            );
+            assert_eq!(count(&w.moto, "UpdateService"), 0, "{case}");
+            w.moto.proxy.clear_faults();
+
+            let report = w.handler.handle(b_pushed()).await.expect(&case);
+            let outcome = &report["rollout"][0];
+            assert_eq!(outcome["result"], "deployed", "{case}: {report}");
+            assert_eq!(outcome["reused_revision"], true, "{case}: {report}");
+            assert_eq!(count(&w.moto, "UpdateService"), 1, "{case}");
+            assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0, "{case}");
+        }
+    }
 }

@@ -3,7 +3,10 @@
 mod revision;
 pub use revision::copy_task_definition;
 
-use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::primitives::DateTime;
+use aws_sdk_ecs::types::{
+    CreatedAt, ServiceDeploymentBrief, Tag, TaskDefinition, TaskDefinitionField,
+};
 
 use super::AwsError;
 use crate::rollout::rules::ServiceDeploymentFact;
@@ -220,25 +223,49 @@ impl Ecs {
         Ok(output.service().and_then(primary_deployment_id))
     }
 
-    /// The service's deployments (its newest hundred) whose target revision runs
-    /// `task_definition_arn`, newest first (ListServiceDeployments, then DescribeServiceRevisions
-    /// of their targets).
+    /// The service's deployments created since `since` (epoch seconds; `None`: all ECS keeps)
+    /// whose target revision runs `task_definition_arn` (ListServiceDeployments, every page,
+    /// then DescribeServiceRevisions of their targets). A revision ECS cannot describe fails the
+    /// read: an unknown is never taken for "not this revision".
     pub async fn deployments_to(
         &self,
         cluster: &str,
         service: &str,
         task_definition_arn: &str,
+        since: Option<u64>,
     ) -> Result<Vec<ServiceDeploymentFact>, AwsError> {
-        let listed = self
-            .client
-            .list_service_deployments()
-            .cluster(cluster)
-            .service(service)
-            .max_results(100)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "ListServiceDeployments", e))?;
-        let briefs = listed.service_deployments();
+        let created = since.map(|t| {
+            CreatedAt::builder()
+                .after(DateTime::from_secs(i64::try_from(t).unwrap_or(i64::MAX)))
+                .build()
+        });
+        let mut briefs: Vec<ServiceDeploymentBrief> = Vec::new();
+        let mut next = None;
+        // Bounded: ten thousand deployments of one service since a lock was taken.
+        for _ in 0..100 {
+            let page = self
+                .client
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(service)
+                .set_created_at(created.clone())
+                .max_results(100)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ECS", "ListServiceDeployments", e))?;
+            briefs.extend(page.service_deployments().iter().cloned());
+            next = page.next_token().map(str::to_string);
+            if next.is_none() {
+                break;
+            }
+        }
+        if next.is_some() {
+            return Err(call_error(
+                "ListServiceDeployments",
+                "more than a hundred pages of deployments".into(),
+            ));
+        }
         let mut targets: Vec<&str> = briefs
             .iter()
             .filter_map(|d| d.target_service_revision_arn())
@@ -255,6 +282,16 @@ impl Ecs {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ECS", "DescribeServiceRevisions", e))?;
+            if let Some(failure) = described.failures().first() {
+                return Err(call_error(
+                    "DescribeServiceRevisions",
+                    format!(
+                        "{}: {}",
+                        failure.arn().unwrap_or_default(),
+                        failure.reason().unwrap_or_default()
+                    ),
+                ));
+            }
             running_it.extend(
                 described
                     .service_revisions()

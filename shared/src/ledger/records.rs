@@ -92,6 +92,8 @@ pub struct DeploymentRecord {
     pub revision: String,
     pub deployment_id: Option<String>,
     pub outcome: Option<String>,
+    /// Why a deployment failed, once it has.
+    pub reason: Option<String>,
 }
 
 /// An untrusted image, as the verifier found it.

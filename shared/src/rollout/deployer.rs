@@ -130,10 +130,12 @@ impl Deployer<'_> {
             LockOutcome::Granted {
                 after_crash,
                 registered_revision,
+                history_since,
             } => Lease {
                 owner: owner.clone(),
                 after_crash,
                 registered_revision,
+                history_since,
             },
             LockOutcome::Held => {
                 warn!("the service is locked by another rollout");
@@ -163,7 +165,11 @@ impl Deployer<'_> {
         // next rollout uses it, or records it if the service turns out to run it).
         if releases_lock(&result) {
             let left = registered.as_deref().map(|r| (image.digest.as_str(), r));
-            if let Err(e) = self.ledger.release_lock(&name, &owner, left).await {
+            let released = self
+                .ledger
+                .release_lock(&name, &owner, left, now_epoch_seconds())
+                .await;
+            if let Err(e) = released {
                 warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
             }
         }
@@ -233,10 +239,11 @@ impl Deployer<'_> {
         } else {
             lease.registered_revision.clone()
         };
-        if let Some(revision) = &reused {
-            // Its UpdateService may have been applied (answer lost), and rolled back since.
+        // A reused revision's UpdateService may have been applied (answer lost) and rolled back
+        // since; a rollback means to roll the image again.
+        if let (Some(revision), false) = (&reused, direction.deliberate()) {
             if let Some(outcome) = self
-                .earlier_update_failed(target, image, revision, owner, verification)
+                .earlier_update_failed(target, image, revision, lease, verification)
                 .await?
             {
                 return Ok(outcome);
@@ -325,6 +332,8 @@ struct Lease {
     after_crash: bool,
     /// A revision an earlier rollout of this digest registered and left undeployed.
     registered_revision: Option<String>,
+    /// Where ECS's deployment history is read from before reusing such a revision.
+    history_since: Option<u64>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

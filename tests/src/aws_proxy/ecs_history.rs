@@ -67,6 +67,17 @@ pub(super) fn record_update(
     };
     let cluster = short(body["cluster"].as_str().unwrap_or("default")).to_string();
     let service = short(service).to_string();
+    // The revision it runs or rolls to already: ECS starts no new deployment.
+    let newest = history
+        .iter()
+        .rev()
+        .find(|d| d.cluster == cluster && d.service == service);
+    if newest.is_some_and(|d| {
+        d.task_definition == task_definition
+            && matches!(d.status.as_str(), "IN_PROGRESS" | "SUCCESSFUL")
+    }) {
+        return;
+    }
     for earlier in history.iter_mut() {
         if earlier.cluster == cluster
             && earlier.service == service
@@ -100,10 +111,11 @@ pub(super) fn answer(
         LIST => {
             let service = short(asked["service"].as_str().unwrap_or_default());
             let cluster = short(asked["cluster"].as_str().unwrap_or("default"));
+            let after = asked["createdAt"]["after"].as_f64().unwrap_or(f64::MIN);
             let listed: Vec<Value> = history
                 .iter()
                 .rev()
-                .filter(|d| d.service == service && d.cluster == cluster)
+                .filter(|d| d.service == service && d.cluster == cluster && d.created_at > after)
                 .map(|d| {
                     json!({
                         "serviceDeploymentArn": d.deployment_arn(),

@@ -205,6 +205,17 @@ impl LedgerTable {
         if let Some(sha) = &deployment.sha {
             item.insert("sha".into(), s(sha));
         }
+        // Recorded with its final outcome (ECS ended it before it was recorded): final now.
+        if deployment
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o != "in_progress")
+        {
+            item.insert("finished_at".into(), n(now));
+        }
+        if let Some(reason) = &deployment.reason {
+            item.insert("reason".into(), s(reason));
+        }
         if let Some(sequence) = deployment.sequence {
             item.insert("sequence".into(), n(sequence));
         }
@@ -266,6 +277,7 @@ impl LedgerTable {
                 revision: string("revision").unwrap_or_default(),
                 deployment_id: string("deployment_id"),
                 outcome: string("outcome"),
+                reason: string("reason"),
             }
         }))
     }

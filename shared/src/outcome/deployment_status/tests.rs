@@ -19,6 +19,7 @@ fn record() -> DeploymentRecord {
         revision: "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-web:7".into(),
         deployment_id: Some(ID.into()),
         outcome: Some("in_progress".into()),
+        reason: None,
     }
 }
 

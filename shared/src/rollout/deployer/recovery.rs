@@ -30,6 +30,7 @@ impl Deployer<'_> {
                     revision: revision.to_string(),
                     deployment_id,
                     outcome: None,
+                    reason: None,
                 },
                 owner,
                 verification.as_ref(),
@@ -95,18 +96,26 @@ impl Deployer<'_> {
         target: &Target,
         image: &VerifiedImage,
         revision: &str,
-        owner: &str,
+        lease: &Lease,
         verification: &mut Option<VerificationRecord>,
     ) -> Result<Option<TargetOutcome>, RolloutError> {
         let deployments = self
             .ecs
-            .deployments_to(&target.cluster, &target.service, revision)
+            .deployments_to(
+                &target.cluster,
+                &target.service,
+                revision,
+                lease.history_since,
+            )
             .await
             .map_err(RolloutError::ecs(target))?;
         let EarlierUpdate::Failed { deployment, status } = earlier_update(&deployments) else {
             return Ok(None);
         };
         warn!(revision, deployment = %deployment, status = %status, "an earlier attempt updated the service to this image and ECS ended that deployment: not rolling it again");
+        let reason = format!(
+            "ECS ended service deployment {deployment} ({status}) before pushdeploy recorded it"
+        );
         // Published before it is recorded, as deployment-status does: a failed publish is
         // retried; a retry after a failed record publishes again, with the same `event_id`.
         self.results
@@ -120,11 +129,8 @@ impl Deployer<'_> {
                     digest: Some(image.digest.clone()),
                     service: Some(target.name()),
                     revision: Some(revision.to_string()),
-                    deployment_id: Some(deployment.clone()),
                     outcome: "failed".into(),
-                    reason: Some(format!(
-                        "ECS ended the deployment ({status}) before pushdeploy recorded it"
-                    )),
+                    reason: Some(reason.clone()),
                     ..ResultDetail::default()
                 },
             )
@@ -145,8 +151,9 @@ impl Deployer<'_> {
                     revision: revision.to_string(),
                     deployment_id: None,
                     outcome: Some("failed".into()),
+                    reason: Some(reason),
                 },
-                owner,
+                &lease.owner,
                 verification.as_ref(),
                 now_epoch_seconds(),
             )
@@ -173,7 +180,7 @@ impl Deployer<'_> {
         match self.lock(target, image, &owner, direction).await? {
             LockOutcome::Granted { .. } => {
                 self.ledger
-                    .release_lock(&target.name(), &owner, None)
+                    .release_lock(&target.name(), &owner, None, now_epoch_seconds())
                     .await
                     .map_err(RolloutError::ledger(target))?;
                 Ok(())
