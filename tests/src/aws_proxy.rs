@@ -116,6 +116,8 @@ struct ProxyState {
     faults: Vec<FaultRule>,
     /// Every UpdateService moto applied, as ECS's service deployments.
     ecs_deployments: Vec<ServiceDeployment>,
+    /// When each task definition was registered, by ARN.
+    registered_at: HashMap<String, f64>,
     /// How many requests each fault hit.
     injected: u32,
 }
@@ -329,6 +331,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
                 &response,
                 &mut state.ecs_deployments,
             );
+            ecs_history::record_registration(target, &response, &mut state.registered_at);
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -350,7 +353,13 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
         let target = request.header("x-amz-target");
         let mut state = state.lock().expect("proxy state");
         ecs_history::record_update(target, &request.body, &response, &mut state.ecs_deployments);
+        ecs_history::record_registration(target, &response, &mut state.registered_at);
         if let Some(answer) = ecs_history::answer(target, &request.body, &state.ecs_deployments) {
+            response = answer;
+        }
+        if let Some(answer) =
+            ecs_history::with_registered_at(target, &response, &state.registered_at)
+        {
             response = answer;
         }
     }

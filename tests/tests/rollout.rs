@@ -575,7 +575,10 @@ async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repea
     assert_eq!(outcome["ecs_status"], "ROLLBACK_SUCCESSFUL", "{report}");
     assert_eq!(count(&w.moto, "UpdateService"), 0);
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 0);
-    assert_eq!(count(&w.moto, "ListServiceDeployments"), 1);
+    // Read since the revision was registered: no deployment to it can be older.
+    let listed = w.moto.calls_to("ListServiceDeployments");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0]["createdAt"]["after"].is_number(), "{listed:?}");
     // Reported as deployment-status reports a failed deployment.
     let results: Vec<(String, Value)> = w
         .moto
@@ -649,7 +652,7 @@ async fn a_failed_read_of_ecs_deployment_history_rolls_nothing_until_it_succeeds
         for fault in [Fault::ServerError, Fault::Drop] {
             let case = format!("{call} {fault:?}");
             let w = world("prod/web/app").await;
-            // A rolled first, so that the service has a deployment history to describe.
+            let (original, _) = service_task_definition(&w.stack.sdk, "web").await;
             publish(&w.stack, A, 1).await;
             seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
             let report = w.handler.handle(ecr_push_event(A)).await.expect("A");
@@ -665,6 +668,16 @@ async fn a_failed_read_of_ecs_deployment_history_rolls_nothing_until_it_succeeds
                 .inject(Call::op("UpdateService"), Fault::ServerError, None);
             w.handler.handle(b_pushed()).await.expect_err(&case);
             w.moto.proxy.clear_faults();
+            // Someone deploys the service by hand meanwhile: a history to describe since B's
+            // revision was registered (not of that revision).
+            aws_sdk_ecs::Client::new(&w.stack.sdk)
+                .update_service()
+                .cluster(CLUSTER)
+                .service("web")
+                .set_task_definition(original.task_definition_arn().map(str::to_string))
+                .send()
+                .await
+                .expect(&case);
 
             w.moto.proxy.inject(Call::op(call), fault, None);
             w.moto.start_recording();

@@ -3,7 +3,6 @@
 mod revision;
 pub use revision::copy_task_definition;
 
-use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
     CreatedAt, ServiceDeploymentBrief, Tag, TaskDefinition, TaskDefinitionField,
 };
@@ -223,25 +222,32 @@ impl Ecs {
         Ok(output.service().and_then(primary_deployment_id))
     }
 
-    /// The service's deployments created since `since` (epoch seconds; `None`: all ECS keeps)
-    /// whose target revision runs `task_definition_arn` (ListServiceDeployments, every page,
-    /// then DescribeServiceRevisions of their targets). A revision ECS cannot describe fails the
-    /// read: an unknown is never taken for "not this revision".
+    /// The service's deployments whose target revision runs `task_definition_arn`: those
+    /// ListServiceDeployments lists (every page) since that revision was registered (no
+    /// deployment to it can be older), with their targets described (DescribeServiceRevisions).
+    /// A revision ECS cannot describe fails the read: an unknown is never taken for "not this
+    /// revision".
     pub async fn deployments_to(
         &self,
         cluster: &str,
         service: &str,
         task_definition_arn: &str,
-        since: Option<u64>,
     ) -> Result<Vec<ServiceDeploymentFact>, AwsError> {
-        let created = since.map(|t| {
-            CreatedAt::builder()
-                .after(DateTime::from_secs(i64::try_from(t).unwrap_or(i64::MAX)))
-                .build()
-        });
+        let registered = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", e))?;
+        // Without its registration time (ECS always gives it), the whole history is read.
+        let created = registered
+            .task_definition()
+            .and_then(|t| t.registered_at())
+            .map(|at| CreatedAt::builder().after(*at).build());
         let mut briefs: Vec<ServiceDeploymentBrief> = Vec::new();
         let mut next = None;
-        // Bounded: ten thousand deployments of one service since a lock was taken.
+        // Bounded: ten thousand deployments of one service since the revision was registered.
         for _ in 0..100 {
             let page = self
                 .client

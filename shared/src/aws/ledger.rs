@@ -114,7 +114,6 @@ fn service_state(item: &Item) -> ServiceState {
         lock_expires_at: number("lock_expires_at"),
         locked_digest: string("locked_digest"),
         registered: string("registered_digest").zip(string("registered_revision")),
-        registered_at: number("registered_at"),
         last: LastRolled {
             digest: string("deployed_digest"),
             sequence: number("deployed_sequence"),

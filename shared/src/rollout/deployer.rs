@@ -130,12 +130,10 @@ impl Deployer<'_> {
             LockOutcome::Granted {
                 after_crash,
                 registered_revision,
-                history_since,
             } => Lease {
                 owner: owner.clone(),
                 after_crash,
                 registered_revision,
-                history_since,
             },
             LockOutcome::Held => {
                 warn!("the service is locked by another rollout");
@@ -165,11 +163,7 @@ impl Deployer<'_> {
         // next rollout uses it, or records it if the service turns out to run it).
         if releases_lock(&result) {
             let left = registered.as_deref().map(|r| (image.digest.as_str(), r));
-            let released = self
-                .ledger
-                .release_lock(&name, &owner, left, now_epoch_seconds())
-                .await;
-            if let Err(e) = released {
+            if let Err(e) = self.ledger.release_lock(&name, &owner, left).await {
                 warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
             }
         }
@@ -332,8 +326,6 @@ struct Lease {
     after_crash: bool,
     /// A revision an earlier rollout of this digest registered and left undeployed.
     registered_revision: Option<String>,
-    /// Where ECS's deployment history is read from before reusing such a revision.
-    history_since: Option<u64>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

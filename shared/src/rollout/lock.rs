@@ -3,9 +3,6 @@
 
 use super::rules::{follow_last_rolled, RolloutDecision, ServiceState};
 
-/// The longest a rollout holds a service's lock (`LOCK_TTL_SECONDS` is at most this).
-pub const LONGEST_LOCK_SECONDS: u64 = 900;
-
 /// A rollout's request for a service's lock (`lock#cluster/service`).
 ///
 /// The same item keeps what pushdeploy last rolled to the service, and the lock is granted only if
@@ -37,9 +34,6 @@ pub enum LockOutcome {
         after_crash: bool,
         /// A revision an earlier rollout of this digest registered and left undeployed.
         registered_revision: Option<String>,
-        /// No earlier rollout that could have updated the service to such a revision started
-        /// before this time: where ECS's deployment history needs reading from (`None`: all).
-        history_since: Option<u64>,
     },
     /// Another rollout holds a live lock.
     Held,
@@ -58,26 +52,14 @@ pub enum LockAttempt {
 /// What a lock write's answer means for the rollout that asked.
 pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutcome {
     match attempt {
-        LockAttempt::Taken { before } => {
-            let after_crash = before.as_ref().is_some_and(|old| {
+        LockAttempt::Taken { before } => LockOutcome::Granted {
+            after_crash: before.as_ref().is_some_and(|old| {
                 old.lock_owner.is_some() && old.locked_digest.as_deref() == Some(request.digest)
-            });
-            let registered_revision = before
+            }),
+            registered_revision: before
                 .as_ref()
-                .and_then(|s| s.registered_revision(request.digest).map(str::to_string));
-            // The earlier rollout held its lock at most LONGEST_LOCK_SECONDS before it expired
-            // (a crash) or before it released it naming its revision.
-            let since = match &before {
-                Some(old) if after_crash => old.lock_expires_at,
-                Some(old) if registered_revision.is_some() => old.registered_at,
-                _ => None,
-            };
-            LockOutcome::Granted {
-                after_crash,
-                registered_revision,
-                history_since: since.map(|t| t.saturating_sub(LONGEST_LOCK_SECONDS)),
-            }
-        }
+                .and_then(|s| s.registered_revision(request.digest).map(str::to_string)),
+        },
         LockAttempt::Refused { now } => lock_refusal(request, now.as_ref()),
     }
 }
@@ -98,7 +80,6 @@ fn lock_refusal(request: &LockRequest<'_>, state: Option<&ServiceState>) -> Lock
             registered_revision: state
                 .registered_revision(request.digest)
                 .map(str::to_string),
-            history_since: None,
         };
     }
     if state
@@ -221,28 +202,17 @@ mod tests {
             registered: Some(("sha256:aa".into(), "arn:td:6".into())),
             ..crashed.clone()
         };
-        let released = ServiceState {
-            lock_owner: None,
-            lock_expires_at: None,
-            locked_digest: None,
-            registered_at: Some(2_000),
-            ..crashed.clone()
-        };
         let cases = [
-            (None, false, None, None),
-            // Taken at most the longest lock before it expired.
-            (Some(crashed), true, Some("arn:td:7"), Some(0)),
-            (Some(other_digest), false, None, None),
-            // Released naming its revision at 2000: it held the lock from 1100 at the earliest.
-            (Some(released), false, Some("arn:td:7"), Some(1_100)),
+            (None, false, None),
+            (Some(crashed), true, Some("arn:td:7")),
+            (Some(other_digest), false, None),
         ];
-        for (before, after_crash, revision, since) in cases {
+        for (before, after_crash, revision) in cases {
             assert_eq!(
                 lock_outcome(&request(Some(5), false), LockAttempt::Taken { before }),
                 LockOutcome::Granted {
                     after_crash,
                     registered_revision: revision.map(str::to_string),
-                    history_since: since,
                 }
             );
         }

@@ -152,8 +152,6 @@ pub struct ServiceState {
     /// A revision a rollout registered and then released its lock without recording a deployment
     /// of it (its UpdateService failed, or its answer was lost): `(digest, revision)`.
     pub registered: Option<(String, String)>,
-    /// When that release was written (items from before this field have none).
-    pub registered_at: Option<u64>,
     pub last: LastRolled,
 }
 

@@ -2,13 +2,19 @@
 //! moto applied (also one whose answer the test then lost) as a service deployment, and answers
 //! `ListServiceDeployments` and `DescribeServiceRevisions` from that record, in the shapes of
 //! ECS's API reference. A test ends a deployment as ECS would (`ROLLBACK_SUCCESSFUL` after a
-//! circuit-breaker rollback) with [`super::AwsProxy::end_deployment`].
+//! circuit-breaker rollback) with [`super::AwsProxy::end_deployment`]. moto's task definitions
+//! also lack `registeredAt`, which ECS always gives: the proxy adds it to `DescribeTaskDefinition`
+//! answers from when it saw the registration.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 const LIST: &str = "AmazonEC2ContainerServiceV20141113.ListServiceDeployments";
 const DESCRIBE: &str = "AmazonEC2ContainerServiceV20141113.DescribeServiceRevisions";
 const UPDATE: &str = "AmazonEC2ContainerServiceV20141113.UpdateService";
+const REGISTER: &str = "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition";
+const DESCRIBE_TASK_DEFINITION: &str = "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition";
 const ARN_PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012";
 
 #[derive(Debug, Clone)]
@@ -162,6 +168,67 @@ pub(super) fn answer(
     Some(
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The body of an HTTP response moto gave, as JSON, and its head.
+fn split_json(response: &[u8]) -> Option<(String, Value)> {
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let body = serde_json::from_slice(&response[split + 4..]).ok()?;
+    Some((head, body))
+}
+
+/// Remembers when a task definition was registered (moto's answer names its ARN).
+pub(super) fn record_registration(
+    target: Option<&str>,
+    response: &[u8],
+    registered: &mut HashMap<String, f64>,
+) {
+    if target != Some(REGISTER) || !response.starts_with(b"HTTP/1.1 200") {
+        return;
+    }
+    if let Some((_, body)) = split_json(response) {
+        if let Some(arn) = body["taskDefinition"]["taskDefinitionArn"].as_str() {
+            registered.insert(arn.to_string(), now());
+        }
+    }
+}
+
+/// moto's `DescribeTaskDefinition` answer with the `registeredAt` ECS would give, where the
+/// proxy saw the registration; `None` for any other request.
+pub(super) fn with_registered_at(
+    target: Option<&str>,
+    response: &[u8],
+    registered: &HashMap<String, f64>,
+) -> Option<Vec<u8>> {
+    if target != Some(DESCRIBE_TASK_DEFINITION) {
+        return None;
+    }
+    let (head, mut body) = split_json(response)?;
+    let arn = body["taskDefinition"]["taskDefinitionArn"]
+        .as_str()?
+        .to_string();
+    body["taskDefinition"]["registeredAt"] = json!(registered.get(&arn)?);
+    let body = body.to_string();
+    let head: Vec<&str> = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .collect();
+    Some(
+        format!(
+            "{}\r\nContent-Length: {}\r\n\r\n{body}",
+            head.join("\r\n"),
             body.len()
         )
         .into_bytes(),

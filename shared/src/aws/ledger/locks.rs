@@ -82,7 +82,6 @@ impl LedgerTable {
         target: &str,
         owner: &str,
         registered: Option<(&str, &str)>,
-        now: u64,
     ) -> Result<(), AwsError> {
         let mut request = self
             .client
@@ -97,12 +96,11 @@ impl LedgerTable {
         if let Some((digest, revision)) = registered {
             request = request
                 .update_expression(
-                    "SET registered_digest = :digest, registered_revision = :revision, \
-                     registered_at = :now REMOVE #owner, lock_expires_at, locked_digest",
+                    "SET registered_digest = :digest, registered_revision = :revision \
+                     REMOVE #owner, lock_expires_at, locked_digest",
                 )
                 .expression_attribute_values(":digest", s(digest))
-                .expression_attribute_values(":revision", s(revision))
-                .expression_attribute_values(":now", n(now));
+                .expression_attribute_values(":revision", s(revision));
         }
         let result = request.send().await;
         // Not ours any more (expired and taken over): nothing to release.

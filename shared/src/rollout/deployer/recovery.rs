@@ -101,12 +101,7 @@ impl Deployer<'_> {
     ) -> Result<Option<TargetOutcome>, RolloutError> {
         let deployments = self
             .ecs
-            .deployments_to(
-                &target.cluster,
-                &target.service,
-                revision,
-                lease.history_since,
-            )
+            .deployments_to(&target.cluster, &target.service, revision)
             .await
             .map_err(RolloutError::ecs(target))?;
         let EarlierUpdate::Failed { deployment, status } = earlier_update(&deployments) else {
@@ -180,7 +175,7 @@ impl Deployer<'_> {
         match self.lock(target, image, &owner, direction).await? {
             LockOutcome::Granted { .. } => {
                 self.ledger
-                    .release_lock(&target.name(), &owner, None, now_epoch_seconds())
+                    .release_lock(&target.name(), &owner, None)
                     .await
                     .map_err(RolloutError::ledger(target))?;
                 Ok(())

@@ -168,7 +168,6 @@ fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
         lock_expires_at: Some(220),
         locked_digest: Some("sha256:bb".into()),
         registered: None,
-        registered_at: None,
         last: LastRolled {
             digest: Some("sha256:aa".into()),
             sequence: Some(1),
