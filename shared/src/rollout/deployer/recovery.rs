@@ -7,6 +7,27 @@ use crate::aws::events::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::rollout::rules::{earlier_update, EarlierUpdate};
 
 impl Deployer<'_> {
+    /// A deployment of `image` to `target` at `revision`, in progress, with no ECS deployment id.
+    fn deployment_record(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+        revision: &str,
+    ) -> DeploymentRecord {
+        DeploymentRecord {
+            repository: self.registry.repository().name.clone(),
+            target: target.name(),
+            image_tag: image.image_tag.clone(),
+            sha: image.sha.clone(),
+            digest: image.digest.clone(),
+            sequence: image.sequence,
+            revision: revision.to_string(),
+            deployment_id: None,
+            outcome: None,
+            reason: None,
+        }
+    }
+
     /// The deployment, the service's last rolled image and the lock's release, in one write (with
     /// the commit's verification outcome, which is then taken).
     pub(super) async fn record_deployment(
@@ -21,16 +42,8 @@ impl Deployer<'_> {
         self.ledger
             .finish_deployment(
                 &DeploymentRecord {
-                    repository: self.registry.repository().name.clone(),
-                    target: target.name(),
-                    image_tag: image.image_tag.clone(),
-                    sha: image.sha.clone(),
-                    digest: image.digest.clone(),
-                    sequence: image.sequence,
-                    revision: revision.to_string(),
                     deployment_id,
-                    outcome: None,
-                    reason: None,
+                    ..self.deployment_record(target, image, revision)
                 },
                 owner,
                 verification.as_ref(),
@@ -137,16 +150,9 @@ impl Deployer<'_> {
         self.ledger
             .finish_deployment(
                 &DeploymentRecord {
-                    repository: self.registry.repository().name.clone(),
-                    target: target.name(),
-                    image_tag: image.image_tag.clone(),
-                    sha: image.sha.clone(),
-                    digest: image.digest.clone(),
-                    sequence: image.sequence,
-                    revision: revision.to_string(),
-                    deployment_id: None,
                     outcome: Some("failed".into()),
                     reason: Some(reason),
+                    ..self.deployment_record(target, image, revision)
                 },
                 &lease.owner,
                 verification.as_ref(),
