@@ -300,6 +300,19 @@ pub async fn set_commit_status(
     update.send().await.expect("UpdateItem");
 }
 
+/// Points a service of the cluster at `revision` from outside pushdeploy, as a person, or ECS's
+/// circuit breaker rolling a deployment back, does.
+pub async fn set_service_revision(sdk: &SdkConfig, service: &str, revision: &str) {
+    aws_sdk_ecs::Client::new(sdk)
+        .update_service()
+        .cluster(CLUSTER)
+        .service(service)
+        .task_definition(revision)
+        .send()
+        .await
+        .expect("UpdateService");
+}
+
 /// A live lock on a service's ledger item, as a rollout in progress holds it (for ten minutes).
 pub async fn hold_lock(stack: &Stack, target: &str, owner: &str) {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};

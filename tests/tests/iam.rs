@@ -233,14 +233,12 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         rolled.task_definition_arn().unwrap_or_default(),
         "ROLLBACK_SUCCESSFUL",
     );
-    aws_sdk_ecs::Client::new(&stack.sdk)
-        .update_service()
-        .cluster(CLUSTER)
-        .service("web")
-        .set_task_definition(before.task_definition_arn().map(str::to_string))
-        .send()
-        .await
-        .expect("the circuit breaker's rollback");
+    set_service_revision(
+        &stack.sdk,
+        "web",
+        before.task_definition_arn().unwrap_or_default(),
+    )
+    .await;
     let report = calls
         .during(verifier.handle(ecr_push_event(A)))
         .await

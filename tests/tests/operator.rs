@@ -331,14 +331,7 @@ async fn a_rollback_to_the_image_a_service_runs_still_holds_it() {
         let (family, number) = arn.rsplit_once(':').unwrap();
         format!("{family}:{}", number.parse::<u32>().unwrap() - 1)
     };
-    aws_sdk_ecs::Client::new(&w.stack.sdk)
-        .update_service()
-        .cluster(CLUSTER)
-        .service("web")
-        .task_definition(&a_revision)
-        .send()
-        .await
-        .unwrap();
+    set_service_revision(&w.stack.sdk, "web", &a_revision).await;
     let pinned_a = format!("{}@{}", w.stack.repository_uri, w.a_digest);
     assert_eq!(running_image(&w.stack, "web").await, pinned_a);
 

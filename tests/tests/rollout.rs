@@ -327,14 +327,7 @@ async fn an_image_is_rolled_once_even_after_ecs_rolled_it_back_and_never_under_a
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
 
     // The circuit breaker (or a person) puts the service back on the revision before B's.
-    aws_sdk_ecs::Client::new(&w.stack.sdk)
-        .update_service()
-        .cluster(CLUSTER)
-        .service("web")
-        .task_definition(&original)
-        .send()
-        .await
-        .unwrap();
+    set_service_revision(&w.stack.sdk, "web", &original).await;
 
     // B's event again: the service does not run B, but pushdeploy rolled B there already.
     w.moto.start_recording();
@@ -558,14 +551,7 @@ async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repea
 
     // The circuit breaker: the deployment fails and the service goes back to its revision.
     w.moto.proxy.end_deployment(&rolled, "ROLLBACK_SUCCESSFUL");
-    aws_sdk_ecs::Client::new(&w.stack.sdk)
-        .update_service()
-        .cluster(CLUSTER)
-        .service("web")
-        .task_definition(&original)
-        .send()
-        .await
-        .unwrap();
+    set_service_revision(&w.stack.sdk, "web", &original).await;
 
     w.moto.start_recording();
     let report = w.handler.handle(b_pushed()).await.expect("handled");
@@ -670,14 +656,12 @@ async fn a_failed_read_of_ecs_deployment_history_rolls_nothing_until_it_succeeds
             w.moto.proxy.clear_faults();
             // Someone deploys the service by hand meanwhile: a history to describe since B's
             // revision was registered (not of that revision).
-            aws_sdk_ecs::Client::new(&w.stack.sdk)
-                .update_service()
-                .cluster(CLUSTER)
-                .service("web")
-                .set_task_definition(original.task_definition_arn().map(str::to_string))
-                .send()
-                .await
-                .expect(&case);
+            set_service_revision(
+                &w.stack.sdk,
+                "web",
+                original.task_definition_arn().unwrap_or_default(),
+            )
+            .await;
 
             w.moto.proxy.inject(Call::op(call), fault, None);
             w.moto.start_recording();
