@@ -22,9 +22,11 @@ use serde_json::{json, Value};
 
 mod builds;
 mod ecs_history;
+mod hold;
 use builds::with_build_reports;
 pub use builds::BuildReport;
 use ecs_history::ServiceDeployment;
+pub use hold::Hold;
 
 /// What the proxy does to a request instead of forwarding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,7 +96,7 @@ impl Call {
         }
     }
 
-    fn matches(&self, operation: &str, body: &[u8]) -> bool {
+    pub(crate) fn matches(&self, operation: &str, body: &[u8]) -> bool {
         operation == self.operation
             && self
                 .body
@@ -120,6 +122,7 @@ struct ProxyState {
     registered_at: HashMap<String, f64>,
     /// How many requests each fault hit.
     injected: u32,
+    holds: Vec<Hold>,
 }
 
 pub struct AwsProxy {
@@ -160,6 +163,18 @@ impl AwsProxy {
                 fault,
                 remaining: times,
             });
+    }
+
+    /// From now on, the next `times` requests matching `call` wait at the proxy (before they reach
+    /// moto) until the returned hold is opened.
+    pub fn hold(&self, call: Call, times: u32) -> Hold {
+        let hold = Hold::new(call, times);
+        self.state
+            .lock()
+            .expect("proxy state")
+            .holds
+            .push(hold.clone());
+        hold
     }
 
     /// Forgets injected faults and reported builds.
@@ -207,13 +222,13 @@ impl AwsProxy {
 }
 
 /// One request from the client, its head as text and its body.
-struct Request {
+pub(crate) struct Request {
     head: String,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim()
@@ -297,6 +312,8 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
         return Ok(());
     };
     let mut client = client;
+    let holds = state.lock().expect("proxy state").holds.clone();
+    hold::hold_if_asked(&request, &holds);
     match fault_for(&request, state) {
         None => {}
         Some(Fault::Throttle) => {

@@ -101,3 +101,18 @@ pub async fn image_digest(sdk: &SdkConfig, tag: &str) -> Option<String> {
 pub async fn latest_digest(sdk: &SdkConfig) -> Option<String> {
     image_digest(sdk, "latest").await
 }
+
+/// Deletes the image `tag` names (what the lifecycle policy's count rule does to an old SHA tag).
+pub async fn delete_image(sdk: &SdkConfig, tag: &str) {
+    aws_sdk_ecr::Client::new(sdk)
+        .batch_delete_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("BatchDeleteImage");
+}

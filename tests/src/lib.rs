@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 
 pub mod aws_proxy;
+mod commits;
 pub mod demo;
 mod events;
 mod images;
@@ -22,6 +23,7 @@ pub mod runtime_api;
 mod stack;
 
 use aws_proxy::AwsProxy;
+pub use commits::*;
 pub use events::*;
 pub use images::*;
 pub use moto::*;

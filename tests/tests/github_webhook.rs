@@ -680,3 +680,34 @@ async fn a_missing_secret_is_a_server_error_not_a_401() {
     assert_eq!(body["error"], "secret_unavailable");
     assert!(!body.to_string().contains(DEMO_SECRET));
 }
+
+/// Issue 18, part 6: a push time far ahead of the function's clock would outrank every later
+/// push for good. It is refused with its reason; nothing is written, nothing built.
+#[tokio::test]
+async fn a_push_time_ahead_of_the_clock_is_refused_and_writes_nothing() {
+    let w = world(&[]).await;
+    let sample = load_event("github-webhook/push-main.json");
+    let mut payload: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for ahead in [now + 3600, u64::MAX / 2] {
+        payload["repository"]["pushed_at"] = json!(ahead);
+        let event = signed_event(&payload.to_string(), "push", DEMO_SECRET);
+        let (status, body) = deliver(&w.handler, &event).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"], "push_time_ahead", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("ahead"),
+            "{body}"
+        );
+    }
+    assert!(w.moto.calls_to("StartBuild").is_empty());
+    assert!(
+        w.moto.write_calls().is_empty(),
+        "{:?}",
+        w.moto.write_calls()
+    );
+    assert!(w.stack.ledger_item(TAG).await.is_none());
+}

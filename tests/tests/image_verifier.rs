@@ -598,3 +598,38 @@ async fn malformed_events_and_a_missing_repository_are_typed_errors() {
     assert_eq!(diagnostic.error_type, "RepositoryNotFound");
     assert!(diagnostic.error_message.contains("acme/gone"));
 }
+
+/// Issue 18, part 5: anyone who may push to the repository can put any number of SHA-shaped tags
+/// on the image `latest` names. The verifier's one ledger read asks for each once, in requests of
+/// at most DynamoDB's 100 keys, and every invocation still answers.
+#[tokio::test]
+async fn many_sha_shaped_tags_on_latest_fail_no_invocation() {
+    let w = world().await;
+    let digest = put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let report = run(&w.handler, ecr_push(B)).await;
+    assert_eq!(report["outcome"], "verified", "{report}");
+    for n in 0..110u32 {
+        tag_image(
+            &w.stack.sdk,
+            "latest",
+            &format!("{:08x}", 0xa000_0000u32 + n),
+        )
+        .await;
+    }
+    w.moto.start_recording();
+    for event in [
+        ecr_push("latest"),
+        load_event("image-verifier/scheduled-reconcile.json"),
+    ] {
+        let report = run(&w.handler, event).await;
+        assert_eq!(report["outcome"], "verified", "{report}");
+        assert_eq!(report["digest"], digest.as_str(), "{report}");
+    }
+    for call in w.moto.calls_to("BatchGetItem") {
+        let keys = call["RequestItems"][LEDGER_TABLE]["Keys"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(keys <= 100, "{keys} keys in one BatchGetItem");
+    }
+}

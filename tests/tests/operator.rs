@@ -585,3 +585,31 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
         format!("{}@{}", w.stack.repository_uri, w.a_digest)
     );
 }
+
+/// Issue 18, part 1: with no release yet (a new stack, or a lost release item), a build-only
+/// branch's image put under `latest` (anyone with `ecr:PutImage` can) is never adopted as the
+/// release and never rolled: adoption is for what an older version verified, and an automatic
+/// rollout refuses an image without a push order.
+#[tokio::test]
+async fn a_build_only_image_under_latest_is_never_adopted_nor_rolled() {
+    let (_moto, stack, handler) = web_only().await;
+    let f_digest = put_image(&stack.sdk, M, 1).await;
+    seed_built_only(&stack, M_SHA, M, "shop-image:f").await;
+    put_image(&stack.sdk, "latest", 1).await;
+    for event in [
+        ecr_push_event("latest"),
+        load_event("image-verifier/scheduled-reconcile.json"),
+    ] {
+        let report = handler.handle(event).await.unwrap();
+        assert_eq!(report["release"], Value::Null, "{report}");
+        assert_eq!(report["rollout"], json!([]), "{report}");
+    }
+    assert!(stack
+        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), "release")
+        .await
+        .is_none());
+    assert_eq!(latest_of(&stack).await, f_digest, "nothing moved");
+    assert!(running_image(&stack, "web")
+        .await
+        .starts_with("public.ecr.aws/nginx"));
+}

@@ -343,3 +343,118 @@ async fn concurrent_deliveries_of_two_pushes_in_one_second_keep_their_chain_orde
         assert!(b_order > a_order, "round {round}: {a:?} {b:?}");
     }
 }
+
+/// Issue 18, part 0: two builds, A pushed before B, succeed together. Both verifiers read the
+/// ledger; A's release write lands first, B's is refused and B moves the release on; then A's
+/// stale `PutImage` of `latest` lands after B's, while B waits at the service's lock. A must
+/// never roll, and `latest` and the service end on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_with_a_stale_view_never_rolls_the_older_push() {
+    use pushdeploy_tests::aws_proxy::Call;
+    let w = world(&[]).await;
+    let (a, b) = (&A_SHA[..8], &B_SHA[..8]);
+    let a_digest = put_image(&w.stack.sdk, a, 0x0a).await;
+    let b_digest = put_image(&w.stack.sdk, b, 0x0b).await;
+    seed_built(&w.stack, A_SHA, a, push_order(1), "shop-image:a").await;
+    seed_built(&w.stack, B_SHA, b, push_order(2), "shop-image:b").await;
+    let needle = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+    let proxy = &w.moto.proxy;
+    let reads = proxy.hold(Call::op("BatchGetItem"), 2);
+    let b_release = proxy.hold(
+        Call::with("UpdateItem", needle(format!(r#"":tag":{{"S":"{b}"}}"#))),
+        1,
+    );
+    // A's image's manifest (its one layer): A moving `latest` onto it.
+    let a_latest = proxy.hold(Call::with("PutImage", needle("0a".repeat(32))), 1);
+    let b_lock = proxy.hold(Call::with("UpdateItem", "lock#prod/web"), 1);
+    w.moto.start_recording();
+
+    let wait = std::time::Duration::from_secs(20);
+    let conductor = {
+        let (reads, b_release, a_latest, b_lock) = (
+            reads.clone(),
+            b_release.clone(),
+            a_latest.clone(),
+            b_lock.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            assert!(
+                reads.wait_arrived(2, wait),
+                "both verifiers read the ledger"
+            );
+            reads.open();
+            assert!(a_latest.wait_arrived(1, wait), "A wrote the release first");
+            b_release.open();
+            assert!(
+                b_lock.wait_arrived(1, wait),
+                "B moved the release and `latest`"
+            );
+            a_latest.open();
+        })
+    };
+    let a_run = async {
+        let answer = w.verifier.handle(ecr_push_event(a)).await;
+        // B takes the service's lock only after A is done.
+        b_lock.open();
+        answer
+    };
+    let b_run = w.verifier.handle(ecr_push_event(b));
+    let (a_answer, b_answer, conducted) = tokio::join!(a_run, b_run, conductor);
+    conducted.expect("the schedule ran");
+    let (a_answer, b_answer) = (a_answer.unwrap(), b_answer.unwrap());
+
+    let release = w
+        .stack
+        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), "release")
+        .await
+        .unwrap();
+    assert_eq!(release["image_tag"], b, "{release:?}");
+    assert_eq!(
+        image_digest(&w.stack.sdk, "latest").await.as_deref(),
+        Some(b_digest.as_str()),
+        "`latest` ends on the release; A: {a_answer}\nB: {b_answer}"
+    );
+    assert_eq!(running(&w).await, b_digest, "A: {a_answer}\nB: {b_answer}");
+    for call in w.moto.calls_to("RegisterTaskDefinition") {
+        assert!(
+            !call.to_string().contains(&a_digest),
+            "A, superseded, was registered: {call}"
+        );
+    }
+}
+
+/// Issue 18, part 4: `main` reset to a commit built long ago, whose image expired under the
+/// lifecycle policy. Its push builds it again (a new build, new provenance), and it rolls.
+#[tokio::test]
+async fn a_commit_whose_image_expired_is_built_again_by_its_push() {
+    let w = world(&[]).await;
+    let a = push(&w, PushSpec::new(A_SHA, T).after(BASE), "d-a").await;
+    build_succeeds(&w, A_SHA, &build_id(&a), 1).await;
+    let b = push(&w, PushSpec::new(B_SHA, T + 60).after(A_SHA), "d-b").await;
+    build_succeeds(&w, B_SHA, &build_id(&b), 2).await;
+    delete_image(&w.stack.sdk, &A_SHA[..8]).await;
+
+    let revert = push(&w, PushSpec::new(A_SHA, T + 120).after(B_SHA), "d-revert").await;
+    assert_eq!(revert["result"], "build_started", "{revert}");
+    assert_eq!(revert["rebuild"], true, "{revert}");
+    assert_ne!(build_id(&revert), build_id(&a));
+    assert!(revert["push_order"].as_u64() > b["push_order"].as_u64());
+    let item = w.stack.ledger_item(&A_SHA[..8]).await.unwrap();
+    assert_eq!(item["status"], "building", "{item:?}");
+    assert!(
+        !item.contains_key("built_digest"),
+        "new provenance: {item:?}"
+    );
+    // A redelivery of that push starts nothing more.
+    let (_, again) = deliver(
+        &w.webhook,
+        &github_delivery(&PushSpec::new(A_SHA, T + 120).after(B_SHA), "d-revert"),
+    )
+    .await;
+    assert_eq!(again["result"], "duplicate", "{again}");
+
+    let (a_digest, report) = build_succeeds(&w, A_SHA, &build_id(&revert), 3).await;
+    assert_eq!(report["release"], &A_SHA[..8], "{report}");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    assert_eq!(running(&w).await, a_digest);
+}

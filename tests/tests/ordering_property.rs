@@ -1,5 +1,6 @@
 //! The ordering rule as a property: N pushes whose deliveries (and build, ECR and reconcile
-//! events) are duplicated, delayed and reordered at random. Every decision is the production rule
+//! events) are duplicated, delayed and reordered at random, and each verifier's `PutImage` of
+//! `latest` and its rollout land whenever they land (after another verifier moved the release on). Every decision is the production rule
 //! ([`place_push`], [`claim_decision`], [`standing`]/[`may_release`], [`decide_rollout`] and
 //! [`follow_last_rolled`]); the ledger's conditional writes are modelled in memory, with the same
 //! conditions the DynamoDB adapter writes. After everything settles, `latest` and the running image
@@ -14,7 +15,8 @@ use pushdeploy::build::order::{place_push, PlacedPush, PushFacts, PushOrder};
 use pushdeploy::build::push::CommitSha;
 use pushdeploy::ledger::{claim_decision, ClaimDecision, CommitRecord, CommitStatus};
 use pushdeploy::rollout::rules::{
-    decide_rollout, follow_last_rolled, LastRolled, RolloutDecision, Running,
+    decide_rollout, follow_last_rolled, forward_gate, LastRolled, RolloutDecision, RolloutGate,
+    Running, VerifiedImage,
 };
 use pushdeploy::verify::release::{may_release, standing, CommitFacts, Release, Standing};
 
@@ -63,6 +65,11 @@ enum Event {
         commit: usize,
     },
     Reconcile,
+    /// A verifier's second half, after its decision: it moves `latest` onto the release it
+    /// decided on (`decided[n]`), whenever that `PutImage` lands (a stale one included), and rolls.
+    Converge {
+        decided: usize,
+    },
 }
 
 #[derive(Default)]
@@ -82,6 +89,10 @@ struct Sim {
     /// The push order of every image rolled to the service, in order.
     history: Vec<u64>,
     queue: Vec<Event>,
+    /// The release each verifier decided on, by [`Event::Converge`].
+    decided: Vec<Release>,
+    /// A roll of an image that was not the release when it rolled (a stale verifier's).
+    stale_rolls: Vec<String>,
 }
 
 impl Sim {
@@ -125,6 +136,7 @@ impl Sim {
             "this-delivery",
             0,
             Duration::from_secs(300),
+            false,
         ) {
             ClaimDecision::Claim { .. } | ClaimDecision::Ours => {
                 let kept = existing.as_ref().and_then(|r| r.sequence);
@@ -163,9 +175,10 @@ impl Sim {
         }
     }
 
-    /// The verifier: the subject's standing, the release moved forward, `latest` onto the
-    /// release, and the rollout of the release.
-    fn verify(&mut self, subject: Option<usize>) {
+    /// The verifier's first half: the subject's standing and the release moved forward. Its
+    /// second half ([`Sim::converge`]) runs later, between any other events: what it decided is
+    /// stale by then if another verifier moved the release on.
+    fn verify(&mut self, rng: &mut Rng, subject: Option<usize>) {
         if let Some(commit) = subject {
             let facts = self.ledger.get(&commit).map(|r| CommitFacts {
                 status: r.status,
@@ -191,7 +204,24 @@ impl Sim {
         let Some(release) = self.release.clone() else {
             return;
         };
-        self.latest = Some(release.image_tag.clone());
+        self.decided.push(release);
+        let decided = self.decided.len() - 1;
+        self.schedule(rng, Event::Converge { decided });
+    }
+
+    /// A verifier's second half: its `PutImage` of `latest` (onto what it decided, perhaps no
+    /// longer the release), the release read again and followed (`converge_latest`), and the
+    /// rollout, whose lock and gate (`forward_gate`) see the ledger as it is now.
+    fn converge(&mut self, decided: usize) {
+        let decided = self.decided[decided].clone();
+        self.latest = Some(decided.image_tag.clone());
+        let release = match &self.release {
+            Some(now) if now.image_tag != decided.image_tag => {
+                self.latest = Some(now.image_tag.clone());
+                now.clone()
+            }
+            _ => decided,
+        };
         let order = release.order.map(PushOrder::get);
         let running = Running {
             image: Some(self.running.clone().unwrap_or_else(|| "nginx".into())),
@@ -200,9 +230,25 @@ impl Sim {
         if decide_rollout(&running, &release.digest, order, false) != RolloutDecision::Deploy {
             return;
         }
-        // The lock's condition.
+        // The lock's condition, then the gate under the lock.
         if follow_last_rolled(&self.last, &release.digest, order, false).is_some() {
             return;
+        }
+        let image = VerifiedImage {
+            image_tag: release.image_tag.clone(),
+            sha: None,
+            digest: release.digest.clone(),
+            sequence: order,
+        };
+        let gate = RolloutGate {
+            frozen: false,
+            release: self.release.clone(),
+        };
+        if forward_gate(&gate, &image).is_err() {
+            return;
+        }
+        if self.release.as_ref().map(|r| &r.image_tag) != Some(&release.image_tag) {
+            self.stale_rolls.push(release.image_tag.clone());
         }
         self.running = Some(release.digest.clone());
         self.running_order = order;
@@ -232,14 +278,15 @@ impl Sim {
                         record.status = CommitStatus::Built;
                     }
                 }
-                self.verify(Some(commit));
+                self.verify(rng, Some(commit));
             }
-            Event::EcrSha { commit } | Event::Repushed { commit } => self.verify(Some(commit)),
-            Event::EcrLatest => self.verify(None),
+            Event::EcrSha { commit } | Event::Repushed { commit } => self.verify(rng, Some(commit)),
+            Event::EcrLatest => self.verify(rng, None),
             Event::Reconcile => {
                 let newest = self.newest_built();
-                self.verify(newest);
+                self.verify(rng, newest);
             }
+            Event::Converge { decided } => self.converge(decided),
         }
     }
 }
@@ -325,7 +372,18 @@ fn run_case(seed: u64) -> Result<(), String> {
             }
         }
     }
+    // The scheduled reconcile, run to its end.
     sim.step(&mut rng, Event::Reconcile);
+    while !sim.queue.is_empty() {
+        let event = sim.queue.remove(0);
+        sim.step(&mut rng, event);
+    }
+    if !sim.stale_rolls.is_empty() {
+        return Err(format!(
+            "rolled {:?} when it was no longer the release",
+            sim.stale_rolls
+        ));
+    }
 
     let newest = sim.commit_of(&sim.pushes.last().unwrap().sha);
     let expected = sim.tag(newest);

@@ -215,9 +215,10 @@ async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_funct
         .collect();
     // Read the build's own account of its image and record it; read `latest`, the SHA tag and
     // the ledger; move the release, then `latest` (read the manifest, put it, and protect the
-    // image from the lifecycle policy); read the service; lock; re-read the freeze flag and
-    // `latest` under the lock; register, update; one transaction for the records, the lock's
-    // release and the verified outcome.
+    // image from the lifecycle policy), then read the release again (another verifier may have
+    // moved it on meanwhile); read the service; lock; re-read the freeze flag and the release
+    // under the lock (one BatchGetItem); register, update; one transaction for the records, the
+    // lock's release and the verified outcome.
     assert_eq!(
         calls,
         [
@@ -230,11 +231,11 @@ async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_funct
             "BatchGetImage",
             "PutImage",
             "PutImage",
+            "GetItem",
             "DescribeServices",
             "DescribeTaskDefinition",
             "UpdateItem",
-            "GetItem",
-            "DescribeImages",
+            "BatchGetItem",
             "RegisterTaskDefinition",
             "UpdateService",
             "TransactWriteItems",

@@ -312,3 +312,28 @@ fn the_webhook_can_have_reserved_concurrency() {
         }
     }
 }
+
+/// A throttled webhook answers GitHub 429, which GitHub never redelivers by itself: the push is
+/// lost unless someone is told (issue 18, part 7).
+#[test]
+fn a_throttled_webhook_raises_an_alarm() {
+    let resources = resources();
+    let alarm = resources
+        .iter()
+        .find(|(_, b)| {
+            b.contains("Type: AWS::CloudWatch::Alarm")
+                && b.contains("MetricName: Throttles")
+                && b.contains("Value: !Ref GitHubWebhookFunction\n")
+        })
+        .unwrap_or_else(|| panic!("no Throttles alarm on the webhook"));
+    for line in [
+        "Namespace: AWS/Lambda",
+        "Statistic: Sum",
+        "Threshold: 0",
+        "ComparisonOperator: GreaterThanThreshold",
+        "AlarmActions: [!Ref OperationsTopic]",
+    ] {
+        assert!(alarm.1.contains(line), "{}: {line}", alarm.0);
+    }
+    assert_eq!(condition(&alarm.1), Some("UseGitHub"));
+}

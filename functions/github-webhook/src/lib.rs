@@ -158,6 +158,9 @@ impl WebhookHandler {
                 }
                 let (status, code) = match &e {
                     TriggerError::TagCollision { .. } => (StatusCode::CONFLICT, "tag_collision"),
+                    TriggerError::PushTimeAhead(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "push_time_ahead")
+                    }
                     TriggerError::StartBuild(_) => (StatusCode::BAD_GATEWAY, "start_build_failed"),
                     TriggerError::Registry(_) => (StatusCode::BAD_GATEWAY, "registry_unavailable"),
                     TriggerError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger_failed"),

@@ -1,7 +1,7 @@
 //! ECS: read a service's task definition, register a copy with one image changed, update the service.
 
 mod revision;
-pub use revision::copy_task_definition;
+pub use revision::{copy_task_definition, CopyChanges};
 
 use aws_sdk_ecs::types::{
     CreatedAt, ServiceDeploymentBrief, Tag, TaskDefinition, TaskDefinitionField,
@@ -176,14 +176,18 @@ impl Ecs {
         image: &str,
         labels: &[(&str, &str)],
         tags: &[(&str, &str)],
+        replaced_tags: &[&str],
     ) -> Result<String, AwsError> {
         let request = copy_task_definition(
             self.client.register_task_definition(),
             current,
-            container,
-            image,
-            labels,
-            tags,
+            CopyChanges {
+                container,
+                image,
+                labels,
+                tags,
+                replaced_tags,
+            },
         );
         // Not retried by the SDK: a retry after an answer was lost registers a second revision.
         // The caller looks for the revision instead (see `Deployer::revision_left_by_crash`).

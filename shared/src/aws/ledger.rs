@@ -23,6 +23,7 @@ use crate::ledger::{
     DeploymentRecord, KnownCommit, LedgerView, NewClaim, VerificationRecord, CONTROL_SK,
 };
 use crate::rollout::lock::{LockAttempt, LockRequest};
+use crate::rollout::rules::RolloutGate;
 use crate::rollout::rules::{LastRolled, ServiceState};
 use crate::verify::provenance::BuildProvenance;
 

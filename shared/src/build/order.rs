@@ -31,11 +31,37 @@ const TIEBREAK_MASK: u64 = (1 << RANK_SHIFT) - 1;
 #[serde(transparent)]
 pub struct PushOrder(u64);
 
+/// The latest push time the packing holds (year 2514); later times are held at it, never wrapped
+/// around to an old one. The trigger refuses push times ahead of its clock long before this.
+pub const MAX_PUSHED_AT: u64 = (1 << (u64::BITS - TIME_SHIFT)) - 1;
+
+/// How far a push time may be ahead of the trigger's clock (clock skew between the source and
+/// Lambda): beyond it a push would outrank every later push for good.
+pub const MAX_PUSH_TIME_AHEAD_SECONDS: u64 = 300;
+
+/// A push time the trigger refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the push time {pushed_at} is {} s ahead of the clock ({now}); at most {MAX_PUSH_TIME_AHEAD_SECONDS} s is allowed", pushed_at - now)]
+pub struct PushTimeAhead {
+    pub pushed_at: u64,
+    pub now: u64,
+}
+
+/// Whether a source's push time may order a push: at most [`MAX_PUSH_TIME_AHEAD_SECONDS`] ahead of
+/// `now`, the function's clock.
+pub fn check_push_time(pushed_at: u64, now: u64) -> Result<(), PushTimeAhead> {
+    if pushed_at > now.saturating_add(MAX_PUSH_TIME_AHEAD_SECONDS) {
+        Err(PushTimeAhead { pushed_at, now })
+    } else {
+        Ok(())
+    }
+}
+
 impl PushOrder {
     pub fn new(pushed_at: u64, rank: u32, sha: &CommitSha) -> Self {
         let tiebreak = u64::from_str_radix(&sha.as_str()[..5], 16).unwrap_or_default();
         Self(
-            (pushed_at << TIME_SHIFT)
+            (pushed_at.min(MAX_PUSHED_AT) << TIME_SHIFT)
                 | (u64::from(rank.min(RANK_MAX)) << RANK_SHIFT)
                 | (tiebreak & TIEBREAK_MASK),
         )
@@ -66,6 +92,9 @@ impl PushOrder {
     /// The highest order a push made at or before `now` (seconds) can have: what an operator's
     /// rollback at `now` holds back.
     pub const fn latest_possible_at(now: u64) -> Self {
+        if now >= MAX_PUSHED_AT {
+            return Self(u64::MAX);
+        }
         Self(((now + 1) << TIME_SHIFT) - 1)
     }
 }
@@ -132,6 +161,37 @@ mod tests {
 
     fn sha(prefix: &str) -> CommitSha {
         CommitSha::parse(&format!("{prefix:0<40}")).unwrap()
+    }
+
+    #[test]
+    fn push_times_ahead_of_the_clock_are_refused_and_the_packing_never_wraps() {
+        let now = 1_795_429_423;
+        let cases = [
+            (now - 86_400, true),
+            (now, true),
+            (now + MAX_PUSH_TIME_AHEAD_SECONDS, true),
+            (now + MAX_PUSH_TIME_AHEAD_SECONDS + 1, false),
+            (u64::MAX, false),
+        ];
+        for (pushed_at, accepted) in cases {
+            assert_eq!(
+                check_push_time(pushed_at, now).is_ok(),
+                accepted,
+                "{pushed_at}"
+            );
+        }
+        // Times past what the packing holds sort last, never wrapped around below today's.
+        let today = PushOrder::new(now, RANK_BASE, &sha("f"));
+        for far in [MAX_PUSHED_AT, MAX_PUSHED_AT + 1, u64::MAX] {
+            let order = PushOrder::new(far, RANK_BASE, &sha("0"));
+            assert!(order > today, "{far}");
+            assert_eq!(order.pushed_at(), MAX_PUSHED_AT);
+        }
+        assert_eq!(
+            PushOrder::latest_possible_at(u64::MAX),
+            PushOrder::from_u64(u64::MAX)
+        );
+        assert!(PushOrder::latest_possible_at(now) >= today);
     }
 
     fn placed(before: Option<&CommitSha>, after: &CommitSha, order: PushOrder) -> PlacedPush {

@@ -18,7 +18,9 @@ use crate::aws::ecr::Registry;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
-use crate::build::order::{place_push, PushFacts, PushOrder, RANK_BASE};
+use crate::build::order::{
+    check_push_time, place_push, PushFacts, PushOrder, PushTimeAhead, RANK_BASE,
+};
 use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitRecord, CommitStatus};
@@ -34,6 +36,9 @@ pub enum TriggerOutcome {
         build_id: String,
         /// The push's place in the order; `None` for a branch that only builds.
         push_order: Option<PushOrder>,
+        /// The commit was built before, and its image is gone from ECR (expired or deleted):
+        /// built again, with new provenance.
+        rebuild: bool,
     },
     /// Another delivery of the same push (or an earlier push of the commit) got there first:
     /// nothing started.
@@ -66,6 +71,10 @@ pub enum TriggerError {
         sha: String,
         existing_sha: String,
     },
+    /// The source's push time is ahead of the function's clock: it would outrank every later
+    /// push for good. Nothing is written.
+    #[error("{0}")]
+    PushTimeAhead(#[from] PushTimeAhead),
     #[error("deploy ledger: {0}")]
     Ledger(AwsError),
     #[error("ECR: {0}")]
@@ -141,6 +150,7 @@ impl BuildTrigger {
             repository: self.config.repository.name.clone(),
             image_tag: image_tag.clone(),
         };
+        check_push_time(request.pushed_at, now_epoch_seconds())?;
         let order = if self.config.deploy_branches.matches(&request.branch) {
             let order = self.place(request).await.map_err(TriggerError::Ledger)?;
             tracing::Span::current().record("push_order", order.to_string());
@@ -160,11 +170,17 @@ impl BuildTrigger {
             trigger_id,
             order,
             now: now_epoch_seconds(),
+            image_gone: false,
         };
-        let build_token = match claim::claim_commit(&self.ledger, &claim, self.config.claim_timeout)
-            .await
-            .map_err(TriggerError::Ledger)?
-        {
+        let (claimed, rebuild) = claim::claim_or_rebuild(
+            &self.ledger,
+            &self.registry,
+            claim,
+            &image_tag,
+            self.config.claim_timeout,
+        )
+        .await?;
+        let build_token = match claimed {
             ClaimResult::Claimed { build_token } => build_token,
             ClaimResult::Held(record) => {
                 let newer = order.filter(|o| record.sequence.is_none_or(|known| known < o.get()));
@@ -265,6 +281,7 @@ impl BuildTrigger {
             })?;
         info!("build started");
         Ok(TriggerOutcome::BuildStarted {
+            rebuild,
             sha: sha.into(),
             image_tag,
             build_id,

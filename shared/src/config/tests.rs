@@ -172,6 +172,8 @@ fn verifier_config() {
         ("KEEP_SHA_IMAGES", "0"),
         ("UNTAGGED_EXPIRY_DAYS", "-1"),
         ("ROLLOUT_TARGETS", "prod/web"),
+        // One service twice (ServiceNames=web,web): refused at start, not at every BatchGetItem.
+        ("ROLLOUT_TARGETS", "prod/web/app,prod/web/app"),
         ("LOCK_TTL_SECONDS", "5"),
     ] {
         let err = VerifierConfig::from_vars(&vars(&with(&[(name, value)]))).unwrap_err();

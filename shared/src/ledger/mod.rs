@@ -211,13 +211,16 @@ pub enum ClaimDecision {
 }
 
 /// The exactly-one-build rule. A record whose build failed (or never started), or a claim
-/// with no build id older than `claim_timeout`, can be claimed again.
+/// with no build id older than `claim_timeout`, can be claimed again; so can a built commit whose
+/// image is gone from ECR (`image_gone`: expired by the lifecycle policy, or deleted), so that
+/// pushing it again builds it again.
 pub fn claim_decision(
     existing: Option<&CommitRecord>,
     sha: &str,
     claim_id: &str,
     now: u64,
     claim_timeout: Duration,
+    image_gone: bool,
 ) -> ClaimDecision {
     let Some(record) = existing else {
         return ClaimDecision::Claim {
@@ -238,7 +241,8 @@ pub fn claim_decision(
             record.build_id.is_none()
                 && now.saturating_sub(record.claimed_at) >= claim_timeout.as_secs()
         }
-        CommitStatus::Building | CommitStatus::Built | CommitStatus::ImageExists => false,
+        CommitStatus::Built => image_gone,
+        CommitStatus::Building | CommitStatus::ImageExists => false,
     };
     if takeover {
         ClaimDecision::Claim {
@@ -352,16 +356,25 @@ mod tests {
         ];
         for (existing, expected) in cases {
             assert_eq!(
-                claim_decision(existing.as_ref(), SHA, "me", now, TIMEOUT),
+                claim_decision(existing.as_ref(), SHA, "me", now, TIMEOUT, false),
                 expected,
                 "{existing:?}"
             );
+        }
+        // A built commit is built again only once its image is gone from ECR.
+        let built = record(CommitStatus::Built, Some("b:1"), fresh);
+        let again = ClaimDecision::Claim {
+            expected_version: Some(2),
+        };
+        for (gone, expected) in [(false, ClaimDecision::Duplicate), (true, again)] {
+            let decision = claim_decision(Some(&built), SHA, "me", now, TIMEOUT, gone);
+            assert_eq!(decision, expected, "image gone: {gone}");
         }
         // Our own claim, whose answer was lost.
         let mut ours = record(CommitStatus::Claimed, None, fresh);
         ours.claim_id = Some("me".into());
         assert_eq!(
-            claim_decision(Some(&ours), SHA, "me", now, TIMEOUT),
+            claim_decision(Some(&ours), SHA, "me", now, TIMEOUT, false),
             ClaimDecision::Ours
         );
     }
@@ -389,7 +402,7 @@ mod tests {
         let other = record(CommitStatus::Building, Some("b:1"), 0);
         let sha = "f8afe6a7ffffffffffffffffffffffffffffffff";
         assert_eq!(
-            claim_decision(Some(&other), sha, "me", 10, TIMEOUT),
+            claim_decision(Some(&other), sha, "me", 10, TIMEOUT, true),
             ClaimDecision::TagCollision {
                 existing_sha: SHA.into()
             }

@@ -24,6 +24,8 @@ pub struct NewClaim<'a> {
     /// The push's order, if the branch deploys.
     pub order: Option<PushOrder>,
     pub now: u64,
+    /// The commit's image is gone from ECR: a built record may be claimed again (a rebuild).
+    pub image_gone: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

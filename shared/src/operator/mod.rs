@@ -28,7 +28,7 @@ use crate::verify::verifier::{
 
 #[derive(Debug, Error)]
 pub enum OperatorError {
-    #[error("rollback: image tag {0} is not in ECR")]
+    #[error("rollback: image tag {0} is not in ECR (expired or deleted); push the commit again to build it, then roll back to it")]
     ImageNotFound(String),
     #[error("rollback: image tag {image_tag} is untrusted: {reason}")]
     Untrusted { image_tag: String, reason: String },

@@ -22,8 +22,9 @@ use crate::ledger::now_epoch_seconds;
 use crate::ledger::{DeploymentRecord, VerificationRecord};
 use crate::rollout::lock::{lock_outcome, LockOutcome, LockRequest};
 use crate::rollout::rules::{
-    decide_rollout, follow_last_rolled, pinned_image, Direction, RolloutDecision, Running,
-    ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, follow_last_rolled, forward_gate, pinned_image, Direction, GateRefusal,
+    RolloutDecision, Running, ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY,
+    SHA_LABEL, SHA_TAG_KEY,
 };
 use crate::verify::tag_pair::LATEST;
 
@@ -39,11 +40,22 @@ pub struct Deployer<'a> {
 /// Whether the lock is released after a rollout's result: a deployment releases it in its own
 /// record, and a deployment whose record failed keeps it, as the retry's marker.
 fn releases_lock(result: &Result<TargetOutcome, RolloutError>) -> bool {
-    !matches!(
-        result,
-        Ok(TargetOutcome::Deployed { .. } | TargetOutcome::FailedBeforeRecorded { .. })
-            | Err(RolloutError::Unrecorded { .. })
-    )
+    match result {
+        Ok(outcome) => match outcome {
+            TargetOutcome::Deployed { .. } | TargetOutcome::FailedBeforeRecorded { .. } => false,
+            TargetOutcome::AlreadyRunning { .. }
+            | TargetOutcome::RunningNewer { .. }
+            | TargetOutcome::AlreadyDeployed { .. }
+            | TargetOutcome::NewerDeployed { .. }
+            | TargetOutcome::HeldByRollback { .. }
+            | TargetOutcome::RecordedAfterCrash { .. }
+            | TargetOutcome::NotTheRelease { .. }
+            | TargetOutcome::Unordered { .. }
+            | TargetOutcome::Frozen { .. } => true,
+        },
+        Err(RolloutError::Unrecorded { .. }) => false,
+        Err(_) => true,
+    }
 }
 
 impl Deployer<'_> {
@@ -186,45 +198,20 @@ impl Deployer<'_> {
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let owner = lease.owner.as_str();
-        // A freeze set since the invocation read it holds from here on (a rollback works while
-        // frozen).
-        if !direction.deliberate()
-            && self
+        if direction.deliberate() {
+            self.latest_for_rollback(target, image).await?;
+        } else {
+            // What the ledger says now, not what the invocation read: a freeze set since holds
+            // from here on, and a verifier that decided before a newer push became the release
+            // rolls nothing (the release's own rollout does).
+            let gate = self
                 .ledger
-                .is_frozen(&self.registry.repository().name)
+                .rollout_gate(&self.registry.repository().name)
                 .await
-                .map_err(RolloutError::ledger(target))?
-        {
-            info!("rollouts were frozen meanwhile: not deploying");
-            return Ok(TargetOutcome::Frozen { target: name });
-        }
-        // Deploy only what `latest` resolves to now (a rollback moves `latest` first).
-        let latest = self
-            .registry
-            .describe_tag(LATEST)
-            .await
-            .map_err(RolloutError::registry(target))?;
-        if latest.as_ref().map(|l| l.digest.as_str()) != Some(image.digest.as_str()) {
-            if !direction.deliberate() {
-                info!("`latest` moved on since verification: not deploying this image");
-                return Ok(TargetOutcome::LatestMoved {
-                    target: name,
-                    latest_digest: latest.map(|l| l.digest),
-                });
-            }
-            // A verifier that read the release before the rollback moved `latest` after it: the
-            // rollback (which holds the lock, and the release) puts it back.
-            warn!(latest = ?latest.map(|l| l.digest), "`latest` moved during the rollback: moving it back");
-            let moved = self
-                .registry
-                .move_latest_to(&image.digest)
-                .await
-                .map_err(RolloutError::registry(target))?;
-            if moved != image.digest {
-                return Err(RolloutError::LatestMoved {
-                    target: name,
-                    latest_digest: moved,
-                });
+                .map_err(RolloutError::ledger(target))?;
+            if let Err(refusal) = forward_gate(&gate, image) {
+                info!(refusal = ?refusal, "not deploying");
+                return Ok(refused(refusal, name));
             }
         }
         let reused = if lease.after_crash {
@@ -278,6 +265,37 @@ impl Deployer<'_> {
             deployment_id,
             reused_revision,
         })
+    }
+
+    /// A rollback deploys what `latest` names once it moved it; a verifier that read the release
+    /// before the rollback and moved `latest` after it is undone here (the rollback holds the
+    /// lock, and the release).
+    async fn latest_for_rollback(
+        &self,
+        target: &Target,
+        image: &VerifiedImage,
+    ) -> Result<(), RolloutError> {
+        let latest = self
+            .registry
+            .describe_tag(LATEST)
+            .await
+            .map_err(RolloutError::registry(target))?;
+        if latest.as_ref().map(|l| l.digest.as_str()) == Some(image.digest.as_str()) {
+            return Ok(());
+        }
+        warn!(latest = ?latest.map(|l| l.digest), "`latest` moved during the rollback: moving it back");
+        let moved = self
+            .registry
+            .move_latest_to(&image.digest)
+            .await
+            .map_err(RolloutError::registry(target))?;
+        if moved != image.digest {
+            return Err(RolloutError::LatestMoved {
+                target: target.name(),
+                latest_digest: moved,
+            });
+        }
+        Ok(())
     }
 
     async fn lock(
@@ -345,6 +363,18 @@ fn lock_owner(image: &VerifiedImage) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The outcome of a forward rollout its gate stopped.
+fn refused(refusal: GateRefusal, target: String) -> TargetOutcome {
+    match refusal {
+        GateRefusal::Frozen => TargetOutcome::Frozen { target },
+        GateRefusal::NotTheRelease { release_tag } => TargetOutcome::NotTheRelease {
+            target,
+            release_tag,
+        },
+        GateRefusal::Unordered => TargetOutcome::Unordered { target },
+    }
 }
 
 /// The outcome when the decision needs no write.

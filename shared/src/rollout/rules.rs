@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use crate::build::order::PushOrder;
+use crate::verify::release::Release;
+
 /// One ECS service and the container in it that runs the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
@@ -18,9 +21,11 @@ impl Target {
     }
 }
 
-/// Parses `cluster/service/container` triples separated by commas.
+/// Parses `cluster/service/container` triples separated by commas. A service named twice is an
+/// error: one service has one lock, one deployment per image and one ledger item.
 pub fn parse_targets(list: &str) -> Result<Vec<Target>, String> {
-    list.split(',')
+    let targets = list
+        .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|triple| {
@@ -38,7 +43,13 @@ pub fn parse_targets(list: &str) -> Result<Vec<Target>, String> {
                 _ => Err(format!("`{triple}` is not cluster/service/container")),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, target) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|t| t.name() == target.name()) {
+            return Err(format!("the service {} is named twice", target.name()));
+        }
+    }
+    Ok(targets)
 }
 
 /// The image reference a task definition pins: `<repository uri>@sha256:…`.
@@ -81,6 +92,50 @@ pub struct VerifiedImage {
     pub sha: Option<String>,
     pub digest: String,
     pub sequence: Option<u64>,
+}
+
+/// What the ledger says now, read under a service's lock before a forward rollout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutGate {
+    pub frozen: bool,
+    pub release: Option<Release>,
+}
+
+/// Why a forward rollout that holds the lock stops before it registers anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateRefusal {
+    /// An operator froze rollouts since the invocation read the ledger.
+    Frozen,
+    /// The release moved on (or back) since the invocation decided: this image is not the release
+    /// now, and only the release rolls forward.
+    NotTheRelease { release_tag: Option<String> },
+    /// The image has no push order: nothing orders it against what runs, so it never rolls
+    /// automatically (fail closed).
+    Unordered,
+}
+
+/// The forward rollout's last check, on what the ledger says under the lock: only the release as
+/// it is *now*, with a push order, and only while rollouts are not frozen. A verifier holding a
+/// stale view (it decided before a newer push became the release) rolls nothing.
+pub fn forward_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), GateRefusal> {
+    if image.sequence.is_none() {
+        return Err(GateRefusal::Unordered);
+    }
+    if gate.frozen {
+        return Err(GateRefusal::Frozen);
+    }
+    match &gate.release {
+        Some(release)
+            if release.digest == image.digest
+                && release.image_tag == image.image_tag
+                && release.order.map(PushOrder::get) == image.sequence =>
+        {
+            Ok(())
+        }
+        other => Err(GateRefusal::NotTheRelease {
+            release_tag: other.as_ref().map(|r| r.image_tag.clone()),
+        }),
+    }
 }
 
 /// What a service runs now, as far as the decision is concerned.

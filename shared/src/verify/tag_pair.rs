@@ -118,7 +118,9 @@ impl Verification {
             Verification::Mismatch { reason, .. } | Verification::Untrusted { reason, .. } => {
                 Some(reason.clone())
             }
-            Verification::Missing { tag } => Some(format!("image tag {tag} is not in ECR")),
+            Verification::Missing { tag } => Some(format!(
+                "image tag {tag} is not in ECR (expired or deleted); push the commit again (or redeliver its push) to build it again"
+            )),
             Verification::Superseded { newer_tag, .. } => {
                 Some(format!("the release is the newer push {newer_tag}"))
             }

@@ -167,17 +167,19 @@ impl ImageVerifier {
         let latest_outcome = provenance::foreign_latest(latest.as_ref(), release.as_ref(), &known);
         // 3. `latest` moved onto the release's image, and 4. the gate.
         let mut release_outcome = None;
-        if let Some(release) = &release {
-            span.record("image_tag", release.image_tag.as_str());
-            span.record("digest", release.digest.as_str());
-            let image = if names(&latest, &release.image_tag) {
+        if let Some(read) = release.take() {
+            let image = if names(&latest, &read.image_tag) {
                 latest.clone()
-            } else if subject.as_deref() == Some(release.image_tag.as_str()) {
+            } else if subject.as_deref() == Some(read.image_tag.as_str()) {
                 subject_image.clone()
             } else {
-                self.describe(&release.image_tag).await?
+                self.describe(&read.image_tag).await?
             };
-            release_outcome = Some(self.converge_latest(release, image, &mut latest).await?);
+            let (now, outcome) = self.converge_latest(read, image, &mut latest).await?;
+            span.record("image_tag", now.image_tag.as_str());
+            span.record("digest", now.digest.as_str());
+            release = Some(now);
+            release_outcome = Some(outcome);
         }
 
         let verification = [&subject_outcome, &latest_outcome, &release_outcome]

@@ -6,6 +6,19 @@ use aws_sdk_ecs::types::{ContainerDefinition, Tag, TaskDefinition};
 
 use super::CurrentTaskDefinition;
 
+/// What a new revision changes in the current one.
+pub struct CopyChanges<'a> {
+    /// The container whose image changes.
+    pub container: &'a str,
+    pub image: &'a str,
+    /// Docker labels set on that container.
+    pub labels: &'a [(&'a str, &'a str)],
+    /// Task-definition tags set on the revision.
+    pub tags: &'a [(&'a str, &'a str)],
+    /// Tags of the current revision that are not copied (whether or not `tags` sets them).
+    pub replaced_tags: &'a [&'a str],
+}
+
 /// Every field RegisterTaskDefinition accepts, copied from the current revision; only the target
 /// container's image changes. Read-only fields (ARN, revision, status, compatibilities,
 /// requiresAttributes, registeredAt/By…) are not registerable and are left out.
@@ -13,36 +26,40 @@ use super::CurrentTaskDefinition;
 pub fn copy_task_definition(
     request: RegisterTaskDefinitionFluentBuilder,
     current: &CurrentTaskDefinition,
-    container: &str,
-    image: &str,
-    labels: &[(&str, &str)],
-    tags: &[(&str, &str)],
+    changes: CopyChanges<'_>,
 ) -> RegisterTaskDefinitionFluentBuilder {
     let td = &current.task_definition;
     let containers: Vec<ContainerDefinition> = td
         .container_definitions()
         .iter()
         .map(|c| {
-            if c.name() != Some(container) {
+            if c.name() != Some(changes.container) {
                 return c.clone();
             }
             let mut updated = c.clone();
-            updated.image = Some(image.to_string());
+            updated.image = Some(changes.image.to_string());
             let docker_labels = updated.docker_labels.get_or_insert_with(Default::default);
-            for (key, value) in labels {
+            for (key, value) in changes.labels {
                 docker_labels.insert(key.to_string(), value.to_string());
             }
             updated
         })
         .collect();
+    let replaced = |key: Option<&str>| {
+        key.is_some_and(|k| {
+            changes.replaced_tags.contains(&k) || changes.tags.iter().any(|(t, _)| *t == k)
+        })
+    };
     let mut all_tags: Vec<Tag> = current
         .tags
         .iter()
-        .filter(|t| !tags.iter().any(|(k, _)| t.key() == Some(*k)))
+        .filter(|t| !replaced(t.key()))
         .cloned()
         .collect();
     all_tags.extend(
-        tags.iter()
+        changes
+            .tags
+            .iter()
             .map(|(k, v)| Tag::builder().key(*k).value(*v).build()),
     );
     request
@@ -173,16 +190,24 @@ mod tests {
                     .key(crate::rollout::rules::SHA_TAG_KEY)
                     .value("old")
                     .build(),
+                Tag::builder()
+                    .key(crate::rollout::rules::SEQUENCE_TAG_KEY)
+                    .value("1795429423000")
+                    .build(),
             ],
             deployment_id: None,
         };
         let request = copy_task_definition(
             client().register_task_definition(),
             &current,
-            "app",
-            "new@sha256:bb",
-            &[("pushdeploy.sha", "f8afe6a7")],
-            &[(crate::rollout::rules::SHA_TAG_KEY, "f8afe6a7")],
+            CopyChanges {
+                container: "app",
+                image: "new@sha256:bb",
+                labels: &[("pushdeploy.sha", "f8afe6a7")],
+                tags: &[(crate::rollout::rules::SHA_TAG_KEY, "f8afe6a7")],
+                // Registered without an order: the old revision's is not inherited.
+                replaced_tags: &[crate::rollout::rules::SEQUENCE_TAG_KEY],
+            },
         );
         let input = request.as_input().clone().build().unwrap();
         assert_eq!(input.family(), Some("shop"));

@@ -3,17 +3,48 @@
 use super::*;
 
 impl LedgerTable {
+    /// What a forward rollout checks under a service's lock, in one consistent read: whether
+    /// rollouts are frozen, and the release as it is now (not as the invocation read it earlier).
+    pub async fn rollout_gate(&self, repository: &str) -> Result<RolloutGate, AwsError> {
+        let (release_pk, release_sk) = release_key(repository);
+        let (control_pk, control_sk) = control_key(repository);
+        let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .keys(HashMap::from([
+                ("pk".to_string(), s(control_pk)),
+                ("sk".to_string(), s(control_sk)),
+            ]))
+            .keys(HashMap::from([
+                ("pk".to_string(), s(release_pk)),
+                ("sk".to_string(), s(release_sk)),
+            ]))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| AwsError::Call {
+                service: "DynamoDB",
+                operation: "BatchGetItem",
+                code: None,
+                message: e.to_string(),
+            })?;
+        let mut gate = RolloutGate::default();
+        for item in self.batch_get(keys).await? {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(CONTROL_SK) => gate.frozen = frozen_flag(&item),
+                _ => gate.release = release::parse_release(&item),
+            }
+        }
+        Ok(gate)
+    }
+
     /// Whether rollouts are frozen for the repository (operator action `freeze`).
     pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
         let item = self
             .get_item(control_key(repository).0, control_key(repository).1)
             .await?;
-        Ok(item
-            .as_ref()
-            .and_then(|i| i.get("frozen"))
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false))
+        Ok(item.as_ref().is_some_and(frozen_flag))
     }
 
     pub async fn set_frozen(
@@ -35,4 +66,12 @@ impl LedgerTable {
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
     }
+}
+
+/// The control item's freeze flag (absent: not frozen).
+fn frozen_flag(item: &Item) -> bool {
+    item.get("frozen")
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
 }

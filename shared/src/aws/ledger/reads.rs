@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The most keys one BatchGetItem may name.
+const BATCH_GET_LIMIT: usize = 100;
+
 impl LedgerTable {
     /// What the ledger knows of the given image tags (tags it does not know are left out), and
     /// whether rollouts are frozen: one BatchGetItem.
@@ -17,57 +20,55 @@ impl LedgerTable {
         let mut untrusted_images = std::collections::HashSet::new();
         let mut services = HashMap::new();
         let mut frozen = false;
-        let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .projection_expression(
-                "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
-                 image_tag, digest, held_until, recent, built_digest, provenance_refused, \
-                 #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
-                 registered_digest, registered_revision",
-            )
-            .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#owner", "owner")
-            .consistent_read(true);
+        let mut keys: Vec<Item> = Vec::new();
+        let mut ask = |(pk, sk): (String, String)| {
+            let key = Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))]);
+            // BatchGetItem refuses a request that names one key twice.
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        };
         for target in targets {
-            keys = keys.keys(HashMap::from([
-                ("pk".to_string(), s(service_key(target).0)),
-                ("sk".to_string(), s(service_key(target).1)),
-            ]));
+            ask(service_key(target));
         }
-        keys = keys.keys(HashMap::from([
-            ("pk".to_string(), s(control_key(repository).0)),
-            ("sk".to_string(), s(control_key(repository).1)),
-        ]));
-        let (release_pk, release_sk) = release_key(repository);
-        keys = keys.keys(HashMap::from([
-            ("pk".to_string(), s(release_pk)),
-            ("sk".to_string(), s(release_sk)),
-        ]));
+        ask(control_key(repository));
+        ask(release_key(repository));
         for digest in digests {
-            let (pk, sk) = crate::ledger::untrusted_image_key(repository, digest);
-            keys = keys.keys(HashMap::from([
-                ("pk".to_string(), s(pk)),
-                ("sk".to_string(), s(sk)),
-            ]));
+            ask(crate::ledger::untrusted_image_key(repository, digest));
         }
-        let mut release = None;
         for tag in tags {
             let key = CommitKey {
                 repository: repository.to_string(),
                 image_tag: tag.to_string(),
             };
-            keys = keys.keys(HashMap::from([
-                ("pk".to_string(), s(key.pk())),
-                ("sk".to_string(), s(key.sk())),
-            ]));
+            ask((key.pk(), key.sk()));
         }
-        let keys = keys.build().map_err(|e| AwsError::Call {
-            service: "DynamoDB",
-            operation: "BatchGetItem",
-            code: None,
-            message: e.to_string(),
-        })?;
-        let items = self.batch_get(keys).await?;
+        let mut release = None;
+        let mut items = Vec::new();
+        // DynamoDB's limit per BatchGetItem: anyone who may push to the repository can put any
+        // number of SHA-shaped tags on the image `latest` names.
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .projection_expression(
+                    "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
+                     image_tag, digest, held_until, recent, built_digest, provenance_refused, \
+                     #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
+                     registered_digest, registered_revision",
+                )
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#owner", "owner")
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AwsError::Call {
+                    service: "DynamoDB",
+                    operation: "BatchGetItem",
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            items.extend(self.batch_get(request).await?);
+        }
         for item in &items {
             if let Some(target) = item
                 .get("pk")
@@ -143,7 +144,7 @@ impl LedgerTable {
     /// Every item of `keys`, asking again (with backoff) for keys DynamoDB left unprocessed
     /// (throttling); keys still unprocessed after that are an error, never a missing item: a
     /// freeze flag that was not read must not read as off.
-    async fn batch_get(
+    pub(super) async fn batch_get(
         &self,
         keys: aws_sdk_dynamodb::types::KeysAndAttributes,
     ) -> Result<Vec<Item>, AwsError> {

@@ -3,16 +3,57 @@
 
 use std::time::Duration;
 
+use tracing::warn;
+
+use super::TriggerError;
+use crate::aws::ecr::Registry;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
-use crate::ledger::{build_token_for, claim_decision, ClaimDecision};
+use crate::ledger::{build_token_for, claim_decision, ClaimDecision, CommitStatus};
 use crate::ledger::{ClaimResult, NewClaim};
+
+/// Claims the commit. A commit built before whose image is gone from ECR (expired under the
+/// lifecycle policy, or deleted) is claimed again, so that its push builds it again: with a new
+/// build and new provenance, its order kept or raised as any claim's. Answers whether it is
+/// such a rebuild.
+pub(super) async fn claim_or_rebuild(
+    ledger: &LedgerTable,
+    registry: &Registry,
+    claim: NewClaim<'_>,
+    image_tag: &str,
+    claim_timeout: Duration,
+) -> Result<(ClaimResult, bool), TriggerError> {
+    let claimed = claim_commit(ledger, &claim, claim_timeout)
+        .await
+        .map_err(TriggerError::Ledger)?;
+    let ClaimResult::Held(record) = &claimed else {
+        return Ok((claimed, false));
+    };
+    if record.status != CommitStatus::Built
+        || registry
+            .image_tag_exists(image_tag)
+            .await
+            .map_err(TriggerError::Registry)?
+    {
+        return Ok((claimed, false));
+    }
+    warn!(build_id = ?record.build_id, "the commit was built, but its image is gone from ECR: building it again");
+    let rebuild = NewClaim {
+        image_gone: true,
+        ..claim
+    };
+    let claimed = claim_commit(ledger, &rebuild, claim_timeout)
+        .await
+        .map_err(TriggerError::Ledger)?;
+    let rebuilt = matches!(claimed, ClaimResult::Claimed { .. });
+    Ok((claimed, rebuilt))
+}
 
 /// Claims `claim.key`. The first write assumes a new commit (the common case costs one call);
 /// when the item exists, [`claim_decision`] decides, and a takeover is conditional on the claim
 /// version it read.
-pub(super) async fn claim_commit(
+async fn claim_commit(
     ledger: &LedgerTable,
     claim: &NewClaim<'_>,
     claim_timeout: Duration,
@@ -35,6 +76,7 @@ pub(super) async fn claim_commit(
             claim.claim_id,
             claim.now,
             claim_timeout,
+            claim.image_gone,
         ) {
             ClaimDecision::Ours => {
                 let build_token = existing.and_then(|r| r.build_token).unwrap_or(build_token);

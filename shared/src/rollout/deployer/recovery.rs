@@ -218,6 +218,9 @@ impl Deployer<'_> {
                 pinned,
                 &[(SHA_LABEL, sha.as_str())],
                 &tags,
+                // Every tag of pushdeploy's is this commit's or absent: a revision registered
+                // without an order never inherits the previous revision's.
+                &[SHA_TAG_KEY, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY],
             )
             .await;
         match registered {

@@ -109,10 +109,15 @@ pub enum TargetOutcome {
         ecs_deployment: String,
         ecs_status: String,
     },
-    /// `latest` moved on between verification and rollout: the newer image's own event deploys it.
-    LatestMoved {
+    /// The release moved on between verification and rollout (a newer push became the release,
+    /// or an operator rolled back): the release's own rollout deploys it; this image never rolls.
+    NotTheRelease {
         target: String,
-        latest_digest: Option<String>,
+        release_tag: Option<String>,
+    },
+    /// The image has no push order (say, a build-only branch's): an automatic rollout refuses it.
+    Unordered {
+        target: String,
     },
     /// Rollouts are frozen: the verified image is recorded, not rolled.
     Frozen {

@@ -244,3 +244,83 @@ fn an_earlier_update_that_ecs_stopped_or_rolled_back_is_never_repeated() {
         assert_eq!(earlier_update(&deployments), expected, "{name}");
     }
 }
+
+#[test]
+fn a_service_named_twice_is_refused() {
+    let error = parse_targets("prod/web/app,prod/web/app").unwrap_err();
+    assert!(error.contains("prod/web is named twice"), "{error}");
+    // Another container of the same service is still the same service (one lock, one item).
+    assert!(parse_targets("prod/web/app, prod/web/sidecar").is_err());
+    assert_eq!(
+        parse_targets("prod/web/app,staging/web/app").unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn only_the_release_as_the_ledger_has_it_now_rolls_forward() {
+    use crate::build::order::PushOrder;
+    use crate::verify::release::Release;
+    let release = |tag: &str, digest: &str, order: Option<u64>| Release {
+        image_tag: tag.into(),
+        sha: None,
+        digest: digest.into(),
+        order: order.map(PushOrder::from_u64),
+        held_until: None,
+        recent: Vec::new(),
+    };
+    let image = |tag: &str, digest: &str, sequence: Option<u64>| VerifiedImage {
+        image_tag: tag.into(),
+        sha: None,
+        digest: digest.into(),
+        sequence,
+    };
+    let gate = |frozen, release| RolloutGate { frozen, release };
+    let b = Some(release("b", "sha256:bb", Some(20)));
+    let not_release = |tag: Option<&str>| {
+        Err(GateRefusal::NotTheRelease {
+            release_tag: tag.map(str::to_string),
+        })
+    };
+    let cases = [
+        (
+            "the release",
+            gate(false, b.clone()),
+            image("b", "sha256:bb", Some(20)),
+            Ok(()),
+        ),
+        (
+            "a stale view: a newer push is the release now",
+            gate(false, b.clone()),
+            image("a", "sha256:aa", Some(10)),
+            not_release(Some("b")),
+        ),
+        (
+            "the release's commit pushed again since (a newer order)",
+            gate(false, b.clone()),
+            image("b", "sha256:bb", Some(15)),
+            not_release(Some("b")),
+        ),
+        (
+            "no release at all",
+            gate(false, None),
+            image("b", "sha256:bb", Some(20)),
+            not_release(None),
+        ),
+        (
+            "frozen since the invocation read it",
+            gate(true, b.clone()),
+            image("b", "sha256:bb", Some(20)),
+            Err(GateRefusal::Frozen),
+        ),
+        (
+            "no push order (a build-only branch's image, or an adopted one without)",
+            gate(false, Some(release("f", "sha256:ff", None))),
+            image("f", "sha256:ff", None),
+            Err(GateRefusal::Unordered),
+        ),
+    ];
+    for (name, gate, image, expected) in cases {
+        assert_eq!(forward_gate(&gate, &image), expected, "{name}");
+    }
+}

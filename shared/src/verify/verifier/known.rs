@@ -78,19 +78,15 @@ pub(super) fn subject_verification(
 }
 
 /// Whether the image of digest `latest` may be adopted as the release for `commit` (no release
-/// yet: an upgrade). Only for a digest the ledger already ties to the commit: the digest its
-/// build reported, or, for a commit an older version built, the digest that version verified.
+/// yet: an upgrade from a version without one). Adoption exists for that upgrade only: a commit
+/// an older version verified with this very digest, pushed to a deploy branch. Never a commit
+/// this version built (it becomes the release by its own push order), never a build-only one.
 pub(super) fn adoptable(commit: &KnownCommit, latest: &str) -> bool {
-    if commit.provenance_refused.is_some() {
-        return false;
-    }
-    match &commit.built_digest {
-        Some(built) => built == latest,
-        None => {
-            commit.verification.as_deref() == Some("verified")
-                && commit.image_digest.as_deref() == Some(latest)
-        }
-    }
+    commit.provenance_refused.is_none()
+        && commit.built_digest.is_none()
+        && commit.sequence.is_some()
+        && commit.verification.as_deref() == Some("verified")
+        && commit.image_digest.as_deref() == Some(latest)
 }
 
 /// Whether `image` carries `tag`.

@@ -85,21 +85,34 @@ impl ImageVerifier {
     }
 
     /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
-    /// one writer), then the gate, on what ECR says now.
+    /// one writer), then the gate, on what ECR says now. Answers the release the outcome is about.
+    ///
+    /// `release` is what this invocation read; another may have moved the release on since (a
+    /// newer push's build finished at the same time). So after moving `latest`, the release is
+    /// read again: if it changed, `latest` is moved on to it at once, and the invocation goes on
+    /// with the release as it is now. Whatever order two verifiers' `PutImage`s land in, the last
+    /// one to land is followed by a read that puts `latest` where the release is.
     pub(super) async fn converge_latest(
         &self,
-        release: &Release,
-        image: Option<ImageInfo>,
+        mut release: Release,
+        mut image: Option<ImageInfo>,
         latest: &mut Option<ImageInfo>,
-    ) -> Result<Verification, VerifyError> {
-        let Some(image) = image else {
-            return Ok(Verification::Missing {
-                tag: release.image_tag.clone(),
-            });
-        };
-        let off_release = latest.as_ref().map(|l| &l.digest) != Some(&image.digest);
-        // A SHA tag that no longer names the built digest is the gate's to report, not to follow.
-        if off_release && image.digest == release.digest {
+    ) -> Result<(Release, Verification), VerifyError> {
+        for _ in 0..ADVANCE_ATTEMPTS {
+            let Some(found) = image.as_ref() else {
+                let missing = Verification::Missing {
+                    tag: release.image_tag.clone(),
+                };
+                return Ok((release, missing));
+            };
+            let off_release = latest.as_ref().map(|l| &l.digest) != Some(&found.digest);
+            // A SHA tag that no longer names the built digest is the gate's to report, not to
+            // follow.
+            if !(off_release && found.digest == release.digest) {
+                let outcome =
+                    check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
+                return Ok((release, outcome));
+            }
             // The usual step after a release moves; anything else (a `latest` pushed from
             // outside) shows as the digest it is moved from.
             info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
@@ -112,13 +125,33 @@ impl ImageVerifier {
                 digest,
                 tags: vec![LATEST.to_string(), release.image_tag.clone()],
             });
+            let now = self
+                .ledger
+                .release(&self.config.repository.name)
+                .await
+                .map_err(VerifyError::Ledger)?;
+            match now {
+                Some(now) if now.digest != release.digest || now.image_tag != release.image_tag => {
+                    warn!(moved_to = %release.image_tag, release = %now.image_tag, "the release moved on while `latest` was being moved: following it");
+                    image = self.describe(&now.image_tag).await?;
+                    release = now;
+                }
+                // Still the release (or the item is gone, which nothing but an operator does).
+                _ => {
+                    let outcome =
+                        check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
+                    return Ok((release, outcome));
+                }
+            }
         }
-        Ok(check_pair(
-            &release.image_tag,
-            &release.digest,
-            &image,
-            latest.as_ref(),
-        ))
+        Err(VerifyError::Ledger(AwsError::Call {
+            service: "DynamoDB",
+            operation: "GetItem",
+            code: None,
+            message: format!(
+                "the release moved {ADVANCE_ATTEMPTS} times while `latest` was being moved: retried"
+            ),
+        }))
     }
 
     /// With no release yet (the first run after an upgrade from a version without one), what
@@ -132,10 +165,9 @@ impl ImageVerifier {
         let Some(latest) = latest else {
             return Ok(None);
         };
-        // Of several SHA tags on `latest`, the newest built commit's; one whose build recorded
-        // another digest is not adopted (it is not what runs). A build without a recorded digest
-        // (it ran the buildspec from before the upgrade) is: this one-time adoption is the
-        // upgrade's trust in what the old version deployed.
+        // Of several SHA tags on `latest`, the newest legacy commit's that the old version
+        // verified with this digest: this one-time adoption is the upgrade's trust in what the
+        // old version deployed, and nothing else (see `adoptable`).
         let adopted = latest
             .tags
             .iter()
