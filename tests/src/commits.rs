@@ -75,7 +75,7 @@ async fn seed_commit_item(
         .dynamodb()
         .put_item()
         .table_name(LEDGER_TABLE)
-        .item("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .item("pk", S(commit_partition()))
         .item("sk", S(format!("commit#{image_tag}")))
         .item("sha", S(sha.into()))
         .item("image_tag", S(image_tag.into()))
@@ -106,7 +106,7 @@ pub async fn set_commit_status(
         .dynamodb()
         .update_item()
         .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .key("pk", S(commit_partition()))
         .key("sk", S(format!("commit#{image_tag}")))
         .expression_attribute_names("#s", "status")
         .expression_attribute_values(":s", S(status.into()));

@@ -18,6 +18,7 @@ mod commits;
 pub mod demo;
 mod events;
 mod images;
+pub mod ledger_grant;
 mod moto;
 pub mod runtime_api;
 mod stack;
@@ -39,6 +40,11 @@ pub const REGION: &str = "us-east-1";
 pub const PROJECT: &str = "shop-image";
 pub const LEDGER_TABLE: &str = "pushdeploy-ledger";
 pub const SECRET_NAME: &str = "pushdeploy/github-webhook";
+
+/// The ledger partition of the test repository's commit items.
+pub fn commit_partition() -> String {
+    pushdeploy::ledger::commit_partition(ECR_REPOSITORY)
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -94,11 +94,8 @@ impl Stack {
 
     /// A commit's ledger item, as plain JSON-ish strings (`N` and `S` values alike).
     pub async fn ledger_item(&self, image_tag: &str) -> Option<serde_json::Map<String, Value>> {
-        self.ledger_get(
-            &format!("repo#{ECR_REPOSITORY}"),
-            &format!("commit#{image_tag}"),
-        )
-        .await
+        self.ledger_get(&commit_partition(), &format!("commit#{image_tag}"))
+            .await
     }
 
     /// Any ledger item, with `S` and `N` values as strings.

@@ -214,7 +214,7 @@ async fn trigger_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut Case
         }
         age(
             stack,
-            &format!("repo#{ECR_REPOSITORY}"),
+            &commit_partition(),
             &format!("commit#{TAG}"),
             "claimed_at",
         )

@@ -569,13 +569,21 @@ async fn an_empty_secret_is_refused_at_first_read_and_on_refresh() {
     assert_eq!(body["error"], "secret_unavailable");
 }
 
-/// The logs of what runs while it lives, as the functions' JSON subscriber writes them.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+thread_local! {
+    /// The lines logged on this thread while a test captures them.
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for Logs {
+/// Writes into this thread's capture, if one is on (a `#[tokio::test]` runs on its own thread).
+struct ThreadLogs;
+
+impl std::io::Write for ThreadLogs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURED.with(|c| {
+            if let Some(lines) = c.borrow_mut().as_mut() {
+                lines.extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -583,21 +591,23 @@ impl std::io::Write for Logs {
     }
 }
 
-/// What `run` returns, and the lines the functions' JSON subscriber logged meanwhile.
+/// What `run` returns, and the lines the functions' JSON subscriber logged meanwhile. The
+/// subscriber is the process's global one, set once: a subscriber set per thread races with
+/// the other tests' threads over tracing's per-callsite interest cache, and misses lines.
 async fn logged<T>(run: impl std::future::Future<Output = T>) -> (T, String) {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber =
-        pushdeploy::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), move || {
-            writer.clone()
-        })
-        .finish();
-    let out = {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        run.await
-    };
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    (out, text)
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber =
+            pushdeploy::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), || {
+                ThreadLogs
+            })
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = run.await;
+    let lines = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, String::from_utf8(lines).unwrap())
 }
 
 /// The level of the "delivery answered" line (one per delivery).

@@ -10,6 +10,7 @@ use image_verifier::VerifierHandler;
 use pushdeploy::config::{
     CodeCommitConfig, DeploymentStatusConfig, GitHubWebhookConfig, VerifierConfig,
 };
+use pushdeploy_tests::ledger_grant::{ledger_writes, LedgerGrant, LedgerWrite};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -64,6 +65,8 @@ fn granted(logical_id: &str) -> BTreeSet<String> {
 struct Calls<'a> {
     moto: &'a Moto,
     actions: BTreeSet<String>,
+    /// Every ledger write, one per item of a transaction.
+    writes: Vec<LedgerWrite>,
 }
 
 impl<'a> Calls<'a> {
@@ -71,6 +74,7 @@ impl<'a> Calls<'a> {
         Self {
             moto,
             actions: BTreeSet::new(),
+            writes: Vec::new(),
         }
     }
 
@@ -79,8 +83,23 @@ impl<'a> Calls<'a> {
         let result = invocation.await;
         for call in self.moto.recorded_calls() {
             self.actions.extend(call.iam_actions());
+            if call.service.starts_with("DynamoDB") {
+                self.writes
+                    .extend(ledger_writes(&call.operation, &call.body));
+            }
         }
         result
+    }
+
+    /// Every ledger write this function made is one its `LedgerWriteClaims` statement allows.
+    fn assert_ledger_grant_allows_them(&self, logical_id: &str) {
+        let grant = LedgerGrant::of(logical_id);
+        assert!(!self.writes.is_empty(), "{logical_id} wrote nothing");
+        for write in &self.writes {
+            if let Err(why) = grant.allows(write) {
+                panic!("{logical_id} may not make its own write {write:?}: {why}");
+            }
+        }
     }
 
     fn assert_least_privilege(&self, logical_id: &str) {
@@ -140,6 +159,7 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
     assert_eq!(response.status(), 503, "{:?}", response.body());
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("GitHubWebhookFunction");
+    calls.assert_ledger_grant_allows_them("GitHubWebhookFunction");
 
     let codecommit = CodeCommitHandler::new(
         &stack.aws,
@@ -175,6 +195,7 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
     assert!(held.is_err(), "{held:?}");
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("CodeCommitPushFunction");
+    calls.assert_ledger_grant_allows_them("CodeCommitPushFunction");
 }
 
 #[tokio::test]
@@ -284,6 +305,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     );
     assert!(calls.actions.contains("ecs:UpdateService"));
     calls.assert_least_privilege("ImageVerifierFunction");
+    let verifier_writes = std::mem::take(&mut calls.writes);
 
     let status = DeploymentStatusHandler::new(
         &stack.aws,
@@ -297,4 +319,24 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     }
     assert!(calls.actions.contains("events:PutEvents"));
     calls.assert_least_privilege("DeploymentStatusFunction");
+
+    // Issue 18, part 3: what decides a deploy (build results and digests, verifications, the
+    // release, locks, deployments, the freeze) is out of the build triggers' reach: the public
+    // function's role may make none of the writes the verifier and the status function make.
+    let deciding: Vec<&LedgerWrite> = verifier_writes.iter().chain(&calls.writes).collect();
+    for kind in ["commit#", "repo#", "lock#", "deployment#"] {
+        assert!(
+            deciding.iter().any(|w| w.pk.starts_with(kind)),
+            "the paths wrote no {kind} item"
+        );
+    }
+    for trigger in ["GitHubWebhookFunction", "CodeCommitPushFunction"] {
+        let grant = LedgerGrant::of(trigger);
+        for write in &deciding {
+            assert!(
+                grant.allows(write).is_err(),
+                "{trigger} may make the verifier's write {write:?}"
+            );
+        }
+    }
 }

@@ -492,7 +492,7 @@ async fn old_verification(stack: &Stack, tag: &str, digest: &str) {
         .dynamodb()
         .update_item()
         .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .key("pk", S(commit_partition()))
         .key("sk", S(format!("commit#{tag}")))
         .update_expression("SET verification = :v, image_digest = :d")
         .expression_attribute_values(":v", S("verified".into()))

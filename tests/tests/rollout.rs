@@ -146,7 +146,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
     }
     let commit = w
         .stack
-        .ledger_get(&format!("repo#{ECR_REPOSITORY}"), &format!("commit#{B}"))
+        .ledger_get(&commit_partition(), &format!("commit#{B}"))
         .await
         .expect("commit");
     assert_eq!(commit["verification"], "verified");

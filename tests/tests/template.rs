@@ -337,3 +337,47 @@ fn a_throttled_webhook_raises_an_alarm() {
     }
     assert_eq!(condition(&alarm.1), Some("UseGitHub"));
 }
+
+/// Issue 18, part 3: on the default bus, any principal allowed `events:PutEvents` could forge a
+/// `pushdeploy Deployment Result`. Results go to a bus of the stack's own, which only the stack's
+/// functions may publish to (another bus only when a parameter names one).
+#[test]
+fn result_events_go_to_a_bus_only_the_stacks_functions_publish_to() {
+    let text = template();
+    assert!(text.contains("  CreateResultBus: !Equals [!Ref ResultEventBusName, \"\"]"));
+    let resources = resources();
+    let bus = block(&resources, "ResultBus");
+    assert_eq!(condition(bus), Some("CreateResultBus"));
+    for line in [
+        "Type: AWS::Events::EventBus",
+        "Name: !Sub ${AWS::StackName}-results",
+        "Effect: Deny",
+        "Principal: \"*\"",
+        "Action: events:PutEvents",
+        "aws:PrincipalArn:",
+    ] {
+        assert!(bus.contains(line), "ResultBus: {line}");
+    }
+    let functions: Vec<&(String, String)> = resources
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+        .collect();
+    for (id, function) in functions {
+        assert!(
+            function.contains(
+                "EVENT_BUS_NAME: !If [CreateResultBus, !Sub \"${AWS::StackName}-results\", !Ref ResultEventBusName]"
+            ),
+            "{id} publishes to the result bus"
+        );
+        assert!(!function.contains("event-bus/default"), "{id}");
+        // Its role is one the bus lets publish.
+        assert!(bus.contains(&format!("!GetAtt {id}Role.Arn")), "{id}");
+    }
+    let verifier = block(&resources, "ImageVerifierFunction");
+    let repushed = verifier
+        .split("CommitRepushed:")
+        .nth(1)
+        .expect("the re-push rule");
+    assert!(repushed
+        .contains("EventBusName: !If [CreateResultBus, !Ref ResultBus, !Ref ResultEventBusName]"));
+}

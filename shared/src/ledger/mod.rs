@@ -2,7 +2,7 @@
 //! is `aws::ledger`).
 //!
 //! One table, two kinds of item:
-//! - a commit: `pk = repo#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
+//! - a commit: `pk = commit#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
 //!   whose image carries that tag;
 //! - the pushes of one second: `pk = push#<source>#<source repository>#<branch>`,
 //!   `sk = <pushed_at>`; each push's place in the order, fixed by its first delivery (see the
@@ -86,7 +86,7 @@ pub struct CommitKey {
 
 impl CommitKey {
     pub fn pk(&self) -> String {
-        repository_partition(&self.repository)
+        commit_partition(&self.repository)
     }
     pub fn sk(&self) -> String {
         format!("{COMMIT_PREFIX}{}", self.image_tag)
@@ -103,7 +103,15 @@ pub fn push_second_key(pushed_at: u64) -> String {
     format!("{pushed_at:012}")
 }
 
-/// The partition of an ECR repository's items (its commits, release, control, deployments).
+/// The partition of an ECR repository's commit items: what the build triggers write (claims) and
+/// the verifier completes (build results). Apart from everything else, so that IAM can keep the
+/// triggers to it (`dynamodb:LeadingKeys`).
+pub fn commit_partition(repository: &str) -> String {
+    format!("{COMMIT_PREFIX}{repository}")
+}
+
+/// The partition of an ECR repository's items that decide deploys (release, control,
+/// deployments, untrusted images): the verifier's and the deployment-status function's alone.
 pub fn repository_partition(repository: &str) -> String {
     format!("repo#{repository}")
 }
@@ -297,7 +305,7 @@ mod tests {
         };
         assert_eq!(
             (key.pk(), key.sk()),
-            ("repo#acme/shop".into(), "commit#f8afe6a7".into())
+            ("commit#acme/shop".into(), "commit#f8afe6a7".into())
         );
         assert_eq!(
             push_partition("github", "acme/shop", "main"),

@@ -7,7 +7,7 @@ use super::{conditional, n, s, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{
-    push_partition, push_second_key, repository_partition, CommitKey, CommitStatus, PushRecord,
+    commit_partition, push_partition, push_second_key, CommitKey, CommitStatus, PushRecord,
     PushSecond, ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
 };
 
@@ -110,7 +110,7 @@ impl LedgerTable {
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#sequence", "sequence")
-                .expression_attribute_values(":pk", s(repository_partition(repository)))
+                .expression_attribute_values(":pk", s(commit_partition(repository)))
                 .expression_attribute_values(":commit", s(COMMIT_PREFIX))
                 .expression_attribute_values(":built", s("built"))
                 .expression_attribute_values(":building", s("building"))
