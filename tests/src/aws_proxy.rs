@@ -200,6 +200,20 @@ impl AwsProxy {
             .filter(|d| d.runs(task_definition_arn))
         {
             deployment.status = status.to_string();
+            deployment.awaiting_hook = None;
+        }
+    }
+
+    /// Holds the service deployments to `task_definition_arn` at a PAUSE lifecycle hook
+    /// (`hook_id`) awaiting an action, as ECS does.
+    pub fn await_hook(&self, task_definition_arn: &str, hook_id: &str) {
+        let mut state = self.state.lock().expect("proxy state");
+        for deployment in state
+            .ecs_deployments
+            .iter_mut()
+            .filter(|d| d.runs(task_definition_arn))
+        {
+            deployment.awaiting_hook = Some(hook_id.to_string());
         }
     }
 

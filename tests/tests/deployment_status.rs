@@ -277,3 +277,145 @@ async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
     assert_eq!(result["outcome"], "succeeded", "{result}");
     assert_eq!(published(&moto).len(), 1);
 }
+
+const C_SHA: &str = "0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
+const C: &str = "0c1d2e3f";
+
+/// A stack with prod/web and a verifier rolling to it.
+async fn rolling(moto: &Moto) -> (Stack, VerifierHandler) {
+    let stack = Stack::create(moto).await;
+    create_services(&stack.sdk, &["web"]).await;
+    let verifier = VerifierHandler::new(
+        &stack.aws,
+        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
+    );
+    (stack, verifier)
+}
+
+/// Builds `tag` (push `order`) and rolls it; answers the revision it registered.
+async fn roll(
+    stack: &Stack,
+    verifier: &VerifierHandler,
+    sha: &str,
+    tag: &str,
+    order: u64,
+) -> String {
+    put_image(&stack.sdk, tag, order as u8 + 1).await;
+    seed_built(
+        stack,
+        sha,
+        tag,
+        push_order(order),
+        &format!("shop-image:{tag}"),
+    )
+    .await;
+    let report = verifier.handle(ecr_push_event(tag)).await.expect("rolled");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    report["rollout"][0]["revision"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn reconcile(verifier: &VerifierHandler) -> Value {
+    let report = verifier
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .expect("reconcile");
+    report["deployments"].clone()
+}
+
+async fn outcome_of(stack: &Stack, tag: &str) -> serde_json::Map<String, Value> {
+    stack
+        .ledger_get(
+            &format!("repo#{ECR_REPOSITORY}"),
+            &format!("deploy#prod/web#{tag}"),
+        )
+        .await
+        .expect("the deployment's record")
+}
+
+/// Issue 18, part 2: on a service without a circuit breaker or alarms (moto keeps none), ECS
+/// sends no failure event. The reconcile names the target, and settles from ECS's own record:
+/// a deployment held at a lifecycle hook is visibly `awaiting_action` (published once), and its
+/// end still comes by its event.
+#[tokio::test]
+async fn a_deployment_held_by_a_lifecycle_hook_is_awaiting_action_until_it_ends() {
+    let moto = Moto::start();
+    let (stack, verifier) = rolling(&moto).await;
+    let revision = roll(&stack, &verifier, B_SHA, B, 1).await;
+    let report = reconcile(&verifier).await;
+    assert_eq!(report["unguarded_targets"], json!(["prod/web"]), "{report}");
+    assert_eq!(report["settled"], json!([]), "{report}");
+    assert_eq!(report["unsettled"], 1, "{report}");
+
+    moto.proxy.await_hook(&revision, "hook-7");
+    moto.start_recording();
+    let report = reconcile(&verifier).await;
+    assert_eq!(
+        report["settled"][0]["outcome"], "awaiting_action",
+        "{report}"
+    );
+    let record = outcome_of(&stack, B).await;
+    assert_eq!(record["outcome"], "awaiting_action", "{record:?}");
+    assert_eq!(record["hook_id"], "hook-7", "{record:?}");
+    let report = reconcile(&verifier).await;
+    assert_eq!(report["settled"], json!([]), "said once: {report}");
+    let events = published(&moto);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "awaiting_action");
+
+    // Someone continues it; ECS's event of its end settles it (awaiting is not final).
+    let id = record["deployment_id"].as_str().unwrap().to_string();
+    let handler = DeploymentStatusHandler::new(
+        &stack.aws,
+        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
+    );
+    let result = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    assert_eq!(outcome_of(&stack, B).await["outcome"], "succeeded");
+}
+
+/// Issue 18, part 2: a deployment the next push's `UpdateService` replaced before it finished gets
+/// no final event, and one ECS rolled back on a service without a circuit breaker gets none
+/// either: the reconcile settles each from ECS's record, published once.
+#[tokio::test]
+async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
+    let moto = Moto::start();
+    let (stack, verifier) = rolling(&moto).await;
+    let b_revision = roll(&stack, &verifier, B_SHA, B, 1).await;
+    let c_revision = roll(&stack, &verifier, C_SHA, C, 2).await;
+    moto.proxy.end_deployment(&b_revision, "STOPPED");
+    moto.start_recording();
+    let report = reconcile(&verifier).await;
+    let settled = report["settled"].as_array().unwrap();
+    assert_eq!(settled.len(), 1, "{report}");
+    assert_eq!(settled[0]["image_tag"], B);
+    assert_eq!(settled[0]["outcome"], "replaced", "{report}");
+    assert_eq!(outcome_of(&stack, B).await["outcome"], "replaced");
+    assert_eq!(outcome_of(&stack, C).await["outcome"], "in_progress");
+
+    moto.proxy
+        .end_deployment(&c_revision, "ROLLBACK_SUCCESSFUL");
+    let report = reconcile(&verifier).await;
+    assert_eq!(report["settled"][0]["image_tag"], C, "{report}");
+    assert_eq!(report["settled"][0]["outcome"], "rolled_back", "{report}");
+    let c = outcome_of(&stack, C).await;
+    assert_eq!(c["outcome"], "rolled_back");
+    assert!(c.contains_key("finished_at"), "{c:?}");
+    let report = reconcile(&verifier).await;
+    assert_eq!(report["settled"], json!([]), "{report}");
+    assert_eq!(report["unsettled"], 0, "{report}");
+    let outcomes: Vec<Value> = published(&moto)
+        .iter()
+        .map(|e| json!([e["image_tag"], e["outcome"]]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![json!([B, "replaced"]), json!([C, "rolled_back"])],
+        "one result event per final outcome"
+    );
+}

@@ -1,14 +1,12 @@
 //! ECS: read a service's task definition, register a copy with one image changed, update the service.
 
+mod history;
 mod revision;
 pub use revision::{copy_task_definition, CopyChanges};
 
-use aws_sdk_ecs::types::{
-    CreatedAt, ServiceDeploymentBrief, Tag, TaskDefinition, TaskDefinitionField,
-};
+use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
 
 use super::AwsError;
-use crate::rollout::rules::ServiceDeploymentFact;
 
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
@@ -21,6 +19,9 @@ pub struct CurrentTaskDefinition {
     pub tags: Vec<Tag>,
     /// The service's PRIMARY deployment, when read through the service.
     pub deployment_id: Option<String>,
+    /// The service has a deployment circuit breaker or deployment alarms, so ECS reports a
+    /// failing deployment (when read through the service).
+    pub reports_failures: bool,
 }
 
 impl CurrentTaskDefinition {
@@ -82,7 +83,20 @@ impl Ecs {
         };
         let mut current = self.describe_task_definition(arn).await?;
         current.deployment_id = found.as_ref().and_then(primary_deployment_id);
+        current.reports_failures = found.as_ref().is_some_and(reports_failures);
         Ok(current)
+    }
+
+    /// Whether ECS reports the service's failing deployments (a circuit breaker or deployment
+    /// alarms); a service that is gone is an error.
+    pub async fn reports_failures(&self, cluster: &str, service: &str) -> Result<bool, AwsError> {
+        match self.live_service(cluster, service).await? {
+            Some(found) => Ok(reports_failures(&found)),
+            None => Err(call_error(
+                "DescribeServices",
+                format!("service {service} not found in cluster {cluster}"),
+            )),
+        }
     }
 
     /// The service as DescribeServices reports it, unless it is gone (`INACTIVE`).
@@ -164,6 +178,7 @@ impl Ecs {
             task_definition,
             tags: output.tags().to_vec(),
             deployment_id: None,
+            reports_failures: false,
         })
     }
 
@@ -225,106 +240,19 @@ impl Ecs {
             .map_err(|e| AwsError::from_sdk("ECS", "UpdateService", e))?;
         Ok(output.service().and_then(primary_deployment_id))
     }
+}
 
-    /// The service's deployments whose target revision runs `task_definition_arn`: those
-    /// ListServiceDeployments lists (every page) since that revision was registered (no
-    /// deployment to it can be older), with their targets described (DescribeServiceRevisions).
-    /// A revision ECS cannot describe fails the read: an unknown is never taken for "not this
-    /// revision".
-    pub async fn deployments_to(
-        &self,
-        cluster: &str,
-        service: &str,
-        task_definition_arn: &str,
-    ) -> Result<Vec<ServiceDeploymentFact>, AwsError> {
-        let registered = self
-            .client
-            .describe_task_definition()
-            .task_definition(task_definition_arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", e))?;
-        // Without its registration time (ECS always gives it), the whole history is read.
-        let created = registered
-            .task_definition()
-            .and_then(|t| t.registered_at())
-            .map(|at| CreatedAt::builder().after(*at).build());
-        let mut briefs: Vec<ServiceDeploymentBrief> = Vec::new();
-        let mut next = None;
-        // Bounded: ten thousand deployments of one service since the revision was registered.
-        for _ in 0..100 {
-            let page = self
-                .client
-                .list_service_deployments()
-                .cluster(cluster)
-                .service(service)
-                .set_created_at(created.clone())
-                .max_results(100)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ECS", "ListServiceDeployments", e))?;
-            briefs.extend(page.service_deployments().iter().cloned());
-            next = page.next_token().map(str::to_string);
-            if next.is_none() {
-                break;
-            }
-        }
-        if next.is_some() {
-            return Err(call_error(
-                "ListServiceDeployments",
-                "more than a hundred pages of deployments".into(),
-            ));
-        }
-        let mut targets: Vec<&str> = briefs
-            .iter()
-            .filter_map(|d| d.target_service_revision_arn())
-            .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        let mut running_it = Vec::new();
-        // DescribeServiceRevisions takes 20 ARNs at a time.
-        for chunk in targets.chunks(20) {
-            let described = self
-                .client
-                .describe_service_revisions()
-                .set_service_revision_arns(Some(chunk.iter().map(|a| a.to_string()).collect()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ECS", "DescribeServiceRevisions", e))?;
-            if let Some(failure) = described.failures().first() {
-                return Err(call_error(
-                    "DescribeServiceRevisions",
-                    format!(
-                        "{}: {}",
-                        failure.arn().unwrap_or_default(),
-                        failure.reason().unwrap_or_default()
-                    ),
-                ));
-            }
-            running_it.extend(
-                described
-                    .service_revisions()
-                    .iter()
-                    .filter(|r| r.task_definition() == Some(task_definition_arn))
-                    .filter_map(|r| r.service_revision_arn().map(str::to_string)),
-            );
-        }
-        Ok(briefs
-            .iter()
-            .filter(|d| {
-                d.target_service_revision_arn()
-                    .is_some_and(|arn| running_it.iter().any(|r| r == arn))
-            })
-            .map(|d| ServiceDeploymentFact {
-                arn: d.service_deployment_arn().unwrap_or_default().to_string(),
-                status: d
-                    .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-            })
-            .collect())
-    }
+/// Whether the service's deployment configuration makes ECS report failures by itself.
+fn reports_failures(service: &aws_sdk_ecs::types::Service) -> bool {
+    let configuration = service.deployment_configuration();
+    crate::outcome::settle::reports_failures(
+        configuration
+            .and_then(|c| c.deployment_circuit_breaker())
+            .is_some_and(|b| b.enable()),
+        configuration
+            .and_then(|c| c.alarms())
+            .is_some_and(|a| a.enable()),
+    )
 }
 
 /// The id of the deployment ECS is rolling the service to.

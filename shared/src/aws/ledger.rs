@@ -6,6 +6,7 @@ mod deployments;
 mod images;
 mod locks;
 mod order;
+mod outcomes;
 mod reads;
 mod release;
 

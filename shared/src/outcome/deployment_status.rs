@@ -8,6 +8,7 @@ use thiserror::Error;
 use tracing::{info, warn, Instrument};
 
 use super::ports::{DeploymentLedger, ResultSink};
+use super::settle::DeploymentOutcome;
 use crate::aws::events::{ResultDetail, ResultPublisher};
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
@@ -207,7 +208,12 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             // E.g. the rollback deployment a circuit breaker starts: it is not ours.
             return ignored(IgnoreReason::NotOurs);
         };
-        if let Some(recorded) = record.outcome.as_deref().filter(|o| *o != "in_progress") {
+        // Final already (a hook's `awaiting_action` is not: its end is still to come).
+        let final_outcome = record
+            .outcome
+            .as_deref()
+            .filter(|o| DeploymentOutcome::parse(o).is_none_or(DeploymentOutcome::is_final));
+        if let Some(recorded) = final_outcome {
             // Published already (before it was recorded); the record may have stopped after its
             // first item: complete it (the writes are conditional and change nothing twice).
             self.ledger

@@ -3,3 +3,4 @@
 
 pub mod deployment_status;
 pub mod ports;
+pub mod settle;

@@ -79,6 +79,7 @@ pub mod testing {
     use std::sync::{Mutex, MutexGuard};
 
     use super::*;
+    use crate::outcome::settle::DeploymentOutcome;
 
     fn failure(operation: &'static str) -> AwsError {
         AwsError::Call {
@@ -157,7 +158,12 @@ pub mod testing {
             }
             if let Some(record) = lock(&self.deployments).get_mut(&id) {
                 // Conditional, as in DynamoDB: a final outcome is never replaced.
-                if record.outcome.as_deref().is_none_or(|o| o == "in_progress") {
+                let settled = record
+                    .outcome
+                    .as_deref()
+                    .and_then(DeploymentOutcome::parse)
+                    .is_some_and(DeploymentOutcome::is_final);
+                if !settled {
                     record.outcome = Some(outcome.to_string());
                 }
             }

@@ -136,6 +136,9 @@ impl Deployer<'_> {
             return Ok(outcome);
         }
 
+        if !current.reports_failures {
+            warn!("the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event if this deployment fails; the reconcile settles it from ECS's record");
+        }
         let owner = lock_owner(image);
         let lock = self.lock(target, image, &owner, direction).await?;
         let lease = match lock {

@@ -31,6 +31,7 @@ mod release;
 mod report;
 mod retention;
 mod rollout;
+mod settle;
 pub use super::events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
     VerifierEventError, VerifyTrigger,
@@ -39,6 +40,7 @@ use known::{adoptable, deployable, names, subject_verification, KnownCommits, Re
 pub(crate) use provenance::commit_provenance;
 pub use report::{VerificationReport, VerifierResponse, VerifyError};
 pub use retention::RetentionReport;
+pub use settle::{SettleReport, SettledDeployment};
 
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
@@ -208,12 +210,16 @@ impl ImageVerifier {
         self.write_outcomes(to_record, &untrusted_images).await?;
         // The retention pass runs whatever the rollout did: a failing service must not leave the
         // other images unprotected.
-        let retention = match trigger {
-            VerifyTrigger::Reconcile => Some(self.keep_protected().await),
-            _ => None,
+        let (retention, deployments) = match trigger {
+            VerifyTrigger::Reconcile => (
+                Some(self.keep_protected().await),
+                Some(self.settle_deployments().await),
+            ),
+            _ => (None, None),
         };
         let rollout = rollout?;
         let retention = retention.transpose()?;
+        let deployments = deployments.transpose()?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
                 trigger: trigger.name(),
@@ -225,6 +231,7 @@ impl ImageVerifier {
                 deployable,
                 rollout,
                 retention,
+                deployments,
                 unbuilt_pushes,
             },
         )))

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 const LIST: &str = "AmazonEC2ContainerServiceV20141113.ListServiceDeployments";
 const DESCRIBE: &str = "AmazonEC2ContainerServiceV20141113.DescribeServiceRevisions";
+const DESCRIBE_DEPLOYMENTS: &str = "AmazonEC2ContainerServiceV20141113.DescribeServiceDeployments";
 const UPDATE: &str = "AmazonEC2ContainerServiceV20141113.UpdateService";
 const REGISTER: &str = "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition";
 const DESCRIBE_TASK_DEFINITION: &str = "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition";
@@ -25,6 +26,8 @@ pub(super) struct ServiceDeployment {
     number: usize,
     created_at: f64,
     pub(super) status: String,
+    /// A PAUSE lifecycle hook waiting for an action (its hook id), as a test set it.
+    pub(super) awaiting_hook: Option<String>,
 }
 
 impl ServiceDeployment {
@@ -103,6 +106,7 @@ pub(super) fn record_update(
         number: history.len() + 1,
         created_at,
         status: "IN_PROGRESS".into(),
+        awaiting_hook: None,
     });
 }
 
@@ -162,6 +166,23 @@ pub(super) fn answer(
                 .collect();
             json!({ "serviceRevisions": revisions, "failures": failures })
         }
+        DESCRIBE_DEPLOYMENTS => {
+            let arns: Vec<&str> = asked["serviceDeploymentArns"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let described: Vec<Value> = history
+                .iter()
+                .filter(|d| arns.contains(&d.deployment_arn().as_str()))
+                .map(described_deployment)
+                .collect();
+            let failures: Vec<Value> = arns
+                .iter()
+                .filter(|arn| !history.iter().any(|d| d.deployment_arn() == **arn))
+                .map(|arn| json!({"arn": arn, "reason": "MISSING"}))
+                .collect();
+            json!({ "serviceDeployments": described, "failures": failures })
+        }
         _ => return None,
     }
     .to_string();
@@ -172,6 +193,34 @@ pub(super) fn answer(
         )
         .into_bytes(),
     )
+}
+
+/// One `ServiceDeployment` of DescribeServiceDeployments' answer.
+fn described_deployment(d: &ServiceDeployment) -> Value {
+    let hooks: Vec<Value> = d
+        .awaiting_hook
+        .iter()
+        .map(|hook| {
+            json!({
+                "hookId": hook,
+                "targetType": "PAUSE",
+                "status": "AWAITING_ACTION",
+                "expiresAt": d.created_at + 86_400.0,
+                "timeoutAction": "ROLLBACK",
+            })
+        })
+        .collect();
+    json!({
+        "serviceDeploymentArn": d.deployment_arn(),
+        "serviceArn": format!("{ARN_PREFIX}:service/{}/{}", d.cluster, d.service),
+        "clusterArn": format!("{ARN_PREFIX}:cluster/{}", d.cluster),
+        "createdAt": d.created_at,
+        "targetServiceRevision": {"arn": d.revision_arn()},
+        "status": d.status,
+        "lifecycleStage": if hooks.is_empty() { "SCALE_UP" } else { "POST_SCALE_UP" },
+        "lifecycleHookDetails": hooks,
+        "deploymentConfiguration": {"maximumPercent": 200, "minimumHealthyPercent": 100},
+    })
 }
 
 fn now() -> f64 {

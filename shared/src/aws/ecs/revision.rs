@@ -196,6 +196,7 @@ mod tests {
                     .build(),
             ],
             deployment_id: None,
+            reports_failures: false,
         };
         let request = copy_task_definition(
             client().register_task_definition(),

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
-use super::{conditional, n, s, DeploymentRecord, LedgerTable, VerificationRecord};
+use super::outcomes::parse_deployment;
+use super::{n, s, DeploymentRecord, LedgerTable, VerificationRecord};
 use crate::aws::AwsError;
 use crate::ledger::{deployment_id_key, deployment_key, service_key};
 
@@ -262,64 +263,6 @@ impl LedgerTable {
         sk: String,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
         let item = self.get_item(pk, sk).await?;
-        Ok(item.map(|item| {
-            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            DeploymentRecord {
-                repository: string("repository").unwrap_or_default(),
-                target: string("target").unwrap_or_default(),
-                image_tag: string("image_tag").unwrap_or_default(),
-                sha: string("sha"),
-                digest: string("digest").unwrap_or_default(),
-                sequence: item
-                    .get("sequence")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok()),
-                revision: string("revision").unwrap_or_default(),
-                deployment_id: string("deployment_id"),
-                outcome: string("outcome"),
-                reason: string("reason"),
-            }
-        }))
-    }
-
-    /// Records a deployment's final outcome on both of its items.
-    pub async fn record_deployment_outcome(
-        &self,
-        deployment: &DeploymentRecord,
-        outcome: &str,
-        reason: Option<&str>,
-        now: u64,
-    ) -> Result<(), AwsError> {
-        let (pk, sk) = deployment_key(
-            &deployment.repository,
-            &deployment.target,
-            &deployment.image_tag,
-        );
-        let id = deployment.deployment_id.clone().unwrap_or_default();
-        for (pk, sk) in [deployment_id_key(&id), (pk, sk)] {
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
-                // Once: an item with a final outcome is left as it is.
-                .condition_expression("deployment_id = :id AND outcome = :in_progress")
-                .expression_attribute_values(":in_progress", s("in_progress"))
-                .expression_attribute_values(":id", s(&id))
-                .expression_attribute_values(":outcome", s(outcome))
-                .expression_attribute_values(":now", n(now));
-            request = match reason {
-                Some(reason) => request
-                    .update_expression(
-                        "SET outcome = :outcome, finished_at = :now, reason = :reason",
-                    )
-                    .expression_attribute_values(":reason", s(reason)),
-                None => request.update_expression("SET outcome = :outcome, finished_at = :now"),
-            };
-            // The service item may already describe a newer deployment: then it is left alone.
-            conditional(request.send().await, "UpdateItem")?;
-        }
-        Ok(())
+        Ok(item.as_ref().map(parse_deployment))
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::retention::RetentionReport;
+use super::settle::SettleReport;
 use crate::aws::AwsError;
 use crate::ledger::UnbuiltPush;
 use crate::rollout::deployer::{RolloutError, TargetOutcome};
@@ -49,6 +50,9 @@ pub struct VerificationReport {
     /// The reconcile's retention pass (`None` on other triggers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionReport>,
+    /// The reconcile's settling of deployments no event settled (`None` on other triggers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<SettleReport>,
     /// The reconcile's deploy-branch pushes, newer than the newest build, that have had no build
     /// for 15 minutes: redeliver them (each is also logged as an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -1,0 +1,167 @@
+//! The reconcile settles the deployments no event settled, from ECS's own record of them
+//! (bounded per run), and names the targets whose failures ECS does not report by itself.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{ImageVerifier, VerifyError};
+use crate::aws::events::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
+use crate::ledger::{now_epoch_seconds, DeploymentRecord};
+use crate::outcome::settle::{settle, DeploymentOutcome, Settlement};
+
+/// How many unsettled deployments one reconcile reads ECS's record of (four ECS reads each).
+const SETTLE_PER_RUN: usize = 20;
+
+/// A deployment still in progress this long after it started, on a service whose failures ECS
+/// does not report, is reported as an error: it may be failing with nothing to say so.
+const STALLED_AFTER_SECONDS: u64 = 3600;
+
+/// What the reconcile found of the deployments pushdeploy started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SettleReport {
+    /// Deployments this run settled, or found held by a lifecycle hook.
+    pub settled: Vec<SettledDeployment>,
+    /// Deployments still in progress (or still awaiting an action) after it.
+    pub unsettled: usize,
+    /// Targets with neither a circuit breaker nor deployment alarms: ECS sends no event when
+    /// their deployments fail, so only this reconcile settles them.
+    pub unguarded_targets: Vec<String>,
+    /// Deployments on those targets in progress for over an hour (each also an error line).
+    pub stalled: Vec<SettledDeployment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettledDeployment {
+    pub target: String,
+    pub image_tag: String,
+    pub deployment_id: Option<String>,
+    pub outcome: DeploymentOutcome,
+    pub reason: Option<String>,
+    pub ecs_deployment: String,
+}
+
+impl ImageVerifier {
+    pub(super) async fn settle_deployments(&self) -> Result<SettleReport, VerifyError> {
+        let mut report = SettleReport::default();
+        for target in &self.config.targets {
+            let reports = self
+                .ecs
+                .reports_failures(&target.cluster, &target.service)
+                .await
+                .map_err(VerifyError::Services)?;
+            if !reports {
+                warn!(service = %target.name(), "the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event when a deployment fails, and the reconcile settles its deployments");
+                report.unguarded_targets.push(target.name());
+            }
+        }
+        let unsettled = self
+            .ledger
+            .unsettled_deployments(&self.config.repository.name, SETTLE_PER_RUN)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        let now = now_epoch_seconds();
+        for (record, started_at) in unsettled {
+            // A target no longer configured is not read (the verifier may not read it).
+            let Some(target) = self
+                .config
+                .targets
+                .iter()
+                .find(|t| t.name() == record.target)
+            else {
+                report.unsettled += 1;
+                continue;
+            };
+            let history = self
+                .ecs
+                .deployment_history(&target.cluster, &target.service, &record.revision)
+                .await
+                .map_err(VerifyError::Services)?;
+            let current = record
+                .outcome
+                .as_deref()
+                .and_then(DeploymentOutcome::parse)
+                .unwrap_or(DeploymentOutcome::InProgress);
+            let Some(settlement) = settle(current, &history) else {
+                report.unsettled += 1;
+                let stalled = report.unguarded_targets.contains(&record.target)
+                    && started_at.is_some_and(|at| at + STALLED_AFTER_SECONDS <= now);
+                if stalled {
+                    tracing::error!(service = %record.target, image_tag = %record.image_tag, revision = %record.revision, deployment_id = record.deployment_id.as_deref().unwrap_or("-"), "a deployment has been in progress for over an hour on a service without a circuit breaker or deployment alarms: it may be failing, and nothing else will say so");
+                    report.stalled.push(SettledDeployment {
+                        target: record.target.clone(),
+                        image_tag: record.image_tag.clone(),
+                        deployment_id: record.deployment_id.clone(),
+                        outcome: current,
+                        reason: Some("in progress for over an hour".into()),
+                        ecs_deployment: history.last().map(|d| d.arn.clone()).unwrap_or_default(),
+                    });
+                }
+                continue;
+            };
+            self.apply_settlement(&record, &settlement).await?;
+            if !settlement.outcome.is_final() {
+                report.unsettled += 1;
+            }
+            report.settled.push(SettledDeployment {
+                target: record.target.clone(),
+                image_tag: record.image_tag.clone(),
+                deployment_id: record.deployment_id.clone(),
+                outcome: settlement.outcome,
+                reason: settlement.reason.clone(),
+                ecs_deployment: settlement.ecs_deployment.clone(),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Published, then recorded (a failed publish is retried by the next reconcile, since the
+    /// record still says what it said; a failed record publishes again, with the same event id).
+    async fn apply_settlement(
+        &self,
+        record: &DeploymentRecord,
+        settlement: &Settlement,
+    ) -> Result<(), VerifyError> {
+        let outcome = settlement.outcome;
+        info!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, revision = %record.revision, deployment_id = record.deployment_id.as_deref().unwrap_or("-"), outcome = outcome.as_str(), ecs_deployment = %settlement.ecs_deployment, "a deployment settled from ECS's record");
+        self.results
+            .publish(
+                DEPLOYMENT_DETAIL_TYPE,
+                &ResultDetail {
+                    repository: record.repository.clone(),
+                    sha: record.sha.clone(),
+                    image_tag: Some(record.image_tag.clone()),
+                    sequence: record.sequence,
+                    digest: Some(record.digest.clone()),
+                    service: Some(record.target.clone()),
+                    revision: Some(record.revision.clone()),
+                    deployment_id: record.deployment_id.clone(),
+                    trigger: Some("reconcile".into()),
+                    outcome: outcome.as_str().to_string(),
+                    reason: settlement.reason.clone(),
+                    ..ResultDetail::default()
+                },
+            )
+            .await
+            .map_err(VerifyError::Publish)?;
+        let now = now_epoch_seconds();
+        let recorded = match &settlement.hook {
+            Some(hook) => {
+                let reason = settlement.reason.as_deref().unwrap_or_default();
+                self.ledger
+                    .record_awaiting_action(record, hook, reason, now)
+                    .await
+            }
+            None => {
+                self.ledger
+                    .record_deployment_outcome(
+                        record,
+                        outcome.as_str(),
+                        settlement.reason.as_deref(),
+                        now,
+                    )
+                    .await
+            }
+        };
+        recorded.map_err(VerifyError::Ledger)
+    }
+}
