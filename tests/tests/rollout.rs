@@ -683,3 +683,61 @@ async fn a_failed_read_of_ecs_deployment_history_rolls_nothing_until_it_succeeds
         }
     }
 }
+
+/// Issue 18, part 2: B's UpdateService is applied and its answer lost; before B's retry, a newer
+/// push (A here) rolls. A's rollout finds the revision B's attempt left, sees the service runs it,
+/// and records B's deployment before replacing it: never lost from the ledger, and the reconcile
+/// settles it `replaced`.
+#[tokio::test]
+async fn a_deployment_whose_answer_was_lost_is_recorded_when_a_newer_push_replaces_it() {
+    let w = world("prod/web/app").await;
+    publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    w.moto.proxy.inject(
+        aws_proxy::Call::op("UpdateService"),
+        aws_proxy::Fault::AppliedLost,
+        None,
+    );
+    w.handler
+        .handle(b_pushed())
+        .await
+        .expect_err("the rollout fails: UpdateService's answer is lost");
+    w.moto.proxy.clear_faults();
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let b_revision = running.task_definition_arn().unwrap().to_string();
+
+    publish(&w.stack, A, 3).await;
+    seed_built(&w.stack, A_SHA, A, push_order(2), "shop-image:a2").await;
+    let report = w.handler.handle(ecr_push_event(A)).await.expect("rolled");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+
+    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let b = w
+        .stack
+        .ledger_get(&pk, &sk)
+        .await
+        .expect("B's deployment is recorded");
+    assert_eq!(b["revision"], b_revision.as_str(), "{b:?}");
+    assert_eq!(b["outcome"], "in_progress", "{b:?}");
+    assert_eq!(b["sha"], B_SHA, "{b:?}");
+    let id = b["deployment_id"]
+        .as_str()
+        .expect("its ECS deployment id")
+        .to_string();
+    assert!(w
+        .stack
+        .ledger_get(&format!("deployment#{id}"), "deployment")
+        .await
+        .is_some());
+
+    // ECS stopped it when A's deployment started: the reconcile settles it.
+    w.moto.proxy.end_deployment(&b_revision, "STOPPED");
+    let report = w
+        .handler
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .expect("reconcile");
+    let settled = &report["deployments"]["settled"];
+    assert_eq!(settled[0]["image_tag"], B, "{report}");
+    assert_eq!(settled[0]["outcome"], "replaced", "{report}");
+}

@@ -145,10 +145,12 @@ impl Deployer<'_> {
             LockOutcome::Granted {
                 after_crash,
                 registered_revision,
+                other_registered,
             } => Lease {
                 owner: owner.clone(),
                 after_crash,
                 registered_revision,
+                other_registered,
             },
             LockOutcome::Held => {
                 warn!("the service is locked by another rollout");
@@ -216,6 +218,10 @@ impl Deployer<'_> {
                 info!(refusal = ?refusal, "not deploying");
                 return Ok(refused(refusal, name));
             }
+        }
+        if let Some((digest, revision)) = &lease.other_registered {
+            self.record_earlier_attempt(target, digest, revision, &current)
+                .await?;
         }
         let reused = if lease.after_crash {
             self.revision_left_by_crash(target, &current, pinned)
@@ -347,6 +353,8 @@ struct Lease {
     after_crash: bool,
     /// A revision an earlier rollout of this digest registered and left undeployed.
     registered_revision: Option<String>,
+    /// Another image's revision an earlier rollout registered and did not record.
+    other_registered: Option<(String, String)>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

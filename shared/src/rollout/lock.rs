@@ -34,6 +34,9 @@ pub enum LockOutcome {
         after_crash: bool,
         /// A revision an earlier rollout of this digest registered and left undeployed.
         registered_revision: Option<String>,
+        /// `(digest, revision)`: a revision an earlier rollout of *another* image registered and
+        /// did not record; its UpdateService may have been applied with the answer lost.
+        other_registered: Option<(String, String)>,
     },
     /// Another rollout holds a live lock.
     Held,
@@ -59,9 +62,18 @@ pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutc
             registered_revision: before
                 .as_ref()
                 .and_then(|s| s.registered_revision(request.digest).map(str::to_string)),
+            other_registered: before.as_ref().and_then(|s| other_registered(request, s)),
         },
         LockAttempt::Refused { now } => lock_refusal(request, now.as_ref()),
     }
+}
+
+/// The marker of a revision another image's rollout registered and left, if there is one.
+fn other_registered(request: &LockRequest<'_>, state: &ServiceState) -> Option<(String, String)> {
+    state
+        .registered
+        .clone()
+        .filter(|(digest, _)| digest != request.digest)
 }
 
 /// Why a lock was refused, from the item as DynamoDB returned it with the failed condition.
@@ -80,6 +92,7 @@ fn lock_refusal(request: &LockRequest<'_>, state: Option<&ServiceState>) -> Lock
             registered_revision: state
                 .registered_revision(request.digest)
                 .map(str::to_string),
+            other_registered: other_registered(request, state),
         };
     }
     if state
@@ -202,17 +215,20 @@ mod tests {
             registered: Some(("sha256:aa".into(), "arn:td:6".into())),
             ..crashed.clone()
         };
+        let left = Some(("sha256:aa".to_string(), "arn:td:6".to_string()));
         let cases = [
-            (None, false, None),
-            (Some(crashed), true, Some("arn:td:7")),
-            (Some(other_digest), false, None),
+            (None, false, None, None),
+            (Some(crashed), true, Some("arn:td:7"), None),
+            // Another image's attempt left its revision: named, for the rollout to look at.
+            (Some(other_digest), false, None, left),
         ];
-        for (before, after_crash, revision) in cases {
+        for (before, after_crash, revision, other_registered) in cases {
             assert_eq!(
                 lock_outcome(&request(Some(5), false), LockAttempt::Taken { before }),
                 LockOutcome::Granted {
                     after_crash,
                     registered_revision: revision.map(str::to_string),
+                    other_registered,
                 }
             );
         }

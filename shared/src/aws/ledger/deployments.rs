@@ -98,8 +98,29 @@ impl LedgerTable {
         verification: Option<&VerificationRecord>,
         now: u64,
     ) -> Result<(), AwsError> {
+        self.write_deployment(deployment, Some(owner), verification, now)
+            .await
+    }
+
+    /// Records a deployment another rollout started and left unrecorded (its UpdateService was
+    /// applied, its answer lost), without touching the service's lock or last rolled image.
+    pub async fn record_left_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        self.write_deployment(deployment, None, None, now).await
+    }
+
+    async fn write_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        owner: Option<&str>,
+        verification: Option<&VerificationRecord>,
+        now: u64,
+    ) -> Result<(), AwsError> {
         let mut with_records = true;
-        let mut with_lock = true;
+        let mut with_lock = owner.is_some();
         let mut with_verification = verification.is_some();
         // Bounded: each attempt leaves out a part whose condition failed.
         for _ in 0..4 {
@@ -111,7 +132,7 @@ impl LedgerTable {
                         .map(|put| (Part::Record, TransactWriteItem::builder().put(put).build())),
                 );
             }
-            if with_lock {
+            if let (true, Some(owner)) = (with_lock, owner) {
                 let update = lock_release(&self.table, deployment, owner, now)?;
                 parts.push((
                     Part::Lock,

@@ -54,6 +54,37 @@ impl Deployer<'_> {
         Ok(())
     }
 
+    /// An earlier rollout of another image registered `revision` and released the lock without
+    /// recording a deployment. If the service runs that revision, its UpdateService was applied
+    /// (the answer lost): the deployment is recorded now, before this rollout replaces it, so
+    /// that it is settled (`replaced`, or whatever ECS says) and never lost from the ledger.
+    pub(super) async fn record_earlier_attempt(
+        &self,
+        target: &Target,
+        digest: &str,
+        revision: &str,
+        current: &CurrentTaskDefinition,
+    ) -> Result<(), RolloutError> {
+        if current.arn() != revision {
+            return Ok(());
+        }
+        let image = VerifiedImage {
+            image_tag: current.tag(IMAGE_TAG_KEY).unwrap_or_default().to_string(),
+            sha: current.tag(SHA_TAG_KEY).map(str::to_string),
+            digest: digest.to_string(),
+            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+        };
+        warn!(earlier_image_tag = %image.image_tag, earlier_digest = %digest, revision = %revision, deployment_id = current.deployment_id.as_deref().unwrap_or("-"), "an earlier rollout's UpdateService was applied and never recorded: recording it before this one replaces it");
+        let record = DeploymentRecord {
+            deployment_id: current.deployment_id.clone(),
+            ..self.deployment_record(target, &image, revision)
+        };
+        self.ledger
+            .record_left_deployment(&record, now_epoch_seconds())
+            .await
+            .map_err(RolloutError::ledger(target))
+    }
+
     /// The service runs `image` because a rollout that got past UpdateService put it there and did
     /// not record it: take over its lock (expired, or kept for this) and record the deployment.
     pub(super) async fn record_left_deployment(
