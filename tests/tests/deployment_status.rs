@@ -419,3 +419,51 @@ async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
         "one result event per final outcome"
     );
 }
+
+/// Issue 18, part 2, under faults: whichever of the settle path's calls fails (the ledger's
+/// query, ECS's record, the result event, the record's write), the reconcile settles nothing it
+/// cannot finish, and the next one settles the deployment once: one final outcome recorded, its
+/// result event published with one `event_id`.
+#[tokio::test]
+async fn settling_survives_a_failure_of_each_of_its_calls() {
+    use pushdeploy_tests::aws_proxy::{Call, Fault};
+    // Reads fail (after the SDK's retries); writes are applied and their answers lost.
+    let calls = [
+        (Call::with("Query", "deploy#"), Fault::ServerError),
+        (Call::op("ListServiceDeployments"), Fault::ServerError),
+        (Call::op("DescribeServiceRevisions"), Fault::Drop),
+        (Call::op("DescribeServiceDeployments"), Fault::Throttle),
+        (Call::op("PutEvents"), Fault::AppliedLost),
+        (Call::with("UpdateItem", "rolled_back"), Fault::AppliedLost),
+    ];
+    for (call, fault) in calls {
+        let moto = Moto::start();
+        let (stack, verifier) = rolling(&moto).await;
+        let revision = roll(&stack, &verifier, B_SHA, B, 1).await;
+        moto.proxy.end_deployment(&revision, "ROLLBACK_SUCCESSFUL");
+        moto.start_recording();
+        moto.proxy.inject(call.clone(), fault, None);
+        let failed = verifier
+            .handle(load_event("image-verifier/scheduled-reconcile.json"))
+            .await;
+        let hit = moto.proxy.clear_faults();
+        assert!(hit > 0, "{} was never called", call.name());
+        assert!(failed.is_err(), "{}: {failed:?}", call.name());
+        let report = reconcile(&verifier).await;
+        let record = outcome_of(&stack, B).await;
+        assert_eq!(
+            record["outcome"],
+            "rolled_back",
+            "{} {fault:?}: {report}",
+            call.name()
+        );
+        let report = reconcile(&verifier).await;
+        assert_eq!(report["settled"], json!([]), "{} {fault:?}", call.name());
+        let ids: std::collections::BTreeSet<String> = published(&moto)
+            .iter()
+            .filter(|e| e["outcome"] == "rolled_back")
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 1, "{} {fault:?}: one transition", call.name());
+    }
+}
