@@ -380,7 +380,7 @@ async fn a_deployment_held_by_a_lifecycle_hook_is_awaiting_action_until_it_ends(
 }
 
 /// Issue 18, part 2: a deployment the next push's `UpdateService` replaced before it finished gets
-/// no final event, and one ECS rolled back on a service without a circuit breaker gets none
+/// no final event, and one ECS rolled back whose failure event was lost (dead-lettered) gets none
 /// either: the reconcile settles each from ECS's record, published once.
 #[tokio::test]
 async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
@@ -402,9 +402,9 @@ async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
         .end_deployment(&c_revision, "ROLLBACK_SUCCESSFUL");
     let report = reconcile(&verifier).await;
     assert_eq!(report["settled"][0]["image_tag"], C, "{report}");
-    assert_eq!(report["settled"][0]["outcome"], "rolled_back", "{report}");
+    assert_eq!(report["settled"][0]["outcome"], "failed", "{report}");
     let c = outcome_of(&stack, C).await;
-    assert_eq!(c["outcome"], "rolled_back");
+    assert_eq!(c["outcome"], "failed");
     assert!(c.contains_key("finished_at"), "{c:?}");
     let report = reconcile(&verifier).await;
     assert_eq!(report["settled"], json!([]), "{report}");
@@ -415,7 +415,7 @@ async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
         .collect();
     assert_eq!(
         outcomes,
-        vec![json!([B, "replaced"]), json!([C, "rolled_back"])],
+        vec![json!([B, "replaced"]), json!([C, "failed"])],
         "one result event per final outcome"
     );
 }
@@ -434,7 +434,10 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
         (Call::op("DescribeServiceRevisions"), Fault::Drop),
         (Call::op("DescribeServiceDeployments"), Fault::Throttle),
         (Call::op("PutEvents"), Fault::AppliedLost),
-        (Call::with("UpdateItem", "rolled_back"), Fault::AppliedLost),
+        (
+            Call::with("UpdateItem", ":outcome\":{\"S\":\"failed\""),
+            Fault::AppliedLost,
+        ),
     ];
     for (call, fault) in calls {
         let moto = Moto::start();
@@ -448,12 +451,19 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
             .await;
         let hit = moto.proxy.clear_faults();
         assert!(hit > 0, "{} was never called", call.name());
-        assert!(failed.is_err(), "{}: {failed:?}", call.name());
+        // Failed, or (a deployment's own reads and writes) reported as an error of that
+        // deployment, the rest of the reconcile done.
+        let reported = failed.as_ref().is_ok_and(|r| {
+            r["deployments"]["errors"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        });
+        assert!(failed.is_err() || reported, "{}: {failed:?}", call.name());
         let report = reconcile(&verifier).await;
         let record = outcome_of(&stack, B).await;
         assert_eq!(
             record["outcome"],
-            "rolled_back",
+            "failed",
             "{} {fault:?}: {report}",
             call.name()
         );
@@ -461,7 +471,7 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
         assert_eq!(report["settled"], json!([]), "{} {fault:?}", call.name());
         let ids: std::collections::BTreeSet<String> = published(&moto)
             .iter()
-            .filter(|e| e["outcome"] == "rolled_back")
+            .filter(|e| e["outcome"] == "failed")
             .map(|e| e["event_id"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(ids.len(), 1, "{} {fault:?}: one transition", call.name());

@@ -633,3 +633,23 @@ async fn many_sha_shaped_tags_on_latest_fail_no_invocation() {
         assert!(keys <= 100, "{keys} keys in one BatchGetItem");
     }
 }
+
+/// Issue 18, part 6, on the verifier's side: it does not take the triggers' word for a push
+/// time. A commit whose order says it was pushed a day from now (written by anything but a
+/// trigger's check) never becomes the release.
+#[tokio::test]
+async fn a_push_order_from_the_future_never_becomes_the_release() {
+    let w = world().await;
+    put_image(&w.stack.sdk, B, 2).await;
+    let tomorrow = pushdeploy::ledger::now_epoch_seconds() + 86_400;
+    let order = (tomorrow << 30) | (u64::from(pushdeploy::build::order::RANK_BASE) << 20);
+    seed_built(&w.stack, B_SHA, B, order, "shop-image:b1").await;
+    let report = run(&w.handler, ecr_push(B)).await;
+    assert_eq!(report["outcome"], "untrusted", "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("ahead"),
+        "{report}"
+    );
+    assert_eq!(report["release"], Value::Null, "{report}");
+    assert_eq!(latest_digest(&w.stack.sdk).await, None);
+}

@@ -387,8 +387,7 @@ async fn an_upgrade_adopts_what_latest_names_and_rolls_nothing_older() {
     // 120) ran, `latest` on M, and no release item.
     let (_moto, stack, handler) = web_only().await;
     let m_digest = put_image(&stack.sdk, M, 1).await;
-    seed_commit_as(&stack, M_SHA, M, 100, "shop-image:m", "built").await;
-    old_verification(&stack, M, &m_digest).await;
+    old_verification(&stack, M_SHA, M, 100, &m_digest).await;
     put_image(&stack.sdk, B, 2).await;
     seed_commit_as(&stack, B_SHA, B, 120, "shop-image:z", "built").await;
     put_image(&stack.sdk, "latest", 1).await;
@@ -485,21 +484,26 @@ async fn an_upgrade_while_an_old_build_runs_rolls_nothing_without_provenance() {
     assert_eq!(latest_of(&stack).await, p_digest);
 }
 
-/// What the version before provenance checks recorded of a commit it verified.
-async fn old_verification(stack: &Stack, tag: &str, digest: &str) {
-    use aws_sdk_dynamodb::types::AttributeValue::S;
+/// What a version before provenance checks recorded of a commit it built and verified, where it
+/// kept commits (the repository's partition, before commits had their own).
+async fn old_verification(stack: &Stack, sha: &str, tag: &str, order: u64, digest: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     stack
         .dynamodb()
-        .update_item()
+        .put_item()
         .table_name(LEDGER_TABLE)
-        .key("pk", S(commit_partition()))
-        .key("sk", S(format!("commit#{tag}")))
-        .update_expression("SET verification = :v, image_digest = :d")
-        .expression_attribute_values(":v", S("verified".into()))
-        .expression_attribute_values(":d", S(digest.into()))
+        .item("pk", S(format!("repo#{ECR_REPOSITORY}")))
+        .item("sk", S(format!("commit#{tag}")))
+        .item("sha", S(sha.into()))
+        .item("image_tag", S(tag.into()))
+        .item("status", S("built".into()))
+        .item("sequence", N(order.to_string()))
+        .item("build_id", S(format!("shop-image:{tag}")))
+        .item("verification", S("verified".into()))
+        .item("image_digest", S(digest.into()))
         .send()
         .await
-        .expect("the old outcome");
+        .expect("the old version's commit");
 }
 
 #[tokio::test]
@@ -542,6 +546,25 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
     registry.move_latest_to(&w.b_digest).await.unwrap();
     let ecs = Ecs::new(aws_sdk_ecs::Client::new(&w.stack.sdk));
     let ledger = LedgerTable::new(w.stack.dynamodb(), LEDGER_TABLE.into());
+    // The rollback set the release back to A before it moved `latest`.
+    let rolled_back = pushdeploy::verify::release::Release {
+        image_tag: A.into(),
+        sha: Some(A_SHA.into()),
+        digest: w.a_digest.clone(),
+        order: Some(pushdeploy::build::order::PushOrder::from_u64(push_order(1))),
+        held_until: Some(pushdeploy::build::order::PushOrder::from_u64(push_order(
+            100,
+        ))),
+        recent: Vec::new(),
+    };
+    ledger
+        .set_release(
+            ECR_REPOSITORY,
+            &rolled_back,
+            pushdeploy::ledger::now_epoch_seconds(),
+        )
+        .await
+        .unwrap();
     let results = w.stack.aws.results("default");
     let deployer = Deployer {
         ecs: &ecs,

@@ -381,3 +381,47 @@ fn result_events_go_to_a_bus_only_the_stacks_functions_publish_to() {
     assert!(repushed
         .contains("EventBusName: !If [CreateResultBus, !Ref ResultBus, !Ref ResultEventBusName]"));
 }
+
+/// The build triggers publish one kind of event, the re-push announcement: even code running in
+/// the public function cannot publish a `pushdeploy Deployment Result` to the result bus.
+#[test]
+fn the_build_triggers_may_publish_only_the_re_push_announcement() {
+    let resources = resources();
+    for id in ["GitHubWebhookFunction", "CodeCommitPushFunction"] {
+        let function = block(&resources, id);
+        let statement = function
+            .split("- Sid: AnnounceRepushedCommits")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id} announces re-pushes"));
+        let statement = statement.split("- Sid:").next().unwrap_or(statement);
+        for line in [
+            "Action: events:PutEvents",
+            "events:source: pushdeploy",
+            "events:detail-type: pushdeploy Commit Repushed",
+        ] {
+            assert!(statement.contains(line), "{id}: {line}");
+        }
+    }
+}
+
+/// A build trigger starts the stack's build with the stack's buildspec, never another: a
+/// buildspec override could push any image and export its digest as the build's.
+#[test]
+fn the_build_triggers_cannot_override_the_buildspec() {
+    let resources = resources();
+    for id in ["GitHubWebhookFunction", "CodeCommitPushFunction"] {
+        let function = block(&resources, id);
+        let statement = function
+            .split("- Sid: NoBuildspecOverride")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id} denies buildspec overrides"));
+        let statement = statement.split("- Sid:").next().unwrap_or(statement);
+        for line in [
+            "Effect: Deny",
+            "Action: codebuild:StartBuild",
+            "codebuild:source.buildspec: \"false\"",
+        ] {
+            assert!(statement.contains(line), "{id}: {line}");
+        }
+    }
+}

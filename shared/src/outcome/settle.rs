@@ -14,10 +14,8 @@ pub enum DeploymentOutcome {
     AwaitingAction,
     /// ECS reached steady state (or, with early success criteria, their healthy share).
     Succeeded,
-    /// ECS reported it failed (its circuit breaker or its alarms).
+    /// ECS reported it failed, or rolled it back (its circuit breaker or its alarms).
     Failed,
-    /// ECS rolled it back.
-    RolledBack,
     /// A newer deployment replaced it before it finished.
     Replaced,
     /// It was stopped (not by a newer deployment).
@@ -25,12 +23,11 @@ pub enum DeploymentOutcome {
 }
 
 impl DeploymentOutcome {
-    pub const ALL: [DeploymentOutcome; 7] = [
+    pub const ALL: [DeploymentOutcome; 6] = [
         DeploymentOutcome::InProgress,
         DeploymentOutcome::AwaitingAction,
         DeploymentOutcome::Succeeded,
         DeploymentOutcome::Failed,
-        DeploymentOutcome::RolledBack,
         DeploymentOutcome::Replaced,
         DeploymentOutcome::Stopped,
     ];
@@ -41,7 +38,6 @@ impl DeploymentOutcome {
             DeploymentOutcome::AwaitingAction => "awaiting_action",
             DeploymentOutcome::Succeeded => "succeeded",
             DeploymentOutcome::Failed => "failed",
-            DeploymentOutcome::RolledBack => "rolled_back",
             DeploymentOutcome::Replaced => "replaced",
             DeploymentOutcome::Stopped => "stopped",
         }
@@ -57,7 +53,6 @@ impl DeploymentOutcome {
             DeploymentOutcome::InProgress | DeploymentOutcome::AwaitingAction => false,
             DeploymentOutcome::Succeeded
             | DeploymentOutcome::Failed
-            | DeploymentOutcome::RolledBack
             | DeploymentOutcome::Replaced
             | DeploymentOutcome::Stopped => true,
         }
@@ -122,8 +117,10 @@ pub fn settle(current: DeploymentOutcome, ecs: &[EcsDeployment]) -> Option<Settl
             None,
         ),
         "SUCCESSFUL" => (DeploymentOutcome::Succeeded, None, None),
-        "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED" => (
-            DeploymentOutcome::RolledBack,
+        // What deployment-status records from ECS's failure event, so both paths say one thing
+        // (and publish one `event_id`). A rollback still under way is decided when it ends.
+        "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED" => (
+            DeploymentOutcome::Failed,
             reason(&format!("ECS rolled the deployment back ({})", newest.status)),
             None,
         ),
@@ -211,13 +208,25 @@ mod tests {
                 "rolled back",
                 InProgress,
                 vec![ecs("ROLLBACK_SUCCESSFUL")],
-                Some(RolledBack),
+                Some(Failed),
+            ),
+            (
+                "its rollback failed",
+                InProgress,
+                vec![ecs("ROLLBACK_FAILED")],
+                Some(Failed),
             ),
             (
                 "rolling back",
                 InProgress,
                 vec![ecs("ROLLBACK_IN_PROGRESS")],
-                Some(RolledBack),
+                None,
+            ),
+            (
+                "rollback asked",
+                InProgress,
+                vec![ecs("ROLLBACK_REQUESTED")],
+                None,
             ),
             (
                 "replaced by the next push",
@@ -286,7 +295,7 @@ mod tests {
             .into_iter()
             .filter(|o| o.is_final())
             .collect();
-        assert_eq!(finals.len(), 5);
+        assert_eq!(finals.len(), 4);
         assert!(!reports_failures(false, false));
         assert!(reports_failures(true, false) && reports_failures(false, true));
     }

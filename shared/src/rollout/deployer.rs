@@ -22,9 +22,9 @@ use crate::ledger::now_epoch_seconds;
 use crate::ledger::{DeploymentRecord, VerificationRecord};
 use crate::rollout::lock::{lock_outcome, LockOutcome, LockRequest};
 use crate::rollout::rules::{
-    decide_rollout, follow_last_rolled, forward_gate, pinned_image, Direction, GateRefusal,
-    RolloutDecision, Running, ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY,
-    SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, follow_last_rolled, forward_gate, pinned_image, rollback_gate, Direction,
+    GateRefusal, RolloutDecision, Running, ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY,
+    SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
 };
 use crate::verify::tag_pair::LATEST;
 
@@ -203,21 +203,25 @@ impl Deployer<'_> {
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
         let owner = lease.owner.as_str();
+        // What the ledger says now, not what the invocation read: a freeze set since holds from
+        // here on, and a verifier that decided before a newer push became the release rolls
+        // nothing (the release's own rollout does). A rollback rolls only while its image is
+        // still the release: a push made after it may have become the release meanwhile.
+        let gate = self
+            .ledger
+            .rollout_gate(&self.registry.repository().name)
+            .await
+            .map_err(RolloutError::ledger(target))?;
+        let allowed = match direction {
+            Direction::Forward => forward_gate(&gate, image),
+            Direction::Rollback { .. } => rollback_gate(&gate, image),
+        };
+        if let Err(refusal) = allowed {
+            info!(refusal = ?refusal, "not deploying");
+            return Ok(refused(refusal, name));
+        }
         if direction.deliberate() {
             self.latest_for_rollback(target, image).await?;
-        } else {
-            // What the ledger says now, not what the invocation read: a freeze set since holds
-            // from here on, and a verifier that decided before a newer push became the release
-            // rolls nothing (the release's own rollout does).
-            let gate = self
-                .ledger
-                .rollout_gate(&self.registry.repository().name)
-                .await
-                .map_err(RolloutError::ledger(target))?;
-            if let Err(refusal) = forward_gate(&gate, image) {
-                info!(refusal = ?refusal, "not deploying");
-                return Ok(refused(refusal, name));
-            }
         }
         if let Some((digest, revision)) = &lease.other_registered {
             self.record_earlier_attempt(target, digest, revision, &current)

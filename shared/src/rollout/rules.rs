@@ -138,6 +138,18 @@ pub fn forward_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), Gat
     }
 }
 
+/// A rollback's check under the lock: its image is still the release (an operator may roll back
+/// while frozen, and to a commit without a push order; a push made after the rollback may have
+/// become the release since, and then the rollback does not roll over it).
+pub fn rollback_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), GateRefusal> {
+    match &gate.release {
+        Some(release) if release.digest == image.digest => Ok(()),
+        other => Err(GateRefusal::NotTheRelease {
+            release_tag: other.as_ref().map(|r| r.image_tag.clone()),
+        }),
+    }
+}
+
 /// What a service runs now, as far as the decision is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {

@@ -108,28 +108,8 @@ impl LedgerTable {
                 untrusted_images.insert(digest.to_string());
                 continue;
             }
-            let tag = item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|sk| sk.strip_prefix("commit#"));
-            let sequence = item
-                .get("sequence")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok());
-            let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            if let Some(tag) = tag {
-                sequences.insert(
-                    tag.to_string(),
-                    KnownCommit {
-                        status: string("status").as_deref().and_then(CommitStatus::parse),
-                        sequence,
-                        sha: string("sha"),
-                        verification: string("verification"),
-                        image_digest: string("image_digest"),
-                        built_digest: string("built_digest"),
-                        provenance_refused: string("provenance_refused"),
-                    },
-                );
+            if let Some((tag, commit)) = known_commit(item) {
+                sequences.insert(tag, commit);
             }
         }
         Ok(LedgerView {
@@ -139,6 +119,50 @@ impl LedgerTable {
             services,
             untrusted_images,
         })
+    }
+
+    /// The commit items of `tags` as a version before the commit partition kept them (under the
+    /// repository's partition): read once, for the upgrade's adoption of what runs.
+    pub async fn legacy_commits(
+        &self,
+        repository: &str,
+        tags: &[&str],
+    ) -> Result<HashMap<String, KnownCommit>, AwsError> {
+        let mut found = HashMap::new();
+        let keys: Vec<Item> = tags
+            .iter()
+            .map(|tag| {
+                Item::from([
+                    (
+                        "pk".to_string(),
+                        s(crate::ledger::repository_partition(repository)),
+                    ),
+                    (
+                        "sk".to_string(),
+                        s(format!("{}{tag}", crate::ledger::COMMIT_PREFIX)),
+                    ),
+                ])
+            })
+            .collect();
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AwsError::Call {
+                    service: "DynamoDB",
+                    operation: "BatchGetItem",
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            found.extend(
+                self.batch_get(request)
+                    .await?
+                    .iter()
+                    .filter_map(known_commit),
+            );
+        }
+        Ok(found)
     }
 
     /// Every item of `keys`, asking again (with backoff) for keys DynamoDB left unprocessed
@@ -188,4 +212,26 @@ impl LedgerTable {
             }),
         }
     }
+}
+
+/// A commit item, as the verifier judges it, by its image tag.
+fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
+    let tag = item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_prefix("commit#"))?;
+    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let commit = KnownCommit {
+        status: string("status").as_deref().and_then(CommitStatus::parse),
+        sequence: item
+            .get("sequence")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok()),
+        sha: string("sha"),
+        verification: string("verification"),
+        image_digest: string("image_digest"),
+        built_digest: string("built_digest"),
+        provenance_refused: string("provenance_refused"),
+    };
+    Some((tag.to_string(), commit))
 }

@@ -13,8 +13,8 @@ use crate::build::order::PushOrder;
 use crate::ledger::{build_token_for, claim_decision, ClaimDecision, CommitStatus};
 use crate::ledger::{ClaimResult, NewClaim};
 
-/// Claims the commit. A commit built before whose image is gone from ECR (expired under the
-/// lifecycle policy, or deleted) is claimed again, so that its push builds it again: with a new
+/// Claims the commit. A commit built before (or found in ECR before pushdeploy built it) whose
+/// image is gone from ECR (expired under the lifecycle policy, or deleted) is claimed again, so that its push builds it again: with a new
 /// build and new provenance, its order kept or raised as any claim's. Answers whether it is
 /// such a rebuild.
 pub(super) async fn claim_or_rebuild(
@@ -30,7 +30,11 @@ pub(super) async fn claim_or_rebuild(
     let ClaimResult::Held(record) = &claimed else {
         return Ok((claimed, false));
     };
-    if record.status != CommitStatus::Built
+    let image_was_there = matches!(
+        record.status,
+        CommitStatus::Built | CommitStatus::ImageExists
+    );
+    if !image_was_there
         || registry
             .image_tag_exists(image_tag)
             .await

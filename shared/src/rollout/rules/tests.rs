@@ -324,3 +324,34 @@ fn only_the_release_as_the_ledger_has_it_now_rolls_forward() {
         assert_eq!(forward_gate(&gate, &image), expected, "{name}");
     }
 }
+
+#[test]
+fn a_rollback_rolls_only_while_its_image_is_the_release() {
+    use crate::verify::release::Release;
+    let release = |digest: &str| Release {
+        image_tag: "r".into(),
+        sha: None,
+        digest: digest.into(),
+        order: None,
+        held_until: None,
+        recent: Vec::new(),
+    };
+    let back_to_a = VerifiedImage {
+        image_tag: "a".into(),
+        sha: None,
+        digest: "sha256:aa".into(),
+        sequence: None,
+    };
+    let gate = |frozen, digest: Option<&str>| RolloutGate {
+        frozen,
+        release: digest.map(release),
+    };
+    // Frozen, or without a push order: a rollback still rolls.
+    assert_eq!(
+        rollback_gate(&gate(true, Some("sha256:aa")), &back_to_a),
+        Ok(())
+    );
+    // A push made after the rollback became the release meanwhile: the rollback stops there.
+    assert!(rollback_gate(&gate(false, Some("sha256:dd")), &back_to_a).is_err());
+    assert!(rollback_gate(&gate(false, None), &back_to_a).is_err());
+}

@@ -2,6 +2,7 @@
 //! conditional write), `latest` converged onto it, and the one-time adoption after an upgrade.
 
 use super::*;
+use crate::build::order::check_push_time;
 
 impl ImageVerifier {
     /// Where the commit of `tag` stands against the release; a candidate whose image is in ECR
@@ -26,6 +27,16 @@ impl ImageVerifier {
             let Some(image) = image else {
                 return Ok((release, Some(Verification::Missing { tag: tag.into() })));
             };
+            // The triggers check push times; the verifier does not take their word for it: an
+            // order from the future would outrank every later push for good.
+            if let Err(ahead) = check_push_time(order.pushed_at(), now_epoch_seconds()) {
+                let untrusted = Verification::Untrusted {
+                    tag: tag.into(),
+                    digest: Some(image.digest.clone()),
+                    reason: format!("its push order is not believable: {ahead}"),
+                };
+                return Ok((release, Some(untrusted)));
+            }
             // Only the image its own build pushed becomes the release (or the release's own
             // image, pushed again: what runs, whatever an older version recorded of it).
             let is_release_image = release
@@ -165,26 +176,28 @@ impl ImageVerifier {
         let Some(latest) = latest else {
             return Ok(None);
         };
+        // What a version before the commit partition verified is kept where it kept it.
+        let tags: Vec<&str> = latest.tags.iter().map(String::as_str).collect();
+        let legacy = self
+            .ledger
+            .legacy_commits(&self.config.repository.name, &tags)
+            .await
+            .map_err(VerifyError::Ledger)?;
         // Of several SHA tags on `latest`, the newest legacy commit's that the old version
         // verified with this digest: this one-time adoption is the upgrade's trust in what the
         // old version deployed, and nothing else (see `adoptable`).
         let adopted = latest
             .tags
             .iter()
-            .filter_map(|tag| Some((tag, known.facts(tag)?)))
-            .filter(|(_, facts)| facts.status == CommitStatus::Built)
-            .filter(|(tag, _)| {
-                known
-                    .commits
-                    .get(*tag)
-                    .is_some_and(|c| adoptable(c, &latest.digest))
-            })
-            .max_by_key(|(_, facts)| facts.order)
-            .map(|(tag, facts)| Release {
+            .filter_map(|tag| Some((tag, legacy.get(tag).or(known.commits.get(tag))?)))
+            .filter(|(_, commit)| commit.status == Some(CommitStatus::Built))
+            .filter(|(_, commit)| adoptable(commit, &latest.digest))
+            .max_by_key(|(_, commit)| commit.sequence)
+            .map(|(tag, commit)| Release {
                 image_tag: tag.clone(),
-                sha: known.sha(tag),
+                sha: commit.sha.clone(),
                 digest: latest.digest.clone(),
-                order: facts.order,
+                order: commit.sequence.map(PushOrder::from_u64),
                 held_until: Some(PushOrder::LEGACY),
                 recent: Vec::new(),
             });

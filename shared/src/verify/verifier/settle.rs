@@ -28,6 +28,10 @@ pub struct SettleReport {
     pub unguarded_targets: Vec<String>,
     /// Deployments on those targets in progress for over an hour (each also an error line).
     pub stalled: Vec<SettledDeployment>,
+    /// Deployments whose settling failed this time (each also an error line); the next
+    /// reconcile tries again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,9 +44,53 @@ pub struct SettledDeployment {
     pub ecs_deployment: String,
 }
 
+/// What reading one deployment's record in ECS came to.
+enum Read {
+    Settled(SettledDeployment),
+    Unsettled { stalled: Option<SettledDeployment> },
+}
+
 impl ImageVerifier {
+    /// Names the targets ECS reports no failures for, then settles up to [`SETTLE_PER_RUN`]
+    /// deployments. A deployment whose reads or writes fail is an error line, and the others
+    /// are still settled: one deleted task definition must not stop the rest.
     pub(super) async fn settle_deployments(&self) -> Result<SettleReport, VerifyError> {
-        let mut report = SettleReport::default();
+        let mut report = SettleReport {
+            unguarded_targets: self.unguarded_targets().await?,
+            ..SettleReport::default()
+        };
+        let unsettled = self
+            .ledger
+            .unsettled_deployments(&self.config.repository.name, SETTLE_PER_RUN)
+            .await
+            .map_err(VerifyError::Ledger)?;
+        for (record, started_at) in unsettled {
+            let unguarded = report.unguarded_targets.contains(&record.target);
+            match self.settle_one(&record, started_at, unguarded).await {
+                Ok(Read::Settled(settled)) => {
+                    if !settled.outcome.is_final() {
+                        report.unsettled += 1;
+                    }
+                    report.settled.push(settled);
+                }
+                Ok(Read::Unsettled { stalled }) => {
+                    report.unsettled += 1;
+                    report.stalled.extend(stalled);
+                }
+                Err(error) => {
+                    tracing::error!(service = %record.target, image_tag = %record.image_tag, error = %error, "a deployment could not be settled from ECS's record: the next reconcile tries again");
+                    report.unsettled += 1;
+                    report
+                        .errors
+                        .push(format!("{} {}: {error}", record.target, record.image_tag));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn unguarded_targets(&self) -> Result<Vec<String>, VerifyError> {
+        let mut unguarded = Vec::new();
         for target in &self.config.targets {
             let reports = self
                 .ecs
@@ -51,67 +99,61 @@ impl ImageVerifier {
                 .map_err(VerifyError::Services)?;
             if !reports {
                 warn!(service = %target.name(), "the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event when a deployment fails, and the reconcile settles its deployments");
-                report.unguarded_targets.push(target.name());
+                unguarded.push(target.name());
             }
         }
-        let unsettled = self
-            .ledger
-            .unsettled_deployments(&self.config.repository.name, SETTLE_PER_RUN)
+        Ok(unguarded)
+    }
+
+    /// Reads ECS's record of one deployment, and settles it if that record says how it ended.
+    async fn settle_one(
+        &self,
+        record: &DeploymentRecord,
+        started_at: Option<u64>,
+        unguarded: bool,
+    ) -> Result<Read, VerifyError> {
+        // A target no longer configured is not read (the verifier may not read it).
+        let Some(target) = self
+            .config
+            .targets
+            .iter()
+            .find(|t| t.name() == record.target)
+        else {
+            return Ok(Read::Unsettled { stalled: None });
+        };
+        let history = self
+            .ecs
+            .deployment_history(&target.cluster, &target.service, &record.revision)
             .await
-            .map_err(VerifyError::Ledger)?;
-        let now = now_epoch_seconds();
-        for (record, started_at) in unsettled {
-            // A target no longer configured is not read (the verifier may not read it).
-            let Some(target) = self
-                .config
-                .targets
-                .iter()
-                .find(|t| t.name() == record.target)
-            else {
-                report.unsettled += 1;
-                continue;
-            };
-            let history = self
-                .ecs
-                .deployment_history(&target.cluster, &target.service, &record.revision)
-                .await
-                .map_err(VerifyError::Services)?;
-            let current = record
-                .outcome
-                .as_deref()
-                .and_then(DeploymentOutcome::parse)
-                .unwrap_or(DeploymentOutcome::InProgress);
-            let Some(settlement) = settle(current, &history) else {
-                report.unsettled += 1;
-                let stalled = report.unguarded_targets.contains(&record.target)
-                    && started_at.is_some_and(|at| at + STALLED_AFTER_SECONDS <= now);
-                if stalled {
-                    tracing::error!(service = %record.target, image_tag = %record.image_tag, revision = %record.revision, deployment_id = record.deployment_id.as_deref().unwrap_or("-"), "a deployment has been in progress for over an hour on a service without a circuit breaker or deployment alarms: it may be failing, and nothing else will say so");
-                    report.stalled.push(SettledDeployment {
-                        target: record.target.clone(),
-                        image_tag: record.image_tag.clone(),
-                        deployment_id: record.deployment_id.clone(),
-                        outcome: current,
-                        reason: Some("in progress for over an hour".into()),
-                        ecs_deployment: history.last().map(|d| d.arn.clone()).unwrap_or_default(),
-                    });
-                }
-                continue;
-            };
-            self.apply_settlement(&record, &settlement).await?;
-            if !settlement.outcome.is_final() {
-                report.unsettled += 1;
+            .map_err(VerifyError::Services)?;
+        let current = record
+            .outcome
+            .as_deref()
+            .and_then(DeploymentOutcome::parse)
+            .unwrap_or(DeploymentOutcome::InProgress);
+        let seen = |outcome, reason: &str| SettledDeployment {
+            target: record.target.clone(),
+            image_tag: record.image_tag.clone(),
+            deployment_id: record.deployment_id.clone(),
+            outcome,
+            reason: Some(reason.to_string()),
+            ecs_deployment: history.last().map(|d| d.arn.clone()).unwrap_or_default(),
+        };
+        let Some(settlement) = settle(current, &history) else {
+            let stalled = unguarded
+                && started_at.is_some_and(|at| at + STALLED_AFTER_SECONDS <= now_epoch_seconds());
+            if stalled {
+                tracing::error!(service = %record.target, image_tag = %record.image_tag, revision = %record.revision, deployment_id = record.deployment_id.as_deref().unwrap_or("-"), "a deployment has been in progress for over an hour on a service without a circuit breaker or deployment alarms: it may be failing, and nothing else will say so");
             }
-            report.settled.push(SettledDeployment {
-                target: record.target.clone(),
-                image_tag: record.image_tag.clone(),
-                deployment_id: record.deployment_id.clone(),
-                outcome: settlement.outcome,
-                reason: settlement.reason.clone(),
-                ecs_deployment: settlement.ecs_deployment.clone(),
-            });
-        }
-        Ok(report)
+            let stalled = stalled.then(|| seen(current, "in progress for over an hour"));
+            return Ok(Read::Unsettled { stalled });
+        };
+        self.apply_settlement(record, &settlement).await?;
+        Ok(Read::Settled(SettledDeployment {
+            reason: settlement.reason.clone(),
+            ecs_deployment: settlement.ecs_deployment.clone(),
+            ..seen(settlement.outcome, "")
+        }))
     }
 
     /// Published, then recorded (a failed publish is retried by the next reconcile, since the
