@@ -741,3 +741,38 @@ async fn a_deployment_whose_answer_was_lost_is_recorded_when_a_newer_push_replac
     assert_eq!(settled[0]["image_tag"], B, "{report}");
     assert_eq!(settled[0]["outcome"], "replaced", "{report}");
 }
+
+/// Issue 18, part 2: B's rollout updated the service and died before recording it, holding the
+/// lock (no revision named). A newer push (A) takes the expired lock: it sees the service runs
+/// B's image in a revision pushdeploy registered, and records B's deployment before replacing it.
+#[tokio::test]
+async fn a_deployment_whose_rollout_died_is_recorded_when_a_newer_push_replaces_it() {
+    let w = world("prod/web/app").await;
+    let b_digest = publish(&w.stack, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    w.moto.proxy.inject(
+        aws_proxy::Call::op("TransactWriteItems"),
+        aws_proxy::Fault::ServerError,
+        None,
+    );
+    w.handler
+        .handle(b_pushed())
+        .await
+        .expect_err("updated, not recorded");
+    w.moto.proxy.clear_faults();
+    // It died: its lock expired, naming only the digest.
+    leave_expired_lock(&w.stack, &b_digest).await;
+
+    publish(&w.stack, A, 3).await;
+    seed_built(&w.stack, A_SHA, A, push_order(2), "shop-image:a2").await;
+    let report = w.handler.handle(ecr_push_event(A)).await.expect("rolled");
+    assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
+    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let b = w
+        .stack
+        .ledger_get(&pk, &sk)
+        .await
+        .expect("B's deployment is recorded");
+    assert_eq!(b["digest"], b_digest.as_str(), "{b:?}");
+    assert!(b["deployment_id"].as_str().is_some(), "{b:?}");
+}

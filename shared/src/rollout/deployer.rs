@@ -20,7 +20,7 @@ use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::ledger::{DeploymentRecord, VerificationRecord};
-use crate::rollout::lock::{lock_outcome, LockOutcome, LockRequest};
+use crate::rollout::lock::{lock_outcome, EarlierAttempt, LockOutcome, LockRequest};
 use crate::rollout::rules::{
     decide_rollout, follow_last_rolled, forward_gate, pinned_image, rollback_gate, Direction,
     GateRefusal, RolloutDecision, Running, ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY,
@@ -223,8 +223,8 @@ impl Deployer<'_> {
         if direction.deliberate() {
             self.latest_for_rollback(target, image).await?;
         }
-        if let Some((digest, revision)) = &lease.other_registered {
-            self.record_earlier_attempt(target, digest, revision, &current)
+        if let Some(earlier) = &lease.other_registered {
+            self.record_earlier_attempt(target, earlier, &current, pinned)
                 .await?;
         }
         let reused = if lease.after_crash {
@@ -357,8 +357,8 @@ struct Lease {
     after_crash: bool,
     /// A revision an earlier rollout of this digest registered and left undeployed.
     registered_revision: Option<String>,
-    /// Another image's revision an earlier rollout registered and did not record.
-    other_registered: Option<(String, String)>,
+    /// Another image's rollout that may have updated the service and not recorded it.
+    other_registered: Option<EarlierAttempt>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

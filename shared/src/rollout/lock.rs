@@ -34,9 +34,9 @@ pub enum LockOutcome {
         after_crash: bool,
         /// A revision an earlier rollout of this digest registered and left undeployed.
         registered_revision: Option<String>,
-        /// `(digest, revision)`: a revision an earlier rollout of *another* image registered and
-        /// did not record; its UpdateService may have been applied with the answer lost.
-        other_registered: Option<(String, String)>,
+        /// An earlier rollout of *another* image that may have updated the service and not
+        /// recorded it.
+        other_registered: Option<EarlierAttempt>,
     },
     /// Another rollout holds a live lock.
     Held,
@@ -68,12 +68,31 @@ pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutc
     }
 }
 
-/// The marker of a revision another image's rollout registered and left, if there is one.
-fn other_registered(request: &LockRequest<'_>, state: &ServiceState) -> Option<(String, String)> {
-    state
-        .registered
-        .clone()
-        .filter(|(digest, _)| digest != request.digest)
+/// An earlier rollout of another image that may have updated the service and not recorded it:
+/// it released the lock naming the revision it registered (its UpdateService failed, or its
+/// answer was lost), or it died holding the lock (now expired, or this one would not be granted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierAttempt {
+    pub digest: String,
+    /// The revision it registered, when it said so.
+    pub revision: Option<String>,
+}
+
+fn other_registered(request: &LockRequest<'_>, state: &ServiceState) -> Option<EarlierAttempt> {
+    if let Some((digest, revision)) = state.registered.clone() {
+        if digest != request.digest {
+            return Some(EarlierAttempt {
+                digest,
+                revision: Some(revision),
+            });
+        }
+    }
+    state.lock_owner.as_ref()?;
+    let digest = state.locked_digest.clone()?;
+    (digest != request.digest).then_some(EarlierAttempt {
+        digest,
+        revision: None,
+    })
 }
 
 /// Why a lock was refused, from the item as DynamoDB returned it with the failed condition.
@@ -215,12 +234,26 @@ mod tests {
             registered: Some(("sha256:aa".into(), "arn:td:6".into())),
             ..crashed.clone()
         };
-        let left = Some(("sha256:aa".to_string(), "arn:td:6".to_string()));
+        let left = Some(EarlierAttempt {
+            digest: "sha256:aa".into(),
+            revision: Some("arn:td:6".into()),
+        });
+        // Another image's rollout died holding the lock (expired): it may have updated the
+        // service; the revision is not known.
+        let died = ServiceState {
+            registered: None,
+            ..other_digest.clone()
+        };
+        let died_left = Some(EarlierAttempt {
+            digest: "sha256:aa".into(),
+            revision: None,
+        });
         let cases = [
             (None, false, None, None),
             (Some(crashed), true, Some("arn:td:7"), None),
             // Another image's attempt left its revision: named, for the rollout to look at.
             (Some(other_digest), false, None, left),
+            (Some(died), false, None, died_left),
         ];
         for (before, after_crash, revision, other_registered) in cases {
             assert_eq!(

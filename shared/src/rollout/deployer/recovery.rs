@@ -54,27 +54,38 @@ impl Deployer<'_> {
         Ok(())
     }
 
-    /// An earlier rollout of another image registered `revision` and released the lock without
-    /// recording a deployment. If the service runs that revision, its UpdateService was applied
-    /// (the answer lost): the deployment is recorded now, before this rollout replaces it, so
-    /// that it is settled (`replaced`, or whatever ECS says) and never lost from the ledger.
+    /// An earlier rollout of another image registered a revision and released the lock without
+    /// recording a deployment, or died holding the lock. If the service runs that revision (or,
+    /// when it is not known, that image, in a revision pushdeploy registered), its UpdateService
+    /// was applied (the answer lost, or the rollout died right after): the deployment is recorded
+    /// now, before this rollout replaces it, so that it is settled (`replaced`, or whatever ECS
+    /// says) and never lost from the ledger.
     pub(super) async fn record_earlier_attempt(
         &self,
         target: &Target,
-        digest: &str,
-        revision: &str,
+        earlier: &EarlierAttempt,
         current: &CurrentTaskDefinition,
+        ours: &str,
     ) -> Result<(), RolloutError> {
-        if current.arn() != revision {
+        let theirs = pinned_image(&self.registry.repository().uri, &earlier.digest);
+        let runs_it = match &earlier.revision {
+            Some(revision) => current.arn() == revision,
+            None => {
+                current.container_image(&target.container) == Some(theirs.as_str())
+                    && current.tag(IMAGE_TAG_KEY).is_some()
+            }
+        };
+        if !runs_it || theirs == ours {
             return Ok(());
         }
         let image = VerifiedImage {
             image_tag: current.tag(IMAGE_TAG_KEY).unwrap_or_default().to_string(),
             sha: current.tag(SHA_TAG_KEY).map(str::to_string),
-            digest: digest.to_string(),
+            digest: earlier.digest.clone(),
             sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
         };
-        warn!(earlier_image_tag = %image.image_tag, earlier_digest = %digest, revision = %revision, deployment_id = current.deployment_id.as_deref().unwrap_or("-"), "an earlier rollout's UpdateService was applied and never recorded: recording it before this one replaces it");
+        let revision = current.arn();
+        warn!(earlier_image_tag = %image.image_tag, earlier_digest = %earlier.digest, revision = %revision, deployment_id = current.deployment_id.as_deref().unwrap_or("-"), "an earlier rollout's UpdateService was applied and never recorded: recording it before this one replaces it");
         let record = DeploymentRecord {
             deployment_id: current.deployment_id.clone(),
             ..self.deployment_record(target, &image, revision)
