@@ -33,6 +33,27 @@ pub struct ResultDetail {
 }
 
 impl ResultDetail {
+    /// A deployment's result: the deployment as the ledger records it, with its outcome.
+    pub fn of_deployment(
+        deployment: &crate::ledger::DeploymentRecord,
+        outcome: &str,
+        reason: Option<String>,
+    ) -> Self {
+        ResultDetail {
+            repository: deployment.repository.clone(),
+            sha: deployment.sha.clone(),
+            image_tag: Some(deployment.image_tag.clone()),
+            sequence: deployment.sequence,
+            digest: Some(deployment.digest.clone()),
+            service: Some(deployment.target.clone()),
+            revision: Some(deployment.revision.clone()),
+            deployment_id: deployment.deployment_id.clone(),
+            outcome: outcome.to_string(),
+            reason,
+            ..ResultDetail::default()
+        }
+    }
+
     /// A digest of what names the transition: its outcome and the image, build, service and
     /// deployment it is about (never the time, the trigger, or the push order, which a later push
     /// of the commit may raise between a publish and its retry).

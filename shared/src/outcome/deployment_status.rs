@@ -234,17 +234,8 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             .publish(
                 DEPLOYMENT_DETAIL_TYPE,
                 &ResultDetail {
-                    repository: record.repository.clone(),
-                    sha: record.sha.clone(),
-                    image_tag: Some(record.image_tag.clone()),
-                    sequence: record.sequence,
-                    digest: Some(record.digest.clone()),
-                    service: Some(record.target.clone()),
-                    revision: Some(record.revision.clone()),
                     deployment_id: Some(detail.deployment_id.clone()),
-                    outcome: outcome.to_string(),
-                    reason: detail.reason.clone(),
-                    ..ResultDetail::default()
+                    ..ResultDetail::of_deployment(&record, outcome, detail.reason.clone())
                 },
             )
             .await

@@ -16,15 +16,8 @@ impl LedgerTable {
             .keys(HashMap::from([
                 ("pk".to_string(), s(release_pk)),
                 ("sk".to_string(), s(release_sk)),
-            ]))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| AwsError::Call {
-                service: "DynamoDB",
-                operation: "BatchGetItem",
-                code: None,
-                message: e.to_string(),
-            })?;
+            ]));
+        let keys = super::reads::consistent(keys)?;
         let mut gate = RolloutGate::default();
         for item in self.batch_get(keys).await? {
             match item

@@ -58,15 +58,8 @@ impl LedgerTable {
                 )
                 .expression_attribute_names("#sequence", "sequence")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#owner", "owner")
-                .consistent_read(true)
-                .build()
-                .map_err(|e| AwsError::Call {
-                    service: "DynamoDB",
-                    operation: "BatchGetItem",
-                    code: None,
-                    message: e.to_string(),
-                })?;
+                .expression_attribute_names("#owner", "owner");
+            let request = consistent(request)?;
             items.extend(self.batch_get(request).await?);
         }
         for item in &items {
@@ -145,16 +138,10 @@ impl LedgerTable {
             })
             .collect();
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| AwsError::Call {
-                    service: "DynamoDB",
-                    operation: "BatchGetItem",
-                    code: None,
-                    message: e.to_string(),
-                })?;
+            let request = consistent(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec())),
+            )?;
             found.extend(
                 self.batch_get(request)
                     .await?
@@ -234,4 +221,19 @@ fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
         provenance_refused: string("provenance_refused"),
     };
     Some((tag.to_string(), commit))
+}
+
+/// The keys of one BatchGetItem request, read consistently (the ledger's reads decide what to
+/// write next).
+pub(super) fn consistent(
+    keys: aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder,
+) -> Result<aws_sdk_dynamodb::types::KeysAndAttributes, AwsError> {
+    keys.consistent_read(true)
+        .build()
+        .map_err(|e| AwsError::Call {
+            service: "DynamoDB",
+            operation: "BatchGetItem",
+            code: None,
+            message: e.to_string(),
+        })
 }

@@ -169,18 +169,12 @@ impl ImageVerifier {
             .publish(
                 DEPLOYMENT_DETAIL_TYPE,
                 &ResultDetail {
-                    repository: record.repository.clone(),
-                    sha: record.sha.clone(),
-                    image_tag: Some(record.image_tag.clone()),
-                    sequence: record.sequence,
-                    digest: Some(record.digest.clone()),
-                    service: Some(record.target.clone()),
-                    revision: Some(record.revision.clone()),
-                    deployment_id: record.deployment_id.clone(),
                     trigger: Some("reconcile".into()),
-                    outcome: outcome.as_str().to_string(),
-                    reason: settlement.reason.clone(),
-                    ..ResultDetail::default()
+                    ..ResultDetail::of_deployment(
+                        record,
+                        outcome.as_str(),
+                        settlement.reason.clone(),
+                    )
                 },
             )
             .await
