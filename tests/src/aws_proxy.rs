@@ -217,15 +217,16 @@ impl AwsProxy {
         }
     }
 
-    /// From now on `BatchGetBuilds` reports `build_id` as ended with `status`, having exported
-    /// `exported`.
-    pub fn report_build(&self, build_id: &str, status: &str, exported: &[(&str, &str)]) {
+    /// From now on `BatchGetBuilds` reports `build_id` as ended with `status`, having built
+    /// commit `sha` and exported `exported`.
+    pub fn report_build(&self, build_id: &str, sha: &str, status: &str, exported: &[(&str, &str)]) {
         let report = BuildReport {
             status: status.to_string(),
             exported: exported
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            source_version: Some(sha.to_string()),
         };
         self.state
             .lock()

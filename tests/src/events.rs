@@ -80,7 +80,7 @@ pub const GONE_DIGEST: &str =
 /// the verifier.
 pub fn build_succeeded(moto: &Moto, sha: &str, tag: &str, build_id: &str, digest: &str) -> Value {
     moto.proxy
-        .report_build(build_id, "SUCCEEDED", &[("IMAGE_DIGEST", digest)]);
+        .report_build(build_id, sha, "SUCCEEDED", &[("IMAGE_DIGEST", digest)]);
     codebuild_event(
         "image-verifier/codebuild-succeeded.json",
         sha,

@@ -453,7 +453,8 @@ async fn an_upgrade_while_an_old_build_runs_rolls_nothing_without_provenance() {
         .starts_with("public.ecr.aws/nginx"));
     // N's build then succeeds, but it ran the buildspec from before the upgrade and exported no
     // digest: nothing ties `latest`'s image to it, so it is not adopted, and nothing rolls.
-    moto.proxy.report_build("shop-image:n", "SUCCEEDED", &[]);
+    moto.proxy
+        .report_build("shop-image:n", B_SHA, "SUCCEEDED", &[]);
     let report = handler
         .handle(codebuild_event(
             "image-verifier/codebuild-succeeded.json",

@@ -392,10 +392,15 @@ async fn the_reconcile_records_builds_whose_events_were_lost() {
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     seed_commit(&w.stack, A_SHA, A, push_order(2), "shop-image:a2").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
+    w.moto.proxy.report_build(
+        "shop-image:b1",
+        B_SHA,
+        "SUCCEEDED",
+        &[("IMAGE_DIGEST", &digest)],
+    );
     w.moto
         .proxy
-        .report_build("shop-image:b1", "SUCCEEDED", &[("IMAGE_DIGEST", &digest)]);
-    w.moto.proxy.report_build("shop-image:a2", "FAILED", &[]);
+        .report_build("shop-image:a2", A_SHA, "FAILED", &[]);
     w.moto.start_recording();
     let report = w.handle(reconcile()).await;
     assert_eq!(report["outcome"], "verified", "{report}");
@@ -470,9 +475,12 @@ async fn the_reconcile_reports_pushes_newer_than_the_newest_build_that_have_no_b
     const E: &str = "eeeeeeee";
     let e_digest = put_image(&w.stack.sdk, E, 6).await;
     seed_commit(&w.stack, E_SHA, E, push_order(6), "shop-image:e6").await;
-    w.moto
-        .proxy
-        .report_build("shop-image:e6", "SUCCEEDED", &[("IMAGE_DIGEST", &e_digest)]);
+    w.moto.proxy.report_build(
+        "shop-image:e6",
+        E_SHA,
+        "SUCCEEDED",
+        &[("IMAGE_DIGEST", &e_digest)],
+    );
     let report = w.handle(reconcile()).await;
     assert_eq!(report["release"], E, "{report}");
     assert!(report.get("unbuilt_pushes").is_none(), "{report}");

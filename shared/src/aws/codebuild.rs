@@ -128,6 +128,10 @@ impl BuildReader {
                         .iter()
                         .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
                         .collect(),
+                    source_version: build
+                        .resolved_source_version()
+                        .or(build.source_version())
+                        .map(str::to_string),
                 })
             })
             .collect())

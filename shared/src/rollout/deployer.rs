@@ -223,7 +223,7 @@ impl Deployer<'_> {
         if direction.deliberate() {
             self.latest_for_rollback(target, image).await?;
         }
-        if let Some(earlier) = &lease.other_registered {
+        for earlier in &lease.other_registered {
             self.record_earlier_attempt(target, earlier, &current, pinned)
                 .await?;
         }
@@ -357,8 +357,8 @@ struct Lease {
     after_crash: bool,
     /// A revision an earlier rollout of this digest registered and left undeployed.
     registered_revision: Option<String>,
-    /// Another image's rollout that may have updated the service and not recorded it.
-    other_registered: Option<EarlierAttempt>,
+    /// Other images' rollouts that may have updated the service and not recorded it.
+    other_registered: Vec<EarlierAttempt>,
 }
 
 /// Who holds a lock: the image tag and when, for the logs and the ledger.

@@ -34,9 +34,9 @@ pub enum LockOutcome {
         after_crash: bool,
         /// A revision an earlier rollout of this digest registered and left undeployed.
         registered_revision: Option<String>,
-        /// An earlier rollout of *another* image that may have updated the service and not
-        /// recorded it.
-        other_registered: Option<EarlierAttempt>,
+        /// Earlier rollouts of *other* images that may have updated the service and not
+        /// recorded it (a revision one named, and a lock one died holding: both, when both).
+        other_registered: Vec<EarlierAttempt>,
     },
     /// Another rollout holds a live lock.
     Held,
@@ -62,7 +62,10 @@ pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutc
             registered_revision: before
                 .as_ref()
                 .and_then(|s| s.registered_revision(request.digest).map(str::to_string)),
-            other_registered: before.as_ref().and_then(|s| other_registered(request, s)),
+            other_registered: before
+                .as_ref()
+                .map(|s| other_registered(request, s))
+                .unwrap_or_default(),
         },
         LockAttempt::Refused { now } => lock_refusal(request, now.as_ref()),
     }
@@ -78,21 +81,25 @@ pub struct EarlierAttempt {
     pub revision: Option<String>,
 }
 
-fn other_registered(request: &LockRequest<'_>, state: &ServiceState) -> Option<EarlierAttempt> {
-    if let Some((digest, revision)) = state.registered.clone() {
-        if digest != request.digest {
-            return Some(EarlierAttempt {
-                digest,
-                revision: Some(revision),
-            });
-        }
-    }
-    state.lock_owner.as_ref()?;
-    let digest = state.locked_digest.clone()?;
-    (digest != request.digest).then_some(EarlierAttempt {
-        digest,
-        revision: None,
-    })
+fn other_registered(request: &LockRequest<'_>, state: &ServiceState) -> Vec<EarlierAttempt> {
+    let named = state
+        .registered
+        .clone()
+        .filter(|(digest, _)| digest != request.digest)
+        .map(|(digest, revision)| EarlierAttempt {
+            digest,
+            revision: Some(revision),
+        });
+    let died = state
+        .lock_owner
+        .as_ref()
+        .and(state.locked_digest.clone())
+        .filter(|digest| digest != request.digest)
+        .map(|digest| EarlierAttempt {
+            digest,
+            revision: None,
+        });
+    named.into_iter().chain(died).collect()
 }
 
 /// Why a lock was refused, from the item as DynamoDB returned it with the failed condition.
@@ -234,23 +241,30 @@ mod tests {
             registered: Some(("sha256:aa".into(), "arn:td:6".into())),
             ..crashed.clone()
         };
-        let left = Some(EarlierAttempt {
-            digest: "sha256:aa".into(),
-            revision: Some("arn:td:6".into()),
-        });
+        // The marker, and the lock it died holding (no revision named).
+        let left = vec![
+            EarlierAttempt {
+                digest: "sha256:aa".into(),
+                revision: Some("arn:td:6".into()),
+            },
+            EarlierAttempt {
+                digest: "sha256:aa".into(),
+                revision: None,
+            },
+        ];
         // Another image's rollout died holding the lock (expired): it may have updated the
         // service; the revision is not known.
         let died = ServiceState {
             registered: None,
             ..other_digest.clone()
         };
-        let died_left = Some(EarlierAttempt {
+        let died_left = vec![EarlierAttempt {
             digest: "sha256:aa".into(),
             revision: None,
-        });
+        }];
         let cases = [
-            (None, false, None, None),
-            (Some(crashed), true, Some("arn:td:7"), None),
+            (None, false, None, vec![]),
+            (Some(crashed), true, Some("arn:td:7"), vec![]),
             // Another image's attempt left its revision: named, for the rollout to look at.
             (Some(other_digest), false, None, left),
             (Some(died), false, None, died_left),

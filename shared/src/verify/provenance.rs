@@ -19,6 +19,9 @@ pub struct BuildReport {
     pub status: String,
     /// The buildspec's exported variables, as the build ended.
     pub exported: Vec<(String, String)>,
+    /// The commit it built: CodeBuild's `resolvedSourceVersion`, else the `sourceVersion` it
+    /// was started with.
+    pub source_version: Option<String>,
 }
 
 /// What a finished build says about the image it pushed.
@@ -45,6 +48,7 @@ pub fn build_provenance(
     build_id: &str,
     build: Option<&BuildReport>,
     project: &str,
+    tag: &str,
 ) -> BuildProvenance {
     let refused = |reason: String| BuildProvenance::Refused { reason };
     // A state-change event comes only from CodeBuild: a build it does not report yet is one it
@@ -62,6 +66,16 @@ pub fn build_provenance(
         "SUCCEEDED" => {}
         "IN_PROGRESS" => return BuildProvenance::NotFinished,
         other => return refused(format!("build {build_id} ended {other}")),
+    }
+    // A build of another commit (a fork's ref, any other version) vouches for nothing here.
+    match build.source_version.as_deref() {
+        Some(version) if version.starts_with(tag) => {}
+        other => {
+            return refused(format!(
+                "build {build_id} built source version {}, not the commit of {tag}",
+                other.unwrap_or("(none reported)")
+            ))
+        }
     }
     let exported = build
         .exported
@@ -115,6 +129,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            source_version: Some("f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6".into()),
         }
     }
 
@@ -173,6 +188,22 @@ mod tests {
                 None,
             ),
             (
+                "another commit (a fork's ref, any other version)",
+                Some(BuildReport {
+                    source_version: Some("refs/pull/7/head".into()),
+                    ..build("shop-image", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])
+                }),
+                None,
+            ),
+            (
+                "no source version reported",
+                Some(BuildReport {
+                    source_version: None,
+                    ..build("shop-image", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])
+                }),
+                None,
+            ),
+            (
                 "short digest",
                 Some(build(
                     "shop-image",
@@ -183,7 +214,7 @@ mod tests {
             ),
         ];
         for (name, report, expected) in cases {
-            let got = build_provenance("shop-image:1", report.as_ref(), "shop-image");
+            let got = build_provenance("shop-image:1", report.as_ref(), "shop-image", "f8afe6a7");
             match expected {
                 Some(expected) => assert_eq!(got, expected, "{name}"),
                 None => assert!(

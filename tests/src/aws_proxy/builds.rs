@@ -13,6 +13,8 @@ pub struct BuildReport {
     pub status: String,
     /// The buildspec's `exported-variables` and their values at the end of the build.
     pub exported: Vec<(String, String)>,
+    /// The commit it built (`resolvedSourceVersion`), when the test says.
+    pub source_version: Option<String>,
 }
 
 /// moto's `BatchGetBuilds` answer with the reported builds' status and exported variables; a
@@ -62,6 +64,9 @@ pub(super) fn with_build_reports(
                 Some(report) => {
                     build["buildStatus"] = json!(report.status);
                     build["buildComplete"] = json!(true);
+                    if let Some(version) = &report.source_version {
+                        build["resolvedSourceVersion"] = json!(version);
+                    }
                     build["exportedEnvironmentVariables"] = Value::Array(
                         report
                             .exported

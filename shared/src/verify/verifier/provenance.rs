@@ -128,8 +128,12 @@ impl ImageVerifier {
             .build(build_id)
             .await
             .map_err(VerifyError::Builds)?;
-        let provenance =
-            build_provenance(build_id, report.as_ref(), &self.config.codebuild_project);
+        let provenance = build_provenance(
+            build_id,
+            report.as_ref(),
+            &self.config.codebuild_project,
+            tag,
+        );
         match &provenance {
             BuildProvenance::NotFinished => {
                 return Err(VerifyError::BuildNotFinished(build_id.to_string()))
