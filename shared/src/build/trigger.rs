@@ -23,7 +23,7 @@ use crate::build::order::{
 };
 use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
-use crate::ledger::{now_epoch_seconds, CommitKey, CommitRecord, CommitStatus};
+use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
 use crate::ledger::{ClaimResult, NewClaim, PushRecord, PushSecond};
 
 /// What happened to a build request.
@@ -287,26 +287,6 @@ impl BuildTrigger {
             build_id,
             push_order: order,
         })
-    }
-
-    /// The commit's record once the invocation that claimed it recorded its build, if that happens
-    /// within a third of the function's timeout (a StartBuild takes well under a second).
-    async fn wait_for_build(&self, key: &CommitKey) -> Result<Option<CommitRecord>, TriggerError> {
-        let deadline = std::time::Instant::now() + self.config.function_timeout / 3;
-        while std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let record = self
-                .ledger
-                .commit_record(key)
-                .await
-                .map_err(TriggerError::Ledger)?;
-            match record {
-                Some(record) if !record.build_starting() => return Ok(Some(record)),
-                Some(_) => continue,
-                None => return Ok(None),
-            }
-        }
-        Ok(None)
     }
 
     /// Tells the verifier a known commit is the newest push (so its image rolls now, not at the

@@ -280,37 +280,6 @@ impl Deployer<'_> {
         })
     }
 
-    /// A rollback deploys what `latest` names once it moved it; a verifier that read the release
-    /// before the rollback and moved `latest` after it is undone here (the rollback holds the
-    /// lock, and the release).
-    async fn latest_for_rollback(
-        &self,
-        target: &Target,
-        image: &VerifiedImage,
-    ) -> Result<(), RolloutError> {
-        let latest = self
-            .registry
-            .describe_tag(LATEST)
-            .await
-            .map_err(RolloutError::registry(target))?;
-        if latest.as_ref().map(|l| l.digest.as_str()) == Some(image.digest.as_str()) {
-            return Ok(());
-        }
-        warn!(latest = ?latest.map(|l| l.digest), "`latest` moved during the rollback: moving it back");
-        let moved = self
-            .registry
-            .move_latest_to(&image.digest)
-            .await
-            .map_err(RolloutError::registry(target))?;
-        if moved != image.digest {
-            return Err(RolloutError::LatestMoved {
-                target: target.name(),
-                latest_digest: moved,
-            });
-        }
-        Ok(())
-    }
-
     async fn lock(
         &self,
         target: &Target,

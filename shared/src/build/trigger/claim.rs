@@ -10,7 +10,9 @@ use crate::aws::ecr::Registry;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
-use crate::ledger::{build_token_for, claim_decision, ClaimDecision, CommitStatus};
+use crate::ledger::{
+    build_token_for, claim_decision, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
+};
 use crate::ledger::{ClaimResult, NewClaim};
 
 /// Claims the commit. A commit built before (or found in ECR before pushdeploy built it) whose
@@ -117,4 +119,29 @@ async fn claim_commit(
             claim.key.sk()
         ),
     })
+}
+
+impl super::BuildTrigger {
+    /// The commit's record once the invocation that claimed it recorded its build, if that happens
+    /// within a third of the function's timeout (a StartBuild takes well under a second).
+    pub(super) async fn wait_for_build(
+        &self,
+        key: &CommitKey,
+    ) -> Result<Option<CommitRecord>, TriggerError> {
+        let deadline = std::time::Instant::now() + self.config.function_timeout / 3;
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let record = self
+                .ledger
+                .commit_record(key)
+                .await
+                .map_err(TriggerError::Ledger)?;
+            match record {
+                Some(record) if !record.build_starting() => return Ok(Some(record)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
 }
