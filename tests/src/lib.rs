@@ -22,6 +22,7 @@ pub mod ledger_grant;
 mod moto;
 pub mod runtime_api;
 mod stack;
+mod world;
 
 use aws_proxy::AwsProxy;
 pub use commits::*;
@@ -29,6 +30,7 @@ pub use events::*;
 pub use images::*;
 pub use moto::*;
 pub use stack::*;
+pub use world::TestWorld;
 
 /// The secret the sample GitHub events in `events/github-webhook/` are signed with.
 pub const DEMO_SECRET: &str = "pushdeploy-local-demo-secret";

@@ -15,7 +15,8 @@ mod claim;
 
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
-use crate::aws::events::{ResultDetail, ResultPublisher};
+use crate::aws::events::ResultPublisher;
+use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::{

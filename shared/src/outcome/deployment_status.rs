@@ -9,12 +9,13 @@ use tracing::{info, warn, Instrument};
 
 use super::ports::{DeploymentLedger, ResultSink};
 use super::settle::DeploymentOutcome;
-use crate::aws::events::{ResultDetail, ResultPublisher};
+use crate::aws::events::ResultPublisher;
+use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::ledger::now_epoch_seconds;
 
-pub use crate::aws::events::DEPLOYMENT_DETAIL_TYPE;
+pub use crate::outcome::result::DEPLOYMENT_DETAIL_TYPE;
 
 /// `detail` of `ECS Deployment State Change` (fields used).
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,4 +3,5 @@
 
 pub mod deployment_status;
 pub mod ports;
+pub mod result;
 pub mod settle;

@@ -4,7 +4,8 @@
 
 use std::future::Future;
 
-use crate::aws::events::{ResultDetail, ResultPublisher};
+use crate::aws::events::ResultPublisher;
+use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::ledger::DeploymentRecord;

@@ -5,7 +5,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::aws::events::ResultDetail;
+use crate::outcome::result::ResultDetail;
 use crate::build::push::CommitSha;
 use crate::build::trigger::REPUSHED_DETAIL_TYPE;
 use crate::config::VerifierConfig;

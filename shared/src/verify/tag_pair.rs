@@ -58,29 +58,90 @@ pub enum Verification {
     NothingToVerify,
 }
 
-impl Verification {
-    pub fn name(&self) -> &'static str {
+/// A verification's outcome by name, as the ledger records it (`verification`) and the result
+/// event says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerificationOutcome {
+    Verified,
+    Pending,
+    Superseded,
+    Held,
+    BuildOnly,
+    Untrusted,
+    Mismatch,
+    Missing,
+    NothingToVerify,
+}
+
+impl VerificationOutcome {
+    pub const ALL: [VerificationOutcome; 9] = [
+        VerificationOutcome::Verified,
+        VerificationOutcome::Pending,
+        VerificationOutcome::Superseded,
+        VerificationOutcome::Held,
+        VerificationOutcome::BuildOnly,
+        VerificationOutcome::Untrusted,
+        VerificationOutcome::Mismatch,
+        VerificationOutcome::Missing,
+        VerificationOutcome::NothingToVerify,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Verification::Verified { .. } => "verified",
-            Verification::Pending { .. } => "pending",
-            Verification::Superseded { .. } => "superseded",
-            Verification::Held { .. } => "held",
-            Verification::BuildOnly { .. } => "build_only",
-            Verification::Untrusted { .. } => "untrusted",
-            Verification::Mismatch { .. } => "mismatch",
-            Verification::Missing { .. } => "missing",
-            Verification::NothingToVerify => "nothing_to_verify",
+            VerificationOutcome::Verified => "verified",
+            VerificationOutcome::Pending => "pending",
+            VerificationOutcome::Superseded => "superseded",
+            VerificationOutcome::Held => "held",
+            VerificationOutcome::BuildOnly => "build_only",
+            VerificationOutcome::Untrusted => "untrusted",
+            VerificationOutcome::Mismatch => "mismatch",
+            VerificationOutcome::Missing => "missing",
+            VerificationOutcome::NothingToVerify => "nothing_to_verify",
         }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == value)
+    }
+
+    /// Outcomes that are recorded and published as failures.
+    pub fn is_failure(self) -> bool {
+        match self {
+            VerificationOutcome::Mismatch
+            | VerificationOutcome::Missing
+            | VerificationOutcome::Untrusted => true,
+            VerificationOutcome::Verified
+            | VerificationOutcome::Pending
+            | VerificationOutcome::Superseded
+            | VerificationOutcome::Held
+            | VerificationOutcome::BuildOnly
+            | VerificationOutcome::NothingToVerify => false,
+        }
+    }
+}
+
+impl Verification {
+    pub fn outcome(&self) -> VerificationOutcome {
+        match self {
+            Verification::Verified { .. } => VerificationOutcome::Verified,
+            Verification::Pending { .. } => VerificationOutcome::Pending,
+            Verification::Superseded { .. } => VerificationOutcome::Superseded,
+            Verification::Held { .. } => VerificationOutcome::Held,
+            Verification::BuildOnly { .. } => VerificationOutcome::BuildOnly,
+            Verification::Untrusted { .. } => VerificationOutcome::Untrusted,
+            Verification::Mismatch { .. } => VerificationOutcome::Mismatch,
+            Verification::Missing { .. } => VerificationOutcome::Missing,
+            Verification::NothingToVerify => VerificationOutcome::NothingToVerify,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.outcome().as_str()
     }
 
     /// Outcomes that are recorded and published as failures.
     pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Verification::Mismatch { .. }
-                | Verification::Missing { .. }
-                | Verification::Untrusted { .. }
-        )
+        self.outcome().is_failure()
     }
 
     /// The SHA tag the outcome is about.

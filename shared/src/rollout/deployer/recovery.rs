@@ -3,7 +3,7 @@
 //! rollback's hold set on a service that already runs the image.
 
 use super::*;
-use crate::aws::events::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
+use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::rollout::rules::{earlier_update, EarlierUpdate};
 
 impl Deployer<'_> {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError};
-use crate::aws::events::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
+use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::ledger::{now_epoch_seconds, DeploymentRecord};
 use crate::outcome::settle::{settle, DeploymentOutcome, Settlement};
 

@@ -5,7 +5,6 @@
 
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
-use pushdeploy::config::VerifierConfig;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -22,14 +21,8 @@ struct World {
 }
 
 async fn world() -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web", "worker"]).await;
-    let config = VerifierConfig::from_vars(
-        &stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]),
-    )
-    .expect("config");
-    let verifier = VerifierHandler::new(&stack.aws, config);
+    let TestWorld { moto, stack } = TestWorld::start(&["web", "worker"]).await;
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]);
     World {
         moto,
         stack,

@@ -25,8 +25,7 @@ fn binary(name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_payload_that_is_not_json_gets_the_documented_error() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     for function in ["image-verifier", "codecommit-push", "deployment-status"] {
         let mut api = RuntimeApi::start();
         let mut child = Command::new(binary(function))

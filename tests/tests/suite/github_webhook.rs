@@ -20,8 +20,7 @@ struct World {
 }
 
 async fn world(overrides: &[(&str, &str)]) -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     let handler = handler(&stack, overrides);
     moto.start_recording();
     World {
@@ -32,8 +31,7 @@ async fn world(overrides: &[(&str, &str)]) -> World {
 }
 
 fn handler(stack: &Stack, overrides: &[(&str, &str)]) -> WebhookHandler {
-    let config = GitHubWebhookConfig::from_vars(&stack.vars(overrides)).expect("valid config");
-    WebhookHandler::new(&stack.aws, config)
+    stack.webhook(overrides)
 }
 
 async fn deliver(handler: &WebhookHandler, event: &Value) -> (u16, Value) {
@@ -395,8 +393,7 @@ async fn a_push_without_a_push_time_is_a_bad_request_and_starts_nothing() {
 
 #[tokio::test]
 async fn a_failed_start_releases_the_claim_and_a_redelivery_builds() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
     let broken = handler(&stack, &[("CODEBUILD_PROJECT", "no-such-project")]);
     let event = load_event("github-webhook/push-main.json");
 
@@ -497,8 +494,7 @@ async fn an_image_already_in_ecr_starts_nothing() {
 
 #[tokio::test]
 async fn a_rotated_secret_is_read_again_at_most_once_per_interval() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     let eager = eager_handler(&stack);
     let patient = handler(&stack, &[]);
     // Both cache the current secret.
@@ -554,8 +550,7 @@ async fn set_secret(stack: &Stack, value: &str) {
 
 #[tokio::test]
 async fn an_empty_secret_is_refused_at_first_read_and_on_refresh() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
     // On refresh: the secret in use stays.
     let eager = eager_handler(&stack);
     assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
@@ -657,8 +652,7 @@ async fn a_failed_delivery_is_logged_as_an_error_and_a_build_starting_one_is_not
 #[tokio::test]
 async fn unauthenticated_header_values_are_logged_cut() {
     // The delivery id and event name are logged before the signature is checked.
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
     let mut event = ping_with("wrong");
     event["headers"]["x-github-delivery"] = json!("d".repeat(100_000));
     event["headers"]["x-github-event"] = json!(format!("ping{}", "\t".repeat(1000)));
@@ -676,8 +670,7 @@ async fn unauthenticated_header_values_are_logged_cut() {
 
 #[tokio::test]
 async fn a_missing_secret_is_a_server_error_not_a_401() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
     let handler = handler(
         &stack,
         &[(

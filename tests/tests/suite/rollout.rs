@@ -2,7 +2,6 @@
 
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
-use pushdeploy::config::VerifierConfig;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -19,9 +18,7 @@ struct World {
 }
 
 async fn world(targets: &str) -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web", "worker"]).await;
+    let TestWorld { moto, stack } = TestWorld::start(&["web", "worker"]).await;
     let handler = verifier(&stack, targets);
     moto.start_recording();
     World {
@@ -32,9 +29,7 @@ async fn world(targets: &str) -> World {
 }
 
 fn verifier(stack: &Stack, targets: &str) -> VerifierHandler {
-    let config =
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", targets)])).expect("config");
-    VerifierHandler::new(&stack.aws, config)
+    stack.verifier(&[("ROLLOUT_TARGETS", targets)])
 }
 
 /// The ECR event of B's SHA tag (B's build has succeeded: it becomes the release and rolls).

@@ -4,7 +4,6 @@
 use deployment_status::DeploymentStatusHandler;
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
-use pushdeploy::config::{DeploymentStatusConfig, VerifierConfig};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -12,15 +11,12 @@ const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
 const B: &str = "f8afe6a7";
 
 /// Rolls B out to prod/web through the verifier and returns the ECS deployment id it recorded.
-async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
-    let stack = Stack::create(moto).await;
-    create_services(&stack.sdk, &["web"]).await;
+async fn deployed() -> (TestWorld, DeploymentStatusHandler, String) {
+    let world = TestWorld::start(&["web"]).await;
+    let stack = &world.stack;
     put_image(&stack.sdk, B, 2).await;
-    seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    seed_built(stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
     let report = verifier
         .handle(ecr_push_event(B))
         .await
@@ -29,12 +25,9 @@ async fn deployed(moto: &Moto) -> (Stack, DeploymentStatusHandler, String) {
         .as_str()
         .expect("UpdateService names a deployment")
         .to_string();
-    let handler = DeploymentStatusHandler::new(
-        &stack.aws,
-        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
-    moto.start_recording();
-    (stack, handler, deployment_id)
+    let handler = stack.deployment_status(&[]);
+    world.moto.start_recording();
+    (world, handler, deployment_id)
 }
 
 fn event_for(sample: &str, deployment_id: &str) -> Value {
@@ -53,8 +46,7 @@ fn published(moto: &Moto) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_completed_deployment_is_recorded_as_succeeded_once() {
-    let moto = Moto::start();
-    let (stack, handler, id) = deployed(&moto).await;
+    let (TestWorld { moto, stack }, handler, id) = deployed().await;
     let progress = handler
         .handle(event_for("in-progress.json", &id))
         .await
@@ -91,8 +83,7 @@ async fn a_completed_deployment_is_recorded_as_succeeded_once() {
 
 #[tokio::test]
 async fn a_circuit_breaker_rollback_is_a_failure_and_its_rollback_is_not_our_success() {
-    let moto = Moto::start();
-    let (stack, handler, id) = deployed(&moto).await;
+    let (TestWorld { moto, stack }, handler, id) = deployed().await;
     let result = handler
         .handle(event_for("failed-circuit-breaker.json", &id))
         .await
@@ -132,12 +123,8 @@ async fn a_circuit_breaker_rollback_is_a_failure_and_its_rollback_is_not_our_suc
 
 #[tokio::test]
 async fn unknown_deployments_and_bad_events() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    let handler = DeploymentStatusHandler::new(
-        &stack.aws,
-        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
+    let handler = stack.deployment_status(&[]);
     let result = handler
         .handle(load_event("deployment-status/completed.json"))
         .await
@@ -167,8 +154,7 @@ async fn unknown_deployments_and_bad_events() {
 #[tokio::test]
 async fn recording_a_deployment_again_never_erases_its_outcome() {
     use aws_sdk_dynamodb::types::AttributeValue::S;
-    let moto = Moto::start();
-    let (stack, handler, id) = deployed(&moto).await;
+    let (TestWorld { moto: _moto, stack }, handler, id) = deployed().await;
     let result = handler
         .handle(event_for("completed.json", &id))
         .await
@@ -193,10 +179,7 @@ async fn recording_a_deployment_again_never_erases_its_outcome() {
         .send()
         .await
         .unwrap();
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
     let report = verifier.handle(ecr_push_event(B)).await.unwrap();
     assert_eq!(
         report["rollout"][0]["result"], "recorded_after_crash",
@@ -222,15 +205,10 @@ async fn recording_a_deployment_again_never_erases_its_outcome() {
 #[tokio::test]
 async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
     use pushdeploy_tests::aws_proxy::{Call, Fault};
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
+    let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
     put_image(&stack.sdk, B, 2).await;
     seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
     moto.proxy
         .inject(Call::op("TransactWriteItems"), Fault::ServerError, None);
     let error = verifier
@@ -250,10 +228,7 @@ async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
         .id()
         .expect("a deployment id")
         .to_string();
-    let handler = DeploymentStatusHandler::new(
-        &stack.aws,
-        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let handler = stack.deployment_status(&[]);
     let early = handler
         .handle(event_for("completed.json", &id))
         .await
@@ -282,14 +257,10 @@ const C_SHA: &str = "0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
 const C: &str = "0c1d2e3f";
 
 /// A stack with prod/web and a verifier rolling to it.
-async fn rolling(moto: &Moto) -> (Stack, VerifierHandler) {
-    let stack = Stack::create(moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
-    (stack, verifier)
+async fn rolling() -> (TestWorld, VerifierHandler) {
+    let world = TestWorld::start(&["web"]).await;
+    let verifier = world.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
+    (world, verifier)
 }
 
 /// Builds `tag` (push `order`) and rolls it; answers the revision it registered.
@@ -341,8 +312,7 @@ async fn outcome_of(stack: &Stack, tag: &str) -> serde_json::Map<String, Value> 
 /// end still comes by its event.
 #[tokio::test]
 async fn a_deployment_held_by_a_lifecycle_hook_is_awaiting_action_until_it_ends() {
-    let moto = Moto::start();
-    let (stack, verifier) = rolling(&moto).await;
+    let (TestWorld { moto, stack }, verifier) = rolling().await;
     let revision = roll(&stack, &verifier, B_SHA, B, 1).await;
     let report = reconcile(&verifier).await;
     assert_eq!(report["unguarded_targets"], json!(["prod/web"]), "{report}");
@@ -367,10 +337,7 @@ async fn a_deployment_held_by_a_lifecycle_hook_is_awaiting_action_until_it_ends(
 
     // Someone continues it; ECS's event of its end settles it (awaiting is not final).
     let id = record["deployment_id"].as_str().unwrap().to_string();
-    let handler = DeploymentStatusHandler::new(
-        &stack.aws,
-        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let handler = stack.deployment_status(&[]);
     let result = handler
         .handle(event_for("completed.json", &id))
         .await
@@ -384,8 +351,7 @@ async fn a_deployment_held_by_a_lifecycle_hook_is_awaiting_action_until_it_ends(
 /// either: the reconcile settles each from ECS's record, published once.
 #[tokio::test]
 async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
-    let moto = Moto::start();
-    let (stack, verifier) = rolling(&moto).await;
+    let (TestWorld { moto, stack }, verifier) = rolling().await;
     let b_revision = roll(&stack, &verifier, B_SHA, B, 1).await;
     let c_revision = roll(&stack, &verifier, C_SHA, C, 2).await;
     moto.proxy.end_deployment(&b_revision, "STOPPED");
@@ -440,8 +406,7 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
         ),
     ];
     for (call, fault) in calls {
-        let moto = Moto::start();
-        let (stack, verifier) = rolling(&moto).await;
+        let (TestWorld { moto, stack }, verifier) = rolling().await;
         let revision = roll(&stack, &verifier, B_SHA, B, 1).await;
         moto.proxy.end_deployment(&revision, "ROLLBACK_SUCCESSFUL");
         moto.start_recording();

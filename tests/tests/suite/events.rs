@@ -6,7 +6,7 @@ use pushdeploy_tests::workspace_root;
 fn every_sample_event_is_valid_json_and_used_by_a_test() {
     let root = workspace_root();
     let mut sources = String::new();
-    for dir in ["tests/tests", "tests/src"] {
+    for dir in ["tests/tests/suite", "tests/src"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "rs") {

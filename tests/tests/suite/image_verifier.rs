@@ -3,7 +3,6 @@
 
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
-use pushdeploy::config::VerifierConfig;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -19,8 +18,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     let handler = verifier(&stack, &[]);
     moto.start_recording();
     World {
@@ -31,8 +29,7 @@ async fn world() -> World {
 }
 
 fn verifier(stack: &Stack, overrides: &[(&str, &str)]) -> VerifierHandler {
-    let config = VerifierConfig::from_vars(&stack.vars(overrides)).expect("valid config");
-    VerifierHandler::new(&stack.aws, config)
+    stack.verifier(overrides)
 }
 
 fn ecr_push(tag: &str) -> Value {
@@ -499,8 +496,7 @@ async fn each_drift_is_corrected_by_one_reconcile() {
 
 #[tokio::test]
 async fn the_scan_check_can_be_left_to_the_registry() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
     let handler = verifier(&stack, &[("CHECK_SCAN_ON_PUSH", "false")]);
     let report = run(
         &handler,

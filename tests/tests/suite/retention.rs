@@ -2,8 +2,6 @@
 //! what the services run under a protective tag (moto never evaluates lifecycle policies: the
 //! policy itself is tested against scenarios in `shared/src/retention/scenarios.rs`).
 
-use image_verifier::VerifierHandler;
-use pushdeploy::config::VerifierConfig;
 use pushdeploy::registry::retention::keep_tag;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
@@ -45,15 +43,11 @@ async fn protected(stack: &Stack, digest: &str) -> bool {
 
 #[tokio::test]
 async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let config = VerifierConfig::from_vars(&stack.vars(&[
+    let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
+    let verifier = stack.verifier(&[
         ("ROLLOUT_TARGETS", "prod/web/app"),
         ("KEEP_RELEASED_IMAGES", "1"),
-    ]))
-    .unwrap();
-    let verifier = VerifierHandler::new(&stack.aws, config);
+    ]);
     let handle = |event: Value| {
         let verifier = &verifier;
         async move { verifier.handle(event).await.expect("handled") }

@@ -3,13 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use codecommit_push::CodeCommitHandler;
-use deployment_status::DeploymentStatusHandler;
-use github_webhook::WebhookHandler;
-use image_verifier::VerifierHandler;
-use pushdeploy::config::{
-    CodeCommitConfig, DeploymentStatusConfig, GitHubWebhookConfig, VerifierConfig,
-};
 use pushdeploy_tests::ledger_grant::{ledger_writes, LedgerGrant, LedgerWrite};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
@@ -122,13 +115,9 @@ impl<'a> Calls<'a> {
 
 #[tokio::test]
 async fn the_trigger_functions_call_exactly_what_they_are_granted() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
 
-    let webhook = WebhookHandler::new(
-        &stack.aws,
-        GitHubWebhookConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let webhook = stack.webhook(&[]);
     let mut calls = Calls::new(&moto);
     for (sha, delivery) in [(B_SHA, "d1"), (B_SHA, "d1-redelivered")] {
         let response = calls
@@ -161,10 +150,7 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
     calls.assert_least_privilege("GitHubWebhookFunction");
     calls.assert_ledger_grant_allows_them("GitHubWebhookFunction");
 
-    let codecommit = CodeCommitHandler::new(
-        &stack.aws,
-        CodeCommitConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let codecommit = stack.codecommit(&[]);
     let mut calls = Calls::new(&moto);
     for sample in [
         "codecommit-push/eventbridge-reference-updated.json",
@@ -200,13 +186,8 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
 
 #[tokio::test]
 async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
     let mut calls = Calls::new(&moto);
     // The reconcile finds the new repository off its policy and corrects it.
     let report = calls
@@ -307,10 +288,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     calls.assert_least_privilege("ImageVerifierFunction");
     let verifier_writes = std::mem::take(&mut calls.writes);
 
-    let status = DeploymentStatusHandler::new(
-        &stack.aws,
-        DeploymentStatusConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let status = stack.deployment_status(&[]);
     let mut calls = Calls::new(&moto);
     for sample in ["in-progress.json", "failed-circuit-breaker.json"] {
         let mut event: Value = load_event(&format!("deployment-status/{sample}"));

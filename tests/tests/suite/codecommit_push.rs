@@ -4,7 +4,6 @@ use codecommit_push::CodeCommitHandler;
 use lambda_runtime::Diagnostic;
 use pushdeploy::build::order::{PushOrder, RANK_BASE};
 use pushdeploy::build::push::CommitSha;
-use pushdeploy::config::CodeCommitConfig;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -20,10 +19,8 @@ fn sample_order() -> PushOrder {
 }
 
 async fn world() -> (Moto, Stack, CodeCommitHandler) {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    let config = CodeCommitConfig::from_vars(&stack.vars(&[])).expect("valid config");
-    let handler = CodeCommitHandler::new(&stack.aws, config);
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
+    let handler = stack.codecommit(&[]);
     moto.start_recording();
     (moto, stack, handler)
 }
@@ -193,11 +190,8 @@ async fn malformed_events_are_typed_errors_and_start_nothing() {
 
 #[tokio::test]
 async fn a_failed_start_is_an_error_so_the_event_is_retried() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    let config = CodeCommitConfig::from_vars(&stack.vars(&[("CODEBUILD_PROJECT", "missing")]))
-        .expect("valid config");
-    let handler = CodeCommitHandler::new(&stack.aws, config);
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
+    let handler = stack.codecommit(&[("CODEBUILD_PROJECT", "missing")]);
     let error = handler
         .handle(load_event("codecommit-push/trigger-main.json"), None)
         .await

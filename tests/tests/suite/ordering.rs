@@ -6,7 +6,6 @@
 use github_webhook::WebhookHandler;
 use image_verifier::VerifierHandler;
 use lambda_http::Body;
-use pushdeploy::config::{GitHubWebhookConfig, VerifierConfig};
 use pushdeploy_tests::demo::{PushSpec, SAMPLE_PUSHED_AT};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
@@ -24,16 +23,11 @@ struct World {
 }
 
 async fn world(overrides: &[(&str, &str)]) -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
+    let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
     let webhook = webhook(&stack, overrides);
     let mut verifier_vars = vec![("ROLLOUT_TARGETS", "prod/web/app")];
     verifier_vars.extend_from_slice(overrides);
-    let verifier = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&verifier_vars)).unwrap(),
-    );
+    let verifier = stack.verifier(&verifier_vars);
     World {
         moto,
         stack,
@@ -43,10 +37,7 @@ async fn world(overrides: &[(&str, &str)]) -> World {
 }
 
 fn webhook(stack: &Stack, overrides: &[(&str, &str)]) -> WebhookHandler {
-    WebhookHandler::new(
-        &stack.aws,
-        GitHubWebhookConfig::from_vars(&stack.vars(overrides)).unwrap(),
-    )
+    stack.webhook(overrides)
 }
 
 async fn deliver(webhook: &WebhookHandler, event: &Value) -> (u16, Value) {

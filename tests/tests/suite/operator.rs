@@ -2,7 +2,6 @@
 
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
-use pushdeploy::config::VerifierConfig;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -21,14 +20,8 @@ struct World {
 
 /// A deployed on both services, then B deployed over it.
 async fn a_then_b_deployed() -> World {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web", "worker"]).await;
-    let config = VerifierConfig::from_vars(
-        &stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]),
-    )
-    .unwrap();
-    let handler = VerifierHandler::new(&stack.aws, config);
+    let TestWorld { moto, stack } = TestWorld::start(&["web", "worker"]).await;
+    let handler = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]);
     let a_digest = put_image(&stack.sdk, A, 1).await;
     seed_built(&stack, A_SHA, A, push_order(1), "shop-image:a1").await;
     handler.handle(ecr_push_event(A)).await.expect("A deployed");
@@ -299,12 +292,8 @@ async fn plan_and_status_write_nothing_and_say_what_runs() {
 
 #[tokio::test]
 async fn invalid_operator_requests_are_typed_errors() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    let handler = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
-    );
+    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
+    let handler = stack.verifier(&[]);
     for request in [
         json!({}),
         json!({"freeze": "yes"}),
@@ -371,13 +360,8 @@ const M: &str = "3e5983ea";
 
 /// A stack with one service, prod/web, and nothing in the ledger or the repository yet.
 async fn web_only() -> (Moto, Stack, VerifierHandler) {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
-    create_services(&stack.sdk, &["web"]).await;
-    let handler = VerifierHandler::new(
-        &stack.aws,
-        VerifierConfig::from_vars(&stack.vars(&[("ROLLOUT_TARGETS", "prod/web/app")])).unwrap(),
-    );
+    let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
+    let handler = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
     (moto, stack, handler)
 }
 

@@ -96,8 +96,7 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
 
 #[tokio::test]
 async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
-    let moto = Moto::start();
-    let stack = Stack::create(&moto).await;
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     let env = stack.process_env(&moto, &[]);
     let dir = std::env::temp_dir().join(format!("pushdeploy-invoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,0 +1,24 @@
+//! Every integration and end-to-end test, one module per suite, in one binary: the SDK crates are
+//! linked once rather than once per suite (link time, and disk). Each test starts its own moto
+//! server through [`pushdeploy_tests::TestWorld`], so suites share nothing but the process.
+//!
+//! Run one suite with its module path, e.g. `cargo test -p pushdeploy-tests --test suite ordering::`.
+
+mod buildspec;
+mod codecommit_push;
+mod deployment_status;
+mod end_to_end;
+mod events;
+mod faults;
+mod github_webhook;
+mod iam;
+mod image_verifier;
+mod layout;
+mod operator;
+mod ordering;
+mod ordering_property;
+mod payloads;
+mod provenance;
+mod retention;
+mod rollout;
+mod template;
