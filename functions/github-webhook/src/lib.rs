@@ -163,7 +163,9 @@ impl WebhookHandler {
                     }
                     TriggerError::StartBuild(_) => (StatusCode::BAD_GATEWAY, "start_build_failed"),
                     TriggerError::Registry(_) => (StatusCode::BAD_GATEWAY, "registry_unavailable"),
-                    TriggerError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger_failed"),
+                    TriggerError::Ledger(_) | TriggerError::Contended(_) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "ledger_failed")
+                    }
                     TriggerError::BuildStarting { .. } => {
                         (StatusCode::SERVICE_UNAVAILABLE, "build_starting")
                     }

@@ -33,7 +33,7 @@ fn verify_error_type(error: &VerifyError) -> &'static str {
     match error {
         VerifyError::RepositoryNotFound(_) => "RepositoryNotFound",
         VerifyError::Registry(_) => "RegistryFailed",
-        VerifyError::Ledger(_) => "LedgerFailed",
+        VerifyError::Ledger(_) | VerifyError::Contended(_) => "LedgerFailed",
         VerifyError::Publish(_) => "PublishFailed",
         VerifyError::Rollout(_) => "RolloutFailed",
         VerifyError::Builds(_) => "BuildReadFailed",

@@ -2,8 +2,8 @@
 
 use aws_sdk_codebuild::types::{EnvironmentType, EnvironmentVariable, EnvironmentVariableType};
 
-use super::AwsError;
-use crate::verify::provenance::BuildReport;
+use super::{AwsError, AwsErrorKind};
+use crate::verify::provenance::{BuildReport, BuildStatus};
 
 /// What the buildspec needs to build and push one commit's SHA tag (only the verifier moves
 /// `latest`).
@@ -56,11 +56,13 @@ impl BuildStarter {
                 .value(value)
                 .r#type(EnvironmentVariableType::Plaintext)
                 .build()
-                .map_err(|e| AwsError::Call {
-                    service: "CodeBuild",
-                    operation: "StartBuild",
-                    code: None,
-                    message: e.to_string(),
+                .map_err(|e| {
+                    AwsError::call(
+                        "CodeBuild",
+                        "StartBuild",
+                        AwsErrorKind::Other,
+                        e.to_string(),
+                    )
                 })?;
             request = request.environment_variables_override(variable);
         }
@@ -72,11 +74,13 @@ impl BuildStarter {
             .build_value()
             .and_then(|b| b.id())
             .map(str::to_string)
-            .ok_or_else(|| AwsError::Call {
-                service: "CodeBuild",
-                operation: "StartBuild",
-                code: None,
-                message: "the response names no build id".into(),
+            .ok_or_else(|| {
+                AwsError::call(
+                    "CodeBuild",
+                    "StartBuild",
+                    AwsErrorKind::Other,
+                    "the response names no build id",
+                )
             })
     }
 }
@@ -119,10 +123,9 @@ impl BuildReader {
                 Some(BuildReport {
                     id: build.id()?.to_string(),
                     project: build.project_name().unwrap_or_default().to_string(),
-                    status: build
-                        .build_status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
+                    status: BuildStatus::parse(
+                        build.build_status().map(|s| s.as_str()).unwrap_or_default(),
+                    ),
                     exported: build
                         .exported_environment_variables()
                         .iter()

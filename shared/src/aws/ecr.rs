@@ -7,7 +7,7 @@ use aws_sdk_ecr::types::{
     ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
 };
 
-use super::AwsError;
+use super::{AwsError, AwsErrorKind};
 use crate::config::EcrRepository;
 use crate::registry::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAG};
 use crate::verify::tag_pair::ImageInfo;
@@ -64,15 +64,14 @@ impl Registry {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECR", "DescribeRepositories", e))?;
-        let repository = output
-            .repositories()
-            .first()
-            .ok_or_else(|| AwsError::Call {
-                service: "ECR",
-                operation: "DescribeRepositories",
-                code: Some("RepositoryNotFoundException".into()),
-                message: format!("repository {} not found", self.repository.name),
-            })?;
+        let repository = output.repositories().first().ok_or_else(|| {
+            AwsError::call(
+                "ECR",
+                "DescribeRepositories",
+                AwsErrorKind::NotFound,
+                format!("repository {} not found", self.repository.name),
+            )
+        })?;
         let lifecycle_policy = match self
             .client
             .get_lifecycle_policy()
@@ -121,11 +120,13 @@ impl Registry {
                         .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
                         .filter(MUTABLE_TAG)
                         .build()
-                        .map_err(|e| AwsError::Call {
-                            service: "ECR",
-                            operation: "PutImageTagMutability",
-                            code: None,
-                            message: e.to_string(),
+                        .map_err(|e| {
+                            AwsError::call(
+                                "ECR",
+                                "PutImageTagMutability",
+                                AwsErrorKind::Other,
+                                e.to_string(),
+                            )
                         })?;
                     self.client
                         .put_image_tag_mutability()

@@ -6,7 +6,7 @@ pub use revision::{copy_task_definition, CopyChanges};
 
 use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
 
-use super::AwsError;
+use super::{AwsError, AwsErrorKind};
 
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
@@ -52,12 +52,7 @@ impl CurrentTaskDefinition {
 }
 
 fn call_error(operation: &'static str, message: String) -> AwsError {
-    AwsError::Call {
-        service: "ECS",
-        operation,
-        code: None,
-        message,
-    }
+    AwsError::call("ECS", operation, AwsErrorKind::Other, message)
 }
 
 impl Ecs {
@@ -74,12 +69,12 @@ impl Ecs {
     ) -> Result<CurrentTaskDefinition, AwsError> {
         let found = self.live_service(cluster, service).await?;
         let Some(arn) = found.as_ref().and_then(|s| s.task_definition()) else {
-            return Err(AwsError::Call {
-                service: "ECS",
-                operation: "DescribeServices",
-                code: Some("ServiceNotFoundException".into()),
-                message: format!("service {service} not found in cluster {cluster}"),
-            });
+            return Err(AwsError::call(
+                "ECS",
+                "DescribeServices",
+                AwsErrorKind::NotFound,
+                format!("service {service} not found in cluster {cluster}"),
+            ));
         };
         let mut current = self.describe_task_definition(arn).await?;
         current.deployment_id = found.as_ref().and_then(primary_deployment_id);

@@ -1,7 +1,7 @@
 //! EventBridge: sends pushdeploy's result events (`source: pushdeploy`; the detail is
 //! [`ResultDetail`], the domain's).
 
-use super::AwsError;
+use super::{AwsError, AwsErrorKind};
 use crate::outcome::result::ResultDetail;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
@@ -42,12 +42,12 @@ impl ResultPublisher {
                 .filter_map(|e| e.error_message())
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(AwsError::Call {
-                service: "EventBridge",
-                operation: "PutEvents",
-                code: None,
-                message: format!("the event was not accepted: {reason}"),
-            });
+            return Err(AwsError::call(
+                "EventBridge",
+                "PutEvents",
+                AwsErrorKind::Other,
+                format!("the event was not accepted: {reason}"),
+            ));
         }
         Ok(())
     }

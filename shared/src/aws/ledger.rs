@@ -17,16 +17,18 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::AwsError;
+use super::{AwsError, AwsErrorKind};
 use crate::build::order::PushOrder;
 use crate::ledger::{
     control_key, release_key, service_key, service_of, CommitKey, CommitRecord, CommitStatus,
-    DeploymentRecord, KnownCommit, LedgerView, NewClaim, VerificationRecord, CONTROL_SK,
+    Conditional, DeploymentRecord, KnownCommit, LedgerView, NewClaim, VerificationRecord,
+    CONTROL_SK,
 };
 use crate::rollout::lock::{LockAttempt, LockRequest};
 use crate::rollout::rules::RolloutGate;
 use crate::rollout::rules::{LastRolled, ServiceState};
 use crate::verify::provenance::BuildProvenance;
+use crate::verify::tag_pair::VerificationOutcome;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -37,7 +39,7 @@ fn verification_update(record: &VerificationRecord) -> (String, Item) {
         "SET verification = :outcome, verification_trigger = :trigger, verified_at = :now, updated_at = :now",
     );
     let mut values = HashMap::from([
-        (":outcome".to_string(), s(&record.outcome)),
+        (":outcome".to_string(), s(record.outcome.as_str())),
         (":trigger".to_string(), s(&record.trigger)),
         (":now".to_string(), n(record.now)),
     ]);
@@ -64,8 +66,44 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+/// A number attribute (a count, a time, a push order).
+fn n(value: impl Into<u64>) -> AttributeValue {
+    AttributeValue::N(value.into().to_string())
+}
+
+/// Typed reads of one item's attributes: an attribute that is absent or of another type reads as
+/// `None` (the one place items are taken apart).
+#[derive(Clone, Copy)]
+struct Attrs<'a>(&'a Item);
+
+impl<'a> Attrs<'a> {
+    fn str(self, name: &str) -> Option<&'a str> {
+        self.0
+            .get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    }
+
+    fn string(self, name: &str) -> Option<String> {
+        self.str(name).map(str::to_string)
+    }
+
+    fn number(self, name: &str) -> Option<u64> {
+        self.0
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// A push order; the ledger's attributes keep the name `sequence` earlier versions gave them.
+    fn order(self, name: &str) -> Option<PushOrder> {
+        self.number(name).map(PushOrder::from_u64)
+    }
+
+    /// The image tag of a commit item (its sort key `commit#<tag>`).
+    fn commit_tag(self) -> Option<&'a str> {
+        self.str("sk").and_then(|sk| sk.strip_prefix("commit#"))
+    }
 }
 
 impl LedgerTable {
@@ -73,8 +111,11 @@ impl LedgerTable {
         Self { client, table }
     }
 
-    /// Records a verification outcome on a commit the ledger knows; `false` if it does not.
-    pub async fn record_verification(&self, record: &VerificationRecord) -> Result<bool, AwsError> {
+    /// Records a verification outcome on a commit the ledger knows (refused if it does not).
+    pub async fn record_verification(
+        &self,
+        record: &VerificationRecord,
+    ) -> Result<Conditional, AwsError> {
         let (expression, values) = verification_update(record);
         let request = self
             .client
@@ -105,37 +146,38 @@ impl LedgerTable {
 }
 
 fn service_state(item: &Item) -> ServiceState {
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let number = |k: &str| {
-        item.get(k)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-    };
+    let item = Attrs(item);
     ServiceState {
-        lock_owner: string("owner"),
-        lock_expires_at: number("lock_expires_at"),
-        locked_digest: string("locked_digest"),
-        registered: string("registered_digest").zip(string("registered_revision")),
+        lock_owner: item.string("owner"),
+        lock_expires_at: item.number("lock_expires_at"),
+        locked_digest: item.string("locked_digest"),
+        registered: item
+            .string("registered_digest")
+            .zip(item.string("registered_revision")),
         last: LastRolled {
-            digest: string("deployed_digest"),
-            sequence: number("deployed_sequence"),
-            held_until: number("held_until"),
+            digest: item.string("deployed_digest"),
+            order: item.order("deployed_sequence"),
+            held_until: item.order("held_until"),
         },
     }
 }
 
-/// `Ok(true)` when a conditional write applied, `Ok(false)` when its condition did not hold.
+/// A conditional write's answer, when the caller needs nothing of the item.
 fn conditional<O, E>(
     result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
     operation: &'static str,
-) -> Result<bool, AwsError>
+) -> Result<Conditional, AwsError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
-        Ok(_) => Ok(true),
-        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
-        Err(err) => Err(AwsError::from_sdk("DynamoDB", operation, err)),
+        Ok(_) => Ok(Conditional::Applied(())),
+        Err(err) => match AwsError::from_sdk("DynamoDB", operation, err) {
+            refused if refused.kind() == AwsErrorKind::ConditionFailed => {
+                Ok(Conditional::Refused(()))
+            }
+            failed => Err(failed),
+        },
     }
 }
 
@@ -150,7 +192,7 @@ mod tests {
                 repository: "shop".into(),
                 image_tag: "f8afe6a7".into(),
             },
-            outcome: "verified".into(),
+            outcome: VerificationOutcome::Verified,
             digest: Some("sha256:bb".into()),
             reason: None,
             trigger: "ecr_push".into(),

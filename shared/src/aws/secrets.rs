@@ -2,7 +2,7 @@
 //! rotation and the refusal of an empty key are the caller's (see
 //! [`crate::build::delivery::WebhookSecret`]).
 
-use super::AwsError;
+use super::{AwsError, AwsErrorKind};
 use crate::build::delivery::SecretSource;
 
 /// A secret in Secrets Manager, by ARN.
@@ -27,14 +27,13 @@ impl SecretSource for SecretsManagerSecret {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("SecretsManager", "GetSecretValue", e))?;
-        output
-            .secret_string()
-            .map(str::to_string)
-            .ok_or_else(|| AwsError::Call {
-                service: "SecretsManager",
-                operation: "GetSecretValue",
-                code: None,
-                message: format!("secret {} has no SecretString", self.secret_arn),
-            })
+        output.secret_string().map(str::to_string).ok_or_else(|| {
+            AwsError::call(
+                "SecretsManager",
+                "GetSecretValue",
+                AwsErrorKind::Other,
+                format!("secret {} has no SecretString", self.secret_arn),
+            )
+        })
     }
 }

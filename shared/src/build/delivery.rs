@@ -150,7 +150,7 @@ pub mod testing {
     use std::sync::Mutex;
 
     use super::SecretSource;
-    use crate::aws::AwsError;
+    use crate::aws::{AwsError, AwsErrorKind};
 
     /// Answers each read with the next scripted answer (the last one repeats), and counts reads.
     #[derive(Debug, Default)]
@@ -192,15 +192,17 @@ pub mod testing {
                 Some(Err(code)) => Err(AwsError::Call {
                     service: "SecretsManager",
                     operation: "GetSecretValue",
+                    kind: AwsErrorKind::of_code(&code),
                     code: Some(code.clone()),
                     message: code,
+                    source: None,
                 }),
-                None => Err(AwsError::Call {
-                    service: "SecretsManager",
-                    operation: "GetSecretValue",
-                    code: Some("ResourceNotFoundException".into()),
-                    message: "no secret".into(),
-                }),
+                None => Err(AwsError::call(
+                    "SecretsManager",
+                    "GetSecretValue",
+                    AwsErrorKind::NotFound,
+                    "no secret",
+                )),
             }
         }
     }

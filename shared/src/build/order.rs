@@ -99,6 +99,21 @@ impl PushOrder {
     }
 }
 
+impl From<PushOrder> for u64 {
+    fn from(order: PushOrder) -> u64 {
+        order.0
+    }
+}
+
+/// The number the ledger and the task-definition tag store.
+impl std::str::FromStr for PushOrder {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(stored: &str) -> Result<Self, Self::Err> {
+        stored.parse().map(PushOrder)
+    }
+}
+
 impl fmt::Display for PushOrder {
     /// `<pushed_at>.<rank>.<tie-break>`, for logs; the ledger stores the number.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

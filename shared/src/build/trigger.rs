@@ -16,7 +16,6 @@ mod claim;
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::ResultPublisher;
-use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::{
@@ -25,7 +24,11 @@ use crate::build::order::{
 use crate::build::push::{BuildRequest, Source};
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
-use crate::ledger::{ClaimResult, NewClaim, PushRecord, PushSecond};
+use crate::ledger::{ClaimResult, Conditional, Contended, NewClaim, PushRecord, PushSecond};
+
+/// Each retry means another delivery placed a push in the same second meanwhile.
+const PLACE_ATTEMPTS: u32 = 5;
+use crate::outcome::result::{ResultDetail, ResultOutcome};
 
 /// What happened to a build request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,6 +81,9 @@ pub enum TriggerError {
     PushTimeAhead(#[from] PushTimeAhead),
     #[error("deploy ledger: {0}")]
     Ledger(AwsError),
+    /// Other deliveries kept changing the commit's claim or the push second's placements.
+    #[error("deploy ledger: {0}")]
+    Contended(#[from] Contended),
     #[error("ECR: {0}")]
     Registry(AwsError),
     #[error("the build could not be started: {0}")]
@@ -153,7 +159,7 @@ impl BuildTrigger {
         };
         check_push_time(request.pushed_at, now_epoch_seconds())?;
         let order = if self.config.deploy_branches.matches(&request.branch) {
-            let order = self.place(request).await.map_err(TriggerError::Ledger)?;
+            let order = self.place(request).await?;
             tracing::Span::current().record("push_order", order.to_string());
             Some(order)
         } else {
@@ -184,14 +190,14 @@ impl BuildTrigger {
         let build_token = match claimed {
             ClaimResult::Claimed { build_token } => build_token,
             ClaimResult::Held(record) => {
-                let newer = order.filter(|o| record.sequence.is_none_or(|known| known < o.get()));
+                let newer = order.filter(|o| record.order.is_none_or(|known| known < *o));
                 if let Some(order) = newer {
                     let raised = self
                         .ledger
                         .raise_commit_order(&key, order, &request.branch, now_epoch_seconds())
                         .await
                         .map_err(TriggerError::Ledger)?;
-                    if raised {
+                    if raised.is_applied() {
                         info!(status = %record.status, "a known commit pushed again: it is the newest push now, nothing rebuilt");
                         let verifier_notified = self.announce_repush(&image_tag, sha, order).await;
                         return Ok(TriggerOutcome::Repushed {
@@ -295,13 +301,11 @@ impl BuildTrigger {
     /// reconcile finds the commit.
     async fn announce_repush(&self, image_tag: &str, sha: &str, order: PushOrder) -> bool {
         let detail = ResultDetail {
-            repository: self.config.repository.name.clone(),
             sha: Some(sha.into()),
             image_tag: Some(image_tag.into()),
-            sequence: Some(order.get()),
+            order: Some(order),
             trigger: Some("push".into()),
-            outcome: "repushed".into(),
-            ..ResultDetail::default()
+            ..ResultDetail::new(&self.config.repository.name, ResultOutcome::Repushed)
         };
         match self.events.publish(REPUSHED_DETAIL_TYPE, &detail).await {
             Ok(()) => true,
@@ -313,7 +317,7 @@ impl BuildTrigger {
     }
 
     /// The push's place in the order: the first delivery fixes it (see [`crate::build::order`]).
-    async fn place(&self, request: &BuildRequest) -> Result<PushOrder, AwsError> {
+    async fn place(&self, request: &BuildRequest) -> Result<PushOrder, TriggerError> {
         if request.source == Source::CodeCommit {
             // No chain: the order is the push time and the tie-break alone, the same from either
             // of CodeCommit's event shapes.
@@ -329,7 +333,7 @@ impl BuildTrigger {
         // when that write finds others (the failed condition returns them).
         let mut second = PushSecond::default();
         // Bounded: each retry means another push of the same second was placed meanwhile.
-        for _ in 0..5 {
+        for _ in 0..PLACE_ATTEMPTS {
             let order = place_push(&facts, &second.pushes);
             if second
                 .pushes
@@ -348,20 +352,21 @@ impl BuildTrigger {
                 order,
                 now: now_epoch_seconds(),
             };
-            match self.ledger.record_push(&record, &second).await? {
-                Ok(()) => return Ok(order),
-                Err(now) => second = now,
+            match self
+                .ledger
+                .record_push(&record, &second)
+                .await
+                .map_err(TriggerError::Ledger)?
+            {
+                Conditional::Applied(()) => return Ok(order),
+                Conditional::Refused(now) => second = now,
             }
         }
-        Err(AwsError::Call {
-            service: "DynamoDB",
-            operation: "PutItem",
-            code: Some("ConditionalCheckFailedException".into()),
-            message: format!(
-                "the pushes of second {} changed under five placements in a row",
-                request.pushed_at
-            ),
-        })
+        Err(Contended {
+            item: format!("the pushes of second {}", request.pushed_at),
+            attempts: PLACE_ATTEMPTS,
+        }
+        .into())
     }
 
     /// Marks the claim as failed (so it can be claimed again) and hands back the error.

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::build::order::PushOrder;
+
 /// Where a commit is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +108,40 @@ pub fn push_second_key(pushed_at: u64) -> String {
 /// The partition of an ECR repository's commit items: what the build triggers write (claims) and
 /// the verifier completes (build results). Apart from everything else, so that IAM can keep the
 /// triggers to it (`dynamodb:LeadingKeys`).
+/// The answer of a conditional write: it applied, or its condition refused it. `A` is what an
+/// applied write answers (the item before it, where the caller needs that), `R` what a refused one
+/// does (the item as it stands). Every conditional write of the ledger answers this way; a failed
+/// call is the `Err` around it.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional<A = (), R = ()> {
+    Applied(A),
+    Refused(R),
+}
+
+impl<A, R> Conditional<A, R> {
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Conditional::Applied(_))
+    }
+
+    pub fn map_refused<S>(self, f: impl FnOnce(R) -> S) -> Conditional<A, S> {
+        match self {
+            Conditional::Applied(applied) => Conditional::Applied(applied),
+            Conditional::Refused(refused) => Conditional::Refused(f(refused)),
+        }
+    }
+}
+
+/// Other writers kept changing an item between a read and the conditional write that depends on
+/// it: the write was refused `attempts` times in a row. Not an AWS failure: the caller's event or
+/// delivery is retried, and reads the item as it is then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item} changed under {attempts} attempts in a row to write it")]
+pub struct Contended {
+    pub item: String,
+    pub attempts: u32,
+}
+
 pub fn commit_partition(repository: &str) -> String {
     format!("{COMMIT_PREFIX}{repository}")
 }
@@ -176,7 +212,7 @@ pub struct CommitRecord {
     pub sha: String,
     pub status: CommitStatus,
     pub build_id: Option<String>,
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
     pub claimed_at: u64,
     /// Incremented by every claim; a takeover is conditional on the version it read.
     pub claim_version: u64,

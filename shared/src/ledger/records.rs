@@ -7,8 +7,10 @@ use serde::Serialize;
 
 use super::{CommitKey, CommitRecord, CommitStatus};
 use crate::build::order::{PlacedPush, PushOrder};
+use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::ServiceState;
 use crate::verify::release::Release;
+use crate::verify::tag_pair::VerificationOutcome;
 
 /// A trigger's claim on a commit.
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ pub enum ClaimResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationRecord {
     pub key: CommitKey,
-    pub outcome: String,
+    pub outcome: VerificationOutcome,
     pub digest: Option<String>,
     pub reason: Option<String>,
     pub trigger: String,
@@ -71,9 +73,9 @@ pub struct LedgerView {
 pub struct KnownCommit {
     pub status: Option<CommitStatus>,
     /// The push order of its newest push to a deploy branch.
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
     pub sha: Option<String>,
-    pub verification: Option<String>,
+    pub verification: Option<VerificationOutcome>,
     pub image_digest: Option<String>,
     /// The digest its pushdeploy build pushed, as the build itself reported it.
     pub built_digest: Option<String>,
@@ -90,10 +92,10 @@ pub struct DeploymentRecord {
     pub image_tag: String,
     pub sha: Option<String>,
     pub digest: String,
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
     pub revision: String,
     pub deployment_id: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<DeploymentOutcome>,
     /// Why a deployment failed, once it has.
     pub reason: Option<String>,
 }
@@ -139,7 +141,7 @@ pub struct PushSecond {
 pub struct ReconcileView {
     pub newest_built: Option<String>,
     /// The newest push order of a commit whose build ran (`building`, `built`, `build_failed`).
-    pub newest_build_order: Option<u64>,
+    pub newest_build_order: Option<PushOrder>,
     pub building: Vec<RunningBuild>,
     pub unbuilt: Vec<UnbuiltPush>,
 }
@@ -152,7 +154,7 @@ pub struct UnbuiltPush {
     pub image_tag: String,
     pub status: CommitStatus,
     /// Its push order.
-    pub order: u64,
+    pub order: PushOrder,
     pub claimed_at: u64,
 }
 

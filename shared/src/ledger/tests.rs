@@ -8,7 +8,7 @@ fn record(status: CommitStatus, build_id: Option<&str>, claimed_at: u64) -> Comm
         sha: SHA.into(),
         status,
         build_id: build_id.map(str::to_string),
-        sequence: Some(3),
+        order: Some(PushOrder::from_u64(3)),
         claimed_at,
         claim_version: 2,
         claim_id: Some("someone".into()),

@@ -173,7 +173,7 @@ impl Operator {
             image_tag: image_tag.clone(),
             sha: commit.sha,
             digest: image.digest.clone(),
-            sequence: commit.sequence,
+            order: commit.order,
         };
         if dry_run {
             return Ok(OperatorResponse::Rollback {
@@ -195,7 +195,7 @@ impl Operator {
             image_tag: image_tag.clone(),
             sha: target_image.sha.clone(),
             digest: image.digest.clone(),
-            order: target_image.sequence.map(PushOrder::from_u64),
+            order: target_image.order,
             held_until: Some(held_until),
             recent: Vec::new(),
         };
@@ -218,7 +218,7 @@ impl Operator {
             .roll_out(
                 &target_image,
                 Direction::Rollback {
-                    held_until: Some(held_until.get()),
+                    held_until: Some(held_until),
                 },
                 None,
                 &HashMap::new(),

@@ -10,10 +10,10 @@ use tracing::{info, warn, Instrument};
 use super::ports::{DeploymentLedger, ResultSink};
 use super::settle::DeploymentOutcome;
 use crate::aws::events::ResultPublisher;
-use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::ledger::now_epoch_seconds;
+use crate::outcome::result::ResultDetail;
 
 pub use crate::outcome::result::DEPLOYMENT_DETAIL_TYPE;
 
@@ -64,10 +64,10 @@ pub fn deployment_event(
 }
 
 /// What an ECS deployment event means for the deployment it names.
-pub fn final_outcome(event_name: &str) -> Option<&'static str> {
+pub fn final_outcome(event_name: &str) -> Option<DeploymentOutcome> {
     match event_name {
-        "SERVICE_DEPLOYMENT_COMPLETED" => Some("succeeded"),
-        "SERVICE_DEPLOYMENT_FAILED" => Some("failed"),
+        "SERVICE_DEPLOYMENT_COMPLETED" => Some(DeploymentOutcome::Succeeded),
+        "SERVICE_DEPLOYMENT_FAILED" => Some(DeploymentOutcome::Failed),
         _ => None,
     }
 }
@@ -121,7 +121,7 @@ pub enum DeploymentStatusResponse {
         deployment_id: String,
         service: String,
         image_tag: String,
-        outcome: String,
+        outcome: DeploymentOutcome,
         reason: Option<String>,
     },
 }
@@ -210,10 +210,7 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             return ignored(IgnoreReason::NotOurs);
         };
         // Final already (a hook's `awaiting_action` is not: its end is still to come).
-        let final_outcome = record
-            .outcome
-            .as_deref()
-            .filter(|o| DeploymentOutcome::parse(o).is_none_or(DeploymentOutcome::is_final));
+        let final_outcome = record.outcome.filter(|o| o.is_final());
         if let Some(recorded) = final_outcome {
             // Published already (before it was recorded); the record may have stopped after its
             // first item: complete it (the writes are conditional and change nothing twice).
@@ -226,7 +223,7 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
         // Published before it is recorded: a failed publish is retried (the outcome is not yet
         // recorded, so the retry publishes); a failed record after a publish publishes again on
         // the retry, with the same `event_id`.
-        if outcome == "failed" {
+        if outcome == DeploymentOutcome::Failed {
             warn!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, reason = detail.reason.as_deref().unwrap_or_default(), "deployment failed");
         } else {
             info!(service = %record.target, image_tag = %record.image_tag, digest = %record.digest, "deployment succeeded");
@@ -254,7 +251,7 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             deployment_id: detail.deployment_id,
             service: record.target,
             image_tag: record.image_tag,
-            outcome: outcome.to_string(),
+            outcome,
             reason: detail.reason,
         })
     }

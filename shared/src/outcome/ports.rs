@@ -5,10 +5,11 @@
 use std::future::Future;
 
 use crate::aws::events::ResultPublisher;
-use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::AwsError;
 use crate::ledger::DeploymentRecord;
+use crate::outcome::result::ResultDetail;
+use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::ServiceState;
 
 /// The ledger's deployment records and service items.
@@ -29,7 +30,7 @@ pub trait DeploymentLedger: Send + Sync {
     fn record_deployment_outcome(
         &self,
         deployment: &DeploymentRecord,
-        outcome: &str,
+        outcome: DeploymentOutcome,
         reason: Option<&str>,
         now: u64,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
@@ -59,7 +60,7 @@ impl DeploymentLedger for LedgerTable {
     async fn record_deployment_outcome(
         &self,
         deployment: &DeploymentRecord,
-        outcome: &str,
+        outcome: DeploymentOutcome,
         reason: Option<&str>,
         now: u64,
     ) -> Result<(), AwsError> {
@@ -80,15 +81,15 @@ pub mod testing {
     use std::sync::{Mutex, MutexGuard};
 
     use super::*;
-    use crate::outcome::settle::DeploymentOutcome;
+    use crate::aws::AwsErrorKind;
 
     fn failure(operation: &'static str) -> AwsError {
-        AwsError::Call {
-            service: "memory",
+        AwsError::call(
+            "memory",
             operation,
-            code: Some("InternalServerError".into()),
-            message: "an injected failure".into(),
-        }
+            AwsErrorKind::Other,
+            "an injected failure",
+        )
     }
 
     /// The guarded value; a test that panicked holding it leaves it usable.
@@ -112,7 +113,7 @@ pub mod testing {
         /// How many of the next outcome writes fail.
         pub failing_records: Mutex<u32>,
         /// Every outcome write asked for, in order.
-        pub outcome_writes: Mutex<Vec<(String, String)>>,
+        pub outcome_writes: Mutex<Vec<(String, DeploymentOutcome)>>,
     }
 
     impl MemoryLedger {
@@ -123,10 +124,10 @@ pub mod testing {
             ledger
         }
 
-        pub fn outcome_of(&self, deployment_id: &str) -> Option<String> {
+        pub fn outcome_of(&self, deployment_id: &str) -> Option<DeploymentOutcome> {
             lock(&self.deployments)
                 .get(deployment_id)
-                .and_then(|r| r.outcome.clone())
+                .and_then(|r| r.outcome)
         }
     }
 
@@ -148,24 +149,20 @@ pub mod testing {
         async fn record_deployment_outcome(
             &self,
             deployment: &DeploymentRecord,
-            outcome: &str,
+            outcome: DeploymentOutcome,
             _reason: Option<&str>,
             _now: u64,
         ) -> Result<(), AwsError> {
             let id = deployment.deployment_id.clone().unwrap_or_default();
-            lock(&self.outcome_writes).push((id.clone(), outcome.to_string()));
+            lock(&self.outcome_writes).push((id.clone(), outcome));
             if take(&self.failing_records) {
                 return Err(failure("record_deployment_outcome"));
             }
             if let Some(record) = lock(&self.deployments).get_mut(&id) {
                 // Conditional, as in DynamoDB: a final outcome is never replaced.
-                let settled = record
-                    .outcome
-                    .as_deref()
-                    .and_then(DeploymentOutcome::parse)
-                    .is_some_and(DeploymentOutcome::is_final);
+                let settled = record.outcome.is_some_and(DeploymentOutcome::is_final);
                 if !settled {
-                    record.outcome = Some(outcome.to_string());
+                    record.outcome = Some(outcome);
                 }
             }
             Ok(())

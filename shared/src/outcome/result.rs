@@ -207,7 +207,10 @@ mod tests {
             assert!(names.insert(outcome.as_str()), "{} twice", outcome.as_str());
             let json = serde_json::to_value(outcome).unwrap();
             assert_eq!(json, serde_json::json!(outcome.as_str()));
-            assert_eq!(serde_json::from_value::<ResultOutcome>(json).unwrap(), outcome);
+            assert_eq!(
+                serde_json::from_value::<ResultOutcome>(json).unwrap(),
+                outcome
+            );
         }
         let event = serde_json::to_value(ResultDetail {
             order: Some(PushOrder::from_u64(7)),

@@ -44,7 +44,11 @@ impl DeploymentOutcome {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|o| o.as_str() == value)
+        match value {
+            // What versions before settling called a circuit breaker's rollback: a failure.
+            "rolled_back" => Some(DeploymentOutcome::Failed),
+            _ => Self::ALL.into_iter().find(|o| o.as_str() == value),
+        }
     }
 
     /// Whether the deployment is over: nothing will change its outcome any more.

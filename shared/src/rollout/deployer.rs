@@ -94,9 +94,9 @@ impl Deployer<'_> {
             image: current
                 .container_image(&target.container)
                 .map(str::to_string),
-            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+            order: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
         };
-        let decision = decide_rollout(&running, pinned, image.sequence, deliberate);
+        let decision = decide_rollout(&running, pinned, image.order, deliberate);
         if decision == RolloutDecision::NoSuchContainer {
             return Err(RolloutError::NoSuchContainer {
                 target: target.name(),
@@ -302,7 +302,7 @@ impl Deployer<'_> {
             target: &target.name(),
             owner,
             digest: &image.digest,
-            sequence: image.sequence,
+            order: image.order,
             deliberate: direction.deliberate(),
             held_until: direction.held_until(),
             take_over_same_digest,
@@ -367,19 +367,17 @@ fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
         RolloutDecision::AlreadyRunning => Some(TargetOutcome::AlreadyRunning {
             target: target.to_string(),
         }),
-        RolloutDecision::RunningNewer { running_sequence } => Some(TargetOutcome::RunningNewer {
+        RolloutDecision::RunningNewer { running_order } => Some(TargetOutcome::RunningNewer {
             target: target.to_string(),
-            running_sequence: *running_sequence,
+            running_order: *running_order,
         }),
         RolloutDecision::AlreadyDeployed => Some(TargetOutcome::AlreadyDeployed {
             target: target.to_string(),
         }),
-        RolloutDecision::NewerDeployed { deployed_sequence } => {
-            Some(TargetOutcome::NewerDeployed {
-                target: target.to_string(),
-                deployed_sequence: *deployed_sequence,
-            })
-        }
+        RolloutDecision::NewerDeployed { deployed_order } => Some(TargetOutcome::NewerDeployed {
+            target: target.to_string(),
+            deployed_order: *deployed_order,
+        }),
         RolloutDecision::HeldByRollback { held_until } => Some(TargetOutcome::HeldByRollback {
             target: target.to_string(),
             held_until: *held_until,

@@ -2,6 +2,8 @@
 //! reports what the item held ([`LockAttempt`]); [`lock_outcome`] decides.
 
 use super::rules::{follow_last_rolled, RolloutDecision, ServiceState};
+use crate::build::order::PushOrder;
+use crate::ledger::Conditional;
 
 /// A rollout's request for a service's lock (`lock#cluster/service`).
 ///
@@ -14,10 +16,10 @@ pub struct LockRequest<'a> {
     pub target: &'a str,
     pub owner: &'a str,
     pub digest: &'a str,
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
     pub deliberate: bool,
     /// A rollback's hold: once its lock is taken, no push up to this order is rolled here.
-    pub held_until: Option<u64>,
+    pub held_until: Option<PushOrder>,
     /// The service already runs this digest, put there by a rollout that has not recorded it: a
     /// live lock taken for the same digest may be taken over (its holder is past UpdateService).
     pub take_over_same_digest: bool,
@@ -46,16 +48,12 @@ pub enum LockOutcome {
 
 /// What the lock's conditional write found: the service item before a granted write, or as it
 /// stands when the condition refused it (`None`: no item).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockAttempt {
-    Taken { before: Option<ServiceState> },
-    Refused { now: Option<ServiceState> },
-}
+pub type LockAttempt = Conditional<Option<ServiceState>, Option<ServiceState>>;
 
 /// What a lock write's answer means for the rollout that asked.
 pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutcome {
     match attempt {
-        LockAttempt::Taken { before } => LockOutcome::Granted {
+        Conditional::Applied(before) => LockOutcome::Granted {
             after_crash: before.as_ref().is_some_and(|old| {
                 old.lock_owner.is_some() && old.locked_digest.as_deref() == Some(request.digest)
             }),
@@ -67,7 +65,7 @@ pub fn lock_outcome(request: &LockRequest<'_>, attempt: LockAttempt) -> LockOutc
                 .map(|s| other_registered(request, s))
                 .unwrap_or_default(),
         },
-        LockAttempt::Refused { now } => lock_refusal(request, now.as_ref()),
+        Conditional::Refused(now) => lock_refusal(request, now.as_ref()),
     }
 }
 
@@ -130,7 +128,7 @@ fn lock_refusal(request: &LockRequest<'_>, state: Option<&ServiceState>) -> Lock
     match follow_last_rolled(
         &state.last,
         request.digest,
-        request.sequence,
+        request.order,
         request.deliberate,
     ) {
         Some(decision) => LockOutcome::Refused(decision),
@@ -144,12 +142,12 @@ mod tests {
     use super::*;
     use crate::rollout::rules::LastRolled;
 
-    fn request(sequence: Option<u64>, deliberate: bool) -> LockRequest<'static> {
+    fn request(order: Option<u64>, deliberate: bool) -> LockRequest<'static> {
         LockRequest {
             target: "prod/web",
             owner: "f8afe6a7@100",
             digest: "sha256:bb",
-            sequence,
+            order: order.map(PushOrder::from_u64),
             deliberate,
             held_until: None,
             take_over_same_digest: false,
@@ -158,11 +156,11 @@ mod tests {
         }
     }
 
-    fn last(digest: &str, sequence: u64, held_until: Option<u64>) -> LastRolled {
+    fn last(digest: &str, order: u64, held_until: Option<u64>) -> LastRolled {
         LastRolled {
             digest: Some(digest.into()),
-            sequence: Some(sequence),
-            held_until,
+            order: Some(PushOrder::from_u64(order)),
+            held_until: held_until.map(PushOrder::from_u64),
         }
     }
 
@@ -187,9 +185,7 @@ mod tests {
             last: last("sha256:cc", 7, None),
             ..ServiceState::default()
         };
-        let refused = |state: &ServiceState| LockAttempt::Refused {
-            now: Some(state.clone()),
-        };
+        let refused = |state: &ServiceState| LockAttempt::Refused(Some(state.clone()));
         let cases = [
             (request(Some(5), false), refused(&held), LockOutcome::Held),
             (
@@ -202,20 +198,22 @@ mod tests {
                 request(Some(5), false),
                 refused(&newer),
                 LockOutcome::Refused(RolloutDecision::NewerDeployed {
-                    deployed_sequence: 7,
+                    deployed_order: PushOrder::from_u64(7),
                 }),
             ),
             (request(Some(5), true), refused(&held), LockOutcome::Held),
             (
                 request(Some(5), false),
-                LockAttempt::Refused { now: None },
+                LockAttempt::Refused(None),
                 LockOutcome::Held,
             ),
             // Rolled back after this push was made.
             (
                 request(Some(5), false),
                 refused(&rolled_back),
-                LockOutcome::Refused(RolloutDecision::HeldByRollback { held_until: 6 }),
+                LockOutcome::Refused(RolloutDecision::HeldByRollback {
+                    held_until: PushOrder::from_u64(6),
+                }),
             ),
         ];
         for (request, attempt, expected) in cases {
@@ -271,7 +269,7 @@ mod tests {
         ];
         for (before, after_crash, revision, other_registered) in cases {
             assert_eq!(
-                lock_outcome(&request(Some(5), false), LockAttempt::Taken { before }),
+                lock_outcome(&request(Some(5), false), LockAttempt::Applied(before)),
                 LockOutcome::Granted {
                     after_crash,
                     registered_revision: revision.map(str::to_string),

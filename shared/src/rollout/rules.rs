@@ -69,7 +69,7 @@ pub enum Direction {
     /// The newest push wins: never twice, never backwards.
     Forward,
     /// An operator's rollback: may go backwards, and holds back every push up to `held_until`.
-    Rollback { held_until: Option<u64> },
+    Rollback { held_until: Option<PushOrder> },
 }
 
 impl Direction {
@@ -77,7 +77,7 @@ impl Direction {
         matches!(self, Direction::Rollback { .. })
     }
 
-    pub fn held_until(self) -> Option<u64> {
+    pub fn held_until(self) -> Option<PushOrder> {
         match self {
             Direction::Rollback { held_until } => held_until,
             Direction::Forward => None,
@@ -91,7 +91,8 @@ pub struct VerifiedImage {
     pub image_tag: String,
     pub sha: Option<String>,
     pub digest: String,
-    pub sequence: Option<u64>,
+    #[serde(rename = "sequence")]
+    pub order: Option<PushOrder>,
 }
 
 /// What the ledger says now, read under a service's lock before a forward rollout.
@@ -118,7 +119,7 @@ pub enum GateRefusal {
 /// it is *now*, with a push order, and only while rollouts are not frozen. A verifier holding a
 /// stale view (it decided before a newer push became the release) rolls nothing.
 pub fn forward_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), GateRefusal> {
-    if image.sequence.is_none() {
+    if image.order.is_none() {
         return Err(GateRefusal::Unordered);
     }
     if gate.frozen {
@@ -128,7 +129,7 @@ pub fn forward_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), Gat
         Some(release)
             if release.digest == image.digest
                 && release.image_tag == image.image_tag
-                && release.order.map(PushOrder::get) == image.sequence =>
+                && release.order == image.order =>
         {
             Ok(())
         }
@@ -156,7 +157,7 @@ pub struct Running {
     /// The target container's image; `None` if the task definition has no such container.
     pub image: Option<String>,
     /// The push sequence recorded on the running revision (absent if pushdeploy did not register it).
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,13 +166,19 @@ pub enum RolloutDecision {
     /// The container already runs this digest: nothing to write.
     AlreadyRunning,
     /// The service runs a newer push: never roll backwards.
-    RunningNewer { running_sequence: u64 },
+    RunningNewer {
+        #[serde(rename = "running_sequence")]
+        running_order: PushOrder,
+    },
     /// pushdeploy already rolled this digest to the service (ECS may have rolled it back since).
     AlreadyDeployed,
     /// pushdeploy already rolled a commit with this push order or a higher one to the service.
-    NewerDeployed { deployed_sequence: u64 },
+    NewerDeployed {
+        #[serde(rename = "deployed_sequence")]
+        deployed_order: PushOrder,
+    },
     /// An operator rolled the service back after this push was made.
-    HeldByRollback { held_until: u64 },
+    HeldByRollback { held_until: PushOrder },
     /// Register a revision with the image pinned by digest and update the service.
     Deploy,
     /// The task definition has no container of that name.
@@ -182,7 +189,7 @@ pub enum RolloutDecision {
 pub fn decide_rollout(
     running: &Running,
     image: &str,
-    sequence: Option<u64>,
+    order: Option<PushOrder>,
     deliberate: bool,
 ) -> RolloutDecision {
     let Some(current) = running.image.as_deref() else {
@@ -191,9 +198,9 @@ pub fn decide_rollout(
     if current == image {
         return RolloutDecision::AlreadyRunning;
     }
-    match (running.sequence, sequence) {
-        (Some(running_sequence), Some(ours)) if running_sequence > ours && !deliberate => {
-            RolloutDecision::RunningNewer { running_sequence }
+    match (running.order, order) {
+        (Some(running_order), Some(ours)) if running_order > ours && !deliberate => {
+            RolloutDecision::RunningNewer { running_order }
         }
         _ => RolloutDecision::Deploy,
     }
@@ -204,9 +211,9 @@ pub fn decide_rollout(
 pub struct LastRolled {
     pub digest: Option<String>,
     /// Its push order.
-    pub sequence: Option<u64>,
+    pub order: Option<PushOrder>,
     /// Set by an operator's rollback: no push up to this order is rolled here automatically.
-    pub held_until: Option<u64>,
+    pub held_until: Option<PushOrder>,
 }
 
 /// A service's ledger item: the lock, when a rollout holds (or held) it, and what was last rolled.
@@ -256,7 +263,7 @@ impl ServiceState {
 pub fn follow_last_rolled(
     last: &LastRolled,
     digest: &str,
-    sequence: Option<u64>,
+    order: Option<PushOrder>,
     deliberate: bool,
 ) -> Option<RolloutDecision> {
     if deliberate {
@@ -266,13 +273,13 @@ pub fn follow_last_rolled(
         return Some(RolloutDecision::AlreadyDeployed);
     }
     if let Some(held_until) = last.held_until {
-        if sequence.is_none_or(|ours| ours <= held_until) {
+        if order.is_none_or(|ours| ours <= held_until) {
             return Some(RolloutDecision::HeldByRollback { held_until });
         }
     }
-    match (last.sequence, sequence) {
-        (Some(deployed_sequence), Some(ours)) if deployed_sequence >= ours => {
-            Some(RolloutDecision::NewerDeployed { deployed_sequence })
+    match (last.order, order) {
+        (Some(deployed_order), Some(ours)) if deployed_order >= ours => {
+            Some(RolloutDecision::NewerDeployed { deployed_order })
         }
         _ => None,
     }

@@ -5,10 +5,11 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::outcome::result::ResultDetail;
 use crate::build::push::CommitSha;
 use crate::build::trigger::REPUSHED_DETAIL_TYPE;
 use crate::config::VerifierConfig;
+use crate::outcome::result::ResultDetail;
+use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::LATEST;
 
 /// `detail` of an EventBridge `ECR Image Action` event.
@@ -92,7 +93,7 @@ pub enum VerifyTrigger {
     BuildFailed {
         tag: String,
         build_id: String,
-        status: String,
+        status: BuildStatus,
     },
     /// A build trigger saw a known commit pushed again (it is the newest push now).
     Repushed {
@@ -234,14 +235,19 @@ fn build_trigger(
         return Err(format!("IMAGE_TAG `{tag}` is not a SHA tag"));
     }
     let build_id = short_build_id(&detail.build_id).to_string();
-    Ok(match detail.build_status.as_str() {
-        "SUCCEEDED" => Ok(VerifyTrigger::BuildSucceeded { tag, build_id }),
-        "FAILED" | "STOPPED" | "FAULT" | "TIMED_OUT" => Ok(VerifyTrigger::BuildFailed {
+    Ok(match BuildStatus::parse(&detail.build_status) {
+        BuildStatus::Succeeded => Ok(VerifyTrigger::BuildSucceeded { tag, build_id }),
+        status @ (BuildStatus::Failed
+        | BuildStatus::Stopped
+        | BuildStatus::Fault
+        | BuildStatus::TimedOut) => Ok(VerifyTrigger::BuildFailed {
             tag,
             build_id,
-            status: detail.build_status.clone(),
+            status,
         }),
-        other => Err(IgnoreReason::NotFinal(other.to_string())),
+        BuildStatus::InProgress | BuildStatus::Other(_) => {
+            Err(IgnoreReason::NotFinal(detail.build_status.clone()))
+        }
     })
 }
 

@@ -9,14 +9,65 @@
 /// The buildspec's exported variable that carries the pushed image's digest.
 pub const IMAGE_DIGEST_VARIABLE: &str = "IMAGE_DIGEST";
 
+/// A build's status as CodeBuild reports it (`buildStatus`, the event's `build-status`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BuildStatus {
+    InProgress,
+    Succeeded,
+    Failed,
+    Fault,
+    TimedOut,
+    Stopped,
+    /// A status this version does not know: never read as success.
+    Other(String),
+}
+
+impl BuildStatus {
+    /// An absent status is a build still running (CodeBuild reports one once it has ended).
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "IN_PROGRESS" | "" => BuildStatus::InProgress,
+            "SUCCEEDED" => BuildStatus::Succeeded,
+            "FAILED" => BuildStatus::Failed,
+            "FAULT" => BuildStatus::Fault,
+            "TIMED_OUT" => BuildStatus::TimedOut,
+            "STOPPED" => BuildStatus::Stopped,
+            other => BuildStatus::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            BuildStatus::InProgress => "IN_PROGRESS",
+            BuildStatus::Succeeded => "SUCCEEDED",
+            BuildStatus::Failed => "FAILED",
+            BuildStatus::Fault => "FAULT",
+            BuildStatus::TimedOut => "TIMED_OUT",
+            BuildStatus::Stopped => "STOPPED",
+            BuildStatus::Other(other) => other,
+        }
+    }
+}
+
+impl serde::Serialize for BuildStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A build as CodeBuild reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildReport {
     /// `project:uuid`.
     pub id: String,
     pub project: String,
-    /// `SUCCEEDED`, `FAILED`, `IN_PROGRESS`…
-    pub status: String,
+    pub status: BuildStatus,
     /// The buildspec's exported variables, as the build ended.
     pub exported: Vec<(String, String)>,
     /// The commit it built: CodeBuild's `resolvedSourceVersion`, else the `sourceVersion` it
@@ -62,10 +113,14 @@ pub fn build_provenance(
             build.project
         ));
     }
-    match build.status.as_str() {
-        "SUCCEEDED" => {}
-        "IN_PROGRESS" => return BuildProvenance::NotFinished,
-        other => return refused(format!("build {build_id} ended {other}")),
+    match &build.status {
+        BuildStatus::Succeeded => {}
+        BuildStatus::InProgress => return BuildProvenance::NotFinished,
+        ended @ (BuildStatus::Failed
+        | BuildStatus::Fault
+        | BuildStatus::TimedOut
+        | BuildStatus::Stopped
+        | BuildStatus::Other(_)) => return refused(format!("build {build_id} ended {ended}")),
     }
     // A build of another commit (a fork's ref, any other version) vouches for nothing here.
     match build.source_version.as_deref() {
@@ -124,7 +179,7 @@ mod tests {
         BuildReport {
             id: "shop-image:1".into(),
             project: project.into(),
-            status: status.into(),
+            status: BuildStatus::parse(status),
             exported: exported
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::build::order::PushOrder;
+
 pub const LATEST: &str = "latest";
 
 /// One image as `DescribeImages` reports it: its digest and every tag on it.
@@ -35,7 +37,7 @@ pub enum Verification {
     Held {
         tag: String,
         digest: Option<String>,
-        held_until: u64,
+        held_until: PushOrder,
     },
     /// Built from a branch that builds but does not deploy (`DEPLOY_BRANCHES`).
     BuildOnly { tag: String, digest: Option<String> },
@@ -186,7 +188,8 @@ impl Verification {
                 Some(format!("the release is the newer push {newer_tag}"))
             }
             Verification::Held { held_until, .. } => Some(format!(
-                "pushes up to order {held_until} are held back (an operator's rollback, or the upgrade to push orders)"
+                "pushes up to order {} are held back (an operator's rollback, or the upgrade to push orders)",
+                held_until.get()
             )),
             Verification::BuildOnly { .. } => {
                 Some("the commit was pushed only to branches that do not deploy".into())
@@ -296,7 +299,7 @@ mod tests {
             Verification::Held {
                 tag: "t".into(),
                 digest: None,
-                held_until: 1,
+                held_until: PushOrder::from_u64(1),
             },
             Verification::BuildOnly {
                 tag: "t".into(),

@@ -10,13 +10,13 @@ use crate::aws::codebuild::BuildReader;
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::Ecs;
 use crate::aws::events::ResultPublisher;
-use crate::outcome::result::ResultDetail;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
 use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus, UnbuiltPush};
 use crate::ledger::{UntrustedImageRecord, VerificationRecord};
+use crate::outcome::result::ResultDetail;
 use crate::registry::policy::Drift;
 use crate::rollout::deployer::{Deployer, TargetOutcome};
 pub use crate::rollout::rules::VerifiedImage;
@@ -46,7 +46,7 @@ pub use settle::{SettleReport, SettledDeployment};
 pub const VERIFICATION_DETAIL_TYPE: &str = "pushdeploy Image Verification";
 
 /// How often one invocation tries to move the release before failing (and being retried).
-const ADVANCE_ATTEMPTS: usize = 3;
+const ADVANCE_ATTEMPTS: u32 = 3;
 
 pub struct ImageVerifier {
     config: VerifierConfig,
@@ -105,7 +105,7 @@ impl ImageVerifier {
             sha = field::Empty,
             digest = field::Empty,
             build_id = field::Empty,
-            sequence = field::Empty,
+            order = field::Empty,
         );
         Box::pin(self.handle_inner(trigger)).instrument(span).await
     }
@@ -191,12 +191,12 @@ impl ImageVerifier {
             .next()
             .cloned()
             .unwrap_or(Verification::NothingToVerify);
-        let sequence = verification.tag().and_then(|t| known.sequence(t));
+        let order = verification.tag().and_then(|t| known.order(t));
         if let Some(sha) = verification.tag().and_then(|t| known.sha(t)) {
             span.record("sha", sha.as_str());
         }
-        if let Some(sequence) = sequence {
-            span.record("sequence", sequence);
+        if let Some(order) = order {
+            span.record("order", order.get());
         }
         let outcomes = [&subject_outcome, &latest_outcome, &release_outcome];
         let (mut to_record, untrusted_images) = self
@@ -226,7 +226,7 @@ impl ImageVerifier {
                 trigger: trigger.name(),
                 repository: self.config.repository.name.clone(),
                 verification,
-                sequence,
+                order,
                 release: release.map(|r| r.image_tag),
                 policy_drift: drift.iter().map(ToString::to_string).collect(),
                 deployable,

@@ -2,6 +2,7 @@
 
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
+use pushdeploy::build::order::PushOrder;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -567,9 +568,9 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
         image_tag: A.into(),
         sha: Some(A_SHA.into()),
         digest: w.a_digest.clone(),
-        sequence: Some(push_order(1)),
+        order: Some(PushOrder::from_u64(push_order(1))),
     };
-    let held_until = Some(push_order(100));
+    let held_until = Some(PushOrder::from_u64(push_order(100)));
     let outcome = deployer
         .roll_out(
             &target,

@@ -84,10 +84,10 @@ struct Sim {
     release: Option<Release>,
     latest: Option<String>,
     running: Option<String>,
-    running_order: Option<u64>,
+    running_order: Option<PushOrder>,
     last: LastRolled,
     /// The push order of every image rolled to the service, in order.
-    history: Vec<u64>,
+    history: Vec<PushOrder>,
     queue: Vec<Event>,
     /// The release each verifier decided on, by [`Event::Converge`].
     decided: Vec<Release>,
@@ -139,7 +139,7 @@ impl Sim {
             false,
         ) {
             ClaimDecision::Claim { .. } | ClaimDecision::Ours => {
-                let kept = existing.as_ref().and_then(|r| r.sequence);
+                let kept = existing.as_ref().and_then(|r| r.order);
                 let record = CommitRecord {
                     sha: push.sha.as_str().to_string(),
                     status: if fails {
@@ -148,7 +148,7 @@ impl Sim {
                         CommitStatus::Building
                     },
                     build_id: None,
-                    sequence: Some(order.get()).max(kept),
+                    order: Some(order).max(kept),
                     claimed_at: 0,
                     claim_version: existing.map_or(1, |r| r.claim_version + 1),
                     claim_id: None,
@@ -164,8 +164,8 @@ impl Sim {
             }
             ClaimDecision::Duplicate => {
                 let record = self.ledger.get_mut(&commit).unwrap();
-                if record.sequence.is_none_or(|known| known < order.get()) {
-                    record.sequence = Some(order.get());
+                if record.order.is_none_or(|known| known < order) {
+                    record.order = Some(order);
                     if record.status == CommitStatus::Built {
                         self.schedule(rng, Event::Repushed { commit });
                     }
@@ -182,7 +182,7 @@ impl Sim {
         if let Some(commit) = subject {
             let facts = self.ledger.get(&commit).map(|r| CommitFacts {
                 status: r.status,
-                order: r.sequence.map(PushOrder::from_u64),
+                order: r.order,
             });
             let tag = self.tag(commit);
             if let Standing::Candidate(order) =
@@ -222,10 +222,10 @@ impl Sim {
             }
             _ => decided,
         };
-        let order = release.order.map(PushOrder::get);
+        let order = release.order;
         let running = Running {
             image: Some(self.running.clone().unwrap_or_else(|| "nginx".into())),
-            sequence: self.running_order,
+            order: self.running_order,
         };
         if decide_rollout(&running, &release.digest, order, false) != RolloutDecision::Deploy {
             return;
@@ -238,7 +238,7 @@ impl Sim {
             image_tag: release.image_tag.clone(),
             sha: None,
             digest: release.digest.clone(),
-            sequence: order,
+            order,
         };
         let gate = RolloutGate {
             frozen: false,
@@ -254,7 +254,7 @@ impl Sim {
         self.running_order = order;
         self.last = LastRolled {
             digest: Some(release.digest),
-            sequence: order,
+            order,
             held_until: None,
         };
         self.history.push(order.unwrap());
@@ -264,7 +264,7 @@ impl Sim {
         self.ledger
             .iter()
             .filter(|(c, r)| r.status == CommitStatus::Built && self.built.contains_key(c))
-            .max_by_key(|(_, r)| r.sequence)
+            .max_by_key(|(_, r)| r.order)
             .map(|(c, _)| *c)
     }
 

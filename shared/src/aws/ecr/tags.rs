@@ -4,7 +4,7 @@
 use aws_sdk_ecr::types::{ImageIdentifier, TagStatus};
 
 use super::Registry;
-use crate::aws::AwsError;
+use crate::aws::{AwsError, AwsErrorKind};
 use crate::registry::lifecycle::StoredImage;
 use crate::registry::retention::keep_tag;
 
@@ -18,13 +18,9 @@ const MANIFEST_TYPES: [&str; 4] = [
 /// At most this many image ids per BatchDeleteImage.
 const DELETE_BATCH: usize = 100;
 
+/// An image a call needs is not there (its manifest, or the tag it was to put).
 fn call_error(operation: &'static str, message: String) -> AwsError {
-    AwsError::Call {
-        service: "ECR",
-        operation,
-        code: Some("ImageNotFoundException".into()),
-        message,
-    }
+    AwsError::call("ECR", operation, AwsErrorKind::NotFound, message)
 }
 
 /// An image's manifest, to put under another tag.

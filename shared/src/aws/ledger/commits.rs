@@ -4,15 +4,15 @@ use super::*;
 
 impl LedgerTable {
     /// Writes a claim: a new commit's (`expected_version` none) or a takeover of the claim version
-    /// read. `Ok(None)`: claimed. `Ok(Some(old))`: the condition failed; `old` is the commit as it
-    /// stands, if it exists ([`crate::ledger::claim_decision`] says what that means).
+    /// read. Refused, it answers the commit as it stands, if it exists
+    /// ([`crate::ledger::claim_decision`] says what that means).
     pub async fn put_claim(
         &self,
         claim: &NewClaim<'_>,
         expected_version: Option<u64>,
         order: Option<PushOrder>,
         build_token: &str,
-    ) -> Result<Option<Option<CommitRecord>>, AwsError> {
+    ) -> Result<Conditional<(), Option<CommitRecord>>, AwsError> {
         let mut request = self
             .client
             .put_item()
@@ -57,7 +57,7 @@ impl LedgerTable {
                 .expression_attribute_values(":version", n(version)),
         };
         match request.send().await {
-            Ok(_) => Ok(None),
+            Ok(_) => Ok(Conditional::Applied(())),
             Err(err) => match err.as_service_error() {
                 Some(e) if e.is_conditional_check_failed_exception() => {
                     let old = match e {
@@ -67,7 +67,7 @@ impl LedgerTable {
                         _ => None,
                     };
                     // None: the item is gone.
-                    Ok(Some(
+                    Ok(Conditional::Refused(
                         old.map(|item| parse_record(claim.key, &item)).transpose()?,
                     ))
                 }
@@ -144,7 +144,7 @@ impl LedgerTable {
     }
 
     /// Records a finished build (`Built` or `BuildFailed`) if `build_id` is still the commit's
-    /// build; `false` for an older build's late event or a commit the ledger does not know. A
+    /// build; refused for an older build's late event or a commit the ledger does not know. A
     /// successful build records what it says of its image: the digest it pushed, or why it vouches
     /// for none.
     pub async fn record_build_result(
@@ -154,7 +154,7 @@ impl LedgerTable {
         status: CommitStatus,
         image: Option<&BuildProvenance>,
         now: u64,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Conditional, AwsError> {
         let mut expression =
             String::from("SET #status = :status, build_finished_at = :now, updated_at = :now");
         let mut request = self
@@ -222,28 +222,29 @@ fn parse_record(key: &CommitKey, item: &Item) -> Result<CommitRecord, AwsError> 
         key: format!("{}/{}", key.pk(), key.sk()),
         reason,
     };
-    let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| -> Result<Option<u64>, AwsError> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(value) => value
-                .as_n()
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(Some)
-                .ok_or_else(|| malformed(format!("`{name}` is not a number"))),
-        }
+    // Absent is fine; present and not a number is a malformed item.
+    let number = |name: &str| match item.get(name) {
+        None => Ok(None),
+        Some(_) => Attrs(item)
+            .number(name)
+            .map(Some)
+            .ok_or_else(|| malformed(format!("`{name}` is not a number"))),
     };
-    let status_raw = string("status").ok_or_else(|| malformed("no `status`".into()))?;
+    let item = Attrs(item);
+    let status_raw = item
+        .str("status")
+        .ok_or_else(|| malformed("no `status`".into()))?;
     Ok(CommitRecord {
-        sha: string("sha").ok_or_else(|| malformed("no `sha`".into()))?,
-        status: CommitStatus::parse(&status_raw)
+        sha: item
+            .string("sha")
+            .ok_or_else(|| malformed("no `sha`".into()))?,
+        status: CommitStatus::parse(status_raw)
             .ok_or_else(|| malformed(format!("unknown status `{status_raw}`")))?,
-        build_id: string("build_id"),
-        sequence: number("sequence")?,
+        build_id: item.string("build_id"),
+        order: number("sequence")?.map(PushOrder::from_u64),
         claimed_at: number("claimed_at")?.unwrap_or_default(),
         claim_version: number("claim_version")?.unwrap_or_default(),
-        claim_id: string("claim_id"),
-        build_token: string("build_token"),
+        claim_id: item.string("claim_id"),
+        build_token: item.string("build_token"),
     })
 }

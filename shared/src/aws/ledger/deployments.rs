@@ -7,8 +7,9 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::outcomes::parse_deployment;
 use super::{n, s, DeploymentRecord, LedgerTable, VerificationRecord};
-use crate::aws::AwsError;
+use crate::aws::{AwsError, AwsErrorKind};
 use crate::ledger::{deployment_id_key, deployment_key, service_key};
+use crate::outcome::settle::DeploymentOutcome;
 
 /// The parts of the deployment's transaction, to read its cancellation reasons by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +20,12 @@ enum Part {
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
-    AwsError::Call {
-        service: "DynamoDB",
-        operation: "TransactWriteItems",
-        code: None,
-        message: e.to_string(),
-    }
+    AwsError::call(
+        "DynamoDB",
+        "TransactWriteItems",
+        AwsErrorKind::Other,
+        e.to_string(),
+    )
 }
 
 /// The service item's update: what was rolled there, and the lock released (if still `owner`'s).
@@ -50,10 +51,10 @@ fn lock_release(
         .expression_attribute_values(":tag", s(&deployment.image_tag))
         .expression_attribute_values(":revision", s(&deployment.revision))
         .expression_attribute_values(":now", n(now));
-    match deployment.sequence {
-        Some(sequence) => {
+    match deployment.order {
+        Some(order) => {
             service_state.push_str(", deployed_sequence = :sequence");
-            release = release.expression_attribute_values(":sequence", n(sequence));
+            release = release.expression_attribute_values(":sequence", n(order));
         }
         None => {
             removed = "REMOVE #owner, lock_expires_at, locked_digest, registered_digest, registered_revision, deployed_sequence"
@@ -192,12 +193,12 @@ impl LedgerTable {
             with_records &= !failed.contains(&Part::Record);
             with_verification &= !failed.contains(&Part::Verification);
         }
-        Err(AwsError::Call {
-            service: "DynamoDB",
-            operation: "TransactWriteItems",
-            code: Some("TransactionCanceledException".into()),
-            message: "the deployment's items changed under four attempts to record it".into(),
-        })
+        Err(AwsError::call(
+            "DynamoDB",
+            "TransactWriteItems",
+            AwsErrorKind::ConditionFailed,
+            "the deployment's items changed under four attempts to record it",
+        ))
     }
 
     /// The deployment's two items (by service and image, and by ECS deployment id), each written
@@ -220,7 +221,10 @@ impl LedgerTable {
             ("revision".to_string(), s(&deployment.revision)),
             (
                 "outcome".to_string(),
-                s(deployment.outcome.as_deref().unwrap_or("in_progress")),
+                s(deployment
+                    .outcome
+                    .unwrap_or(DeploymentOutcome::InProgress)
+                    .as_str()),
             ),
             ("started_at".to_string(), n(now)),
         ]);
@@ -230,16 +234,15 @@ impl LedgerTable {
         // Recorded with its final outcome (ECS ended it before it was recorded): final now.
         if deployment
             .outcome
-            .as_deref()
-            .is_some_and(|o| o != "in_progress")
+            .is_some_and(|o| o != DeploymentOutcome::InProgress)
         {
             item.insert("finished_at".into(), n(now));
         }
         if let Some(reason) = &deployment.reason {
             item.insert("reason".into(), s(reason));
         }
-        if let Some(sequence) = deployment.sequence {
-            item.insert("sequence".into(), n(sequence));
+        if let Some(order) = deployment.order {
+            item.insert("sequence".into(), n(order));
         }
         let mut items = Vec::new();
         if let Some(id) = &deployment.deployment_id {

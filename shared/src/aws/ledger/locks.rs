@@ -34,13 +34,13 @@ impl LedgerTable {
             condition.push_str(
                 " AND (attribute_not_exists(deployed_digest) OR deployed_digest <> :digest)",
             );
-            match request.sequence {
-                Some(sequence) => {
+            match request.order {
+                Some(order) => {
                     condition.push_str(
                         " AND (attribute_not_exists(deployed_sequence) OR deployed_sequence < :sequence) \
                          AND (attribute_not_exists(held_until) OR held_until < :sequence)",
                     );
-                    update = update.expression_attribute_values(":sequence", n(sequence));
+                    update = update.expression_attribute_values(":sequence", n(order));
                 }
                 None => condition.push_str(" AND attribute_not_exists(held_until)"),
             }
@@ -52,14 +52,10 @@ impl LedgerTable {
                 .expression_attribute_values(":held", n(held_until));
         }
         match update.condition_expression(condition).send().await {
-            Ok(output) => Ok(LockAttempt::Taken {
-                before: output.attributes().map(service_state),
-            }),
+            Ok(output) => Ok(Conditional::Applied(output.attributes().map(service_state))),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    Ok(LockAttempt::Refused {
-                        now: refused.item().map(service_state),
-                    })
+                    Ok(Conditional::Refused(refused.item().map(service_state)))
                 }
                 _ => Err(AwsError::from_sdk("DynamoDB", "UpdateItem", err)),
             },

@@ -3,22 +3,22 @@
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{conditional, n, s, Item, LedgerTable};
+use super::{conditional, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{
-    commit_partition, push_partition, push_second_key, CommitKey, CommitStatus, PushRecord,
-    PushSecond, ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
+    commit_partition, push_partition, push_second_key, CommitKey, CommitStatus, Conditional,
+    PushRecord, PushSecond, ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
 };
 
 impl LedgerTable {
-    /// Records a push's place, if the second is still as `seen`. `Err(now)`: another push of that
-    /// second was recorded meanwhile; place again against `now`.
+    /// Records a push's place, if the second is still as `seen`. Refused: another push of that
+    /// second was recorded meanwhile; place again against the second as it is now.
     pub async fn record_push(
         &self,
         push: &PushRecord<'_>,
         seen: &PushSecond,
-    ) -> Result<Result<(), PushSecond>, AwsError> {
+    ) -> Result<Conditional<(), PushSecond>, AwsError> {
         let mut pushes: std::collections::HashMap<String, AttributeValue> = seen
             .pushes
             .iter()
@@ -50,17 +50,18 @@ impl LedgerTable {
                 .expression_attribute_values(":seen", n(seen.version))
         };
         match put_if(request).await? {
-            Ok(()) => Ok(Ok(())),
-            Err(now) => Ok(Err(now
-                .as_ref()
-                .map(push_second)
-                .transpose()?
-                .unwrap_or_default())),
+            Conditional::Applied(()) => Ok(Conditional::Applied(())),
+            Conditional::Refused(now) => Ok(Conditional::Refused(
+                now.as_ref()
+                    .map(push_second)
+                    .transpose()?
+                    .unwrap_or_default(),
+            )),
         }
     }
 
     /// Raises a known commit's deploy order to `order` if that is newer (a later push of the same
-    /// commit). `true` when raised, or already at `order` (this write's retry, its first answer
+    /// commit). Applied when raised, or already at `order` (this write's retry, its first answer
     /// lost: the caller's announcement must still go out).
     pub async fn raise_commit_order(
         &self,
@@ -68,7 +69,7 @@ impl LedgerTable {
         order: PushOrder,
         branch: &str,
         now: u64,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Conditional, AwsError> {
         let request = self
             .client
             .update_item()
@@ -91,7 +92,7 @@ impl LedgerTable {
     /// (whose build's events may have been lost), and deploy-branch pushes with no recorded build.
     pub async fn reconcile_view(&self, repository: &str) -> Result<ReconcileView, AwsError> {
         let mut view = ReconcileView::default();
-        let mut newest: Option<u64> = None;
+        let mut newest: Option<PushOrder> = None;
         let mut start: Option<Item> = None;
         loop {
             let output = self
@@ -112,8 +113,8 @@ impl LedgerTable {
                 .expression_attribute_names("#sequence", "sequence")
                 .expression_attribute_values(":pk", s(commit_partition(repository)))
                 .expression_attribute_values(":commit", s(COMMIT_PREFIX))
-                .expression_attribute_values(":built", s("built"))
-                .expression_attribute_values(":building", s("building"))
+                .expression_attribute_values(":built", s(CommitStatus::Built.as_str()))
+                .expression_attribute_values(":building", s(CommitStatus::Building.as_str()))
                 .expression_attribute_values(":claimed", s(CommitStatus::Claimed.as_str()))
                 .expression_attribute_values(":start_failed", s(CommitStatus::StartFailed.as_str()))
                 .expression_attribute_values(":image_exists", s(CommitStatus::ImageExists.as_str()))
@@ -124,16 +125,12 @@ impl LedgerTable {
                 .await
                 .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))?;
             for item in output.items() {
-                let Some(tag) = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|sk| sk.strip_prefix("commit#"))
-                else {
+                let item = Attrs(item);
+                let Some(tag) = item.commit_tag() else {
                     continue;
                 };
-                let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let status = string("status").as_deref().and_then(CommitStatus::parse);
-                let order = number(item, "sequence");
+                let status = item.str("status").and_then(CommitStatus::parse);
+                let order = item.order("sequence");
                 if matches!(
                     status,
                     Some(CommitStatus::Built | CommitStatus::Building | CommitStatus::BuildFailed)
@@ -150,11 +147,11 @@ impl LedgerTable {
                         }
                     }
                     Some(CommitStatus::Building) => {
-                        if let Some(build_id) = string("build_id") {
+                        if let Some(build_id) = item.string("build_id") {
                             view.building.push(RunningBuild {
                                 image_tag: tag.to_string(),
                                 build_id,
-                                started_at: number(item, "build_started_at").unwrap_or(0),
+                                started_at: item.number("build_started_at").unwrap_or(0),
                             });
                         }
                     }
@@ -168,7 +165,7 @@ impl LedgerTable {
                                 image_tag: tag.to_string(),
                                 status,
                                 order,
-                                claimed_at: number(item, "claimed_at").unwrap_or(0),
+                                claimed_at: item.number("claimed_at").unwrap_or(0),
                             });
                         }
                     }
@@ -184,29 +181,23 @@ impl LedgerTable {
     }
 }
 
-/// A conditional PutItem. `Ok(Err(item))`: its condition failed; the item as it is, if any.
+/// A conditional PutItem; refused, it answers the item as it is, if any.
 pub(super) async fn put_if(
     request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-) -> Result<Result<(), Option<Item>>, AwsError> {
+) -> Result<Conditional<(), Option<Item>>, AwsError> {
     let result = request
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
         .await;
     match result {
-        Ok(_) => Ok(Ok(())),
+        Ok(_) => Ok(Conditional::Applied(())),
         Err(err) => match err.as_service_error() {
             Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                Ok(Err(failed.item().cloned()))
+                Ok(Conditional::Refused(failed.item().cloned()))
             }
             _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
         },
     }
-}
-
-pub(super) fn number(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 fn push_entry(before: Option<&str>, order: PushOrder) -> AttributeValue {
@@ -219,25 +210,24 @@ fn push_entry(before: Option<&str>, order: PushOrder) -> AttributeValue {
 
 fn push_second(item: &Item) -> Result<PushSecond, AwsError> {
     let malformed = |reason: String| AwsError::MalformedItem {
-        key: item
-            .get("sk")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default(),
+        key: Attrs(item).string("sk").unwrap_or_default(),
         reason,
     };
-    let version = number(item, "version").ok_or_else(|| malformed("no `version`".into()))?;
+    let version = Attrs(item)
+        .number("version")
+        .ok_or_else(|| malformed("no `version`".into()))?;
     let mut pushes = Vec::new();
     if let Some(map) = item.get("pushes").and_then(|v| v.as_m().ok()) {
         for (after, entry) in map {
             let entry = entry
                 .as_m()
                 .map_err(|_| malformed(format!("push {after} is not a map")))?;
+            let entry = Attrs(entry);
             pushes.push(PlacedPush {
-                before: entry.get("before").and_then(|v| v.as_s().ok()).cloned(),
+                before: entry.string("before"),
                 after: after.clone(),
-                order: number(entry, "order")
-                    .map(PushOrder::from_u64)
+                order: entry
+                    .order("order")
                     .ok_or_else(|| malformed(format!("push {after} has no numeric `order`")))?,
             });
         }
@@ -253,7 +243,7 @@ mod tests {
     fn a_push_second_reads_back_what_was_recorded() {
         let item = Item::from([
             ("sk".to_string(), s("001763893423")),
-            ("version".to_string(), n(2)),
+            ("version".to_string(), n(2u64)),
             (
                 "pushes".to_string(),
                 AttributeValue::M(std::collections::HashMap::from([

@@ -1,7 +1,7 @@
 //! The ledger's deployment outcomes: ECS's end of a deployment pushdeploy started, recorded once
 //! on both of its items, and the deployments the reconcile still has to settle.
 
-use super::{conditional, n, s, DeploymentRecord, Item, LedgerTable};
+use super::{conditional, n, s, Attrs, DeploymentRecord, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{deployment_id_key, deployment_key};
 use crate::outcome::settle::{AwaitingHook, DeploymentOutcome};
@@ -85,7 +85,7 @@ impl LedgerTable {
                 .expression_attribute_values(":hook", s(&hook.hook_id))
                 .expression_attribute_values(":expires", s(hook.expires_at.as_deref().unwrap_or("-")))
                 .expression_attribute_values(":now", n(now));
-            conditional(request.send().await, "UpdateItem")?;
+            let _ = conditional(request.send().await, "UpdateItem")?;
         }
         Ok(())
     }
@@ -94,7 +94,7 @@ impl LedgerTable {
     pub async fn record_deployment_outcome(
         &self,
         deployment: &DeploymentRecord,
-        outcome: &str,
+        outcome: DeploymentOutcome,
         reason: Option<&str>,
         now: u64,
     ) -> Result<(), AwsError> {
@@ -119,7 +119,7 @@ impl LedgerTable {
                     s(DeploymentOutcome::AwaitingAction.as_str()),
                 )
                 .expression_attribute_values(":id", s(&id))
-                .expression_attribute_values(":outcome", s(outcome))
+                .expression_attribute_values(":outcome", s(outcome.as_str()))
                 .expression_attribute_values(":now", n(now));
             request = match reason {
                 Some(reason) => request
@@ -130,7 +130,7 @@ impl LedgerTable {
                 None => request.update_expression("SET outcome = :outcome, finished_at = :now"),
             };
             // The service item may already describe a newer deployment: then it is left alone.
-            conditional(request.send().await, "UpdateItem")?;
+            let _ = conditional(request.send().await, "UpdateItem")?;
         }
         Ok(())
     }
@@ -150,20 +150,17 @@ fn deployment_items(deployment: &DeploymentRecord) -> [(String, String); 2] {
 }
 
 pub(super) fn parse_deployment(item: &Item) -> DeploymentRecord {
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let item = Attrs(item);
     DeploymentRecord {
-        repository: string("repository").unwrap_or_default(),
-        target: string("target").unwrap_or_default(),
-        image_tag: string("image_tag").unwrap_or_default(),
-        sha: string("sha"),
-        digest: string("digest").unwrap_or_default(),
-        sequence: item
-            .get("sequence")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok()),
-        revision: string("revision").unwrap_or_default(),
-        deployment_id: string("deployment_id"),
-        outcome: string("outcome"),
-        reason: string("reason"),
+        repository: item.string("repository").unwrap_or_default(),
+        target: item.string("target").unwrap_or_default(),
+        image_tag: item.string("image_tag").unwrap_or_default(),
+        sha: item.string("sha"),
+        digest: item.string("digest").unwrap_or_default(),
+        order: item.order("sequence"),
+        revision: item.string("revision").unwrap_or_default(),
+        deployment_id: item.string("deployment_id"),
+        outcome: item.str("outcome").and_then(DeploymentOutcome::parse),
+        reason: item.string("reason"),
     }
 }

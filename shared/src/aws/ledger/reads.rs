@@ -2,6 +2,7 @@
 //! the freeze flag, the rollout targets' items and the records of untrusted images.
 
 use super::*;
+use crate::aws::AwsErrorKind;
 
 /// The most keys one BatchGetItem may name.
 const BATCH_GET_LIMIT: usize = 100;
@@ -188,37 +189,33 @@ impl LedgerTable {
         }
         match pending {
             None => Ok(items),
-            Some(left) => Err(AwsError::Call {
-                service: "DynamoDB",
-                operation: "BatchGetItem",
-                code: Some("UnprocessedKeys".into()),
-                message: format!(
+            Some(left) => Err(AwsError::call(
+                "DynamoDB",
+                "BatchGetItem",
+                AwsErrorKind::Throttled,
+                format!(
                     "{} keys were still unprocessed after five requests",
                     left.keys().len()
                 ),
-            }),
+            )),
         }
     }
 }
 
 /// A commit item, as the verifier judges it, by its image tag.
 fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
-    let tag = item
-        .get("sk")
-        .and_then(|v| v.as_s().ok())
-        .and_then(|sk| sk.strip_prefix("commit#"))?;
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let item = Attrs(item);
+    let tag = item.commit_tag()?;
     let commit = KnownCommit {
-        status: string("status").as_deref().and_then(CommitStatus::parse),
-        sequence: item
-            .get("sequence")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok()),
-        sha: string("sha"),
-        verification: string("verification"),
-        image_digest: string("image_digest"),
-        built_digest: string("built_digest"),
-        provenance_refused: string("provenance_refused"),
+        status: item.str("status").and_then(CommitStatus::parse),
+        order: item.order("sequence"),
+        sha: item.string("sha"),
+        verification: item
+            .str("verification")
+            .and_then(VerificationOutcome::parse),
+        image_digest: item.string("image_digest"),
+        built_digest: item.string("built_digest"),
+        provenance_refused: item.string("provenance_refused"),
     };
     Some((tag.to_string(), commit))
 }
@@ -228,12 +225,12 @@ fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
 pub(super) fn consistent(
     keys: aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder,
 ) -> Result<aws_sdk_dynamodb::types::KeysAndAttributes, AwsError> {
-    keys.consistent_read(true)
-        .build()
-        .map_err(|e| AwsError::Call {
-            service: "DynamoDB",
-            operation: "BatchGetItem",
-            code: None,
-            message: e.to_string(),
-        })
+    keys.consistent_read(true).build().map_err(|e| {
+        AwsError::call(
+            "DynamoDB",
+            "BatchGetItem",
+            AwsErrorKind::Other,
+            e.to_string(),
+        )
+    })
 }

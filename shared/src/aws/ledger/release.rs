@@ -3,26 +3,25 @@
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::order::{number, put_if};
-use super::{n, s, Item, LedgerTable};
+use super::order::put_if;
+use super::{n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
-use crate::build::order::PushOrder;
-use crate::ledger::release_key;
+use crate::ledger::{release_key, Conditional};
 use crate::verify::release::{Release, ReleasedImage};
 
 impl LedgerTable {
     /// Moves the release forward to `release` if [`crate::verify::release::may_release`] allows it and the
     /// release is still `seen` (so the earlier releases it remembers are not lost), in the write's
-    /// own condition. `Err(current)`: refused; the release as it is now.
+    /// own condition. Refused, it answers the release as it is now.
     pub async fn advance_release(
         &self,
         repository: &str,
         seen: Option<&Release>,
         release: &Release,
         now: u64,
-    ) -> Result<Result<(), Option<Release>>, AwsError> {
+    ) -> Result<Conditional<(), Option<Release>>, AwsError> {
         let Some(order) = release.order else {
-            return Ok(Err(None));
+            return Ok(Conditional::Refused(None));
         };
         let (pk, sk) = release_key(repository);
         let expression = match &release.sha {
@@ -60,10 +59,10 @@ impl LedgerTable {
             request = request.expression_attribute_values(":sha", s(sha));
         }
         match request.condition_expression(condition).send().await {
-            Ok(_) => Ok(Ok(())),
+            Ok(_) => Ok(Conditional::Applied(())),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Err(failed.item().and_then(parse_release)))
+                    Ok(Conditional::Refused(failed.item().and_then(parse_release)))
                 }
                 _ => Err(AwsError::from_sdk("DynamoDB", "UpdateItem", err)),
             },
@@ -89,13 +88,13 @@ impl LedgerTable {
     }
 
     /// Creates the release if there is none yet (adopting what runs after an upgrade).
-    /// `Err(current)`: there is one.
+    /// Refused, it answers the one there is.
     pub async fn adopt_release(
         &self,
         repository: &str,
         release: &Release,
         now: u64,
-    ) -> Result<Result<(), Option<Release>>, AwsError> {
+    ) -> Result<Conditional<(), Option<Release>>, AwsError> {
         let request = self
             .client
             .put_item()
@@ -105,7 +104,7 @@ impl LedgerTable {
             .condition_expression("attribute_not_exists(pk)");
         Ok(put_if(request)
             .await?
-            .map_err(|current| current.as_ref().and_then(parse_release)))
+            .map_refused(|current| current.as_ref().and_then(parse_release)))
     }
 
     /// The release as the ledger has it now.
@@ -158,24 +157,23 @@ fn recent_list(recent: &[ReleasedImage]) -> AttributeValue {
 }
 
 pub(super) fn parse_release(item: &Item) -> Option<Release> {
-    let string = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let attrs = Attrs(item);
     Some(Release {
-        image_tag: string("image_tag")?,
-        sha: string("sha"),
-        digest: string("digest")?,
-        order: number(item, "sequence").map(PushOrder::from_u64),
-        held_until: number(item, "held_until").map(PushOrder::from_u64),
+        image_tag: attrs.string("image_tag")?,
+        sha: attrs.string("sha"),
+        digest: attrs.string("digest")?,
+        order: attrs.order("sequence"),
+        held_until: attrs.order("held_until"),
         recent: item
             .get("recent")
             .and_then(|v| v.as_l().ok())
             .map(|list| {
                 list.iter()
                     .filter_map(|entry| {
-                        let entry = entry.as_m().ok()?;
-                        let field = |k: &str| entry.get(k).and_then(|v| v.as_s().ok()).cloned();
+                        let entry = Attrs(entry.as_m().ok()?);
                         Some(ReleasedImage {
-                            image_tag: field("image_tag")?,
-                            digest: field("digest")?,
+                            image_tag: entry.string("image_tag")?,
+                            digest: entry.string("digest")?,
                         })
                     })
                     .collect()
@@ -187,14 +185,15 @@ pub(super) fn parse_release(item: &Item) -> Option<Release> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::order::PushOrder;
 
     #[test]
     fn a_release_item_reads_back() {
         let item = Item::from([
             ("image_tag".to_string(), s("f8afe6a7")),
             ("digest".to_string(), s("sha256:aa")),
-            ("sequence".to_string(), n(7)),
-            ("held_until".to_string(), n(9)),
+            ("sequence".to_string(), n(7u64)),
+            ("held_until".to_string(), n(9u64)),
             (
                 "recent".to_string(),
                 recent_list(&[ReleasedImage {

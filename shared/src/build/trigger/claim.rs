@@ -8,12 +8,13 @@ use tracing::warn;
 use super::TriggerError;
 use crate::aws::ecr::Registry;
 use crate::aws::ledger::LedgerTable;
-use crate::aws::AwsError;
-use crate::build::order::PushOrder;
 use crate::ledger::{
     build_token_for, claim_decision, ClaimDecision, CommitKey, CommitRecord, CommitStatus,
 };
-use crate::ledger::{ClaimResult, NewClaim};
+use crate::ledger::{ClaimResult, Conditional, Contended, NewClaim};
+
+/// Each retry means another trigger changed the item in between.
+const CLAIM_ATTEMPTS: u32 = 3;
 
 /// Claims the commit. A commit built before (or found in ECR before pushdeploy built it) whose
 /// image is gone from ECR (expired under the lifecycle policy, or deleted) is claimed again, so that its push builds it again: with a new
@@ -26,9 +27,7 @@ pub(super) async fn claim_or_rebuild(
     image_tag: &str,
     claim_timeout: Duration,
 ) -> Result<(ClaimResult, bool), TriggerError> {
-    let claimed = claim_commit(ledger, &claim, claim_timeout)
-        .await
-        .map_err(TriggerError::Ledger)?;
+    let claimed = claim_commit(ledger, &claim, claim_timeout).await?;
     let ClaimResult::Held(record) = &claimed else {
         return Ok((claimed, false));
     };
@@ -49,9 +48,7 @@ pub(super) async fn claim_or_rebuild(
         image_gone: true,
         ..claim
     };
-    let claimed = claim_commit(ledger, &rebuild, claim_timeout)
-        .await
-        .map_err(TriggerError::Ledger)?;
+    let claimed = claim_commit(ledger, &rebuild, claim_timeout).await?;
     let rebuilt = matches!(claimed, ClaimResult::Claimed { .. });
     Ok((claimed, rebuilt))
 }
@@ -63,18 +60,19 @@ async fn claim_commit(
     ledger: &LedgerTable,
     claim: &NewClaim<'_>,
     claim_timeout: Duration,
-) -> Result<ClaimResult, AwsError> {
+) -> Result<ClaimResult, TriggerError> {
     let mut expected_version = None;
     let mut order = claim.order;
     let mut build_token = claim.claim_id.to_string();
     // Bounded: each retry means another trigger changed the item in between.
-    for _ in 0..3 {
+    for _ in 0..CLAIM_ATTEMPTS {
         let existing = match ledger
             .put_claim(claim, expected_version, order, &build_token)
-            .await?
+            .await
+            .map_err(TriggerError::Ledger)?
         {
-            None => return Ok(ClaimResult::Claimed { build_token }),
-            Some(existing) => existing,
+            Conditional::Applied(()) => return Ok(ClaimResult::Claimed { build_token }),
+            Conditional::Refused(existing) => existing,
         };
         match claim_decision(
             existing.as_ref(),
@@ -94,10 +92,7 @@ async fn claim_commit(
                 expected_version = version;
                 build_token = build_token_for(existing.as_ref(), claim.claim_id);
                 // A rebuild never lowers the commit's order (a later push may have raised it).
-                let kept = existing
-                    .as_ref()
-                    .and_then(|r| r.sequence)
-                    .map(PushOrder::from_u64);
+                let kept = existing.as_ref().and_then(|r| r.order);
                 order = order.max(kept);
             }
             ClaimDecision::Duplicate => {
@@ -110,15 +105,11 @@ async fn claim_commit(
             }
         }
     }
-    Err(AwsError::Call {
-        service: "DynamoDB",
-        operation: "PutItem",
-        code: Some("ConditionalCheckFailedException".into()),
-        message: format!(
-            "{} changed under three claim attempts in a row",
-            claim.key.sk()
-        ),
-    })
+    Err(Contended {
+        item: claim.key.sk(),
+        attempts: CLAIM_ATTEMPTS,
+    }
+    .into())
 }
 
 impl super::BuildTrigger {

@@ -2,6 +2,7 @@
 //! fails, the outcome is published at least once with one stable id, and recorded once.
 
 use super::*;
+use crate::build::order::PushOrder;
 use crate::ledger::DeploymentRecord;
 use crate::outcome::ports::testing::{MemoryLedger, MemorySink};
 use crate::rollout::rules::ServiceState;
@@ -15,10 +16,10 @@ fn record() -> DeploymentRecord {
         image_tag: "f8afe6a7".into(),
         sha: Some("f8afe6a7c3d1".into()),
         digest: "sha256:aa".into(),
-        sequence: Some(3),
+        order: Some(PushOrder::from_u64(3)),
         revision: "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-web:7".into(),
         deployment_id: Some(ID.into()),
-        outcome: Some("in_progress".into()),
+        outcome: Some(DeploymentOutcome::InProgress),
         reason: None,
     }
 }
@@ -47,9 +48,12 @@ fn completed() -> DeploymentEvent {
 fn only_completed_and_failed_are_final() {
     assert_eq!(
         final_outcome("SERVICE_DEPLOYMENT_COMPLETED"),
-        Some("succeeded")
+        Some(DeploymentOutcome::Succeeded)
     );
-    assert_eq!(final_outcome("SERVICE_DEPLOYMENT_FAILED"), Some("failed"));
+    assert_eq!(
+        final_outcome("SERVICE_DEPLOYMENT_FAILED"),
+        Some(DeploymentOutcome::Failed)
+    );
     assert_eq!(final_outcome("SERVICE_DEPLOYMENT_IN_PROGRESS"), None);
     assert_eq!(final_outcome("SERVICE_TASK_START_IMPAIRED"), None);
 }
@@ -64,12 +68,15 @@ async fn a_failed_publish_records_nothing_and_its_retry_publishes_once_and_recor
         "{error}"
     );
     assert_eq!(
-        status.ledger().outcome_of(ID).as_deref(),
-        Some("in_progress")
+        status.ledger().outcome_of(ID),
+        Some(DeploymentOutcome::InProgress)
     );
 
     status.handle(completed()).await.unwrap();
-    assert_eq!(status.ledger().outcome_of(ID).as_deref(), Some("succeeded"));
+    assert_eq!(
+        status.ledger().outcome_of(ID),
+        Some(DeploymentOutcome::Succeeded)
+    );
     // A redelivery after that publishes nothing more.
     let again = status.handle(completed()).await.unwrap();
     assert!(matches!(
@@ -82,7 +89,7 @@ async fn a_failed_publish_records_nothing_and_its_retry_publishes_once_and_recor
     let published = status.results().published();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].0, DEPLOYMENT_DETAIL_TYPE);
-    assert_eq!(published[0].1.outcome, "succeeded");
+    assert_eq!(published[0].1.outcome, DeploymentOutcome::Succeeded.into());
     assert_eq!(published[0].1.deployment_id.as_deref(), Some(ID));
 }
 
@@ -95,7 +102,10 @@ async fn a_failed_record_after_the_publish_publishes_again_with_the_same_id() {
     assert!(matches!(error, DeploymentStatusError::Ledger(_)), "{error}");
 
     status.handle(failed).await.unwrap();
-    assert_eq!(status.ledger().outcome_of(ID).as_deref(), Some("failed"));
+    assert_eq!(
+        status.ledger().outcome_of(ID),
+        Some(DeploymentOutcome::Failed)
+    );
     let published = status.results().published();
     assert_eq!(
         published.len(),
@@ -115,7 +125,7 @@ async fn a_failed_record_after_the_publish_publishes_again_with_the_same_id() {
 #[tokio::test]
 async fn an_outcome_published_and_partly_recorded_is_completed_not_published_again() {
     let mut recorded = record();
-    recorded.outcome = Some("succeeded".into());
+    recorded.outcome = Some(DeploymentOutcome::Succeeded);
     let status = status(MemoryLedger::with_deployment(recorded));
     let answer = status.handle(completed()).await.unwrap();
     assert!(matches!(
@@ -128,7 +138,7 @@ async fn an_outcome_published_and_partly_recorded_is_completed_not_published_aga
     assert!(status.results().published().is_empty());
     assert_eq!(
         *status.ledger().outcome_writes.lock().unwrap(),
-        vec![(ID.to_string(), "succeeded".to_string())],
+        vec![(ID.to_string(), DeploymentOutcome::Succeeded)],
         "the record is completed (its writes are conditional)"
     );
 }

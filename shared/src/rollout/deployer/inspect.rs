@@ -20,7 +20,7 @@ impl Deployer<'_> {
                 .await
                 .map_err(RolloutError::ledger(target))?;
             if let Some(refused) =
-                follow_last_rolled(&state.last, &image.digest, image.sequence, deliberate)
+                follow_last_rolled(&state.last, &image.digest, image.order, deliberate)
             {
                 decision = refused;
             }
@@ -65,7 +65,7 @@ impl Deployer<'_> {
                 .map(|(_, digest)| digest.to_string()),
             image,
             sha: current.tag(SHA_TAG_KEY).map(str::to_string),
-            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+            order: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
             image_tag,
             deployment_id: deployment.as_ref().and_then(|d| d.deployment_id.clone()),
             deployment_outcome: deployment.and_then(|d| d.outcome),

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
+use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::{earlier_update, EarlierUpdate};
 
 impl Deployer<'_> {
@@ -20,7 +21,7 @@ impl Deployer<'_> {
             image_tag: image.image_tag.clone(),
             sha: image.sha.clone(),
             digest: image.digest.clone(),
-            sequence: image.sequence,
+            order: image.order,
             revision: revision.to_string(),
             deployment_id: None,
             outcome: None,
@@ -82,7 +83,7 @@ impl Deployer<'_> {
             image_tag: current.tag(IMAGE_TAG_KEY).unwrap_or_default().to_string(),
             sha: current.tag(SHA_TAG_KEY).map(str::to_string),
             digest: earlier.digest.clone(),
-            sequence: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
+            order: current.tag(SEQUENCE_TAG_KEY).and_then(|s| s.parse().ok()),
         };
         let revision = current.arn();
         warn!(earlier_image_tag = %image.image_tag, earlier_digest = %earlier.digest, revision = %revision, deployment_id = current.deployment_id.as_deref().unwrap_or("-"), "an earlier rollout's UpdateService was applied and never recorded: recording it before this one replaces it");
@@ -172,16 +173,14 @@ impl Deployer<'_> {
             .publish(
                 DEPLOYMENT_DETAIL_TYPE,
                 &ResultDetail {
-                    repository: self.registry.repository().name.clone(),
                     sha: image.sha.clone(),
                     image_tag: Some(image.image_tag.clone()),
-                    sequence: image.sequence,
+                    order: image.order,
                     digest: Some(image.digest.clone()),
                     service: Some(target.name()),
                     revision: Some(revision.to_string()),
-                    outcome: "failed".into(),
                     reason: Some(reason.clone()),
-                    ..ResultDetail::default()
+                    ..ResultDetail::new(&self.registry.repository().name, DeploymentOutcome::Failed)
                 },
             )
             .await
@@ -192,7 +191,7 @@ impl Deployer<'_> {
         self.ledger
             .finish_deployment(
                 &DeploymentRecord {
-                    outcome: Some("failed".into()),
+                    outcome: Some(DeploymentOutcome::Failed),
                     reason: Some(reason),
                     ..self.deployment_record(target, image, revision)
                 },
@@ -243,14 +242,14 @@ impl Deployer<'_> {
         current: &CurrentTaskDefinition,
         pinned: &str,
     ) -> Result<String, RolloutError> {
-        let sequence = image.sequence.map(|s| s.to_string()).unwrap_or_default();
+        let order = image.order.map(|o| o.get().to_string()).unwrap_or_default();
         let sha = image.sha.clone().unwrap_or_else(|| image.image_tag.clone());
         let mut tags = vec![
             (SHA_TAG_KEY, sha.as_str()),
             (IMAGE_TAG_KEY, image.image_tag.as_str()),
         ];
-        if !sequence.is_empty() {
-            tags.push((SEQUENCE_TAG_KEY, sequence.as_str()));
+        if !order.is_empty() {
+            tags.push((SEQUENCE_TAG_KEY, order.as_str()));
         }
         let registered = self
             .ecs

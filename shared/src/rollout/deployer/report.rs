@@ -4,6 +4,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::aws::AwsError;
+use crate::build::order::PushOrder;
+use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::{RolloutDecision, Target};
 
 #[derive(Debug, Error)]
@@ -75,7 +77,8 @@ pub enum TargetOutcome {
     },
     RunningNewer {
         target: String,
-        running_sequence: u64,
+        #[serde(rename = "running_sequence")]
+        running_order: PushOrder,
     },
     /// pushdeploy already rolled this image to the service (whatever ECS made of it since, e.g. a
     /// circuit-breaker rollback): never twice. A rollback by SHA rolls it again deliberately.
@@ -85,12 +88,13 @@ pub enum TargetOutcome {
     /// pushdeploy already rolled a newer commit to the service.
     NewerDeployed {
         target: String,
-        deployed_sequence: u64,
+        #[serde(rename = "deployed_sequence")]
+        deployed_order: PushOrder,
     },
     /// An operator rolled the service back after this push was made: it is not rolled.
     HeldByRollback {
         target: String,
-        held_until: u64,
+        held_until: PushOrder,
     },
     /// The service already ran this image, rolled by a rollout that died before recording it (its
     /// lock expired): the deployment is recorded now, so its ECS outcome is tracked.
@@ -145,8 +149,9 @@ pub struct TargetStatus {
     pub image: Option<String>,
     pub sha: Option<String>,
     pub image_tag: Option<String>,
-    pub sequence: Option<u64>,
+    #[serde(rename = "sequence")]
+    pub order: Option<PushOrder>,
     pub digest: Option<String>,
     pub deployment_id: Option<String>,
-    pub deployment_outcome: Option<String>,
+    pub deployment_outcome: Option<DeploymentOutcome>,
 }

@@ -1,5 +1,9 @@
 use super::*;
 
+fn o(order: u64) -> PushOrder {
+    PushOrder::from_u64(order)
+}
+
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/shop@sha256:bb";
 
 #[test]
@@ -26,9 +30,9 @@ fn pinned_by_digest() {
 
 #[test]
 fn decisions() {
-    let running = |image: Option<&str>, sequence: Option<u64>| Running {
+    let running = |image: Option<&str>, order: Option<u64>| Running {
         image: image.map(str::to_string),
-        sequence,
+        order: order.map(o),
     };
     let cases = [
         (
@@ -54,7 +58,7 @@ fn decisions() {
             Some(2),
             false,
             RolloutDecision::RunningNewer {
-                running_sequence: 3,
+                running_order: o(3),
             },
         ),
         (
@@ -76,20 +80,20 @@ fn decisions() {
             RolloutDecision::NoSuchContainer,
         ),
     ];
-    for (running, sequence, deliberate, expected) in cases {
+    for (running, order, deliberate, expected) in cases {
         assert_eq!(
-            decide_rollout(&running, IMAGE, sequence, deliberate),
+            decide_rollout(&running, IMAGE, order.map(o), deliberate),
             expected,
-            "{running:?} {sequence:?}"
+            "{running:?} {order:?}"
         );
     }
 }
 
 #[test]
 fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
-    let last = |digest: Option<&str>, sequence: Option<u64>| LastRolled {
+    let last = |digest: Option<&str>, order: Option<u64>| LastRolled {
         digest: digest.map(str::to_string),
-        sequence,
+        order: order.map(o),
         held_until: None,
     };
     let cases = [
@@ -105,7 +109,7 @@ fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
             Some(4),
             false,
             Some(RolloutDecision::NewerDeployed {
-                deployed_sequence: 4,
+                deployed_order: o(4),
             }),
         ),
         (
@@ -113,7 +117,7 @@ fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
             Some(4),
             false,
             Some(RolloutDecision::NewerDeployed {
-                deployed_sequence: 7,
+                deployed_order: o(7),
             }),
         ),
         (last(Some("sha256:aa"), Some(4)), Some(5), false, None),
@@ -121,42 +125,42 @@ fn what_was_last_rolled_is_never_rolled_again_nor_anything_older() {
         (last(Some("sha256:aa"), Some(7)), None, false, None),
         (last(Some("sha256:bb"), Some(7)), Some(4), true, None),
     ];
-    for (last, sequence, deliberate, expected) in cases {
+    for (last, order, deliberate, expected) in cases {
         assert_eq!(
-            follow_last_rolled(&last, "sha256:bb", sequence, deliberate),
+            follow_last_rolled(&last, "sha256:bb", order.map(o), deliberate),
             expected,
-            "{last:?} {sequence:?} {deliberate}"
+            "{last:?} {order:?} {deliberate}"
         );
     }
     // After a rollback (to order 2, holding back pushes up to 6): only later pushes roll.
     let rolled_back = LastRolled {
         digest: Some("sha256:aa".into()),
-        sequence: Some(2),
-        held_until: Some(6),
+        order: Some(o(2)),
+        held_until: Some(o(6)),
     };
-    for (sequence, expected) in [
+    for (order, expected) in [
         (
             Some(5),
-            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            Some(RolloutDecision::HeldByRollback { held_until: o(6) }),
         ),
         (
             Some(6),
-            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            Some(RolloutDecision::HeldByRollback { held_until: o(6) }),
         ),
         (
             None,
-            Some(RolloutDecision::HeldByRollback { held_until: 6 }),
+            Some(RolloutDecision::HeldByRollback { held_until: o(6) }),
         ),
         (Some(7), None),
     ] {
         assert_eq!(
-            follow_last_rolled(&rolled_back, "sha256:bb", sequence, false),
+            follow_last_rolled(&rolled_back, "sha256:bb", order.map(o), false),
             expected,
-            "{sequence:?}"
+            "{order:?}"
         );
     }
     assert_eq!(
-        follow_last_rolled(&rolled_back, "sha256:bb", Some(5), true),
+        follow_last_rolled(&rolled_back, "sha256:bb", Some(o(5)), true),
         None
     );
 }
@@ -170,7 +174,7 @@ fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
         registered: None,
         last: LastRolled {
             digest: Some("sha256:aa".into()),
-            sequence: Some(1),
+            order: Some(o(1)),
             held_until: None,
         },
     };
@@ -194,7 +198,7 @@ fn a_deployment_is_left_unrecorded_only_by_an_expired_lock_for_this_digest() {
     let recorded = ServiceState {
         last: LastRolled {
             digest: Some("sha256:bb".into()),
-            sequence: Some(2),
+            order: Some(o(2)),
             held_until: None,
         },
         ..crashed
@@ -269,11 +273,11 @@ fn only_the_release_as_the_ledger_has_it_now_rolls_forward() {
         held_until: None,
         recent: Vec::new(),
     };
-    let image = |tag: &str, digest: &str, sequence: Option<u64>| VerifiedImage {
+    let image = |tag: &str, digest: &str, order: Option<u64>| VerifiedImage {
         image_tag: tag.into(),
         sha: None,
         digest: digest.into(),
-        sequence,
+        order: order.map(o),
     };
     let gate = |frozen, release| RolloutGate { frozen, release };
     let b = Some(release("b", "sha256:bb", Some(20)));
@@ -340,7 +344,7 @@ fn a_rollback_rolls_only_while_its_image_is_the_release() {
         image_tag: "a".into(),
         sha: None,
         digest: "sha256:aa".into(),
-        sequence: None,
+        order: None,
     };
     let gate = |frozen, digest: Option<&str>| RolloutGate {
         frozen,

@@ -91,7 +91,7 @@ fn build_events() {
         Ok(VerifyTrigger::BuildFailed {
             tag: "f8afe6a7".into(),
             build_id: "shop-image:0b5a".into(),
-            status: "FAILED".into()
+            status: BuildStatus::Failed
         })
     );
     assert!(trigger_from_event(build("IN_PROGRESS", vars), &config())

@@ -6,7 +6,7 @@ use crate::build::order::PushOrder;
 use crate::ledger::{KnownCommit, UntrustedImageRecord, VerificationRecord};
 use crate::rollout::rules::{ServiceState, VerifiedImage};
 use crate::verify::release::{CommitFacts, Release, Standing};
-use crate::verify::tag_pair::{ImageInfo, Verification};
+use crate::verify::tag_pair::{ImageInfo, Verification, VerificationOutcome};
 
 /// What the verifier read of the ledger in one call.
 #[derive(Default)]
@@ -22,8 +22,8 @@ pub(super) struct KnownCommits {
 }
 
 impl KnownCommits {
-    pub(super) fn sequence(&self, tag: &str) -> Option<u64> {
-        self.commits.get(tag).and_then(|c| c.sequence)
+    pub(super) fn order(&self, tag: &str) -> Option<PushOrder> {
+        self.commits.get(tag).and_then(|c| c.order)
     }
 
     pub(super) fn sha(&self, tag: &str) -> Option<String> {
@@ -34,7 +34,7 @@ impl KnownCommits {
         let commit = self.commits.get(tag)?;
         Some(CommitFacts {
             status: commit.status?,
-            order: commit.sequence.map(PushOrder::from_u64),
+            order: commit.order,
         })
     }
 }
@@ -66,7 +66,7 @@ pub(super) fn subject_verification(
         Standing::Held { held_until } => Verification::Held {
             tag,
             digest,
-            held_until: held_until.get(),
+            held_until: *held_until,
         },
         Standing::BuildOnly => Verification::BuildOnly { tag, digest },
         Standing::Untrusted { reason } => Verification::Untrusted {
@@ -84,8 +84,8 @@ pub(super) fn subject_verification(
 pub(super) fn adoptable(commit: &KnownCommit, latest: &str) -> bool {
     commit.provenance_refused.is_none()
         && commit.built_digest.is_none()
-        && commit.sequence.is_some()
-        && commit.verification.as_deref() == Some("verified")
+        && commit.order.is_some()
+        && commit.verification == Some(VerificationOutcome::Verified)
         && commit.image_digest.as_deref() == Some(latest)
 }
 
@@ -107,7 +107,7 @@ pub(super) fn deployable(
             image_tag: tag.clone(),
             sha: release.sha.clone().or_else(|| known.sha(tag)),
             digest: digest.clone(),
-            sequence: release.order.map(PushOrder::get),
+            order: release.order,
         }),
         _ => None,
     }

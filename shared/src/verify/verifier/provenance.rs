@@ -6,7 +6,7 @@ use tracing::{info, warn};
 use super::{ImageVerifier, KnownCommits, VerifyError};
 use crate::ledger::{now_epoch_seconds, CommitStatus};
 use crate::ledger::{KnownCommit, ReconcileView, UnbuiltPush};
-use crate::verify::provenance::{build_provenance, check_image, BuildProvenance};
+use crate::verify::provenance::{build_provenance, check_image, BuildProvenance, BuildStatus};
 use crate::verify::release::Release;
 use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
 
@@ -89,16 +89,20 @@ impl ImageVerifier {
             let Some(report) = reports.iter().find(|r| r.id == build.build_id) else {
                 continue;
             };
-            match report.status.as_str() {
-                "IN_PROGRESS" | "" => {}
-                "SUCCEEDED" => {
+            match &report.status {
+                BuildStatus::InProgress => {}
+                BuildStatus::Succeeded => {
                     warn!(image_tag = %build.image_tag, build_id = %build.build_id, "a build's end was never recorded (its events were lost): recording it");
                     self.record_build_succeeded(&build.image_tag, &build.build_id)
                         .await?;
                     built = true;
                 }
-                status => {
-                    warn!(image_tag = %build.image_tag, build_id = %build.build_id, status, "a build's failure was never recorded: recording it");
+                status @ (BuildStatus::Failed
+                | BuildStatus::Fault
+                | BuildStatus::TimedOut
+                | BuildStatus::Stopped
+                | BuildStatus::Other(_)) => {
+                    warn!(image_tag = %build.image_tag, build_id = %build.build_id, status = %status, "a build's failure was never recorded: recording it");
                     self.build_failed(&build.image_tag, &build.build_id, status)
                         .await?;
                 }
@@ -156,7 +160,7 @@ impl ImageVerifier {
             )
             .await
             .map_err(VerifyError::Ledger)?;
-        if !recorded {
+        if !recorded.is_applied() {
             info!("not the build pushdeploy started for this commit (or an older one): it vouches for nothing");
         }
         Ok(())
@@ -220,12 +224,13 @@ pub(super) fn foreign_latest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::order::PushOrder;
 
     fn push(tag: &str, status: CommitStatus, order: u64, claimed_at: u64) -> UnbuiltPush {
         UnbuiltPush {
             image_tag: tag.into(),
             status,
-            order,
+            order: PushOrder::from_u64(order),
             claimed_at,
         }
     }
@@ -280,7 +285,7 @@ mod tests {
         ];
         for (name, newest_build_order, unbuilt, reported) in cases {
             let view = ReconcileView {
-                newest_build_order,
+                newest_build_order: newest_build_order.map(PushOrder::from_u64),
                 unbuilt: vec![unbuilt.clone()],
                 ..ReconcileView::default()
             };

@@ -2,6 +2,8 @@
 //! published before they are recorded.
 
 use super::*;
+use crate::outcome::result::ResultOutcome;
+use crate::verify::provenance::BuildStatus;
 
 impl ImageVerifier {
     /// Logs each outcome and says which to record: on their commits, or as untrusted images.
@@ -84,16 +86,15 @@ impl ImageVerifier {
                 now: now_epoch_seconds(),
             }));
         };
-        let recorded = commit.verification.as_deref();
         let recorded_digest = commit.image_digest.as_deref();
-        if recorded == Some(outcome.name())
+        if commit.verification == Some(outcome.outcome())
             && recorded_digest == outcome.digest().or(recorded_digest)
         {
             return None;
         }
         Some(Record::Commit(VerificationRecord {
             key: self.key(tag),
-            outcome: outcome.name().into(),
+            outcome: outcome.outcome(),
             digest: outcome.digest().map(str::to_string),
             reason: outcome.reason(),
             trigger: trigger.name().into(),
@@ -109,15 +110,13 @@ impl ImageVerifier {
     ) -> Result<(), VerifyError> {
         let tag = outcome.tag();
         self.publish(ResultDetail {
-            repository: self.config.repository.name.clone(),
             sha: tag.and_then(|t| known.sha(t)),
             image_tag: tag.map(str::to_string),
-            sequence: tag.and_then(|t| known.sequence(t)),
+            order: tag.and_then(|t| known.order(t)),
             digest: outcome.digest().map(str::to_string),
             trigger: Some(trigger.name().into()),
-            outcome: outcome.name().into(),
             reason: outcome.reason(),
-            ..ResultDetail::default()
+            ..ResultDetail::new(&self.config.repository.name, outcome.outcome())
         })
         .await
     }
@@ -126,7 +125,7 @@ impl ImageVerifier {
         &self,
         tag: &str,
         build_id: &str,
-        status: &str,
+        status: &BuildStatus,
     ) -> Result<VerifierResponse, VerifyError> {
         let span = tracing::Span::current();
         span.record("image_tag", tag);
@@ -145,18 +144,18 @@ impl ImageVerifier {
         let recorded = current.is_some();
         if let Some(commit) = current {
             self.publish(ResultDetail {
-                repository: self.config.repository.name.clone(),
                 sha: Some(commit.sha.clone()),
                 image_tag: Some(tag.into()),
-                sequence: commit.sequence,
+                order: commit.order,
                 build_id: Some(build_id.into()),
                 trigger: Some("build_failed".into()),
-                outcome: "build_failed".into(),
                 reason: Some(format!("CodeBuild build {build_id} ended {status}")),
-                ..ResultDetail::default()
+                ..ResultDetail::new(&self.config.repository.name, ResultOutcome::BuildFailed)
             })
             .await?;
-            self.ledger
+            // Refused: a newer build of the commit started meanwhile; its own result decides.
+            let _ = self
+                .ledger
                 .record_build_result(
                     &key,
                     build_id,
@@ -167,19 +166,19 @@ impl ImageVerifier {
                 .await
                 .map_err(VerifyError::Ledger)?;
             warn!(
-                status,
+                status = %status,
                 "build failed: recorded; a redelivery of the push may build it again"
             );
         } else {
             info!(
-                status,
+                status = %status,
                 "build failure of an older build (or a commit the ledger lacks): ignored"
             );
         }
         Ok(VerifierResponse::BuildFailed {
             image_tag: tag.into(),
             build_id: build_id.into(),
-            status: status.into(),
+            status: status.clone(),
             recorded,
         })
     }
@@ -196,7 +195,7 @@ impl ImageVerifier {
             .record_verification(&verification)
             .await
             .map_err(VerifyError::Ledger)?;
-        if !recorded {
+        if !recorded.is_applied() {
             info!(
                 "the commit is not in the ledger (built outside pushdeploy); outcome not recorded"
             );

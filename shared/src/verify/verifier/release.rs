@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::build::order::check_push_time;
+use crate::ledger::{Conditional, Contended};
 
 impl ImageVerifier {
     /// Where the commit of `tag` stands against the release; a candidate whose image is in ECR
@@ -77,22 +78,19 @@ impl ImageVerifier {
                 .await
                 .map_err(VerifyError::Ledger)?
             {
-                Ok(()) => {
+                Conditional::Applied(()) => {
                     info!(push_order = %order, "the release moves to this commit");
                     return Ok((Some(proposed), None));
                 }
                 // Another invocation moved it first: stand against what it is now.
-                Err(current) => release = current,
+                Conditional::Refused(current) => release = current,
             }
         }
-        Err(VerifyError::Ledger(AwsError::Call {
-            service: "DynamoDB",
-            operation: "UpdateItem",
-            code: Some("ConditionalCheckFailedException".into()),
-            message: format!(
-                "the release changed under {ADVANCE_ATTEMPTS} attempts to move it to {tag}: retried"
-            ),
-        }))
+        Err(Contended {
+            item: format!("the release (moving to {tag})"),
+            attempts: ADVANCE_ATTEMPTS,
+        }
+        .into())
     }
 
     /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
@@ -155,14 +153,11 @@ impl ImageVerifier {
                 }
             }
         }
-        Err(VerifyError::Ledger(AwsError::Call {
-            service: "DynamoDB",
-            operation: "GetItem",
-            code: None,
-            message: format!(
-                "the release moved {ADVANCE_ATTEMPTS} times while `latest` was being moved: retried"
-            ),
-        }))
+        Err(Contended {
+            item: "the release (while `latest` was being moved)".into(),
+            attempts: ADVANCE_ATTEMPTS,
+        }
+        .into())
     }
 
     /// With no release yet (the first run after an upgrade from a version without one), what
@@ -192,12 +187,12 @@ impl ImageVerifier {
             .filter_map(|tag| Some((tag, legacy.get(tag).or(known.commits.get(tag))?)))
             .filter(|(_, commit)| commit.status == Some(CommitStatus::Built))
             .filter(|(_, commit)| adoptable(commit, &latest.digest))
-            .max_by_key(|(_, commit)| commit.sequence)
+            .max_by_key(|(_, commit)| commit.order)
             .map(|(tag, commit)| Release {
                 image_tag: tag.clone(),
                 sha: commit.sha.clone(),
                 digest: latest.digest.clone(),
-                order: commit.sequence.map(PushOrder::from_u64),
+                order: commit.order,
                 held_until: Some(PushOrder::LEGACY),
                 recent: Vec::new(),
             });
@@ -210,11 +205,11 @@ impl ImageVerifier {
             .await
             .map_err(VerifyError::Ledger)?
         {
-            Ok(()) => {
+            Conditional::Applied(()) => {
                 warn!(image_tag = %adopted.image_tag, "no release yet: adopting what `latest` names");
                 Ok(Some(adopted))
             }
-            Err(current) => Ok(current),
+            Conditional::Refused(current) => Ok(current),
         }
     }
 }

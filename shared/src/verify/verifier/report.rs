@@ -6,10 +6,12 @@ use thiserror::Error;
 use super::retention::RetentionReport;
 use super::settle::SettleReport;
 use crate::aws::AwsError;
-use crate::ledger::UnbuiltPush;
+use crate::build::order::PushOrder;
+use crate::ledger::{Contended, UnbuiltPush};
 use crate::rollout::deployer::{RolloutError, TargetOutcome};
 use crate::rollout::rules::VerifiedImage;
 use crate::verify::events::IgnoreReason;
+use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::Verification;
 
 #[derive(Debug, Error)]
@@ -20,6 +22,9 @@ pub enum VerifyError {
     Registry(AwsError),
     #[error("deploy ledger: {0}")]
     Ledger(AwsError),
+    /// Other invocations kept moving the release: retried.
+    #[error("deploy ledger: {0}: retried")]
+    Contended(#[from] Contended),
     #[error("result event: {0}")]
     Publish(AwsError),
     #[error("CodeBuild: {0}")]
@@ -38,7 +43,8 @@ pub struct VerificationReport {
     pub repository: String,
     #[serde(flatten)]
     pub verification: Verification,
-    pub sequence: Option<u64>,
+    #[serde(rename = "sequence")]
+    pub order: Option<PushOrder>,
     /// The image tag the release names after this invocation (what `latest` should name).
     pub release: Option<String>,
     /// Policy differences found and corrected during this invocation.
@@ -69,7 +75,7 @@ pub enum VerifierResponse {
     BuildFailed {
         image_tag: String,
         build_id: String,
-        status: String,
+        status: BuildStatus,
         /// False when the event was for an older build of the commit (or one the ledger lacks).
         recorded: bool,
     },

@@ -27,7 +27,7 @@ impl ImageVerifier {
         let with_deployment = to_record
             .iter()
             .position(|r| r.key.image_tag == image.image_tag)
-            .filter(|_| image.sequence.is_some())
+            .filter(|_| image.order.is_some())
             .map(|i| to_record.remove(i));
         self.roll_out(image, Direction::Forward, with_deployment, &known.services)
             .await
@@ -70,7 +70,7 @@ impl ImageVerifier {
                     image_tag: tag,
                     sha: release.sha,
                     digest,
-                    sequence: release.order.map(PushOrder::get),
+                    order: release.order,
                 }),
                 _ => None,
             },

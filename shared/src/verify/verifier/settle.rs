@@ -5,8 +5,8 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError};
-use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::ledger::{now_epoch_seconds, DeploymentRecord};
+use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::outcome::settle::{settle, DeploymentOutcome, Settlement};
 
 /// How many unsettled deployments one reconcile reads ECS's record of (four ECS reads each).
@@ -126,11 +126,7 @@ impl ImageVerifier {
             .deployment_history(&target.cluster, &target.service, &record.revision)
             .await
             .map_err(VerifyError::Services)?;
-        let current = record
-            .outcome
-            .as_deref()
-            .and_then(DeploymentOutcome::parse)
-            .unwrap_or(DeploymentOutcome::InProgress);
+        let current = record.outcome.unwrap_or(DeploymentOutcome::InProgress);
         let seen = |outcome, reason: &str| SettledDeployment {
             target: record.target.clone(),
             image_tag: record.image_tag.clone(),
@@ -170,11 +166,7 @@ impl ImageVerifier {
                 DEPLOYMENT_DETAIL_TYPE,
                 &ResultDetail {
                     trigger: Some("reconcile".into()),
-                    ..ResultDetail::of_deployment(
-                        record,
-                        outcome.as_str(),
-                        settlement.reason.clone(),
-                    )
+                    ..ResultDetail::of_deployment(record, outcome, settlement.reason.clone())
                 },
             )
             .await
@@ -189,12 +181,7 @@ impl ImageVerifier {
             }
             None => {
                 self.ledger
-                    .record_deployment_outcome(
-                        record,
-                        outcome.as_str(),
-                        settlement.reason.as_deref(),
-                        now,
-                    )
+                    .record_deployment_outcome(record, outcome, settlement.reason.as_deref(), now)
                     .await
             }
         };
