@@ -87,14 +87,13 @@ impl VerifierHandler {
             return Err(VerifierEventError::NotJson(reason.to_string()).into());
         }
         if event.get("detail-type").is_none() && event.is_object() {
-            return self.operate(event).await;
+            return Box::pin(self.operate(event)).await;
         }
         let response = match trigger_from_event(event, self.verifier.config())
             .inspect_err(|e| tracing::error!(error = %e, "event rejected"))?
         {
-            Ok(trigger) => self
-                .verifier
-                .handle(trigger)
+            // Boxed, as the operator's: the verification's future is deep and large.
+            Ok(trigger) => Box::pin(self.verifier.handle(trigger))
                 .await
                 .inspect_err(|e| tracing::error!(error = %e, "verification failed to run"))?,
             Err(reason) => {

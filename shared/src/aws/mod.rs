@@ -33,9 +33,7 @@ impl AwsErrorKind {
     /// The kind an AWS error code names.
     pub fn of_code(code: &str) -> Self {
         match code {
-            "ConditionalCheckFailedException" | "TransactionConflictException" => {
-                AwsErrorKind::ConditionFailed
-            }
+            "ConditionalCheckFailedException" => AwsErrorKind::ConditionFailed,
             "ThrottlingException"
             | "Throttling"
             | "ThrottledException"

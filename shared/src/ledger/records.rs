@@ -9,7 +9,7 @@ use super::{CommitKey, CommitRecord, CommitStatus};
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::ServiceState;
-use crate::verify::release::Release;
+use crate::verify::release::{CommitFacts, Release};
 use crate::verify::tag_pair::VerificationOutcome;
 
 /// A trigger's claim on a commit.
@@ -66,6 +66,26 @@ pub struct LedgerView {
     pub services: HashMap<String, ServiceState>,
     /// Of the digests asked for, those already recorded as untrusted images.
     pub untrusted_images: HashSet<String>,
+}
+
+impl LedgerView {
+    /// The push order of the commit of `tag`, if the ledger knows one.
+    pub fn order(&self, tag: &str) -> Option<PushOrder> {
+        self.commits.get(tag).and_then(|c| c.order)
+    }
+
+    pub fn sha(&self, tag: &str) -> Option<String> {
+        self.commits.get(tag).and_then(|c| c.sha.clone())
+    }
+
+    /// What the release rules need of the commit of `tag`.
+    pub fn facts(&self, tag: &str) -> Option<CommitFacts> {
+        let commit = self.commits.get(tag)?;
+        Some(CommitFacts {
+            status: commit.status?,
+            order: commit.order,
+        })
+    }
 }
 
 /// A commit as the verifier sees it in the ledger.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use thiserror::Error;
-use tracing::{info, Instrument};
+use tracing::info;
 
 use crate::aws::ecr::Registry;
 use crate::aws::ledger::LedgerTable;
@@ -22,8 +22,10 @@ pub use request::{
     parse_operator_request, InvalidOperatorRequest, OperatorAction, OperatorRequest,
 };
 
+use crate::verify::provenance::commit_provenance;
+use crate::verify::tag_pair::ImageInfo;
 use crate::verify::verifier::{
-    commit_provenance, ImageVerifier, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger,
+    ImageVerifier, StageReader, VerifiedImage, VerifierResponse, VerifyError, VerifyTrigger,
 };
 
 #[derive(Debug, Error)]
@@ -86,30 +88,27 @@ impl Operator {
         }
     }
 
+    #[tracing::instrument(
+        name = "operator",
+        skip_all,
+        fields(action = ?request.action, dry_run = request.dry_run)
+    )]
     pub async fn operate(
         &self,
         verifier: &ImageVerifier,
         request: OperatorRequest,
     ) -> Result<OperatorResponse, OperatorError> {
-        let span =
-            tracing::info_span!("operator", action = ?request.action, dry_run = request.dry_run);
-        Box::pin(self.operate_inner(verifier, request))
-            .instrument(span)
-            .await
-    }
-
-    async fn operate_inner(
-        &self,
-        verifier: &ImageVerifier,
-        request: OperatorRequest,
-    ) -> Result<OperatorResponse, OperatorError> {
+        let reader = verifier.reader();
         match request.action {
+            // Boxed: the actions' futures are deep (a rollout, or a whole reconcile).
             OperatorAction::Rollback { image_tag } => {
-                self.rollback(verifier, image_tag, request.dry_run).await
+                Box::pin(self.rollback(verifier, image_tag, request.dry_run)).await
             }
-            OperatorAction::Freeze(frozen) => self.freeze(verifier, frozen, request.dry_run).await,
+            OperatorAction::Freeze(frozen) => {
+                Box::pin(self.freeze(verifier, frozen, request.dry_run)).await
+            }
             OperatorAction::Plan => {
-                let image = verifier.newest_verified().await?;
+                let image = reader.newest_verified().await?;
                 let plan = match &image {
                     Some(image) => self.plan_for(verifier, image, false).await?,
                     None => Vec::new(),
@@ -123,8 +122,8 @@ impl Operator {
                     targets.push(deployer.status(target).await?);
                 }
                 Ok(OperatorResponse::Status {
-                    frozen: verifier.frozen().await?,
-                    newest_verified: verifier.newest_verified().await?,
+                    frozen: reader.frozen().await?,
+                    newest_verified: reader.newest_verified().await?,
                     targets,
                 })
             }
@@ -140,74 +139,33 @@ impl Operator {
         image_tag: String,
         dry_run: bool,
     ) -> Result<OperatorResponse, OperatorError> {
-        let image = verifier
-            .describe(&image_tag)
-            .await?
-            .ok_or_else(|| OperatorError::ImageNotFound(image_tag.clone()))?;
-        let known = self
-            .ledger
-            .known_commits(
-                &verifier.config().repository.name,
-                &[image_tag.as_str()],
-                &[],
-                &[],
-            )
-            .await
-            .map_err(VerifyError::Ledger)?;
-        // Only an image pushdeploy built (or one it released: what ran before an upgrade).
-        let released = known.release.as_ref().is_some_and(|r| {
-            std::iter::once((&r.image_tag, &r.digest))
-                .chain(r.recent.iter().map(|e| (&e.image_tag, &e.digest)))
-                .any(|(tag, digest)| *tag == image_tag && *digest == image.digest)
-        });
-        if !released {
-            commit_provenance(&image_tag, known.commits.get(&image_tag), &image.digest).map_err(
-                |reason| OperatorError::Untrusted {
-                    image_tag: image_tag.clone(),
-                    reason,
-                },
-            )?;
-        }
-        let commit = known.commits.get(&image_tag).cloned().unwrap_or_default();
-        let target_image = VerifiedImage {
-            image_tag: image_tag.clone(),
-            sha: commit.sha,
-            digest: image.digest.clone(),
-            order: commit.order,
-        };
+        let RollbackTarget {
+            image,
+            current_release,
+        } = rollback_target(&verifier.reader(), &image_tag).await?;
         if dry_run {
             return Ok(OperatorResponse::Rollback {
-                plan: self.plan_for(verifier, &target_image, true).await?,
-                image: target_image,
+                plan: self.plan_for(verifier, &image, true).await?,
+                image,
                 dry_run,
                 rollout: Vec::new(),
             });
         }
         let now = now_epoch_seconds();
-        let held_until = PushOrder::latest_possible_at(now).max(
-            known
-                .release
-                .as_ref()
-                .and_then(|r| r.order)
-                .unwrap_or(PushOrder::from_u64(0)),
+        let next = rolled_back_release(
+            current_release.as_ref(),
+            &image,
+            now,
+            verifier.config().keep_released_images,
         );
-        let next = Release {
-            image_tag: image_tag.clone(),
-            sha: target_image.sha.clone(),
-            digest: image.digest.clone(),
-            order: target_image.order,
-            held_until: Some(held_until),
-            recent: Vec::new(),
-        };
-        let next = match &known.release {
-            Some(current) => current.followed_by(next, verifier.config().keep_released_images),
-            None => next,
-        };
+        let held_until = next.held_until;
         self.ledger
             .set_release(&verifier.config().repository.name, &next, now)
             .await
             .map_err(VerifyError::Ledger)?;
-        info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");
+        if let Some(held_until) = held_until {
+            info!(image_tag = %image_tag, held_until = %held_until, "rollback: the release is set back");
+        }
         let digest = self
             .registry
             .move_latest_to(&image.digest)
@@ -216,16 +174,14 @@ impl Operator {
         info!(image_tag = %image_tag, digest = %digest, "rollback: `latest` moved");
         let rollout = verifier
             .roll_out(
-                &target_image,
-                Direction::Rollback {
-                    held_until: Some(held_until),
-                },
+                &image,
+                Direction::Rollback { held_until },
                 None,
                 &HashMap::new(),
             )
             .await?;
         Ok(OperatorResponse::Rollback {
-            image: target_image,
+            image,
             dry_run,
             plan: Vec::new(),
             rollout,
@@ -238,7 +194,7 @@ impl Operator {
         frozen: bool,
         dry_run: bool,
     ) -> Result<OperatorResponse, OperatorError> {
-        let was_frozen = verifier.frozen().await?;
+        let was_frozen = verifier.reader().frozen().await?;
         let mut rollout = Vec::new();
         if !dry_run {
             self.ledger
@@ -279,5 +235,77 @@ impl Operator {
             plan.push(deployer.plan(target, image, deliberate).await?);
         }
         Ok(plan)
+    }
+}
+
+/// The image a rollback rolls to, and the release it sets back.
+struct RollbackTarget {
+    image: VerifiedImage,
+    current_release: Option<Release>,
+}
+
+/// The image of `image_tag`, if it is one pushdeploy built (or one it released: what ran before
+/// an upgrade).
+async fn rollback_target(
+    reader: &StageReader<'_>,
+    image_tag: &str,
+) -> Result<RollbackTarget, OperatorError> {
+    let image = reader
+        .describe(image_tag)
+        .await?
+        .ok_or_else(|| OperatorError::ImageNotFound(image_tag.to_string()))?;
+    let view = reader.commits(&[image_tag]).await?;
+    let commit = view.commits.get(image_tag);
+    if !was_released(view.release.as_ref(), image_tag, &image) {
+        commit_provenance(image_tag, commit, &image.digest).map_err(|reason| {
+            OperatorError::Untrusted {
+                image_tag: image_tag.to_string(),
+                reason,
+            }
+        })?;
+    }
+    let commit = commit.cloned().unwrap_or_default();
+    Ok(RollbackTarget {
+        image: VerifiedImage {
+            image_tag: image_tag.to_string(),
+            sha: commit.sha,
+            digest: image.digest,
+            order: commit.order,
+        },
+        current_release: view.release,
+    })
+}
+
+/// Whether the release, or one it remembers, was `image` under `image_tag`.
+fn was_released(release: Option<&Release>, image_tag: &str, image: &ImageInfo) -> bool {
+    release.is_some_and(|r| {
+        std::iter::once((&r.image_tag, &r.digest))
+            .chain(r.recent.iter().map(|e| (&e.image_tag, &e.digest)))
+            .any(|(tag, digest)| tag == image_tag && *digest == image.digest)
+    })
+}
+
+/// The release a rollback at `now` sets: `image`, holding back every push made up to now (and
+/// never below the current release's order), remembering what it replaces.
+fn rolled_back_release(
+    current: Option<&Release>,
+    image: &VerifiedImage,
+    now: u64,
+    keep_released_images: usize,
+) -> Release {
+    let floor = current
+        .and_then(|r| r.order)
+        .unwrap_or(PushOrder::from_u64(0));
+    let next = Release {
+        image_tag: image.image_tag.clone(),
+        sha: image.sha.clone(),
+        digest: image.digest.clone(),
+        order: image.order,
+        held_until: Some(PushOrder::latest_possible_at(now).max(floor)),
+        recent: Vec::new(),
+    };
+    match current {
+        Some(current) => current.followed_by(next, keep_released_images),
+        None => next,
     }
 }

@@ -6,6 +6,10 @@
 //! makes, so a build started by hand (say, with a buildspec override) cannot vouch for an image.
 //! Only an image whose digest is that recorded digest rolls automatically.
 
+use crate::ledger::{CommitStatus, KnownCommit, LedgerView, ReconcileView, UnbuiltPush};
+use crate::verify::release::Release;
+use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
+
 /// The buildspec's exported variable that carries the pushed image's digest.
 pub const IMAGE_DIGEST_VARIABLE: &str = "IMAGE_DIGEST";
 
@@ -169,126 +173,79 @@ pub fn check_image(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A push without a build is reported after this long: Lambda's longest timeout, so the
+/// invocation that claimed it has ended, and redeliveries had their chance.
+pub const UNBUILT_PUSH_AFTER_SECONDS: u64 = 900;
 
-    const DIGEST: &str = "sha256:6ccc2ae1df9d155ba83c597051611c42d60e09c6329dcb14a312cecc0a8e3900";
-
-    fn build(project: &str, status: &str, exported: &[(&str, &str)]) -> BuildReport {
-        BuildReport {
-            id: "shop-image:1".into(),
-            project: project.into(),
-            status: BuildStatus::parse(status),
-            exported: exported
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            source_version: Some("f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6".into()),
-        }
-    }
-
-    #[test]
-    fn a_build_vouches_only_for_the_digest_it_exported() {
-        let pushed = BuildProvenance::Pushed {
-            digest: DIGEST.into(),
-        };
-        let cases: Vec<(&str, Option<BuildReport>, Option<BuildProvenance>)> = vec![
-            (
-                "succeeded, exported",
-                Some(build(
-                    "shop-image",
-                    "SUCCEEDED",
-                    &[("IMAGE_DIGEST", DIGEST)],
-                )),
-                Some(pushed.clone()),
-            ),
-            (
-                "whitespace around the export",
-                Some(build(
-                    "shop-image",
-                    "SUCCEEDED",
-                    &[("OTHER", "x"), ("IMAGE_DIGEST", &format!(" {DIGEST}\n"))],
-                )),
-                Some(pushed),
-            ),
-            (
-                "still running",
-                Some(build("shop-image", "IN_PROGRESS", &[])),
-                Some(BuildProvenance::NotFinished),
-            ),
-            ("not reported yet", None, Some(BuildProvenance::NotFinished)),
-            (
-                "another project",
-                Some(build("other", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])),
-                None,
-            ),
-            (
-                "failed",
-                Some(build("shop-image", "FAILED", &[("IMAGE_DIGEST", DIGEST)])),
-                None,
-            ),
-            (
-                "no export",
-                Some(build("shop-image", "SUCCEEDED", &[])),
-                None,
-            ),
-            (
-                "not a digest",
-                Some(build(
-                    "shop-image",
-                    "SUCCEEDED",
-                    &[("IMAGE_DIGEST", "latest")],
-                )),
-                None,
-            ),
-            (
-                "another commit (a fork's ref, any other version)",
-                Some(BuildReport {
-                    source_version: Some("refs/pull/7/head".into()),
-                    ..build("shop-image", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])
-                }),
-                None,
-            ),
-            (
-                "no source version reported",
-                Some(BuildReport {
-                    source_version: None,
-                    ..build("shop-image", "SUCCEEDED", &[("IMAGE_DIGEST", DIGEST)])
-                }),
-                None,
-            ),
-            (
-                "short digest",
-                Some(build(
-                    "shop-image",
-                    "SUCCEEDED",
-                    &[("IMAGE_DIGEST", "sha256:abc")],
-                )),
-                None,
-            ),
-        ];
-        for (name, report, expected) in cases {
-            let got = build_provenance("shop-image:1", report.as_ref(), "shop-image", "f8afe6a7");
-            match expected {
-                Some(expected) => assert_eq!(got, expected, "{name}"),
-                None => assert!(
-                    matches!(got, BuildProvenance::Refused { ref reason } if reason.contains("shop-image:1")),
-                    "{name}: {got:?}"
-                ),
-            }
-        }
-    }
-
-    #[test]
-    fn an_image_is_trusted_only_at_the_recorded_digest() {
-        assert!(check_image("f8afe6a7", Some(DIGEST), DIGEST).is_ok());
-        let other = check_image("f8afe6a7", Some(DIGEST), "sha256:bb").unwrap_err();
-        assert!(
-            other.contains("sha256:bb") && other.contains(DIGEST),
-            "{other}"
-        );
-        let legacy = check_image("f8afe6a7", None, DIGEST).unwrap_err();
-        assert!(legacy.contains("no image digest was recorded"), "{legacy}");
-    }
+/// Deploy-branch pushes newer than every push whose build ran, with no recorded build for
+/// [`UNBUILT_PUSH_AFTER_SECONDS`]: nothing will roll them, and no event will come for them, so
+/// what runs stays behind the newest push until someone pushes again. Pushes older than a build
+/// (even a running or failed one) are superseded, and not reported.
+pub fn stalled_pushes(view: &ReconcileView, now: u64) -> Vec<UnbuiltPush> {
+    view.unbuilt
+        .iter()
+        .filter(|push| {
+            view.newest_build_order
+                .is_none_or(|built| push.order > built)
+        })
+        .filter(|push| push.claimed_at.saturating_add(UNBUILT_PUSH_AFTER_SECONDS) <= now)
+        .cloned()
+        .collect()
 }
+
+/// Whether the image a commit's SHA tag names (`digest`) is the one its pushdeploy build pushed.
+pub fn commit_provenance(
+    tag: &str,
+    commit: Option<&KnownCommit>,
+    digest: &str,
+) -> Result<(), String> {
+    let commit =
+        commit.ok_or_else(|| format!("image tag {tag} is not a commit pushdeploy built"))?;
+    if let Some(refused) = &commit.provenance_refused {
+        return Err(refused.clone());
+    }
+    check_image(tag, commit.built_digest.as_deref(), digest)
+}
+
+/// `Some(untrusted)` when `latest` names an image that is neither the release (or an earlier
+/// one) nor a pushdeploy build with provenance: it was pushed from outside.
+pub fn foreign_latest(
+    latest: Option<&ImageInfo>,
+    release: Option<&Release>,
+    view: &LedgerView,
+) -> Option<Verification> {
+    let latest = latest?;
+    let released = release.is_some_and(|r| {
+        r.digest == latest.digest || r.recent.iter().any(|e| e.digest == latest.digest)
+    });
+    // An image of pushdeploy's build, or of a build still running (decided when it ends: an
+    // older version pushed `latest` from the build).
+    let built = latest.tags.iter().any(|tag| {
+        let commit = view.commits.get(tag);
+        let running = commit
+            .and_then(|c| c.status)
+            .is_some_and(|s| matches!(s, CommitStatus::Claimed | CommitStatus::Building));
+        running || commit_provenance(tag, commit, &latest.digest).is_ok()
+    });
+    if released || built {
+        return None;
+    }
+    let reason = match release {
+        Some(release) => format!(
+            "`latest` named {}, an image pushdeploy did not build; it was moved back to the release {}",
+            latest.digest, release.image_tag
+        ),
+        None => format!(
+            "`latest` names {}, an image pushdeploy did not build (there is no release to move it back to)",
+            latest.digest
+        ),
+    };
+    Some(Verification::Untrusted {
+        tag: LATEST.into(),
+        digest: Some(latest.digest.clone()),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,13 @@
 //! The image verifier: from an ECR push, a finished build or the reconcile schedule, to a
 //! verification outcome recorded in the ledger, with the registry policy kept on the way.
-
-use std::collections::HashMap;
+//!
+//! One invocation reads as gather ([`Snapshot`]: the event's commit, `latest`, the ledger's view,
+//! the release), the release's own writes (the commit takes its place against the release;
+//! `latest` is moved onto it), decide ([`judge::decide`], pure), and apply (outcomes recorded,
+//! the release rolled, and on the reconcile the retention and settling passes).
 
 use tokio::sync::Mutex;
-use tracing::{field, info, warn, Instrument};
+use tracing::{field, info, warn};
 
 use crate::aws::codebuild::BuildReader;
 use crate::aws::ecr::Registry;
@@ -12,21 +15,18 @@ use crate::aws::ecs::Ecs;
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
-use crate::build::order::PushOrder;
 use crate::config::VerifierConfig;
-use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus, UnbuiltPush};
-use crate::ledger::{UntrustedImageRecord, VerificationRecord};
-use crate::outcome::result::ResultDetail;
-use crate::registry::policy::Drift;
-use crate::rollout::deployer::{Deployer, TargetOutcome};
+use crate::ledger::{CommitKey, LedgerView, UnbuiltPush};
+use crate::rollout::deployer::TargetOutcome;
 pub use crate::rollout::rules::VerifiedImage;
-use crate::rollout::rules::{Direction, ServiceState, Target};
-use crate::verify::release::{standing, Release, Standing};
-use crate::verify::tag_pair::{check_pair, ImageInfo, Verification, LATEST};
+use crate::verify::judge::{self, names, Decision, Judgement};
+use crate::verify::provenance::foreign_latest;
+use crate::verify::release::Release;
+use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
 
-mod known;
 mod policy;
 mod provenance;
+mod reader;
 mod records;
 mod release;
 mod report;
@@ -37,8 +37,7 @@ pub use super::events::{
     short_build_id, trigger_from_event, BuildStateChange, EcrImageAction, IgnoreReason,
     VerifierEventError, VerifyTrigger,
 };
-use known::{adoptable, deployable, names, subject_verification, KnownCommits, Record};
-pub(crate) use provenance::commit_provenance;
+pub use reader::StageReader;
 pub use report::{VerificationReport, VerifierResponse, VerifyError};
 pub use retention::RetentionReport;
 pub use settle::{SettleReport, SettledDeployment};
@@ -57,6 +56,33 @@ pub struct ImageVerifier {
     results: ResultPublisher,
     /// The event path checks the repository policy once per container; reconcile always does.
     policy_checked: Mutex<bool>,
+}
+
+/// What one invocation reads before it decides anything.
+struct Snapshot {
+    /// The commit the event is about (the reconcile's: the newest finished build).
+    subject: Option<String>,
+    /// The reconcile's pushes that have no build and will not roll.
+    unbuilt_pushes: Vec<UnbuiltPush>,
+    latest: Option<ImageInfo>,
+    subject_image: Option<ImageInfo>,
+    view: LedgerView,
+    /// The release as the ledger has it (adopted from `latest` on the first run after an
+    /// upgrade), then as this invocation leaves it.
+    release: Option<Release>,
+}
+
+/// The commit an event is about, and (the reconcile's) pushes that will never roll.
+struct Subject {
+    tag: Option<String>,
+    unbuilt_pushes: Vec<UnbuiltPush>,
+}
+
+/// What applying a decision did.
+struct Applied {
+    rollout: Vec<TargetOutcome>,
+    retention: Option<RetentionReport>,
+    deployments: Option<SettleReport>,
 }
 
 fn log_outcome(outcome: &Verification) {
@@ -96,9 +122,10 @@ impl ImageVerifier {
         &self.config
     }
 
-    pub async fn handle(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
-        let span = tracing::info_span!(
-            "verify",
+    #[tracing::instrument(
+        name = "verify",
+        skip_all,
+        fields(
             trigger = trigger.name(),
             repository = %self.config.repository.name,
             image_tag = field::Empty,
@@ -106,12 +133,9 @@ impl ImageVerifier {
             digest = field::Empty,
             build_id = field::Empty,
             order = field::Empty,
-        );
-        Box::pin(self.handle_inner(trigger)).instrument(span).await
-    }
-
-    async fn handle_inner(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
-        let span = tracing::Span::current();
+        )
+    )]
+    pub async fn handle(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
         let drift = self
             .enforce_policy(trigger == VerifyTrigger::Reconcile)
             .await?;
@@ -123,94 +147,162 @@ impl ImageVerifier {
         {
             return self.build_failed(tag, build_id, status).await;
         }
-        let (subject, unbuilt_pushes) = self.subject_of(&trigger).await?;
-        if let Some(tag) = &subject {
-            span.record("image_tag", tag.as_str());
-        }
+        let mut snapshot = self.gather(&trigger).await?;
+        let judgement = self.settle_release(&mut snapshot).await?;
+        let decision = judge::decide(&judgement, snapshot.release.as_ref(), &snapshot.view);
+        record_in_span(&decision, &snapshot.view);
+        let applied = self
+            .apply(&trigger, &snapshot, &judgement, &decision)
+            .await?;
+        Ok(VerifierResponse::Verification(Box::new(
+            VerificationReport {
+                trigger: trigger.name(),
+                repository: self.config.repository.name.clone(),
+                verification: decision.verification,
+                order: decision.order,
+                release: snapshot.release.map(|r| r.image_tag),
+                policy_drift: drift.iter().map(ToString::to_string).collect(),
+                deployable: decision.deployable,
+                rollout: applied.rollout,
+                retention: applied.retention,
+                deployments: applied.deployments,
+                unbuilt_pushes: snapshot.unbuilt_pushes,
+            },
+        )))
+    }
 
-        let mut latest = self.describe(LATEST).await?;
+    /// Gather: the event's commit, the images `latest` and its SHA tag name, and the ledger's view
+    /// of both in one read (the release adopted from `latest` if there is none yet).
+    async fn gather(&self, trigger: &VerifyTrigger) -> Result<Snapshot, VerifyError> {
+        let Subject {
+            tag: subject,
+            unbuilt_pushes,
+        } = self.subject_of(trigger).await?;
+        if let Some(tag) = &subject {
+            tracing::Span::current().record("image_tag", tag.as_str());
+        }
+        let reader = self.reader();
+        let latest = reader.describe(LATEST).await?;
         let subject_image = match &subject {
-            Some(tag) if names(&latest, tag) => latest.clone(),
-            Some(tag) => self.describe(tag).await?,
+            Some(tag) if names(latest.as_ref(), tag) => latest.clone(),
+            Some(tag) => reader.describe(tag).await?,
             None => None,
         };
+        let view = self
+            .view_of(subject.as_deref(), latest.as_ref(), subject_image.as_ref())
+            .await?;
+        let release = match view.release.clone() {
+            Some(release) => Some(release),
+            None => self.adopt_release(latest.as_ref(), &view).await?,
+        };
+        Ok(Snapshot {
+            subject,
+            unbuilt_pushes,
+            latest,
+            subject_image,
+            view,
+            release,
+        })
+    }
+
+    /// The ledger's view of the commits `latest` and the event name, and of their digests.
+    async fn view_of(
+        &self,
+        subject: Option<&str>,
+        latest: Option<&ImageInfo>,
+        subject_image: Option<&ImageInfo>,
+    ) -> Result<LedgerView, VerifyError> {
         let mut tags: Vec<&str> = latest
             .iter()
             .flat_map(|l| l.tags.iter())
             .filter(|t| self.config.tag_length.is_sha_tag(t))
             .map(String::as_str)
             .collect();
-        if let Some(tag) = &subject {
-            if !tags.contains(&tag.as_str()) {
-                tags.push(tag);
-            }
+        if let Some(tag) = subject.filter(|tag| !tags.contains(tag)) {
+            tags.push(tag);
         }
-        let mut digests: Vec<&str> = [&latest, &subject_image]
+        let mut digests: Vec<&str> = [latest, subject_image]
             .into_iter()
             .flatten()
             .map(|i| i.digest.as_str())
             .collect();
         digests.dedup();
-        let known = self.known_commits(&tags, &digests).await?;
-        let mut release = match known.release.clone() {
-            Some(release) => Some(release),
-            None => self.adopt_release(latest.as_ref(), &known).await?,
-        };
+        self.reader().view(&tags, &digests).await
+    }
 
-        // 1. Where the event's commit stands; a candidate becomes the release.
-        let mut subject_outcome = None;
-        if let Some(tag) = &subject {
+    /// The release's writes: 1. the event's commit takes its place (a candidate becomes the
+    /// release); 2. a `latest` pushed from outside is reported before it is moved back; 3.
+    /// `latest` is moved onto the release, and 4. the gate, on what ECR says then.
+    async fn settle_release(&self, snapshot: &mut Snapshot) -> Result<Judgement, VerifyError> {
+        let mut judgement = Judgement::default();
+        if let Some(tag) = &snapshot.subject {
             let stood = self
-                .stand(tag, subject_image.as_ref(), &known, release)
+                .stand(
+                    tag,
+                    snapshot.subject_image.as_ref(),
+                    &snapshot.view,
+                    snapshot.release.take(),
+                )
                 .await?;
-            release = stood.0;
-            subject_outcome = stood.1;
+            snapshot.release = stood.release;
+            judgement.subject = stood.outcome;
         }
-        // 2. A `latest` pushed from outside is reported before it is moved back.
-        let latest_outcome = provenance::foreign_latest(latest.as_ref(), release.as_ref(), &known);
-        // 3. `latest` moved onto the release's image, and 4. the gate.
-        let mut release_outcome = None;
-        if let Some(read) = release.take() {
-            let image = if names(&latest, &read.image_tag) {
-                latest.clone()
-            } else if subject.as_deref() == Some(read.image_tag.as_str()) {
-                subject_image.clone()
-            } else {
-                self.describe(&read.image_tag).await?
-            };
-            let (now, outcome) = self.converge_latest(read, image, &mut latest).await?;
-            span.record("image_tag", now.image_tag.as_str());
-            span.record("digest", now.digest.as_str());
-            release = Some(now);
-            release_outcome = Some(outcome);
+        judgement.latest = foreign_latest(
+            snapshot.latest.as_ref(),
+            snapshot.release.as_ref(),
+            &snapshot.view,
+        );
+        if let Some(read) = snapshot.release.take() {
+            let image = self.release_image(&read, snapshot).await?;
+            let converged = self
+                .converge_latest(read, image, &mut snapshot.latest)
+                .await?;
+            let span = tracing::Span::current();
+            span.record("image_tag", converged.release.image_tag.as_str());
+            span.record("digest", converged.release.digest.as_str());
+            snapshot.release = Some(converged.release);
+            judgement.release = Some(converged.outcome);
         }
+        Ok(judgement)
+    }
 
-        let verification = [&subject_outcome, &latest_outcome, &release_outcome]
-            .into_iter()
-            .flatten()
-            .next()
-            .cloned()
-            .unwrap_or(Verification::NothingToVerify);
-        let order = verification.tag().and_then(|t| known.order(t));
-        if let Some(sha) = verification.tag().and_then(|t| known.sha(t)) {
-            span.record("sha", sha.as_str());
+    /// The image the release's SHA tag names, from what the snapshot read if it read it.
+    async fn release_image(
+        &self,
+        release: &Release,
+        snapshot: &Snapshot,
+    ) -> Result<Option<ImageInfo>, VerifyError> {
+        if names(snapshot.latest.as_ref(), &release.image_tag) {
+            Ok(snapshot.latest.clone())
+        } else if snapshot.subject.as_deref() == Some(release.image_tag.as_str()) {
+            Ok(snapshot.subject_image.clone())
+        } else {
+            self.reader().describe(&release.image_tag).await
         }
-        if let Some(order) = order {
-            span.record("order", order.get());
-        }
-        let outcomes = [&subject_outcome, &latest_outcome, &release_outcome];
-        let (mut to_record, untrusted_images) = self
-            .outcomes_to_record(outcomes.into_iter().flatten(), &trigger, &known)
+    }
+
+    /// Apply: each outcome recorded (a failure published first), the release rolled out, and on
+    /// the reconcile the retention and settling passes (whatever the rollout did: a failing
+    /// service must not leave the other images unprotected, nor their deployments unsettled).
+    async fn apply(
+        &self,
+        trigger: &VerifyTrigger,
+        snapshot: &Snapshot,
+        judgement: &Judgement,
+        decision: &Decision,
+    ) -> Result<Applied, VerifyError> {
+        let mut to_record = self
+            .outcomes_to_record(judgement.outcomes(), trigger, &snapshot.view)
             .await?;
-        let deployable = deployable(release.as_ref(), release_outcome.as_ref(), &known);
-        let rollout = match &deployable {
-            Some(image) => self.roll_out_release(image, &known, &mut to_record).await,
+        let rollout = match &decision.deployable {
+            Some(image) => {
+                self.roll_out_release(image, &snapshot.view, &mut to_record.commits)
+                    .await
+            }
             None => Ok(Vec::new()),
         };
         // Whatever the rollout did, the outcomes are recorded before the invocation answers.
-        self.write_outcomes(to_record, &untrusted_images).await?;
-        // The retention pass runs whatever the rollout did: a failing service must not leave the
-        // other images unprotected.
+        self.write_outcomes(to_record).await?;
         let (retention, deployments) = match trigger {
             VerifyTrigger::Reconcile => (
                 Some(self.keep_protected().await),
@@ -218,32 +310,16 @@ impl ImageVerifier {
             ),
             _ => (None, None),
         };
-        let rollout = rollout?;
-        let retention = retention.transpose()?;
-        let deployments = deployments.transpose()?;
-        Ok(VerifierResponse::Verification(Box::new(
-            VerificationReport {
-                trigger: trigger.name(),
-                repository: self.config.repository.name.clone(),
-                verification,
-                order,
-                release: release.map(|r| r.image_tag),
-                policy_drift: drift.iter().map(ToString::to_string).collect(),
-                deployable,
-                rollout,
-                retention,
-                deployments,
-                unbuilt_pushes,
-            },
-        )))
+        Ok(Applied {
+            rollout: rollout?,
+            retention: retention.transpose()?,
+            deployments: deployments.transpose()?,
+        })
     }
 
     /// The commit an event is about (the reconcile's: the newest finished build), after
     /// recording what the event says of it.
-    async fn subject_of(
-        &self,
-        trigger: &VerifyTrigger,
-    ) -> Result<(Option<String>, Vec<UnbuiltPush>), VerifyError> {
+    async fn subject_of(&self, trigger: &VerifyTrigger) -> Result<Subject, VerifyError> {
         let tag = match trigger {
             VerifyTrigger::EcrPush { tag } => tag.clone(),
             VerifyTrigger::Repushed { tag } => Some(tag.clone()),
@@ -257,34 +333,23 @@ impl ImageVerifier {
             }
             VerifyTrigger::BuildFailed { .. } => None,
         };
-        Ok((tag, Vec::new()))
-    }
-
-    pub(crate) async fn describe(&self, tag: &str) -> Result<Option<ImageInfo>, VerifyError> {
-        self.registry
-            .describe_tag(tag)
-            .await
-            .map_err(|e| self.registry_error(e))
-    }
-
-    async fn known_commits(
-        &self,
-        tags: &[&str],
-        digests: &[&str],
-    ) -> Result<KnownCommits, VerifyError> {
-        let targets: Vec<String> = self.config.targets.iter().map(Target::name).collect();
-        let found = self
-            .ledger
-            .known_commits(&self.config.repository.name, tags, digests, &targets)
-            .await
-            .map_err(VerifyError::Ledger)?;
-        Ok(KnownCommits {
-            commits: found.commits,
-            release: found.release,
-            frozen: found.frozen,
-            services: found.services,
-            untrusted_images: found.untrusted_images,
+        Ok(Subject {
+            tag,
+            unbuilt_pushes: Vec::new(),
         })
+    }
+
+    /// The verifier's reads, shared with the operator.
+    pub fn reader(&self) -> StageReader<'_> {
+        StageReader {
+            config: &self.config,
+            registry: &self.registry,
+            ledger: &self.ledger,
+        }
+    }
+
+    pub(crate) fn registry_error(&self, error: AwsError) -> VerifyError {
+        self.reader().registry_error(error)
     }
 
     fn key(&self, tag: &str) -> CommitKey {
@@ -293,12 +358,15 @@ impl ImageVerifier {
             image_tag: tag.to_string(),
         }
     }
+}
 
-    pub(crate) fn registry_error(&self, error: AwsError) -> VerifyError {
-        if error.code() == Some("RepositoryNotFoundException") {
-            VerifyError::RepositoryNotFound(self.config.repository.name.clone())
-        } else {
-            VerifyError::Registry(error)
-        }
+/// The reported commit's SHA and push order on the invocation's span (its logs carry them).
+fn record_in_span(decision: &Decision, view: &LedgerView) {
+    let span = tracing::Span::current();
+    if let Some(sha) = decision.verification.tag().and_then(|t| view.sha(t)) {
+        span.record("sha", sha.as_str());
+    }
+    if let Some(order) = decision.order {
+        span.record("order", order.get());
     }
 }

@@ -2,6 +2,10 @@
 //! linked once rather than once per suite (link time, and disk). Each test starts its own moto
 //! server through [`pushdeploy_tests::TestWorld`], so suites share nothing but the process.
 //!
+//! The fault matrix is the one binary apart (`tests/tests/faults.rs`): it runs four moto servers
+//! at once, and beside it the other tests' calls would outlast the SDK's attempt timeout and be
+//! retried, which the tests that count calls rightly refuse.
+//!
 //! Run one suite with its module path, e.g. `cargo test -p pushdeploy-tests --test suite ordering::`.
 
 mod buildspec;
@@ -9,7 +13,6 @@ mod codecommit_push;
 mod deployment_status;
 mod end_to_end;
 mod events;
-mod faults;
 mod github_webhook;
 mod iam;
 mod image_verifier;

@@ -1,6 +1,9 @@
 //! The repository policy (tag mutability, scan on push, lifecycle) kept.
 
-use super::*;
+use tracing::warn;
+
+use super::{ImageVerifier, VerifyError};
+use crate::registry::policy::Drift;
 
 impl ImageVerifier {
     /// Reads the repository policy (once per container on the event path, always on reconcile)

@@ -1,9 +1,30 @@
 //! Outcomes recorded (on the commit, or on an untrusted image's own item) and failures
 //! published before they are recorded.
 
-use super::*;
-use crate::outcome::result::ResultOutcome;
+use tracing::{info, warn};
+
+use super::{log_outcome, ImageVerifier, VerifierResponse, VerifyError, VERIFICATION_DETAIL_TYPE};
+use crate::ledger::{
+    now_epoch_seconds, CommitStatus, LedgerView, UntrustedImageRecord, VerificationRecord,
+};
+use crate::outcome::result::{ResultDetail, ResultOutcome};
+use crate::verify::events::VerifyTrigger;
 use crate::verify::provenance::BuildStatus;
+use crate::verify::tag_pair::Verification;
+
+/// An outcome to record: on a commit's item, or on an untrusted image's own.
+pub(super) enum Record {
+    Commit(VerificationRecord),
+    Image(UntrustedImageRecord),
+}
+
+/// The outcomes an invocation records: on their commits (the release's may ride with its first
+/// deployment), and untrusted images that are no commit's.
+#[derive(Default)]
+pub(super) struct ToRecord {
+    pub(super) commits: Vec<VerificationRecord>,
+    pub(super) untrusted_images: Vec<UntrustedImageRecord>,
+}
 
 impl ImageVerifier {
     /// Logs each outcome and says which to record: on their commits, or as untrusted images.
@@ -13,41 +34,39 @@ impl ImageVerifier {
         &self,
         outcomes: impl Iterator<Item = &Verification>,
         trigger: &VerifyTrigger,
-        known: &KnownCommits,
-    ) -> Result<(Vec<VerificationRecord>, Vec<UntrustedImageRecord>), VerifyError> {
-        let mut to_record = Vec::new();
-        let mut untrusted_images: Vec<UntrustedImageRecord> = Vec::new();
+        view: &LedgerView,
+    ) -> Result<ToRecord, VerifyError> {
+        let mut to_record = ToRecord::default();
         for outcome in outcomes {
             log_outcome(outcome);
             let record = self
-                .new_record(outcome, trigger, known)
+                .new_record(outcome, trigger, view)
                 // One image seen under two tags in one invocation is one sighting.
                 .filter(|r| match r {
-                    Record::Image(r) => untrusted_images.iter().all(|u| u.digest != r.digest),
+                    Record::Image(r) => to_record
+                        .untrusted_images
+                        .iter()
+                        .all(|u| u.digest != r.digest),
                     Record::Commit(_) => true,
                 });
             if record.is_some() && outcome.is_failure() {
-                self.publish_failure(outcome, trigger, known).await?;
+                self.publish_failure(outcome, trigger, view).await?;
             }
             match record {
-                Some(Record::Commit(record)) => to_record.push(record),
-                Some(Record::Image(record)) => untrusted_images.push(record),
+                Some(Record::Commit(record)) => to_record.commits.push(record),
+                Some(Record::Image(record)) => to_record.untrusted_images.push(record),
                 None => {}
             }
         }
-        Ok((to_record, untrusted_images))
+        Ok(to_record)
     }
 
     /// Writes the outcomes `outcomes_to_record` chose (those no deployment took with it).
-    pub(super) async fn write_outcomes(
-        &self,
-        to_record: Vec<VerificationRecord>,
-        untrusted_images: &[UntrustedImageRecord],
-    ) -> Result<(), VerifyError> {
-        for record in to_record {
+    pub(super) async fn write_outcomes(&self, to_record: ToRecord) -> Result<(), VerifyError> {
+        for record in to_record.commits {
             self.write_verification(Some(record)).await?;
         }
-        for record in untrusted_images {
+        for record in &to_record.untrusted_images {
             self.ledger
                 .record_untrusted_image(record)
                 .await
@@ -62,10 +81,10 @@ impl ImageVerifier {
         &self,
         outcome: &Verification,
         trigger: &VerifyTrigger,
-        known: &KnownCommits,
+        view: &LedgerView,
     ) -> Option<Record> {
         let tag = outcome.tag()?;
-        let Some(commit) = known.commits.get(tag) else {
+        let Some(commit) = view.commits.get(tag) else {
             let Verification::Untrusted {
                 digest: Some(digest),
                 reason,
@@ -74,7 +93,7 @@ impl ImageVerifier {
             else {
                 return None;
             };
-            if known.untrusted_images.contains(digest) {
+            if view.untrusted_images.contains(digest) {
                 return None;
             }
             return Some(Record::Image(UntrustedImageRecord {
@@ -106,13 +125,13 @@ impl ImageVerifier {
         &self,
         outcome: &Verification,
         trigger: &VerifyTrigger,
-        known: &KnownCommits,
+        view: &LedgerView,
     ) -> Result<(), VerifyError> {
         let tag = outcome.tag();
         self.publish(ResultDetail {
-            sha: tag.and_then(|t| known.sha(t)),
+            sha: tag.and_then(|t| view.sha(t)),
             image_tag: tag.map(str::to_string),
-            order: tag.and_then(|t| known.order(t)),
+            order: tag.and_then(|t| view.order(t)),
             digest: outcome.digest().map(str::to_string),
             trigger: Some(trigger.name().into()),
             reason: outcome.reason(),

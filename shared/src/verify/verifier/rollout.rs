@@ -1,6 +1,13 @@
 //! The verified release rolled out to every configured service (through the deployer).
 
-use super::*;
+use std::collections::HashMap;
+
+use tracing::info;
+
+use super::{ImageVerifier, VerifyError};
+use crate::ledger::{LedgerView, VerificationRecord};
+use crate::rollout::deployer::{Deployer, TargetOutcome};
+use crate::rollout::rules::{Direction, ServiceState, VerifiedImage};
 
 impl ImageVerifier {
     /// The verified release rolled to every target, unless there are none or rollouts are
@@ -9,13 +16,13 @@ impl ImageVerifier {
     pub(super) async fn roll_out_release(
         &self,
         image: &VerifiedImage,
-        known: &KnownCommits,
+        view: &LedgerView,
         to_record: &mut Vec<VerificationRecord>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
         if self.config.targets.is_empty() {
             return Ok(Vec::new());
         }
-        if known.frozen {
+        if view.frozen {
             info!("rollouts are frozen: the verified image is recorded, not rolled");
             return Ok(self
                 .config
@@ -29,7 +36,7 @@ impl ImageVerifier {
             .position(|r| r.key.image_tag == image.image_tag)
             .filter(|_| image.order.is_some())
             .map(|i| to_record.remove(i));
-        self.roll_out(image, Direction::Forward, with_deployment, &known.services)
+        self.roll_out(image, Direction::Forward, with_deployment, &view.services)
             .await
     }
 
@@ -41,40 +48,6 @@ impl ImageVerifier {
             results: &self.results,
             lock_ttl_seconds: self.config.lock_ttl_seconds,
         }
-    }
-
-    pub(crate) async fn frozen(&self) -> Result<bool, VerifyError> {
-        self.ledger
-            .is_frozen(&self.config.repository.name)
-            .await
-            .map_err(VerifyError::Ledger)
-    }
-
-    /// The release's image, if `latest` names it and the gate passes; reads only.
-    pub(crate) async fn newest_verified(&self) -> Result<Option<VerifiedImage>, VerifyError> {
-        let Some(release) = self
-            .ledger
-            .release(&self.config.repository.name)
-            .await
-            .map_err(VerifyError::Ledger)?
-        else {
-            return Ok(None);
-        };
-        let Some(image) = self.describe(&release.image_tag).await? else {
-            return Ok(None);
-        };
-        let latest = self.describe(LATEST).await?;
-        Ok(
-            match check_pair(&release.image_tag, &release.digest, &image, latest.as_ref()) {
-                Verification::Verified { tag, digest } => Some(VerifiedImage {
-                    image_tag: tag,
-                    sha: release.sha,
-                    digest,
-                    order: release.order,
-                }),
-                _ => None,
-            },
-        )
     }
 
     /// Rolls a verified image out to every configured service; one failing service does not stop
