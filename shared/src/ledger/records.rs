@@ -166,7 +166,7 @@ pub struct RunningBuild {
     pub started_at: u64,
 }
 
-/// A part of the transaction that records a deployment.
+/// A part of the transaction that records a deployment, to read its cancellation reasons by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeploymentPart {
     /// The deployment's items (by service and image, and by ECS deployment id).
