@@ -11,24 +11,14 @@ mod reads;
 mod release;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{AwsError, AwsErrorKind};
 use crate::build::order::PushOrder;
-use crate::ledger::{
-    control_key, release_key, service_key, service_of, CommitKey, CommitRecord, CommitStatus,
-    Conditional, DeploymentRecord, KnownCommit, LedgerView, NewClaim, VerificationRecord,
-    CONTROL_SK,
-};
-use crate::rollout::lock::{LockAttempt, LockRequest};
-use crate::rollout::rules::RolloutGate;
+use crate::ledger::{Conditional, DeploymentRecord, VerificationRecord};
 use crate::rollout::rules::{LastRolled, ServiceState};
-use crate::verify::provenance::BuildProvenance;
-use crate::verify::tag_pair::VerificationOutcome;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -184,6 +174,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::CommitKey;
+    use crate::verify::tag_pair::VerificationOutcome;
 
     #[test]
     fn a_verification_without_reason_removes_the_old_one() {

@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{
+    function_timeout_var, invalid, optional, parse_number, repository_var, required,
+    tag_length_var, ConfigError, EcrRepository, ProcessEnv, VarSource,
+};
 use crate::build::push::BranchFilter;
+use crate::build::push::TagLength;
 
 /// What both build-trigger functions need.
 #[derive(Debug, Clone)]

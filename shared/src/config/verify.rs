@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{
+    bool_var, function_timeout_var, invalid, optional, parse_number, repository_var, required,
+    tag_length_var, ConfigError, EcrRepository, ProcessEnv, VarSource,
+};
+use crate::build::push::TagLength;
 use crate::registry::policy::DesiredPolicy;
 use crate::rollout::rules::{parse_targets, Target};
 

@@ -18,8 +18,9 @@
 
 mod records;
 pub use records::{
-    ClaimResult, DeploymentRecord, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond,
-    ReconcileView, RunningBuild, UnbuiltPush, UntrustedImageRecord, VerificationRecord,
+    parts_after_cancellation, ClaimResult, DeploymentPart, DeploymentParts, DeploymentRecord,
+    ItemCancellation, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond, ReconcileView,
+    RunningBuild, UnbuiltPush, UntrustedImageRecord, VerificationRecord,
 };
 
 use std::fmt;

@@ -185,3 +185,59 @@ pub struct RunningBuild {
     pub build_id: String,
     pub started_at: u64,
 }
+
+/// A part of the transaction that records a deployment, to read its cancellation reasons by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentPart {
+    /// The deployment's items (by service and image, and by ECS deployment id).
+    Record,
+    /// The service's item: what was rolled there, and the lock released.
+    Lock,
+    /// The commit's verification outcome.
+    Verification,
+}
+
+/// Which parts the transaction that records a deployment writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentParts {
+    pub record: bool,
+    pub lock: bool,
+    pub verification: bool,
+}
+
+/// What a cancelled transaction says of one of its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemCancellation {
+    /// Nothing failed of it: another item's failure cancelled the transaction.
+    Passed,
+    /// The item's condition failed.
+    ConditionFailed,
+    /// Anything else (a conflicting write, throttling…).
+    Other,
+}
+
+/// The parts to write again after the transaction that recorded a deployment was cancelled:
+/// `writing` without those whose condition failed. `parts` names the transaction's items in
+/// order, `reasons` what the cancellation says of each. `None`: the cancellation is an error (no
+/// condition failed, or something else did).
+pub fn parts_after_cancellation(
+    writing: DeploymentParts,
+    parts: &[DeploymentPart],
+    reasons: &[ItemCancellation],
+) -> Option<DeploymentParts> {
+    let failed: Vec<DeploymentPart> = parts
+        .iter()
+        .zip(reasons)
+        .filter(|(_, reason)| **reason == ItemCancellation::ConditionFailed)
+        .map(|(part, _)| *part)
+        .collect();
+    let others = reasons.contains(&ItemCancellation::Other);
+    if failed.is_empty() || others {
+        return None;
+    }
+    Some(DeploymentParts {
+        record: writing.record && !failed.contains(&DeploymentPart::Record),
+        lock: writing.lock && !failed.contains(&DeploymentPart::Lock),
+        verification: writing.verification && !failed.contains(&DeploymentPart::Verification),
+    })
+}

@@ -146,3 +146,62 @@ fn a_tag_held_by_another_commit_is_a_collision() {
         }
     );
 }
+
+#[test]
+fn a_cancelled_deployment_record_leaves_out_the_parts_whose_condition_failed() {
+    use DeploymentPart::{Lock, Record, Verification};
+    use ItemCancellation::{ConditionFailed, Other, Passed};
+    let all = DeploymentParts {
+        record: true,
+        lock: true,
+        verification: true,
+    };
+    let parts = [Record, Record, Lock, Verification];
+    let without = |record: bool, lock: bool, verification: bool| DeploymentParts {
+        record: !record,
+        lock: !lock,
+        verification: !verification,
+    };
+    let table: [([ItemCancellation; 4], Option<DeploymentParts>); 7] = [
+        // The lock is someone else's now: the records are written alone.
+        (
+            [Passed, Passed, ConditionFailed, Passed],
+            Some(without(false, true, false)),
+        ),
+        // A deployment item already has a final outcome: it is not rewritten.
+        (
+            [Passed, ConditionFailed, Passed, Passed],
+            Some(without(true, false, false)),
+        ),
+        // The commit item is gone: the verification is left out.
+        (
+            [Passed, Passed, Passed, ConditionFailed],
+            Some(without(false, false, true)),
+        ),
+        (
+            [ConditionFailed, Passed, ConditionFailed, ConditionFailed],
+            Some(without(true, true, true)),
+        ),
+        // No condition failed, or something else did: an error.
+        ([Passed, Passed, Passed, Passed], None),
+        ([Passed, Passed, Other, Passed], None),
+        ([Passed, Passed, ConditionFailed, Other], None),
+    ];
+    for (reasons, expected) in table {
+        assert_eq!(
+            parts_after_cancellation(all, &parts, &reasons),
+            expected,
+            "{reasons:?}"
+        );
+    }
+    // A part left out before stays out.
+    let records_only = DeploymentParts {
+        record: true,
+        lock: false,
+        verification: false,
+    };
+    assert_eq!(
+        parts_after_cancellation(records_only, &[Record], &[ConditionFailed]),
+        Some(without(true, true, true))
+    );
+}

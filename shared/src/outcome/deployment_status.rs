@@ -5,15 +5,16 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 
 use super::ports::{DeploymentLedger, ResultSink};
 use super::settle::DeploymentOutcome;
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
-use crate::ledger::now_epoch_seconds;
+use crate::ledger::{now_epoch_seconds, DeploymentRecord};
 use crate::outcome::result::ResultDetail;
+use crate::rollout::rules::ServiceState;
 
 pub use crate::outcome::result::DEPLOYMENT_DETAIL_TYPE;
 
@@ -158,31 +159,18 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
     }
 
     /// Settles the deployment an ECS event names (see [`deployment_event`]).
+    #[tracing::instrument(
+        name = "deployment_status",
+        skip_all,
+        fields(deployment_id = %event.detail.deployment_id, event = %event.detail.event_name)
+    )]
     pub async fn handle(
         &self,
         event: DeploymentEvent,
     ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
         let DeploymentEvent { detail, service } = event;
-        let span = tracing::info_span!("deployment_status", deployment_id = %detail.deployment_id, event = %detail.event_name);
-        Box::pin(self.settle(detail, service))
-            .instrument(span)
-            .await
-    }
-
-    async fn settle(
-        &self,
-        detail: DeploymentStateChange,
-        service: Option<String>,
-    ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
-        let ignored = |reason: IgnoreReason| {
-            info!(reason = %reason, "deployment event ignored");
-            Ok(DeploymentStatusResponse::Ignored {
-                deployment_id: detail.deployment_id.clone(),
-                reason,
-            })
-        };
         let Some(outcome) = final_outcome(&detail.event_name) else {
-            return ignored(IgnoreReason::InProgress);
+            return Ok(ignored(&detail.deployment_id, IgnoreReason::InProgress));
         };
         let Some(record) = self
             .ledger
@@ -190,24 +178,7 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             .await
             .map_err(DeploymentStatusError::Ledger)?
         else {
-            // A rollout that updated the service and has not recorded it yet leaves a marker on
-            // the service's item: retry (EventBridge's retries) until its record is there.
-            if let Some(service) = service {
-                let state = self
-                    .ledger
-                    .service_state(&service)
-                    .await
-                    .map_err(DeploymentStatusError::Ledger)?;
-                if state.lock_owner.is_some() || state.registered.is_some() {
-                    warn!(service = %service, "a deployment of this service may not be recorded yet: the event is retried");
-                    return Err(DeploymentStatusError::NotYetRecorded {
-                        deployment_id: detail.deployment_id.clone(),
-                        service,
-                    });
-                }
-            }
-            // E.g. the rollback deployment a circuit breaker starts: it is not ours.
-            return ignored(IgnoreReason::NotOurs);
+            return self.unrecorded(&detail.deployment_id, service).await;
         };
         // Final already (a hook's `awaiting_action` is not: its end is still to come).
         let final_outcome = record.outcome.filter(|o| o.is_final());
@@ -218,8 +189,48 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
                 .record_deployment_outcome(&record, recorded, None, now_epoch_seconds())
                 .await
                 .map_err(DeploymentStatusError::Ledger)?;
-            return ignored(IgnoreReason::AlreadyRecorded);
+            return Ok(ignored(
+                &detail.deployment_id,
+                IgnoreReason::AlreadyRecorded,
+            ));
         }
+        self.publish_and_record(detail, record, outcome).await
+    }
+
+    /// An event for a deployment the ledger has no record of: retried while a rollout of the
+    /// service may still record it, ignored otherwise.
+    async fn unrecorded(
+        &self,
+        deployment_id: &str,
+        service: Option<String>,
+    ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
+        // A rollout that updated the service and has not recorded it yet leaves a marker on
+        // the service's item: retry (EventBridge's retries) until its record is there.
+        if let Some(service) = service {
+            let state = self
+                .ledger
+                .service_state(&service)
+                .await
+                .map_err(DeploymentStatusError::Ledger)?;
+            if rollout_unrecorded(&state) {
+                warn!(service = %service, "a deployment of this service may not be recorded yet: the event is retried");
+                return Err(DeploymentStatusError::NotYetRecorded {
+                    deployment_id: deployment_id.to_string(),
+                    service,
+                });
+            }
+        }
+        // E.g. the rollback deployment a circuit breaker starts: it is not ours.
+        Ok(ignored(deployment_id, IgnoreReason::NotOurs))
+    }
+
+    /// Publishes the deployment's final `outcome`, then records it.
+    async fn publish_and_record(
+        &self,
+        detail: DeploymentStateChange,
+        record: DeploymentRecord,
+        outcome: DeploymentOutcome,
+    ) -> Result<DeploymentStatusResponse, DeploymentStatusError> {
         // Published before it is recorded: a failed publish is retried (the outcome is not yet
         // recorded, so the retry publishes); a failed record after a publish publishes again on
         // the retry, with the same `event_id`.
@@ -254,6 +265,21 @@ impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
             outcome,
             reason: detail.reason,
         })
+    }
+}
+
+/// A rollout of the service got past UpdateService and has not recorded its deployment yet: it
+/// holds the lock, or left the revision it registered.
+fn rollout_unrecorded(state: &ServiceState) -> bool {
+    state.lock_owner.is_some() || state.registered.is_some()
+}
+
+/// The answer to an event that changes nothing (logged).
+fn ignored(deployment_id: &str, reason: IgnoreReason) -> DeploymentStatusResponse {
+    info!(reason = %reason, "deployment event ignored");
+    DeploymentStatusResponse::Ignored {
+        deployment_id: deployment_id.to_string(),
+        reason,
     }
 }
 

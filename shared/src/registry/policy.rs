@@ -191,60 +191,78 @@ pub fn lifecycle_grammar_errors(policy: &Value) -> Vec<String> {
             errors.push(at("rulePriority must be unique"));
         }
         priorities.push(priority);
-        let selection = &rule["selection"];
-        let status = selection["tagStatus"].as_str().unwrap_or("");
-        if !["tagged", "untagged", "any"].contains(&status) {
-            errors.push(at("tagStatus must be tagged, untagged or any"));
-        }
-        if status == "any" {
+        if rule["selection"]["tagStatus"].as_str() == Some("any") {
             any_priority = Some(priority);
         }
-        let has_prefixes = selection.get("tagPrefixList").is_some();
-        let has_patterns = selection.get("tagPatternList").is_some();
-        if status == "tagged" && has_prefixes == has_patterns {
-            errors.push(at(
-                "a tagged selection needs exactly one of tagPrefixList and tagPatternList",
-            ));
-        }
-        if status != "tagged" && (has_prefixes || has_patterns) {
-            errors.push(at("tag lists are only allowed with tagStatus tagged"));
-        }
-        for list in ["tagPrefixList", "tagPatternList"] {
-            if let Some(items) = selection.get(list) {
-                let ok = items.as_array().is_some_and(|a| {
-                    !a.is_empty() && a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty()))
-                });
-                if !ok {
-                    errors.push(at(&format!("{list} must be a non-empty list of strings")));
-                }
-            }
-        }
-        match selection["countType"].as_str() {
-            Some("imageCountMoreThan") => {
-                if selection.get("countUnit").is_some() {
-                    errors.push(at("countUnit is only allowed with sinceImagePushed"));
-                }
-            }
-            Some("sinceImagePushed") => {
-                if selection["countUnit"].as_str() != Some("days") {
-                    errors.push(at("sinceImagePushed needs countUnit days"));
-                }
-            }
-            _ => errors.push(at(
-                "countType must be imageCountMoreThan or sinceImagePushed",
-            )),
-        }
-        if selection["countNumber"].as_u64().is_none_or(|n| n < 1) {
-            errors.push(at("countNumber must be a positive integer"));
-        }
-        if rule["action"]["type"].as_str() != Some("expire") {
-            errors.push(at("action.type must be expire"));
-        }
+        errors.extend(rule_errors(rule).iter().map(|m| at(m)));
     }
     if let Some(any) = any_priority {
         if priorities.iter().any(|p| *p > any) {
             errors.push("a tagStatus any rule must have the highest rulePriority".into());
         }
+    }
+    errors
+}
+
+/// What is wrong with one rule, its priority aside.
+fn rule_errors(rule: &Value) -> Vec<String> {
+    let selection = &rule["selection"];
+    let mut errors = tag_selection_errors(selection);
+    errors.extend(count_errors(selection));
+    if rule["action"]["type"].as_str() != Some("expire") {
+        errors.push("action.type must be expire".into());
+    }
+    errors
+}
+
+/// What is wrong with a selection's tag status and tag lists.
+fn tag_selection_errors(selection: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    let status = selection["tagStatus"].as_str().unwrap_or("");
+    if !["tagged", "untagged", "any"].contains(&status) {
+        errors.push("tagStatus must be tagged, untagged or any".into());
+    }
+    let has_prefixes = selection.get("tagPrefixList").is_some();
+    let has_patterns = selection.get("tagPatternList").is_some();
+    if status == "tagged" && has_prefixes == has_patterns {
+        errors.push(
+            "a tagged selection needs exactly one of tagPrefixList and tagPatternList".into(),
+        );
+    }
+    if status != "tagged" && (has_prefixes || has_patterns) {
+        errors.push("tag lists are only allowed with tagStatus tagged".into());
+    }
+    for list in ["tagPrefixList", "tagPatternList"] {
+        if let Some(items) = selection.get(list) {
+            let ok = items.as_array().is_some_and(|a| {
+                !a.is_empty() && a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty()))
+            });
+            if !ok {
+                errors.push(format!("{list} must be a non-empty list of strings"));
+            }
+        }
+    }
+    errors
+}
+
+/// What is wrong with a selection's count.
+fn count_errors(selection: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    match selection["countType"].as_str() {
+        Some("imageCountMoreThan") => {
+            if selection.get("countUnit").is_some() {
+                errors.push("countUnit is only allowed with sinceImagePushed".into());
+            }
+        }
+        Some("sinceImagePushed") => {
+            if selection["countUnit"].as_str() != Some("days") {
+                errors.push("sinceImagePushed needs countUnit days".into());
+            }
+        }
+        _ => errors.push("countType must be imageCountMoreThan or sinceImagePushed".into()),
+    }
+    if selection["countNumber"].as_u64().is_none_or(|n| n < 1) {
+        errors.push("countNumber must be a positive integer".into());
     }
     errors
 }

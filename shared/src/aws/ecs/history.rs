@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_ecs::primitives::{DateTime, DateTimeFormat};
 
 use aws_sdk_ecs::types::{
-    CreatedAt, DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentBrief,
+    CreatedAt, DeploymentLifecycleHookStatus, Failure, ServiceDeployment, ServiceDeploymentBrief,
 };
 
 use super::{call_error, Ecs};
@@ -109,16 +109,7 @@ impl Ecs {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ECS", "DescribeServiceDeployments", e))?;
-            if let Some(failure) = output.failures().first() {
-                return Err(call_error(
-                    "DescribeServiceDeployments",
-                    format!(
-                        "{}: {}",
-                        failure.arn().unwrap_or_default(),
-                        failure.reason().unwrap_or_default()
-                    ),
-                ));
-            }
+            first_failure("DescribeServiceDeployments", output.failures())?;
             for deployment in output.service_deployments() {
                 if let Some(arn) = deployment.service_deployment_arn() {
                     described.insert(arn.to_string(), deployment.clone());
@@ -151,6 +142,20 @@ impl Ecs {
         service: &str,
         task_definition_arn: &str,
     ) -> Result<RevisionHistory, AwsError> {
+        let created = self.since_registration(task_definition_arn).await?;
+        let briefs = self.deployments_created(cluster, service, created).await?;
+        let running_it = self
+            .revisions_running(&target_revisions(&briefs), task_definition_arn)
+            .await?;
+        Ok(RevisionHistory { briefs, running_it })
+    }
+
+    /// The filter for deployments created since the task definition was registered (no
+    /// deployment to it can be older).
+    async fn since_registration(
+        &self,
+        task_definition_arn: &str,
+    ) -> Result<Option<CreatedAt>, AwsError> {
         let registered = self
             .client
             .describe_task_definition()
@@ -159,10 +164,19 @@ impl Ecs {
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", e))?;
         // Without its registration time (ECS always gives it), the whole history is read.
-        let created = registered
+        Ok(registered
             .task_definition()
             .and_then(|t| t.registered_at())
-            .map(|at| CreatedAt::builder().after(*at).build());
+            .map(|at| CreatedAt::builder().after(*at).build()))
+    }
+
+    /// The service's deployments created in `created` (every page of ListServiceDeployments).
+    async fn deployments_created(
+        &self,
+        cluster: &str,
+        service: &str,
+        created: Option<CreatedAt>,
+    ) -> Result<Vec<ServiceDeploymentBrief>, AwsError> {
         let mut briefs: Vec<ServiceDeploymentBrief> = Vec::new();
         let mut next = None;
         // Bounded: ten thousand deployments of one service since the revision was registered.
@@ -190,12 +204,15 @@ impl Ecs {
                 "more than a hundred pages of deployments".into(),
             ));
         }
-        let mut targets: Vec<&str> = briefs
-            .iter()
-            .filter_map(|d| d.target_service_revision_arn())
-            .collect();
-        targets.sort_unstable();
-        targets.dedup();
+        Ok(briefs)
+    }
+
+    /// Of the service revisions `targets`, those that run `task_definition_arn`.
+    async fn revisions_running(
+        &self,
+        targets: &[&str],
+        task_definition_arn: &str,
+    ) -> Result<Vec<String>, AwsError> {
         let mut running_it = Vec::new();
         // DescribeServiceRevisions takes 20 ARNs at a time.
         for chunk in targets.chunks(20) {
@@ -206,16 +223,7 @@ impl Ecs {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ECS", "DescribeServiceRevisions", e))?;
-            if let Some(failure) = described.failures().first() {
-                return Err(call_error(
-                    "DescribeServiceRevisions",
-                    format!(
-                        "{}: {}",
-                        failure.arn().unwrap_or_default(),
-                        failure.reason().unwrap_or_default()
-                    ),
-                ));
-            }
+            first_failure("DescribeServiceRevisions", described.failures())?;
             running_it.extend(
                 described
                     .service_revisions()
@@ -224,7 +232,33 @@ impl Ecs {
                     .filter_map(|r| r.service_revision_arn().map(str::to_string)),
             );
         }
-        Ok(RevisionHistory { briefs, running_it })
+        Ok(running_it)
+    }
+}
+
+/// The service revisions the deployments target, each once.
+fn target_revisions(briefs: &[ServiceDeploymentBrief]) -> Vec<&str> {
+    let mut targets: Vec<&str> = briefs
+        .iter()
+        .filter_map(|d| d.target_service_revision_arn())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
+/// A describe call's first failure, as the call's error: ECS could not describe an ARN.
+fn first_failure(operation: &'static str, failures: &[Failure]) -> Result<(), AwsError> {
+    match failures.first() {
+        Some(failure) => Err(call_error(
+            operation,
+            format!(
+                "{}: {}",
+                failure.arn().unwrap_or_default(),
+                failure.reason().unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -1,6 +1,14 @@
 //! The ledger's commit items: the claim that makes one build per commit, and what its build did.
 
-use super::*;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::order::put_if;
+use super::{conditional, n, s, Attrs, Item, LedgerTable};
+use crate::aws::AwsError;
+use crate::build::order::PushOrder;
+use crate::ledger::{CommitKey, CommitRecord, CommitStatus, Conditional, NewClaim};
+use crate::verify::provenance::BuildProvenance;
 
 impl LedgerTable {
     /// Writes a claim: a new commit's (`expected_version` none) or a takeover of the claim version
@@ -13,6 +21,25 @@ impl LedgerTable {
         order: Option<PushOrder>,
         build_token: &str,
     ) -> Result<Conditional<(), Option<CommitRecord>>, AwsError> {
+        let request = self.claim_put(claim, expected_version, order, build_token);
+        let request = claim_condition(request, expected_version, order);
+        match put_if(request).await? {
+            Conditional::Applied(()) => Ok(Conditional::Applied(())),
+            // None: the item is gone.
+            Conditional::Refused(old) => Ok(Conditional::Refused(
+                old.map(|item| parse_record(claim.key, &item)).transpose()?,
+            )),
+        }
+    }
+
+    /// The claim's PutItem, without its condition: the commit's item as the claim writes it.
+    fn claim_put(
+        &self,
+        claim: &NewClaim<'_>,
+        expected_version: Option<u64>,
+        order: Option<PushOrder>,
+        build_token: &str,
+    ) -> PutItemFluentBuilder {
         let mut request = self
             .client
             .put_item()
@@ -29,8 +56,7 @@ impl LedgerTable {
             .item("source", s(claim.source))
             .item("source_repository", s(claim.source_repository))
             .item("branch", s(claim.branch))
-            .item("updated_at", n(claim.now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .item("updated_at", n(claim.now));
         if let Some(trigger_id) = claim.trigger_id {
             request = request.item("trigger_id", s(trigger_id));
         }
@@ -39,41 +65,7 @@ impl LedgerTable {
                 .item("sequence", n(order.get()))
                 .item("deploy_branch", s(claim.branch));
         }
-        request = match (expected_version, order) {
-            (None, _) => request.condition_expression("attribute_not_exists(pk)"),
-            // The order a concurrent push raised it to is never overwritten by a lower one.
-            (Some(version), Some(order)) => request
-                .condition_expression(
-                    "claim_version = :version AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
-                )
-                .expression_attribute_names("#sequence", "sequence")
-                .expression_attribute_values(":version", n(version))
-                .expression_attribute_values(":order", n(order.get())),
-            (Some(version), None) => request
-                .condition_expression(
-                    "claim_version = :version AND attribute_not_exists(#sequence)",
-                )
-                .expression_attribute_names("#sequence", "sequence")
-                .expression_attribute_values(":version", n(version)),
-        };
-        match request.send().await {
-            Ok(_) => Ok(Conditional::Applied(())),
-            Err(err) => match err.as_service_error() {
-                Some(e) if e.is_conditional_check_failed_exception() => {
-                    let old = match e {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item().cloned()
-                        }
-                        _ => None,
-                    };
-                    // None: the item is gone.
-                    Ok(Conditional::Refused(
-                        old.map(|item| parse_record(claim.key, &item)).transpose()?,
-                    ))
-                }
-                _ => Err(AwsError::from_sdk("DynamoDB", "PutItem", err)),
-            },
-        }
+        request
     }
 
     /// The commit's item as claiming sees it (a consistent read).
@@ -214,6 +206,30 @@ impl LedgerTable {
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))
+    }
+}
+
+/// The claim's condition: a new commit's item must not exist; a takeover must find the claim
+/// version it read.
+fn claim_condition(
+    request: PutItemFluentBuilder,
+    expected_version: Option<u64>,
+    order: Option<PushOrder>,
+) -> PutItemFluentBuilder {
+    match (expected_version, order) {
+        (None, _) => request.condition_expression("attribute_not_exists(pk)"),
+        // The order a concurrent push raised it to is never overwritten by a lower one.
+        (Some(version), Some(order)) => request
+            .condition_expression(
+                "claim_version = :version AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
+            )
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":order", n(order.get())),
+        (Some(version), None) => request
+            .condition_expression("claim_version = :version AND attribute_not_exists(#sequence)")
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":version", n(version)),
     }
 }
 

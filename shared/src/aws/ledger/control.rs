@@ -1,6 +1,15 @@
 //! The ledger's control item: whether rollouts are frozen.
 
-use super::*;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::reads::consistent;
+use super::release::parse_release;
+use super::{n, s, Item, LedgerTable};
+use crate::aws::AwsError;
+use crate::ledger::{control_key, release_key, CONTROL_SK};
+use crate::rollout::rules::RolloutGate;
 
 impl LedgerTable {
     /// What a forward rollout checks under a service's lock, in one consistent read: whether
@@ -8,7 +17,7 @@ impl LedgerTable {
     pub async fn rollout_gate(&self, repository: &str) -> Result<RolloutGate, AwsError> {
         let (release_pk, release_sk) = release_key(repository);
         let (control_pk, control_sk) = control_key(repository);
-        let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+        let keys = KeysAndAttributes::builder()
             .keys(HashMap::from([
                 ("pk".to_string(), s(control_pk)),
                 ("sk".to_string(), s(control_sk)),
@@ -17,7 +26,7 @@ impl LedgerTable {
                 ("pk".to_string(), s(release_pk)),
                 ("sk".to_string(), s(release_sk)),
             ]));
-        let keys = super::reads::consistent(keys)?;
+        let keys = consistent(keys)?;
         let mut gate = RolloutGate::default();
         for item in self.batch_get(keys).await? {
             match item
@@ -26,7 +35,7 @@ impl LedgerTable {
                 .map(String::as_str)
             {
                 Some(CONTROL_SK) => gate.frozen = frozen_flag(&item),
-                _ => gate.release = release::parse_release(&item),
+                _ => gate.release = parse_release(&item),
             }
         }
         Ok(gate)
@@ -62,7 +71,7 @@ impl LedgerTable {
 }
 
 /// The control item's freeze flag (absent: not frozen).
-fn frozen_flag(item: &Item) -> bool {
+pub(super) fn frozen_flag(item: &Item) -> bool {
     item.get("frozen")
         .and_then(|v| v.as_bool().ok())
         .copied()

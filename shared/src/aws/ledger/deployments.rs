@@ -6,17 +6,21 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::outcomes::parse_deployment;
-use super::{n, s, DeploymentRecord, LedgerTable, VerificationRecord};
+use super::{n, s, verification_update, Item, LedgerTable};
 use crate::aws::{AwsError, AwsErrorKind};
-use crate::ledger::{deployment_id_key, deployment_key, service_key};
+use crate::ledger::{
+    deployment_id_key, deployment_key, parts_after_cancellation, service_key, Conditional,
+    DeploymentPart, DeploymentParts, DeploymentRecord, ItemCancellation, VerificationRecord,
+};
 use crate::outcome::settle::DeploymentOutcome;
 
-/// The parts of the deployment's transaction, to read its cancellation reasons by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Record,
-    Lock,
-    Verification,
+/// What one recording of a deployment writes: the records, the lock release if `owner` is given,
+/// the verification if given.
+struct DeploymentWrite<'a> {
+    deployment: &'a DeploymentRecord,
+    owner: Option<&'a str>,
+    verification: Option<&'a VerificationRecord>,
+    now: u64,
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
@@ -64,6 +68,64 @@ fn lock_release(
         .update_expression(format!("{service_state} {removed}"))
         .build()
         .map_err(build_error)
+}
+
+/// The commit item's update with the verification outcome (refused if the commit is gone).
+fn verification_write(table: &str, verification: &VerificationRecord) -> Result<Update, AwsError> {
+    let (expression, values) = verification_update(verification);
+    Update::builder()
+        .table_name(table)
+        .key("pk", s(verification.key.pk()))
+        .key("sk", s(verification.key.sk()))
+        .condition_expression("attribute_exists(pk)")
+        .update_expression(expression)
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .map_err(build_error)
+}
+
+/// What a cancellation reason's code says of its item (DynamoDB's code `None`, or no code: the
+/// item did not fail).
+fn item_cancellation(code: Option<&str>) -> ItemCancellation {
+    match code {
+        None | Some("None") => ItemCancellation::Passed,
+        Some("ConditionalCheckFailed") => ItemCancellation::ConditionFailed,
+        Some(_) => ItemCancellation::Other,
+    }
+}
+
+/// What both of the deployment's items hold, all but their keys.
+fn deployment_attributes(deployment: &DeploymentRecord, now: u64) -> Item {
+    let outcome = deployment.outcome.unwrap_or(DeploymentOutcome::InProgress);
+    let mut item = HashMap::from([
+        ("repository".to_string(), s(&deployment.repository)),
+        ("target".to_string(), s(&deployment.target)),
+        ("image_tag".to_string(), s(&deployment.image_tag)),
+        ("digest".to_string(), s(&deployment.digest)),
+        ("revision".to_string(), s(&deployment.revision)),
+        ("outcome".to_string(), s(outcome.as_str())),
+        ("started_at".to_string(), n(now)),
+    ]);
+    if let Some(sha) = &deployment.sha {
+        item.insert("sha".into(), s(sha));
+    }
+    // Recorded with its final outcome (ECS ended it before it was recorded): final now.
+    if deployment
+        .outcome
+        .is_some_and(|o| o != DeploymentOutcome::InProgress)
+    {
+        item.insert("finished_at".into(), n(now));
+    }
+    if let Some(reason) = &deployment.reason {
+        item.insert("reason".into(), s(reason));
+    }
+    if let Some(order) = deployment.order {
+        item.insert("sequence".into(), n(order));
+    }
+    if let Some(id) = &deployment.deployment_id {
+        item.insert("deployment_id".into(), s(id));
+    }
+    item
 }
 
 impl LedgerTable {
@@ -120,78 +182,27 @@ impl LedgerTable {
         verification: Option<&VerificationRecord>,
         now: u64,
     ) -> Result<(), AwsError> {
-        let mut with_records = true;
-        let mut with_lock = owner.is_some();
-        let mut with_verification = verification.is_some();
+        let write = DeploymentWrite {
+            deployment,
+            owner,
+            verification,
+            now,
+        };
+        let mut parts = DeploymentParts {
+            record: true,
+            lock: owner.is_some(),
+            verification: verification.is_some(),
+        };
         // Bounded: each attempt leaves out a part whose condition failed.
         for _ in 0..4 {
-            let mut parts = Vec::new();
-            if with_records {
-                parts.extend(
-                    self.deployment_puts(deployment, now)?
-                        .into_iter()
-                        .map(|put| (Part::Record, TransactWriteItem::builder().put(put).build())),
-                );
-            }
-            if let (true, Some(owner)) = (with_lock, owner) {
-                let update = lock_release(&self.table, deployment, owner, now)?;
-                parts.push((
-                    Part::Lock,
-                    TransactWriteItem::builder().update(update).build(),
-                ));
-            }
-            if let (true, Some(verification)) = (with_verification, verification) {
-                let (expression, values) = super::verification_update(verification);
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(verification.key.pk()))
-                    .key("sk", s(verification.key.sk()))
-                    .condition_expression("attribute_exists(pk)")
-                    .update_expression(expression)
-                    .set_expression_attribute_values(Some(values))
-                    .build()
-                    .map_err(build_error)?;
-                parts.push((
-                    Part::Verification,
-                    TransactWriteItem::builder().update(update).build(),
-                ));
-            }
-            if parts.is_empty() {
+            let items = self.deployment_items(&write, parts)?;
+            if items.is_empty() {
                 return Ok(());
             }
-            let (kinds, writes): (Vec<Part>, Vec<TransactWriteItem>) = parts.into_iter().unzip();
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-                err.as_service_error()
-            else {
-                return Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err));
-            };
-            let failed: Vec<Part> = kinds
-                .iter()
-                .zip(canceled.cancellation_reasons())
-                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
-                .map(|(kind, _)| *kind)
-                .collect();
-            let others = canceled
-                .cancellation_reasons()
-                .iter()
-                .filter_map(|r| r.code())
-                .any(|code| code != "None" && code != "ConditionalCheckFailed");
-            if failed.is_empty() || others {
-                return Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err));
+            match self.transact_deployment(items, parts).await? {
+                Conditional::Applied(()) => return Ok(()),
+                Conditional::Refused(left) => parts = left,
             }
-            with_lock &= !failed.contains(&Part::Lock);
-            with_records &= !failed.contains(&Part::Record);
-            with_verification &= !failed.contains(&Part::Verification);
         }
         Err(AwsError::call(
             "DynamoDB",
@@ -201,6 +212,71 @@ impl LedgerTable {
         ))
     }
 
+    /// The transaction's items for the parts still written, each with its part.
+    fn deployment_items(
+        &self,
+        write: &DeploymentWrite<'_>,
+        parts: DeploymentParts,
+    ) -> Result<Vec<(DeploymentPart, TransactWriteItem)>, AwsError> {
+        let mut items = Vec::new();
+        if parts.record {
+            items.extend(
+                self.deployment_puts(write.deployment, write.now)?
+                    .into_iter()
+                    .map(|put| {
+                        let item = TransactWriteItem::builder().put(put).build();
+                        (DeploymentPart::Record, item)
+                    }),
+            );
+        }
+        if let (true, Some(owner)) = (parts.lock, write.owner) {
+            let update = lock_release(&self.table, write.deployment, owner, write.now)?;
+            let item = TransactWriteItem::builder().update(update).build();
+            items.push((DeploymentPart::Lock, item));
+        }
+        if let (true, Some(verification)) = (parts.verification, write.verification) {
+            let update = verification_write(&self.table, verification)?;
+            let item = TransactWriteItem::builder().update(update).build();
+            items.push((DeploymentPart::Verification, item));
+        }
+        Ok(items)
+    }
+
+    /// Sends the deployment's transaction. Cancelled by conditions alone, it answers the parts
+    /// to write again ([`parts_after_cancellation`]); cancelled otherwise, it fails.
+    async fn transact_deployment(
+        &self,
+        items: Vec<(DeploymentPart, TransactWriteItem)>,
+        parts: DeploymentParts,
+    ) -> Result<Conditional<(), DeploymentParts>, AwsError> {
+        let (kinds, writes): (Vec<DeploymentPart>, Vec<TransactWriteItem>) =
+            items.into_iter().unzip();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Conditional::Applied(())),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            err.as_service_error()
+        else {
+            return Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err));
+        };
+        let reasons: Vec<ItemCancellation> = canceled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| item_cancellation(reason.code()))
+            .collect();
+        match parts_after_cancellation(parts, &kinds, &reasons) {
+            Some(left) => Ok(Conditional::Refused(left)),
+            None => Err(AwsError::from_sdk("DynamoDB", "TransactWriteItems", err)),
+        }
+    }
+
     /// The deployment's two items (by service and image, and by ECS deployment id), each written
     /// unless it already holds this deployment (its revision) with a final outcome.
     fn deployment_puts(
@@ -208,57 +284,21 @@ impl LedgerTable {
         deployment: &DeploymentRecord,
         now: u64,
     ) -> Result<Vec<Put>, AwsError> {
-        let (pk, sk) = deployment_key(
+        let attributes = deployment_attributes(deployment, now);
+        let mut keys = Vec::new();
+        if let Some(id) = &deployment.deployment_id {
+            keys.push(deployment_id_key(id));
+        }
+        keys.push(deployment_key(
             &deployment.repository,
             &deployment.target,
             &deployment.image_tag,
-        );
-        let mut item = HashMap::from([
-            ("repository".to_string(), s(&deployment.repository)),
-            ("target".to_string(), s(&deployment.target)),
-            ("image_tag".to_string(), s(&deployment.image_tag)),
-            ("digest".to_string(), s(&deployment.digest)),
-            ("revision".to_string(), s(&deployment.revision)),
-            (
-                "outcome".to_string(),
-                s(deployment
-                    .outcome
-                    .unwrap_or(DeploymentOutcome::InProgress)
-                    .as_str()),
-            ),
-            ("started_at".to_string(), n(now)),
-        ]);
-        if let Some(sha) = &deployment.sha {
-            item.insert("sha".into(), s(sha));
-        }
-        // Recorded with its final outcome (ECS ended it before it was recorded): final now.
-        if deployment
-            .outcome
-            .is_some_and(|o| o != DeploymentOutcome::InProgress)
-        {
-            item.insert("finished_at".into(), n(now));
-        }
-        if let Some(reason) = &deployment.reason {
-            item.insert("reason".into(), s(reason));
-        }
-        if let Some(order) = deployment.order {
-            item.insert("sequence".into(), n(order));
-        }
-        let mut items = Vec::new();
-        if let Some(id) = &deployment.deployment_id {
-            item.insert("deployment_id".into(), s(id));
-            let mut index = item.clone();
-            let (pk, sk) = deployment_id_key(id);
-            index.insert("pk".into(), s(pk));
-            index.insert("sk".into(), s(sk));
-            items.push(index);
-        }
-        item.insert("pk".into(), s(pk));
-        item.insert("sk".into(), s(sk));
-        items.push(item);
-        items
-            .into_iter()
-            .map(|item| {
+        ));
+        keys.into_iter()
+            .map(|(pk, sk)| {
+                let mut item = attributes.clone();
+                item.insert("pk".into(), s(pk));
+                item.insert("sk".into(), s(sk));
                 Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(item))
@@ -288,5 +328,24 @@ impl LedgerTable {
     ) -> Result<Option<DeploymentRecord>, AwsError> {
         let item = self.get_item(pk, sk).await?;
         Ok(item.as_ref().map(parse_deployment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellation_codes_say_which_items_failed_and_how() {
+        assert_eq!(item_cancellation(None), ItemCancellation::Passed);
+        assert_eq!(item_cancellation(Some("None")), ItemCancellation::Passed);
+        assert_eq!(
+            item_cancellation(Some("ConditionalCheckFailed")),
+            ItemCancellation::ConditionFailed
+        );
+        assert_eq!(
+            item_cancellation(Some("TransactionConflict")),
+            ItemCancellation::Other
+        );
     }
 }

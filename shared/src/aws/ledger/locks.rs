@@ -1,7 +1,14 @@
 //! The ledger's service items: a rollout's lock, what pushdeploy last rolled there, and a
 //! rollback's hold.
 
-use super::*;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{conditional, n, s, service_state, LedgerTable};
+use crate::aws::AwsError;
+use crate::ledger::{service_key, Conditional};
+use crate::rollout::lock::{LockAttempt, LockRequest};
+use crate::rollout::rules::ServiceState;
 
 impl LedgerTable {
     /// Takes the service's deployment lock if no other rollout holds it (an expired lock is taken

@@ -1,6 +1,7 @@
 //! The ledger's push records and commit orders, and the reconcile's view of the commits.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{conditional, n, s, Attrs, Item, LedgerTable};
@@ -91,93 +92,113 @@ impl LedgerTable {
     /// ordered commit whose build succeeded (its candidate), the commits still `building`
     /// (whose build's events may have been lost), and deploy-branch pushes with no recorded build.
     pub async fn reconcile_view(&self, repository: &str) -> Result<ReconcileView, AwsError> {
-        let mut view = ReconcileView::default();
-        let mut newest: Option<PushOrder> = None;
+        let mut scan = ReconcileScan::default();
         let mut start: Option<Item> = None;
         loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :commit)")
-                .filter_expression(
-                    "(#status = :built AND attribute_exists(#sequence)) \
-                     OR (#status = :building AND attribute_exists(build_id)) \
-                     OR (#status IN (:claimed, :start_failed, :image_exists, :build_failed) \
-                         AND attribute_exists(#sequence))",
-                )
-                .projection_expression(
-                    "sk, #sequence, #status, build_id, build_started_at, claimed_at",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#sequence", "sequence")
-                .expression_attribute_values(":pk", s(commit_partition(repository)))
-                .expression_attribute_values(":commit", s(COMMIT_PREFIX))
-                .expression_attribute_values(":built", s(CommitStatus::Built.as_str()))
-                .expression_attribute_values(":building", s(CommitStatus::Building.as_str()))
-                .expression_attribute_values(":claimed", s(CommitStatus::Claimed.as_str()))
-                .expression_attribute_values(":start_failed", s(CommitStatus::StartFailed.as_str()))
-                .expression_attribute_values(":image_exists", s(CommitStatus::ImageExists.as_str()))
-                .expression_attribute_values(":build_failed", s(CommitStatus::BuildFailed.as_str()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))?;
+            let output = self.reconcile_page(repository, start.take()).await?;
             for item in output.items() {
-                let item = Attrs(item);
-                let Some(tag) = item.commit_tag() else {
-                    continue;
-                };
-                let status = item.str("status").and_then(CommitStatus::parse);
-                let order = item.order("sequence");
-                if matches!(
-                    status,
-                    Some(CommitStatus::Built | CommitStatus::Building | CommitStatus::BuildFailed)
-                ) {
-                    view.newest_build_order = view.newest_build_order.max(order);
-                }
-                match status {
-                    Some(CommitStatus::Built) => {
-                        if let Some(order) = order {
-                            if newest.is_none_or(|best| order > best) {
-                                newest = Some(order);
-                                view.newest_built = Some(tag.to_string());
-                            }
-                        }
-                    }
-                    Some(CommitStatus::Building) => {
-                        if let Some(build_id) = item.string("build_id") {
-                            view.building.push(RunningBuild {
-                                image_tag: tag.to_string(),
-                                build_id,
-                                started_at: item.number("build_started_at").unwrap_or(0),
-                            });
-                        }
-                    }
-                    Some(
-                        status @ (CommitStatus::Claimed
-                        | CommitStatus::StartFailed
-                        | CommitStatus::ImageExists),
-                    ) => {
-                        if let Some(order) = order {
-                            view.unbuilt.push(UnbuiltPush {
-                                image_tag: tag.to_string(),
-                                status,
-                                order,
-                                claimed_at: item.number("claimed_at").unwrap_or(0),
-                            });
-                        }
-                    }
-                    _ => {}
-                }
+                scan.add(item);
             }
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => break,
             }
         }
-        Ok(view)
+        Ok(scan.view)
+    }
+
+    /// One page of the repository's commit items the reconcile looks at, from `start`.
+    async fn reconcile_page(
+        &self,
+        repository: &str,
+        start: Option<Item>,
+    ) -> Result<QueryOutput, AwsError> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :commit)")
+            .filter_expression(
+                "(#status = :built AND attribute_exists(#sequence)) \
+                 OR (#status = :building AND attribute_exists(build_id)) \
+                 OR (#status IN (:claimed, :start_failed, :image_exists, :build_failed) \
+                     AND attribute_exists(#sequence))",
+            )
+            .projection_expression("sk, #sequence, #status, build_id, build_started_at, claimed_at")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":pk", s(commit_partition(repository)))
+            .expression_attribute_values(":commit", s(COMMIT_PREFIX))
+            .expression_attribute_values(":built", s(CommitStatus::Built.as_str()))
+            .expression_attribute_values(":building", s(CommitStatus::Building.as_str()))
+            .expression_attribute_values(":claimed", s(CommitStatus::Claimed.as_str()))
+            .expression_attribute_values(":start_failed", s(CommitStatus::StartFailed.as_str()))
+            .expression_attribute_values(":image_exists", s(CommitStatus::ImageExists.as_str()))
+            .expression_attribute_values(":build_failed", s(CommitStatus::BuildFailed.as_str()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))
+    }
+}
+
+/// The reconcile's view while its pages are read, with the push order of the newest built
+/// commit found so far.
+#[derive(Default)]
+struct ReconcileScan {
+    view: ReconcileView,
+    newest_built_order: Option<PushOrder>,
+}
+
+impl ReconcileScan {
+    /// Takes one commit item into the view.
+    fn add(&mut self, item: &Item) {
+        let item = Attrs(item);
+        let Some(tag) = item.commit_tag() else {
+            return;
+        };
+        let status = item.str("status").and_then(CommitStatus::parse);
+        let order = item.order("sequence");
+        if matches!(
+            status,
+            Some(CommitStatus::Built | CommitStatus::Building | CommitStatus::BuildFailed)
+        ) {
+            self.view.newest_build_order = self.view.newest_build_order.max(order);
+        }
+        match status {
+            Some(CommitStatus::Built) => {
+                if let Some(order) = order {
+                    if self.newest_built_order.is_none_or(|best| order > best) {
+                        self.newest_built_order = Some(order);
+                        self.view.newest_built = Some(tag.to_string());
+                    }
+                }
+            }
+            Some(CommitStatus::Building) => {
+                if let Some(build_id) = item.string("build_id") {
+                    self.view.building.push(RunningBuild {
+                        image_tag: tag.to_string(),
+                        build_id,
+                        started_at: item.number("build_started_at").unwrap_or(0),
+                    });
+                }
+            }
+            Some(
+                status @ (CommitStatus::Claimed
+                | CommitStatus::StartFailed
+                | CommitStatus::ImageExists),
+            ) => {
+                if let Some(order) = order {
+                    self.view.unbuilt.push(UnbuiltPush {
+                        image_tag: tag.to_string(),
+                        status,
+                        order,
+                        claimed_at: item.number("claimed_at").unwrap_or(0),
+                    });
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -275,5 +296,36 @@ mod tests {
         );
         let broken = Item::from([("pushes".to_string(), AttributeValue::M(Default::default()))]);
         assert!(push_second(&broken).is_err());
+    }
+
+    #[test]
+    fn the_reconcile_keeps_the_newest_build_the_running_ones_and_the_unbuilt_pushes() {
+        let commit = |tag: &str, status: CommitStatus, order: u64| {
+            Item::from([
+                ("sk".to_string(), s(format!("{COMMIT_PREFIX}{tag}"))),
+                ("status".to_string(), s(status.as_str())),
+                ("sequence".to_string(), n(order)),
+                ("build_id".to_string(), s(format!("b:{tag}"))),
+            ])
+        };
+        let mut scan = ReconcileScan::default();
+        for item in [
+            commit("aa", CommitStatus::Built, 5),
+            commit("bb", CommitStatus::Built, 7),
+            commit("cc", CommitStatus::Built, 6),
+            commit("dd", CommitStatus::Building, 8),
+            commit("ee", CommitStatus::StartFailed, 9),
+            commit("ff", CommitStatus::BuildFailed, 10),
+        ] {
+            scan.add(&item);
+        }
+        let view = scan.view;
+        assert_eq!(view.newest_built.as_deref(), Some("bb"));
+        assert_eq!(view.newest_build_order, Some(PushOrder::from_u64(10)));
+        assert_eq!(view.building.len(), 1);
+        assert_eq!(view.building[0].build_id, "b:dd");
+        assert_eq!(view.unbuilt.len(), 1);
+        assert_eq!(view.unbuilt[0].status, CommitStatus::StartFailed);
+        assert_eq!(view.unbuilt[0].order, PushOrder::from_u64(9));
     }
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use super::*;
+use super::{
+    build_tag, protected_images, protection_changes, ImageReference, RunningImage, BUILD_TAG_PREFIX,
+};
 use crate::registry::lifecycle::{expired, StoredImage};
 use crate::registry::policy::DesiredPolicy;
 use crate::verify::release::Release;
