@@ -1,6 +1,6 @@
 //! Commit items seeded in the ledger, as the build triggers and the verifier leave them.
 
-use super::*;
+use crate::{commit_partition, image_digest, Stack, LEDGER_TABLE};
 
 /// A commit as the build trigger leaves it: building, with its push order.
 pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {

@@ -1,6 +1,8 @@
 //! Events for the functions: the samples of `events/`, and variants built from them.
 
-use super::*;
+use serde_json::Value;
+
+use crate::{demo, workspace_root, Moto, DEMO_SECRET};
 
 /// A sample event from `events/`, e.g. `github-webhook/push-main.json`.
 pub fn load_event(relative: &str) -> Value {

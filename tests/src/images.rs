@@ -1,6 +1,8 @@
 //! Images in the test repository: pushed, tagged, looked up.
 
-use super::*;
+use aws_config::SdkConfig;
+
+use crate::ECR_REPOSITORY;
 
 /// An image manifest whose digest differs for each `seed` (moto derives digests from layers).
 pub fn manifest(seed: u8) -> String {

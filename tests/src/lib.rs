@@ -3,15 +3,6 @@
 //! events (`events`); the demo and a loopback Lambda Runtime API.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use base64::Engine;
-use serde_json::Value;
 
 pub mod aws_proxy;
 mod commits;
@@ -24,7 +15,6 @@ pub mod runtime_api;
 mod stack;
 mod world;
 
-use aws_proxy::AwsProxy;
 pub use commits::*;
 pub use events::*;
 pub use images::*;

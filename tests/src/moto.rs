@@ -1,6 +1,15 @@
 //! moto in server mode, one per test: its process, the proxy in front of it, its request recorder.
 
-use super::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use base64::Engine;
+use serde_json::Value;
+
+use crate::aws_proxy::AwsProxy;
+use crate::{workspace_root, REGION};
 use std::io::{BufRead, BufReader};
 
 /// `moto_server` from `$MOTO_SERVER` or the checkout's venv (`scripts/setup` installs it).

@@ -1,7 +1,16 @@
 //! The resources a deployed stack has, created in moto, and ledger items seeded as the functions
 //! would have written them.
 
-use super::*;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use serde_json::Value;
+
+use crate::{
+    commit_partition, demo, Moto, ACCOUNT, CODECOMMIT_REPOSITORY, DEMO_SECRET, ECR_REPOSITORY,
+    GITHUB_REPOSITORY, LEDGER_TABLE, PROJECT, REGION, SECRET_NAME,
+};
 
 /// The resources a deployed stack has: ECR repository, CodeBuild project, ledger table, secret.
 pub struct Stack {

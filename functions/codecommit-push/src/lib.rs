@@ -107,7 +107,8 @@ impl CodeCommitHandler {
                     continue;
                 }
             };
-            match self.trigger.trigger_build(&build, Some(event_id)).await {
+            // Boxed: the trigger's future is deep (nested SDK calls) and large.
+            match Box::pin(self.trigger.trigger_build(&build, Some(event_id))).await {
                 Ok(outcome) => {
                     let mut result = answer(&outcome)?;
                     result["reference"] = json!(reference);

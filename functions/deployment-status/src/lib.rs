@@ -52,9 +52,8 @@ impl DeploymentStatusHandler {
     pub async fn handle(&self, event: Value) -> Result<Value, StatusError> {
         let event = deployment_event(event)
             .inspect_err(|e| tracing::error!(error = %e, "deployment event rejected"))?;
-        let response = self
-            .status
-            .handle(event)
+        // Boxed: the settling's future is deep (nested SDK calls) and large.
+        let response = Box::pin(self.status.handle(event))
             .await
             .inspect_err(|e| tracing::error!(error = %e, "deployment event failed"))?;
         Ok(answer(&response)?)

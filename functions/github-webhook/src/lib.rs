@@ -66,7 +66,8 @@ impl WebhookHandler {
             Ok(build) => build,
             Err(no_build) => return no_build.answer(),
         };
-        match self.trigger.trigger_build(&build, Some(delivery)).await {
+        // Boxed: the trigger's future is deep (nested SDK calls) and large.
+        match Box::pin(self.trigger.trigger_build(&build, Some(delivery))).await {
             Ok(outcome) => match answer(&outcome) {
                 Ok(body) => reply(StatusCode::ACCEPTED, body),
                 Err(e) => error(

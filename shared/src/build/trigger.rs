@@ -9,25 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use thiserror::Error;
-use tracing::{field, info, warn, Instrument};
+use tracing::{field, info, warn};
 
 mod claim;
+mod place;
 
 use crate::aws::codebuild::{BuildInputs, BuildStarter};
 use crate::aws::ecr::Registry;
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
 use crate::aws::{AwsClients, AwsError};
-use crate::build::order::{
-    check_push_time, place_push, PushFacts, PushOrder, PushTimeAhead, RANK_BASE,
-};
-use crate::build::push::{BuildRequest, Source};
+use crate::build::order::{check_push_time, PushOrder, PushTimeAhead};
+use crate::build::push::BuildRequest;
 use crate::config::BuildTriggerConfig;
 use crate::ledger::{now_epoch_seconds, CommitKey, CommitStatus};
-use crate::ledger::{ClaimResult, Conditional, Contended, NewClaim, PushRecord, PushSecond};
-
-/// Each retry means another delivery placed a push in the same second meanwhile.
-const PLACE_ATTEMPTS: u32 = 5;
+use crate::ledger::{ClaimResult, CommitRecord, Contended, NewClaim};
 use crate::outcome::result::{ResultDetail, ResultOutcome};
 
 /// What happened to a build request.
@@ -105,6 +101,16 @@ pub struct BuildTrigger {
     events: ResultPublisher,
 }
 
+/// A claim this invocation holds: what starting and recording its build needs.
+struct HeldClaim {
+    key: CommitKey,
+    claim_id: String,
+    build_token: String,
+    order: Option<PushOrder>,
+    /// The commit was built before and its image is gone: this build replaces it.
+    rebuild: bool,
+}
+
 /// The event that tells the verifier a known commit is the newest push now.
 pub const REPUSHED_DETAIL_TYPE: &str = "pushdeploy Commit Repushed";
 
@@ -126,50 +132,33 @@ impl BuildTrigger {
 
     /// Starts exactly one build of `request.sha`, however often the push is delivered.
     /// `trigger_id` (a delivery or event id) is recorded for tracing.
+    #[tracing::instrument(
+        name = "trigger_build",
+        skip_all,
+        fields(
+            sha = %request.sha,
+            image_tag = %request.sha.image_tag(self.config.tag_length),
+            branch = %request.branch,
+            build_id = field::Empty,
+            push_order = field::Empty,
+        )
+    )]
     pub async fn trigger_build(
         &self,
         request: &BuildRequest,
         trigger_id: Option<&str>,
     ) -> Result<TriggerOutcome, TriggerError> {
         let image_tag = request.sha.image_tag(self.config.tag_length);
-        let span = tracing::info_span!(
-            "trigger_build",
-            sha = %request.sha,
-            image_tag = %image_tag,
-            branch = %request.branch,
-            build_id = field::Empty,
-            push_order = field::Empty,
-        );
-        // Boxed: the nested SDK futures are otherwise too deep for the callers' type layout.
-        Box::pin(self.trigger_build_inner(request, image_tag, trigger_id))
-            .instrument(span)
-            .await
-    }
-
-    async fn trigger_build_inner(
-        &self,
-        request: &BuildRequest,
-        image_tag: String,
-        trigger_id: Option<&str>,
-    ) -> Result<TriggerOutcome, TriggerError> {
-        let sha = request.sha.as_str();
         let key = CommitKey {
             repository: self.config.repository.name.clone(),
             image_tag: image_tag.clone(),
         };
         check_push_time(request.pushed_at, now_epoch_seconds())?;
-        let order = if self.config.deploy_branches.matches(&request.branch) {
-            let order = self.place(request).await?;
-            tracing::Span::current().record("push_order", order.to_string());
-            Some(order)
-        } else {
-            info!("the branch builds but does not deploy (DEPLOY_BRANCHES)");
-            None
-        };
+        let order = self.order_of(request).await?;
         let claim_id = new_claim_id();
         let claim = NewClaim {
             key: &key,
-            sha,
+            sha: request.sha.as_str(),
             claim_id: &claim_id,
             source: request.source.as_str(),
             source_repository: &request.repository,
@@ -179,70 +168,117 @@ impl BuildTrigger {
             now: now_epoch_seconds(),
             image_gone: false,
         };
-        let (claimed, rebuild) = claim::claim_or_rebuild(
+        // Boxed: the nested SDK futures are otherwise too deep for the callers' type layout.
+        let (claimed, rebuild) = Box::pin(claim::claim_or_rebuild(
             &self.ledger,
             &self.registry,
             claim,
             &image_tag,
             self.config.claim_timeout,
-        )
+        ))
         .await?;
         let build_token = match claimed {
             ClaimResult::Claimed { build_token } => build_token,
             ClaimResult::Held(record) => {
-                let newer = order.filter(|o| record.order.is_none_or(|known| known < *o));
-                if let Some(order) = newer {
-                    let raised = self
-                        .ledger
-                        .raise_commit_order(&key, order, &request.branch, now_epoch_seconds())
-                        .await
-                        .map_err(TriggerError::Ledger)?;
-                    if raised.is_applied() {
-                        info!(status = %record.status, "a known commit pushed again: it is the newest push now, nothing rebuilt");
-                        let verifier_notified = self.announce_repush(&image_tag, sha, order).await;
-                        return Ok(TriggerOutcome::Repushed {
-                            sha: sha.into(),
-                            image_tag,
-                            status: record.status,
-                            push_order: order,
-                            verifier_notified,
-                        });
-                    }
-                }
-                let record = if record.build_starting() {
-                    // Not a duplicate yet: if that invocation died, nothing builds the commit
-                    // unless this delivery is tried again. Give it a moment to record its build.
-                    match self.wait_for_build(&key).await? {
-                        Some(record) => record,
-                        None => {
-                            warn!("another delivery claimed the commit and has not started its build: retry later");
-                            return Err(TriggerError::BuildStarting {
-                                image_tag,
-                                retry_after_seconds: self.config.claim_timeout.as_secs(),
-                            });
-                        }
-                    }
-                } else {
-                    record
-                };
-                info!(status = %record.status, existing_build_id = ?record.build_id, "duplicate push: the commit is already claimed, nothing started");
-                return Ok(TriggerOutcome::Duplicate {
-                    sha: sha.into(),
-                    image_tag,
-                    status: record.status,
-                    build_id: record.build_id,
-                });
+                return self.already_claimed(request, &key, order, record).await
             }
             ClaimResult::TagCollision { existing_sha } => {
                 return Err(TriggerError::TagCollision {
                     image_tag,
-                    sha: sha.into(),
+                    sha: request.sha.as_str().into(),
                     existing_sha,
                 })
             }
         };
+        let claim = HeldClaim {
+            key,
+            claim_id,
+            build_token,
+            order,
+            rebuild,
+        };
+        Box::pin(self.start_claimed(request, claim)).await
+    }
 
-        // From here on this invocation holds the claim: every failure releases it.
+    /// The push's order if its branch deploys (`None`: it only builds).
+    async fn order_of(&self, request: &BuildRequest) -> Result<Option<PushOrder>, TriggerError> {
+        if !self.config.deploy_branches.matches(&request.branch) {
+            info!("the branch builds but does not deploy (DEPLOY_BRANCHES)");
+            return Ok(None);
+        }
+        let order = self.place(request).await?;
+        tracing::Span::current().record("push_order", order.to_string());
+        Ok(Some(order))
+    }
+
+    /// Another delivery holds (or held) the commit: a newer push of a known commit raises its
+    /// order and tells the verifier; anything else is a duplicate, once that delivery's build is
+    /// recorded.
+    async fn already_claimed(
+        &self,
+        request: &BuildRequest,
+        key: &CommitKey,
+        order: Option<PushOrder>,
+        record: CommitRecord,
+    ) -> Result<TriggerOutcome, TriggerError> {
+        let sha = request.sha.as_str();
+        let image_tag = key.image_tag.clone();
+        let newer = order.filter(|o| record.order.is_none_or(|known| known < *o));
+        if let Some(order) = newer {
+            let raised = self
+                .ledger
+                .raise_commit_order(key, order, &request.branch, now_epoch_seconds())
+                .await
+                .map_err(TriggerError::Ledger)?;
+            if raised.is_applied() {
+                info!(status = %record.status, "a known commit pushed again: it is the newest push now, nothing rebuilt");
+                let verifier_notified = self.announce_repush(&image_tag, sha, order).await;
+                return Ok(TriggerOutcome::Repushed {
+                    sha: sha.into(),
+                    image_tag,
+                    status: record.status,
+                    push_order: order,
+                    verifier_notified,
+                });
+            }
+        }
+        // Not a duplicate yet while its build is starting: if that invocation died, nothing
+        // builds the commit unless this delivery is tried again. Give it a moment to record it.
+        let record = match record.build_starting() {
+            false => record,
+            true => self.wait_for_build(key).await?.ok_or_else(|| {
+                warn!("another delivery claimed the commit and has not started its build: retry later");
+                TriggerError::BuildStarting {
+                    image_tag: image_tag.clone(),
+                    retry_after_seconds: self.config.claim_timeout.as_secs(),
+                }
+            })?,
+        };
+        info!(status = %record.status, existing_build_id = ?record.build_id, "duplicate push: the commit is already claimed, nothing started");
+        Ok(TriggerOutcome::Duplicate {
+            sha: sha.into(),
+            image_tag,
+            status: record.status,
+            build_id: record.build_id,
+        })
+    }
+
+    /// This invocation holds the claim: start the build (unless the tag is in ECR already) and
+    /// record it. Every failure before the build started releases the claim.
+    async fn start_claimed(
+        &self,
+        request: &BuildRequest,
+        claim: HeldClaim,
+    ) -> Result<TriggerOutcome, TriggerError> {
+        let HeldClaim {
+            key,
+            claim_id,
+            build_token,
+            order,
+            rebuild,
+        } = claim;
+        let sha = request.sha.as_str();
+        let image_tag = key.image_tag.clone();
         let exists = match self.registry.image_tag_exists(&image_tag).await {
             Ok(exists) => exists,
             Err(err) => {
@@ -269,16 +305,7 @@ impl BuildTrigger {
             branch: &request.branch,
             idempotency_token: &build_token,
         };
-        let build_id = match self.builds.start_build(&inputs).await {
-            Ok(build_id) => build_id,
-            Err(err) => {
-                return Err(self
-                    .release(&key, &claim_id, TriggerError::StartBuild(err))
-                    .await)
-            }
-        };
-        tracing::Span::current().record("build_id", build_id.as_str());
-
+        let build_id = self.start_build(&inputs, &key, &claim_id).await?;
         self.ledger
             .record_build_started(&key, &claim_id, &build_id, now_epoch_seconds())
             .await
@@ -294,6 +321,24 @@ impl BuildTrigger {
             build_id,
             push_order: order,
         })
+    }
+
+    /// StartBuild, with the claim's idempotency token; a failure releases the claim.
+    async fn start_build(
+        &self,
+        inputs: &BuildInputs<'_>,
+        key: &CommitKey,
+        claim_id: &str,
+    ) -> Result<String, TriggerError> {
+        match self.builds.start_build(inputs).await {
+            Ok(build_id) => {
+                tracing::Span::current().record("build_id", build_id.as_str());
+                Ok(build_id)
+            }
+            Err(err) => Err(self
+                .release(key, claim_id, TriggerError::StartBuild(err))
+                .await),
+        }
     }
 
     /// Tells the verifier a known commit is the newest push (so its image rolls now, not at the
@@ -314,59 +359,6 @@ impl BuildTrigger {
                 false
             }
         }
-    }
-
-    /// The push's place in the order: the first delivery fixes it (see [`crate::build::order`]).
-    async fn place(&self, request: &BuildRequest) -> Result<PushOrder, TriggerError> {
-        if request.source == Source::CodeCommit {
-            // No chain: the order is the push time and the tie-break alone, the same from either
-            // of CodeCommit's event shapes.
-            return Ok(PushOrder::new(request.pushed_at, RANK_BASE, &request.sha));
-        }
-        let source = request.source.as_str();
-        let facts = PushFacts {
-            pushed_at: request.pushed_at,
-            before: request.before.as_ref().map(|b| b.as_str()),
-            after: &request.sha,
-        };
-        // Most seconds hold one push: write as if this one were alone, and read the second only
-        // when that write finds others (the failed condition returns them).
-        let mut second = PushSecond::default();
-        // Bounded: each retry means another push of the same second was placed meanwhile.
-        for _ in 0..PLACE_ATTEMPTS {
-            let order = place_push(&facts, &second.pushes);
-            if second
-                .pushes
-                .iter()
-                .any(|p| p.after == request.sha.as_str())
-            {
-                return Ok(order); // a redelivery: its place is already recorded
-            }
-            let record = PushRecord {
-                source,
-                source_repository: &request.repository,
-                branch: &request.branch,
-                pushed_at: request.pushed_at,
-                before: facts.before,
-                after: request.sha.as_str(),
-                order,
-                now: now_epoch_seconds(),
-            };
-            match self
-                .ledger
-                .record_push(&record, &second)
-                .await
-                .map_err(TriggerError::Ledger)?
-            {
-                Conditional::Applied(()) => return Ok(order),
-                Conditional::Refused(now) => second = now,
-            }
-        }
-        Err(Contended {
-            item: format!("the pushes of second {}", request.pushed_at),
-            attempts: PLACE_ATTEMPTS,
-        }
-        .into())
     }
 
     /// Marks the claim as failed (so it can be claimed again) and hands back the error.

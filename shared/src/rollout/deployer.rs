@@ -9,24 +9,22 @@ mod inspect;
 mod recovery;
 mod report;
 
+use report::{refused, releases_lock, settled};
 pub use report::{PlanEntry, RolloutError, TargetOutcome, TargetStatus};
 
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 
 use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
-use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
-use crate::ledger::{DeploymentRecord, VerificationRecord};
+use crate::ledger::VerificationRecord;
 use crate::rollout::lock::{lock_outcome, EarlierAttempt, LockOutcome, LockRequest};
 use crate::rollout::rules::{
-    decide_rollout, follow_last_rolled, forward_gate, pinned_image, rollback_gate, Direction,
-    GateRefusal, RolloutDecision, Running, ServiceState, Target, VerifiedImage, IMAGE_TAG_KEY,
-    SEQUENCE_TAG_KEY, SHA_LABEL, SHA_TAG_KEY,
+    decide_rollout, forward_gate, pinned_image, rollback_gate, Direction, GateRefusal,
+    RolloutDecision, Running, ServiceState, Target, VerifiedImage, SEQUENCE_TAG_KEY,
 };
-use crate::verify::tag_pair::LATEST;
 
 pub struct Deployer<'a> {
     pub ecs: &'a Ecs,
@@ -37,33 +35,17 @@ pub struct Deployer<'a> {
     pub lock_ttl_seconds: u64,
 }
 
-/// Whether the lock is released after a rollout's result: a deployment releases it in its own
-/// record, and a deployment whose record failed keeps it, as the retry's marker.
-fn releases_lock(result: &Result<TargetOutcome, RolloutError>) -> bool {
-    match result {
-        Ok(outcome) => match outcome {
-            TargetOutcome::Deployed { .. } | TargetOutcome::FailedBeforeRecorded { .. } => false,
-            TargetOutcome::AlreadyRunning { .. }
-            | TargetOutcome::RunningNewer { .. }
-            | TargetOutcome::AlreadyDeployed { .. }
-            | TargetOutcome::NewerDeployed { .. }
-            | TargetOutcome::HeldByRollback { .. }
-            | TargetOutcome::RecordedAfterCrash { .. }
-            | TargetOutcome::NotTheRelease { .. }
-            | TargetOutcome::Unordered { .. }
-            | TargetOutcome::Frozen { .. } => true,
-        },
-        Err(RolloutError::Unrecorded { .. }) => false,
-        Err(_) => true,
-    }
-}
-
 impl Deployer<'_> {
     /// Rolls `image` out to `target`. A rollback may go backwards.
     ///
     /// `verification`, when given, is the commit's verification outcome, still to be written: a
     /// deployment writes it in its final transaction (and takes it); otherwise it is left for the
     /// caller to write. `service` is the service's ledger item when the caller read it already.
+    #[tracing::instrument(
+        name = "rollout",
+        skip_all,
+        fields(service = %target.name(), image_tag = %image.image_tag, digest = %image.digest)
+    )]
     pub async fn roll_out(
         &self,
         target: &Target,
@@ -72,10 +54,47 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
         service: Option<&ServiceState>,
     ) -> Result<TargetOutcome, RolloutError> {
-        let span = tracing::info_span!("rollout", service = %target.name(), image_tag = %image.image_tag, digest = %image.digest);
-        Box::pin(self.roll_out_inner(target, image, direction, verification, service))
-            .instrument(span)
-            .await
+        let rollout = Rollout {
+            target,
+            image,
+            pinned: pinned_image(&self.registry.repository().uri, &image.digest),
+            direction,
+        };
+        let (decision, current) = self
+            .decide(target, image, &rollout.pinned, direction.deliberate())
+            .await?;
+        if decision == RolloutDecision::AlreadyRunning
+            && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest, current.arn()))
+        {
+            return self
+                .record_left_deployment(target, image, current, verification)
+                .await;
+        }
+        if let Some(outcome) = settled(&decision, &target.name()) {
+            return self.nothing_to_deploy(&rollout, &decision, outcome).await;
+        }
+        if !current.reports_failures {
+            warn!("the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event if this deployment fails; the reconcile settles it from ECS's record");
+        }
+        let owner = lock_owner(image);
+        let lease = match self.lease(&rollout, &owner).await? {
+            Leased::Granted(lease) => lease,
+            Leased::Settled(outcome) => return Ok(outcome),
+        };
+        let mut registered = None;
+        let result = self
+            .deploy_locked(&rollout, current, &lease, verification, &mut registered)
+            .await;
+        // A deployment releases the lock in its final write; anything else but an unrecorded
+        // deployment releases it here, naming a revision it registered and did not record (the
+        // next rollout uses it, or records it if the service turns out to run it).
+        if releases_lock(&result) {
+            let left = registered.as_deref().map(|r| (image.digest.as_str(), r));
+            if let Err(e) = self.ledger.release_lock(&target.name(), &owner, left).await {
+                warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+            }
+        }
+        result
     }
 
     async fn decide(
@@ -106,174 +125,169 @@ impl Deployer<'_> {
         Ok((decision, current))
     }
 
-    async fn roll_out_inner(
+    /// Nothing to roll; a rollback's hold must still reach the service (a forward rollout
+    /// holding its lock right now would otherwise land after the rollback).
+    async fn nothing_to_deploy(
         &self,
-        target: &Target,
-        image: &VerifiedImage,
-        direction: Direction,
-        verification: &mut Option<VerificationRecord>,
-        service: Option<&ServiceState>,
+        rollout: &Rollout<'_>,
+        decision: &RolloutDecision,
+        outcome: TargetOutcome,
     ) -> Result<TargetOutcome, RolloutError> {
-        let name = target.name();
-        let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (decision, current) = self
-            .decide(target, image, &pinned, direction.deliberate())
-            .await?;
-        if decision == RolloutDecision::AlreadyRunning
-            && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest, current.arn()))
-        {
-            return self
-                .record_left_deployment(target, image, current, verification)
-                .await;
+        if rollout.direction.deliberate() && *decision == RolloutDecision::AlreadyRunning {
+            self.hold_for_rollback(rollout.target, rollout.image, rollout.direction)
+                .await?;
         }
-        if let Some(outcome) = settled(&decision, &name) {
-            if direction.deliberate() && decision == RolloutDecision::AlreadyRunning {
-                // Nothing to roll, but the rollback's hold must reach this service too (a forward
-                // rollout holding its lock right now would otherwise land after the rollback).
-                self.hold_for_rollback(target, image, direction).await?;
-            }
-            info!(decision = ?decision, "nothing to deploy");
-            return Ok(outcome);
-        }
+        info!(decision = ?decision, "nothing to deploy");
+        Ok(outcome)
+    }
 
-        if !current.reports_failures {
-            warn!("the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event if this deployment fails; the reconcile settles it from ECS's record");
-        }
-        let owner = lock_owner(image);
-        let lock = self.lock(target, image, &owner, direction).await?;
-        let lease = match lock {
+    /// The service's lock for this rollout, or why it needs none.
+    async fn lease(&self, rollout: &Rollout<'_>, owner: &str) -> Result<Leased, RolloutError> {
+        let name = rollout.target.name();
+        match self
+            .lock(rollout.target, rollout.image, owner, rollout.direction)
+            .await?
+        {
             LockOutcome::Granted {
                 after_crash,
                 registered_revision,
                 other_registered,
-            } => Lease {
-                owner: owner.clone(),
+            } => Ok(Leased::Granted(Lease {
+                owner: owner.to_string(),
                 after_crash,
                 registered_revision,
                 other_registered,
-            },
+            })),
             LockOutcome::Held => {
                 warn!("the service is locked by another rollout");
-                return Err(RolloutError::Locked { target: name });
+                Err(RolloutError::Locked { target: name })
             }
             LockOutcome::Refused(decision) => {
                 info!(decision = ?decision, "pushdeploy already rolled this image or a newer one to the service");
-                return Ok(settled(&decision, &name)
-                    .unwrap_or(TargetOutcome::AlreadyDeployed { target: name }));
-            }
-        };
-        let mut registered = None;
-        let result = self
-            .deploy_locked(
-                target,
-                image,
-                &pinned,
-                current,
-                &lease,
-                direction,
-                verification,
-                &mut registered,
-            )
-            .await;
-        // A deployment releases the lock in its final write; anything else but an unrecorded
-        // deployment releases it here, naming a revision it registered and did not record (the
-        // next rollout uses it, or records it if the service turns out to run it).
-        if releases_lock(&result) {
-            let left = registered.as_deref().map(|r| (image.digest.as_str(), r));
-            if let Err(e) = self.ledger.release_lock(&name, &owner, left).await {
-                warn!(error = %e, "could not release the lock; it expires after LOCK_TTL_SECONDS");
+                Ok(Leased::Settled(settled(&decision, &name).unwrap_or(
+                    TargetOutcome::AlreadyDeployed { target: name },
+                )))
             }
         }
-        result
     }
 
-    /// Under the lock: re-read `latest`, register (or reuse) the revision, update the service,
-    /// and record it all in one transaction.
-    #[allow(clippy::too_many_arguments)]
+    /// Under the lock: the gate on what the ledger says now, the revision (one an earlier
+    /// attempt left, or a new one), the service updated, and it all recorded in one transaction.
     async fn deploy_locked(
         &self,
-        target: &Target,
-        image: &VerifiedImage,
-        pinned: &str,
+        rollout: &Rollout<'_>,
         current: CurrentTaskDefinition,
         lease: &Lease,
-        direction: Direction,
         verification: &mut Option<VerificationRecord>,
         registered: &mut Option<String>,
     ) -> Result<TargetOutcome, RolloutError> {
-        let name = target.name();
-        let owner = lease.owner.as_str();
-        // What the ledger says now, not what the invocation read: a freeze set since holds from
-        // here on, and a verifier that decided before a newer push became the release rolls
-        // nothing (the release's own rollout does). A rollback rolls only while its image is
-        // still the release: a push made after it may have become the release meanwhile.
+        if let Some(refusal) = self.gate(rollout).await? {
+            info!(refusal = ?refusal, "not deploying");
+            return Ok(refused(refusal, rollout.target.name()));
+        }
+        let (revision, reused) = match self
+            .revision_for(rollout, &current, lease, verification)
+            .await?
+        {
+            Revision::Settled(outcome) => return Ok(outcome),
+            Revision::Reuse(revision) => (revision, true),
+            Revision::Register => {
+                let (target, image) = (rollout.target, rollout.image);
+                let registered = self.register(target, image, &current, &rollout.pinned);
+                (registered.await?, false)
+            }
+        };
+        *registered = Some(revision.clone());
+        self.update_and_record(rollout, revision, reused, &lease.owner, verification)
+            .await
+    }
+
+    /// What the ledger says now, not what the invocation read: a freeze set since holds from
+    /// here on, and a verifier that decided before a newer push became the release rolls
+    /// nothing (the release's own rollout does). A rollback rolls only while its image is still
+    /// the release: a push made after it may have become the release meanwhile.
+    async fn gate(&self, rollout: &Rollout<'_>) -> Result<Option<GateRefusal>, RolloutError> {
         let gate = self
             .ledger
             .rollout_gate(&self.registry.repository().name)
             .await
-            .map_err(RolloutError::ledger(target))?;
-        let allowed = match direction {
-            Direction::Forward => forward_gate(&gate, image),
-            Direction::Rollback { .. } => rollback_gate(&gate, image),
+            .map_err(RolloutError::ledger(rollout.target))?;
+        let allowed = match rollout.direction {
+            Direction::Forward => forward_gate(&gate, rollout.image),
+            Direction::Rollback { .. } => rollback_gate(&gate, rollout.image),
         };
-        if let Err(refusal) = allowed {
-            info!(refusal = ?refusal, "not deploying");
-            return Ok(refused(refusal, name));
-        }
-        if direction.deliberate() {
+        Ok(allowed.err())
+    }
+
+    /// The revision to roll: after what earlier attempts left is recorded, one a crashed or
+    /// failed attempt registered for this image (unless ECS already rolled it back: a forward
+    /// rollout never rolls it again), or a new one.
+    async fn revision_for(
+        &self,
+        rollout: &Rollout<'_>,
+        current: &CurrentTaskDefinition,
+        lease: &Lease,
+        verification: &mut Option<VerificationRecord>,
+    ) -> Result<Revision, RolloutError> {
+        let (target, image) = (rollout.target, rollout.image);
+        if rollout.direction.deliberate() {
             self.latest_for_rollback(target, image).await?;
         }
         for earlier in &lease.other_registered {
-            self.record_earlier_attempt(target, earlier, &current, pinned)
+            self.record_earlier_attempt(target, earlier, current, &rollout.pinned)
                 .await?;
         }
         let reused = if lease.after_crash {
-            self.revision_left_by_crash(target, &current, pinned)
+            self.revision_left_by_crash(target, current, &rollout.pinned)
                 .await?
         } else {
             lease.registered_revision.clone()
         };
+        let Some(revision) = reused else {
+            return Ok(Revision::Register);
+        };
         // A reused revision's UpdateService may have been applied (answer lost) and rolled back
         // since; a rollback means to roll the image again.
-        if let (Some(revision), false) = (&reused, direction.deliberate()) {
+        if !rollout.direction.deliberate() {
             if let Some(outcome) = self
-                .earlier_update_failed(target, image, revision, lease, verification)
+                .earlier_update_failed(target, image, &revision, lease, verification)
                 .await?
             {
-                return Ok(outcome);
+                return Ok(Revision::Settled(outcome));
             }
         }
-        let reused_revision = reused.is_some();
-        let revision = match reused {
-            Some(revision) => revision,
-            None => self.register(target, image, &current, pinned).await?,
-        };
-        *registered = Some(revision.clone());
+        Ok(Revision::Reuse(revision))
+    }
+
+    /// UpdateService, and the deployment recorded (a failed record keeps the lock, as the
+    /// retry's marker).
+    async fn update_and_record(
+        &self,
+        rollout: &Rollout<'_>,
+        revision: String,
+        reused_revision: bool,
+        owner: &str,
+        verification: &mut Option<VerificationRecord>,
+    ) -> Result<TargetOutcome, RolloutError> {
+        let (target, image) = (rollout.target, rollout.image);
         let deployment_id = self
             .ecs
             .update_service(&target.cluster, &target.service, &revision)
             .await
             .map_err(RolloutError::ecs(target))?;
-        self.record_deployment(
-            target,
-            image,
-            &revision,
-            deployment_id.clone(),
-            owner,
-            verification,
-        )
-        .await
-        .map_err(|source| {
-            tracing::error!(error = %source, revision = %revision, "the service was updated but the deployment is not recorded: the lock stays for the retry");
-            RolloutError::Unrecorded {
-                target: name.clone(),
-                revision: revision.clone(),
-                source,
-            }
-        })?;
+        self.record_deployment(target, image, &revision, deployment_id.clone(), owner, verification)
+            .await
+            .map_err(|source| {
+                tracing::error!(error = %source, revision = %revision, "the service was updated but the deployment is not recorded: the lock stays for the retry");
+                RolloutError::Unrecorded {
+                    target: target.name(),
+                    revision: revision.clone(),
+                    source,
+                }
+            })?;
         info!(revision = %revision, deployment_id = deployment_id.as_deref().unwrap_or("-"), reused_revision, "service updated");
         Ok(TargetOutcome::Deployed {
-            target: name,
+            target: target.name(),
             revision,
             deployment_id,
             reused_revision,
@@ -318,6 +332,28 @@ impl Deployer<'_> {
     }
 }
 
+/// One rollout of an image to a service, as its steps need it.
+struct Rollout<'r> {
+    target: &'r Target,
+    image: &'r VerifiedImage,
+    /// The image pinned by digest, as the task definition names it.
+    pinned: String,
+    direction: Direction,
+}
+
+/// The lock's answer: held for this rollout, or the outcome that needs none.
+enum Leased {
+    Granted(Lease),
+    Settled(TargetOutcome),
+}
+
+/// Which revision a locked rollout rolls, or the outcome that ends it.
+enum Revision {
+    Reuse(String),
+    Register,
+    Settled(TargetOutcome),
+}
+
 /// A lock this rollout holds, and what the ledger said of earlier attempts when it was taken.
 struct Lease {
     owner: String,
@@ -347,41 +383,4 @@ fn lock_owner(image: &VerifiedImage) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The outcome of a forward rollout its gate stopped.
-fn refused(refusal: GateRefusal, target: String) -> TargetOutcome {
-    match refusal {
-        GateRefusal::Frozen => TargetOutcome::Frozen { target },
-        GateRefusal::NotTheRelease { release_tag } => TargetOutcome::NotTheRelease {
-            target,
-            release_tag,
-        },
-        GateRefusal::Unordered => TargetOutcome::Unordered { target },
-    }
-}
-
-/// The outcome when the decision needs no write.
-fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
-    match decision {
-        RolloutDecision::AlreadyRunning => Some(TargetOutcome::AlreadyRunning {
-            target: target.to_string(),
-        }),
-        RolloutDecision::RunningNewer { running_order } => Some(TargetOutcome::RunningNewer {
-            target: target.to_string(),
-            running_order: *running_order,
-        }),
-        RolloutDecision::AlreadyDeployed => Some(TargetOutcome::AlreadyDeployed {
-            target: target.to_string(),
-        }),
-        RolloutDecision::NewerDeployed { deployed_order } => Some(TargetOutcome::NewerDeployed {
-            target: target.to_string(),
-            deployed_order: *deployed_order,
-        }),
-        RolloutDecision::HeldByRollback { held_until } => Some(TargetOutcome::HeldByRollback {
-            target: target.to_string(),
-            held_until: *held_until,
-        }),
-        RolloutDecision::Deploy | RolloutDecision::NoSuchContainer => None,
-    }
 }

@@ -79,3 +79,133 @@ fn no_answer_is_ever_null() {
         .collect();
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+/// Product code: the shared library and the functions, without their test modules (a `tests.rs`
+/// file, or what follows a file's `#[cfg(test)]`).
+fn product_code() -> Vec<(String, String)> {
+    sources(&["shared/src", "functions"])
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with("/tests.rs") && !name.ends_with("/scenarios.rs"))
+        .map(|(name, text)| {
+            let product = match text.find("\n#[cfg(test)]") {
+                Some(at) => text[..at].to_string(),
+                None => text,
+            };
+            (name, product)
+        })
+        .collect()
+}
+
+/// A line with its string and character literals and its comment blanked, for brace counting.
+fn code_of(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        match (in_string, c) {
+            (true, '\\') => {
+                chars.next();
+            }
+            (true, '"') => in_string = false,
+            (true, _) => {}
+            (false, '"') => in_string = true,
+            (false, '/') if chars.peek() == Some(&'/') => break,
+            (false, '\'') => {
+                // A char literal ('{', '\'') or a lifetime ('a): skip the literal only.
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with('\\') {
+                    chars.nth(2);
+                } else if rest.chars().nth(1) == Some('\'') {
+                    chars.nth(1);
+                }
+            }
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Each function's name and length in lines, from its signature to its closing brace.
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let code = code_of(line);
+        let Some(at) = code.find("fn ") else {
+            continue;
+        };
+        let before = code[..at].trim();
+        let is_item = before
+            .split_whitespace()
+            .all(|w| ["pub", "async", "const", "unsafe"].contains(&w) || w.starts_with("pub("));
+        let name: String = code[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if !is_item || name.is_empty() {
+            continue;
+        }
+        let mut depth = 0i32;
+        let mut opened = false;
+        for (end, line) in lines.iter().enumerate().skip(start) {
+            let code = code_of(line);
+            if !opened && code.trim_end().ends_with(';') && !code.contains('{') {
+                break;
+            }
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if opened && depth == 0 {
+                found.push((name.clone(), end - start + 1));
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_product_function_is_over_about_60_lines() {
+    const LIMIT: usize = 60;
+    let long: Vec<String> = product_code()
+        .into_iter()
+        .flat_map(|(file, text)| {
+            function_lengths(&text)
+                .into_iter()
+                .filter(|(_, lines)| *lines > LIMIT)
+                .map(move |(name, lines)| format!("{file}: {name} ({lines} lines)"))
+        })
+        .collect();
+    assert!(long.is_empty(), "over {LIMIT} lines: {long:#?}");
+    // The measure itself: a function is counted from its signature to its closing brace.
+    let sample = "pub async fn f(\n    a: u8,\n) -> u8 {\n    let s = \"}\";\n    a\n}\nfn g();";
+    assert_eq!(function_lengths(sample), vec![("f".to_string(), 6)]);
+}
+
+#[test]
+fn imports_are_explicit_outside_test_modules() {
+    let globbed: Vec<String> = product_code()
+        .into_iter()
+        .chain(sources(&["tests/src", "bench/src"]))
+        .filter(|(_, text)| text.lines().any(|l| l.trim() == "use super::*;"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(globbed.is_empty(), "`use super::*` in {globbed:?}");
+}
+
+#[test]
+fn no_function_takes_too_many_arguments() {
+    let allowed: Vec<String> = sources(&["shared/src", "functions", "tests/src", "bench/src"])
+        .into_iter()
+        .filter(|(_, text)| text.contains("too_many_arguments"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(allowed.is_empty(), "{allowed:?}");
+}

@@ -1,6 +1,10 @@
 //! Reading a service without writing: what a rollout would do (`plan`) and what runs (`status`).
 
-use super::*;
+use super::{Deployer, PlanEntry, RolloutError, TargetStatus};
+use crate::rollout::rules::{
+    follow_last_rolled, pinned_image, RolloutDecision, Target, VerifiedImage, IMAGE_TAG_KEY,
+    SEQUENCE_TAG_KEY, SHA_TAG_KEY,
+};
 
 impl Deployer<'_> {
     /// The decision for one service, without writing anything.

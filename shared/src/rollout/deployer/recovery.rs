@@ -2,10 +2,21 @@
 //! a revision it registered (reused, unless ECS already rolled it and ended it), and a
 //! rollback's hold set on a service that already runs the image.
 
-use super::*;
+use tracing::warn;
+
+use super::{lock_owner, Deployer, Lease, RolloutError, TargetOutcome};
+use crate::aws::ecs::CurrentTaskDefinition;
+use crate::aws::AwsError;
+use crate::ledger::{now_epoch_seconds, DeploymentRecord, VerificationRecord};
 use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::outcome::settle::DeploymentOutcome;
+use crate::rollout::lock::{EarlierAttempt, LockOutcome};
 use crate::rollout::rules::{earlier_update, EarlierUpdate};
+use crate::rollout::rules::{
+    pinned_image, Direction, Target, VerifiedImage, IMAGE_TAG_KEY, SEQUENCE_TAG_KEY, SHA_LABEL,
+    SHA_TAG_KEY,
+};
+use crate::verify::tag_pair::LATEST;
 
 impl Deployer<'_> {
     /// A deployment of `image` to `target` at `revision`, in progress, with no ECS deployment id.
@@ -169,19 +180,15 @@ impl Deployer<'_> {
         );
         // Published before it is recorded, as deployment-status does: a failed publish is
         // retried; a retry after a failed record publishes again, with the same `event_id`.
+        let record = DeploymentRecord {
+            outcome: Some(DeploymentOutcome::Failed),
+            reason: Some(reason.clone()),
+            ..self.deployment_record(target, image, revision)
+        };
         self.results
             .publish(
                 DEPLOYMENT_DETAIL_TYPE,
-                &ResultDetail {
-                    sha: image.sha.clone(),
-                    image_tag: Some(image.image_tag.clone()),
-                    order: image.order,
-                    digest: Some(image.digest.clone()),
-                    service: Some(target.name()),
-                    revision: Some(revision.to_string()),
-                    reason: Some(reason.clone()),
-                    ..ResultDetail::new(&self.registry.repository().name, DeploymentOutcome::Failed)
-                },
+                &ResultDetail::of_deployment(&record, DeploymentOutcome::Failed, Some(reason)),
             )
             .await
             .map_err(|source| RolloutError::Publish {
@@ -190,11 +197,7 @@ impl Deployer<'_> {
             })?;
         self.ledger
             .finish_deployment(
-                &DeploymentRecord {
-                    outcome: Some(DeploymentOutcome::Failed),
-                    reason: Some(reason),
-                    ..self.deployment_record(target, image, revision)
-                },
+                &record,
                 &lease.owner,
                 verification.as_ref(),
                 now_epoch_seconds(),

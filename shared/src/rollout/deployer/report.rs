@@ -6,7 +6,7 @@ use thiserror::Error;
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
 use crate::outcome::settle::DeploymentOutcome;
-use crate::rollout::rules::{RolloutDecision, Target};
+use crate::rollout::rules::{GateRefusal, RolloutDecision, Target};
 
 #[derive(Debug, Error)]
 pub enum RolloutError {
@@ -154,4 +154,62 @@ pub struct TargetStatus {
     pub digest: Option<String>,
     pub deployment_id: Option<String>,
     pub deployment_outcome: Option<DeploymentOutcome>,
+}
+
+/// Whether the lock is released after a rollout's result: a deployment releases it in its own
+/// record, and a deployment whose record failed keeps it, as the retry's marker.
+pub(super) fn releases_lock(result: &Result<TargetOutcome, RolloutError>) -> bool {
+    match result {
+        Ok(outcome) => match outcome {
+            TargetOutcome::Deployed { .. } | TargetOutcome::FailedBeforeRecorded { .. } => false,
+            TargetOutcome::AlreadyRunning { .. }
+            | TargetOutcome::RunningNewer { .. }
+            | TargetOutcome::AlreadyDeployed { .. }
+            | TargetOutcome::NewerDeployed { .. }
+            | TargetOutcome::HeldByRollback { .. }
+            | TargetOutcome::RecordedAfterCrash { .. }
+            | TargetOutcome::NotTheRelease { .. }
+            | TargetOutcome::Unordered { .. }
+            | TargetOutcome::Frozen { .. } => true,
+        },
+        Err(RolloutError::Unrecorded { .. }) => false,
+        Err(_) => true,
+    }
+}
+
+/// The outcome of a forward rollout its gate stopped.
+pub(super) fn refused(refusal: GateRefusal, target: String) -> TargetOutcome {
+    match refusal {
+        GateRefusal::Frozen => TargetOutcome::Frozen { target },
+        GateRefusal::NotTheRelease { release_tag } => TargetOutcome::NotTheRelease {
+            target,
+            release_tag,
+        },
+        GateRefusal::Unordered => TargetOutcome::Unordered { target },
+    }
+}
+
+/// The outcome when the decision needs no write.
+pub(super) fn settled(decision: &RolloutDecision, target: &str) -> Option<TargetOutcome> {
+    match decision {
+        RolloutDecision::AlreadyRunning => Some(TargetOutcome::AlreadyRunning {
+            target: target.to_string(),
+        }),
+        RolloutDecision::RunningNewer { running_order } => Some(TargetOutcome::RunningNewer {
+            target: target.to_string(),
+            running_order: *running_order,
+        }),
+        RolloutDecision::AlreadyDeployed => Some(TargetOutcome::AlreadyDeployed {
+            target: target.to_string(),
+        }),
+        RolloutDecision::NewerDeployed { deployed_order } => Some(TargetOutcome::NewerDeployed {
+            target: target.to_string(),
+            deployed_order: *deployed_order,
+        }),
+        RolloutDecision::HeldByRollback { held_until } => Some(TargetOutcome::HeldByRollback {
+            target: target.to_string(),
+            held_until: *held_until,
+        }),
+        RolloutDecision::Deploy | RolloutDecision::NoSuchContainer => None,
+    }
 }

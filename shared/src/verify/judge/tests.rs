@@ -57,7 +57,13 @@ fn outcome_name(step: &StandStep) -> &'static str {
 fn where_an_event_commit_stands() {
     let old = release("a", "sha256:aa", order(100));
     let b_image = image("sha256:bb", &["b"]);
-    type Case = (&'static str, LedgerView, Option<ImageInfo>, Option<Release>, &'static str);
+    type Case = (
+        &'static str,
+        LedgerView,
+        Option<ImageInfo>,
+        Option<Release>,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             "a newer push with its own build's image advances the release",

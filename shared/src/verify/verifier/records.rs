@@ -149,7 +149,7 @@ impl ImageVerifier {
         let span = tracing::Span::current();
         span.record("image_tag", tag);
         span.record("build_id", build_id);
-        let key = self.key(tag);
+        let (key, now) = (self.key(tag), now_epoch_seconds());
         let commit = self
             .ledger
             .commit_record(&key)
@@ -163,7 +163,7 @@ impl ImageVerifier {
         let recorded = current.is_some();
         if let Some(commit) = current {
             self.publish(ResultDetail {
-                sha: Some(commit.sha.clone()),
+                sha: Some(commit.sha),
                 image_tag: Some(tag.into()),
                 order: commit.order,
                 build_id: Some(build_id.into()),
@@ -175,13 +175,7 @@ impl ImageVerifier {
             // Refused: a newer build of the commit started meanwhile; its own result decides.
             let _ = self
                 .ledger
-                .record_build_result(
-                    &key,
-                    build_id,
-                    CommitStatus::BuildFailed,
-                    None,
-                    now_epoch_seconds(),
-                )
+                .record_build_result(&key, build_id, CommitStatus::BuildFailed, None, now)
                 .await
                 .map_err(VerifyError::Ledger)?;
             warn!(
