@@ -2,7 +2,6 @@
 
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use pushdeploy::aws::secrets::SecretsManagerSecret;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::build::delivery::{DeliveryAuthError, WebhookSecret};
 use pushdeploy::build::github::{parse_push, payload_json, PayloadError};
@@ -16,7 +15,7 @@ use tracing::{info, warn, Instrument};
 
 pub struct WebhookHandler {
     config: GitHubWebhookConfig,
-    secret: WebhookSecret<SecretsManagerSecret>,
+    secret: WebhookSecret,
     trigger: BuildTrigger,
 }
 

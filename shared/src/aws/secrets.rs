@@ -3,7 +3,6 @@
 //! [`crate::build::delivery::WebhookSecret`]).
 
 use super::{AwsError, AwsErrorKind};
-use crate::build::delivery::SecretSource;
 
 /// A secret in Secrets Manager, by ARN.
 #[derive(Clone, Debug)]
@@ -18,8 +17,9 @@ impl SecretsManagerSecret {
     }
 }
 
-impl SecretSource for SecretsManagerSecret {
-    async fn read(&self) -> Result<String, AwsError> {
+impl SecretsManagerSecret {
+    /// The secret's current string, as stored.
+    pub async fn read(&self) -> Result<String, AwsError> {
         let output = self
             .client
             .get_secret_value()

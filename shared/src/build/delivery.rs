@@ -2,24 +2,17 @@
 //!
 //! The secret is read on first use and cached for the life of the container; on a signature
 //! mismatch it is re-read (it may have been rotated), at most once per refresh interval, so that
-//! forged deliveries cannot turn every request into a read. Its store is a port
-//! ([`SecretSource`]): Secrets Manager in the functions, an in-memory one in unit tests.
+//! forged deliveries cannot turn every request into a read.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+use crate::aws::secrets::SecretsManagerSecret;
 use crate::aws::AwsError;
 use crate::build::signature::{parse_signature_header, verify_signature, SignatureError};
-
-/// Where the webhook secret is kept.
-pub trait SecretSource: Send + Sync {
-    /// The secret's current string, as stored.
-    fn read(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
-}
 
 /// Secret bytes that never print.
 pub struct SecretValue(Vec<u8>);
@@ -54,16 +47,16 @@ pub enum DeliveryAuthError {
     Secret(SecretError),
 }
 
-/// The webhook secret, cached, from its store `S`.
-pub struct WebhookSecret<S> {
-    source: S,
+/// The webhook secret, cached, from its store.
+pub struct WebhookSecret {
+    source: SecretsManagerSecret,
     min_refresh: Duration,
     cached: Mutex<Option<(Arc<SecretValue>, Instant)>>,
 }
 
-impl<S: SecretSource> WebhookSecret<S> {
+impl WebhookSecret {
     /// Reads nothing until the first delivery.
-    pub fn new(source: S, min_refresh: Duration) -> Self {
+    pub fn new(source: SecretsManagerSecret, min_refresh: Duration) -> Self {
         Self {
             source,
             min_refresh,
@@ -141,72 +134,3 @@ impl<S: SecretSource> WebhookSecret<S> {
         Ok(SecretValue(value.as_bytes().to_vec()))
     }
 }
-
-/// In-memory secret stores, for unit tests of the delivery path (`test-util` feature).
-#[cfg(any(test, feature = "test-util"))]
-pub mod testing {
-    use std::collections::VecDeque;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    use super::SecretSource;
-    use crate::aws::{AwsError, AwsErrorKind};
-
-    /// Answers each read with the next scripted answer (the last one repeats), and counts reads.
-    #[derive(Debug, Default)]
-    pub struct ScriptedSecret {
-        answers: Mutex<VecDeque<Result<String, String>>>,
-        reads: AtomicUsize,
-    }
-
-    impl ScriptedSecret {
-        /// `Ok(value)` is a stored string, `Err(code)` a failed read with that error code.
-        pub fn new(answers: impl IntoIterator<Item = Result<&'static str, &'static str>>) -> Self {
-            Self {
-                answers: Mutex::new(
-                    answers
-                        .into_iter()
-                        .map(|a| a.map(str::to_string).map_err(str::to_string))
-                        .collect(),
-                ),
-                reads: AtomicUsize::new(0),
-            }
-        }
-
-        pub fn reads(&self) -> usize {
-            self.reads.load(Ordering::SeqCst)
-        }
-    }
-
-    impl SecretSource for ScriptedSecret {
-        async fn read(&self) -> Result<String, AwsError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-            let answer = if answers.len() > 1 {
-                answers.pop_front()
-            } else {
-                answers.front().cloned()
-            };
-            match answer {
-                Some(Ok(value)) => Ok(value),
-                Some(Err(code)) => Err(AwsError::Call {
-                    service: "SecretsManager",
-                    operation: "GetSecretValue",
-                    kind: AwsErrorKind::of_code(&code),
-                    code: Some(code.clone()),
-                    message: code,
-                    source: None,
-                }),
-                None => Err(AwsError::call(
-                    "SecretsManager",
-                    "GetSecretValue",
-                    AwsErrorKind::NotFound,
-                    "no secret",
-                )),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::ports::{DeploymentLedger, ResultSink};
 use super::settle::DeploymentOutcome;
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
@@ -127,11 +126,10 @@ pub enum DeploymentStatusResponse {
     },
 }
 
-/// Settles ECS deployment events, over the ledger `L` and the result events `R` (the DynamoDB and
-/// EventBridge adapters unless a test gives in-memory ones).
-pub struct DeploymentStatus<L = LedgerTable, R = ResultPublisher> {
-    ledger: L,
-    results: R,
+/// Settles ECS deployment events in the ledger, and publishes their results.
+pub struct DeploymentStatus {
+    ledger: LedgerTable,
+    results: ResultPublisher,
 }
 
 impl DeploymentStatus {
@@ -141,21 +139,6 @@ impl DeploymentStatus {
             ledger: aws.ledger(ledger_table),
             results: aws.results(event_bus),
         }
-    }
-}
-
-impl<L: DeploymentLedger, R: ResultSink> DeploymentStatus<L, R> {
-    /// Over other adapters of the ports (in-memory ones, in tests).
-    pub fn with(ledger: L, results: R) -> Self {
-        Self { ledger, results }
-    }
-
-    pub fn ledger(&self) -> &L {
-        &self.ledger
-    }
-
-    pub fn results(&self) -> &R {
-        &self.results
     }
 
     /// Settles the deployment an ECS event names (see [`deployment_event`]).

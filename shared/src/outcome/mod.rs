@@ -2,6 +2,5 @@
 //! in the ledger and published as result events.
 
 pub mod deployment_status;
-pub mod ports;
 pub mod result;
 pub mod settle;

@@ -4,6 +4,8 @@
 use deployment_status::DeploymentStatusHandler;
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
+use pushdeploy::outcome::deployment_status::IgnoreReason;
+use pushdeploy_tests::aws_proxy::{Call, Fault};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -441,4 +443,219 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
             .collect();
         assert_eq!(ids.len(), 1, "{} {fault:?}: one transition", call.name());
     }
+}
+
+/// The by-id and by-service records' outcomes.
+async fn outcomes(stack: &Stack, id: &str) -> (Value, Value) {
+    let by_id = stack
+        .ledger_get(&format!("deployment#{id}"), "deployment")
+        .await
+        .expect("the by-id record");
+    (
+        by_id["outcome"].clone(),
+        outcome_of(stack, B).await["outcome"].clone(),
+    )
+}
+
+/// Published before it is recorded: a failed publish records nothing, so its retry publishes
+/// (once) and records; a redelivery after that publishes nothing more.
+#[tokio::test]
+async fn a_failed_publish_records_nothing_and_its_retry_publishes_once_and_records() {
+    let (TestWorld { moto, stack }, handler, id) = deployed().await;
+    moto.proxy
+        .inject(Call::op("PutEvents"), Fault::ServerError, None);
+    let error = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .expect_err("the publish failed");
+    assert_eq!(Diagnostic::from(error).error_type, "PublishFailed");
+    assert!(moto.proxy.clear_faults() >= 1);
+    assert_eq!(
+        outcomes(&stack, &id).await,
+        (json!("in_progress"), json!("in_progress"))
+    );
+
+    let retried = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(retried["result"], "recorded", "{retried}");
+    let again = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(
+        again["reason"],
+        IgnoreReason::AlreadyRecorded.to_string(),
+        "{again}"
+    );
+    let published = published(&moto);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["outcome"], "succeeded");
+    assert_eq!(published[0]["deployment_id"], id.as_str());
+    assert_eq!(
+        outcomes(&stack, &id).await,
+        (json!("succeeded"), json!("succeeded"))
+    );
+}
+
+/// A record that fails after the publish: the retry publishes again (at least once), with the
+/// same `event_id` for subscribers to dedupe on, and records.
+#[tokio::test]
+async fn a_failed_record_after_the_publish_publishes_again_with_the_same_id() {
+    let (TestWorld { moto, stack }, handler, id) = deployed().await;
+    let failed = event_for("failed-circuit-breaker.json", &id);
+    moto.proxy
+        .inject(Call::op("UpdateItem"), Fault::ServerError, None);
+    let error = handler
+        .handle(failed.clone())
+        .await
+        .expect_err("unrecorded");
+    assert_eq!(Diagnostic::from(error).error_type, "LedgerFailed");
+    assert!(moto.proxy.clear_faults() >= 1);
+
+    handler.handle(failed).await.expect("recorded on the retry");
+    let published = published(&moto);
+    assert_eq!(
+        published.len(),
+        2,
+        "the retry publishes again: {published:?}"
+    );
+    assert_eq!(published[0], published[1], "one transition, one event id");
+    assert!(published[0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("circuit breaker")));
+    assert_eq!(
+        outcomes(&stack, &id).await,
+        (json!("failed"), json!("failed"))
+    );
+}
+
+/// An outcome published and recorded on its by-id item only (the invocation died between the two
+/// writes): the redelivery completes the record and publishes nothing again.
+#[tokio::test]
+async fn an_outcome_published_and_partly_recorded_is_completed_not_published_again() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let (TestWorld { moto, stack }, handler, id) = deployed().await;
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("deployment#{id}")))
+        .key("sk", S("deployment".into()))
+        .update_expression("SET outcome = :succeeded")
+        .expression_attribute_values(":succeeded", S("succeeded".into()))
+        .send()
+        .await
+        .expect("record the by-id item");
+    moto.start_recording();
+
+    let answer = handler
+        .handle(event_for("completed.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["reason"],
+        IgnoreReason::AlreadyRecorded.to_string(),
+        "{answer}"
+    );
+    assert!(published(&moto).is_empty());
+    assert_eq!(
+        outcomes(&stack, &id).await,
+        (json!("succeeded"), json!("succeeded"))
+    );
+}
+
+/// An event for a deployment the ledger does not know waits (is retried) while a rollout of its
+/// service may be past UpdateService and unrecorded; otherwise it is not pushdeploy's (say, the
+/// rollback deployment a circuit breaker starts).
+#[tokio::test]
+async fn an_unknown_deployment_waits_while_a_rollout_of_its_service_is_unrecorded() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let cases = [
+        (
+            "a live lock",
+            Some("SET #owner = :v, locked_digest = :v"),
+            true,
+            true,
+        ),
+        (
+            "a revision left registered",
+            Some("SET registered_digest = :v, registered_revision = :v"),
+            true,
+            true,
+        ),
+        ("nothing in flight", None, true, false),
+        (
+            "no service named",
+            Some("SET #owner = :v, locked_digest = :v"),
+            false,
+            false,
+        ),
+    ];
+    for (name, service_item, names_service, waits) in cases {
+        let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
+        if let Some(update) = service_item {
+            let mut request = stack
+                .dynamodb()
+                .update_item()
+                .table_name(LEDGER_TABLE)
+                .key("pk", S("lock#prod/web".into()))
+                .key("sk", S("lock".into()))
+                .update_expression(update)
+                .expression_attribute_values(":v", S("f8afe6a7@100".into()));
+            if update.contains("#owner") {
+                request = request.expression_attribute_names("#owner", "owner");
+            }
+            request.send().await.expect("the service item");
+        }
+        let mut event = event_for("completed.json", "ecs-svc/other");
+        if !names_service {
+            event["resources"] = json!([]);
+        }
+        moto.start_recording();
+        let answer = stack.deployment_status(&[]).handle(event).await;
+        match answer {
+            Err(error) => {
+                assert!(waits, "{name}: {error}");
+                assert_eq!(
+                    Diagnostic::from(error).error_type,
+                    "DeploymentNotYetRecorded",
+                    "{name}"
+                );
+            }
+            Ok(answer) => {
+                assert!(!waits, "{name}: {answer}");
+                assert_eq!(
+                    answer["reason"],
+                    IgnoreReason::NotOurs.to_string(),
+                    "{name}: {answer}"
+                );
+            }
+        }
+        assert!(published(&moto).is_empty(), "{name}");
+    }
+}
+
+/// An event that is not final reads and writes nothing.
+#[tokio::test]
+async fn an_event_still_in_progress_reads_and_writes_nothing() {
+    let (
+        TestWorld {
+            moto,
+            stack: _stack,
+        },
+        handler,
+        id,
+    ) = deployed().await;
+    let answer = handler
+        .handle(event_for("in-progress.json", &id))
+        .await
+        .unwrap();
+    assert_eq!(answer["result"], "ignored", "{answer}");
+    assert!(
+        moto.recorded_calls().is_empty(),
+        "{:?}",
+        moto.recorded_calls()
+    );
 }

@@ -714,3 +714,71 @@ async fn a_push_time_ahead_of_the_clock_is_refused_and_writes_nothing() {
     );
     assert!(w.stack.ledger_item(TAG).await.is_none());
 }
+
+/// A delivery without a well-formed `X-Hub-Signature-256` is refused before the secret is read:
+/// forged requests cannot turn into Secrets Manager calls.
+#[tokio::test]
+async fn a_delivery_without_a_valid_signature_header_is_refused_without_reading_the_secret() {
+    let w = world(&[]).await;
+    for header in [None, Some("sha1=abc"), Some("sha256=zz")] {
+        let mut event = ping_with(DEMO_SECRET);
+        match header {
+            None => {
+                let headers = event["headers"].as_object_mut().expect("headers");
+                headers.remove("x-hub-signature-256");
+            }
+            Some(value) => event["headers"]["x-hub-signature-256"] = json!(value),
+        }
+        let (status, body) = deliver(&w.handler, &event).await;
+        assert_eq!(status, 401, "{header:?}: {body}");
+    }
+    assert!(w.moto.calls_to("GetSecretValue").is_empty());
+}
+
+/// The secret is read once per container, and a value stored with a trailing newline is the key
+/// without it (GitHub's secret has none).
+#[tokio::test]
+async fn the_secret_is_read_once_and_cached_without_its_trailing_newline() {
+    let w = world(&[]).await;
+    set_secret(&w.stack, "s3cret\n").await;
+    w.moto.start_recording();
+    for _ in 0..3 {
+        assert_eq!(deliver(&w.handler, &ping_with("s3cret")).await.0, 200);
+    }
+    assert_eq!(w.moto.calls_to("GetSecretValue").len(), 1);
+}
+
+/// A first read that fails (throttled through every retry of the SDK) fails the delivery, as a
+/// server error GitHub shows; nothing is cached, so the next delivery reads again.
+#[tokio::test]
+async fn a_failed_first_read_fails_the_delivery_and_the_next_one_reads_again() {
+    let w = world(&[]).await;
+    w.moto.proxy.inject(
+        aws_proxy::Call::op("GetSecretValue"),
+        aws_proxy::Fault::Throttle,
+        None,
+    );
+    let (status, body) = deliver(&w.handler, &ping_with(DEMO_SECRET)).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "secret_unavailable");
+    assert!(w.moto.proxy.clear_faults() >= 1);
+    assert_eq!(deliver(&w.handler, &ping_with(DEMO_SECRET)).await.0, 200);
+    assert_eq!(w.moto.calls_to("GetSecretValue").len(), 1);
+}
+
+/// A refresh that fails keeps the secret in use: the mismatching delivery is refused as it is,
+/// and deliveries signed with the cached secret go on being accepted.
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_cached_secret() {
+    let w = world(&[]).await;
+    let eager = eager_handler(&w.stack);
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
+    w.moto.proxy.inject(
+        aws_proxy::Call::op("GetSecretValue"),
+        aws_proxy::Fault::ServerError,
+        None,
+    );
+    assert_eq!(deliver(&eager, &ping_with("forged")).await.0, 401);
+    assert!(w.moto.proxy.clear_faults() >= 1, "the refresh was tried");
+    assert_eq!(deliver(&eager, &ping_with(DEMO_SECRET)).await.0, 200);
+}

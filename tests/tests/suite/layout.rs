@@ -80,10 +80,10 @@ fn no_answer_is_ever_null() {
     assert!(offenders.is_empty(), "{offenders:?}");
 }
 
-/// Product code: the shared library and the functions, without their test modules (a `tests.rs`
-/// file, or what follows a file's `#[cfg(test)]`).
-fn product_code() -> Vec<(String, String)> {
-    sources(&["shared/src", "functions"])
+/// Source files of `folders` without their test modules (a `tests.rs` or `scenarios.rs` file, or
+/// what follows a file's `#[cfg(test)]`).
+fn without_tests(folders: &[&str]) -> Vec<(String, String)> {
+    sources(folders)
         .into_iter()
         .filter(|(name, _)| !name.ends_with("/tests.rs") && !name.ends_with("/scenarios.rs"))
         .map(|(name, text)| {
@@ -94,6 +94,11 @@ fn product_code() -> Vec<(String, String)> {
             (name, product)
         })
         .collect()
+}
+
+/// Product code: the shared library and the functions.
+fn product_code() -> Vec<(String, String)> {
+    without_tests(&["shared/src", "functions"])
 }
 
 /// A line with its string and character literals and its comment blanked, for brace counting.
@@ -191,12 +196,12 @@ fn no_product_function_is_over_about_60_lines() {
 
 #[test]
 fn imports_are_explicit_outside_test_modules() {
-    let globbed: Vec<String> = product_code()
-        .into_iter()
-        .chain(sources(&["tests/src", "bench/src"]))
-        .filter(|(_, text)| text.lines().any(|l| l.trim() == "use super::*;"))
-        .map(|(name, _)| name)
-        .collect();
+    let globbed: Vec<String> =
+        without_tests(&["shared/src", "functions", "tests/src", "bench/src"])
+            .into_iter()
+            .filter(|(_, text)| text.lines().any(|l| l.trim() == "use super::*;"))
+            .map(|(name, _)| name)
+            .collect();
     assert!(globbed.is_empty(), "`use super::*` in {globbed:?}");
 }
 
