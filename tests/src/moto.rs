@@ -105,9 +105,26 @@ impl Moto {
         self.sdk_config_for(Duration::from_secs(30)).await
     }
 
+    /// Limits for tests that are not about timeouts: on a loaded 2-core machine (a test compiling
+    /// the functions, four fault-matrix servers) moto may take seconds to answer, and an attempt
+    /// that timed out would be retried — a second `UpdateService` that a test counting calls
+    /// rightly refuses. The functions' own limits are tested with [`Moto::sdk_config_for`].
+    pub async fn patient_sdk_config(&self) -> SdkConfig {
+        let limits = pushdeploy::aws::sdk::SdkLimits {
+            attempt_timeout: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(90),
+            ..pushdeploy::aws::sdk::SdkLimits::for_function_timeout(Duration::from_secs(30))
+        };
+        self.config_with(&limits).await
+    }
+
     /// [`Moto::sdk_config`] with the call limits of a function of `function_timeout`.
     pub async fn sdk_config_for(&self, function_timeout: Duration) -> SdkConfig {
         let limits = pushdeploy::aws::sdk::SdkLimits::for_function_timeout(function_timeout);
+        self.config_with(&limits).await
+    }
+
+    async fn config_with(&self, limits: &pushdeploy::aws::sdk::SdkLimits) -> SdkConfig {
         limits
             .apply(aws_config::defaults(BehaviorVersion::latest()))
             .region(Region::new(REGION))

@@ -23,7 +23,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn create(moto: &Moto) -> Self {
-        let sdk = moto.sdk_config().await;
+        Self::create_with(moto.sdk_config().await).await
+    }
+
+    /// The stack, created and used over `sdk`.
+    pub async fn create_with(sdk: SdkConfig) -> Self {
         let ecr = aws_sdk_ecr::Client::new(&sdk);
         let repository_uri = ecr
             .create_repository()

@@ -23,7 +23,7 @@ impl TestWorld {
     /// `app`) per name in `services`.
     pub async fn start(services: &[&str]) -> Self {
         let moto = Moto::start();
-        let stack = Stack::create(&moto).await;
+        let stack = Stack::create_with(moto.patient_sdk_config().await).await;
         if !services.is_empty() {
             create_services(&stack.sdk, services).await;
         }

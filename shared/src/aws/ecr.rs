@@ -64,14 +64,18 @@ impl Registry {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECR", "DescribeRepositories", e))?;
-        let repository = output.repositories().first().ok_or_else(|| {
-            AwsError::call(
-                "ECR",
-                "DescribeRepositories",
-                AwsErrorKind::NotFound,
-                format!("repository {} not found", self.repository.name),
-            )
-        })?;
+        // An empty answer is the repository missing, as ECR's own error would say.
+        let repository = output
+            .repositories()
+            .first()
+            .ok_or_else(|| AwsError::Call {
+                service: "ECR",
+                operation: "DescribeRepositories",
+                kind: AwsErrorKind::NotFound,
+                code: Some("RepositoryNotFoundException".into()),
+                message: format!("repository {} not found", self.repository.name),
+                source: None,
+            })?;
         let lifecycle_policy = match self
             .client
             .get_lifecycle_policy()

@@ -15,8 +15,9 @@ pub struct Ecs {
 /// A service's current task definition with its tags.
 #[derive(Debug, Clone)]
 pub struct CurrentTaskDefinition {
-    pub task_definition: TaskDefinition,
-    pub tags: Vec<Tag>,
+    // The SDK's types stay inside the adapter: callers read through the methods below.
+    task_definition: TaskDefinition,
+    tags: Vec<Tag>,
     /// The service's PRIMARY deployment, when read through the service.
     pub deployment_id: Option<String>,
     /// The service has a deployment circuit breaker or deployment alarms, so ECS reports a

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{AwsError, AwsErrorKind};
 use crate::build::order::PushOrder;
-use crate::ledger::{Conditional, DeploymentRecord, VerificationRecord};
+use crate::ledger::{Conditional, DeploymentRecord, ItemKey, VerificationRecord};
 use crate::rollout::rules::{LastRolled, ServiceState};
 
 type Item = HashMap<String, AttributeValue>;
@@ -54,6 +54,14 @@ pub struct LedgerTable {
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// An item's key attributes, for a request's `Key` (or the start of a `PutItem`'s item).
+fn key_item(key: &ItemKey) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(key.pk.as_str())),
+        ("sk".to_string(), s(key.sk.as_str())),
+    ])
 }
 
 /// A number attribute (a count, a time, a push order).
@@ -111,8 +119,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(record.key.pk()))
-            .key("sk", s(record.key.sk()))
+            .set_key(Some(key_item(&record.key.item_key())))
             .condition_expression("attribute_exists(pk)")
             .update_expression(expression)
             .set_expression_attribute_values(Some(values));
@@ -120,13 +127,12 @@ impl LedgerTable {
     }
 
     /// One item, read consistently (the ledger's reads decide what to write next).
-    async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, AwsError> {
+    async fn get_item(&self, key: ItemKey) -> Result<Option<Item>, AwsError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key_item(&key)))
             .consistent_read(true)
             .send()
             .await

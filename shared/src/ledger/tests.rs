@@ -39,7 +39,7 @@ fn keys() {
         "push#github#acme/shop#main"
     );
     assert_eq!(push_second_key(1_763_893_423), "001763893423");
-    assert_eq!(release_key("acme/shop").1, "release");
+    assert_eq!(release_key("acme/shop").sk, "release");
 }
 
 #[test]

@@ -510,7 +510,8 @@ async fn concurrent_invocations_roll_an_image_once() {
     for _ in 0..3 {
         let _ = verifier(&w.stack, "prod/web/app").handle(b_pushed()).await;
     }
-    assert_eq!(count(&w.moto, "UpdateService"), 1);
+    let updates = w.moto.calls_to("UpdateService");
+    assert_eq!(updates.len(), 1, "{updates:#?}\n{results:#?}");
     assert_eq!(count(&w.moto, "RegisterTaskDefinition"), 1);
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
     assert_eq!(
@@ -584,7 +585,8 @@ async fn an_update_whose_answer_was_lost_and_that_ecs_rolled_back_is_never_repea
     let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
     assert_eq!(running.task_definition_arn(), Some(original.as_str()));
     // Recorded as failed, the lock released, and the image is not rolled by later events.
-    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let pushdeploy::ledger::ItemKey { pk, sk } =
+        pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
     let deployment = w.stack.ledger_get(&pk, &sk).await.expect("deployment item");
     assert_eq!(deployment["outcome"], "failed", "{deployment:?}");
     assert!(deployment.contains_key("finished_at"), "{deployment:?}");
@@ -706,7 +708,8 @@ async fn a_deployment_whose_answer_was_lost_is_recorded_when_a_newer_push_replac
     let report = w.handler.handle(ecr_push_event(A)).await.expect("rolled");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
 
-    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let pushdeploy::ledger::ItemKey { pk, sk } =
+        pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
     let b = w
         .stack
         .ledger_get(&pk, &sk)
@@ -762,7 +765,8 @@ async fn a_deployment_whose_rollout_died_is_recorded_when_a_newer_push_replaces_
     seed_built(&w.stack, A_SHA, A, push_order(2), "shop-image:a2").await;
     let report = w.handler.handle(ecr_push_event(A)).await.expect("rolled");
     assert_eq!(report["rollout"][0]["result"], "deployed", "{report}");
-    let (pk, sk) = pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
+    let pushdeploy::ledger::ItemKey { pk, sk } =
+        pushdeploy::ledger::deployment_key(ECR_REPOSITORY, "prod/web", B);
     let b = w
         .stack
         .ledger_get(&pk, &sk)

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::order::put_if;
-use super::{conditional, n, s, Attrs, Item, LedgerTable};
+use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
 use crate::ledger::{CommitKey, CommitRecord, CommitStatus, Conditional, NewClaim};
@@ -44,8 +44,7 @@ impl LedgerTable {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(claim.key.pk()))
-            .item("sk", s(claim.key.sk()))
+            .set_item(Some(key_item(&claim.key.item_key())))
             .item("sha", s(claim.sha))
             .item("image_tag", s(&claim.key.image_tag))
             .item("status", s(CommitStatus::Claimed.as_str()))
@@ -70,7 +69,7 @@ impl LedgerTable {
 
     /// The commit's item as claiming sees it (a consistent read).
     pub async fn commit_record(&self, key: &CommitKey) -> Result<Option<CommitRecord>, AwsError> {
-        self.get_item(key.pk(), key.sk())
+        self.get_item(key.item_key())
             .await?
             .map(|item| parse_record(key, &item))
             .transpose()
@@ -153,8 +152,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
+            .set_key(Some(key_item(&key.item_key())))
             .condition_expression("build_id = :build_id")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
@@ -189,8 +187,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
+            .set_key(Some(key_item(&key.item_key())))
             .update_expression(expression)
             .condition_expression("claim_id = :claim_id")
             .expression_attribute_values(":claim_id", s(claim_id))

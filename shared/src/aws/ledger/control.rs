@@ -1,12 +1,10 @@
 //! The ledger's control item: whether rollouts are frozen.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::reads::consistent;
 use super::release::parse_release;
-use super::{n, s, Item, LedgerTable};
+use super::{key_item, n, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{control_key, release_key, CONTROL_SK};
 use crate::rollout::rules::RolloutGate;
@@ -15,17 +13,9 @@ impl LedgerTable {
     /// What a forward rollout checks under a service's lock, in one consistent read: whether
     /// rollouts are frozen, and the release as it is now (not as the invocation read it earlier).
     pub async fn rollout_gate(&self, repository: &str) -> Result<RolloutGate, AwsError> {
-        let (release_pk, release_sk) = release_key(repository);
-        let (control_pk, control_sk) = control_key(repository);
         let keys = KeysAndAttributes::builder()
-            .keys(HashMap::from([
-                ("pk".to_string(), s(control_pk)),
-                ("sk".to_string(), s(control_sk)),
-            ]))
-            .keys(HashMap::from([
-                ("pk".to_string(), s(release_pk)),
-                ("sk".to_string(), s(release_sk)),
-            ]));
+            .keys(key_item(&control_key(repository)))
+            .keys(key_item(&release_key(repository)));
         let keys = consistent(keys)?;
         let mut gate = RolloutGate::default();
         for item in self.batch_get(keys).await? {
@@ -43,9 +33,7 @@ impl LedgerTable {
 
     /// Whether rollouts are frozen for the repository (operator action `freeze`).
     pub async fn is_frozen(&self, repository: &str) -> Result<bool, AwsError> {
-        let item = self
-            .get_item(control_key(repository).0, control_key(repository).1)
-            .await?;
+        let item = self.get_item(control_key(repository)).await?;
         Ok(item.as_ref().is_some_and(frozen_flag))
     }
 
@@ -58,8 +46,7 @@ impl LedgerTable {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(control_key(repository).0))
-            .key("sk", s(control_key(repository).1))
+            .set_key(Some(key_item(&control_key(repository))))
             .update_expression("SET frozen = :frozen, updated_at = :now")
             .expression_attribute_values(":frozen", AttributeValue::Bool(frozen))
             .expression_attribute_values(":now", n(now))

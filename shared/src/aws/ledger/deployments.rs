@@ -6,11 +6,12 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::outcomes::parse_deployment;
-use super::{n, s, verification_update, Item, LedgerTable};
+use super::{key_item, n, s, verification_update, Item, LedgerTable};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::ledger::{
     deployment_id_key, deployment_key, parts_after_cancellation, service_key, Conditional,
-    DeploymentPart, DeploymentParts, DeploymentRecord, ItemCancellation, VerificationRecord,
+    Contended, DeploymentPart, DeploymentParts, DeploymentRecord, ItemCancellation, ItemKey,
+    VerificationRecord,
 };
 use crate::outcome::settle::DeploymentOutcome;
 
@@ -46,8 +47,7 @@ fn lock_release(
         "REMOVE #owner, lock_expires_at, locked_digest, registered_digest, registered_revision";
     let mut release = Update::builder()
         .table_name(table)
-        .key("pk", s(service_key(&deployment.target).0))
-        .key("sk", s(service_key(&deployment.target).1))
+        .set_key(Some(key_item(&service_key(&deployment.target))))
         .condition_expression("#owner = :owner")
         .expression_attribute_names("#owner", "owner")
         .expression_attribute_values(":owner", s(owner))
@@ -75,8 +75,7 @@ fn verification_write(table: &str, verification: &VerificationRecord) -> Result<
     let (expression, values) = verification_update(verification);
     Update::builder()
         .table_name(table)
-        .key("pk", s(verification.key.pk()))
-        .key("sk", s(verification.key.sk()))
+        .set_key(Some(key_item(&verification.key.item_key())))
         .condition_expression("attribute_exists(pk)")
         .update_expression(expression)
         .set_expression_attribute_values(Some(values))
@@ -137,8 +136,8 @@ impl LedgerTable {
         target: &str,
         image_tag: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let (pk, sk) = deployment_key(repository, target, image_tag);
-        self.get_deployment_item(pk, sk).await
+        self.get_deployment_item(deployment_key(repository, target, image_tag))
+            .await
     }
 
     /// Records an UpdateService in one transaction: on the service's deployment item and under the
@@ -204,12 +203,11 @@ impl LedgerTable {
                 Conditional::Refused(left) => parts = left,
             }
         }
-        Err(AwsError::call(
-            "DynamoDB",
-            "TransactWriteItems",
-            AwsErrorKind::ConditionFailed,
-            "the deployment's items changed under four attempts to record it",
-        ))
+        Err(Contended {
+            item: format!("the deployment of {}", write.deployment.image_tag),
+            attempts: 4,
+        }
+        .into())
     }
 
     /// The transaction's items for the parts still written, each with its part.
@@ -295,10 +293,9 @@ impl LedgerTable {
             &deployment.image_tag,
         ));
         keys.into_iter()
-            .map(|(pk, sk)| {
+            .map(|key| {
                 let mut item = attributes.clone();
-                item.insert("pk".into(), s(pk));
-                item.insert("sk".into(), s(sk));
+                item.extend(key_item(&key));
                 Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(item))
@@ -317,16 +314,15 @@ impl LedgerTable {
         &self,
         deployment_id: &str,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let (pk, sk) = deployment_id_key(deployment_id);
-        self.get_deployment_item(pk, sk).await
+        self.get_deployment_item(deployment_id_key(deployment_id))
+            .await
     }
 
     async fn get_deployment_item(
         &self,
-        pk: String,
-        sk: String,
+        key: ItemKey,
     ) -> Result<Option<DeploymentRecord>, AwsError> {
-        let item = self.get_item(pk, sk).await?;
+        let item = self.get_item(key).await?;
         Ok(item.as_ref().map(parse_deployment))
     }
 }

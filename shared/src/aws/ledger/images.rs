@@ -1,7 +1,7 @@
 //! The ledger's records of untrusted images that are no commit's: an image pushed to the
 //! repository from outside pushdeploy, or a `latest` it did not move there.
 
-use super::{n, s, LedgerTable};
+use super::{key_item, n, s, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{untrusted_image_key, UntrustedImageRecord};
 
@@ -11,12 +11,11 @@ impl LedgerTable {
         &self,
         record: &UntrustedImageRecord,
     ) -> Result<(), AwsError> {
-        let (pk, sk) = untrusted_image_key(&record.repository, &record.digest);
+        let key = untrusted_image_key(&record.repository, &record.digest);
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key_item(&key)))
             .update_expression(
                 "SET image_tag = :tag, verification = :outcome, verification_reason = :reason, \
                  verification_trigger = :trigger, updated_at = :now, \

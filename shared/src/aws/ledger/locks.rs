@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{conditional, n, s, service_state, LedgerTable};
+use super::{conditional, key_item, n, s, service_state, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{service_key, Conditional};
 use crate::rollout::lock::{LockAttempt, LockRequest};
@@ -25,8 +25,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(service_key(request.target).0))
-            .key("sk", s(service_key(request.target).1))
+            .set_key(Some(key_item(&service_key(request.target))))
             .update_expression(
                 "SET #owner = :owner, lock_expires_at = :until, locked_digest = :digest",
             )
@@ -71,9 +70,7 @@ impl LedgerTable {
 
     /// The service's item: its lock and what pushdeploy last rolled there.
     pub async fn service_state(&self, target: &str) -> Result<ServiceState, AwsError> {
-        let item = self
-            .get_item(service_key(target).0, service_key(target).1)
-            .await?;
+        let item = self.get_item(service_key(target)).await?;
         Ok(item.as_ref().map(service_state).unwrap_or_default())
     }
 
@@ -90,8 +87,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(service_key(target).0))
-            .key("sk", s(service_key(target).1))
+            .set_key(Some(key_item(&service_key(target))))
             .update_expression("REMOVE #owner, lock_expires_at, locked_digest")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")

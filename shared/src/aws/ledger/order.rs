@@ -4,12 +4,12 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{conditional, n, s, Attrs, Item, LedgerTable};
+use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
 use crate::ledger::{
-    commit_partition, push_partition, push_second_key, CommitKey, CommitStatus, Conditional,
-    PushRecord, PushSecond, ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
+    commit_partition, push_key, CommitKey, CommitStatus, Conditional, PushRecord, PushSecond,
+    ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
 };
 
 impl LedgerTable {
@@ -30,15 +30,7 @@ impl LedgerTable {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(
-                "pk",
-                s(push_partition(
-                    push.source,
-                    push.source_repository,
-                    push.branch,
-                )),
-            )
-            .item("sk", s(push_second_key(push.pushed_at)))
+            .set_item(Some(key_item(&push_key(push))))
             .item("pushes", AttributeValue::M(pushes))
             .item("version", n(seen.version + 1))
             .item("pushed_at", n(push.pushed_at))
@@ -75,8 +67,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
+            .set_key(Some(key_item(&key.item_key())))
             .update_expression("SET #sequence = :order, deploy_branch = :branch, updated_at = :now")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#sequence) OR #sequence <= :order)",

@@ -1,9 +1,9 @@
 //! The ledger's deployment outcomes: ECS's end of a deployment pushdeploy started, recorded once
 //! on both of its items, and the deployments the reconcile still has to settle.
 
-use super::{conditional, n, s, Attrs, DeploymentRecord, Item, LedgerTable};
+use super::{conditional, key_item, n, s, Attrs, DeploymentRecord, Item, LedgerTable};
 use crate::aws::AwsError;
-use crate::ledger::{deployment_id_key, deployment_key};
+use crate::ledger::{deployment_id_key, deployment_key, ItemKey};
 use crate::outcome::settle::{AwaitingHook, DeploymentOutcome};
 
 impl LedgerTable {
@@ -67,13 +67,12 @@ impl LedgerTable {
         now: u64,
     ) -> Result<(), AwsError> {
         let id = deployment.deployment_id.clone().unwrap_or_default();
-        for (pk, sk) in deployment_items(deployment) {
+        for key in deployment_items(deployment) {
             let request = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
+                .set_key(Some(key_item(&key)))
                 .condition_expression("deployment_id = :id AND outcome = :in_progress")
                 .update_expression(
                     "SET outcome = :awaiting, reason = :reason, hook_id = :hook, hook_expires_at = :expires, awaiting_since = :now",
@@ -99,13 +98,12 @@ impl LedgerTable {
         now: u64,
     ) -> Result<(), AwsError> {
         let id = deployment.deployment_id.clone().unwrap_or_default();
-        for (pk, sk) in deployment_items(deployment) {
+        for key in deployment_items(deployment) {
             let mut request = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
+                .set_key(Some(key_item(&key)))
                 // Once: an item with a final outcome is left as it is.
                 .condition_expression(
                     "deployment_id = :id AND outcome IN (:in_progress, :awaiting)",
@@ -137,7 +135,7 @@ impl LedgerTable {
 }
 
 /// A deployment's two items: by its ECS deployment id, and by service and image.
-fn deployment_items(deployment: &DeploymentRecord) -> [(String, String); 2] {
+fn deployment_items(deployment: &DeploymentRecord) -> [ItemKey; 2] {
     let id = deployment.deployment_id.clone().unwrap_or_default();
     [
         deployment_id_key(&id),

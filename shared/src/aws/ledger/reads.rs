@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::control::frozen_flag;
 use super::release::parse_release;
-use super::{s, service_state, Attrs, Item, LedgerTable};
+use super::{key_item, service_state, Attrs, Item, LedgerTable};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::ledger::{
-    control_key, release_key, repository_partition, service_key, service_of, untrusted_image_key,
-    CommitKey, CommitStatus, KnownCommit, LedgerView, COMMIT_PREFIX, CONTROL_SK,
+    control_key, legacy_commit_key, release_key, service_key, service_of, untrusted_image_key,
+    CommitKey, CommitStatus, KnownCommit, LedgerView, CONTROL_SK,
 };
 use crate::rollout::rules::ServiceState;
 use crate::verify::release::Release;
@@ -72,12 +72,7 @@ impl LedgerTable {
         let mut found = HashMap::new();
         let keys: Vec<Item> = tags
             .iter()
-            .map(|tag| {
-                Item::from([
-                    ("pk".to_string(), s(repository_partition(repository))),
-                    ("sk".to_string(), s(format!("{COMMIT_PREFIX}{tag}"))),
-                ])
-            })
+            .map(|tag| key_item(&legacy_commit_key(repository, tag)))
             .collect();
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
             let request = consistent(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())))?;
@@ -150,15 +145,15 @@ fn view_keys(repository: &str, tags: &[&str], digests: &[&str], targets: &[Strin
             repository: repository.to_string(),
             image_tag: tag.to_string(),
         };
-        (key.pk(), key.sk())
+        key.item_key()
     });
     let mut keys: Vec<Item> = Vec::new();
-    for (pk, sk) in services
+    for key in services
         .chain(repository_items)
         .chain(untrusted)
         .chain(commits)
     {
-        let key = Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))]);
+        let key = key_item(&key);
         // BatchGetItem refuses a request that names one key twice.
         if !keys.contains(&key) {
             keys.push(key);
@@ -252,6 +247,7 @@ pub(super) fn consistent(keys: KeysAndAttributesBuilder) -> Result<KeysAndAttrib
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::ledger::s;
 
     fn keyed(pk: &str, sk: &str) -> Item {
         Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])

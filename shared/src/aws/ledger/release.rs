@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::order::put_if;
-use super::{n, s, Attrs, Item, LedgerTable};
+use super::{key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{release_key, Conditional};
 use crate::verify::release::{Release, ReleasedImage};
@@ -23,7 +23,7 @@ impl LedgerTable {
         let Some(order) = release.order else {
             return Ok(Conditional::Refused(None));
         };
-        let (pk, sk) = release_key(repository);
+        let key = release_key(repository);
         let expression = match &release.sha {
             Some(_) => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, sha = :sha, updated_at = :now",
             None => "SET image_tag = :tag, digest = :digest, #sequence = :order, recent = :recent, updated_at = :now REMOVE sha",
@@ -36,8 +36,7 @@ impl LedgerTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key_item(&key)))
             .update_expression(expression)
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_values(":tag", s(&release.image_tag))
@@ -109,21 +108,15 @@ impl LedgerTable {
 
     /// The release as the ledger has it now.
     pub async fn release(&self, repository: &str) -> Result<Option<Release>, AwsError> {
-        let (pk, sk) = release_key(repository);
-        Ok(self
-            .get_item(pk, sk)
-            .await?
-            .as_ref()
-            .and_then(parse_release))
+        let key = release_key(repository);
+        Ok(self.get_item(key).await?.as_ref().and_then(parse_release))
     }
 }
 
 /// The release item as a whole.
 fn release_item(repository: &str, release: &Release, now: u64) -> Item {
-    let (pk, sk) = release_key(repository);
-    let mut item = Item::from([
-        ("pk".to_string(), s(pk)),
-        ("sk".to_string(), s(sk)),
+    let mut item = key_item(&release_key(repository));
+    item.extend([
         ("image_tag".to_string(), s(&release.image_tag)),
         ("digest".to_string(), s(&release.digest)),
         ("updated_at".to_string(), n(now)),

@@ -13,6 +13,8 @@ pub mod secrets;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use thiserror::Error;
 
+use crate::ledger::Contended;
+
 pub use clients::AwsClients;
 
 /// What kind of failure an AWS call met: what callers decide on (the service's own code stays
@@ -64,6 +66,10 @@ pub enum AwsError {
     },
     #[error("ledger item {key} is malformed: {reason}")]
     MalformedItem { key: String, reason: String },
+    /// Other writers kept changing the items of a multi-item write (a transaction cancelled again
+    /// and again): not a failed call.
+    #[error("deploy ledger: {0}")]
+    Contended(#[from] Contended),
 }
 
 impl AwsError {
@@ -115,6 +121,7 @@ impl AwsError {
         match self {
             AwsError::Call { kind, .. } => *kind,
             AwsError::MalformedItem { .. } => AwsErrorKind::Other,
+            AwsError::Contended(_) => AwsErrorKind::ConditionFailed,
         }
     }
 
@@ -122,7 +129,7 @@ impl AwsError {
     pub fn code(&self) -> Option<&str> {
         match self {
             AwsError::Call { code, .. } => code.as_deref(),
-            AwsError::MalformedItem { .. } => None,
+            AwsError::MalformedItem { .. } | AwsError::Contended(_) => None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The deploy ledger's records and the rules of their transitions (pure; the DynamoDB adapter
 //! is `aws::ledger`).
 //!
-//! One table, two kinds of item:
+//! One table, keyed by `pk` and `sk` ([`ItemKey`]), with these kinds of item:
 //! - a commit: `pk = commit#<ecr repository>`, `sk = commit#<image tag>`; what happened to the commit
 //!   whose image carries that tag;
 //! - the pushes of one second: `pk = push#<source>#<source repository>#<branch>`,
@@ -94,6 +94,9 @@ impl CommitKey {
     pub fn sk(&self) -> String {
         format!("{COMMIT_PREFIX}{}", self.image_tag)
     }
+    pub fn item_key(&self) -> ItemKey {
+        ItemKey::new(self.pk(), self.sk())
+    }
 }
 
 /// The partition of a branch's pushes.
@@ -101,14 +104,28 @@ pub fn push_partition(source: &str, source_repository: &str, branch: &str) -> St
     format!("push#{source}#{source_repository}#{branch}")
 }
 
+/// The key of the item of a push's second (see [`PushSecond`]).
+pub fn push_key(push: &PushRecord<'_>) -> ItemKey {
+    ItemKey::new(
+        push_partition(push.source, push.source_repository, push.branch),
+        push_second_key(push.pushed_at),
+    )
+}
+
+/// Where a version before the commit partition kept a commit's item (read once, by the upgrade's
+/// adoption).
+pub fn legacy_commit_key(repository: &str, image_tag: &str) -> ItemKey {
+    ItemKey::new(
+        repository_partition(repository),
+        format!("{COMMIT_PREFIX}{image_tag}"),
+    )
+}
+
 /// The sort key of the pushes made in one second (zero-padded, so keys sort by time).
 pub fn push_second_key(pushed_at: u64) -> String {
     format!("{pushed_at:012}")
 }
 
-/// The partition of an ECR repository's commit items: what the build triggers write (claims) and
-/// the verifier completes (build results). Apart from everything else, so that IAM can keep the
-/// triggers to it (`dynamodb:LeadingKeys`).
 /// The answer of a conditional write: it applied, or its condition refused it. `A` is what an
 /// applied write answers (the item before it, where the caller needs that), `R` what a refused one
 /// does (the item as it stands). Every conditional write of the ledger answers this way; a failed
@@ -143,6 +160,9 @@ pub struct Contended {
     pub attempts: u32,
 }
 
+/// The partition of an ECR repository's commit items: what the build triggers write (claims) and
+/// the verifier completes (build results). Apart from everything else, so that IAM can keep the
+/// triggers to it (`dynamodb:LeadingKeys`).
 pub fn commit_partition(repository: &str) -> String {
     format!("{COMMIT_PREFIX}{repository}")
 }
@@ -156,9 +176,25 @@ pub fn repository_partition(repository: &str) -> String {
 /// The sort-key prefix of a repository's commit items.
 pub const COMMIT_PREFIX: &str = "commit#";
 
+/// An item's key: its partition (`pk`) and sort key (`sk`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl ItemKey {
+    fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        ItemKey {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
+
 /// The key of a service's item: its lock and what pushdeploy last rolled there.
-pub fn service_key(target: &str) -> (String, String) {
-    (format!("{SERVICE_PREFIX}{target}"), "lock".to_string())
+pub fn service_key(target: &str) -> ItemKey {
+    ItemKey::new(format!("{SERVICE_PREFIX}{target}"), "lock")
 }
 
 /// The partition prefix of service items (`lock#cluster/service`).
@@ -170,38 +206,35 @@ pub fn service_of(pk: &str) -> Option<&str> {
 }
 
 /// The key of a repository's control item (the freeze).
-pub fn control_key(repository: &str) -> (String, String) {
-    (repository_partition(repository), CONTROL_SK.to_string())
+pub fn control_key(repository: &str) -> ItemKey {
+    ItemKey::new(repository_partition(repository), CONTROL_SK)
 }
 
 /// The sort key of control items.
 pub const CONTROL_SK: &str = "control";
 
 /// The key of the record of an image's deployment to one service.
-pub fn deployment_key(repository: &str, target: &str, image_tag: &str) -> (String, String) {
-    (
+pub fn deployment_key(repository: &str, target: &str, image_tag: &str) -> ItemKey {
+    ItemKey::new(
         repository_partition(repository),
         format!("deploy#{target}#{image_tag}"),
     )
 }
 
 /// The key of a deployment's copy under its ECS deployment id (what deployment-status looks up).
-pub fn deployment_id_key(deployment_id: &str) -> (String, String) {
-    (
-        format!("deployment#{deployment_id}"),
-        "deployment".to_string(),
-    )
+pub fn deployment_id_key(deployment_id: &str) -> ItemKey {
+    ItemKey::new(format!("deployment#{deployment_id}"), "deployment")
 }
 
 /// The key of the release item of an ECR repository.
-pub fn release_key(repository: &str) -> (String, String) {
-    (repository_partition(repository), "release".to_string())
+pub fn release_key(repository: &str) -> ItemKey {
+    ItemKey::new(repository_partition(repository), "release")
 }
 
 /// The key of the record of an image the verifier found untrusted that is no commit's (a push
 /// from outside pushdeploy, a `latest` it did not move).
-pub fn untrusted_image_key(repository: &str, digest: &str) -> (String, String) {
-    (
+pub fn untrusted_image_key(repository: &str, digest: &str) -> ItemKey {
+    ItemKey::new(
         repository_partition(repository),
         format!("untrusted#{digest}"),
     )
