@@ -1,6 +1,5 @@
 //! The GitHub webhook secret's store: one read of a Secrets Manager secret's string. Caching,
-//! rotation and the refusal of an empty key are the caller's (see
-//! [`crate::build::delivery::WebhookSecret`]).
+//! rotation and the refusal of an empty key are the caller's (the build stage's delivery check).
 
 use super::{AwsError, AwsErrorKind};
 
