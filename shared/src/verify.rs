@@ -3,6 +3,7 @@
 //! and hands verified images to the rollout.
 
 pub mod events;
+pub mod gate;
 pub mod judge;
 pub mod provenance;
 pub mod release;
