@@ -1,5 +1,5 @@
 //! Structured JSON logs. Each line carries the fields of the spans it was logged in
-//! (commit SHA, image tag, build id, sequence, digest, service…), so one grep finds a commit's story.
+//! (commit SHA, image tag, build id, push order, digest, service…), so one grep finds a commit's story.
 
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields};
 use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};

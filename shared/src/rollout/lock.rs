@@ -8,7 +8,7 @@ use crate::ledger::Conditional;
 /// A rollout's request for a service's lock (`lock#cluster/service`).
 ///
 /// The same item keeps what pushdeploy last rolled to the service, and the lock is granted only if
-/// this image may follow it: not the same digest again, not a lower push sequence (unless the
+/// this image may follow it: not the same digest again, not a lower push order (unless the
 /// move is deliberate, an operator's rollback). So a rollout that finished while this one was
 /// reading the service is seen by the lock's own condition, with no second read.
 #[derive(Debug, Clone)]

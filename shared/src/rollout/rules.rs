@@ -156,7 +156,8 @@ pub fn rollback_gate(gate: &RolloutGate, image: &VerifiedImage) -> Result<(), Ga
 pub struct Running {
     /// The target container's image; `None` if the task definition has no such container.
     pub image: Option<String>,
-    /// The push sequence recorded on the running revision (absent if pushdeploy did not register it).
+    /// The push order the running revision carries (its `pushdeploy:sequence` tag; absent if
+    /// pushdeploy did not register it).
     pub order: Option<PushOrder>,
 }
 
@@ -258,7 +259,7 @@ impl ServiceState {
 }
 
 /// Whether an image may follow what pushdeploy last rolled to the service: never the same digest
-/// twice, never a push sequence that is not higher. `None` when it may; a rollback (`deliberate`)
+/// twice, never a push order that is not higher. `None` when it may; a rollback (`deliberate`)
 /// always may. The ledger's lock condition is this rule, checked inside the write.
 pub fn follow_last_rolled(
     last: &LastRolled,
