@@ -4,6 +4,7 @@
 use deployment_status::DeploymentStatusHandler;
 use image_verifier::VerifierHandler;
 use lambda_runtime::Diagnostic;
+use pushdeploy::ledger::{deployment_id_key, service_key};
 use pushdeploy::outcome::deployment_status::IgnoreReason;
 use pushdeploy_tests::aws_proxy::{Call, Fault};
 use pushdeploy_tests::*;
@@ -206,7 +207,6 @@ async fn recording_a_deployment_again_never_erases_its_outcome() {
 /// then the outcome is recorded and published.
 #[tokio::test]
 async fn an_outcome_that_comes_before_its_deployment_is_recorded_is_retried() {
-    use pushdeploy_tests::aws_proxy::{Call, Fault};
     let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
     put_image(&stack.sdk, B, 2).await;
     seed_built(&stack, B_SHA, B, push_order(1), "shop-image:b1").await;
@@ -394,7 +394,6 @@ async fn deployments_no_event_settled_are_settled_by_the_reconcile_once() {
 /// result event published with one `event_id`.
 #[tokio::test]
 async fn settling_survives_a_failure_of_each_of_its_calls() {
-    use pushdeploy_tests::aws_proxy::{Call, Fault};
     // Reads fail (after the SDK's retries); writes are applied and their answers lost.
     let calls = [
         (Call::with("Query", "deploy#"), Fault::ServerError),
@@ -447,8 +446,9 @@ async fn settling_survives_a_failure_of_each_of_its_calls() {
 
 /// The by-id and by-service records' outcomes.
 async fn outcomes(stack: &Stack, id: &str) -> (Value, Value) {
+    let key = deployment_id_key(id);
     let by_id = stack
-        .ledger_get(&format!("deployment#{id}"), "deployment")
+        .ledger_get(&key.pk, &key.sk)
         .await
         .expect("the by-id record");
     (
@@ -537,12 +537,13 @@ async fn a_failed_record_after_the_publish_publishes_again_with_the_same_id() {
 async fn an_outcome_published_and_partly_recorded_is_completed_not_published_again() {
     use aws_sdk_dynamodb::types::AttributeValue::S;
     let (TestWorld { moto, stack }, handler, id) = deployed().await;
+    let key = deployment_id_key(&id);
     stack
         .dynamodb()
         .update_item()
         .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("deployment#{id}")))
-        .key("sk", S("deployment".into()))
+        .key("pk", S(key.pk))
+        .key("sk", S(key.sk))
         .update_expression("SET outcome = :succeeded")
         .expression_attribute_values(":succeeded", S("succeeded".into()))
         .send()
@@ -596,12 +597,13 @@ async fn an_unknown_deployment_waits_while_a_rollout_of_its_service_is_unrecorde
     for (name, service_item, names_service, waits) in cases {
         let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
         if let Some(update) = service_item {
+            let key = service_key("prod/web");
             let mut request = stack
                 .dynamodb()
                 .update_item()
                 .table_name(LEDGER_TABLE)
-                .key("pk", S("lock#prod/web".into()))
-                .key("sk", S("lock".into()))
+                .key("pk", S(key.pk))
+                .key("sk", S(key.sk))
                 .update_expression(update)
                 .expression_attribute_values(":v", S("f8afe6a7@100".into()));
             if update.contains("#owner") {
