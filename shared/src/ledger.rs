@@ -18,6 +18,7 @@
 
 mod records;
 pub use records::{
+    ApprovalKind, ApprovalRecord,
     parts_after_cancellation, ClaimResult, DeploymentPart, DeploymentParts, DeploymentRecord,
     ItemCancellation, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond, ReconcileView,
     RunningBuild, UnbuiltPush, UntrustedImageRecord, VerificationRecord,

@@ -56,6 +56,8 @@ impl From<VerifierError> for Diagnostic {
             VerifierError::InvalidRequest(_) => "InvalidOperatorRequest",
             VerifierError::Operator(OperatorError::ImageNotFound(_)) => "ImageNotFound",
             VerifierError::Operator(OperatorError::Untrusted { .. }) => "Untrusted",
+            VerifierError::Operator(OperatorError::NotACommit(_)) => "NotACommit",
+            VerifierError::Operator(OperatorError::Gated { .. }) => "Gated",
             VerifierError::Answer(_) => "AnswerNotJson",
         };
         Diagnostic {

@@ -1,10 +1,11 @@
 //! ECR: what the registry holds for a tag, and the repository's policy.
 
+mod scan;
 mod tags;
 
 use aws_sdk_ecr::types::{
-    ImageIdentifier, ImageScanningConfiguration, ImageTagMutability,
-    ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType,
 };
 
 use super::{AwsError, AwsErrorKind};
@@ -41,6 +42,9 @@ impl Registry {
                 Some(ImageInfo {
                     digest: detail.image_digest()?.to_string(),
                     tags: detail.image_tags().to_vec(),
+                    pushed_at: detail
+                        .image_pushed_at()
+                        .and_then(|t| u64::try_from(t.secs()).ok()),
                 })
             })),
             Err(err)
@@ -54,8 +58,20 @@ impl Registry {
         }
     }
 
-    /// The repository's mutability, scanning and lifecycle policy.
-    pub async fn read_policy(&self) -> Result<ActualPolicy, AwsError> {
+    /// The repository's mutability, lifecycle policy and (when `scanning`) effective scanning,
+    /// read together.
+    pub async fn read_policy(&self, scanning: bool) -> Result<ActualPolicy, AwsError> {
+        let (mut policy, scanning) = tokio::try_join!(self.repository_policy(), async {
+            match scanning {
+                true => self.scanning().await.map(Some),
+                false => Ok(None),
+            }
+        })?;
+        policy.scanning = scanning;
+        Ok(policy)
+    }
+
+    async fn repository_policy(&self) -> Result<ActualPolicy, AwsError> {
         let output = self
             .client
             .describe_repositories()
@@ -104,14 +120,12 @@ impl Registry {
                 .iter()
                 .map(|f| (f.filter_type().as_str().to_string(), f.filter().to_string()))
                 .collect(),
-            scan_on_push: repository
-                .image_scanning_configuration()
-                .is_some_and(|c| c.scan_on_push()),
+            scanning: None,
             lifecycle_policy,
         })
     }
 
-    /// Corrects each drift with the one call that fixes it.
+    /// Corrects each drift it may with the one call that fixes it (scanning is only reported).
     pub async fn correct_drift(
         &self,
         desired: &DesiredPolicy,
@@ -142,22 +156,7 @@ impl Registry {
                         .await
                         .map_err(|e| AwsError::from_sdk("ECR", "PutImageTagMutability", e))?;
                 }
-                Drift::ScanOnPushOff => {
-                    self.client
-                        .put_image_scanning_configuration()
-                        .registry_id(&self.repository.registry_id)
-                        .repository_name(&self.repository.name)
-                        .image_scanning_configuration(
-                            ImageScanningConfiguration::builder()
-                                .scan_on_push(true)
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("ECR", "PutImageScanningConfiguration", e)
-                        })?;
-                }
+                Drift::NotScannedOnPush { .. } | Drift::ScanType { .. } => {}
                 Drift::LifecyclePolicyMissing | Drift::LifecyclePolicyChanged => {
                     self.client
                         .put_lifecycle_policy()

@@ -1,5 +1,6 @@
 //! The deploy ledger in DynamoDB: conditional writes implementing the rules of [`crate::ledger`].
 
+mod approvals;
 mod commits;
 mod control;
 mod deployments;

@@ -1,5 +1,6 @@
 use super::*;
 use std::collections::HashMap;
+use crate::verify::gate::ScanGate;
 
 fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
@@ -155,20 +156,44 @@ fn verifier_config() {
     assert_eq!(config.event_bus, "default");
     assert_eq!(config.policy.keep_sha_images, 30);
     assert_eq!(config.policy.untagged_expiry_days, 7);
-    assert!(config.policy.check_scan_on_push);
+    assert_eq!(config.gate.scan, ScanGate::Basic);
+    assert_eq!(config.policy.scanning, ScanGate::Basic);
+    assert_eq!(
+        config.gate.block_severities.iter().collect::<Vec<_>>(),
+        ["CRITICAL"]
+    );
+    assert!(config.gate.ignore.is_empty());
+    assert_eq!(config.gate.wait_seconds, 600);
+    assert!(!config.gate.require_signature);
     assert_eq!(config.keep_released_images, 5);
     let config = VerifierConfig::from_vars(&vars(&with(&[
-        ("CHECK_SCAN_ON_PUSH", "false"),
+        ("SCAN_GATE", "enhanced"),
+        ("BLOCK_SEVERITIES", "critical, HIGH"),
+        ("IGNORE_VULNERABILITIES", "CVE-2024-1234,ghsa-abcd-efgh-ijkl"),
+        ("SCAN_WAIT_SECONDS", "900"),
+        ("REQUIRE_SIGNATURE", "true"),
         ("KEEP_SHA_IMAGES", "5"),
         ("KEEP_RELEASED_IMAGES", "0"),
     ])))
     .unwrap();
-    assert!(!config.policy.check_scan_on_push);
+    assert_eq!(config.gate.scan, ScanGate::Enhanced);
+    assert_eq!(
+        config.gate.block_severities.iter().collect::<Vec<_>>(),
+        ["CRITICAL", "HIGH"]
+    );
+    assert!(config.gate.ignore.contains("GHSA-ABCD-EFGH-IJKL"));
+    assert_eq!(config.gate.wait_seconds, 900);
+    assert!(config.gate.require_signature);
     assert_eq!(config.policy.keep_sha_images, 5);
     assert_eq!(config.keep_released_images, 0);
     for (name, value) in [
         ("KEEP_RELEASED_IMAGES", "101"),
-        ("CHECK_SCAN_ON_PUSH", "maybe"),
+        ("SCAN_GATE", "strict"),
+        ("BLOCK_SEVERITIES", "SEVERE"),
+        ("BLOCK_SEVERITIES", ","),
+        ("IGNORE_VULNERABILITIES", "openssl"),
+        ("SCAN_WAIT_SECONDS", "5"),
+        ("REQUIRE_SIGNATURE", "maybe"),
         ("KEEP_SHA_IMAGES", "0"),
         ("UNTAGGED_EXPIRY_DAYS", "-1"),
         ("ROLLOUT_TARGETS", "prod/web"),

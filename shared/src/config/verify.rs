@@ -9,6 +9,7 @@ use super::{
 use crate::build::push::TagLength;
 use crate::registry::policy::DesiredPolicy;
 use crate::rollout::rules::{parse_targets, Target};
+use crate::verify::gate::{parse_severities, parse_vulnerability_ids, GatePolicy, ScanGate};
 
 /// The image-verifier function's configuration.
 #[derive(Debug, Clone)]
@@ -23,8 +24,11 @@ pub struct VerifierConfig {
     pub codebuild_project: String,
     /// `EVENT_BUS_NAME`: where result events go.
     pub event_bus: String,
-    /// `KEEP_SHA_IMAGES`, `UNTAGGED_EXPIRY_DAYS`, `CHECK_SCAN_ON_PUSH`.
+    /// `KEEP_SHA_IMAGES`, `UNTAGGED_EXPIRY_DAYS`, and the scanning `SCAN_GATE` needs.
     pub policy: DesiredPolicy,
+    /// `SCAN_GATE`, `BLOCK_SEVERITIES`, `IGNORE_VULNERABILITIES`, `SCAN_WAIT_SECONDS`,
+    /// `REQUIRE_SIGNATURE`: the supply-chain gate.
+    pub gate: GatePolicy,
     /// `ROLLOUT_TARGETS`: `cluster/service/container,…`; empty: verify only.
     pub targets: Vec<Target>,
     /// `LOCK_TTL_SECONDS`: how long a per-service deployment lock holds if its owner dies.
@@ -71,7 +75,14 @@ impl VerifierConfig {
                 .then_some(())
                 .ok_or("must be between 0 and 100".into())
         })?;
+        let gate = gate_policy(env)?;
         Ok(Self {
+            policy: DesiredPolicy {
+                keep_sha_images,
+                untagged_expiry_days,
+                scanning: gate.scan,
+            },
+            gate,
             targets,
             lock_ttl_seconds,
             keep_released_images,
@@ -81,17 +92,37 @@ impl VerifierConfig {
             tag_length: tag_length_var(env)?,
             codebuild_project: required(env, "CODEBUILD_PROJECT")?,
             event_bus: optional(env, "EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
-            policy: DesiredPolicy {
-                keep_sha_images,
-                untagged_expiry_days,
-                check_scan_on_push: bool_var(env, "CHECK_SCAN_ON_PUSH", true)?,
-            },
         })
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&ProcessEnv)
     }
+}
+
+/// The supply-chain gate's variables.
+fn gate_policy(env: &dyn VarSource) -> Result<GatePolicy, ConfigError> {
+    let scan_raw = optional(env, "SCAN_GATE").unwrap_or_default();
+    let scan = ScanGate::parse(&scan_raw).map_err(|r| invalid("SCAN_GATE", &scan_raw, r))?;
+    let severities_raw = optional(env, "BLOCK_SEVERITIES").unwrap_or_else(|| "CRITICAL".into());
+    let block_severities = parse_severities(&severities_raw)
+        .map_err(|r| invalid("BLOCK_SEVERITIES", &severities_raw, r))?;
+    let ignore_raw = optional(env, "IGNORE_VULNERABILITIES").unwrap_or_default();
+    let ignore = parse_vulnerability_ids(&ignore_raw)
+        .map_err(|r| invalid("IGNORE_VULNERABILITIES", &ignore_raw, r))?;
+    let wait_seconds = parse_number(env, "SCAN_WAIT_SECONDS", 600u64, |n| {
+        (60..=86_400)
+            .contains(n)
+            .then_some(())
+            .ok_or("must be between 60 and 86400".into())
+    })?;
+    Ok(GatePolicy {
+        scan,
+        block_severities,
+        ignore,
+        wait_seconds,
+        require_signature: bool_var(env, "REQUIRE_SIGNATURE", false)?,
+    })
 }
 
 /// The deployment-status function's configuration.

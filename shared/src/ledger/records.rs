@@ -54,6 +54,39 @@ pub struct VerificationRecord {
     pub now: u64,
 }
 
+/// Why an image rolls past the supply-chain gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalKind {
+    /// `approve`: an operator accepted what the gate found.
+    Approved,
+    /// `rollback` with `force`: an operator rolled back past the gate.
+    ForcedRollback,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::Approved => "approved",
+            ApprovalKind::ForcedRollback => "forced_rollback",
+        }
+    }
+}
+
+/// An operator's decision to roll one digest of a commit past the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub key: CommitKey,
+    pub digest: String,
+    pub kind: ApprovalKind,
+    pub reason: String,
+    /// Who the request says made it: asserted, not verified (Lambda's context carries no IAM
+    /// principal).
+    pub by: Option<String>,
+    /// What the gate said of the digest when it was approved.
+    pub gate: String,
+    pub now: u64,
+}
+
 /// What the verifier reads of the ledger in one call: the commits asked for, the freeze flag and
 /// the rollout targets' items.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +134,8 @@ pub struct KnownCommit {
     pub built_digest: Option<String>,
     /// Why its build vouches for no image (it exported no digest…).
     pub provenance_refused: Option<String>,
+    /// The digest an operator approved past the supply-chain gate, if any.
+    pub approved_digest: Option<String>,
 }
 
 /// One rollout of an image to a service.

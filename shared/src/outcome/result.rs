@@ -2,6 +2,8 @@
 //! failed build, a deployment's outcome). A contract with whoever subscribes, so it is the
 //! domain's, not the EventBridge adapter's: `aws::events` only sends it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::build::order::PushOrder;
@@ -71,6 +73,15 @@ impl<'de> Deserialize<'de> for ResultOutcome {
     }
 }
 
+/// What the gate found in a blocked image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GateFindings {
+    /// Findings by severity, blocking or not.
+    pub counts: BTreeMap<String, u64>,
+    /// The vulnerabilities that block it (not ignored, at a blocking severity).
+    pub blocking: Vec<String>,
+}
+
 /// The detail of every result event, for verification and deployment alike.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ResultDetail {
@@ -89,6 +100,9 @@ pub struct ResultDetail {
     pub trigger: Option<String>,
     pub outcome: ResultOutcome,
     pub reason: Option<String>,
+    /// A `vulnerable` image's findings: counts by severity and the blocking ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<GateFindings>,
     /// The same for every publication of one transition (a retry may publish it twice):
     /// consumers dedupe on it. Set by the publisher from [`ResultDetail::stable_id`].
     #[serde(default)]
@@ -111,6 +125,7 @@ impl ResultDetail {
             trigger: None,
             outcome: outcome.into(),
             reason: None,
+            findings: None,
             event_id: String::new(),
         }
     }

@@ -1,11 +1,14 @@
 //! The ECR repository policy pushdeploy keeps (pure): SHA tags immutable with `latest` as the one
-//! mutable tag, scan on push, and a lifecycle policy; and the drift between desired and actual.
+//! mutable tag and a lifecycle policy (corrected when they drift), and the scanning the gate
+//! needs (reported when it drifts: scanning is the registry's, set account-wide, not ours to
+//! rewrite).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::lifecycle::{policy_json, Count, LifecycleRule, TagSelection};
 use crate::registry::retention::{BUILD_TAG_PREFIX, KEEP_TAG_PREFIX};
+use crate::verify::gate::ScanGate;
 
 /// The tag that moves; every other tag is immutable.
 pub const MUTABLE_TAG: &str = "latest";
@@ -15,8 +18,17 @@ pub const MUTABLE_TAG: &str = "latest";
 pub struct DesiredPolicy {
     pub keep_sha_images: u32,
     pub untagged_expiry_days: u32,
-    /// Off for accounts that scan at the registry level (enhanced scanning).
-    pub check_scan_on_push: bool,
+    /// The scanning the gate reads (`SCAN_GATE`); `Off`: scanning is not checked.
+    pub scanning: ScanGate,
+}
+
+/// The repository's effective scanning, as ECR reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanning {
+    /// The registry's scan type: `BASIC` or `ENHANCED`.
+    pub scan_type: String,
+    /// The repository's: `SCAN_ON_PUSH`, `CONTINUOUS_SCAN` or `MANUAL`.
+    pub frequency: String,
 }
 
 /// What the repository looks like now (as read from ECR).
@@ -25,7 +37,8 @@ pub struct ActualPolicy {
     pub tag_mutability: String,
     /// `(filter type, filter)` pairs.
     pub mutability_exclusions: Vec<(String, String)>,
-    pub scan_on_push: bool,
+    /// `None` when the gate reads no scan (not read).
+    pub scanning: Option<Scanning>,
     /// The lifecycle policy text, `None` when the repository has none.
     pub lifecycle_policy: Option<String>,
 }
@@ -35,7 +48,10 @@ pub struct ActualPolicy {
 #[serde(rename_all = "snake_case")]
 pub enum Drift {
     TagMutability { actual: String },
-    ScanOnPushOff,
+    /// Images are not scanned as they are pushed: reported, not corrected.
+    NotScannedOnPush { frequency: String },
+    /// The registry scans with another scanner than `SCAN_GATE` reads: reported, not corrected.
+    ScanType { actual: String, gate: String },
     LifecyclePolicyMissing,
     LifecyclePolicyChanged,
 }
@@ -47,11 +63,52 @@ impl std::fmt::Display for Drift {
                 f,
                 "tag mutability is {actual}, not IMMUTABLE_WITH_EXCLUSION with `{MUTABLE_TAG}` excluded"
             ),
-            Drift::ScanOnPushOff => f.write_str("scan on push is off"),
+            Drift::NotScannedOnPush { frequency } => write!(
+                f,
+                "the repository's scan frequency is {frequency}: images are not scanned on push (turn on a registry scanning rule for it; until then every image ends scan_timeout)"
+            ),
+            Drift::ScanType { actual, gate } => write!(
+                f,
+                "the registry's scan type is {actual} but SCAN_GATE is {gate}"
+            ),
             Drift::LifecyclePolicyMissing => f.write_str("the lifecycle policy was deleted"),
             Drift::LifecyclePolicyChanged => f.write_str("the lifecycle policy was changed"),
         }
     }
+}
+
+impl Drift {
+    /// Whether the verifier corrects it (the repository's own settings) or only reports it.
+    pub fn corrected(&self) -> bool {
+        match self {
+            Drift::TagMutability { .. }
+            | Drift::LifecyclePolicyMissing
+            | Drift::LifecyclePolicyChanged => true,
+            Drift::NotScannedOnPush { .. } | Drift::ScanType { .. } => false,
+        }
+    }
+}
+
+/// What differs between the effective scanning and what the gate reads.
+fn scanning_drift(gate: ScanGate, scanning: &Scanning) -> Vec<Drift> {
+    let wanted = match gate {
+        ScanGate::Off => return Vec::new(),
+        ScanGate::Basic => "BASIC",
+        ScanGate::Enhanced => "ENHANCED",
+    };
+    let mut drift = Vec::new();
+    if scanning.scan_type != wanted {
+        drift.push(Drift::ScanType {
+            actual: scanning.scan_type.clone(),
+            gate: wanted.to_ascii_lowercase(),
+        });
+    }
+    if !matches!(scanning.frequency.as_str(), "SCAN_ON_PUSH" | "CONTINUOUS_SCAN") {
+        drift.push(Drift::NotScannedOnPush {
+            frequency: scanning.frequency.clone(),
+        });
+    }
+    drift
 }
 
 /// The protective rule expires nothing younger than this (a century): an age, not a count, so
@@ -125,8 +182,8 @@ impl DesiredPolicy {
                 },
             });
         }
-        if self.check_scan_on_push && !actual.scan_on_push {
-            drift.push(Drift::ScanOnPushOff);
+        if let Some(scanning) = &actual.scanning {
+            drift.extend(scanning_drift(self.scanning, scanning));
         }
         match &actual.lifecycle_policy {
             None => drift.push(Drift::LifecyclePolicyMissing),

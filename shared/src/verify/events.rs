@@ -25,6 +25,28 @@ pub struct EcrImageAction {
     pub image_tag: Option<String>,
 }
 
+/// `detail` of an EventBridge `ECR Image Scan` (basic scanning) or `Inspector2 Scan` (enhanced:
+/// its `repository-name` is the repository's ARN) event, the fields used.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageScanEvent {
+    #[serde(default)]
+    pub scan_status: Option<String>,
+    pub repository_name: String,
+    pub image_digest: String,
+    #[serde(default)]
+    pub image_tags: Vec<String>,
+}
+
+impl ImageScanEvent {
+    /// The repository's name, from a name or an ARN (`arn:…:repository/<name>`).
+    pub fn repository(&self) -> &str {
+        self.repository_name
+            .split_once(":repository/")
+            .map_or(self.repository_name.as_str(), |(_, name)| name)
+    }
+}
+
 /// `detail` of an EventBridge `CodeBuild Build State Change` event (fields used).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,6 +121,16 @@ pub enum VerifyTrigger {
     Repushed {
         tag: String,
     },
+    /// A scan of `digest` ended (`ECR Image Scan`, `Inspector2 Scan`); `tag` is its SHA tag, if the
+    /// event names one.
+    ScanCompleted {
+        digest: String,
+        tag: Option<String>,
+    },
+    /// An operator approved the image of `tag` past the gate.
+    Approved {
+        tag: String,
+    },
     Reconcile,
 }
 
@@ -109,6 +141,8 @@ impl VerifyTrigger {
             VerifyTrigger::BuildSucceeded { .. } => "build_succeeded",
             VerifyTrigger::BuildFailed { .. } => "build_failed",
             VerifyTrigger::Repushed { .. } => "repushed",
+            VerifyTrigger::ScanCompleted { .. } => "image_scan",
+            VerifyTrigger::Approved { .. } => "approved",
             VerifyTrigger::Reconcile => "reconcile",
         }
     }
@@ -140,6 +174,11 @@ pub fn trigger_from_event(
             let event: EventBridgeEvent<BuildStateChange> =
                 serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
             build_trigger(&event.detail, config).map_err(malformed)
+        }
+        "ECR Image Scan" | "Inspector2 Scan" => {
+            let event: EventBridgeEvent<ImageScanEvent> =
+                serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
+            Ok(scan_trigger(event.detail, config))
         }
         "Scheduled Event" => Ok(Ok(VerifyTrigger::Reconcile)),
         REPUSHED_DETAIL_TYPE => {
@@ -194,6 +233,26 @@ fn ecr_trigger(
         }),
         Some(tag) => Err(IgnoreReason::OtherTag(tag.to_string())),
     }
+}
+
+fn scan_trigger(
+    detail: ImageScanEvent,
+    config: &VerifierConfig,
+) -> Result<VerifyTrigger, IgnoreReason> {
+    if detail.repository() != config.repository.name {
+        return Err(IgnoreReason::OtherRepository {
+            actual: detail.repository().to_string(),
+            expected: config.repository.name.clone(),
+        });
+    }
+    let tag = detail
+        .image_tags
+        .into_iter()
+        .find(|t| config.tag_length.is_sha_tag(t));
+    Ok(VerifyTrigger::ScanCompleted {
+        digest: detail.image_digest,
+        tag,
+    })
 }
 
 fn build_trigger(

@@ -2,9 +2,12 @@
 //! findings and its signature. Fail closed: a scan that failed, or never completed within the wait,
 //! blocks; so does a required signature that is not complete.
 //!
-//! Groundwork for issue #20: the rule and its inputs. The verifier does not consult it yet.
+//! The verifier consults it on the release's digest once the tags agree, and the operator on a
+//! rollback's; an operator's approval of the digest stands in for it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::verify::tag_pair::Verification;
 
 /// `SCAN_GATE`: which scan results the gate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,44 @@ pub fn parse_vulnerability_ids(value: &str) -> Result<HashSet<String>, String> {
         ids.insert(id);
     }
     Ok(ids)
+}
+
+/// How far a scan has come, from the status `DescribeImageScanFindings` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanProgress {
+    NotDone,
+    Complete,
+    /// Ended without findings to judge.
+    Failed,
+}
+
+/// `COMPLETE` (basic) and `ACTIVE` (enhanced, kept up to date) have findings; `IN_PROGRESS` and
+/// `PENDING` are on their way; anything else (`FAILED`, `UNSUPPORTED_IMAGE`,
+/// `SCAN_ELIGIBILITY_EXPIRED`, `FINDINGS_UNAVAILABLE`, `LIMIT_EXCEEDED`, `IMAGE_ARCHIVED`, a
+/// status this version does not know) fails closed.
+pub fn scan_progress(status: &str) -> ScanProgress {
+    match status {
+        "COMPLETE" | "ACTIVE" => ScanProgress::Complete,
+        "IN_PROGRESS" | "PENDING" => ScanProgress::NotDone,
+        _ => ScanProgress::Failed,
+    }
+}
+
+/// The digest's signature from ECR's signing statuses (`(status, failure reason)`, one per
+/// signing profile): one complete signature is enough.
+pub fn signature_state(statuses: &[(String, Option<String>)]) -> SignatureState {
+    let has = |wanted: &str| statuses.iter().any(|(status, _)| status == wanted);
+    if has("COMPLETE") {
+        SignatureState::Complete
+    } else if has("IN_PROGRESS") {
+        SignatureState::InProgress
+    } else if let Some((status, reason)) = statuses.first() {
+        SignatureState::Failed {
+            reason: reason.clone().unwrap_or_else(|| status.clone()),
+        }
+    } else {
+        SignatureState::None
+    }
 }
 
 /// What the gate enforces.
@@ -141,6 +182,49 @@ pub enum GateVerdict {
     Unsigned {
         reason: String,
     },
+}
+
+impl GatePolicy {
+    /// Whether the gate reads anything at all.
+    pub fn enforced(&self) -> bool {
+        self.scan != ScanGate::Off || self.require_signature
+    }
+}
+
+impl GateVerdict {
+    /// The verification outcome of the image `tag` names (`digest`), whose tags agree.
+    pub fn verification(self, tag: &str, digest: &str) -> Verification {
+        let (tag, digest) = (tag.to_string(), digest.to_string());
+        match self {
+            GateVerdict::Pass => Verification::Verified { tag, digest },
+            GateVerdict::Pending { waited_seconds } => Verification::ScanPending {
+                tag,
+                digest,
+                waited_seconds,
+            },
+            GateVerdict::Vulnerable { counts, blocking } => Verification::Vulnerable {
+                tag,
+                digest,
+                counts,
+                blocking,
+            },
+            GateVerdict::ScanFailed { reason } => Verification::ScanFailed {
+                tag,
+                digest,
+                reason,
+            },
+            GateVerdict::ScanTimeout { waited_seconds } => Verification::ScanTimeout {
+                tag,
+                digest,
+                waited_seconds,
+            },
+            GateVerdict::Unsigned { reason } => Verification::Unsigned {
+                tag,
+                digest,
+                reason,
+            },
+        }
+    }
 }
 
 /// The gate on a digest that has waited `waited_seconds` since it was verified.

@@ -4,6 +4,8 @@
 //! Level-based: the verifier reads what ECR and the ledger hold now, never the order events
 //! arrived in. Where an event's commit stands against the release is [`crate::verify::release::standing`].
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::build::order::PushOrder;
@@ -15,6 +17,8 @@ pub const LATEST: &str = "latest";
 pub struct ImageInfo {
     pub digest: String,
     pub tags: Vec<String>,
+    /// When ECR received the image (`imagePushedAt`, epoch seconds): when its scan on push began.
+    pub pushed_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,6 +62,41 @@ pub enum Verification {
     Missing { tag: String },
     /// There is no release and no tag to check (a new repository).
     NothingToVerify,
+    /// The tags agree; the digest's scan (or its required signature) has not completed yet: the
+    /// scan's event or the reconcile decides.
+    ScanPending {
+        tag: String,
+        digest: String,
+        waited_seconds: u64,
+    },
+    /// The scan found vulnerabilities at a blocking severity that are not ignored: never rolled
+    /// (unless an operator approves it).
+    Vulnerable {
+        tag: String,
+        digest: String,
+        /// Findings by severity (every severity found, blocking or not).
+        counts: BTreeMap<String, u64>,
+        /// The blocking vulnerabilities' ids.
+        blocking: Vec<String>,
+    },
+    /// The scan ended without findings to judge (failed, unsupported image, …): fail closed.
+    ScanFailed {
+        tag: String,
+        digest: String,
+        reason: String,
+    },
+    /// No completed scan within `SCAN_WAIT_SECONDS`: fail closed.
+    ScanTimeout {
+        tag: String,
+        digest: String,
+        waited_seconds: u64,
+    },
+    /// A signature is required and none is complete for the digest.
+    Unsigned {
+        tag: String,
+        digest: String,
+        reason: String,
+    },
 }
 
 /// A verification's outcome by name, as the ledger records it (`verification`) and the result
@@ -73,10 +112,15 @@ pub enum VerificationOutcome {
     Mismatch,
     Missing,
     NothingToVerify,
+    ScanPending,
+    Vulnerable,
+    ScanFailed,
+    ScanTimeout,
+    Unsigned,
 }
 
 impl VerificationOutcome {
-    pub const ALL: [VerificationOutcome; 9] = [
+    pub const ALL: [VerificationOutcome; 14] = [
         VerificationOutcome::Verified,
         VerificationOutcome::Pending,
         VerificationOutcome::Superseded,
@@ -86,6 +130,11 @@ impl VerificationOutcome {
         VerificationOutcome::Mismatch,
         VerificationOutcome::Missing,
         VerificationOutcome::NothingToVerify,
+        VerificationOutcome::ScanPending,
+        VerificationOutcome::Vulnerable,
+        VerificationOutcome::ScanFailed,
+        VerificationOutcome::ScanTimeout,
+        VerificationOutcome::Unsigned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +148,11 @@ impl VerificationOutcome {
             VerificationOutcome::Mismatch => "mismatch",
             VerificationOutcome::Missing => "missing",
             VerificationOutcome::NothingToVerify => "nothing_to_verify",
+            VerificationOutcome::ScanPending => "scan_pending",
+            VerificationOutcome::Vulnerable => "vulnerable",
+            VerificationOutcome::ScanFailed => "scan_failed",
+            VerificationOutcome::ScanTimeout => "scan_timeout",
+            VerificationOutcome::Unsigned => "unsigned",
         }
     }
 
@@ -111,8 +165,13 @@ impl VerificationOutcome {
         match self {
             VerificationOutcome::Mismatch
             | VerificationOutcome::Missing
-            | VerificationOutcome::Untrusted => true,
+            | VerificationOutcome::Untrusted
+            | VerificationOutcome::Vulnerable
+            | VerificationOutcome::ScanFailed
+            | VerificationOutcome::ScanTimeout
+            | VerificationOutcome::Unsigned => true,
             VerificationOutcome::Verified
+            | VerificationOutcome::ScanPending
             | VerificationOutcome::Pending
             | VerificationOutcome::Superseded
             | VerificationOutcome::Held
@@ -134,6 +193,11 @@ impl Verification {
             Verification::Mismatch { .. } => VerificationOutcome::Mismatch,
             Verification::Missing { .. } => VerificationOutcome::Missing,
             Verification::NothingToVerify => VerificationOutcome::NothingToVerify,
+            Verification::ScanPending { .. } => VerificationOutcome::ScanPending,
+            Verification::Vulnerable { .. } => VerificationOutcome::Vulnerable,
+            Verification::ScanFailed { .. } => VerificationOutcome::ScanFailed,
+            Verification::ScanTimeout { .. } => VerificationOutcome::ScanTimeout,
+            Verification::Unsigned { .. } => VerificationOutcome::Unsigned,
         }
     }
 
@@ -154,7 +218,12 @@ impl Verification {
             | Verification::Held { tag, .. }
             | Verification::BuildOnly { tag, .. }
             | Verification::Untrusted { tag, .. }
-            | Verification::Missing { tag } => Some(tag),
+            | Verification::Missing { tag }
+            | Verification::ScanPending { tag, .. }
+            | Verification::Vulnerable { tag, .. }
+            | Verification::ScanFailed { tag, .. }
+            | Verification::ScanTimeout { tag, .. }
+            | Verification::Unsigned { tag, .. } => Some(tag),
             Verification::Mismatch { tag, .. } | Verification::Pending { tag, .. } => {
                 tag.as_deref()
             }
@@ -164,7 +233,12 @@ impl Verification {
 
     pub fn digest(&self) -> Option<&str> {
         match self {
-            Verification::Verified { digest, .. } => Some(digest),
+            Verification::Verified { digest, .. }
+            | Verification::ScanPending { digest, .. }
+            | Verification::Vulnerable { digest, .. }
+            | Verification::ScanFailed { digest, .. }
+            | Verification::ScanTimeout { digest, .. }
+            | Verification::Unsigned { digest, .. } => Some(digest),
             Verification::Pending { digest, .. }
             | Verification::Superseded { digest, .. }
             | Verification::Held { digest, .. }
@@ -194,12 +268,41 @@ impl Verification {
             Verification::BuildOnly { .. } => {
                 Some("the commit was pushed only to branches that do not deploy".into())
             }
-            _ => None,
+            Verification::ScanFailed { reason, .. } | Verification::Unsigned { reason, .. } => {
+                Some(reason.clone())
+            }
+            Verification::ScanPending { waited_seconds, .. } => Some(format!(
+                "waiting for the image's scan (or signature) to complete ({waited_seconds} s so far)"
+            )),
+            Verification::ScanTimeout { waited_seconds, .. } => Some(format!(
+                "no completed scan {waited_seconds} s after the push (SCAN_WAIT_SECONDS): is scanning on for the repository? An operator may approve the image"
+            )),
+            Verification::Vulnerable {
+                counts, blocking, ..
+            } => Some(vulnerable_reason(counts, blocking)),
+            Verification::Verified { .. }
+            | Verification::Pending { .. }
+            | Verification::NothingToVerify => None,
         }
     }
 }
 
-/// The gate before any rollout: `latest` names the release's image, which still has the digest
+/// "blocking: CVE-…, CVE-… (CRITICAL 2, HIGH 1)": at most ten ids, then how many more.
+fn vulnerable_reason(counts: &BTreeMap<String, u64>, blocking: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut ids = blocking.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if blocking.len() > SHOWN {
+        ids.push_str(&format!(" and {} more", blocking.len() - SHOWN));
+    }
+    let counts = counts
+        .iter()
+        .map(|(severity, n)| format!("{severity} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("blocking vulnerabilities: {ids} (findings: {counts})")
+}
+
+/// The tag-pair rule before any rollout: `latest` names the release's image, which still has the digest
 /// the release recorded. `image` is what the release's SHA tag names now.
 pub fn check_pair(
     tag: &str,
@@ -233,90 +336,4 @@ pub fn check_pair(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn image(digest: &str, tags: &[&str]) -> ImageInfo {
-        ImageInfo {
-            digest: format!("sha256:{digest}"),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn the_gate() {
-        let ours = image("bb", &["bbbbbbb2", LATEST]);
-        let cases = [
-            (
-                "both tags on the recorded digest",
-                "sha256:bb",
-                Some(image("bb", &["bbbbbbb2", LATEST])),
-                "verified",
-                "",
-            ),
-            (
-                "latest on another image",
-                "sha256:bb",
-                Some(image("aa", &["aaaaaaa1", LATEST])),
-                "mismatch",
-                "`latest` names sha256:aa",
-            ),
-            ("no latest", "sha256:bb", None, "mismatch", "does not exist"),
-            (
-                "the SHA tag names another digest than its build pushed",
-                "sha256:cc",
-                Some(image("bb", &["bbbbbbb2", LATEST])),
-                "mismatch",
-                "not the digest sha256:cc",
-            ),
-        ];
-        for (name, recorded, latest, outcome, reason) in cases {
-            let verification = check_pair("bbbbbbb2", recorded, &ours, latest.as_ref());
-            assert_eq!(verification.name(), outcome, "{name}");
-            assert!(
-                verification.reason().unwrap_or_default().contains(reason),
-                "{name}: {verification:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn failures_are_the_outcomes_that_are_published() {
-        let failures: Vec<&str> = [
-            Verification::Verified {
-                tag: "t".into(),
-                digest: "d".into(),
-            },
-            Verification::Pending {
-                tag: None,
-                digest: None,
-            },
-            Verification::Superseded {
-                tag: "t".into(),
-                digest: None,
-                newer_tag: "n".into(),
-            },
-            Verification::Held {
-                tag: "t".into(),
-                digest: None,
-                held_until: PushOrder::from_u64(1),
-            },
-            Verification::BuildOnly {
-                tag: "t".into(),
-                digest: None,
-            },
-            Verification::Untrusted {
-                tag: "t".into(),
-                digest: None,
-                reason: "r".into(),
-            },
-            Verification::Missing { tag: "t".into() },
-            Verification::NothingToVerify,
-        ]
-        .iter()
-        .filter(|v| v.is_failure())
-        .map(Verification::name)
-        .collect();
-        assert_eq!(failures, ["untrusted", "missing"]);
-    }
-}
+mod tests;

@@ -24,6 +24,7 @@ use crate::verify::provenance::foreign_latest;
 use crate::verify::release::Release;
 use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
 
+mod gate;
 mod policy;
 mod provenance;
 mod reader;
@@ -232,7 +233,8 @@ impl ImageVerifier {
 
     /// The release's writes: 1. the event's commit takes its place (a candidate becomes the
     /// release); 2. a `latest` pushed from outside is reported before it is moved back; 3.
-    /// `latest` is moved onto the release, and 4. the gate, on what ECR says then.
+    /// `latest` is moved onto the release, then the tag pair checked on what ECR says, and 4.
+    /// the supply-chain gate on the release's digest.
     async fn settle_release(&self, snapshot: &mut Snapshot) -> Result<Judgement, VerifyError> {
         let mut judgement = Judgement::default();
         if let Some(tag) = &snapshot.subject {
@@ -260,8 +262,11 @@ impl ImageVerifier {
             let span = tracing::Span::current();
             span.record("image_tag", converged.release.image_tag.as_str());
             span.record("digest", converged.release.digest.as_str());
+            let outcome = self
+                .gate_release(converged.outcome, converged.pushed_at, &snapshot.view)
+                .await?;
             snapshot.release = Some(converged.release);
-            judgement.release = Some(converged.outcome);
+            judgement.release = Some(outcome);
         }
         Ok(judgement)
     }
@@ -322,7 +327,11 @@ impl ImageVerifier {
     async fn subject_of(&self, trigger: &VerifyTrigger) -> Result<Subject, VerifyError> {
         let tag = match trigger {
             VerifyTrigger::EcrPush { tag } => tag.clone(),
-            VerifyTrigger::Repushed { tag } => Some(tag.clone()),
+            VerifyTrigger::Repushed { tag } | VerifyTrigger::Approved { tag } => Some(tag.clone()),
+            VerifyTrigger::ScanCompleted { digest, tag } => {
+                tracing::Span::current().record("digest", digest.as_str());
+                tag.clone()
+            }
             // A finished build that never became the release (say, its events were lost), and
             // the pushes that will never have one unless redelivered.
             VerifyTrigger::Reconcile => return self.reconcile_subject().await,

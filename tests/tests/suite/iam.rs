@@ -14,7 +14,9 @@ const CODECOMMIT_TAG: &str = "3e5983ea";
 
 /// Actions a policy needs that no API call names: ECS checks them inside RegisterTaskDefinition
 /// (tags on the new revision; the task and execution roles it passes).
-const IMPLIED: [&str; 2] = ["ecs:TagResource", "iam:PassRole"];
+/// And `inspector2:ListFindings`, which ECR checks inside DescribeImageScanFindings under enhanced
+/// scanning.
+const IMPLIED: [&str; 3] = ["ecs:TagResource", "iam:PassRole", "inspector2:ListFindings"];
 
 /// The IAM actions in one resource's block of template.yaml (inline lists, scalars, block lists).
 fn granted(logical_id: &str) -> BTreeSet<String> {

@@ -27,7 +27,7 @@ const VIEW_PROJECTION: &str =
     "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
      image_tag, digest, held_until, recent, built_digest, provenance_refused, \
      #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
-     registered_digest, registered_revision";
+     registered_digest, registered_revision, approved_digest";
 
 impl LedgerTable {
     /// What the ledger knows of the given image tags (tags it does not know are left out), and
@@ -227,6 +227,7 @@ fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
         image_digest: item.string("image_digest"),
         built_digest: item.string("built_digest"),
         provenance_refused: item.string("provenance_refused"),
+        approved_digest: item.string("approved_digest"),
     };
     Some((tag.to_string(), commit))
 }

@@ -11,9 +11,38 @@ fn actions() {
         parse(json!({"rollback": {"sha": "F8AFE6A7C3D1"}})).unwrap(),
         OperatorRequest {
             action: OperatorAction::Rollback {
-                image_tag: "f8afe6a7".into()
+                image_tag: "f8afe6a7".into(),
+                force: false,
+                note: Note::default(),
             },
             dry_run: false
+        }
+    );
+    assert_eq!(
+        parse(json!({"rollback": {"sha": "f8afe6a7", "force": true, "reason": " CVE fixed upstream ", "by": "ana"}}))
+            .unwrap()
+            .action,
+        OperatorAction::Rollback {
+            image_tag: "f8afe6a7".into(),
+            force: true,
+            note: Note {
+                reason: Some("CVE fixed upstream".into()),
+                by: Some("ana".into()),
+            },
+        }
+    );
+    assert_eq!(
+        parse(json!({"approve": {"sha": "f8afe6a7c3", "reason": "not reachable", "by": "ana"}, "dry_run": true}))
+            .unwrap(),
+        OperatorRequest {
+            action: OperatorAction::Approve {
+                image_tag: "f8afe6a7".into(),
+                note: Note {
+                    reason: Some("not reachable".into()),
+                    by: Some("ana".into()),
+                },
+            },
+            dry_run: true
         }
     );
     assert_eq!(
@@ -44,6 +73,14 @@ fn bad_requests_say_why() {
         (json!({"rollback": {"sha": "zzzzzzzz"}}), "not a commit SHA"),
         (json!({"rollback": "f8afe6a7"}), "expected one of"),
         (json!({"deploy": {}}), "unknown field"),
+        (json!({"approve": {"sha": "f8afe6a7"}}), "missing field `reason`"),
+        (json!({"approve": {"sha": "f8afe6a7", "reason": "  "}}), "say why"),
+        (json!({"approve": {"sha": "f8af", "reason": "ok"}}), "approve.sha"),
+        (
+            json!({"approve": {"sha": "f8afe6a7", "reason": "x".repeat(1001)}}),
+            "longer than 1000",
+        ),
+        (json!({"rollback": {"sha": "f8afe6a7", "forced": true}}), "unknown field"),
     ] {
         let err = parse(value.clone()).unwrap_err();
         assert!(err.to_string().contains(needle), "{value}: {err}");

@@ -1,19 +1,28 @@
 use super::*;
 use serde_json::json;
 
+use crate::verify::gate::ScanGate;
+
 fn desired() -> DesiredPolicy {
     DesiredPolicy {
         keep_sha_images: 30,
         untagged_expiry_days: 7,
-        check_scan_on_push: true,
+        scanning: ScanGate::Basic,
     }
+}
+
+fn scanned(scan_type: &str, frequency: &str) -> Option<Scanning> {
+    Some(Scanning {
+        scan_type: scan_type.into(),
+        frequency: frequency.into(),
+    })
 }
 
 fn compliant() -> ActualPolicy {
     ActualPolicy {
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
         mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
-        scan_on_push: true,
+        scanning: scanned("BASIC", "SCAN_ON_PUSH"),
         lifecycle_policy: Some(desired().lifecycle_policy().to_string()),
     }
 }
@@ -129,7 +138,19 @@ fn each_drift_is_named() {
                 actual: "IMMUTABLE_WITH_EXCLUSION excluding dev*".into(),
             },
         ),
-        (Box::new(|a| a.scan_on_push = false), Drift::ScanOnPushOff),
+        (
+            Box::new(|a| a.scanning = scanned("BASIC", "MANUAL")),
+            Drift::NotScannedOnPush {
+                frequency: "MANUAL".into(),
+            },
+        ),
+        (
+            Box::new(|a| a.scanning = scanned("ENHANCED", "CONTINUOUS_SCAN")),
+            Drift::ScanType {
+                actual: "ENHANCED".into(),
+                gate: "basic".into(),
+            },
+        ),
         (
             Box::new(|a| a.lifecycle_policy = None),
             Drift::LifecyclePolicyMissing,
@@ -160,12 +181,21 @@ fn each_drift_is_named() {
 }
 
 #[test]
-fn scan_check_can_be_turned_off() {
-    let mut actual = compliant();
-    actual.scan_on_push = false;
-    let registry_level = DesiredPolicy {
-        check_scan_on_push: false,
+fn scanning_is_checked_against_the_gate_and_only_reported() {
+    let gate = |scanning| DesiredPolicy {
+        scanning,
         ..desired()
     };
-    assert!(registry_level.drift(&actual).is_empty());
+    let mut actual = compliant();
+    actual.scanning = scanned("ENHANCED", "CONTINUOUS_SCAN");
+    assert!(gate(ScanGate::Enhanced).drift(&actual).is_empty());
+    actual.scanning = scanned("BASIC", "MANUAL");
+    assert!(gate(ScanGate::Off).drift(&actual).is_empty());
+    let drift = gate(ScanGate::Enhanced).drift(&actual);
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    assert!(drift.iter().all(|d| !d.corrected()));
+    // Not read (the gate is off): nothing to say.
+    actual.scanning = None;
+    assert!(gate(ScanGate::Basic).drift(&actual).is_empty());
+    assert!(Drift::LifecyclePolicyMissing.corrected());
 }

@@ -19,7 +19,7 @@ fn policy() -> DesiredPolicy {
     DesiredPolicy {
         keep_sha_images: 30,
         untagged_expiry_days: 7,
-        check_scan_on_push: true,
+        scanning: crate::verify::gate::ScanGate::Basic,
     }
 }
 

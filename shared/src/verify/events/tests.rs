@@ -166,3 +166,65 @@ fn build_ids() {
     );
     assert_eq!(short_build_id("p:u"), "p:u");
 }
+
+fn scan(detail_type: &str, repository: &str, tags: serde_json::Value) -> serde_json::Value {
+    json!({"version": "0", "id": "x", "detail-type": detail_type, "source": "aws.ecr",
+           "account": "123456789012", "time": "2026-11-23T10:31:00Z", "region": "us-east-1",
+           "resources": [], "detail": {
+               "scan-status": "COMPLETE", "repository-name": repository,
+               "finding-severity-counts": {"HIGH": 1}, "image-digest": "sha256:5c",
+               "image-tags": tags}})
+}
+
+#[test]
+fn scan_events() {
+    let arn = "arn:aws:ecr:us-east-1:123456789012:repository/acme/shop";
+    for (detail_type, repository) in [
+        ("ECR Image Scan", "acme/shop"),
+        // Inspector names the repository by its ARN.
+        ("Inspector2 Scan", arn),
+    ] {
+        let trigger = trigger_from_event(
+            scan(detail_type, repository, json!(["latest", "f8afe6a7"])),
+            &config(),
+        );
+        assert_eq!(
+            trigger.unwrap(),
+            Ok(VerifyTrigger::ScanCompleted {
+                digest: "sha256:5c".into(),
+                tag: Some("f8afe6a7".into()),
+            }),
+            "{detail_type}"
+        );
+    }
+    // No SHA tag in the event (ECR may send none): the release is judged anyway.
+    let untagged = trigger_from_event(scan("ECR Image Scan", "acme/shop", json!([])), &config());
+    assert_eq!(
+        untagged.unwrap(),
+        Ok(VerifyTrigger::ScanCompleted {
+            digest: "sha256:5c".into(),
+            tag: None,
+        })
+    );
+    let other = trigger_from_event(
+        scan(
+            "Inspector2 Scan",
+            "arn:aws:ecr:us-east-1:123456789012:repository/acme/other",
+            json!([]),
+        ),
+        &config(),
+    );
+    assert!(matches!(
+        other.unwrap(),
+        Err(IgnoreReason::OtherRepository { actual, .. }) if actual == "acme/other"
+    ));
+    let mut no_digest = scan("ECR Image Scan", "acme/shop", json!([]));
+    no_digest["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image-digest");
+    assert!(matches!(
+        trigger_from_event(no_digest, &config()),
+        Err(VerifierEventError::Malformed { .. })
+    ));
+}

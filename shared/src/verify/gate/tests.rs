@@ -177,3 +177,87 @@ fn the_settings_parse_or_name_what_is_wrong() {
         .contains("OSV-1"));
     assert!(parse_vulnerability_ids("").unwrap().is_empty());
 }
+
+#[test]
+fn scan_statuses() {
+    for (status, progress) in [
+        ("COMPLETE", ScanProgress::Complete),
+        ("ACTIVE", ScanProgress::Complete),
+        ("IN_PROGRESS", ScanProgress::NotDone),
+        ("PENDING", ScanProgress::NotDone),
+        ("FAILED", ScanProgress::Failed),
+        ("UNSUPPORTED_IMAGE", ScanProgress::Failed),
+        ("SCAN_ELIGIBILITY_EXPIRED", ScanProgress::Failed),
+        ("FINDINGS_UNAVAILABLE", ScanProgress::Failed),
+        ("LIMIT_EXCEEDED", ScanProgress::Failed),
+        ("IMAGE_ARCHIVED", ScanProgress::Failed),
+        ("A_STATUS_FROM_THE_FUTURE", ScanProgress::Failed),
+        ("", ScanProgress::Failed),
+    ] {
+        assert_eq!(scan_progress(status), progress, "{status}");
+    }
+}
+
+#[test]
+fn signing_statuses() {
+    let statuses = |list: &[(&str, Option<&str>)]| {
+        list.iter()
+            .map(|(s, r)| (s.to_string(), r.map(str::to_string)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(signature_state(&[]), SignatureState::None);
+    assert_eq!(
+        signature_state(&statuses(&[("FAILED", Some("key disabled")), ("COMPLETE", None)])),
+        SignatureState::Complete
+    );
+    assert_eq!(
+        signature_state(&statuses(&[("FAILED", None), ("IN_PROGRESS", None)])),
+        SignatureState::InProgress
+    );
+    assert_eq!(
+        signature_state(&statuses(&[("FAILED", Some("key disabled"))])),
+        SignatureState::Failed {
+            reason: "key disabled".into()
+        }
+    );
+}
+
+#[test]
+fn each_verdict_is_its_verification_outcome() {
+    use crate::verify::tag_pair::VerificationOutcome as O;
+    let cases = [
+        (GateVerdict::Pass, O::Verified),
+        (GateVerdict::Pending { waited_seconds: 5 }, O::ScanPending),
+        (
+            GateVerdict::Vulnerable {
+                counts: [("CRITICAL".to_string(), 2)].into(),
+                blocking: vec!["CVE-2026-1".into()],
+            },
+            O::Vulnerable,
+        ),
+        (GateVerdict::ScanFailed { reason: "r".into() }, O::ScanFailed),
+        (GateVerdict::ScanTimeout { waited_seconds: 601 }, O::ScanTimeout),
+        (GateVerdict::Unsigned { reason: "r".into() }, O::Unsigned),
+    ];
+    for (verdict, outcome) in cases {
+        let verification = verdict.verification("f8afe6a7", "sha256:aa");
+        assert_eq!(verification.outcome(), outcome);
+        assert_eq!(verification.tag(), Some("f8afe6a7"));
+        assert_eq!(verification.digest(), Some("sha256:aa"));
+        // Every outcome but a pass is a failure, except a pending scan.
+        assert_eq!(
+            verification.is_failure(),
+            !matches!(outcome, O::Verified | O::ScanPending)
+        );
+        assert_eq!(verification.reason().is_some(), outcome != O::Verified);
+    }
+    let vulnerable = GateVerdict::Vulnerable {
+        counts: [("CRITICAL".to_string(), 12), ("LOW".to_string(), 3)].into(),
+        blocking: (1..=12).map(|n| format!("CVE-2026-{n}")).collect(),
+    }
+    .verification("f8afe6a7", "sha256:aa");
+    let reason = vulnerable.reason().unwrap();
+    assert!(reason.contains("CVE-2026-1, CVE-2026-2"), "{reason}");
+    assert!(reason.contains("and 2 more"), "{reason}");
+    assert!(reason.contains("CRITICAL 12, LOW 3"), "{reason}");
+}

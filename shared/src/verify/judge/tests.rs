@@ -11,6 +11,7 @@ fn image(digest: &str, tags: &[&str]) -> ImageInfo {
     ImageInfo {
         digest: digest.into(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        pushed_at: None,
     }
 }
 

@@ -1,9 +1,11 @@
-//! The repository policy (tag mutability, scan on push, lifecycle) kept.
+//! The repository policy kept (tag mutability, lifecycle), and the scanning the gate needs
+//! checked (reported, never rewritten: scanning is set for the whole registry).
 
 use tracing::warn;
 
 use super::{ImageVerifier, VerifyError};
 use crate::registry::policy::Drift;
+use crate::verify::gate::ScanGate;
 
 impl ImageVerifier {
     /// Reads the repository policy (once per container on the event path, always on reconcile)
@@ -15,12 +17,18 @@ impl ImageVerifier {
         }
         let actual = self
             .registry
-            .read_policy()
+            .read_policy(self.config.policy.scanning != ScanGate::Off)
             .await
             .map_err(|e| self.registry_error(e))?;
         let drift = self.config.policy.drift(&actual);
-        if !drift.is_empty() {
-            let names: Vec<String> = drift.iter().map(ToString::to_string).collect();
+        let (corrected, reported): (Vec<&Drift>, Vec<&Drift>) =
+            drift.iter().partition(|d| d.corrected());
+        if !reported.is_empty() {
+            let names: Vec<String> = reported.iter().map(ToString::to_string).collect();
+            warn!(drift = %names.join("; "), "registry scanning drift: not corrected (see the README's supply-chain gate)");
+        }
+        if !corrected.is_empty() {
+            let names: Vec<String> = corrected.iter().map(ToString::to_string).collect();
             warn!(drift = %names.join("; "), "registry policy drift: correcting");
             self.registry
                 .correct_drift(&self.config.policy, &drift)

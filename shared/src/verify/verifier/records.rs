@@ -7,7 +7,7 @@ use super::{log_outcome, ImageVerifier, VerifierResponse, VerifyError, VERIFICAT
 use crate::ledger::{
     now_epoch_seconds, CommitStatus, LedgerView, UntrustedImageRecord, VerificationRecord,
 };
-use crate::outcome::result::{ResultDetail, ResultOutcome};
+use crate::outcome::result::{GateFindings, ResultDetail, ResultOutcome};
 use crate::verify::events::VerifyTrigger;
 use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::Verification;
@@ -135,6 +135,15 @@ impl ImageVerifier {
             digest: outcome.digest().map(str::to_string),
             trigger: Some(trigger.name().into()),
             reason: outcome.reason(),
+            findings: match outcome {
+                Verification::Vulnerable {
+                    counts, blocking, ..
+                } => Some(GateFindings {
+                    counts: counts.clone(),
+                    blocking: blocking.clone(),
+                }),
+                _ => None,
+            },
             ..ResultDetail::new(&self.config.repository.name, outcome.outcome())
         })
         .await

@@ -16,10 +16,12 @@ pub(super) struct Stood {
     pub(super) outcome: Option<Verification>,
 }
 
-/// The release `latest` was brought onto, and the gate's outcome on it.
+/// The release `latest` was brought onto, the tag pair's outcome on it, and when its image was
+/// pushed.
 pub(super) struct Converged {
     pub(super) release: Release,
     pub(super) outcome: Verification,
+    pub(super) pushed_at: Option<u64>,
 }
 
 impl ImageVerifier {
@@ -96,7 +98,11 @@ impl ImageVerifier {
                 let outcome = Verification::Missing {
                     tag: release.image_tag.clone(),
                 };
-                return Ok(Converged { release, outcome });
+                return Ok(Converged {
+                    release,
+                    outcome,
+                    pushed_at: None,
+                });
             };
             let off_release = latest.as_ref().map(|l| &l.digest) != Some(&found.digest);
             // A SHA tag that no longer names the built digest is the gate's to report, not to
@@ -104,7 +110,11 @@ impl ImageVerifier {
             if !(off_release && found.digest == release.digest) {
                 let outcome =
                     check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
-                return Ok(Converged { release, outcome });
+                return Ok(Converged {
+                    release,
+                    outcome,
+                    pushed_at: found.pushed_at,
+                });
             }
             // The usual step after a release moves; anything else (a `latest` pushed from
             // outside) shows as the digest it is moved from.
@@ -117,6 +127,7 @@ impl ImageVerifier {
             *latest = Some(ImageInfo {
                 digest,
                 tags: vec![LATEST.to_string(), release.image_tag.clone()],
+                pushed_at: found.pushed_at,
             });
             let now = self
                 .ledger
@@ -133,7 +144,11 @@ impl ImageVerifier {
                 _ => {
                     let outcome =
                         check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
-                    return Ok(Converged { release, outcome });
+                    return Ok(Converged {
+                        release,
+                        outcome,
+                        pushed_at: found.pushed_at,
+                    });
                 }
             }
         }

@@ -1,0 +1,43 @@
+//! An operator's approval of a commit's digest past the supply-chain gate, on the commit's item.
+
+use std::collections::HashMap;
+
+use super::{conditional, key_item, n, s, LedgerTable};
+use crate::aws::AwsError;
+use crate::ledger::{ApprovalRecord, Conditional};
+
+impl LedgerTable {
+    /// Records the approval on the commit's item (refused if the ledger does not know the
+    /// commit). The newest approval replaces an older one; the verifier rolls only the digest it
+    /// names.
+    pub async fn record_approval(&self, record: &ApprovalRecord) -> Result<Conditional, AwsError> {
+        let mut expression = String::from(
+            "SET approved_digest = :digest, approval_kind = :kind, approval_reason = :reason, \
+             approval_gate = :gate, approved_at = :now, updated_at = :now",
+        );
+        let mut values = HashMap::from([
+            (":digest".to_string(), s(&record.digest)),
+            (":kind".to_string(), s(record.kind.as_str())),
+            (":reason".to_string(), s(&record.reason)),
+            (":gate".to_string(), s(&record.gate)),
+            (":now".to_string(), n(record.now)),
+        ]);
+        match &record.by {
+            // Named so: the request says who made it; nothing verified it.
+            Some(by) => {
+                expression.push_str(", approved_by_asserted = :by");
+                values.insert(":by".into(), s(by));
+            }
+            None => expression.push_str(" REMOVE approved_by_asserted"),
+        }
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&record.key.item_key())))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression(expression)
+            .set_expression_attribute_values(Some(values));
+        conditional(request.send().await, "UpdateItem")
+    }
+}

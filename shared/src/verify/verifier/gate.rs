@@ -1,0 +1,68 @@
+//! The supply-chain gate on the release's digest, once its tags agree ([`crate::verify::gate`]):
+//! what ECR says of its scan and signature, read together.
+
+use tracing::info;
+
+use super::{ImageVerifier, VerifyError};
+use crate::ledger::{now_epoch_seconds, LedgerView};
+use crate::verify::gate::{judge_gate, GateVerdict, ScanGate, ScanState, SignatureState};
+use crate::verify::tag_pair::{Verification, VerificationOutcome};
+
+impl ImageVerifier {
+    /// The release's outcome: `Verified` (its tags agree) stays verified only if the gate passes
+    /// on its digest. The gate is not read again for a digest the ledger records as verified (it
+    /// passed before it rolled), nor for one an operator approved.
+    pub(super) async fn gate_release(
+        &self,
+        outcome: Verification,
+        pushed_at: Option<u64>,
+        view: &LedgerView,
+    ) -> Result<Verification, VerifyError> {
+        let Verification::Verified { tag, digest } = &outcome else {
+            return Ok(outcome);
+        };
+        if !self.config.gate.enforced() {
+            return Ok(outcome);
+        }
+        if let Some(commit) = view.commits.get(tag) {
+            let passed = commit.verification == Some(VerificationOutcome::Verified)
+                && commit.image_digest.as_deref() == Some(digest);
+            if passed {
+                return Ok(outcome);
+            }
+            if commit.approved_digest.as_deref() == Some(digest) {
+                info!("the gate is passed by an operator's approval of this digest");
+                return Ok(outcome);
+            }
+        }
+        let verdict = self.gate_verdict(digest, pushed_at).await?;
+        Ok(verdict.verification(tag, digest))
+    }
+
+    /// The gate's verdict on `digest`, pushed at `pushed_at`: its scan and signature read
+    /// together (each only if the gate needs it).
+    pub(crate) async fn gate_verdict(
+        &self,
+        digest: &str,
+        pushed_at: Option<u64>,
+    ) -> Result<GateVerdict, VerifyError> {
+        let policy = &self.config.gate;
+        let scan = async {
+            match policy.scan {
+                ScanGate::Off => Ok(ScanState::NotDone),
+                ScanGate::Basic | ScanGate::Enhanced => self.registry.scan_state(digest).await,
+            }
+        };
+        let signature = async {
+            match policy.require_signature {
+                true => self.registry.signature_state(digest).await,
+                false => Ok(SignatureState::None),
+            }
+        };
+        let (scan, signature) =
+            tokio::try_join!(scan, signature).map_err(|e| self.registry_error(e))?;
+        // Unknown push time: as if long ago (a scan still missing then has timed out).
+        let waited_seconds = now_epoch_seconds().saturating_sub(pushed_at.unwrap_or(0));
+        Ok(judge_gate(policy, &scan, &signature, waited_seconds))
+    }
+}
