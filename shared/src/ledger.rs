@@ -18,10 +18,10 @@
 
 mod records;
 pub use records::{
-    ApprovalKind, ApprovalRecord,
-    parts_after_cancellation, ClaimResult, DeploymentPart, DeploymentParts, DeploymentRecord,
-    ItemCancellation, KnownCommit, LedgerView, NewClaim, PushRecord, PushSecond, ReconcileView,
-    RunningBuild, UnbuiltPush, UntrustedImageRecord, VerificationRecord,
+    parts_after_cancellation, ApprovalKind, ApprovalRecord, ClaimResult, DeploymentPart,
+    DeploymentParts, DeploymentRecord, ItemCancellation, KnownCommit, LedgerView, NewClaim,
+    PushRecord, PushSecond, ReconcileView, RunningBuild, UnbuiltPush, UntrustedImageRecord,
+    VerificationRecord,
 };
 
 use std::fmt;

@@ -5,6 +5,8 @@
 //!   `BatchGetBuilds` reports every build `SUCCEEDED` at once and without the variables its
 //!   buildspec exported, so a test that plays CodeBuild reports each build's end here
 //!   ([`AwsProxy::report_build`]) and the proxy writes it into moto's answer;
+//! - ECR's scan findings and signing statuses, which moto cannot play, are answered from what the
+//!   test reports of each digest (`scans`: clean, when it says nothing);
 //! - ECS's service deployment history, which moto lacks, is kept here from the UpdateService
 //!   calls moto applied (`ecs_history`);
 //! - faults the test injects ([`AwsProxy::inject`]) for chosen operations: throttling, a 5xx, a
@@ -22,94 +24,16 @@ use serde_json::{json, Value};
 
 mod builds;
 mod ecs_history;
+mod faults;
 mod hold;
+mod scans;
 use builds::with_build_reports;
 pub use builds::BuildReport;
 use ecs_history::ServiceDeployment;
+use faults::{error_response, fault_for, FaultRule};
+pub use faults::{Call, Fault};
 pub use hold::Hold;
-
-/// What the proxy does to a request instead of forwarding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Fault {
-    /// HTTP 400 `ThrottlingException` (retried by the SDK, with backoff).
-    Throttle,
-    /// HTTP 500 `InternalFailure` (retried by the SDK).
-    ServerError,
-    /// No answer: the connection stays open until the client gives up (its attempt timeout).
-    Hang,
-    /// The connection is closed without an answer; moto never sees the request.
-    Drop,
-    /// The request reaches moto and is applied; its answer is lost (the connection is closed).
-    AppliedLost,
-    /// `BatchGetItem` only: DynamoDB's answer under throttling, every key unprocessed.
-    Unprocessed,
-}
-
-impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::Throttle,
-        Fault::ServerError,
-        Fault::Hang,
-        Fault::Drop,
-        Fault::AppliedLost,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Throttle => "throttling",
-            Fault::ServerError => "5xx",
-            Fault::Hang => "hang",
-            Fault::Drop => "dropped connection",
-            Fault::AppliedLost => "applied, answer lost",
-            Fault::Unprocessed => "keys unprocessed",
-        }
-    }
-}
-
-/// Which requests a fault hits: an operation (`X-Amz-Target`'s operation, e.g. `PutItem`), and
-/// optionally only requests whose body contains `body` (say, a key prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub operation: &'static str,
-    pub body: Option<&'static str>,
-}
-
-impl Call {
-    pub const fn op(operation: &'static str) -> Self {
-        Self {
-            operation,
-            body: None,
-        }
-    }
-
-    pub const fn with(operation: &'static str, body: &'static str) -> Self {
-        Self {
-            operation,
-            body: Some(body),
-        }
-    }
-
-    pub fn name(&self) -> String {
-        match self.body {
-            Some(body) => format!("{} ({body})", self.operation),
-            None => self.operation.to_string(),
-        }
-    }
-
-    pub(crate) fn matches(&self, operation: &str, body: &[u8]) -> bool {
-        operation == self.operation
-            && self
-                .body
-                .is_none_or(|needle| String::from_utf8_lossy(body).contains(needle))
-    }
-}
-
-struct FaultRule {
-    call: Call,
-    fault: Fault,
-    /// `None`: every matching request until cleared.
-    remaining: Option<u32>,
-}
+pub use scans::ScanReport;
 
 #[derive(Default)]
 struct ProxyState {
@@ -122,6 +46,12 @@ struct ProxyState {
     registered_at: HashMap<String, f64>,
     /// How many requests each fault hit.
     injected: u32,
+    /// What ECR reports of each digest's scan, by digest.
+    scans: HashMap<String, ScanReport>,
+    /// When ECR says each image was pushed (epoch seconds), by digest, where the test says.
+    pushed_at: HashMap<String, u64>,
+    /// Each digest's signing statuses `(status, failure reason)`.
+    signatures: HashMap<String, Vec<(String, Option<String>)>>,
     holds: Vec<Hold>,
 }
 
@@ -217,6 +147,39 @@ impl AwsProxy {
         }
     }
 
+    /// From now on ECR reports `scan` of the image of `digest`.
+    pub fn report_scan(&self, digest: &str, scan: ScanReport) {
+        self.state
+            .lock()
+            .expect("proxy state")
+            .scans
+            .insert(digest.to_string(), scan);
+    }
+
+    /// From now on `DescribeImages` says the image of `digest` was pushed `seconds` ago.
+    pub fn pushed_ago(&self, digest: &str, seconds: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        self.state
+            .lock()
+            .expect("proxy state")
+            .pushed_at
+            .insert(digest.to_string(), now - seconds);
+    }
+
+    /// From now on ECR managed signing reports these `(status, failure reason)` for `digest`.
+    pub fn report_signature(&self, digest: &str, statuses: &[(&str, Option<&str>)]) {
+        self.state.lock().expect("proxy state").signatures.insert(
+            digest.to_string(),
+            statuses
+                .iter()
+                .map(|(s, r)| (s.to_string(), r.map(str::to_string)))
+                .collect(),
+        );
+    }
+
     /// From now on `BatchGetBuilds` reports `build_id` as ended with `status`, having built
     /// commit `sha` and exported `exported`.
     pub fn report_build(&self, build_id: &str, sha: &str, status: &str, exported: &[(&str, &str)]) {
@@ -277,35 +240,6 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     request.body = vec![0; length];
     reader.read_exact(&mut request.body)?;
     Ok(Some(request))
-}
-
-/// The injected fault for this request, if any (counting it down).
-fn fault_for(request: &Request, state: &Mutex<ProxyState>) -> Option<Fault> {
-    let operation = request
-        .header("x-amz-target")
-        .and_then(|t| t.rsplit_once('.'))
-        .map(|(_, op)| op)?;
-    let mut state = state.lock().expect("proxy state");
-    let rule = state
-        .faults
-        .iter_mut()
-        .find(|r| r.remaining != Some(0) && r.call.matches(operation, &request.body))?;
-    if let Some(remaining) = rule.remaining.as_mut() {
-        *remaining -= 1;
-    }
-    let fault = rule.fault;
-    state.injected += 1;
-    Some(fault)
-}
-
-fn error_response(status: &str, error_type: &str) -> Vec<u8> {
-    let body = json!({"__type": error_type, "message": format!("injected by the test proxy: {error_type}")})
-        .to_string();
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
 }
 
 fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
@@ -392,6 +326,12 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
         if let Some(answer) =
             ecs_history::with_registered_at(target, &response, &state.registered_at)
         {
+            response = answer;
+        }
+        if let Some(answer) = scans::answer(target, &request.body, &state) {
+            response = answer;
+        }
+        if let Some(answer) = scans::with_pushed_at(target, &response, &state) {
             response = answer;
         }
     }

@@ -90,3 +90,12 @@ pub fn build_succeeded(moto: &Moto, sha: &str, tag: &str, build_id: &str, digest
         build_id,
     )
 }
+
+/// The scan-completed sample (`ecr-image-scan.json`, or `inspector2-scan.json`) for the image of
+/// `digest` under `tags`.
+pub fn scan_event(sample: &str, digest: &str, tags: &[&str]) -> Value {
+    event_with(
+        sample,
+        serde_json::json!({"image-digest": digest, "image-tags": tags}),
+    )
+}

@@ -12,6 +12,31 @@ use crate::{
     GITHUB_REPOSITORY, LEDGER_TABLE, PROJECT, REGION, SECRET_NAME,
 };
 
+/// Basic scanning on push for the repository, by a registry scanning rule (as the README tells a
+/// team to set it up; moto reports a repository's own `scanOnPush` as `MANUAL`).
+pub async fn scan_on_push(ecr: &aws_sdk_ecr::Client) {
+    use aws_sdk_ecr::types::{
+        RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter,
+        ScanningRepositoryFilterType,
+    };
+    let filter = ScanningRepositoryFilter::builder()
+        .filter(ECR_REPOSITORY)
+        .filter_type(ScanningRepositoryFilterType::Wildcard)
+        .build()
+        .expect("filter");
+    let rule = RegistryScanningRule::builder()
+        .scan_frequency(ScanFrequency::ScanOnPush)
+        .repository_filters(filter)
+        .build()
+        .expect("rule");
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .rules(rule)
+        .send()
+        .await
+        .expect("PutRegistryScanningConfiguration");
+}
+
 /// The resources a deployed stack has: ECR repository, CodeBuild project, ledger table, secret.
 pub struct Stack {
     pub sdk: SdkConfig,
@@ -39,6 +64,7 @@ impl Stack {
             .and_then(|r| r.repository_uri())
             .expect("repository URI")
             .to_string();
+        scan_on_push(&ecr).await;
         create_project(&sdk, PROJECT).await;
         create_ledger_table(&sdk, LEDGER_TABLE).await;
         let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)

@@ -1,6 +1,6 @@
 use super::*;
-use std::collections::HashMap;
 use crate::verify::gate::ScanGate;
+use std::collections::HashMap;
 
 fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
@@ -169,7 +169,10 @@ fn verifier_config() {
     let config = VerifierConfig::from_vars(&vars(&with(&[
         ("SCAN_GATE", "enhanced"),
         ("BLOCK_SEVERITIES", "critical, HIGH"),
-        ("IGNORE_VULNERABILITIES", "CVE-2024-1234,ghsa-abcd-efgh-ijkl"),
+        (
+            "IGNORE_VULNERABILITIES",
+            "CVE-2024-1234,ghsa-abcd-efgh-ijkl",
+        ),
         ("SCAN_WAIT_SECONDS", "900"),
         ("REQUIRE_SIGNATURE", "true"),
         ("KEEP_SHA_IMAGES", "5"),

@@ -50,7 +50,10 @@ impl Operator {
         let (verification, rollout) = if rollback {
             (None, self.roll_back_to(verifier, &target).await?)
         } else {
-            match verifier.handle(VerifyTrigger::Approved { tag: image_tag }).await? {
+            match verifier
+                .handle(VerifyTrigger::Approved { tag: image_tag })
+                .await?
+            {
                 VerifierResponse::Verification(report) => {
                     (Some(report.verification), report.rollout)
                 }

@@ -15,7 +15,10 @@ pub enum OperatorAction {
         note: Note,
     },
     /// Rolls the image of `image_tag` past the gate, recorded with the note's reason.
-    Approve { image_tag: String, note: Note },
+    Approve {
+        image_tag: String,
+        note: Note,
+    },
     Freeze(bool),
     Plan,
     Status,

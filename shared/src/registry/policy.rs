@@ -47,11 +47,18 @@ pub struct ActualPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Drift {
-    TagMutability { actual: String },
+    TagMutability {
+        actual: String,
+    },
     /// Images are not scanned as they are pushed: reported, not corrected.
-    NotScannedOnPush { frequency: String },
+    NotScannedOnPush {
+        frequency: String,
+    },
     /// The registry scans with another scanner than `SCAN_GATE` reads: reported, not corrected.
-    ScanType { actual: String, gate: String },
+    ScanType {
+        actual: String,
+        gate: String,
+    },
     LifecyclePolicyMissing,
     LifecyclePolicyChanged,
 }
@@ -103,7 +110,10 @@ fn scanning_drift(gate: ScanGate, scanning: &Scanning) -> Vec<Drift> {
             gate: wanted.to_ascii_lowercase(),
         });
     }
-    if !matches!(scanning.frequency.as_str(), "SCAN_ON_PUSH" | "CONTINUOUS_SCAN") {
+    if !matches!(
+        scanning.frequency.as_str(),
+        "SCAN_ON_PUSH" | "CONTINUOUS_SCAN"
+    ) {
         drift.push(Drift::NotScannedOnPush {
             frequency: scanning.frequency.clone(),
         });

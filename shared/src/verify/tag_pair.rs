@@ -290,7 +290,12 @@ impl Verification {
 /// "blocking: CVE-…, CVE-… (CRITICAL 2, HIGH 1)": at most ten ids, then how many more.
 fn vulnerable_reason(counts: &BTreeMap<String, u64>, blocking: &[String]) -> String {
     const SHOWN: usize = 10;
-    let mut ids = blocking.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut ids = blocking
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if blocking.len() > SHOWN {
         ids.push_str(&format!(" and {} more", blocking.len() - SHOWN));
     }

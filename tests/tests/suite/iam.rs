@@ -189,7 +189,11 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
 #[tokio::test]
 async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted() {
     let TestWorld { moto, stack } = TestWorld::start(&["web"]).await;
-    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app")]);
+    // A signature required, so that the gate's every read is on a path.
+    let verifier = stack.verifier(&[
+        ("ROLLOUT_TARGETS", "prod/web/app"),
+        ("REQUIRE_SIGNATURE", "true"),
+    ]);
     let mut calls = Calls::new(&moto);
     // The reconcile finds the new repository off its policy and corrects it.
     let report = calls
@@ -207,6 +211,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         .await
         .expect("pending");
     let digest = image_digest(&stack.sdk, B).await.expect("B's image");
+    moto.proxy.report_signature(&digest, &[("COMPLETE", None)]);
     let report = calls
         .during(verifier.handle(build_succeeded(&moto, B_SHA, B, "shop-image:b1", &digest)))
         .await
@@ -219,7 +224,9 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
     // retry reads ECS's deployment history instead of rolling it again.
     const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
     const A: &str = "aaaaaaa1";
-    put_image(&stack.sdk, A, 4).await;
+    let a_digest = put_image(&stack.sdk, A, 4).await;
+    moto.proxy
+        .report_signature(&a_digest, &[("COMPLETE", None)]);
     seed_built(&stack, A_SHA, A, push_order(2), "shop-image:a2").await;
     let (before, _) = service_task_definition(&stack.sdk, "web").await;
     moto.proxy.inject(
@@ -257,6 +264,7 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         json!({"freeze": true}),
         json!({"freeze": false}),
         json!({"rollback": {"sha": B}}),
+        json!({"approve": {"sha": B, "reason": "the gate's every read and write"}}),
     ] {
         calls
             .during(verifier.handle(operator.clone()))

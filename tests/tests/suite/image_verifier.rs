@@ -366,18 +366,15 @@ async fn policy_drift_is_corrected_once_and_the_warm_event_path_writes_nothing()
     w.moto.start_recording();
     let report = run(&w.handler, ecr_push("latest")).await;
     let drift = report["policy_drift"].to_string();
-    for expected in [
-        "tag mutability is MUTABLE",
-        "scan on push is off",
-        "lifecycle policy was deleted",
-    ] {
+    for expected in ["tag mutability is MUTABLE", "lifecycle policy was deleted"] {
         assert!(drift.contains(expected), "{drift}");
     }
-    assert_eq!(policy_writes(&w.moto).len(), 3);
-    let (mutability, exclusions, scan, lifecycle) = repository_state(&w.stack).await;
+    // The registry's scanning rule scans the repository on push: no scanning drift.
+    assert!(!drift.contains("scan"), "{drift}");
+    assert_eq!(policy_writes(&w.moto).len(), 2);
+    let (mutability, exclusions, _, lifecycle) = repository_state(&w.stack).await;
     assert_eq!(mutability, "IMMUTABLE_WITH_EXCLUSION");
     assert_eq!(exclusions, vec!["latest"]);
-    assert!(scan);
     let lifecycle: Value = serde_json::from_str(&lifecycle.expect("a lifecycle policy")).unwrap();
     assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 4);
 
@@ -421,21 +418,27 @@ async fn policy_drift_is_corrected_once_and_the_warm_event_path_writes_nothing()
     assert!(policy_writes(&w.moto).is_empty());
 }
 
-/// The Rust SDK leaves `scanOnPush: false` out of the request (it is the default), which moto
-/// takes as "unchanged"; this sends it explicitly, as the AWS CLI does.
-fn turn_scan_on_push_off(moto: &Moto) {
-    ureq::post(&moto.endpoint)
-        .set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.PutImageScanningConfiguration")
-        .set("Content-Type", "application/x-amz-json-1.1")
-        .set(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .send_string(
-            &json!({"repositoryName": ECR_REPOSITORY, "imageScanningConfiguration": {"scanOnPush": false}})
-                .to_string(),
-        )
-        .expect("PutImageScanningConfiguration");
+/// The registry's scanning with no rule for the repository (its images are scanned by hand only).
+async fn registry_scans_manually(stack: &Stack, scan_type: aws_sdk_ecr::types::ScanType) {
+    use aws_sdk_ecr::types::ScanningRepositoryFilterType::Wildcard;
+    use aws_sdk_ecr::types::{RegistryScanningRule, ScanFrequency, ScanningRepositoryFilter};
+    let other = ScanningRepositoryFilter::builder()
+        .filter("other-team/*")
+        .filter_type(Wildcard)
+        .build()
+        .unwrap();
+    let rule = RegistryScanningRule::builder()
+        .scan_frequency(ScanFrequency::ScanOnPush)
+        .repository_filters(other)
+        .build()
+        .unwrap();
+    aws_sdk_ecr::Client::new(&stack.sdk)
+        .put_registry_scanning_configuration()
+        .scan_type(scan_type)
+        .rules(rule)
+        .send()
+        .await
+        .expect("PutRegistryScanningConfiguration");
 }
 
 #[tokio::test]
@@ -447,7 +450,6 @@ async fn each_drift_is_corrected_by_one_reconcile() {
 
     let cases: Vec<(&str, &str)> = vec![
         ("mutability", "tag mutability is IMMUTABLE"),
-        ("scan", "scan on push is off"),
         ("lifecycle deleted", "lifecycle policy was deleted"),
         ("lifecycle changed", "lifecycle policy was changed"),
     ];
@@ -461,7 +463,6 @@ async fn each_drift_is_corrected_by_one_reconcile() {
                     .await
                     .unwrap();
             }
-            "scan" => turn_scan_on_push_off(&w.moto),
             "lifecycle deleted" => {
                 ecr.delete_lifecycle_policy()
                     .repository_name(ECR_REPOSITORY)
@@ -495,9 +496,46 @@ async fn each_drift_is_corrected_by_one_reconcile() {
 }
 
 #[tokio::test]
-async fn the_scan_check_can_be_left_to_the_registry() {
-    let TestWorld { moto: _moto, stack } = TestWorld::start(&[]).await;
-    let handler = verifier(&stack, &[("CHECK_SCAN_ON_PUSH", "false")]);
+async fn scanning_drift_is_reported_and_never_rewritten() {
+    let w = world().await;
+    let reconcile = || load_event("image-verifier/scheduled-reconcile.json");
+    run(&w.handler, reconcile()).await;
+    registry_scans_manually(&w.stack, aws_sdk_ecr::types::ScanType::Basic).await;
+    for _ in 0..2 {
+        w.moto.start_recording();
+        let report = run(&w.handler, reconcile()).await;
+        let drift = report["policy_drift"].to_string();
+        assert!(
+            drift.contains("scan frequency is MANUAL: images are not scanned on push"),
+            "{drift}"
+        );
+        // Account-wide settings are the team's: read, reported, never written.
+        let writes: Vec<String> = w
+            .moto
+            .recorded_calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| op.contains("Scanning"))
+            .filter(|op| !op.starts_with("Get") && !op.starts_with("BatchGet"))
+            .collect();
+        assert!(writes.is_empty(), "{writes:?}");
+        assert!(policy_writes(&w.moto).is_empty());
+    }
+    // An enhanced gate on a registry that scans BASIC says so.
+    let enhanced = verifier(&w.stack, &[("SCAN_GATE", "enhanced")]);
+    let drift = run(&enhanced, reconcile()).await["policy_drift"].to_string();
+    assert!(
+        drift.contains("scan type is BASIC but SCAN_GATE is enhanced"),
+        "{drift}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_gate_off_scanning_is_not_read() {
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
+    registry_scans_manually(&stack, aws_sdk_ecr::types::ScanType::Basic).await;
+    let handler = verifier(&stack, &[("SCAN_GATE", "off")]);
+    moto.start_recording();
     let report = run(
         &handler,
         load_event("image-verifier/scheduled-reconcile.json"),
@@ -507,7 +545,10 @@ async fn the_scan_check_can_be_left_to_the_registry() {
         !report["policy_drift"].to_string().contains("scan"),
         "{report}"
     );
-    assert!(!repository_state(&stack).await.2);
+    assert!(moto
+        .calls_to("BatchGetRepositoryScanningConfiguration")
+        .is_empty());
+    assert!(moto.calls_to("DescribeImageScanFindings").is_empty());
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod codecommit_push;
 mod deployment_status;
 mod end_to_end;
 mod events;
+mod gate;
 mod github_webhook;
 mod iam;
 mod image_verifier;

@@ -187,7 +187,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
-async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_function() {
+async fn a_finished_build_reaches_one_service_in_eighteen_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
@@ -211,7 +211,8 @@ async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_funct
     // Read the build's own account of its image and record it; read `latest`, the SHA tag and
     // the ledger; move the release, then `latest` (read the manifest, put it, and protect the
     // image from the lifecycle policy), then read the release again (another verifier may have
-    // moved it on meanwhile); read the service; lock; re-read the freeze flag and the release
+    // moved it on meanwhile); read the image's scan findings (the supply-chain gate, on the
+    // release's digest); read the service; lock; re-read the freeze flag and the release
     // under the lock (one BatchGetItem); register, update; one transaction for the records, the
     // lock's release and the verified outcome.
     assert_eq!(
@@ -227,6 +228,7 @@ async fn a_finished_build_reaches_one_service_in_seventeen_calls_on_a_warm_funct
             "PutImage",
             "PutImage",
             "GetItem",
+            "DescribeImageScanFindings",
             "DescribeServices",
             "DescribeTaskDefinition",
             "UpdateItem",

@@ -71,7 +71,7 @@ fn the_template_lifecycle_policy_is_the_one_the_verifier_enforces() {
     let actual = ActualPolicy {
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
         mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
-        scan_on_push: true,
+        scanning: None,
         lifecycle_policy: Some(text),
     };
     assert_eq!(defaults.drift(&actual), Vec::<Drift>::new());

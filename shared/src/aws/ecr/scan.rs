@@ -6,8 +6,8 @@ use aws_sdk_ecr::types::{EnhancedImageScanFinding, ImageIdentifier, ImageScanFin
 use super::Registry;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::registry::policy::Scanning;
-use crate::verify::gate::{scan_progress, signature_state, Finding, ScanProgress, ScanState};
 use crate::verify::gate::SignatureState;
+use crate::verify::gate::{scan_progress, signature_state, Finding, ScanProgress, ScanState};
 
 /// Findings per page: ECR's most (fewer round trips for a large image).
 const FINDINGS_PER_PAGE: i32 = 1000;
@@ -45,9 +45,7 @@ impl Registry {
                 Err(err) => return Err(AwsError::from_sdk("ECR", OPERATION, err)),
             };
             let status = output.image_scan_status();
-            let name = status
-                .and_then(|s| s.status())
-                .map_or("", |s| s.as_str());
+            let name = status.and_then(|s| s.status()).map_or("", |s| s.as_str());
             match scan_progress(name) {
                 ScanProgress::NotDone => return Ok(ScanState::NotDone),
                 ScanProgress::Failed => {
@@ -112,9 +110,8 @@ impl Registry {
             .send();
         let registry = self.client.get_registry_scanning_configuration().send();
         let (repository, registry) = tokio::join!(repository, registry);
-        let repository = repository.map_err(|e| {
-            AwsError::from_sdk("ECR", "BatchGetRepositoryScanningConfiguration", e)
-        })?;
+        let repository = repository
+            .map_err(|e| AwsError::from_sdk("ECR", "BatchGetRepositoryScanningConfiguration", e))?;
         let registry = registry
             .map_err(|e| AwsError::from_sdk("ECR", "GetRegistryScanningConfiguration", e))?;
         let frequency = repository

@@ -73,14 +73,26 @@ fn bad_requests_say_why() {
         (json!({"rollback": {"sha": "zzzzzzzz"}}), "not a commit SHA"),
         (json!({"rollback": "f8afe6a7"}), "expected one of"),
         (json!({"deploy": {}}), "unknown field"),
-        (json!({"approve": {"sha": "f8afe6a7"}}), "missing field `reason`"),
-        (json!({"approve": {"sha": "f8afe6a7", "reason": "  "}}), "say why"),
-        (json!({"approve": {"sha": "f8af", "reason": "ok"}}), "approve.sha"),
+        (
+            json!({"approve": {"sha": "f8afe6a7"}}),
+            "missing field `reason`",
+        ),
+        (
+            json!({"approve": {"sha": "f8afe6a7", "reason": "  "}}),
+            "say why",
+        ),
+        (
+            json!({"approve": {"sha": "f8af", "reason": "ok"}}),
+            "approve.sha",
+        ),
         (
             json!({"approve": {"sha": "f8afe6a7", "reason": "x".repeat(1001)}}),
             "longer than 1000",
         ),
-        (json!({"rollback": {"sha": "f8afe6a7", "forced": true}}), "unknown field"),
+        (
+            json!({"rollback": {"sha": "f8afe6a7", "forced": true}}),
+            "unknown field",
+        ),
     ] {
         let err = parse(value.clone()).unwrap_err();
         assert!(err.to_string().contains(needle), "{value}: {err}");

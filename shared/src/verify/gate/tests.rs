@@ -207,7 +207,10 @@ fn signing_statuses() {
     };
     assert_eq!(signature_state(&[]), SignatureState::None);
     assert_eq!(
-        signature_state(&statuses(&[("FAILED", Some("key disabled")), ("COMPLETE", None)])),
+        signature_state(&statuses(&[
+            ("FAILED", Some("key disabled")),
+            ("COMPLETE", None)
+        ])),
         SignatureState::Complete
     );
     assert_eq!(
@@ -235,8 +238,16 @@ fn each_verdict_is_its_verification_outcome() {
             },
             O::Vulnerable,
         ),
-        (GateVerdict::ScanFailed { reason: "r".into() }, O::ScanFailed),
-        (GateVerdict::ScanTimeout { waited_seconds: 601 }, O::ScanTimeout),
+        (
+            GateVerdict::ScanFailed { reason: "r".into() },
+            O::ScanFailed,
+        ),
+        (
+            GateVerdict::ScanTimeout {
+                waited_seconds: 601,
+            },
+            O::ScanTimeout,
+        ),
         (GateVerdict::Unsigned { reason: "r".into() }, O::Unsigned),
     ];
     for (verdict, outcome) in cases {

@@ -24,6 +24,30 @@ pub(super) struct Converged {
     pub(super) pushed_at: Option<u64>,
 }
 
+impl Converged {
+    /// The release's SHA tag names no image.
+    fn missing(release: Release) -> Self {
+        let outcome = Verification::Missing {
+            tag: release.image_tag.clone(),
+        };
+        Converged {
+            release,
+            outcome,
+            pushed_at: None,
+        }
+    }
+
+    /// The tag pair on the image the release's SHA tag names (`found`).
+    fn paired(release: Release, found: &ImageInfo, latest: Option<&ImageInfo>) -> Self {
+        let outcome = check_pair(&release.image_tag, &release.digest, found, latest);
+        Converged {
+            release,
+            outcome,
+            pushed_at: found.pushed_at,
+        }
+    }
+}
+
 impl ImageVerifier {
     /// Where the commit of `tag` stands against the release ([`stand_step`]); a candidate becomes
     /// the release by a conditional write (of two racing, the newer wins; the loser stands
@@ -95,26 +119,13 @@ impl ImageVerifier {
     ) -> Result<Converged, VerifyError> {
         for _ in 0..ADVANCE_ATTEMPTS {
             let Some(found) = image.as_ref() else {
-                let outcome = Verification::Missing {
-                    tag: release.image_tag.clone(),
-                };
-                return Ok(Converged {
-                    release,
-                    outcome,
-                    pushed_at: None,
-                });
+                return Ok(Converged::missing(release));
             };
             let off_release = latest.as_ref().map(|l| &l.digest) != Some(&found.digest);
             // A SHA tag that no longer names the built digest is the gate's to report, not to
             // follow.
             if !(off_release && found.digest == release.digest) {
-                let outcome =
-                    check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
-                return Ok(Converged {
-                    release,
-                    outcome,
-                    pushed_at: found.pushed_at,
-                });
+                return Ok(Converged::paired(release, found, latest.as_ref()));
             }
             // The usual step after a release moves; anything else (a `latest` pushed from
             // outside) shows as the digest it is moved from.
@@ -142,13 +153,7 @@ impl ImageVerifier {
                 }
                 // Still the release (or the item is gone, which nothing but an operator does).
                 _ => {
-                    let outcome =
-                        check_pair(&release.image_tag, &release.digest, found, latest.as_ref());
-                    return Ok(Converged {
-                        release,
-                        outcome,
-                        pushed_at: found.pushed_at,
-                    });
+                    return Ok(Converged::paired(release, found, latest.as_ref()));
                 }
             }
         }
