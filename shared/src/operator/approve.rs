@@ -30,7 +30,7 @@ impl Operator {
         if let Verification::ScanPending { .. } = gate {
             return Err(gated(
                 &gate,
-                "wait for the scan to end: approve waives what a scan found, not the scan",
+                "wait for the scan (or the signing) to end: approve waives what the gate found, not the wait",
             ));
         }
         let rollback = target.is_older_than_release();

@@ -256,7 +256,10 @@ pub fn judge_gate(
     }
     match signature {
         SignatureState::Complete => GateVerdict::Pass,
-        SignatureState::InProgress if !timed_out => GateVerdict::Pending { waited_seconds },
+        // Signing starts after the push: no status yet is not yet a missing signature.
+        SignatureState::InProgress | SignatureState::None if !timed_out => {
+            GateVerdict::Pending { waited_seconds }
+        }
         SignatureState::InProgress => GateVerdict::Unsigned {
             reason: format!(
                 "its signing did not complete within {} s",
@@ -264,7 +267,10 @@ pub fn judge_gate(
             ),
         },
         SignatureState::None => GateVerdict::Unsigned {
-            reason: "ECR reports no signature for the digest".into(),
+            reason: format!(
+                "ECR reports no signature for the digest {} s after its push (is managed signing configured for the repository?)",
+                policy.wait_seconds
+            ),
         },
         SignatureState::Failed { reason } => GateVerdict::Unsigned {
             reason: format!("its signing failed: {reason}"),

@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 
 use super::pushes::NO_COMMIT;
 use super::timeline::{per_target, text, Timeline};
-use super::{github_push, LambdaWatch, PushSpec, Step, SAMPLE_PUSHED_AT, SHA_1, SHA_2, SHA_3};
+use super::{
+    github_push, LambdaWatch, PushSpec, Step, SAMPLE_PUSHED_AT, SHA_1, SHA_2, SHA_3, SHA_4,
+};
+use crate::aws_proxy::ScanReport;
 use crate::*;
 
 /// Runs the whole flow, writing the timeline to `out` as it goes; returns the steps.
@@ -27,6 +30,15 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     }
     demo.a_forged_webhook();
     demo.an_image_pushed_from_outside().await;
+    // A third commit whose image the scan finds a CRITICAL vulnerability in: blocked, then
+    // approved by an operator who accepts it.
+    let build_id = demo.github_push(4, SHA_4, SAMPLE_PUSHED_AT + 180, SHA_2);
+    let digest = demo.build_pushes_the_sha_tag(4, SHA_4).await;
+    demo.scan_finds(&digest, "CVE-2026-31337", "CRITICAL");
+    demo.ecr_reports_the_sha_tag(SHA_4, &digest);
+    demo.codebuild_reports_success(SHA_4, &build_id, &digest);
+    let deployments = demo.operator_approves(SHA_4);
+    demo.ecs_reports_the_deployments(SHA_4, deployments);
     demo.operator_rolls_back_to(SHA_1);
     demo.operator_asks_for_status();
     demo.finish()
@@ -145,19 +157,7 @@ impl<'a> Demo<'a> {
                 text(o, "result")
             ))
         );
-        let deployments = answer["rollout"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|o| {
-                        Some((
-                            o["deployment_id"].as_str()?.to_string(),
-                            o["target"].as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let deployments = deployments_of(&answer);
         let step = "  CodeBuild SUCCEEDED event";
         self.timeline.record(step, Some(sha), answer, t0, result);
         deployments
@@ -241,6 +241,40 @@ impl<'a> Demo<'a> {
         self.timeline.record(step, Some(SHA_3), answer, t0, result);
     }
 
+    /// ECR's scan on push of the image finds one vulnerability (played by the proxy: moto does
+    /// not scan).
+    fn scan_finds(&mut self, digest: &str, id: &str, severity: &str) {
+        let t0 = Instant::now();
+        let scan = ScanReport::complete(&[(id, severity), ("CVE-2026-0042", "LOW")]);
+        self.moto.proxy.report_scan(digest, scan);
+        let answer = json!({"digest": digest, "findings": {severity: id}});
+        let step = "  ECR scan on push";
+        let result = format!("{severity} {id}, LOW CVE-2026-0042");
+        self.timeline.record(step, Some(SHA_4), answer, t0, result);
+    }
+
+    /// The operator accepts the finding and approves the image: it rolls, and the approval is
+    /// recorded. Returns the ECS deployments started.
+    fn operator_approves(&mut self, sha: &str) -> Vec<(String, String)> {
+        let t0 = Instant::now();
+        let request = json!({"approve": {"sha": &sha[..8], "by": "ana@example.com",
+            "reason": "CVE-2026-31337 is in an image parser the service never calls"}});
+        let answer = self.invoke("image-verifier", &request);
+        let result = format!(
+            "gate said {}; {}",
+            text(&answer["gate"], "outcome"),
+            per_target(&answer, "rollout", |o| format!(
+                "{} {}",
+                text(o, "target"),
+                text(o, "result")
+            ))
+        );
+        let deployments = deployments_of(&answer);
+        let step = "operator: approve commit 4";
+        self.timeline.record(step, Some(sha), answer, t0, result);
+        deployments
+    }
+
     /// The operator rolls every service back to an earlier commit, by SHA.
     fn operator_rolls_back_to(&mut self, sha: &str) {
         let t0 = Instant::now();
@@ -274,6 +308,23 @@ impl<'a> Demo<'a> {
         drop(self.moto);
         std::mem::take(&mut self.timeline.steps)
     }
+}
+
+/// The ECS deployments a rollout started: `(deployment id, target)`.
+fn deployments_of(answer: &Value) -> Vec<(String, String)> {
+    answer["rollout"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|o| {
+                    Some((
+                        o["deployment_id"].as_str()?.to_string(),
+                        o["target"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn ecr_event(tag: &str, digest: &str) -> Value {

@@ -3,9 +3,9 @@
 
 use std::process::Command;
 
-use pushdeploy_tests::demo::{run_demo, LambdaWatch, SHA_1, SHA_2, SHA_3};
+use pushdeploy_tests::demo::{run_demo, LambdaWatch, SHA_1, SHA_2, SHA_3, SHA_4};
 use pushdeploy_tests::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn step<'a>(steps: &'a [pushdeploy_tests::demo::Step], name: &str, sha: &str) -> Vec<&'a Value> {
     steps
@@ -77,6 +77,35 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
         .all(|o| o["result"] == "already_running"));
     let rogue = step(&steps, "ECR push event (SHA tag)", SHA_3)[0];
     assert_eq!(rogue["outcome"], "untrusted", "{timeline}");
+
+    // A commit whose image has a CRITICAL finding: verified tags, blocked by the gate, nothing
+    // rolled; an operator's approval rolls it, and ECS reports both deployments done.
+    assert_eq!(
+        step(&steps, "ECR push event (SHA tag)", SHA_4)[0]["outcome"],
+        "pending",
+        "{timeline}"
+    );
+    let blocked = step(&steps, "CodeBuild SUCCEEDED event", SHA_4)[0];
+    assert_eq!(blocked["outcome"], "vulnerable", "{timeline}");
+    assert!(blocked["deployable"].is_null(), "{timeline}");
+    assert!(
+        blocked["rollout"].as_array().unwrap().is_empty(),
+        "{timeline}"
+    );
+    let approved = step(&steps, "operator: approve commit 4", SHA_4)[0];
+    assert_eq!(approved["gate"]["outcome"], "vulnerable", "{timeline}");
+    assert_eq!(approved["gate"]["blocking"], json!(["CVE-2026-31337"]));
+    assert_eq!(approved["rollback"], false);
+    assert!(
+        approved["rollout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "deployed"),
+        "{timeline}"
+    );
+    let outcomes = step(&steps, "ECS deployment event", SHA_4);
+    assert_eq!(outcomes.len(), 2, "{timeline}");
 
     let rollback = step(&steps, "operator: rollback to commit 1", SHA_1)[0];
     assert!(

@@ -114,48 +114,60 @@ async fn a_critical_finding_is_vulnerable_nothing_rolls_and_the_result_lists_the
     );
 }
 
+/// One image's findings, the gate's variables, and the outcome.
+struct Case {
+    name: &'static str,
+    findings: &'static [(&'static str, &'static str)],
+    overrides: &'static [(&'static str, &'static str)],
+    outcome: &'static str,
+}
+
 #[tokio::test]
 async fn what_blocks_is_the_teams_choice_of_severities_and_accepted_ids() {
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
-        (
-            "HIGH under the default",
-            &[("CVE-2026-0002", "HIGH")],
-            "verified",
-        ),
-        (
-            "HIGH when HIGH blocks",
-            &[("BLOCK_SEVERITIES", "CRITICAL,HIGH")],
-            "vulnerable",
-        ),
-        (
-            "a CRITICAL the team accepted",
-            &[(
+    const HIGH: &[(&str, &str)] = &[("CVE-2026-0002", "HIGH")];
+    const CRITICAL: &[(&str, &str)] = &[("CVE-2026-0001", "CRITICAL")];
+    let cases = [
+        Case {
+            name: "HIGH under the default",
+            findings: HIGH,
+            overrides: &[],
+            outcome: "verified",
+        },
+        Case {
+            name: "HIGH when HIGH blocks",
+            findings: HIGH,
+            overrides: &[("BLOCK_SEVERITIES", "CRITICAL,HIGH")],
+            outcome: "vulnerable",
+        },
+        Case {
+            name: "a CRITICAL the team accepted",
+            findings: CRITICAL,
+            overrides: &[(
                 "IGNORE_VULNERABILITIES",
                 "CVE-2026-0001, GHSA-xxxx-yyyy-zzzz",
             )],
-            "verified",
-        ),
-        ("the gate off", &[("SCAN_GATE", "off")], "verified"),
+            outcome: "verified",
+        },
+        Case {
+            name: "a CRITICAL with the gate off",
+            findings: CRITICAL,
+            overrides: &[("SCAN_GATE", "off")],
+            outcome: "verified",
+        },
     ];
-    for (case, overrides, expected) in cases {
+    for case in cases {
         let w = World::start().await;
-        let findings: &[(&str, &str)] = match case {
-            "HIGH under the default" | "HIGH when HIGH blocks" => &[("CVE-2026-0002", "HIGH")],
-            _ => &[("CVE-2026-0001", "CRITICAL")],
-        };
-        let overrides: &[(&str, &str)] = if case == "HIGH under the default" {
-            &[]
-        } else {
-            overrides
-        };
-        w.b_built(ScanReport::complete(findings)).await;
+        w.b_built(ScanReport::complete(case.findings)).await;
         w.moto.start_recording();
-        let report = run(&w.verifier(overrides), b_pushed()).await;
-        assert_eq!(report["outcome"], expected, "{case}: {report}");
-        assert_eq!(w.rolled(), usize::from(expected == "verified"), "{case}");
-        if case == "the gate off" {
-            assert!(w.moto.calls_to("DescribeImageScanFindings").is_empty());
-        }
+        let report = run(&w.verifier(case.overrides), b_pushed()).await;
+        assert_eq!(report["outcome"], case.outcome, "{}: {report}", case.name);
+        let rolled = usize::from(case.outcome == "verified");
+        assert_eq!(w.rolled(), rolled, "{}", case.name);
+        let scans_read = w.moto.calls_to("DescribeImageScanFindings").len();
+        assert_eq!(
+            scans_read,
+            usize::from(case.overrides != [("SCAN_GATE", "off")])
+        );
     }
 }
 
@@ -280,21 +292,33 @@ async fn every_page_of_findings_is_read() {
 
 #[tokio::test]
 async fn a_required_signature_must_be_complete() {
-    let cases: [(&[(&str, Option<&str>)], &str); 4] = [
-        (&[("COMPLETE", None)], "verified"),
-        (&[("IN_PROGRESS", None)], "scan_pending"),
+    type Statuses = &'static [(&'static str, Option<&'static str>)];
+    // (signing statuses, seconds since the push, outcome)
+    let cases: [(Statuses, u64, &str); 6] = [
+        (&[("COMPLETE", None)], 0, "verified"),
+        (&[("IN_PROGRESS", None)], 0, "scan_pending"),
+        (&[("IN_PROGRESS", None)], 660, "unsigned"),
         (
             &[("FAILED", Some("the signing key is disabled"))],
+            0,
             "unsigned",
         ),
-        (&[], "unsigned"),
+        // No signing status yet: ECR signs after the push.
+        (&[], 0, "scan_pending"),
+        (&[], 660, "unsigned"),
     ];
-    for (statuses, expected) in cases {
+    for (statuses, ago, expected) in cases {
         let w = World::start().await;
         let digest = w.b_built(ScanReport::complete(&[])).await;
         w.moto.proxy.report_signature(&digest, statuses);
+        if ago > 0 {
+            w.moto.proxy.pushed_ago(&digest, ago);
+        }
         let report = run(&w.verifier(&[("REQUIRE_SIGNATURE", "true")]), b_pushed()).await;
-        assert_eq!(report["outcome"], expected, "{statuses:?}: {report}");
+        assert_eq!(
+            report["outcome"], expected,
+            "{statuses:?}, {ago} s: {report}"
+        );
         assert_eq!(w.rolled(), usize::from(expected == "verified"));
         assert_eq!(w.moto.calls_to("DescribeImageSigningStatus").len(), 1);
     }

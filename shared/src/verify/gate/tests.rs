@@ -144,7 +144,8 @@ fn a_required_signature_must_be_complete() {
         (SignatureState::Complete, 0, "pass"),
         (SignatureState::InProgress, 10, "scan_pending"),
         (SignatureState::InProgress, 600, "unsigned"),
-        (SignatureState::None, 0, "unsigned"),
+        (SignatureState::None, 0, "scan_pending"),
+        (SignatureState::None, 600, "unsigned"),
         (failed, 0, "unsigned"),
     ];
     for (signature, waited, expected) in cases {
