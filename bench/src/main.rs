@@ -262,6 +262,8 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
                     let sha = sha_for(run, n as usize);
                     // The build's work: the commit's SHA tag (the verifier moves `latest`).
                     put_image(&stack.sdk, &sha[..8], n + 1).await;
+                    // Its scan on push, complete before the build's event (the gate passes).
+                    scan_image(&stack.sdk, &sha[..8]).await;
                     seed_built(
                         &stack,
                         &sha,

@@ -118,3 +118,21 @@ pub async fn delete_image(sdk: &SdkConfig, tag: &str) {
         .await
         .expect("BatchDeleteImage");
 }
+
+/// Starts ECR's scan of the image `tag` names, as scan on push does when the image arrives (moto
+/// never scans on push). moto's scan completes at once with one `HIGH` finding, which the
+/// gate's default (`CRITICAL` blocks) lets roll. For functions that talk to moto itself (the
+/// benchmark); behind the proxy, the proxy answers scans.
+pub async fn scan_image(sdk: &SdkConfig, tag: &str) {
+    aws_sdk_ecr::Client::new(sdk)
+        .start_image_scan()
+        .repository_name(ECR_REPOSITORY)
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("StartImageScan {tag}: {e:?}"));
+}
