@@ -18,7 +18,7 @@
 
 mod records;
 pub use records::{
-    parts_after_cancellation, ApprovalKind, ApprovalRecord, ClaimResult, DeploymentPart,
+    parts_after_cancellation, Approval, ApprovalKind, ApprovalRecord, ClaimResult, DeploymentPart,
     DeploymentParts, DeploymentRecord, ItemCancellation, KnownCommit, LedgerView, NewClaim,
     PushRecord, PushSecond, ReconcileView, RunningBuild, UnbuiltPush, UntrustedImageRecord,
     VerificationRecord,

@@ -70,8 +70,12 @@ const TRIGGER_CALLS: [Call; 6] = [
     Call::with("UpdateItem", "commit#"),
 ];
 
-const ROLLOUT_CALLS: [Call; 16] = [
+const ROLLOUT_CALLS: [Call; 19] = [
     Call::op("DescribeRepositories"),
+    // The supply-chain gate: the repository's scanning (drift report) and the digest's findings.
+    Call::op("BatchGetRepositoryScanningConfiguration"),
+    Call::op("GetRegistryScanningConfiguration"),
+    Call::op("DescribeImageScanFindings"),
     Call::op("BatchGetBuilds"),
     Call::with("UpdateItem", "commit#"),
     Call::op("DescribeImages"),

@@ -59,16 +59,18 @@ impl Registry {
     }
 
     /// The repository's mutability, lifecycle policy and (when `scanning`) effective scanning,
-    /// read together.
+    /// read together. Scanning that cannot be read is a drift to report, not a failure.
     pub async fn read_policy(&self, scanning: bool) -> Result<ActualPolicy, AwsError> {
-        let (mut policy, scanning) = tokio::try_join!(self.repository_policy(), async {
+        let (policy, scanning) = tokio::join!(self.repository_policy(), async {
             match scanning {
-                true => self.scanning().await.map(Some),
-                false => Ok(None),
+                true => Some(self.scanning().await.map_err(|e| e.to_string())),
+                false => None,
             }
-        })?;
-        policy.scanning = scanning;
-        Ok(policy)
+        });
+        Ok(ActualPolicy {
+            scanning,
+            ..policy?
+        })
     }
 
     async fn repository_policy(&self) -> Result<ActualPolicy, AwsError> {
@@ -156,7 +158,9 @@ impl Registry {
                         .await
                         .map_err(|e| AwsError::from_sdk("ECR", "PutImageTagMutability", e))?;
                 }
-                Drift::NotScannedOnPush { .. } | Drift::ScanType { .. } => {}
+                Drift::NotScannedOnPush { .. }
+                | Drift::ScanType { .. }
+                | Drift::ScanningUnreadable { .. } => {}
                 Drift::LifecyclePolicyMissing | Drift::LifecyclePolicyChanged => {
                     self.client
                         .put_lifecycle_policy()

@@ -82,8 +82,9 @@ pub struct ApprovalRecord {
     /// Who the request says made it: asserted, not verified (Lambda's context carries no IAM
     /// principal).
     pub by: Option<String>,
-    /// What the gate said of the digest when it was approved.
-    pub gate: String,
+    /// What the gate said of the digest when it was approved, and why.
+    pub gate: VerificationOutcome,
+    pub gate_reason: Option<String>,
     pub now: u64,
 }
 
@@ -134,8 +135,24 @@ pub struct KnownCommit {
     pub built_digest: Option<String>,
     /// Why its build vouches for no image (it exported no digest…).
     pub provenance_refused: Option<String>,
-    /// The digest an operator approved past the supply-chain gate, if any.
-    pub approved_digest: Option<String>,
+    /// An operator's approval of one of its digests past the supply-chain gate, if any.
+    pub approval: Option<Approval>,
+}
+
+/// An operator's standing approval: one digest, past one gate outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub digest: String,
+    /// What the gate said when it was approved: the approval waives that, not a worse verdict
+    /// found since (a scan that timed out, approved, that ends `vulnerable` blocks again).
+    pub outcome: VerificationOutcome,
+}
+
+impl Approval {
+    /// Whether this approval lets `digest` roll past `verdict`.
+    pub fn waives(&self, digest: &str, verdict: VerificationOutcome) -> bool {
+        self.digest == digest && self.outcome == verdict
+    }
 }
 
 /// One rollout of an image to a service.

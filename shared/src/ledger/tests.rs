@@ -205,3 +205,16 @@ fn a_cancelled_deployment_record_leaves_out_the_parts_whose_condition_failed() {
         Some(without(true, true, true))
     );
 }
+
+#[test]
+fn an_approval_waives_one_verdict_on_one_digest() {
+    use crate::verify::tag_pair::VerificationOutcome as O;
+    let approval = Approval {
+        digest: "sha256:aa".into(),
+        outcome: O::ScanTimeout,
+    };
+    assert!(approval.waives("sha256:aa", O::ScanTimeout));
+    // The scan ended since, and found what blocks: the approval does not cover that.
+    assert!(!approval.waives("sha256:aa", O::Vulnerable));
+    assert!(!approval.waives("sha256:bb", O::ScanTimeout));
+}

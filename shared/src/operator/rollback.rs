@@ -8,7 +8,9 @@ use tracing::{info, warn};
 
 use super::{Note, Operator, OperatorError, OperatorResponse};
 use crate::build::order::PushOrder;
-use crate::ledger::{now_epoch_seconds, ApprovalKind, ApprovalRecord, CommitKey, Conditional};
+use crate::ledger::{
+    now_epoch_seconds, Approval, ApprovalKind, ApprovalRecord, CommitKey, Conditional,
+};
 use crate::rollout::deployer::TargetOutcome;
 use crate::rollout::rules::Direction;
 use crate::verify::provenance::commit_provenance;
@@ -30,7 +32,7 @@ pub(super) struct Target {
     pub(super) pushed_at: Option<u64>,
     /// The ledger's commit item exists (an override is recorded on it).
     pub(super) known: bool,
-    pub(super) approved_digest: Option<String>,
+    pub(super) approval: Option<Approval>,
 }
 
 impl Target {
@@ -58,7 +60,20 @@ impl Operator {
         dry_run: bool,
     ) -> Result<OperatorResponse, OperatorError> {
         let target = target_of(&verifier.reader(), &ask.image_tag).await?;
-        let gate = self.gate_of(verifier, &target).await?;
+        let gate = match self.gate_of(verifier, &target).await {
+            Ok(gate) => gate,
+            // A forced rollback is an emergency's: an unreadable gate does not stop it (and the
+            // override records why).
+            Err(error) if ask.force => {
+                warn!(error = %error, "the gate could not be read: rolling back anyway (forced)");
+                Verification::ScanFailed {
+                    tag: ask.image_tag.clone(),
+                    digest: target.image.digest.clone(),
+                    reason: format!("the gate could not be read: {error}"),
+                }
+            }
+            Err(error) => return Err(error),
+        };
         let blocked = !matches!(gate, Verification::Verified { .. });
         if blocked && !ask.force {
             return Err(gated(
@@ -131,7 +146,8 @@ impl Operator {
             .await?)
     }
 
-    /// What the gate says of the target's digest (an approval of it stands in for the gate).
+    /// What the gate says of the target's digest: `Verified` if it passes, or if an approval of
+    /// the digest waives what it says.
     pub(super) async fn gate_of(
         &self,
         verifier: &ImageVerifier,
@@ -140,14 +156,21 @@ impl Operator {
         let VerifiedImage {
             image_tag, digest, ..
         } = &target.image;
-        if target.approved_digest.as_ref() == Some(digest) {
+        let gated = verifier
+            .gate_verdict(digest, target.pushed_at)
+            .await?
+            .verification(image_tag, digest);
+        if target
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.waives(digest, gated.outcome()))
+        {
             return Ok(Verification::Verified {
                 tag: image_tag.clone(),
                 digest: digest.clone(),
             });
         }
-        let verdict = verifier.gate_verdict(digest, target.pushed_at).await?;
-        Ok(verdict.verification(image_tag, digest))
+        Ok(gated)
     }
 
     /// Records an operator's override of the gate on the commit's item: refused (an error,
@@ -173,10 +196,8 @@ impl Operator {
                 .clone()
                 .unwrap_or_else(|| "rolled back past the gate (no reason given)".into()),
             by: note.by.clone(),
-            gate: match gate.reason() {
-                Some(reason) => format!("{}: {reason}", gate.name()),
-                None => gate.name().to_string(),
-            },
+            gate: gate.outcome(),
+            gate_reason: gate.reason(),
             now: now_epoch_seconds(),
         };
         match self
@@ -186,7 +207,7 @@ impl Operator {
             .map_err(VerifyError::Ledger)?
         {
             Conditional::Applied(()) => {
-                warn!(image_tag = %image.image_tag, digest = %image.digest, kind = kind.as_str(), by_asserted = ?note.by, reason = %record.reason, gate = %record.gate, "the gate is overridden by an operator");
+                warn!(image_tag = %image.image_tag, digest = %image.digest, kind = kind.as_str(), by_asserted = ?note.by, reason = %record.reason, gate = gate.name(), "the gate is overridden by an operator");
                 Ok(())
             }
             Conditional::Refused(()) => Err(OperatorError::NotACommit(image.image_tag.clone())),
@@ -236,7 +257,7 @@ pub(super) async fn target_of(
         current_release: view.release,
         pushed_at: image.pushed_at,
         known,
-        approved_digest: commit.approved_digest,
+        approval: commit.approval,
     })
 }
 

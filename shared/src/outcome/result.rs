@@ -78,8 +78,23 @@ impl<'de> Deserialize<'de> for ResultOutcome {
 pub struct GateFindings {
     /// Findings by severity, blocking or not.
     pub counts: BTreeMap<String, u64>,
-    /// The vulnerabilities that block it (not ignored, at a blocking severity).
+    /// The vulnerabilities that block it (not ignored, at a blocking severity): the first
+    /// [`GateFindings::MOST_IDS`] (an event is at most 256 KB).
     pub blocking: Vec<String>,
+    /// How many block, all told.
+    pub blocking_total: usize,
+}
+
+impl GateFindings {
+    pub const MOST_IDS: usize = 100;
+
+    pub fn new(counts: &BTreeMap<String, u64>, blocking: &[String]) -> Self {
+        GateFindings {
+            counts: counts.clone(),
+            blocking: blocking.iter().take(Self::MOST_IDS).cloned().collect(),
+            blocking_total: blocking.len(),
+        }
+    }
 }
 
 /// The detail of every result event, for verification and deployment alike.

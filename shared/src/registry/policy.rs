@@ -37,8 +37,9 @@ pub struct ActualPolicy {
     pub tag_mutability: String,
     /// `(filter type, filter)` pairs.
     pub mutability_exclusions: Vec<(String, String)>,
-    /// `None` when the gate reads no scan (not read).
-    pub scanning: Option<Scanning>,
+    /// `None` when the gate reads no scan (not read); `Err` when it could not be read (a drift
+    /// to report, not a reason to stop verifying).
+    pub scanning: Option<Result<Scanning, String>>,
     /// The lifecycle policy text, `None` when the repository has none.
     pub lifecycle_policy: Option<String>,
 }
@@ -59,6 +60,11 @@ pub enum Drift {
         actual: String,
         gate: String,
     },
+    /// The scanning configuration could not be read (say, `ecr:GetRegistryScanningConfiguration`
+    /// denied): reported.
+    ScanningUnreadable {
+        reason: String,
+    },
     LifecyclePolicyMissing,
     LifecyclePolicyChanged,
 }
@@ -78,6 +84,9 @@ impl std::fmt::Display for Drift {
                 f,
                 "the registry's scan type is {actual} but SCAN_GATE is {gate}"
             ),
+            Drift::ScanningUnreadable { reason } => {
+                write!(f, "the scanning configuration could not be read: {reason}")
+            }
             Drift::LifecyclePolicyMissing => f.write_str("the lifecycle policy was deleted"),
             Drift::LifecyclePolicyChanged => f.write_str("the lifecycle policy was changed"),
         }
@@ -91,7 +100,9 @@ impl Drift {
             Drift::TagMutability { .. }
             | Drift::LifecyclePolicyMissing
             | Drift::LifecyclePolicyChanged => true,
-            Drift::NotScannedOnPush { .. } | Drift::ScanType { .. } => false,
+            Drift::NotScannedOnPush { .. }
+            | Drift::ScanType { .. }
+            | Drift::ScanningUnreadable { .. } => false,
         }
     }
 }
@@ -192,8 +203,12 @@ impl DesiredPolicy {
                 },
             });
         }
-        if let Some(scanning) = &actual.scanning {
-            drift.extend(scanning_drift(self.scanning, scanning));
+        match &actual.scanning {
+            Some(Ok(scanning)) => drift.extend(scanning_drift(self.scanning, scanning)),
+            Some(Err(reason)) => drift.push(Drift::ScanningUnreadable {
+                reason: reason.clone(),
+            }),
+            None => {}
         }
         match &actual.lifecycle_policy {
             None => drift.push(Drift::LifecyclePolicyMissing),

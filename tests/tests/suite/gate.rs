@@ -101,7 +101,7 @@ async fn a_critical_finding_is_vulnerable_nothing_rolls_and_the_result_lists_the
     assert_eq!(results[0]["digest"], digest.as_str());
     assert_eq!(
         results[0]["findings"],
-        json!({"counts": {"CRITICAL": 1, "HIGH": 2}, "blocking": ["CVE-2026-0001"]})
+        json!({"counts": {"CRITICAL": 1, "HIGH": 2}, "blocking": ["CVE-2026-0001"], "blocking_total": 1})
     );
     // The same event again: the verdict stands, nothing is written or published twice.
     w.moto.start_recording();
@@ -204,8 +204,39 @@ async fn a_pending_scan_rolls_once_when_its_event_arrives_and_a_late_duplicate_w
         "{:?}",
         w.moto.write_calls()
     );
-    // A digest the ledger records as verified is not scanned again.
-    assert!(w.moto.calls_to("DescribeImageScanFindings").is_empty());
+    // The gate is read on every check, also of a digest that passed: one read each.
+    assert_eq!(w.moto.calls_to("DescribeImageScanFindings").len(), 3);
+}
+
+#[tokio::test]
+async fn a_running_release_found_vulnerable_later_is_reported_and_rolls_nowhere_again() {
+    let w = World::start().await;
+    let digest = w.b_built(ScanReport::complete(&[])).await;
+    let handler = w.verifier(&[]);
+    assert_eq!(run(&handler, b_pushed()).await["outcome"], "verified");
+    assert_eq!(w.rolled(), 1);
+    // A new CVE in a package of the running image (Inspector updates findings; a re-scan).
+    let found = ScanReport::complete(&[("CVE-2026-4242", "CRITICAL")]);
+    w.moto.proxy.report_scan(&digest, found);
+    w.moto.start_recording();
+    let reconcile = load_event("image-verifier/scheduled-reconcile.json");
+    let report = run(&handler, reconcile.clone()).await;
+    assert_eq!(report["outcome"], "vulnerable", "{report}");
+    assert!(report["deployable"].is_null(), "{report}");
+    assert_eq!(w.rolled(), 0);
+    assert_eq!(w.commit(B).await["verification"], "vulnerable");
+    let results = w.published();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["findings"]["blocking"], json!(["CVE-2026-4242"]));
+    // Said once.
+    w.moto.start_recording();
+    run(&handler, reconcile).await;
+    assert!(w.published().is_empty());
+    assert!(
+        w.moto.write_calls().is_empty(),
+        "{:?}",
+        w.moto.write_calls()
+    );
 }
 
 #[tokio::test]
@@ -429,6 +460,51 @@ async fn a_rollback_is_gated_unless_forced_and_approving_an_older_image_rolls_ba
     assert_eq!(commit["approval_kind"], "forced_rollback");
     assert_eq!(commit["approval_reason"], "B breaks checkout");
     assert_eq!(commit["approved_digest"], a_digest.as_str());
+
+    // A forced rollback waives the gate for that rollback only: the release (A) is still
+    // reported vulnerable, and nothing rolls for it.
+    w.moto.start_recording();
+    let reconcile = load_event("image-verifier/scheduled-reconcile.json");
+    let report = run(&handler, reconcile).await;
+    // (The reconcile reports its newest build, B, held back by the rollback.)
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert!(report["deployable"].is_null(), "{report}");
+    assert_eq!(w.commit(A).await["verification"], "vulnerable");
+    assert_eq!(w.moto.calls_to("UpdateService").len(), 0);
+}
+
+#[tokio::test]
+async fn a_forced_rollback_goes_through_when_the_gate_cannot_be_read() {
+    use pushdeploy_tests::aws_proxy::{Call, Fault};
+    let w = World::start().await;
+    let handler = w.verifier(&[]);
+    put_image(&w.stack.sdk, A, 1).await;
+    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+    run(&handler, ecr_push_event(A)).await;
+    put_image(&w.stack.sdk, B, 2).await;
+    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b1").await;
+    run(&handler, b_pushed()).await;
+    assert_eq!(w.rolled(), 2);
+    let scans = Call::op("DescribeImageScanFindings");
+    w.moto.proxy.inject(scans, Fault::ServerError, None);
+    let rollback = |force: bool| json!({"rollback": {"sha": A, "force": force}});
+    let failed = handler.handle(rollback(false)).await.expect_err("no gate");
+    assert_eq!(Diagnostic::from(failed).error_type, "RegistryFailed");
+    assert_eq!(w.rolled(), 2);
+    let forced = run(&handler, rollback(true)).await;
+    w.moto.proxy.clear_faults();
+    assert_eq!(forced["forced"], true, "{forced}");
+    assert_eq!(forced["gate"]["outcome"], "scan_failed", "{forced}");
+    assert_eq!(forced["rollout"][0]["result"], "deployed", "{forced}");
+    let commit = w.commit(A).await;
+    assert_eq!(commit["approval_kind"], "forced_rollback");
+    assert!(
+        commit["approval_gate"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{commit:?}"
+    );
 }
 
 #[tokio::test]

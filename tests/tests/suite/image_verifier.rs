@@ -531,6 +531,28 @@ async fn scanning_drift_is_reported_and_never_rewritten() {
 }
 
 #[tokio::test]
+async fn scanning_that_cannot_be_read_is_reported_and_verification_goes_on() {
+    use pushdeploy_tests::aws_proxy::{Call, Fault};
+    let w = world().await;
+    let registry = Call::op("GetRegistryScanningConfiguration");
+    w.moto.proxy.inject(registry, Fault::ServerError, None);
+    let report = run(
+        &w.handler,
+        load_event("image-verifier/scheduled-reconcile.json"),
+    )
+    .await;
+    w.moto.proxy.clear_faults();
+    let drift = report["policy_drift"].to_string();
+    assert!(
+        drift.contains("the scanning configuration could not be read"),
+        "{drift}"
+    );
+    // The rest of the policy was kept all the same.
+    assert!(drift.contains("lifecycle policy was deleted"), "{drift}");
+    assert_eq!(policy_writes(&w.moto).len(), 2);
+}
+
+#[tokio::test]
 async fn with_the_gate_off_scanning_is_not_read() {
     let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     registry_scans_manually(&stack, aws_sdk_ecr::types::ScanType::Basic).await;

@@ -11,15 +11,21 @@ impl LedgerTable {
     /// commit). The newest approval replaces an older one; the verifier rolls only the digest it
     /// names.
     pub async fn record_approval(&self, record: &ApprovalRecord) -> Result<Conditional, AwsError> {
+        let gate = match &record.gate_reason {
+            Some(reason) => format!("{}: {reason}", record.gate.as_str()),
+            None => record.gate.as_str().to_string(),
+        };
         let mut expression = String::from(
             "SET approved_digest = :digest, approval_kind = :kind, approval_reason = :reason, \
-             approval_gate = :gate, approved_at = :now, updated_at = :now",
+             approved_outcome = :outcome, approval_gate = :gate, approved_at = :now, \
+             updated_at = :now",
         );
         let mut values = HashMap::from([
             (":digest".to_string(), s(&record.digest)),
             (":kind".to_string(), s(record.kind.as_str())),
             (":reason".to_string(), s(&record.reason)),
-            (":gate".to_string(), s(&record.gate)),
+            (":outcome".to_string(), s(record.gate.as_str())),
+            (":gate".to_string(), s(gate)),
             (":now".to_string(), n(record.now)),
         ]);
         match &record.by {

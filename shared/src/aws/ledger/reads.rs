@@ -13,7 +13,7 @@ use super::{key_item, service_state, Attrs, Item, LedgerTable};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::ledger::{
     control_key, legacy_commit_key, release_key, service_key, service_of, untrusted_image_key,
-    CommitKey, CommitStatus, KnownCommit, LedgerView, CONTROL_SK,
+    Approval, ApprovalKind, CommitKey, CommitStatus, KnownCommit, LedgerView, CONTROL_SK,
 };
 use crate::rollout::rules::ServiceState;
 use crate::verify::release::Release;
@@ -27,7 +27,7 @@ const VIEW_PROJECTION: &str =
     "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
      image_tag, digest, held_until, recent, built_digest, provenance_refused, \
      #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
-     registered_digest, registered_revision, approved_digest";
+     registered_digest, registered_revision, approved_digest, approved_outcome, approval_kind";
 
 impl LedgerTable {
     /// What the ledger knows of the given image tags (tags it does not know are left out), and
@@ -227,9 +227,22 @@ fn known_commit(item: &Item) -> Option<(String, KnownCommit)> {
         image_digest: item.string("image_digest"),
         built_digest: item.string("built_digest"),
         provenance_refused: item.string("provenance_refused"),
-        approved_digest: item.string("approved_digest"),
+        approval: approval(item),
     };
     Some((tag.to_string(), commit))
+}
+
+/// A standing approval: an `approve` (a forced rollback waives the gate for that rollback only).
+fn approval(item: Attrs<'_>) -> Option<Approval> {
+    if item.str("approval_kind") != Some(ApprovalKind::Approved.as_str()) {
+        return None;
+    }
+    Some(Approval {
+        digest: item.string("approved_digest")?,
+        outcome: item
+            .str("approved_outcome")
+            .and_then(VerificationOutcome::parse)?,
+    })
 }
 
 /// The keys of one BatchGetItem request, read consistently (the ledger's reads decide what to

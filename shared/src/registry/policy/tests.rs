@@ -11,11 +11,11 @@ fn desired() -> DesiredPolicy {
     }
 }
 
-fn scanned(scan_type: &str, frequency: &str) -> Option<Scanning> {
-    Some(Scanning {
+fn scanned(scan_type: &str, frequency: &str) -> Option<Result<Scanning, String>> {
+    Some(Ok(Scanning {
         scan_type: scan_type.into(),
         frequency: frequency.into(),
-    })
+    }))
 }
 
 fn compliant() -> ActualPolicy {
@@ -194,6 +194,16 @@ fn scanning_is_checked_against_the_gate_and_only_reported() {
     let drift = gate(ScanGate::Enhanced).drift(&actual);
     assert_eq!(drift.len(), 2, "{drift:?}");
     assert!(drift.iter().all(|d| !d.corrected()));
+    // Unreadable: said, not corrected.
+    actual.scanning = Some(Err("AccessDeniedException".into()));
+    let drift = gate(ScanGate::Basic).drift(&actual);
+    assert_eq!(
+        drift,
+        [Drift::ScanningUnreadable {
+            reason: "AccessDeniedException".into()
+        }]
+    );
+    assert!(!drift[0].corrected());
     // Not read (the gate is off): nothing to say.
     actual.scanning = None;
     assert!(gate(ScanGate::Basic).drift(&actual).is_empty());

@@ -6,12 +6,13 @@ use tracing::info;
 use super::{ImageVerifier, VerifyError};
 use crate::ledger::{now_epoch_seconds, LedgerView};
 use crate::verify::gate::{judge_gate, GateVerdict, ScanGate, ScanState, SignatureState};
-use crate::verify::tag_pair::{Verification, VerificationOutcome};
+use crate::verify::tag_pair::Verification;
 
 impl ImageVerifier {
     /// The release's outcome: `Verified` (its tags agree) stays verified only if the gate passes
-    /// on its digest. The gate is not read again for a digest the ledger records as verified (it
-    /// passed before it rolled), nor for one an operator approved.
+    /// on its digest, or an operator approved that digest past what the gate says of it now.
+    /// Read on every check, also for a digest that passed before: what a scan finds later (or a
+    /// stricter policy) keeps it from rolling anywhere again, and says so.
     pub(super) async fn gate_release(
         &self,
         outcome: Verification,
@@ -24,19 +25,19 @@ impl ImageVerifier {
         if !self.config.gate.enforced() {
             return Ok(outcome);
         }
-        if let Some(commit) = view.commits.get(tag) {
-            let passed = commit.verification == Some(VerificationOutcome::Verified)
-                && commit.image_digest.as_deref() == Some(digest);
-            if passed {
-                return Ok(outcome);
-            }
-            if commit.approved_digest.as_deref() == Some(digest) {
-                info!("the gate is passed by an operator's approval of this digest");
-                return Ok(outcome);
-            }
+        let gated = self
+            .gate_verdict(digest, pushed_at)
+            .await?
+            .verification(tag, digest);
+        let approval = view.commits.get(tag).and_then(|c| c.approval.as_ref());
+        if approval.is_some_and(|a| a.waives(digest, gated.outcome())) {
+            info!(
+                gate = gated.name(),
+                "the gate is waived by an operator's approval of this digest"
+            );
+            return Ok(outcome);
         }
-        let verdict = self.gate_verdict(digest, pushed_at).await?;
-        Ok(verdict.verification(tag, digest))
+        Ok(gated)
     }
 
     /// The gate's verdict on `digest`, pushed at `pushed_at`: its scan and signature read

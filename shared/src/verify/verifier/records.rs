@@ -138,10 +138,7 @@ impl ImageVerifier {
             findings: match outcome {
                 Verification::Vulnerable {
                     counts, blocking, ..
-                } => Some(GateFindings {
-                    counts: counts.clone(),
-                    blocking: blocking.clone(),
-                }),
+                } => Some(GateFindings::new(counts, blocking)),
                 _ => None,
             },
             ..ResultDetail::new(&self.config.repository.name, outcome.outcome())
