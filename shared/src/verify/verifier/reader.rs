@@ -52,7 +52,8 @@ impl StageReader<'_> {
             .map_err(VerifyError::Ledger)
     }
 
-    /// The release's image, if `latest` names it and the gate passes.
+    /// The release's image, if `latest` names it and the tag pair holds (what `plan` and
+    /// `status` show; the supply-chain gate is not read here).
     pub async fn newest_verified(&self) -> Result<Option<VerifiedImage>, VerifyError> {
         let Some(release) = self
             .ledger
