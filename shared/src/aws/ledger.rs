@@ -116,11 +116,22 @@ impl LedgerTable {
         record: &VerificationRecord,
     ) -> Result<Conditional, AwsError> {
         let (expression, values) = verification_update(record);
+        self.update_known(&record.key.item_key(), expression, values)
+            .await
+    }
+
+    /// An update of an item that must exist already (refused if it does not).
+    async fn update_known(
+        &self,
+        key: &ItemKey,
+        expression: String,
+        values: Item,
+    ) -> Result<Conditional, AwsError> {
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_item(&record.key.item_key())))
+            .set_key(Some(key_item(key)))
             .condition_expression("attribute_exists(pk)")
             .update_expression(expression)
             .set_expression_attribute_values(Some(values));

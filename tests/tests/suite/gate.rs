@@ -41,6 +41,18 @@ impl World {
         digest
     }
 
+    /// A, then B, built clean and rolled (B is the release); answers A's digest.
+    async fn a_then_b_rolled(&self, handler: &VerifierHandler) -> String {
+        let a_digest = put_image(&self.stack.sdk, A, 1).await;
+        seed_built(&self.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
+        assert_eq!(run(handler, ecr_push_event(A)).await["outcome"], "verified");
+        put_image(&self.stack.sdk, B, 2).await;
+        seed_built(&self.stack, B_SHA, B, push_order(2), "shop-image:b1").await;
+        assert_eq!(run(handler, b_pushed()).await["outcome"], "verified");
+        assert_eq!(self.rolled(), 2);
+        a_digest
+    }
+
     fn rolled(&self) -> usize {
         self.moto.calls_to("UpdateService").len()
     }
@@ -420,19 +432,10 @@ async fn approve_refuses_what_it_cannot_waive() {
 }
 
 #[tokio::test]
-async fn a_rollback_is_gated_unless_forced_and_approving_an_older_image_rolls_back() {
+async fn a_rollback_is_gated_unless_forced_and_a_forced_one_is_recorded() {
     let w = World::start().await;
     let handler = w.verifier(&[]);
-    let a_digest = put_image(&w.stack.sdk, A, 1).await;
-    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    assert_eq!(
-        run(&handler, ecr_push_event(A)).await["outcome"],
-        "verified"
-    );
-    put_image(&w.stack.sdk, B, 2).await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b1").await;
-    assert_eq!(run(&handler, b_pushed()).await["outcome"], "verified");
-    assert_eq!(w.rolled(), 2);
+    let a_digest = w.a_then_b_rolled(&handler).await;
 
     // A's image has since been found vulnerable: a rollback to it is refused...
     w.moto.proxy.report_scan(
@@ -478,13 +481,7 @@ async fn a_forced_rollback_goes_through_when_the_gate_cannot_be_read() {
     use pushdeploy_tests::aws_proxy::{Call, Fault};
     let w = World::start().await;
     let handler = w.verifier(&[]);
-    put_image(&w.stack.sdk, A, 1).await;
-    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    run(&handler, ecr_push_event(A)).await;
-    put_image(&w.stack.sdk, B, 2).await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b1").await;
-    run(&handler, b_pushed()).await;
-    assert_eq!(w.rolled(), 2);
+    w.a_then_b_rolled(&handler).await;
     let scans = Call::op("DescribeImageScanFindings");
     w.moto.proxy.inject(scans, Fault::ServerError, None);
     let rollback = |force: bool| json!({"rollback": {"sha": A, "force": force}});
@@ -511,13 +508,7 @@ async fn a_forced_rollback_goes_through_when_the_gate_cannot_be_read() {
 async fn approving_an_image_older_than_the_release_is_a_rollback_and_says_so() {
     let w = World::start().await;
     let handler = w.verifier(&[]);
-    let a_digest = put_image(&w.stack.sdk, A, 1).await;
-    seed_built(&w.stack, A_SHA, A, push_order(1), "shop-image:a1").await;
-    run(&handler, ecr_push_event(A)).await;
-    put_image(&w.stack.sdk, B, 2).await;
-    seed_built(&w.stack, B_SHA, B, push_order(2), "shop-image:b1").await;
-    run(&handler, b_pushed()).await;
-    assert_eq!(w.rolled(), 2);
+    let a_digest = w.a_then_b_rolled(&handler).await;
     w.moto.proxy.report_scan(
         &a_digest,
         ScanReport::complete(&[("CVE-2026-0001", "CRITICAL")]),

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{conditional, key_item, n, s, LedgerTable};
+use super::{n, s, LedgerTable};
 use crate::aws::AwsError;
 use crate::ledger::{ApprovalRecord, Conditional};
 
@@ -36,14 +36,7 @@ impl LedgerTable {
             }
             None => expression.push_str(" REMOVE approved_by_asserted"),
         }
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&record.key.item_key())))
-            .condition_expression("attribute_exists(pk)")
-            .update_expression(expression)
-            .set_expression_attribute_values(Some(values));
-        conditional(request.send().await, "UpdateItem")
+        self.update_known(&record.key.item_key(), expression, values)
+            .await
     }
 }
