@@ -18,6 +18,7 @@ mod github_webhook;
 mod iam;
 mod image_verifier;
 mod layout;
+mod notifications;
 mod operator;
 mod ordering;
 mod ordering_property;

@@ -5,7 +5,7 @@ use pushdeploy::config::VerifierConfig;
 use pushdeploy::registry::policy::{lifecycle_grammar_errors, ActualPolicy, Drift};
 use pushdeploy_tests::workspace_root;
 
-fn template() -> String {
+pub(crate) fn template() -> String {
     std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml")
 }
 
@@ -144,7 +144,7 @@ fn each_function_knows_its_own_timeout() {
 }
 
 /// The template's top-level resources, by logical id: each one's block of text.
-fn resources() -> Vec<(String, String)> {
+pub(crate) fn resources() -> Vec<(String, String)> {
     let text = template();
     let section = text
         .split("\nResources:\n")
@@ -166,7 +166,7 @@ fn resources() -> Vec<(String, String)> {
     blocks
 }
 
-fn block<'a>(resources: &'a [(String, String)], id: &str) -> &'a str {
+pub(crate) fn block<'a>(resources: &'a [(String, String)], id: &str) -> &'a str {
     &resources
         .iter()
         .find(|(name, _)| name == id)
@@ -174,7 +174,7 @@ fn block<'a>(resources: &'a [(String, String)], id: &str) -> &'a str {
         .1
 }
 
-fn condition(block: &str) -> Option<&str> {
+pub(crate) fn condition(block: &str) -> Option<&str> {
     block
         .lines()
         .find_map(|l| l.strip_prefix("    Condition: "))
