@@ -148,10 +148,10 @@ impl ImageVerifier {
         {
             return self.build_failed(tag, build_id, status).await;
         }
-        let mut snapshot = self.gather(&trigger).await?;
-        let judgement = self.settle_release(&mut snapshot).await?;
-        let decision = judge::decide(&judgement, snapshot.release.as_ref(), &snapshot.view);
-        record_in_span(&decision, &snapshot.view);
+        let (snapshot, judgement, decision) = match self.judge(&trigger).await {
+            Ok(judged) => judged,
+            Err(error) => return Err(self.passes_despite(&trigger, error).await),
+        };
         let applied = self
             .apply(&trigger, &snapshot, &judgement, &decision)
             .await?;
@@ -170,6 +170,18 @@ impl ImageVerifier {
                 unbuilt_pushes: snapshot.unbuilt_pushes,
             },
         )))
+    }
+
+    /// Gather, the release's writes, decide.
+    async fn judge(
+        &self,
+        trigger: &VerifyTrigger,
+    ) -> Result<(Snapshot, Judgement, Decision), VerifyError> {
+        let mut snapshot = self.gather(trigger).await?;
+        let judgement = self.settle_release(&mut snapshot).await?;
+        let decision = judge::decide(&judgement, snapshot.release.as_ref(), &snapshot.view);
+        record_in_span(&decision, &snapshot.view);
+        Ok((snapshot, judgement, decision))
     }
 
     /// Gather: the event's commit, the images `latest` and its SHA tag name, and the ledger's view

@@ -524,3 +524,35 @@ async fn approving_an_image_older_than_the_release_is_a_rollback_and_says_so() {
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(a_digest));
     assert_eq!(w.commit(A).await["approval_kind"], "approved");
 }
+
+#[tokio::test]
+async fn a_reconcile_that_cannot_read_the_gate_still_settles_deployments() {
+    use pushdeploy_tests::aws_proxy::{Call, Fault};
+    let w = World::start().await;
+    w.b_built(ScanReport::complete(&[])).await;
+    let handler = w.verifier(&[]);
+    assert_eq!(run(&handler, b_pushed()).await["outcome"], "verified");
+    let (running, _) = service_task_definition(&w.stack.sdk, "web").await;
+    let revision = running
+        .task_definition_arn()
+        .unwrap_or_default()
+        .to_string();
+    // ECS holds B's deployment at a lifecycle hook (no event says so), and ECR's scan API fails.
+    w.moto.proxy.await_hook(&revision, "hook-3");
+    let scans = Call::op("DescribeImageScanFindings");
+    w.moto.proxy.inject(scans, Fault::ServerError, None);
+    let reconcile = load_event("image-verifier/scheduled-reconcile.json");
+    let failed = handler.handle(reconcile).await.expect_err("no gate");
+    w.moto.proxy.clear_faults();
+    assert_eq!(Diagnostic::from(failed).error_type, "RegistryFailed");
+    // The release waits for the gate, fail closed; its deployment was settled all the same.
+    let record = w
+        .stack
+        .ledger_get(
+            &format!("repo#{ECR_REPOSITORY}"),
+            &format!("deploy#prod/web#{B}"),
+        )
+        .await
+        .expect("B's deployment");
+    assert_eq!(record["outcome"], "awaiting_action", "{record:?}");
+}

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{ImageVerifier, VerifyError};
+use super::{ImageVerifier, VerifyError, VerifyTrigger};
 use crate::ledger::{now_epoch_seconds, DeploymentRecord};
 use crate::outcome::result::{ResultDetail, DEPLOYMENT_DETAIL_TYPE};
 use crate::outcome::settle::{settle, DeploymentOutcome, Settlement};
@@ -51,6 +51,28 @@ enum Read {
 }
 
 impl ImageVerifier {
+    /// A reconcile that could not judge the release (ECR or the ledger failing, the supply-chain
+    /// gate unreadable) still runs its retention and settling passes: the other images stay
+    /// protected and the deployments get settled while the release waits. Answers the error, so
+    /// that the invocation fails and the next run judges again.
+    pub(super) async fn passes_despite(
+        &self,
+        trigger: &VerifyTrigger,
+        error: VerifyError,
+    ) -> VerifyError {
+        if *trigger != VerifyTrigger::Reconcile {
+            return error;
+        }
+        warn!(error = %error, "the release could not be judged: the reconcile's passes run all the same");
+        if let Err(failed) = self.keep_protected().await {
+            warn!(error = %failed, "the retention pass failed too");
+        }
+        if let Err(failed) = self.settle_deployments().await {
+            warn!(error = %failed, "the settling pass failed too");
+        }
+        error
+    }
+
     /// Names the targets ECS reports no failures for, then settles up to [`SETTLE_PER_RUN`]
     /// deployments. A deployment whose reads or writes fail is an error line, and the others
     /// are still settled: one deleted task definition must not stop the rest.
