@@ -84,12 +84,18 @@ pub enum OperatorResponse {
         rollout: Vec<TargetOutcome>,
     },
     Plan {
+        /// The release's image, if its tag pair holds and the gate passes (or an approval waives
+        /// what it says).
         image: Option<VerifiedImage>,
+        /// What the supply-chain gate says of the release's digest now.
+        gate: Option<Verification>,
         plan: Vec<PlanEntry>,
     },
     Status {
         frozen: bool,
         newest_verified: Option<VerifiedImage>,
+        /// What the supply-chain gate says of the release's digest now.
+        gate: Option<Verification>,
         targets: Vec<TargetStatus>,
     },
 }
@@ -143,12 +149,12 @@ impl Operator {
                 Box::pin(self.freeze(verifier, frozen, request.dry_run)).await
             }
             OperatorAction::Plan => {
-                let image = reader.newest_verified().await?;
+                let (image, gate) = self.release_gated(verifier).await?;
                 let plan = match &image {
                     Some(image) => self.plan_for(verifier, image, false).await?,
                     None => Vec::new(),
                 };
-                Ok(OperatorResponse::Plan { image, plan })
+                Ok(OperatorResponse::Plan { image, gate, plan })
             }
             OperatorAction::Status => {
                 let deployer = verifier.deployer();
@@ -156,9 +162,11 @@ impl Operator {
                 for target in &verifier.config().targets {
                     targets.push(deployer.status(target).await?);
                 }
+                let (newest_verified, gate) = self.release_gated(verifier).await?;
                 Ok(OperatorResponse::Status {
                     frozen: reader.frozen().await?,
-                    newest_verified: reader.newest_verified().await?,
+                    newest_verified,
+                    gate,
                     targets,
                 })
             }
@@ -198,6 +206,22 @@ impl Operator {
             dry_run,
             rollout,
         })
+    }
+
+    /// The release's image if its tag pair holds, and what the gate says of it now; the image
+    /// only if the gate lets it roll.
+    async fn release_gated(
+        &self,
+        verifier: &ImageVerifier,
+    ) -> Result<(Option<VerifiedImage>, Option<Verification>), OperatorError> {
+        let reader = verifier.reader();
+        let Some(image) = reader.newest_verified().await? else {
+            return Ok((None, None));
+        };
+        let target = rollback::target_of(&reader, &image.image_tag).await?;
+        let gate = self.gate_of(verifier, &target).await?;
+        let passes = matches!(gate, Verification::Verified { .. });
+        Ok((passes.then_some(image), Some(gate)))
     }
 
     async fn plan_for(

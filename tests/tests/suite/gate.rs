@@ -249,6 +249,18 @@ async fn a_running_release_found_vulnerable_later_is_reported_and_rolls_nowhere_
         "{:?}",
         w.moto.write_calls()
     );
+    // The operator sees why: nothing to plan, and the gate's verdict on the release.
+    let plan = run(&handler, json!({"plan": {}})).await;
+    assert!(plan["image"].is_null(), "{plan}");
+    assert_eq!(plan["gate"]["outcome"], "vulnerable", "{plan}");
+    assert_eq!(plan["plan"], json!([]));
+    let status = run(&handler, json!({"status": {}})).await;
+    assert!(status["newest_verified"].is_null(), "{status}");
+    assert_eq!(
+        status["gate"]["blocking"],
+        json!(["CVE-2026-4242"]),
+        "{status}"
+    );
 }
 
 #[tokio::test]
