@@ -6,7 +6,8 @@
 //! - [`registry`]: the repository's policy, lifecycle rules and retention.
 //! - [`rollout`]: verified image → task-definition revision → `UpdateService`.
 //! - [`outcome`]: ECS's deployment outcomes, recorded and published.
-//! - [`operator`]: rollback, freeze, plan, status.
+//! - [`operator`]: rollback, approve, freeze, plan, status.
+//! - [`report`]: what GitHub should show of each commit (groundwork).
 //! - [`ledger`]: the deploy ledger's keys, records and transition rules (pure).
 //! - [`aws`]: thin SDK adapters, the only modules that import `aws_sdk_*`.
 //! - [`config`], [`telemetry`], [`payload`]: cold-start set-up and the runtime's edges.
@@ -19,6 +20,7 @@ pub mod operator;
 pub mod outcome;
 pub mod payload;
 pub mod registry;
+pub mod report;
 pub mod rollout;
 pub mod telemetry;
 pub mod verify;
