@@ -89,6 +89,9 @@ pub enum OperatorResponse {
         image: Option<VerifiedImage>,
         /// What the supply-chain gate says of the release's digest now.
         gate: Option<Verification>,
+        /// Why the gate could not be read (ECR failing): then there is no plan.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gate_error: Option<String>,
         plan: Vec<PlanEntry>,
     },
     Status {
@@ -96,8 +99,19 @@ pub enum OperatorResponse {
         newest_verified: Option<VerifiedImage>,
         /// What the supply-chain gate says of the release's digest now.
         gate: Option<Verification>,
+        /// Why the gate could not be read (ECR failing): the rest of the status still answers.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gate_error: Option<String>,
         targets: Vec<TargetStatus>,
     },
+}
+
+/// The release as a rollout would see it, for `plan` and `status`.
+#[derive(Default)]
+struct ReleaseGate {
+    image: Option<VerifiedImage>,
+    gate: Option<Verification>,
+    gate_error: Option<String>,
 }
 
 /// The operator's actions on the image verifier's stage: the verifier reads, verifies and rolls;
@@ -149,12 +163,21 @@ impl Operator {
                 Box::pin(self.freeze(verifier, frozen, request.dry_run)).await
             }
             OperatorAction::Plan => {
-                let (image, gate) = self.release_gated(verifier).await?;
+                let ReleaseGate {
+                    image,
+                    gate,
+                    gate_error,
+                } = self.release_gated(verifier).await?;
                 let plan = match &image {
                     Some(image) => self.plan_for(verifier, image, false).await?,
                     None => Vec::new(),
                 };
-                Ok(OperatorResponse::Plan { image, gate, plan })
+                Ok(OperatorResponse::Plan {
+                    image,
+                    gate,
+                    gate_error,
+                    plan,
+                })
             }
             OperatorAction::Status => {
                 let deployer = verifier.deployer();
@@ -162,11 +185,12 @@ impl Operator {
                 for target in &verifier.config().targets {
                     targets.push(deployer.status(target).await?);
                 }
-                let (newest_verified, gate) = self.release_gated(verifier).await?;
+                let release = self.release_gated(verifier).await?;
                 Ok(OperatorResponse::Status {
                     frozen: reader.frozen().await?,
-                    newest_verified,
-                    gate,
+                    newest_verified: release.image,
+                    gate: release.gate,
+                    gate_error: release.gate_error,
                     targets,
                 })
             }
@@ -209,19 +233,24 @@ impl Operator {
     }
 
     /// The release's image if its tag pair holds, and what the gate says of it now; the image
-    /// only if the gate lets it roll.
-    async fn release_gated(
-        &self,
-        verifier: &ImageVerifier,
-    ) -> Result<(Option<VerifiedImage>, Option<Verification>), OperatorError> {
+    /// only if the gate lets it roll. A gate that cannot be read is said, not an error: the
+    /// operator asks most when things fail.
+    async fn release_gated(&self, verifier: &ImageVerifier) -> Result<ReleaseGate, OperatorError> {
         let reader = verifier.reader();
+        let mut release = ReleaseGate::default();
         let Some(image) = reader.newest_verified().await? else {
-            return Ok((None, None));
+            return Ok(release);
         };
         let target = rollback::target_of(&reader, &image.image_tag).await?;
-        let gate = self.gate_of(verifier, &target).await?;
-        let passes = matches!(gate, Verification::Verified { .. });
-        Ok((passes.then_some(image), Some(gate)))
+        match self.gate_of(verifier, &target).await {
+            Ok(gate) => {
+                let passes = matches!(gate, Verification::Verified { .. });
+                release.image = passes.then_some(image);
+                release.gate = Some(gate);
+            }
+            Err(error) => release.gate_error = Some(error.to_string()),
+        }
+        Ok(release)
     }
 
     async fn plan_for(

@@ -10,7 +10,7 @@ use crate::build::order::{PlacedPush, PushOrder};
 use crate::outcome::settle::DeploymentOutcome;
 use crate::rollout::rules::ServiceState;
 use crate::verify::release::{CommitFacts, Release};
-use crate::verify::tag_pair::VerificationOutcome;
+use crate::verify::tag_pair::{Verification, VerificationOutcome};
 
 /// A trigger's claim on a commit.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct ApprovalRecord {
     /// What the gate said of the digest when it was approved, and why.
     pub gate: VerificationOutcome,
     pub gate_reason: Option<String>,
+    /// For `vulnerable`: the blocking ids it approves.
+    pub blocking: Vec<String>,
     pub now: u64,
 }
 
@@ -146,12 +148,23 @@ pub struct Approval {
     /// What the gate said when it was approved: the approval waives that, not a worse verdict
     /// found since (a scan that timed out, approved, that ends `vulnerable` blocks again).
     pub outcome: VerificationOutcome,
+    /// For `vulnerable`: the blocking ids approved. A vulnerability found since blocks again.
+    pub blocking: Vec<String>,
 }
 
 impl Approval {
-    /// Whether this approval lets `digest` roll past `verdict`.
-    pub fn waives(&self, digest: &str, verdict: VerificationOutcome) -> bool {
-        self.digest == digest && self.outcome == verdict
+    /// Whether this approval lets `digest` roll past `verdict`: the same digest, the same
+    /// outcome, and (`vulnerable`) no blocking vulnerability it did not see.
+    pub fn waives(&self, digest: &str, verdict: &Verification) -> bool {
+        if self.digest != digest || self.outcome != verdict.outcome() {
+            return false;
+        }
+        match verdict {
+            Verification::Vulnerable { blocking, .. } => {
+                blocking.iter().all(|id| self.blocking.contains(id))
+            }
+            _ => true,
+        }
     }
 }
 

@@ -208,13 +208,34 @@ fn a_cancelled_deployment_record_leaves_out_the_parts_whose_condition_failed() {
 
 #[test]
 fn an_approval_waives_one_verdict_on_one_digest() {
-    use crate::verify::tag_pair::VerificationOutcome as O;
-    let approval = Approval {
+    use crate::verify::tag_pair::{Verification, VerificationOutcome as O};
+    let timeout = |digest: &str| Verification::ScanTimeout {
+        tag: "f8afe6a7".into(),
+        digest: digest.into(),
+        waited_seconds: 700,
+    };
+    let vulnerable = |ids: &[&str]| Verification::Vulnerable {
+        tag: "f8afe6a7".into(),
+        digest: "sha256:aa".into(),
+        counts: [("CRITICAL".to_string(), ids.len() as u64)].into(),
+        blocking: ids.iter().map(|i| i.to_string()).collect(),
+    };
+    let timed_out = Approval {
         digest: "sha256:aa".into(),
         outcome: O::ScanTimeout,
+        blocking: Vec::new(),
     };
-    assert!(approval.waives("sha256:aa", O::ScanTimeout));
+    assert!(timed_out.waives("sha256:aa", &timeout("sha256:aa")));
     // The scan ended since, and found what blocks: the approval does not cover that.
-    assert!(!approval.waives("sha256:aa", O::Vulnerable));
-    assert!(!approval.waives("sha256:bb", O::ScanTimeout));
+    assert!(!timed_out.waives("sha256:aa", &vulnerable(&["CVE-2026-1"])));
+    assert!(!timed_out.waives("sha256:bb", &timeout("sha256:bb")));
+    let accepted = Approval {
+        digest: "sha256:aa".into(),
+        outcome: O::Vulnerable,
+        blocking: vec!["CVE-2026-1".into(), "CVE-2026-2".into()],
+    };
+    assert!(accepted.waives("sha256:aa", &vulnerable(&["CVE-2026-1"])));
+    assert!(accepted.waives("sha256:aa", &vulnerable(&["CVE-2026-2", "CVE-2026-1"])));
+    // A vulnerability found since it was approved blocks again.
+    assert!(!accepted.waives("sha256:aa", &vulnerable(&["CVE-2026-1", "CVE-2026-3"])));
 }

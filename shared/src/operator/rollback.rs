@@ -163,7 +163,7 @@ impl Operator {
         if target
             .approval
             .as_ref()
-            .is_some_and(|a| a.waives(digest, gated.outcome()))
+            .is_some_and(|a| a.waives(digest, &gated))
         {
             return Ok(Verification::Verified {
                 tag: image_tag.clone(),
@@ -198,6 +198,10 @@ impl Operator {
             by: note.by.clone(),
             gate: gate.outcome(),
             gate_reason: gate.reason(),
+            blocking: match gate {
+                Verification::Vulnerable { blocking, .. } => blocking.clone(),
+                _ => Vec::new(),
+            },
             now: now_epoch_seconds(),
         };
         match self

@@ -409,6 +409,7 @@ async fn an_approved_image_rolls_once_and_the_approval_is_recorded() {
     assert_eq!(commit["approved_digest"], digest.as_str());
     assert_eq!(commit["approval_kind"], "approved");
     assert_eq!(commit["approved_by_asserted"], "ana@example.com");
+    assert_eq!(commit["approved_blocking"], "CVE-2026-0001");
     assert!(commit["approval_gate"]
         .as_str()
         .unwrap()
@@ -499,6 +500,14 @@ async fn a_forced_rollback_goes_through_when_the_gate_cannot_be_read() {
     let rollback = |force: bool| json!({"rollback": {"sha": A, "force": force}});
     let failed = handler.handle(rollback(false)).await.expect_err("no gate");
     assert_eq!(Diagnostic::from(failed).error_type, "RegistryFailed");
+    // The status still answers, and says why it cannot tell what the gate says.
+    let status = run(&handler, json!({"status": {}})).await;
+    assert!(status["gate_error"].as_str().is_some(), "{status}");
+    assert_eq!(
+        status["targets"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
     assert_eq!(w.rolled(), 2);
     let forced = run(&handler, rollback(true)).await;
     w.moto.proxy.clear_faults();

@@ -15,11 +15,16 @@ impl LedgerTable {
             Some(reason) => format!("{}: {reason}", record.gate.as_str()),
             None => record.gate.as_str().to_string(),
         };
-        let mut expression = String::from(
-            "SET approved_digest = :digest, approval_kind = :kind, approval_reason = :reason, \
-             approved_outcome = :outcome, approval_gate = :gate, approved_at = :now, \
-             updated_at = :now",
-        );
+        let mut sets = vec![
+            "approved_digest = :digest",
+            "approval_kind = :kind",
+            "approval_reason = :reason",
+            "approved_outcome = :outcome",
+            "approval_gate = :gate",
+            "approved_at = :now",
+            "updated_at = :now",
+        ];
+        let mut removes = Vec::new();
         let mut values = HashMap::from([
             (":digest".to_string(), s(&record.digest)),
             (":kind".to_string(), s(record.kind.as_str())),
@@ -28,13 +33,24 @@ impl LedgerTable {
             (":gate".to_string(), s(gate)),
             (":now".to_string(), n(record.now)),
         ]);
+        match record.blocking.is_empty() {
+            true => removes.push("approved_blocking"),
+            false => {
+                sets.push("approved_blocking = :blocking");
+                values.insert(":blocking".into(), s(record.blocking.join(",")));
+            }
+        }
         match &record.by {
             // Named so: the request says who made it; nothing verified it.
             Some(by) => {
-                expression.push_str(", approved_by_asserted = :by");
+                sets.push("approved_by_asserted = :by");
                 values.insert(":by".into(), s(by));
             }
-            None => expression.push_str(" REMOVE approved_by_asserted"),
+            None => removes.push("approved_by_asserted"),
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         self.update_known(&record.key.item_key(), expression, values)
             .await

@@ -27,7 +27,8 @@ const VIEW_PROJECTION: &str =
     "pk, sk, sha, #sequence, #status, verification, image_digest, frozen, \
      image_tag, digest, held_until, recent, built_digest, provenance_refused, \
      #owner, lock_expires_at, locked_digest, deployed_digest, deployed_sequence, \
-     registered_digest, registered_revision, approved_digest, approved_outcome, approval_kind";
+     registered_digest, registered_revision, approved_digest, approved_outcome, approval_kind, \
+     approved_blocking";
 
 impl LedgerTable {
     /// What the ledger knows of the given image tags (tags it does not know are left out), and
@@ -242,6 +243,10 @@ fn approval(item: Attrs<'_>) -> Option<Approval> {
         outcome: item
             .str("approved_outcome")
             .and_then(VerificationOutcome::parse)?,
+        blocking: item
+            .str("approved_blocking")
+            .map(|ids| ids.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
     })
 }
 

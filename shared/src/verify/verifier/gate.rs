@@ -30,7 +30,7 @@ impl ImageVerifier {
             .await?
             .verification(tag, digest);
         let approval = view.commits.get(tag).and_then(|c| c.approval.as_ref());
-        if approval.is_some_and(|a| a.waives(digest, gated.outcome())) {
+        if approval.is_some_and(|a| a.waives(digest, &gated)) {
             info!(
                 gate = gated.name(),
                 "the gate is waived by an operator's approval of this digest"

@@ -1,7 +1,7 @@
 //! The repository policy kept (tag mutability, lifecycle), and the scanning the gate needs
 //! checked (reported, never rewritten: scanning is set for the whole registry).
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::{ImageVerifier, VerifyError};
 use crate::registry::policy::Drift;
@@ -25,7 +25,16 @@ impl ImageVerifier {
             drift.iter().partition(|d| d.corrected());
         if !reported.is_empty() {
             let names: Vec<String> = reported.iter().map(ToString::to_string).collect();
-            warn!(drift = %names.join("; "), "registry scanning drift: not corrected (see the README's supply-chain gate)");
+            let names = names.join("; ");
+            // Unreadable scanning is likely a missing permission: an error line, for the alarm.
+            if reported
+                .iter()
+                .any(|d| matches!(d, Drift::ScanningUnreadable { .. }))
+            {
+                error!(drift = %names, "registry scanning could not be read: not corrected");
+            } else {
+                warn!(drift = %names, "registry scanning drift: not corrected (see the README's supply-chain gate)");
+            }
         }
         if !corrected.is_empty() {
             let names: Vec<String> = corrected.iter().map(ToString::to_string).collect();
