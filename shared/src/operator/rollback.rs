@@ -153,24 +153,11 @@ impl Operator {
         verifier: &ImageVerifier,
         target: &Target,
     ) -> Result<Verification, OperatorError> {
-        let VerifiedImage {
-            image_tag, digest, ..
-        } = &target.image;
-        let gated = verifier
-            .gate_verdict(digest, target.pushed_at)
-            .await?
-            .verification(image_tag, digest);
-        if target
-            .approval
-            .as_ref()
-            .is_some_and(|a| a.waives(digest, &gated))
-        {
-            return Ok(Verification::Verified {
-                tag: image_tag.clone(),
-                digest: digest.clone(),
-            });
-        }
-        Ok(gated)
+        let image = &target.image;
+        let approval = target.approval.as_ref();
+        Ok(verifier
+            .gated(&image.image_tag, &image.digest, target.pushed_at, approval)
+            .await?)
     }
 
     /// Records an operator's override of the gate on the commit's item: refused (an error,

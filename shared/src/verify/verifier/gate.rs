@@ -4,7 +4,7 @@
 use tracing::info;
 
 use super::{ImageVerifier, VerifyError};
-use crate::ledger::{now_epoch_seconds, LedgerView};
+use crate::ledger::{now_epoch_seconds, Approval, LedgerView};
 use crate::verify::gate::{judge_gate, GateVerdict, ScanGate, ScanState, SignatureState};
 use crate::verify::tag_pair::Verification;
 
@@ -25,17 +25,32 @@ impl ImageVerifier {
         if !self.config.gate.enforced() {
             return Ok(outcome);
         }
+        let approval = view.commits.get(tag).and_then(|c| c.approval.as_ref());
+        self.gated(tag, digest, pushed_at, approval).await
+    }
+
+    /// What the gate says of the image `tag` names (`digest`, pushed at `pushed_at`):
+    /// `Verified` if it passes, or if `approval` waives what it says.
+    pub(crate) async fn gated(
+        &self,
+        tag: &str,
+        digest: &str,
+        pushed_at: Option<u64>,
+        approval: Option<&Approval>,
+    ) -> Result<Verification, VerifyError> {
         let gated = self
             .gate_verdict(digest, pushed_at)
             .await?
             .verification(tag, digest);
-        let approval = view.commits.get(tag).and_then(|c| c.approval.as_ref());
         if approval.is_some_and(|a| a.waives(digest, &gated)) {
             info!(
                 gate = gated.name(),
                 "the gate is waived by an operator's approval of this digest"
             );
-            return Ok(outcome);
+            return Ok(Verification::Verified {
+                tag: tag.to_string(),
+                digest: digest.to_string(),
+            });
         }
         Ok(gated)
     }
