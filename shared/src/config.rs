@@ -8,11 +8,13 @@ use thiserror::Error;
 use crate::build::push::TagLength;
 
 mod build;
+mod report;
 mod verify;
 pub use build::{
     BuildTriggerConfig, CodeCommitConfig, GitHubWebhookConfig, DEFAULT_CODEBUILD_IMAGE,
     FUNCTION_URL_MAX_BYTES, MIN_SECRET_REFRESH_SECONDS,
 };
+pub use report::{GitHubAccess, ReporterConfig};
 pub use verify::{DeploymentStatusConfig, VerifierConfig};
 
 #[derive(Debug, Error, PartialEq, Eq)]

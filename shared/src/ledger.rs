@@ -241,6 +241,44 @@ pub fn untrusted_image_key(repository: &str, digest: &str) -> ItemKey {
     )
 }
 
+/// The partition of what the GitHub reporter keeps of a repository's commits: apart from the
+/// items that decide deploys, so that IAM can keep the reporter to it.
+pub fn report_partition(repository: &str) -> String {
+    format!("report#{repository}")
+}
+
+/// The key of what the reporter sent GitHub of a commit (its markers) and its lease.
+pub fn report_key(repository: &str, image_tag: &str) -> ItemKey {
+    ItemKey::new(
+        report_partition(repository),
+        format!("{COMMIT_PREFIX}{image_tag}"),
+    )
+}
+
+/// The sort-key prefix of the commits whose reports are still to send.
+pub const REPORT_DUE_PREFIX: &str = "due#";
+
+/// The key of the mark that a commit has reports still to send (what the reconcile catches up).
+pub fn report_due_key(repository: &str, image_tag: &str) -> ItemKey {
+    ItemKey::new(
+        report_partition(repository),
+        format!("{REPORT_DUE_PREFIX}{image_tag}"),
+    )
+}
+
+/// The key of what the reconcile saw of a deploy branch's head at its source.
+pub fn branch_head_key(
+    repository: &str,
+    source: &str,
+    source_repository: &str,
+    branch: &str,
+) -> ItemKey {
+    ItemKey::new(
+        report_partition(repository),
+        format!("head#{source}#{source_repository}#{branch}"),
+    )
+}
+
 /// A commit's item, as far as claiming is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {

@@ -1,5 +1,5 @@
-//! Stage 6, outcomes → where developers look: what GitHub should show of each commit (pure).
-//!
-//! Groundwork for issue #21: the rules, table-tested. No function reports to GitHub yet.
+//! Stage 6, outcomes → where developers look: what GitHub should show of each commit, and what
+//! is still to send (pure; the GitHub reporter function sends it).
 
 pub mod github;
+pub mod plan;

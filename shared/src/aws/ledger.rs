@@ -10,6 +10,8 @@ mod order;
 mod outcomes;
 mod reads;
 mod release;
+mod reports;
+pub use reports::{DueReport, SeenHead};
 
 use std::collections::HashMap;
 

@@ -15,6 +15,10 @@ use crate::verify::tag_pair::VerificationOutcome;
 /// that finds ECS ended a deployment before it was recorded).
 pub const DEPLOYMENT_DETAIL_TYPE: &str = "pushdeploy Deployment Result";
 
+/// The detail type of a deploy branch head no delivery announced (from the GitHub reporter's
+/// reconcile).
+pub const UNANNOUNCED_PUSH_DETAIL_TYPE: &str = "pushdeploy Push Unannounced";
+
 /// What a result event reports, by name (`outcome` in the event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResultOutcome {
@@ -24,6 +28,8 @@ pub enum ResultOutcome {
     /// A commit that had been built was pushed again (to another branch, or later).
     Repushed,
     Deployment(DeploymentOutcome),
+    /// A deploy branch's head at its source is a commit no delivery announced (a push lost).
+    UnannouncedPush,
 }
 
 impl ResultOutcome {
@@ -33,6 +39,7 @@ impl ResultOutcome {
             ResultOutcome::BuildFailed => "build_failed",
             ResultOutcome::Repushed => "repushed",
             ResultOutcome::Deployment(outcome) => outcome.as_str(),
+            ResultOutcome::UnannouncedPush => "unannounced_push",
         }
     }
 
@@ -40,6 +47,7 @@ impl ResultOutcome {
         match value {
             "build_failed" => Some(ResultOutcome::BuildFailed),
             "repushed" => Some(ResultOutcome::Repushed),
+            "unannounced_push" => Some(ResultOutcome::UnannouncedPush),
             _ => VerificationOutcome::parse(value)
                 .map(ResultOutcome::Verification)
                 .or_else(|| DeploymentOutcome::parse(value).map(ResultOutcome::Deployment)),
@@ -231,7 +239,11 @@ mod tests {
             .into_iter()
             .map(ResultOutcome::from)
             .chain(DeploymentOutcome::ALL.into_iter().map(ResultOutcome::from))
-            .chain([ResultOutcome::BuildFailed, ResultOutcome::Repushed]);
+            .chain([
+                ResultOutcome::BuildFailed,
+                ResultOutcome::Repushed,
+                ResultOutcome::UnannouncedPush,
+            ]);
         let mut names = std::collections::HashSet::new();
         for outcome in outcomes {
             assert!(names.insert(outcome.as_str()), "{} twice", outcome.as_str());

@@ -3,6 +3,7 @@
 //! records. Every outcome is decided here by an exhaustive match: a new one is a compile error
 //! until GitHub's view of it is chosen.
 
+use crate::ledger::CommitStatus;
 use crate::outcome::settle::DeploymentOutcome;
 use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::VerificationOutcome;
@@ -35,16 +36,16 @@ impl StatusState {
 
 /// One commit status to post.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitStatus {
+pub struct StatusReport {
     pub context: &'static str,
     pub state: StatusState,
     /// At most [`DESCRIPTION_LIMIT`] characters.
     pub description: String,
 }
 
-impl CommitStatus {
+impl StatusReport {
     fn new(context: &'static str, state: StatusState, description: &str) -> Self {
-        CommitStatus {
+        StatusReport {
             context,
             state,
             description: describe(description),
@@ -71,6 +72,17 @@ impl DeploymentState {
         }
     }
 
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            DeploymentState::InProgress,
+            DeploymentState::Success,
+            DeploymentState::Failure,
+            DeploymentState::Inactive,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+    }
+
     /// Whether GitHub shows the deployment as over.
     pub fn is_final(self) -> bool {
         !matches!(self, DeploymentState::InProgress)
@@ -88,28 +100,34 @@ pub fn describe(text: &str) -> String {
     cut
 }
 
-/// The build's commit status: pending while it runs, then its end.
-pub fn build_status(build: Option<&BuildStatus>) -> CommitStatus {
+/// The build's commit status, from where the ledger says the commit is (and, once it failed, how
+/// CodeBuild says the build ended).
+pub fn build_status(commit: CommitStatus, ended: Option<&BuildStatus>) -> StatusReport {
     use StatusState::{Failure, Pending, Success};
-    let Some(status) = build else {
-        return CommitStatus::new(BUILD_CONTEXT, Pending, "building the image");
-    };
-    match status {
-        BuildStatus::Succeeded => CommitStatus::new(BUILD_CONTEXT, Success, "image built"),
-        BuildStatus::InProgress => CommitStatus::new(BUILD_CONTEXT, Pending, "building the image"),
-        BuildStatus::Failed
-        | BuildStatus::Stopped
-        | BuildStatus::Fault
-        | BuildStatus::TimedOut
-        | BuildStatus::Other(_) => {
-            CommitStatus::new(BUILD_CONTEXT, Failure, &format!("the build ended {status}"))
+    match commit {
+        CommitStatus::Claimed => StatusReport::new(BUILD_CONTEXT, Pending, "starting the build"),
+        CommitStatus::StartFailed => StatusReport::new(
+            BUILD_CONTEXT,
+            Pending,
+            "the build could not start yet: a redelivery starts it",
+        ),
+        CommitStatus::Building => StatusReport::new(BUILD_CONTEXT, Pending, "building the image"),
+        CommitStatus::Built => StatusReport::new(BUILD_CONTEXT, Success, "image built"),
+        CommitStatus::ImageExists => StatusReport::new(
+            BUILD_CONTEXT,
+            Success,
+            "nothing built: the image tag was already in ECR",
+        ),
+        CommitStatus::BuildFailed => {
+            let ended = ended.map_or("FAILED", BuildStatus::as_str);
+            StatusReport::new(BUILD_CONTEXT, Failure, &format!("the build ended {ended}"))
         }
     }
 }
 
 /// The verification's commit status, with the reason pushdeploy recorded; `None` where there is
 /// nothing to say of the commit.
-pub fn verify_status(outcome: VerificationOutcome, reason: Option<&str>) -> Option<CommitStatus> {
+pub fn verify_status(outcome: VerificationOutcome, reason: Option<&str>) -> Option<StatusReport> {
     use StatusState::{Failure, Pending, Success};
     use VerificationOutcome as O;
     let said = |fallback: &str| reason.unwrap_or(fallback).to_string();
@@ -134,7 +152,7 @@ pub fn verify_status(outcome: VerificationOutcome, reason: Option<&str>) -> Opti
         ),
         O::NothingToVerify => return None,
     };
-    Some(CommitStatus::new(VERIFY_CONTEXT, state, &description))
+    Some(StatusReport::new(VERIFY_CONTEXT, state, &description))
 }
 
 /// A rollout's Deployment status from ECS's outcome of it (`None`: just started).

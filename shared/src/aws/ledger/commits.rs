@@ -8,7 +8,7 @@ use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::PushOrder;
 use crate::ledger::{CommitKey, CommitRecord, CommitStatus, Conditional, NewClaim};
-use crate::verify::provenance::BuildProvenance;
+use crate::verify::provenance::{BuildProvenance, BuildStatus};
 
 impl LedgerTable {
     /// Writes a claim: a new commit's (`expected_version` none) or a takeover of the claim version
@@ -144,10 +144,12 @@ impl LedgerTable {
         build_id: &str,
         status: CommitStatus,
         image: Option<&BuildProvenance>,
+        ended: &BuildStatus,
         now: u64,
     ) -> Result<Conditional, AwsError> {
-        let mut expression =
-            String::from("SET #status = :status, build_finished_at = :now, updated_at = :now");
+        let mut expression = String::from(
+            "SET #status = :status, build_status = :ended, build_finished_at = :now, updated_at = :now",
+        );
         let mut request = self
             .client
             .update_item()
@@ -157,6 +159,7 @@ impl LedgerTable {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":build_id", s(build_id))
+            .expression_attribute_values(":ended", s(ended.as_str()))
             .expression_attribute_values(":now", n(now));
         match image {
             Some(BuildProvenance::Pushed { digest }) => {

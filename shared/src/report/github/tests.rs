@@ -46,16 +46,27 @@ fn every_verification_outcome_has_its_commit_status() {
 }
 
 #[test]
-fn the_build_status_follows_the_build() {
-    assert_eq!(build_status(None).state, StatusState::Pending);
-    assert_eq!(
-        build_status(Some(&BuildStatus::Succeeded)).state,
-        StatusState::Success
-    );
-    let failed = build_status(Some(&BuildStatus::TimedOut));
-    assert_eq!(failed.state, StatusState::Failure);
-    assert_eq!(failed.context, BUILD_CONTEXT);
-    assert!(failed.description.contains("TIMED_OUT"), "{failed:?}");
+fn the_build_status_follows_the_commit() {
+    let cases = [
+        (CommitStatus::Claimed, None, "pending"),
+        (CommitStatus::StartFailed, None, "pending"),
+        (CommitStatus::Building, None, "pending"),
+        (CommitStatus::Built, None, "success"),
+        (CommitStatus::ImageExists, None, "success"),
+        (CommitStatus::BuildFailed, None, "failure"),
+        (
+            CommitStatus::BuildFailed,
+            Some(BuildStatus::TimedOut),
+            "failure",
+        ),
+    ];
+    for (commit, ended, state) in cases {
+        let status = build_status(commit, ended.as_ref());
+        assert_eq!(status.state.as_str(), state, "{commit:?}");
+        assert_eq!(status.context, BUILD_CONTEXT);
+    }
+    let timed_out = build_status(CommitStatus::BuildFailed, Some(&BuildStatus::TimedOut));
+    assert_eq!(timed_out.description, "the build ended TIMED_OUT");
 }
 
 #[test]

@@ -134,6 +134,7 @@ impl ImageVerifier {
                 build_id,
                 CommitStatus::Built,
                 Some(&provenance),
+                &BuildStatus::Succeeded,
                 now_epoch_seconds(),
             )
             .await

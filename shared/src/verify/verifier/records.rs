@@ -181,7 +181,7 @@ impl ImageVerifier {
             // Refused: a newer build of the commit started meanwhile; its own result decides.
             let _ = self
                 .ledger
-                .record_build_result(&key, build_id, CommitStatus::BuildFailed, None, now)
+                .record_build_result(&key, build_id, CommitStatus::BuildFailed, None, status, now)
                 .await
                 .map_err(VerifyError::Ledger)?;
             warn!(

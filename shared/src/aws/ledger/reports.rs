@@ -1,0 +1,353 @@
+//! What the GitHub reporter reads and keeps in the ledger: a commit's facts (its item, its
+//! rollouts, the release), and in the `report#` partition its markers (what was sent), the lease
+//! that keeps two reporters off one commit, the commits with reports still due, and the branch
+//! heads the reconcile saw.
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+
+use super::release::parse_release;
+use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::ledger::{
+    deployment_key, release_key, report_due_key, report_key, report_partition, CommitKey,
+    CommitStatus, Conditional, ItemKey, REPORT_DUE_PREFIX,
+};
+use crate::outcome::settle::DeploymentOutcome;
+use crate::report::github::DeploymentState;
+use crate::report::plan::{CommitFacts, Marker, Reported, ReportedDeployment, RolloutFacts};
+use crate::verify::provenance::BuildStatus;
+use crate::verify::tag_pair::VerificationOutcome;
+
+/// The attribute prefix of a service's Deployment marker (`deploy#cluster/service`).
+const DEPLOY_MARKER: &str = "deploy#";
+
+/// A commit with reports still to send, and when GitHub may be asked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReport {
+    pub image_tag: String,
+    pub not_before: u64,
+}
+
+/// What the reconcile saw of a branch head nobody announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenHead {
+    pub sha: String,
+    pub first_seen: u64,
+    pub reported: bool,
+}
+
+impl LedgerTable {
+    /// The commit of `image_tag` as GitHub should see it, with its rollouts to `targets`; `None`
+    /// when the ledger does not know it, or it came from another source than GitHub.
+    pub async fn report_facts(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        targets: &[String],
+    ) -> Result<Option<CommitFacts>, AwsError> {
+        let commit = CommitKey {
+            repository: repository.to_string(),
+            image_tag: image_tag.to_string(),
+        };
+        let mut keys = vec![
+            key_item(&commit.item_key()),
+            key_item(&release_key(repository)),
+        ];
+        keys.extend(
+            targets
+                .iter()
+                .map(|t| key_item(&deployment_key(repository, t, image_tag))),
+        );
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| {
+                AwsError::call(
+                    "DynamoDB",
+                    "BatchGetItem",
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
+        let items = self.batch_get(request).await?;
+        Ok(commit_facts(&items, &commit))
+    }
+
+    /// Takes the commit's report lease until `until` (refused while another reporter holds one),
+    /// answering the markers.
+    pub async fn take_report_lease(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        lease_id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Conditional<Reported>, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&report_key(repository, image_tag))))
+            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            .update_expression("SET lease_until = :until, lease_id = :lease")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":lease", s(lease_id))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Conditional::Applied(
+                output.attributes().map(reported).unwrap_or_default(),
+            )),
+            Err(e) => match AwsError::from_sdk("DynamoDB", "UpdateItem", e) {
+                refused if refused.kind() == AwsErrorKind::ConditionFailed => {
+                    Ok(Conditional::Refused(()))
+                }
+                failed => Err(failed),
+            },
+        }
+    }
+
+    /// Records that a report was sent (GitHub applied it).
+    pub async fn record_reported(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        marker: &Marker,
+    ) -> Result<(), AwsError> {
+        let (name, value) = match marker {
+            Marker::Build(value) => ("build".to_string(), s(value)),
+            Marker::Verify(value) => ("verify".to_string(), s(value)),
+            Marker::Deployment { target, sent } => {
+                (format!("{DEPLOY_MARKER}{target}"), deployment_marker(sent))
+            }
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&report_key(repository, image_tag))))
+            .update_expression("SET #marker = :value")
+            .expression_attribute_names("#marker", name)
+            .expression_attribute_values(":value", value)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Gives the lease back (if it is still this one's), and marks the commit due from
+    /// `not_before` when reports are left to send, or not due.
+    pub async fn end_report_lease(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        lease_id: &str,
+        due: Option<u64>,
+    ) -> Result<(), AwsError> {
+        let due_key = report_due_key(repository, image_tag);
+        let marked = match due {
+            Some(not_before) => {
+                let mut item = key_item(&due_key);
+                item.insert("not_before".into(), n(not_before));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
+            }
+            None => self.delete(&due_key).await,
+        };
+        marked?;
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&report_key(repository, image_tag))))
+            .condition_expression("lease_id = :lease")
+            .update_expression("REMOVE lease_until, lease_id")
+            .expression_attribute_values(":lease", s(lease_id))
+            .send()
+            .await;
+        // Refused: the lease ran out and another reporter holds the commit now.
+        let _ = conditional(released, "UpdateItem")?;
+        Ok(())
+    }
+
+    /// The commits with reports still to send, at most `limit`.
+    pub async fn due_reports(
+        &self,
+        repository: &str,
+        limit: i32,
+    ) -> Result<Vec<DueReport>, AwsError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :due)")
+            .expression_attribute_values(":pk", s(report_partition(repository)))
+            .expression_attribute_values(":due", s(REPORT_DUE_PREFIX))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "Query", e))?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let attrs = Attrs(item);
+                Some(DueReport {
+                    image_tag: attrs
+                        .str("sk")?
+                        .strip_prefix(REPORT_DUE_PREFIX)?
+                        .to_string(),
+                    not_before: attrs.number("not_before").unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// What the reconcile last saw of a branch's head, if it was one nobody announced.
+    pub async fn seen_head(&self, key: &ItemKey) -> Result<Option<SeenHead>, AwsError> {
+        let item = self.get_item(key.clone()).await?;
+        Ok(item.and_then(|item| {
+            let attrs = Attrs(&item);
+            Some(SeenHead {
+                sha: attrs.string("sha")?,
+                first_seen: attrs.number("first_seen").unwrap_or_default(),
+                reported: attrs.0.get("reported").and_then(|v| v.as_bool().ok()) == Some(&true),
+            })
+        }))
+    }
+
+    /// Remembers `head` (or, `None`: the head is known, nothing to remember).
+    pub async fn record_head(
+        &self,
+        key: &ItemKey,
+        head: Option<&SeenHead>,
+    ) -> Result<(), AwsError> {
+        let Some(head) = head else {
+            return self.delete(key).await;
+        };
+        let mut item = key_item(key);
+        item.insert("sha".into(), s(&head.sha));
+        item.insert("first_seen".into(), n(head.first_seen));
+        item.insert("reported".into(), AttributeValue::Bool(head.reported));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &ItemKey) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", e))?;
+        Ok(())
+    }
+}
+
+fn deployment_marker(sent: &ReportedDeployment) -> AttributeValue {
+    let mut map = std::collections::HashMap::from([
+        ("revision".to_string(), s(&sent.revision)),
+        ("id".to_string(), n(sent.id)),
+    ]);
+    if let Some(state) = sent.state {
+        map.insert("state".into(), s(state.as_str()));
+    }
+    AttributeValue::M(map)
+}
+
+/// The markers of a report item.
+fn reported(item: &Item) -> Reported {
+    let attrs = Attrs(item);
+    let deployments = item
+        .iter()
+        .filter_map(|(name, value)| {
+            let target = name.strip_prefix(DEPLOY_MARKER)?;
+            let map = Attrs(value.as_m().ok()?);
+            Some((
+                target.to_string(),
+                ReportedDeployment {
+                    revision: map.string("revision")?,
+                    id: map.number("id")?,
+                    state: map.str("state").and_then(DeploymentState::parse),
+                },
+            ))
+        })
+        .collect();
+    Reported {
+        build: attrs.string("build"),
+        verify: attrs.string("verify"),
+        deployments,
+    }
+}
+
+/// The commit's facts from the items read: its item (from GitHub), the release, its rollouts.
+fn commit_facts(items: &[Item], commit: &CommitKey) -> Option<CommitFacts> {
+    let commit_sk = commit.sk();
+    let item = items.iter().map(|i| Attrs(i)).find(|a| {
+        a.str("sk") == Some(commit_sk.as_str()) && a.str("pk") == Some(commit.pk().as_str())
+    })?;
+    if item.str("source") != Some("github") {
+        return None;
+    }
+    let release = items
+        .iter()
+        .find(|i| Attrs(i).str("sk") == Some("release"))
+        .and_then(parse_release);
+    // The release a rollback set: its commit's rollouts are the rollback's.
+    let rolled_back_to = release
+        .filter(|r| r.held_until.is_some())
+        .map(|r| r.image_tag);
+    let deployments = items
+        .iter()
+        .filter(|i| {
+            Attrs(i)
+                .str("sk")
+                .is_some_and(|sk| sk.starts_with("deploy#"))
+        })
+        .map(|i| {
+            rollout_facts(
+                Attrs(i),
+                rolled_back_to.as_deref() == Some(&commit.image_tag),
+            )
+        })
+        .collect();
+    Some(CommitFacts {
+        sha: item.string("sha")?,
+        image_tag: commit.image_tag.clone(),
+        status: item.str("status").and_then(CommitStatus::parse)?,
+        build_id: item.string("build_id"),
+        build_ended: item.str("build_status").map(BuildStatus::parse),
+        verification: item
+            .str("verification")
+            .and_then(VerificationOutcome::parse),
+        verification_reason: item.string("verification_reason"),
+        deployments,
+    })
+}
+
+fn rollout_facts(item: Attrs<'_>, rollback: bool) -> RolloutFacts {
+    RolloutFacts {
+        target: item.string("target").unwrap_or_default(),
+        revision: item.string("revision").unwrap_or_default(),
+        digest: item.string("digest").unwrap_or_default(),
+        deployment_id: item.string("deployment_id"),
+        outcome: item.str("outcome").and_then(DeploymentOutcome::parse),
+        reason: item.string("reason"),
+        rollback,
+    }
+}
