@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 mod auth;
+mod deployment_statuses;
 mod deployments;
 mod faults;
 mod hooks;
@@ -31,8 +32,8 @@ mod statuses;
 #[cfg(test)]
 mod tests;
 
-pub use faults::GitHubFault;
 use faults::FaultRule;
+pub use faults::GitHubFault;
 
 /// The test GitHub App's private key (PKCS#1 PEM): what the functions sign their JWTs with.
 pub const APP_PRIVATE_KEY: &str = include_str!("../fixtures/github-app-test-key.pem");
@@ -284,15 +285,21 @@ impl State {
         self.last_id
     }
 
+    /// Records a rejection of the current request (which is answered as GitHub would).
+    fn note(&mut self, problem: &str) {
+        let rejection = format!("{}: {problem}", self.current);
+        self.rejections.push(rejection);
+    }
+
     /// Records a rejection of the current request and answers it `status` with `problem`.
     fn reject(&mut self, status: u16, problem: &str) -> http::Answer {
-        self.rejections.push(format!("{}: {problem}", self.current));
+        self.note(problem);
         http::Answer::message(status, problem)
     }
 
     /// Records a body field GitHub would refuse, answering as GitHub does (422).
     fn invalid(&mut self, problem: &str) -> http::Answer {
-        self.rejections.push(format!("{}: {problem}", self.current));
+        self.note(problem);
         http::Answer::json(
             422,
             serde_json::json!({

@@ -8,6 +8,7 @@ pub mod aws_proxy;
 mod commits;
 pub mod demo;
 mod events;
+pub mod github;
 mod images;
 pub mod ledger_grant;
 mod moto;

@@ -25,7 +25,7 @@ impl WebhookHandler {
     pub fn new(aws: &AwsClients, config: GitHubWebhookConfig) -> Self {
         Self {
             secret: WebhookSecret::new(
-                aws.webhook_secret(&config.webhook_secret_arn),
+                aws.secret(&config.webhook_secret_arn),
                 config.secret_refresh,
             ),
             trigger: BuildTrigger::new(aws, config.build.clone()),

@@ -62,7 +62,8 @@ impl AwsClients {
         )
     }
 
-    pub fn webhook_secret(&self, secret_arn: &str) -> SecretsManagerSecret {
+    /// A Secrets Manager secret (the webhook's HMAC secret, the GitHub reporter's credentials).
+    pub fn secret(&self, secret_arn: &str) -> SecretsManagerSecret {
         SecretsManagerSecret::new(
             aws_sdk_secretsmanager::Client::new(&self.sdk),
             secret_arn.to_string(),

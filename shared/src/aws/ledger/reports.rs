@@ -146,23 +146,7 @@ impl LedgerTable {
         lease_id: &str,
         due: Option<u64>,
     ) -> Result<(), AwsError> {
-        let due_key = report_due_key(repository, image_tag);
-        let marked = match due {
-            Some(not_before) => {
-                let mut item = key_item(&due_key);
-                item.insert("not_before".into(), n(not_before));
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))
-            }
-            None => self.delete(&due_key).await,
-        };
-        marked?;
+        self.mark_report_due(repository, image_tag, due).await?;
         let released = self
             .client
             .update_item()
@@ -175,6 +159,29 @@ impl LedgerTable {
             .await;
         // Refused: the lease ran out and another reporter holds the commit now.
         let _ = conditional(released, "UpdateItem")?;
+        Ok(())
+    }
+
+    /// Marks the commit due from `not_before` (reports are left to send), or not due.
+    pub async fn mark_report_due(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        due: Option<u64>,
+    ) -> Result<(), AwsError> {
+        let due_key = report_due_key(repository, image_tag);
+        let Some(not_before) = due else {
+            return self.delete(&due_key).await;
+        };
+        let mut item = key_item(&due_key);
+        item.insert("not_before".into(), n(not_before));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
         Ok(())
     }
 
@@ -298,7 +305,7 @@ fn reported(item: &Item) -> Reported {
 /// The commit's facts from the items read: its item (from GitHub), the release, its rollouts.
 fn commit_facts(items: &[Item], commit: &CommitKey) -> Option<CommitFacts> {
     let commit_sk = commit.sk();
-    let item = items.iter().map(|i| Attrs(i)).find(|a| {
+    let item = items.iter().map(Attrs).find(|a| {
         a.str("sk") == Some(commit_sk.as_str()) && a.str("pk") == Some(commit.pk().as_str())
     })?;
     if item.str("source") != Some("github") {

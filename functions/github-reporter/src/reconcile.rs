@@ -1,0 +1,160 @@
+//! The schedule: send the reports that are due, redeliver the webhook's failed push deliveries,
+//! and report a deploy branch head no delivery announced. Each part goes on when another fails.
+
+use pushdeploy::aws::ledger::SeenHead;
+use pushdeploy::aws::AwsError;
+use pushdeploy::build::missed::{head_verdict, to_redeliver, HeadVerdict};
+use pushdeploy::build::push::CommitSha;
+use pushdeploy::ledger::{branch_head_key, now_epoch_seconds, CommitKey};
+use pushdeploy::outcome::result::{ResultDetail, ResultOutcome, UNANNOUNCED_PUSH_DETAIL_TYPE};
+use pushdeploy::report::plan::Expectation;
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::github::GitHub;
+use crate::report::CommitReport;
+use crate::Reporter;
+
+/// How many due commits one reconcile catches up.
+const DUE_PER_RUN: i32 = 25;
+
+#[derive(Debug, Default, Serialize)]
+pub struct ReconcileReport {
+    pub reported: Vec<CommitReport>,
+    /// The delivery ids asked to be delivered again.
+    pub redelivered: Vec<u64>,
+    /// Deploy branch heads no delivery announced, reported now: `branch=sha`.
+    pub unannounced: Vec<String>,
+    /// What could not be checked, and why.
+    pub failures: Vec<String>,
+}
+
+impl Reporter {
+    pub async fn reconcile(&self) -> Result<ReconcileReport, AwsError> {
+        let mut report = ReconcileReport::default();
+        let Some(github) = &self.github else {
+            return Ok(report);
+        };
+        let now = now_epoch_seconds();
+        for due in self
+            .ledger
+            .due_reports(self.repository(), DUE_PER_RUN)
+            .await?
+        {
+            if due.not_before <= now {
+                let sent = self
+                    .report_commit(&due.image_tag, &Expectation::Nothing)
+                    .await?;
+                report.reported.push(sent);
+            }
+        }
+        if let Some(hook_id) = self.access().and_then(|a| a.webhook_id) {
+            self.redeliver(github, hook_id, &mut report).await;
+        }
+        for branch in &self.config.deploy_branches {
+            if let Err(e) = self.check_head(github, branch, &mut report).await {
+                report.failures.push(format!("{branch}: {e}"));
+            }
+        }
+        info!(?report.redelivered, ?report.unannounced, failures = ?report.failures, "reconciled");
+        Ok(report)
+    }
+
+    async fn redeliver(&self, github: &GitHub, hook_id: u64, report: &mut ReconcileReport) {
+        let repository = &self.config.github_repository;
+        let deliveries = match github.deliveries(repository, hook_id).await {
+            Ok(deliveries) => deliveries,
+            Err(e) => {
+                warn!(error = %e, hook_id, "the webhook's deliveries could not be listed");
+                report.failures.push(format!("deliveries: {e}"));
+                return;
+            }
+        };
+        for id in to_redeliver(&deliveries, now_epoch_seconds()) {
+            match github.redeliver(repository, hook_id, id).await {
+                Ok(()) => {
+                    warn!(
+                        delivery_id = id,
+                        "a push GitHub could not deliver: redelivered"
+                    );
+                    report.redelivered.push(id);
+                }
+                Err(e) => report.failures.push(format!("redelivery {id}: {e}")),
+            }
+        }
+    }
+
+    /// Compares the branch's head at GitHub with what the ledger knows; a head unknown past the
+    /// grace period is a push lost: a result event and an error line (the alarm), once.
+    async fn check_head(
+        &self,
+        github: &GitHub,
+        branch: &str,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let source_repository = &self.config.github_repository;
+        let Some(head) = github.branch_head(source_repository, branch).await? else {
+            return Ok(());
+        };
+        let sha = CommitSha::parse(&head)?;
+        let image_tag = sha.image_tag(self.config.tag_length);
+        let key = CommitKey {
+            repository: self.repository().to_string(),
+            image_tag: image_tag.clone(),
+        };
+        let known = self.ledger.commit_record(&key).await?.is_some();
+        let head_key = branch_head_key(self.repository(), "github", source_repository, branch);
+        let seen = self.ledger.seen_head(&head_key).await?;
+        let now = now_epoch_seconds();
+        let verdict = head_verdict(
+            &head,
+            known,
+            seen.as_ref()
+                .map(|s| (s.sha.as_str(), s.first_seen, s.reported)),
+            now,
+            self.config.head_grace.as_secs(),
+        );
+        let remember = |first_seen, reported| SeenHead {
+            sha: head.clone(),
+            first_seen,
+            reported,
+        };
+        match verdict {
+            HeadVerdict::Known => {
+                if seen.is_some() {
+                    self.ledger.record_head(&head_key, None).await?;
+                }
+            }
+            HeadVerdict::Waiting { first_seen } => {
+                self.ledger
+                    .record_head(&head_key, Some(&remember(first_seen, false)))
+                    .await?
+            }
+            HeadVerdict::Report { first_seen } => {
+                let reason = format!(
+                    "the head of {branch} at GitHub is {head}, which no delivery announced for {}s: a push was lost (redeliver it from the webhook's deliveries, or push again)",
+                    now - first_seen
+                );
+                error!(branch, sha = %head, "{reason}");
+                self.results
+                    .publish(
+                        UNANNOUNCED_PUSH_DETAIL_TYPE,
+                        &ResultDetail {
+                            sha: Some(head.clone()),
+                            image_tag: Some(image_tag),
+                            trigger: Some("reconcile".into()),
+                            reason: Some(reason),
+                            ..ResultDetail::new(self.repository(), ResultOutcome::UnannouncedPush)
+                        },
+                    )
+                    .await?;
+                self.ledger
+                    .record_head(&head_key, Some(&remember(first_seen, true)))
+                    .await?;
+                report.unannounced.push(format!("{branch}={head}"));
+            }
+            HeadVerdict::Reported => {}
+        }
+        Ok(())
+    }
+}

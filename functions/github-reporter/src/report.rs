@@ -1,0 +1,350 @@
+//! Brings GitHub up to date on one commit: read the ledger (once it says what the event says),
+//! take the commit's lease, plan against the markers, send, record each report GitHub applied.
+//! Every send looks first, so an answer lost after GitHub applied a request sends nothing twice.
+//! GitHub failing never fails the invocation: the commit is marked due, and the reconcile sends
+//! the rest later.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pushdeploy::aws::AwsError;
+use pushdeploy::ledger::{now_epoch_seconds, Conditional};
+use pushdeploy::report::github::StatusReport;
+use pushdeploy::report::plan::{
+    plan, CommitFacts, DeploymentReport, Expectation, Marker, Report, ReportedDeployment,
+};
+use serde::Serialize;
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use crate::github::{DeploymentRequest, GitHub, GitHubError};
+use crate::Reporter;
+
+/// How often, one second apart, the ledger is read again for what an event says.
+const LEDGER_READS: u32 = 4;
+/// How often, one second apart, a held lease is asked for again.
+const LEASE_TRIES: u32 = 5;
+/// When a commit that could not be reported now is tried again at the soonest.
+const DUE_AGAIN_SECONDS: u64 = 30;
+
+/// What the reporter did about one commit.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommitReport {
+    pub image_tag: String,
+    /// The reports GitHub applied (`context=state`, `environment=state`).
+    pub sent: Vec<String>,
+    /// When the reports left are tried again (epoch seconds), if any are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due: Option<u64>,
+    /// Why nothing was reported, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+}
+
+/// Why a send stopped: GitHub (the rest waits), or the ledger (the invocation fails).
+enum Stop {
+    GitHub(GitHubError),
+    Ledger(AwsError),
+}
+
+impl From<GitHubError> for Stop {
+    fn from(e: GitHubError) -> Self {
+        Stop::GitHub(e)
+    }
+}
+
+impl From<AwsError> for Stop {
+    fn from(e: AwsError) -> Self {
+        Stop::Ledger(e)
+    }
+}
+
+impl Reporter {
+    pub async fn report_commit(
+        &self,
+        image_tag: &str,
+        expect: &Expectation,
+    ) -> Result<CommitReport, AwsError> {
+        let mut report = CommitReport {
+            image_tag: image_tag.to_string(),
+            ..CommitReport::default()
+        };
+        let Some(github) = &self.github else {
+            report.skipped = Some("reporting to GitHub is off");
+            return Ok(report);
+        };
+        let Some((facts, settled)) = self.settled_facts(image_tag, expect).await? else {
+            report.skipped = Some("not a commit pushed to GitHub that the ledger knows");
+            return Ok(report);
+        };
+        let lease = lease_id();
+        let Some(sent) = self.lease(image_tag, &lease).await? else {
+            // Another reporter holds the commit; it may have read the ledger before this event.
+            report.due = Some(now_epoch_seconds() + DUE_AGAIN_SECONDS);
+            self.ledger
+                .mark_report_due(self.repository(), image_tag, report.due)
+                .await?;
+            report.skipped = Some("another reporter is reporting the commit");
+            return Ok(report);
+        };
+        let reports = plan(&facts, &sent, &self.links, &self.environment);
+        let stopped = self
+            .send_all(github, &facts, reports, &mut report.sent)
+            .await;
+        let retry_at = match stopped {
+            Ok(()) => None,
+            Err(Stop::Ledger(e)) => return Err(e),
+            Err(Stop::GitHub(e)) => {
+                warn!(error = %e, "GitHub did not take every report: the rest is due");
+                e.retry_at(now_epoch_seconds())
+            }
+        };
+        report.due = retry_at.or((!settled).then(|| now_epoch_seconds() + DUE_AGAIN_SECONDS));
+        self.ledger
+            .end_report_lease(self.repository(), image_tag, &lease, report.due)
+            .await?;
+        info!(sent = ?report.sent, due = ?report.due, "commit reported to GitHub");
+        Ok(report)
+    }
+
+    /// The ledger's facts of the commit, read again (a second apart) until they say what the
+    /// event says; `false` beside them when they never did.
+    async fn settled_facts(
+        &self,
+        image_tag: &str,
+        expect: &Expectation,
+    ) -> Result<Option<(CommitFacts, bool)>, AwsError> {
+        let mut last = None;
+        for read in 0..LEDGER_READS {
+            if read > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let facts = self
+                .ledger
+                .report_facts(self.repository(), image_tag, &self.config.targets)
+                .await?;
+            match facts {
+                None => last = None,
+                Some(facts) if expect.met_by(&facts) => return Ok(Some((facts, true))),
+                Some(facts) => last = Some(facts),
+            }
+        }
+        if last.is_some() {
+            warn!(
+                ?expect,
+                "the ledger does not say what the event says: reported as it stands, and due"
+            );
+        }
+        Ok(last.map(|facts| (facts, false)))
+    }
+
+    /// The commit's lease and markers, asked for a few times while another reporter holds it.
+    async fn lease(
+        &self,
+        image_tag: &str,
+        lease: &str,
+    ) -> Result<Option<pushdeploy::report::plan::Reported>, AwsError> {
+        let hold = self.config.function_timeout.as_secs() + 5;
+        for attempt in 0..LEASE_TRIES {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let now = now_epoch_seconds();
+            let taken = self
+                .ledger
+                .take_report_lease(self.repository(), image_tag, lease, now, now + hold)
+                .await?;
+            if let Conditional::Applied(sent) = taken {
+                return Ok(Some(sent));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn send_all(
+        &self,
+        github: &GitHub,
+        facts: &CommitFacts,
+        reports: Vec<Report>,
+        sent: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        // GitHub's latest status per context, read once before the first status is sent.
+        let mut latest: Option<HashMap<String, (String, String)>> = None;
+        for report in reports {
+            let result = match &report {
+                Report::Status { status, target_url } => {
+                    self.send_status(
+                        github,
+                        facts,
+                        status,
+                        target_url.as_deref(),
+                        &mut latest,
+                        sent,
+                    )
+                    .await
+                }
+                Report::Deployment(deployment) => {
+                    self.send_deployment(github, facts, deployment, sent).await
+                }
+            };
+            match result {
+                Err(Stop::GitHub(e)) if e.retry_at(0).is_none() => {
+                    // Refused (a permission, a repository GitHub does not know): the same request
+                    // would be refused again. Said for the alarm; the other reports go on.
+                    error!(error = %e, "GitHub refused a report");
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_status(
+        &self,
+        github: &GitHub,
+        facts: &CommitFacts,
+        status: &StatusReport,
+        target_url: Option<&str>,
+        latest: &mut Option<HashMap<String, (String, String)>>,
+        sent: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        let repository = &self.config.github_repository;
+        if latest.is_none() {
+            *latest = Some(github.latest_statuses(repository, &facts.sha).await?);
+        }
+        let wanted = (
+            status.state.as_str().to_string(),
+            status.description.clone(),
+        );
+        let applied = latest
+            .as_ref()
+            .and_then(|l| l.get(status.context))
+            .is_some_and(|l| *l == wanted);
+        if !applied {
+            github
+                .create_status(
+                    repository,
+                    &facts.sha,
+                    status.state.as_str(),
+                    status.context,
+                    &status.description,
+                    target_url,
+                )
+                .await?;
+            sent.push(format!("{}={}", status.context, status.state.as_str()));
+        }
+        let marker = if status.context == pushdeploy::report::github::BUILD_CONTEXT {
+            Marker::Build(status.marker())
+        } else {
+            Marker::Verify(status.marker())
+        };
+        self.ledger
+            .record_reported(self.repository(), &facts.image_tag, &marker)
+            .await?;
+        Ok(())
+    }
+
+    async fn send_deployment(
+        &self,
+        github: &GitHub,
+        facts: &CommitFacts,
+        deployment: &DeploymentReport,
+        sent: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        let repository = &self.config.github_repository;
+        let id = match deployment.known_id {
+            Some(id) => id,
+            None => self.create_deployment(github, facts, deployment).await?,
+        };
+        // Look before each post: GitHub may hold a status whose answer was lost.
+        let on_github = github.latest_deployment_state(repository, id).await?;
+        let already = on_github.and_then(|(state, _)| {
+            deployment
+                .states
+                .iter()
+                .position(|(s, _)| s.as_str() == state)
+        });
+        for (index, (state, description)) in deployment.states.iter().enumerate() {
+            if already.is_none_or(|done| index > done) {
+                github
+                    .create_deployment_status(repository, id, state.as_str(), description)
+                    .await?;
+                sent.push(format!("{}={}", deployment.environment, state.as_str()));
+            }
+            let marker = Marker::Deployment {
+                target: deployment.target.clone(),
+                sent: ReportedDeployment {
+                    revision: deployment.revision.clone(),
+                    id,
+                    state: Some(*state),
+                },
+            };
+            self.ledger
+                .record_reported(self.repository(), &facts.image_tag, &marker)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The rollout's Deployment: the one GitHub already holds for its revision (created by a
+    /// request whose answer was lost), or a new one.
+    async fn create_deployment(
+        &self,
+        github: &GitHub,
+        facts: &CommitFacts,
+        deployment: &DeploymentReport,
+    ) -> Result<u64, Stop> {
+        let repository = &self.config.github_repository;
+        let existing = github
+            .deployments(repository, &facts.sha, &deployment.environment)
+            .await?
+            .into_iter()
+            .find(|d| d.payload["revision"] == deployment.revision.as_str());
+        let id = match existing {
+            Some(found) => found.id,
+            None => {
+                let request = DeploymentRequest {
+                    sha: &facts.sha,
+                    environment: &deployment.environment,
+                    description: &deployment.description,
+                    payload: json!({
+                        "image_tag": facts.image_tag,
+                        "digest": deployment.digest,
+                        "revision": deployment.revision,
+                        "service": deployment.target,
+                        "ecs_deployment_id": deployment.deployment_id,
+                        "rollback": deployment.rollback,
+                    }),
+                };
+                github.create_deployment(repository, &request).await?
+            }
+        };
+        let marker = Marker::Deployment {
+            target: deployment.target.clone(),
+            sent: ReportedDeployment {
+                revision: deployment.revision.clone(),
+                id,
+                state: None,
+            },
+        };
+        self.ledger
+            .record_reported(self.repository(), &facts.image_tag, &marker)
+            .await?;
+        Ok(id)
+    }
+}
+
+/// This invocation's lease id: unique enough to tell two reporters apart.
+fn lease_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{nanos:x}-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}
