@@ -1,6 +1,6 @@
 //! Commit items seeded in the ledger, as the build triggers and the verifier leave them.
 
-use crate::{commit_partition, image_digest, Stack, LEDGER_TABLE};
+use crate::{commit_partition, image_digest, Stack, GITHUB_REPOSITORY, LEDGER_TABLE};
 
 /// A commit as the build trigger leaves it: building, with its push order.
 pub async fn seed_commit(stack: &Stack, sha: &str, image_tag: &str, order: u64, build_id: &str) {
@@ -80,6 +80,9 @@ async fn seed_commit_item(
         .item("sha", S(sha.into()))
         .item("image_tag", S(image_tag.into()))
         .item("status", S(status.into()))
+        .item("source", S("github".into()))
+        .item("source_repository", S(GITHUB_REPOSITORY.into()))
+        .item("branch", S("main".into()))
         .item("claim_version", N("1".into()))
         .item("claimed_at", N("0".into()));
     if let Some(build_id) = build_id {

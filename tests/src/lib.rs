@@ -12,6 +12,7 @@ pub mod github;
 mod images;
 pub mod ledger_grant;
 mod moto;
+pub mod reporting;
 pub mod runtime_api;
 mod stack;
 mod world;

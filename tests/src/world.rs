@@ -4,10 +4,11 @@
 
 use codecommit_push::CodeCommitHandler;
 use deployment_status::DeploymentStatusHandler;
+use github_reporter::Reporter;
 use github_webhook::WebhookHandler;
 use image_verifier::VerifierHandler;
 use pushdeploy::config::{
-    CodeCommitConfig, DeploymentStatusConfig, GitHubWebhookConfig, VerifierConfig,
+    CodeCommitConfig, DeploymentStatusConfig, GitHubWebhookConfig, ReporterConfig, VerifierConfig,
 };
 
 use crate::{create_services, Moto, Stack};
@@ -69,5 +70,10 @@ impl Stack {
         let config =
             DeploymentStatusConfig::from_vars(&self.vars(overrides)).expect("status config");
         DeploymentStatusHandler::new(&self.aws, config)
+    }
+
+    pub fn reporter(&self, overrides: &[(&str, &str)]) -> Reporter {
+        let config = ReporterConfig::from_vars(&self.vars(overrides)).expect("reporter config");
+        Reporter::new(&self.aws, config)
     }
 }

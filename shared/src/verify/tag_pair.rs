@@ -179,6 +179,22 @@ impl VerificationOutcome {
             | VerificationOutcome::NothingToVerify => false,
         }
     }
+
+    /// Outcomes published as a result event when a commit's record changes to them: every
+    /// failure, and what GitHub shows of a commit (verified; superseded, held or built only,
+    /// which end its pending statuses; a scan awaited). Not `pending` (the build is still
+    /// running: CodeBuild says so) nor `nothing_to_verify`.
+    pub fn is_published(self) -> bool {
+        match self {
+            VerificationOutcome::Verified
+            | VerificationOutcome::ScanPending
+            | VerificationOutcome::Superseded
+            | VerificationOutcome::Held
+            | VerificationOutcome::BuildOnly => true,
+            VerificationOutcome::Pending | VerificationOutcome::NothingToVerify => false,
+            failure => failure.is_failure(),
+        }
+    }
 }
 
 impl Verification {

@@ -14,6 +14,7 @@ mod deployment_status;
 mod end_to_end;
 mod events;
 mod gate;
+mod github_reporting;
 mod github_webhook;
 mod iam;
 mod image_verifier;

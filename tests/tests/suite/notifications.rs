@@ -67,7 +67,8 @@ fn deployment_results_and_failed_verifications_reach_a_topic_only_that_rule_publ
         "Type: AWS::Events::Rule",
         "EventBusName: !If [CreateResultBus, !Ref ResultBus, !Ref ResultEventBusName]",
         "source: [pushdeploy]",
-        "detail-type: [pushdeploy Deployment Result, pushdeploy Image Verification]",
+        "detail-type: [pushdeploy Deployment Result, pushdeploy Image Verification, pushdeploy Push Unannounced]",
+        "outcome: [{ \"anything-but\": [in_progress, verified, scan_pending, superseded, held, build_only] }]",
         "Arn: !Ref NotificationsTopic",
         "Arn: !GetAtt FailureQueue.Arn",
     ] {

@@ -51,19 +51,29 @@ impl Deployer<'_> {
         owner: &str,
         verification: &mut Option<VerificationRecord>,
     ) -> Result<(), AwsError> {
+        let record = DeploymentRecord {
+            deployment_id,
+            ..self.deployment_record(target, image, revision)
+        };
         self.ledger
-            .finish_deployment(
-                &DeploymentRecord {
-                    deployment_id,
-                    ..self.deployment_record(target, image, revision)
-                },
-                owner,
-                verification.as_ref(),
-                now_epoch_seconds(),
-            )
+            .finish_deployment(&record, owner, verification.as_ref(), now_epoch_seconds())
             .await?;
         verification.take();
+        self.publish_started(&record).await;
         Ok(())
+    }
+
+    /// Says the rollout started (`in_progress`), for whoever shows deployments (GitHub). After
+    /// the record, and not worth failing the rollout for: ECS's outcome of it is published, and
+    /// says the rest.
+    async fn publish_started(&self, record: &DeploymentRecord) {
+        let started = ResultDetail {
+            trigger: Some("rollout".into()),
+            ..ResultDetail::of_deployment(record, DeploymentOutcome::InProgress, None)
+        };
+        if let Err(e) = self.results.publish(DEPLOYMENT_DETAIL_TYPE, &started).await {
+            warn!(error = %e, "the rollout's start was not published: its outcome will be");
+        }
     }
 
     /// An earlier rollout of another image registered a revision and released the lock without

@@ -11,6 +11,8 @@ use crate::outcome::result::{GateFindings, ResultDetail, ResultOutcome};
 use crate::verify::events::VerifyTrigger;
 use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::Verification;
+#[cfg(doc)]
+use crate::verify::tag_pair::VerificationOutcome;
 
 /// An outcome to record: on a commit's item, or on an untrusted image's own.
 pub(super) enum Record {
@@ -28,8 +30,9 @@ pub(super) struct ToRecord {
 
 impl ImageVerifier {
     /// Logs each outcome and says which to record: on their commits, or as untrusted images.
-    /// A failure is published first, so that a failed publish is retried rather than lost (a
-    /// retry may publish it twice, never zero times).
+    /// A new outcome is published first (see [`VerificationOutcome::is_published`]), so that a
+    /// failed publish is retried rather than lost (a retry may publish it twice, never zero
+    /// times).
     pub(super) async fn outcomes_to_record(
         &self,
         outcomes: impl Iterator<Item = &Verification>,
@@ -49,8 +52,8 @@ impl ImageVerifier {
                         .all(|u| u.digest != r.digest),
                     Record::Commit(_) => true,
                 });
-            if record.is_some() && outcome.is_failure() {
-                self.publish_failure(outcome, trigger, view).await?;
+            if record.is_some() && outcome.outcome().is_published() {
+                self.publish_outcome(outcome, trigger, view).await?;
             }
             match record {
                 Some(Record::Commit(record)) => to_record.commits.push(record),
@@ -121,7 +124,7 @@ impl ImageVerifier {
         }))
     }
 
-    pub(super) async fn publish_failure(
+    pub(super) async fn publish_outcome(
         &self,
         outcome: &Verification,
         trigger: &VerifyTrigger,

@@ -1,0 +1,462 @@
+//! The GitHub reporter against moto and the GitHub stand-in: what a developer sees on GitHub of
+//! each commit (commit statuses, Deployments), each transition once, through outages, lost
+//! answers, duplicate and reordered events; its authentication; and no push lost (failed
+//! deliveries redelivered, unannounced heads reported).
+
+use github_reporter::Reporter;
+use pushdeploy_tests::aws_proxy::ScanReport;
+use pushdeploy_tests::github::{
+    GitHubFault, PostedStatus, StandInAuth, APP_PRIVATE_KEY, APP_PUBLIC_KEY,
+};
+use pushdeploy_tests::reporting::{build_started, ReportingWorld};
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const A_SHA: &str = "aaaaaaa1c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const A: &str = "aaaaaaa1";
+const B_SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const B: &str = "f8afe6a7";
+const TARGET: (&str, &str) = ("ROLLOUT_TARGETS", "prod/web/app");
+
+/// `context=state` of each status posted on `sha`, oldest first.
+fn statuses(w: &ReportingWorld, sha: &str) -> Vec<String> {
+    w.github
+        .statuses(sha)
+        .iter()
+        .map(|s: &PostedStatus| format!("{}={}", s.context, s.state))
+        .collect()
+}
+
+/// `environment: state, state…` of each Deployment of `sha`.
+fn deployments(w: &ReportingWorld, sha: &str) -> Vec<String> {
+    w.github
+        .deployments(sha)
+        .iter()
+        .map(|d| {
+            let states: Vec<&str> = d.statuses.iter().map(|(s, _)| s.as_str()).collect();
+            format!("{}: {}", d.environment, states.join(", "))
+        })
+        .collect()
+}
+
+fn posts(w: &ReportingWorld) -> usize {
+    w.github
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST")
+        .count()
+}
+
+/// `tag`'s build started: the ledger says so, and CodeBuild's event reaches the reporter.
+async fn build_runs(w: &ReportingWorld, reporter: &Reporter, sha: &str, tag: &str, order: u64) {
+    let build = format!("{PROJECT}:{tag}");
+    seed_commit(&w.world.stack, sha, tag, push_order(order), &build).await;
+    reporter
+        .handle(build_started(sha, tag, &build))
+        .await
+        .expect("reported");
+}
+
+/// `tag` built (image `seed`) and its push verified (and rolled, if it is the newest): the
+/// verifier's answer.
+async fn built_and_verified(
+    w: &ReportingWorld,
+    sha: &str,
+    tag: &str,
+    order: u64,
+    seed: u8,
+) -> Value {
+    let stack = &w.world.stack;
+    put_image(&stack.sdk, tag, seed).await;
+    seed_built(
+        stack,
+        sha,
+        tag,
+        push_order(order),
+        &format!("{PROJECT}:{tag}"),
+    )
+    .await;
+    stack
+        .verifier(&[TARGET])
+        .handle(ecr_push_event(tag))
+        .await
+        .expect("verified")
+}
+
+/// ECS's event of `deployment_id` (a sample of `events/deployment-status/`).
+async fn ecs_says(w: &ReportingWorld, sample: &str, deployment_id: &str) {
+    let mut event = load_event(&format!("deployment-status/{sample}"));
+    event["detail"]["deploymentId"] = json!(deployment_id);
+    w.world
+        .stack
+        .deployment_status(&[])
+        .handle(event)
+        .await
+        .expect("recorded");
+}
+
+fn deployment_id(verified: &Value) -> String {
+    verified["rollout"][0]["deployment_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a rollout: {verified}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_commit_that_deploys_shows_its_build_its_verification_and_its_deployment_once_each() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    build_runs(&w, &reporter, B_SHA, B, 1).await;
+    assert_eq!(statuses(&w, B_SHA), vec!["pushdeploy/build=pending"]);
+    let pending = &w.github.statuses(B_SHA)[0];
+    assert!(
+        pending.target_url.as_deref().is_some_and(
+            |u| u.contains("/codebuild/projects/shop-image/build/shop-image%3Af8afe6a7")
+        ),
+        "{pending:?}"
+    );
+    let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    w.deliver_results(&reporter).await;
+    assert_eq!(
+        statuses(&w, B_SHA),
+        vec![
+            "pushdeploy/build=pending",
+            "pushdeploy/build=success",
+            "pushdeploy/verify=success"
+        ]
+    );
+    assert_eq!(deployments(&w, B_SHA), vec!["prod/web: in_progress"]);
+    ecs_says(&w, "completed.json", &deployment_id(&verified)).await;
+    w.deliver_results(&reporter).await;
+    assert_eq!(
+        deployments(&w, B_SHA),
+        vec!["prod/web: in_progress, success"]
+    );
+    let deployment = &w.github.deployments(B_SHA)[0];
+    assert_eq!(deployment.auto_merge, Some(false));
+    assert_eq!(deployment.required_contexts, Some(vec![]));
+    assert_eq!(
+        deployment.payload["digest"], verified["digest"],
+        "{:?}",
+        deployment.payload
+    );
+    assert_eq!(
+        deployment.payload["revision"],
+        verified["rollout"][0]["revision"]
+    );
+    // Every event again, and the schedule: nothing is posted twice.
+    let before = posts(&w);
+    reporter
+        .handle(build_started(B_SHA, B, "shop-image:f8afe6a7"))
+        .await
+        .expect("again");
+    w.reconcile(&reporter).await;
+    assert_eq!(posts(&w), before);
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_circuit_breaker_rollback_is_a_failed_deployment_with_its_reason() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    ecs_says(&w, "failed-circuit-breaker.json", &deployment_id(&verified)).await;
+    // The reporter hears of it all at once (it was down): the whole course still shows.
+    w.deliver_results(&reporter).await;
+    let deployment = &w.github.deployments(B_SHA)[0];
+    let states: Vec<&str> = deployment
+        .statuses
+        .iter()
+        .map(|(s, _)| s.as_str())
+        .collect();
+    assert_eq!(states, vec!["in_progress", "failure"]);
+    let reason = deployment.statuses[1].1.clone().unwrap_or_default();
+    assert!(reason.contains("failed"), "{reason}");
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+/// The status `pushdeploy/verify` says last of `sha`.
+fn verify_status(w: &ReportingWorld, sha: &str) -> PostedStatus {
+    w.github
+        .statuses(sha)
+        .into_iter()
+        .rfind(|s| s.context == "pushdeploy/verify")
+        .unwrap_or_else(|| panic!("a verify status on {sha}"))
+}
+
+#[tokio::test]
+async fn a_gated_image_fails_verification_with_its_findings_and_never_deploys() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let stack = &w.world.stack;
+    let digest = put_image(&stack.sdk, B, 2).await;
+    let critical = ScanReport::complete(&[("CVE-2026-0001", "CRITICAL")]);
+    w.world.moto.proxy.report_scan(&digest, critical);
+    seed_built(stack, B_SHA, B, push_order(1), "shop-image:f8afe6a7").await;
+    let verified = stack.verifier(&[TARGET]).handle(ecr_push_event(B)).await;
+    assert_eq!(verified.expect("verified")["outcome"], "vulnerable");
+    w.deliver_results(&reporter).await;
+    let status = verify_status(&w, B_SHA);
+    assert_eq!(status.state, "failure");
+    let description = status.description.unwrap_or_default();
+    assert!(description.starts_with("vulnerable: "), "{description}");
+    assert!(description.contains("CVE-2026-0001"), "{description}");
+    assert!(w.github.deployments(B_SHA).is_empty());
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_tag_moved_to_another_image_turns_a_verified_commit_into_a_mismatch() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let stack = &w.world.stack;
+    let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    w.deliver_results(&reporter).await;
+    assert_eq!(verify_status(&w, B_SHA).state, "success");
+    // Someone deletes the image and pushes another under the same tag.
+    let built = verified["digest"].as_str().expect("a digest").to_string();
+    aws_sdk_ecr::Client::new(&stack.sdk)
+        .batch_delete_image()
+        .repository_name(ECR_REPOSITORY)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&built)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("deleted");
+    put_image(&stack.sdk, B, 3).await;
+    let reconciled = stack
+        .verifier(&[TARGET])
+        .handle(load_event("image-verifier/scheduled-reconcile.json"))
+        .await
+        .expect("reconciled");
+    assert_eq!(reconciled["outcome"], "mismatch", "{reconciled}");
+    w.deliver_results(&reporter).await;
+    let status = verify_status(&w, B_SHA);
+    assert_eq!(status.state, "failure", "{status:?}");
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_superseded_commit_ends_its_pending_statuses() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    build_runs(&w, &reporter, A_SHA, A, 1).await;
+    // B, pushed after A, is verified and rolled first; A's image arrives later.
+    built_and_verified(&w, B_SHA, B, 2, 2).await;
+    built_and_verified(&w, A_SHA, A, 1, 1).await;
+    w.deliver_results(&reporter).await;
+    assert_eq!(
+        statuses(&w, A_SHA),
+        vec![
+            "pushdeploy/build=pending",
+            "pushdeploy/build=success",
+            "pushdeploy/verify=success"
+        ]
+    );
+    let verify = w
+        .github
+        .statuses(A_SHA)
+        .pop()
+        .and_then(|s| s.description)
+        .unwrap_or_default();
+    assert!(verify.starts_with("not deployed"), "{verify}");
+    assert!(w.github.deployments(A_SHA).is_empty());
+    assert_eq!(deployments(&w, B_SHA), vec!["prod/web: in_progress"]);
+}
+
+#[tokio::test]
+async fn a_github_outage_never_stops_the_deploy_and_its_reports_arrive_once_when_it_is_back() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    w.github
+        .inject("POST", "/repos/", GitHubFault::ServerError(503), None);
+    w.github
+        .inject("GET", "/repos/", GitHubFault::Hang, Some(1));
+    let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    let answers = w.deliver_results(&reporter).await;
+    assert!(answers.iter().all(|a| a["due"].is_u64()), "{answers:?}");
+    assert_eq!(
+        w.world.moto.calls_to("UpdateService").len(),
+        1,
+        "the deploy went on"
+    );
+    assert!(w.github.statuses(B_SHA).is_empty());
+    ecs_says(&w, "completed.json", &deployment_id(&verified)).await;
+    w.deliver_results(&reporter).await;
+    w.github.clear_faults();
+    // Due, but not yet: the reconcile waits for the time GitHub's failure set.
+    let early = w.reconcile(&reporter).await;
+    assert_eq!(early["reported"], json!([]), "{early}");
+    set_due_now(&w, B).await;
+    w.reconcile(&reporter).await;
+    assert_eq!(
+        statuses(&w, B_SHA),
+        vec!["pushdeploy/build=success", "pushdeploy/verify=success"]
+    );
+    assert_eq!(
+        deployments(&w, B_SHA),
+        vec!["prod/web: in_progress, success"]
+    );
+    let before = posts(&w);
+    w.reconcile(&reporter).await;
+    assert_eq!(posts(&w), before, "nothing is due any more");
+}
+
+/// Moves the commit's due time to now (the time an outage's retry would have come).
+async fn set_due_now(w: &ReportingWorld, tag: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    w.world
+        .stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .key("sk", S(format!("due#{tag}")))
+        .update_expression("SET not_before = :now")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":now", N("0".into()))
+        .send()
+        .await
+        .expect("the commit is due");
+}
+
+#[tokio::test]
+async fn a_lost_answer_never_makes_a_second_deployment_or_status() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let path = format!("/repos/{GITHUB_REPOSITORY}/deployments");
+    w.github
+        .inject("POST", &path, GitHubFault::AppliedAnswerLost, Some(1));
+    w.github.inject(
+        "POST",
+        &format!("/repos/{GITHUB_REPOSITORY}/statuses/"),
+        GitHubFault::AppliedAnswerLost,
+        Some(1),
+    );
+    let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    w.deliver_results(&reporter).await;
+    set_due_now(&w, B).await;
+    w.reconcile(&reporter).await;
+    ecs_says(&w, "completed.json", &deployment_id(&verified)).await;
+    w.github
+        .inject("POST", &path, GitHubFault::AppliedAnswerLost, None);
+    w.deliver_results(&reporter).await;
+    w.github.clear_faults();
+    set_due_now(&w, B).await;
+    w.reconcile(&reporter).await;
+    assert_eq!(
+        deployments(&w, B_SHA),
+        vec!["prod/web: in_progress, success"]
+    );
+    assert_eq!(
+        statuses(&w, B_SHA),
+        vec!["pushdeploy/build=success", "pushdeploy/verify=success"]
+    );
+    // Reordered: an old event after the new ones sends nothing.
+    let before = posts(&w);
+    reporter
+        .handle(build_started(B_SHA, B, "shop-image:f8afe6a7"))
+        .await
+        .expect("old");
+    assert_eq!(posts(&w), before);
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_for_githubs_reset() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    w.github.inject(
+        "POST",
+        "/repos/",
+        GitHubFault::TooManyRequests {
+            retry_after_secs: 900,
+        },
+        Some(1),
+    );
+    build_runs(&w, &reporter, B_SHA, B, 1).await;
+    let item = w
+        .world
+        .stack
+        .ledger_get(&format!("report#{ECR_REPOSITORY}"), &format!("due#{B}"))
+        .await;
+    let not_before: u64 = item.expect("due")["not_before"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(not_before >= now() + 800, "{not_before}");
+    let early = w.reconcile(&reporter).await;
+    assert_eq!(early["reported"], json!([]));
+    set_due_now(&w, B).await;
+    w.reconcile(&reporter).await;
+    assert_eq!(statuses(&w, B_SHA), vec!["pushdeploy/build=pending"]);
+}
+
+fn now() -> u64 {
+    pushdeploy::ledger::now_epoch_seconds()
+}
+
+#[tokio::test]
+async fn a_github_app_signs_in_renews_its_installation_token_and_reports() {
+    let auth = StandInAuth::App {
+        app_id: 4242,
+        installation_id: 77,
+        public_key_pem: APP_PUBLIC_KEY.into(),
+        // Within the reporter's renewal margin: every request asks for a fresh one.
+        token_ttl: std::time::Duration::from_secs(240),
+    };
+    let secret = json!({"app_id": 4242, "installation_id": 77, "private_key": APP_PRIVATE_KEY});
+    let w = ReportingWorld::start(auth, secret).await;
+    let reporter = w.reporter(&[]);
+    build_runs(&w, &reporter, B_SHA, B, 1).await;
+    assert_eq!(statuses(&w, B_SHA), vec!["pushdeploy/build=pending"]);
+    let first = w.github.tokens_issued();
+    assert!(first >= 1);
+    build_runs(&w, &reporter, A_SHA, A, 2).await;
+    assert!(
+        w.github.tokens_issued() > first,
+        "a token near its end is renewed"
+    );
+    // A token GitHub stops taking (401) is renewed and the request asked again.
+    w.github
+        .inject("POST", "/repos/", GitHubFault::Unauthorized, Some(1));
+    built_and_verified(&w, B_SHA, B, 1, 2).await;
+    w.deliver_results(&reporter).await;
+    assert!(statuses(&w, B_SHA).contains(&"pushdeploy/verify=success".to_string()));
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_app_token_is_kept_until_shortly_before_it_expires() {
+    let auth = StandInAuth::App {
+        app_id: 4242,
+        installation_id: 77,
+        public_key_pem: APP_PUBLIC_KEY.into(),
+        token_ttl: std::time::Duration::from_secs(3600),
+    };
+    let secret = json!({"app_id": "4242", "installation_id": 77, "private_key": APP_PRIVATE_KEY});
+    let w = ReportingWorld::start(auth, secret).await;
+    let reporter = w.reporter(&[]);
+    build_runs(&w, &reporter, B_SHA, B, 1).await;
+    build_runs(&w, &reporter, A_SHA, A, 2).await;
+    assert_eq!(w.github.tokens_issued(), 1);
+    assert_eq!(statuses(&w, A_SHA), vec!["pushdeploy/build=pending"]);
+}
+
+#[tokio::test]
+async fn reporting_is_off_without_a_token_secret() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[("GITHUB_TOKEN_SECRET_ARN", "")]);
+    build_runs(&w, &reporter, B_SHA, B, 1).await;
+    built_and_verified(&w, B_SHA, B, 1, 2).await;
+    let answers = w.deliver_results(&reporter).await;
+    assert!(
+        answers.iter().all(|a| a["skipped"].is_string()),
+        "{answers:?}"
+    );
+    w.reconcile(&reporter).await;
+    assert!(w.github.calls().is_empty());
+}
