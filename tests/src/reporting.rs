@@ -8,7 +8,7 @@ use github_reporter::Reporter;
 use serde_json::{json, Value};
 
 use crate::github::{GitHubStandIn, StandInAuth};
-use crate::{codebuild_event, TestWorld, REGION};
+use crate::{codebuild_event, load_event, TestWorld, REGION};
 
 /// The fine-grained token the stand-in accepts in token mode.
 pub const GITHUB_TOKEN: &str = "github_pat_stand_in_0123456789";
@@ -103,7 +103,7 @@ impl ReportingWorld {
 
     /// The reconcile, as the schedule runs it.
     pub async fn reconcile(&self, reporter: &Reporter) -> Value {
-        let event = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let event = load_event("github-reporter/scheduled-reconcile.json");
         reporter.handle(event).await.expect("reconciled")
     }
 }
@@ -129,12 +129,10 @@ fn as_delivered(entry: &Value) -> Value {
 
 /// CodeBuild's event of build `build_id` of `sha` (tag `tag`) having started.
 pub fn build_started(sha: &str, tag: &str, build_id: &str) -> Value {
-    let mut event = codebuild_event(
-        "image-verifier/codebuild-succeeded.json",
+    codebuild_event(
+        "github-reporter/codebuild-in-progress.json",
         sha,
         tag,
         build_id,
-    );
-    event["detail"]["build-status"] = json!("IN_PROGRESS");
-    event
+    )
 }

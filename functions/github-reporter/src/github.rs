@@ -178,7 +178,7 @@ impl GitHub {
             }
             Ok(Answer {
                 status: parts.status,
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                body: serde_json::from_slice(&bytes).unwrap_or_default(),
             })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)

@@ -5,7 +5,7 @@ use pushdeploy::aws::ledger::SeenHead;
 use pushdeploy::aws::AwsError;
 use pushdeploy::build::missed::{head_verdict, to_redeliver, HeadVerdict};
 use pushdeploy::build::push::CommitSha;
-use pushdeploy::ledger::{branch_head_key, now_epoch_seconds, CommitKey};
+use pushdeploy::ledger::{branch_head_key, now_epoch_seconds, CommitKey, ItemKey};
 use pushdeploy::outcome::result::{ResultDetail, ResultOutcome, UNANNOUNCED_PUSH_DETAIL_TYPE};
 use pushdeploy::report::plan::Expectation;
 use serde::Serialize;
@@ -114,47 +114,73 @@ impl Reporter {
             now,
             self.config.head_grace.as_secs(),
         );
+        let head = Head {
+            branch,
+            sha: head,
+            image_tag,
+            key: head_key,
+        };
+        self.apply_head_verdict(&head, verdict, seen.is_some(), report)
+            .await
+    }
+
+    async fn apply_head_verdict(
+        &self,
+        head: &Head<'_>,
+        verdict: HeadVerdict,
+        was_seen: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let remember = |first_seen, reported| SeenHead {
-            sha: head.clone(),
+            sha: head.sha.clone(),
             first_seen,
             reported,
         };
         match verdict {
-            HeadVerdict::Known => {
-                if seen.is_some() {
-                    self.ledger.record_head(&head_key, None).await?;
-                }
-            }
+            HeadVerdict::Known if was_seen => self.ledger.record_head(&head.key, None).await?,
+            HeadVerdict::Known | HeadVerdict::Reported => {}
             HeadVerdict::Waiting { first_seen } => {
-                self.ledger
-                    .record_head(&head_key, Some(&remember(first_seen, false)))
-                    .await?
+                let seen = remember(first_seen, false);
+                self.ledger.record_head(&head.key, Some(&seen)).await?
             }
             HeadVerdict::Report { first_seen } => {
-                let reason = format!(
-                    "the head of {branch} at GitHub is {head}, which no delivery announced for {}s: a push was lost (redeliver it from the webhook's deliveries, or push again)",
-                    now - first_seen
-                );
-                error!(branch, sha = %head, "{reason}");
-                self.results
-                    .publish(
-                        UNANNOUNCED_PUSH_DETAIL_TYPE,
-                        &ResultDetail {
-                            sha: Some(head.clone()),
-                            image_tag: Some(image_tag),
-                            trigger: Some("reconcile".into()),
-                            reason: Some(reason),
-                            ..ResultDetail::new(self.repository(), ResultOutcome::UnannouncedPush)
-                        },
-                    )
+                self.report_unannounced(head, now_epoch_seconds() - first_seen)
                     .await?;
-                self.ledger
-                    .record_head(&head_key, Some(&remember(first_seen, true)))
-                    .await?;
-                report.unannounced.push(format!("{branch}={head}"));
+                let seen = remember(first_seen, true);
+                self.ledger.record_head(&head.key, Some(&seen)).await?;
+                report
+                    .unannounced
+                    .push(format!("{}={}", head.branch, head.sha));
             }
-            HeadVerdict::Reported => {}
         }
         Ok(())
     }
+
+    /// A push lost: an error line (the alarm) and a result event.
+    async fn report_unannounced(&self, head: &Head<'_>, unknown_for: u64) -> Result<(), AwsError> {
+        let (branch, sha) = (head.branch, &head.sha);
+        let reason = format!(
+            "the head of {branch} at GitHub is {sha}, which no delivery announced for {unknown_for}s: a push was lost (redeliver it from the webhook's deliveries, or push again)"
+        );
+        error!(branch, sha = %sha, "{reason}");
+        let detail = ResultDetail {
+            sha: Some(sha.clone()),
+            image_tag: Some(head.image_tag.clone()),
+            trigger: Some("reconcile".into()),
+            reason: Some(reason),
+            ..ResultDetail::new(self.repository(), ResultOutcome::UnannouncedPush)
+        };
+        self.results
+            .publish(UNANNOUNCED_PUSH_DETAIL_TYPE, &detail)
+            .await
+    }
+}
+
+/// A deploy branch's head at GitHub.
+struct Head<'a> {
+    branch: &'a str,
+    sha: String,
+    image_tag: String,
+    /// Its sighting's ledger item.
+    key: ItemKey,
 }

@@ -51,7 +51,7 @@ pub fn report_trigger(
         detail_type: detail_type.to_string(),
         reason,
     };
-    let detail = event.get("detail").cloned().unwrap_or(Value::Null);
+    let detail = event.get("detail").cloned().unwrap_or_default();
     match (event.get("source").and_then(Value::as_str), detail_type) {
         (_, "Scheduled Event") => Ok(Ok(ReportTrigger::Reconcile)),
         (_, "CodeBuild Build State Change") => {

@@ -6,7 +6,7 @@
 use github_reporter::Reporter;
 use pushdeploy_tests::aws_proxy::ScanReport;
 use pushdeploy_tests::github::{
-    GitHubFault, PostedStatus, StandInAuth, APP_PRIVATE_KEY, APP_PUBLIC_KEY,
+    Delivery, GitHubFault, PostedStatus, StandInAuth, APP_PRIVATE_KEY, APP_PUBLIC_KEY,
 };
 use pushdeploy_tests::reporting::{build_started, ReportingWorld};
 use pushdeploy_tests::*;
@@ -459,4 +459,220 @@ async fn reporting_is_off_without_a_token_secret() {
     );
     w.reconcile(&reporter).await;
     assert!(w.github.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_operator_rollback_is_a_deployment_of_the_commit_rolled_back_to() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let a = built_and_verified(&w, A_SHA, A, 1, 1).await;
+    ecs_says(&w, "completed.json", &deployment_id(&a)).await;
+    built_and_verified(&w, B_SHA, B, 2, 2).await;
+    w.deliver_results(&reporter).await;
+    let rolled_back = w
+        .world
+        .stack
+        .verifier(&[TARGET])
+        .handle(json!({"rollback": {"sha": A, "reason": "B breaks checkout"}}))
+        .await
+        .expect("rolled back");
+    assert_eq!(
+        rolled_back["rollout"][0]["result"], "deployed",
+        "{rolled_back}"
+    );
+    w.deliver_results(&reporter).await;
+    let of_a = w.github.deployments(A_SHA);
+    assert_eq!(of_a.len(), 2, "{of_a:?}");
+    let rollback = &of_a[1];
+    assert_eq!(rollback.payload["rollback"], true);
+    let description = rollback.description.clone().unwrap_or_default();
+    assert!(
+        description.starts_with("rollback of web to aaaaaaa1"),
+        "{description}"
+    );
+    assert_eq!(of_a[0].payload["rollback"], false);
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_delivery_that_failed_with_429_is_redelivered_by_the_reconcile_and_builds_once() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[("GITHUB_WEBHOOK_ID", "31")]);
+    let at = now() - 600;
+    for (id, guid, status_code) in [
+        (900, "d-throttled", 429),
+        (901, "d-fine", 202),
+        (902, "d-forged", 401),
+    ] {
+        let delivery = Delivery {
+            id,
+            guid: guid.into(),
+            event: "push".into(),
+            status_code,
+            redelivery: false,
+            delivered_at_epoch: at,
+        };
+        w.github.add_delivery(GITHUB_REPOSITORY, 31, delivery);
+    }
+    let report = w.reconcile(&reporter).await;
+    assert_eq!(report["redelivered"], json!([900]), "{report}");
+    assert_eq!(w.github.redelivered(), vec![900]);
+    // GitHub delivers the original payload again (twice, as a retry may): one build.
+    let webhook = w.world.stack.webhook(&[]);
+    let event = github_push_event(B_SHA, "d-throttled");
+    for _ in 0..2 {
+        let answer = webhook.handle(function_url_request(&event)).await;
+        assert!(answer.status().is_success(), "{answer:?}");
+    }
+    assert_eq!(w.world.moto.calls_to("StartBuild").len(), 1);
+    // Listed as delivered now: nothing is redelivered again.
+    let again = w.reconcile(&reporter).await;
+    assert_eq!(again["redelivered"], json!([]), "{again}");
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
+}
+
+/// Moves the reconcile's sighting of `main`'s head `seconds` into the past.
+async fn age_head_sighting(w: &ReportingWorld, seconds: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    w.world
+        .stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .key("sk", S(format!("head#github#{GITHUB_REPOSITORY}#main")))
+        .update_expression("SET first_seen = first_seen - :age")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":age", N(seconds.to_string()))
+        .send()
+        .await
+        .expect("a sighting");
+}
+
+#[tokio::test]
+async fn a_branch_head_nobody_announced_is_reported_once_after_the_grace_period() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[("HEAD_GRACE_SECONDS", "60")]);
+    w.github.set_branch(GITHUB_REPOSITORY, "main", B_SHA);
+    let first = w.reconcile(&reporter).await;
+    assert_eq!(
+        first["unannounced"],
+        json!([]),
+        "its delivery may be on its way: {first}"
+    );
+    age_head_sighting(&w, 120).await;
+    let second = w.reconcile(&reporter).await;
+    assert_eq!(
+        second["unannounced"],
+        json!([format!("main={B_SHA}")]),
+        "{second}"
+    );
+    let published: Vec<Value> = w
+        .undelivered_results()
+        .iter()
+        .map(|e| e["detail"].clone())
+        .collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["outcome"], "unannounced_push");
+    assert_eq!(published[0]["sha"], B_SHA);
+    let third = w.reconcile(&reporter).await;
+    assert_eq!(third["unannounced"], json!([]), "said once: {third}");
+    assert!(w.undelivered_results().is_empty());
+    // Once the push arrives, the ledger knows the head: the sighting is forgotten.
+    seed_commit(
+        &w.world.stack,
+        B_SHA,
+        B,
+        push_order(1),
+        "shop-image:f8afe6a7",
+    )
+    .await;
+    w.reconcile(&reporter).await;
+    let sighting = w
+        .world
+        .stack
+        .ledger_get(
+            &format!("report#{ECR_REPOSITORY}"),
+            &format!("head#github#{GITHUB_REPOSITORY}#main"),
+        )
+        .await;
+    assert_eq!(sighting, None);
+}
+
+#[tokio::test]
+async fn the_reconcile_goes_on_when_github_fails_one_part() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[("GITHUB_WEBHOOK_ID", "31")]);
+    w.github.set_branch(GITHUB_REPOSITORY, "main", A_SHA);
+    seed_commit(
+        &w.world.stack,
+        A_SHA,
+        A,
+        push_order(1),
+        "shop-image:aaaaaaa1",
+    )
+    .await;
+    w.github.inject(
+        "GET",
+        &format!("/repos/{GITHUB_REPOSITORY}/hooks/"),
+        GitHubFault::ServerError(502),
+        None,
+    );
+    let report = w.reconcile(&reporter).await;
+    let failures = report["failures"].to_string();
+    assert!(failures.contains("deliveries"), "{report}");
+    assert_eq!(report["unannounced"], json!([]), "{report}");
+    assert!(w
+        .github
+        .calls()
+        .iter()
+        .any(|c| c.path.ends_with("/branches/main")));
+}
+
+#[tokio::test]
+async fn a_result_is_reported_as_the_ledger_says_it_and_one_the_ledger_never_says_is_left_due() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let stack = &w.world.stack;
+    seed_commit_as(
+        stack,
+        B_SHA,
+        B,
+        push_order(1),
+        "shop-image:f8afe6a7",
+        "built",
+    )
+    .await;
+    let reason = "blocking vulnerabilities: CVE-2026-0001 (findings: CRITICAL 1)";
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(commit_partition()))
+        .key("sk", S(format!("commit#{B}")))
+        .update_expression("SET verification = :v, verification_reason = :r")
+        .expression_attribute_values(":v", S("vulnerable".into()))
+        .expression_attribute_values(":r", S(reason.into()))
+        .send()
+        .await
+        .expect("recorded");
+    let answer = reporter
+        .handle(load_event("github-reporter/verification-result.json"))
+        .await
+        .expect("reported");
+    assert_eq!(answer["due"], Value::Null, "{answer}");
+    let status = verify_status(&w, B_SHA);
+    assert_eq!(
+        status.description.as_deref(),
+        Some(format!("vulnerable: {reason}").as_str())
+    );
+    // ECS's success of a deployment the ledger has no record of: reported as the ledger stands
+    // (nothing new), and due for the schedule.
+    let answer = reporter
+        .handle(load_event("github-reporter/deployment-result.json"))
+        .await
+        .expect("reported");
+    assert!(answer["due"].is_u64(), "{answer}");
+    assert!(w.github.deployments(B_SHA).is_empty());
 }

@@ -187,7 +187,7 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
 }
 
 #[tokio::test]
-async fn a_finished_build_reaches_one_service_in_eighteen_calls_on_a_warm_function() {
+async fn a_finished_build_reaches_one_service_in_twenty_calls_on_a_warm_function() {
     let w = world("prod/web/app").await;
     seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
     let digest = put_image(&w.stack.sdk, B, 2).await;
@@ -214,7 +214,8 @@ async fn a_finished_build_reaches_one_service_in_eighteen_calls_on_a_warm_functi
     // moved it on meanwhile); read the image's scan findings (the supply-chain gate, on the
     // release's digest); read the service; lock; re-read the freeze flag and the release
     // under the lock (one BatchGetItem); register, update; one transaction for the records, the
-    // lock's release and the verified outcome.
+    // lock's release and the verified outcome. `verified` is published before it is recorded,
+    // the rollout's start after (both for GitHub's view of the commit).
     assert_eq!(
         calls,
         [
@@ -229,6 +230,7 @@ async fn a_finished_build_reaches_one_service_in_eighteen_calls_on_a_warm_functi
             "PutImage",
             "GetItem",
             "DescribeImageScanFindings",
+            "PutEvents",
             "DescribeServices",
             "DescribeTaskDefinition",
             "UpdateItem",
@@ -236,6 +238,7 @@ async fn a_finished_build_reaches_one_service_in_eighteen_calls_on_a_warm_functi
             "RegisterTaskDefinition",
             "UpdateService",
             "TransactWriteItems",
+            "PutEvents",
         ]
     );
 }

@@ -187,7 +187,7 @@ fn every_function_logs_with_retention_and_alarms_on_errors_and_error_lines() {
         .iter()
         .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
         .collect();
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for (id, function) in functions {
         let group = function
             .lines()

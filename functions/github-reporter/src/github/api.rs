@@ -250,7 +250,7 @@ impl GitHub {
 /// A Deployment's payload: an object, or (as some clients send it) a string of JSON.
 fn payload_of(value: &Value) -> Value {
     match value {
-        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
         other => other.clone(),
     }
 }
