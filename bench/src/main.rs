@@ -8,20 +8,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod report;
+mod scenarios;
 mod stamp_proxy;
 
-use pushdeploy_tests::demo::{PushSpec, SAMPLE_PUSHED_AT};
 use pushdeploy_tests::runtime_api::RuntimeApi;
 use pushdeploy_tests::*;
 use report::{Calls, FunctionResult, Results, Sample};
-use serde_json::{json, Value};
 use stamp_proxy::StampProxy;
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     "github-webhook",
     "codecommit-push",
     "image-verifier",
     "deployment-status",
+    "github-reporter",
 ];
 
 fn main() {
@@ -181,7 +181,7 @@ fn reset(moto: &Moto) {
         .expect("moto reset");
 }
 
-fn sha_for(run: usize, n: usize) -> String {
+pub(crate) fn sha_for(run: usize, n: usize) -> String {
     format!(
         "{:08x}{:032x}",
         0xb0000000u32 + (run * 16 + n) as u32,
@@ -214,138 +214,11 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             start_build_proxy.endpoint.clone(),
         ));
         // Events: the cold one, then warm ones (each a new piece of work), then a duplicate.
-        let mut events: Vec<(String, Value)> = Vec::new();
-        match function {
-            "github-webhook" => {
-                // Pushes a minute apart, each on top of the previous one, as on a busy branch.
-                let shas: Vec<String> = (0..=5).map(|n| sha_for(run, n)).collect();
-                let push = |n: usize| {
-                    let spec = PushSpec::new(&shas[n], SAMPLE_PUSHED_AT + 60 * n as u64);
-                    let spec = if n == 0 {
-                        spec
-                    } else {
-                        spec.after(&shas[n - 1])
-                    };
-                    github_delivery(&spec, &format!("d{n}"))
-                };
-                events.push(("cold: push of a new commit".into(), push(0)));
-                for n in 1..=5 {
-                    events.push(("warm: push of a new commit".into(), push(n)));
-                }
-                events.push(("warm: duplicate delivery".into(), push(5)));
-            }
-            "codecommit-push" => {
-                for n in 0..=5 {
-                    let mut event =
-                        load_event("codecommit-push/eventbridge-reference-updated.json");
-                    event["detail"]["commitId"] = json!(sha_for(run, n));
-                    let kind = if n == 0 {
-                        "cold: push of a new commit"
-                    } else {
-                        "warm: push of a new commit"
-                    };
-                    events.push((kind.into(), event));
-                }
-            }
-            "image-verifier" => {
-                create_services(&stack.sdk, &["web"]).await;
-                // Bring the repository to its policy first, as the deployed stack's would be.
-                let verifier = pushdeploy::verify::verifier::ImageVerifier::new(
-                    &stack.aws,
-                    pushdeploy::config::VerifierConfig::from_vars(&stack.vars(&[])).unwrap(),
-                );
-                verifier
-                    .handle(pushdeploy::verify::verifier::VerifyTrigger::Reconcile)
-                    .await
-                    .expect("policy");
-                for n in 0..3u8 {
-                    let sha = sha_for(run, n as usize);
-                    // The build's work: the commit's SHA tag (the verifier moves `latest`).
-                    put_image(&stack.sdk, &sha[..8], n + 1).await;
-                    // Its scan on push, complete before the build's event (the gate passes).
-                    scan_image(&stack.sdk, &sha[..8]).await;
-                    seed_built(
-                        &stack,
-                        &sha,
-                        &sha[..8],
-                        push_order(u64::from(n) + 1),
-                        "shop-image:bench",
-                    )
-                    .await;
-                }
-                // The ECR event of each commit's SHA tag, its build having succeeded.
-                let pushed = |n: usize| ecr_push_event(&sha_for(run, n)[..8]);
-                events.push((
-                    "cold: new verified image, 1 service rolled".into(),
-                    pushed(0),
-                ));
-                events.push((
-                    "warm: new verified image, 1 service rolled".into(),
-                    pushed(1),
-                ));
-                events.push(("warm: duplicate event".into(), pushed(1)));
-            }
-            "deployment-status" => {
-                for n in 0..3 {
-                    let id = format!("ecs-svc/{run}{n:04}");
-                    stack
-                        .dynamodb()
-                        .put_item()
-                        .table_name(LEDGER_TABLE)
-                        .item(
-                            "pk",
-                            aws_sdk_dynamodb::types::AttributeValue::S(format!("deployment#{id}")),
-                        )
-                        .item(
-                            "sk",
-                            aws_sdk_dynamodb::types::AttributeValue::S("deployment".into()),
-                        )
-                        .item(
-                            "deployment_id",
-                            aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
-                        )
-                        .item(
-                            "repository",
-                            aws_sdk_dynamodb::types::AttributeValue::S(ECR_REPOSITORY.into()),
-                        )
-                        .item(
-                            "target",
-                            aws_sdk_dynamodb::types::AttributeValue::S("prod/web".into()),
-                        )
-                        .item(
-                            "image_tag",
-                            aws_sdk_dynamodb::types::AttributeValue::S("f8afe6a7".into()),
-                        )
-                        .item(
-                            "digest",
-                            aws_sdk_dynamodb::types::AttributeValue::S("sha256:00".into()),
-                        )
-                        .item(
-                            "revision",
-                            aws_sdk_dynamodb::types::AttributeValue::S(
-                                "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-web:2"
-                                    .into(),
-                            ),
-                        )
-                        .item(
-                            "outcome",
-                            aws_sdk_dynamodb::types::AttributeValue::S("in_progress".into()),
-                        )
-                        .send()
-                        .await
-                        .unwrap();
-                    let mut event = load_event("deployment-status/completed.json");
-                    event["detail"]["deploymentId"] = json!(id);
-                    let kind = if n == 0 {
-                        "cold: deployment completed"
-                    } else {
-                        "warm: deployment completed"
-                    };
-                    events.push((kind.into(), event));
-                }
-            }
-            _ => unreachable!(),
-        }
+        // The scenario's GitHub (if any) lives until the run's process is done.
+        let scenarios::Scenario {
+            events,
+            github: _github,
+        } = scenarios::events(function, run, &stack, &mut env).await;
 
         let mut api = RuntimeApi::start();
         let started = Instant::now();
@@ -388,6 +261,7 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
             } else if kind.contains("new commit")
                 || kind.contains("new verified")
                 || kind.contains("completed")
+                || kind.contains("status sent")
             {
                 warm.push(took);
             }

@@ -1,10 +1,12 @@
 //! The local end-to-end demo: moto plus the real function binaries under `cargo lambda watch`,
 //! playing push → build → verify → rollout → outcome for two commits, then a forged webhook, an
 //! image pushed to ECR from outside, a commit whose image the scan finds vulnerable (blocked, then
-//! approved), and a rollback. Used by `scripts/demo` and the end-to-end
+//! approved), and a rollback; GitHub (the stand-in) shows each commit's statuses and Deployments
+//! as the github-reporter sent them. Used by `scripts/demo` and the end-to-end
 //! test.
 
 mod flow;
+mod github_view;
 mod pushes;
 mod timeline;
 mod watch;

@@ -109,7 +109,7 @@ impl ReportingWorld {
 }
 
 /// A PutEvents entry as the rule hands it to its target.
-fn as_delivered(entry: &Value) -> Value {
+pub fn as_delivered(entry: &Value) -> Value {
     let detail: Value = entry["Detail"]
         .as_str()
         .and_then(|d| serde_json::from_str(d).ok())

@@ -70,7 +70,7 @@ const TRIGGER_CALLS: [Call; 6] = [
     Call::with("UpdateItem", "commit#"),
 ];
 
-const ROLLOUT_CALLS: [Call; 19] = [
+const ROLLOUT_CALLS: [Call; 20] = [
     Call::op("DescribeRepositories"),
     // The supply-chain gate: the repository's scanning (drift report) and the digest's findings.
     Call::op("BatchGetRepositoryScanningConfiguration"),
@@ -91,6 +91,8 @@ const ROLLOUT_CALLS: [Call; 19] = [
     Call::op("UpdateService"),
     Call::op("TransactWriteItems"),
     Call::op("PutLifecyclePolicy"),
+    // `verified` (before it is recorded) and the rollout's start (after), for GitHub.
+    Call::op("PutEvents"),
 ];
 
 const OUTCOME_CALLS: [Call; 3] = [
@@ -356,12 +358,31 @@ async fn rollout_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut Case
             .broken
             .push(format!("the outcome is not recorded: {other:?}")),
     }
-    let failures = moto.calls_to("PutEvents").len();
-    if failures != 0 {
-        result.broken.push(format!(
-            "{failures} failure events for a deploy that succeeded"
-        ));
+    check_rollout_events(moto, result);
+}
+
+/// A deploy that succeeded publishes `verified` and the rollout's start: nothing else, and one
+/// `event_id` for each (a retry may publish one again, with its id).
+fn check_rollout_events(moto: &Moto, result: &mut CaseResult) {
+    let events: Vec<Value> = moto
+        .calls_to("PutEvents")
+        .iter()
+        .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| serde_json::from_str(e["Detail"].as_str()?).ok())
+        .collect();
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for event in &events {
+        let outcome = event["outcome"].as_str().unwrap_or_default().to_string();
+        let id = event["event_id"].as_str().unwrap_or_default().to_string();
+        ids.entry(outcome).or_default().insert(id);
     }
+    let outcomes: Vec<&str> = ids.keys().map(String::as_str).collect();
+    if outcomes != ["in_progress", "verified"] || ids.values().any(|i| i.len() != 1) {
+        result
+            .broken
+            .push(format!("result events of a deploy that succeeded: {ids:?}"));
+    }
+    result.duplicates += (events.len() as u32).saturating_sub(2);
 }
 
 async fn outcome_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut CaseResult) {

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pushdeploy::aws::ledger::ReportView;
 use pushdeploy::aws::AwsError;
 use pushdeploy::ledger::{now_epoch_seconds, Conditional};
 use pushdeploy::report::github::StatusReport;
@@ -73,23 +74,52 @@ impl Reporter {
             report.skipped = Some("reporting to GitHub is off");
             return Ok(report);
         };
-        let Some((facts, settled)) = self.settled_facts(image_tag, expect).await? else {
+        let Some((view, settled)) = self.settled_view(image_tag, expect).await? else {
             report.skipped = Some("not a commit pushed to GitHub that the ledger knows");
             return Ok(report);
         };
+        let again = (!settled).then(|| now_epoch_seconds() + DUE_AGAIN_SECONDS);
+        if plan(&view.facts, &view.sent, &self.links, &self.environment).is_empty() {
+            // Nothing to send (a duplicate, a late event): one read, and the due mark kept true.
+            if again.is_some() || view.due.is_some() {
+                self.ledger
+                    .mark_report_due(self.repository(), image_tag, again)
+                    .await?;
+            }
+            report.due = again;
+            return Ok(report);
+        }
+        self.send_under_lease(github, &view, again, &mut report)
+            .await?;
+        info!(sent = ?report.sent, due = ?report.due, "commit reported to GitHub");
+        Ok(report)
+    }
+
+    /// Sends the commit's reports holding its lease, then gives the lease back with the commit
+    /// due (`again`, or when GitHub said) if any are left.
+    async fn send_under_lease(
+        &self,
+        github: &GitHub,
+        view: &ReportView,
+        again: Option<u64>,
+        report: &mut CommitReport,
+    ) -> Result<(), AwsError> {
+        let image_tag = view.facts.image_tag.as_str();
         let lease = lease_id();
         let Some(sent) = self.lease(image_tag, &lease).await? else {
             // Another reporter holds the commit; it may have read the ledger before this event.
             report.due = Some(now_epoch_seconds() + DUE_AGAIN_SECONDS);
-            self.ledger
-                .mark_report_due(self.repository(), image_tag, report.due)
-                .await?;
             report.skipped = Some("another reporter is reporting the commit");
-            return Ok(report);
+            return self
+                .ledger
+                .mark_report_due(self.repository(), image_tag, report.due)
+                .await;
         };
-        let reports = plan(&facts, &sent, &self.links, &self.environment);
+        // Planned again from the markers as the lease found them (another reporter may have
+        // sent some since the read).
+        let reports = plan(&view.facts, &sent, &self.links, &self.environment);
         let stopped = self
-            .send_all(github, &facts, reports, &mut report.sent)
+            .send_all(github, &view.facts, reports, &mut report.sent)
             .await;
         let retry_at = match stopped {
             Ok(()) => None,
@@ -99,34 +129,33 @@ impl Reporter {
                 e.retry_at(now_epoch_seconds())
             }
         };
-        report.due = retry_at.or((!settled).then(|| now_epoch_seconds() + DUE_AGAIN_SECONDS));
+        report.due = retry_at.or(again);
+        let was_due = view.due.is_some();
         self.ledger
-            .end_report_lease(self.repository(), image_tag, &lease, report.due)
-            .await?;
-        info!(sent = ?report.sent, due = ?report.due, "commit reported to GitHub");
-        Ok(report)
+            .end_report_lease(self.repository(), image_tag, &lease, report.due, was_due)
+            .await
     }
 
-    /// The ledger's facts of the commit, read again (a second apart) until they say what the
-    /// event says; `false` beside them when they never did.
-    async fn settled_facts(
+    /// The ledger's view of the commit, read again (a second apart) until it says what the
+    /// event says; `false` beside it when it never did.
+    async fn settled_view(
         &self,
         image_tag: &str,
         expect: &Expectation,
-    ) -> Result<Option<(CommitFacts, bool)>, AwsError> {
+    ) -> Result<Option<(ReportView, bool)>, AwsError> {
         let mut last = None;
         for read in 0..LEDGER_READS {
             if read > 0 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            let facts = self
+            let view = self
                 .ledger
-                .report_facts(self.repository(), image_tag, &self.config.targets)
+                .report_view(self.repository(), image_tag, &self.config.targets)
                 .await?;
-            match facts {
+            match view {
                 None => last = None,
-                Some(facts) if expect.met_by(&facts) => return Ok(Some((facts, true))),
-                Some(facts) => last = Some(facts),
+                Some(view) if expect.met_by(&view.facts) => return Ok(Some((view, true))),
+                Some(view) => last = Some(view),
             }
         }
         if last.is_some() {
@@ -135,7 +164,7 @@ impl Reporter {
                 "the ledger does not say what the event says: reported as it stands, and due"
             );
         }
-        Ok(last.map(|facts| (facts, false)))
+        Ok(last.map(|view| (view, false)))
     }
 
     /// The commit's lease and markers, asked for a few times while another reporter holds it.

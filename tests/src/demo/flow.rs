@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::github_view::GitHubView;
 use super::pushes::NO_COMMIT;
 use super::timeline::{per_target, text, Timeline};
 use super::{
@@ -27,9 +28,13 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
         let deployments = demo.codebuild_reports_success(sha, &build_id, &digest);
         demo.ecr_reports_latest_moved(sha, &digest);
         demo.ecs_reports_the_deployments(sha, deployments);
+        demo.github
+            .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
     }
     demo.a_forged_webhook();
     demo.an_image_pushed_from_outside().await;
+    demo.github
+        .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
     // A third commit whose image the scan finds a CRITICAL vulnerability in: blocked, then
     // approved by an operator who accepts it.
     let build_id = demo.github_push(4, SHA_4, SAMPLE_PUSHED_AT + 180, SHA_2);
@@ -37,10 +42,18 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     demo.scan_finds(&digest, "CVE-2026-31337", "CRITICAL");
     demo.ecr_reports_the_sha_tag(SHA_4, &digest);
     demo.codebuild_reports_success(SHA_4, &build_id, &digest);
+    demo.github
+        .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
     let deployments = demo.operator_approves(SHA_4);
     demo.ecs_reports_the_deployments(SHA_4, deployments);
+    demo.github
+        .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
     demo.operator_rolls_back_to(SHA_1);
+    demo.github
+        .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
     demo.operator_asks_for_status();
+    demo.github
+        .shows(&mut demo.timeline, &[SHA_1, SHA_2, SHA_3, SHA_4]);
     demo.finish()
 }
 
@@ -49,6 +62,7 @@ struct Demo<'a> {
     stack: Stack,
     watch: LambdaWatch,
     timeline: Timeline<'a>,
+    github: GitHubView,
 }
 
 impl<'a> Demo<'a> {
@@ -60,11 +74,15 @@ impl<'a> Demo<'a> {
         let moto = Moto::start();
         let stack = Stack::create(&moto).await;
         create_services(&stack.sdk, &["web", "worker"]).await;
+        let github = GitHubView::start(&stack).await;
+        moto.start_recording();
         let env = stack.process_env(
             &moto,
             &[
                 ("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app"),
                 ("RUST_LOG", "info"),
+                ("GITHUB_TOKEN_SECRET_ARN", &github.secret_arn),
+                ("GITHUB_API_URL", &github.stand_in.url),
             ],
         );
         let watch = LambdaWatch::start(&env, &dir);
@@ -78,6 +96,7 @@ impl<'a> Demo<'a> {
             stack,
             watch,
             timeline,
+            github,
         }
     }
 
@@ -109,6 +128,15 @@ impl<'a> Demo<'a> {
         );
         let step = format!("commit {n}: signed GitHub push");
         self.timeline.record(&step, Some(sha), answer, t0, result);
+        // CodeBuild says the build runs: the reporter's pending status.
+        let started = codebuild_event(
+            "github-reporter/codebuild-in-progress.json",
+            sha,
+            &sha[..8],
+            &build_id,
+        );
+        self.github
+            .report(&mut self.timeline, &self.watch, sha, &started);
         build_id
     }
 

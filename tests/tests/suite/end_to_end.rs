@@ -116,11 +116,76 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
             .all(|o| o["result"] == "deployed"),
         "{timeline}"
     );
-    let status = steps.last().unwrap();
-    assert_eq!(status.step, "operator: status");
+    let status = steps
+        .iter()
+        .rfind(|s| s.step == "operator: status")
+        .unwrap();
     for target in status.answer["targets"].as_array().unwrap() {
         assert_eq!(target["sha"], SHA_1, "{timeline}");
     }
+    github_shows_each_commit(&steps, &timeline);
+}
+
+/// What the github-reporter (a function under the watch) sent the GitHub stand-in.
+fn github_shows_each_commit(steps: &[pushdeploy_tests::demo::Step], timeline: &str) {
+    let github = &steps.last().expect("steps").answer;
+    assert_eq!(github["rejections"], json!([]), "{timeline}");
+    let shows = |sha: &str, key: &str| -> Vec<String> {
+        github[sha][key]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let starts = |lines: &[String], prefixes: &[&str]| {
+        lines.len() == prefixes.len() && lines.iter().zip(prefixes).all(|(l, p)| l.starts_with(p))
+    };
+    for sha in [SHA_1, SHA_2] {
+        let statuses = shows(sha, "statuses");
+        let expected = [
+            "pushdeploy/build pending",
+            "pushdeploy/build success",
+            "pushdeploy/verify success",
+        ];
+        assert!(
+            starts(&statuses, &expected),
+            "{sha}: {statuses:?}\n{timeline}"
+        );
+    }
+    // Commit 1: rolled, replaced by commit 2 (inactive on GitHub), then rolled back to.
+    let deployments = shows(SHA_1, "deployments");
+    assert_eq!(deployments.len(), 4, "{deployments:?}\n{timeline}");
+    assert!(
+        deployments[2..].iter().all(|d| d.contains("(rollback of ")),
+        "{deployments:?}"
+    );
+    // Commit 4: blocked by the gate, then approved, rolled and succeeded on both services.
+    let statuses = shows(SHA_4, "statuses");
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.starts_with("pushdeploy/verify failure: vulnerable")),
+        "{statuses:?}\n{timeline}"
+    );
+    assert!(
+        statuses
+            .last()
+            .is_some_and(|s| s.starts_with("pushdeploy/verify success")),
+        "{statuses:?}"
+    );
+    let deployments = shows(SHA_4, "deployments");
+    assert_eq!(deployments.len(), 2, "{deployments:?}");
+    assert!(
+        deployments
+            .iter()
+            .all(|d| d.contains("in_progress → success")),
+        "{deployments:?}\n{timeline}"
+    );
+    // The forged push never reached pushdeploy: GitHub shows nothing of it.
+    assert!(shows(SHA_3, "statuses").is_empty());
 }
 
 #[tokio::test]
@@ -149,6 +214,12 @@ async fn each_function_answers_cargo_lambda_invoke_with_a_sample_event() {
             "deployment-status",
             "deployment-status/in-progress.json",
             "in progress",
+        ),
+        // No token secret here: reporting to GitHub is off, and the reconcile says what it did.
+        (
+            "github-reporter",
+            "github-reporter/scheduled-reconcile.json",
+            "redelivered",
         ),
     ] {
         let output = Command::new("cargo")

@@ -21,6 +21,16 @@ use crate::verify::tag_pair::VerificationOutcome;
 /// The attribute prefix of a service's Deployment marker (`deploy#cluster/service`).
 const DEPLOY_MARKER: &str = "deploy#";
 
+/// What the reporter reads of a commit in one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportView {
+    pub facts: CommitFacts,
+    /// What it sent GitHub so far (the markers).
+    pub sent: Reported,
+    /// When the commit is due, if it is.
+    pub due: Option<u64>,
+}
+
 /// A commit with reports still to send, and when GitHub may be asked again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReport {
@@ -37,21 +47,26 @@ pub struct SeenHead {
 }
 
 impl LedgerTable {
-    /// The commit of `image_tag` as GitHub should see it, with its rollouts to `targets`; `None`
-    /// when the ledger does not know it, or it came from another source than GitHub.
-    pub async fn report_facts(
+    /// The commit of `image_tag` as GitHub should see it (with its rollouts to `targets`), what
+    /// the reporter sent of it, and whether it is due: one BatchGetItem. `None` when the ledger
+    /// does not know the commit, or it came from another source than GitHub.
+    pub async fn report_view(
         &self,
         repository: &str,
         image_tag: &str,
         targets: &[String],
-    ) -> Result<Option<CommitFacts>, AwsError> {
+    ) -> Result<Option<ReportView>, AwsError> {
         let commit = CommitKey {
             repository: repository.to_string(),
             image_tag: image_tag.to_string(),
         };
+        let report = report_key(repository, image_tag);
+        let due = report_due_key(repository, image_tag);
         let mut keys = vec![
             key_item(&commit.item_key()),
             key_item(&release_key(repository)),
+            key_item(&report),
+            key_item(&due),
         ];
         keys.extend(
             targets
@@ -71,7 +86,20 @@ impl LedgerTable {
                 )
             })?;
         let items = self.batch_get(request).await?;
-        Ok(commit_facts(&items, &commit))
+        let Some(facts) = commit_facts(&items, &commit) else {
+            return Ok(None);
+        };
+        let item = |key: &ItemKey| {
+            items.iter().find(|i| {
+                let a = Attrs(i);
+                a.str("pk") == Some(key.pk.as_str()) && a.str("sk") == Some(key.sk.as_str())
+            })
+        };
+        Ok(Some(ReportView {
+            facts,
+            sent: item(&report).map(reported).unwrap_or_default(),
+            due: item(&due).map(|i| Attrs(i).number("not_before").unwrap_or_default()),
+        }))
     }
 
     /// Takes the commit's report lease until `until` (refused while another reporter holds one),
@@ -138,15 +166,19 @@ impl LedgerTable {
     }
 
     /// Gives the lease back (if it is still this one's), and marks the commit due from
-    /// `not_before` when reports are left to send, or not due.
+    /// `not_before` when reports are left to send, or not due (`was_due`: whether it was, so
+    /// that an unchanged mark is not written).
     pub async fn end_report_lease(
         &self,
         repository: &str,
         image_tag: &str,
         lease_id: &str,
         due: Option<u64>,
+        was_due: bool,
     ) -> Result<(), AwsError> {
-        self.mark_report_due(repository, image_tag, due).await?;
+        if due.is_some() || was_due {
+            self.mark_report_due(repository, image_tag, due).await?;
+        }
         let released = self
             .client
             .update_item()
