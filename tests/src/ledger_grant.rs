@@ -9,12 +9,13 @@ use serde_json::Value;
 
 use super::workspace_root;
 
-/// The `LedgerWriteClaims` statement of one function's policy.
+/// A ledger-write statement of one function's policy.
 #[derive(Debug)]
 pub struct LedgerGrant {
     actions: BTreeSet<String>,
     leading_keys: Vec<String>,
-    attributes: BTreeSet<String>,
+    /// `None`: the statement names no attributes (any may be written).
+    attributes: Option<BTreeSet<String>>,
 }
 
 /// One write, as a DynamoDB request names it.
@@ -28,32 +29,38 @@ pub struct LedgerWrite {
 impl LedgerGrant {
     /// Reads `LedgerWriteClaims` from the policy of `logical_id` in template.yaml.
     pub fn of(logical_id: &str) -> Self {
+        Self::statement(logical_id, "LedgerWriteClaims")
+    }
+
+    /// Reads the statement `sid` from the policy of `logical_id` in template.yaml.
+    pub fn statement(logical_id: &str, sid: &str) -> Self {
         let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
         let statement: Vec<&str> = template
             .lines()
             .skip_while(|l| *l != format!("  {logical_id}:"))
             .skip(1)
             .take_while(|l| l.is_empty() || l.starts_with("   "))
-            .skip_while(|l| l.trim() != "- Sid: LedgerWriteClaims")
+            .skip_while(|l| l.trim() != format!("- Sid: {sid}"))
             .skip(1)
             .take_while(|l| !l.trim().starts_with("- Sid:"))
             .collect();
-        let list = |key: &str| -> Vec<String> {
-            let line = statement
-                .iter()
-                .find_map(|l| l.trim().strip_prefix(key))
-                .unwrap_or_else(|| panic!("{logical_id}: LedgerWriteClaims has no {key}"));
-            line.trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(',')
-                .map(|v| v.trim().trim_matches('"').to_string())
-                .collect()
+        let list = |key: &str| -> Option<Vec<String>> {
+            let line = statement.iter().find_map(|l| l.trim().strip_prefix(key))?;
+            Some(
+                line.trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|v| v.trim().trim_matches('"').to_string())
+                    .collect(),
+            )
         };
+        let required =
+            |key: &str| list(key).unwrap_or_else(|| panic!("{logical_id}: {sid} has no {key}"));
         Self {
-            actions: list("Action:").into_iter().collect(),
-            leading_keys: list("dynamodb:LeadingKeys:"),
-            attributes: list("dynamodb:Attributes:").into_iter().collect(),
+            actions: required("Action:").into_iter().collect(),
+            leading_keys: required("dynamodb:LeadingKeys:"),
+            attributes: list("dynamodb:Attributes:").map(|a| a.into_iter().collect()),
         }
     }
 
@@ -69,7 +76,10 @@ impl LedgerGrant {
                 write.pk, self.leading_keys
             ));
         }
-        let denied: Vec<&String> = write.attributes.difference(&self.attributes).collect();
+        let Some(attributes) = &self.attributes else {
+            return Ok(());
+        };
+        let denied: Vec<&String> = write.attributes.difference(attributes).collect();
         if !denied.is_empty() {
             return Err(format!("attributes {denied:?} are not granted"));
         }

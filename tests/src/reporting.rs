@@ -8,7 +8,9 @@ use github_reporter::Reporter;
 use serde_json::{json, Value};
 
 use crate::github::{GitHubStandIn, StandInAuth};
-use crate::{codebuild_event, load_event, TestWorld, REGION};
+use crate::{
+    codebuild_event, load_event, TestWorld, ECR_REPOSITORY, GITHUB_REPOSITORY, LEDGER_TABLE, REGION,
+};
 
 /// The fine-grained token the stand-in accepts in token mode.
 pub const GITHUB_TOKEN: &str = "github_pat_stand_in_0123456789";
@@ -99,6 +101,37 @@ impl ReportingWorld {
             answers.push(reporter.handle(event).await.expect("reported"));
         }
         answers
+    }
+
+    /// Moves the commit's due time to now (the time an outage's retry would have come).
+    pub async fn set_due_now(&self, tag: &str) {
+        self.update_report_item(&format!("due#{tag}"), "SET not_before = :n", "0")
+            .await;
+    }
+
+    /// Moves the reconcile's sighting of `branch`'s head `seconds` into the past.
+    pub async fn age_head_sighting(&self, branch: &str, seconds: u64) {
+        let sk = format!("head#github#{GITHUB_REPOSITORY}#{branch}");
+        let age = seconds.to_string();
+        self.update_report_item(&sk, "SET first_seen = first_seen - :n", &age)
+            .await;
+    }
+
+    async fn update_report_item(&self, sk: &str, expression: &str, n: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+        self.world
+            .stack
+            .dynamodb()
+            .update_item()
+            .table_name(LEDGER_TABLE)
+            .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+            .key("sk", S(sk.to_string()))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":n", N(n.to_string()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{sk}: {e}"));
     }
 
     /// The reconcile, as the schedule runs it.

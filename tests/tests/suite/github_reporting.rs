@@ -290,7 +290,7 @@ async fn a_github_outage_never_stops_the_deploy_and_its_reports_arrive_once_when
     // Due, but not yet: the reconcile waits for the time GitHub's failure set.
     let early = w.reconcile(&reporter).await;
     assert_eq!(early["reported"], json!([]), "{early}");
-    set_due_now(&w, B).await;
+    w.set_due_now(B).await;
     w.reconcile(&reporter).await;
     assert_eq!(
         statuses(&w, B_SHA),
@@ -303,24 +303,6 @@ async fn a_github_outage_never_stops_the_deploy_and_its_reports_arrive_once_when
     let before = posts(&w);
     w.reconcile(&reporter).await;
     assert_eq!(posts(&w), before, "nothing is due any more");
-}
-
-/// Moves the commit's due time to now (the time an outage's retry would have come).
-async fn set_due_now(w: &ReportingWorld, tag: &str) {
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    w.world
-        .stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
-        .key("sk", S(format!("due#{tag}")))
-        .update_expression("SET not_before = :now")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":now", N("0".into()))
-        .send()
-        .await
-        .expect("the commit is due");
 }
 
 #[tokio::test]
@@ -338,14 +320,14 @@ async fn a_lost_answer_never_makes_a_second_deployment_or_status() {
     );
     let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
     w.deliver_results(&reporter).await;
-    set_due_now(&w, B).await;
+    w.set_due_now(B).await;
     w.reconcile(&reporter).await;
     ecs_says(&w, "completed.json", &deployment_id(&verified)).await;
     w.github
         .inject("POST", &path, GitHubFault::AppliedAnswerLost, None);
     w.deliver_results(&reporter).await;
     w.github.clear_faults();
-    set_due_now(&w, B).await;
+    w.set_due_now(B).await;
     w.reconcile(&reporter).await;
     assert_eq!(
         deployments(&w, B_SHA),
@@ -390,7 +372,7 @@ async fn a_rate_limit_waits_for_githubs_reset() {
     assert!(not_before >= now() + 800, "{not_before}");
     let early = w.reconcile(&reporter).await;
     assert_eq!(early["reported"], json!([]));
-    set_due_now(&w, B).await;
+    w.set_due_now(B).await;
     w.reconcile(&reporter).await;
     assert_eq!(statuses(&w, B_SHA), vec!["pushdeploy/build=pending"]);
 }
@@ -531,24 +513,6 @@ async fn a_delivery_that_failed_with_429_is_redelivered_by_the_reconcile_and_bui
     assert_eq!(w.github.rejections(), Vec::<String>::new());
 }
 
-/// Moves the reconcile's sighting of `main`'s head `seconds` into the past.
-async fn age_head_sighting(w: &ReportingWorld, seconds: u64) {
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    w.world
-        .stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
-        .key("sk", S(format!("head#github#{GITHUB_REPOSITORY}#main")))
-        .update_expression("SET first_seen = first_seen - :age")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":age", N(seconds.to_string()))
-        .send()
-        .await
-        .expect("a sighting");
-}
-
 #[tokio::test]
 async fn a_branch_head_nobody_announced_is_reported_once_after_the_grace_period() {
     let w = ReportingWorld::with_token().await;
@@ -560,7 +524,7 @@ async fn a_branch_head_nobody_announced_is_reported_once_after_the_grace_period(
         json!([]),
         "its delivery may be on its way: {first}"
     );
-    age_head_sighting(&w, 120).await;
+    w.age_head_sighting("main", 120).await;
     let second = w.reconcile(&reporter).await;
     assert_eq!(
         second["unannounced"],

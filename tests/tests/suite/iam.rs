@@ -328,3 +328,65 @@ async fn the_verifier_and_the_status_function_call_exactly_what_they_are_granted
         }
     }
 }
+
+#[tokio::test]
+async fn the_github_reporter_calls_exactly_what_it_is_granted_and_writes_only_its_reports() {
+    use pushdeploy_tests::github::{Delivery, GitHubFault};
+    use pushdeploy_tests::reporting::{build_started, ReportingWorld};
+    let w = ReportingWorld::with_token().await;
+    let stack = &w.world.stack;
+    let reporter = w.reporter(&[("GITHUB_WEBHOOK_ID", "31"), ("HEAD_GRACE_SECONDS", "60")]);
+    let mut calls = Calls::new(&w.world.moto);
+    // A build starts; GitHub is down for it (the commit is due), then back (the schedule).
+    seed_commit(stack, B_SHA, B, push_order(1), "shop-image:f8afe6a7").await;
+    w.github
+        .inject("POST", "/repos/", GitHubFault::ServerError(502), Some(1));
+    let event = build_started(B_SHA, B, "shop-image:f8afe6a7");
+    let due = calls
+        .during(reporter.handle(event))
+        .await
+        .expect("reported");
+    assert!(due["due"].is_u64(), "{due}");
+    w.set_due_now(B).await;
+    // The schedule: the due commit, a failed delivery, and a head nobody announced (seen, then
+    // reported once it is two minutes old).
+    let delivery = Delivery {
+        id: 900,
+        guid: "d-throttled".into(),
+        event: "push".into(),
+        status_code: 429,
+        redelivery: false,
+        delivered_at_epoch: pushdeploy::ledger::now_epoch_seconds() - 60,
+    };
+    w.github.add_delivery(GITHUB_REPOSITORY, 31, delivery);
+    w.github.set_branch(
+        GITHUB_REPOSITORY,
+        "main",
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3",
+    );
+    let schedule = load_event("github-reporter/scheduled-reconcile.json");
+    calls
+        .during(reporter.handle(schedule.clone()))
+        .await
+        .expect("reconciled");
+    w.age_head_sighting("main", 120).await;
+    let report = calls
+        .during(reporter.handle(schedule))
+        .await
+        .expect("reconciled");
+    assert_eq!(
+        report["unannounced"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert_eq!(w.github.redelivered(), vec![900]);
+    assert!(calls.actions.contains("events:PutEvents"));
+    calls.assert_least_privilege("GitHubReporterFunction");
+    let grant = LedgerGrant::statement("GitHubReporterFunction", "WriteOnlyWhatItSent");
+    assert!(!calls.writes.is_empty());
+    for write in &calls.writes {
+        if let Err(why) = grant.allows(write) {
+            panic!("the reporter may not make its own write {write:?}: {why}");
+        }
+    }
+}

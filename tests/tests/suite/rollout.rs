@@ -214,8 +214,8 @@ async fn a_finished_build_reaches_one_service_in_twenty_calls_on_a_warm_function
     // moved it on meanwhile); read the image's scan findings (the supply-chain gate, on the
     // release's digest); read the service; lock; re-read the freeze flag and the release
     // under the lock (one BatchGetItem); register, update; one transaction for the records, the
-    // lock's release and the verified outcome. `verified` is published before it is recorded,
-    // the rollout's start after (both for GitHub's view of the commit).
+    // lock's release and the verified outcome. `verified` and the rollout's start are each
+    // published before they are recorded (for GitHub's view of the commit).
     assert_eq!(
         calls,
         [
@@ -237,8 +237,8 @@ async fn a_finished_build_reaches_one_service_in_twenty_calls_on_a_warm_function
             "BatchGetItem",
             "RegisterTaskDefinition",
             "UpdateService",
-            "TransactWriteItems",
             "PutEvents",
+            "TransactWriteItems",
         ]
     );
 }

@@ -41,7 +41,11 @@ impl Deployer<'_> {
     }
 
     /// The deployment, the service's last rolled image and the lock's release, in one write (with
-    /// the commit's verification outcome, which is then taken).
+    /// the commit's verification outcome, which is then taken). The rollout's start
+    /// (`in_progress`, for whoever shows deployments: GitHub) is published first, as every
+    /// transition is: a failed publish leaves the deployment unrecorded and the lock held, the
+    /// marker by which the next attempt records it (and publishes again, with the same
+    /// `event_id`).
     pub(super) async fn record_deployment(
         &self,
         target: &Target,
@@ -55,25 +59,18 @@ impl Deployer<'_> {
             deployment_id,
             ..self.deployment_record(target, image, revision)
         };
+        let started = ResultDetail {
+            trigger: Some("rollout".into()),
+            ..ResultDetail::of_deployment(&record, DeploymentOutcome::InProgress, None)
+        };
+        self.results
+            .publish(DEPLOYMENT_DETAIL_TYPE, &started)
+            .await?;
         self.ledger
             .finish_deployment(&record, owner, verification.as_ref(), now_epoch_seconds())
             .await?;
         verification.take();
-        self.publish_started(&record).await;
         Ok(())
-    }
-
-    /// Says the rollout started (`in_progress`), for whoever shows deployments (GitHub). After
-    /// the record, and not worth failing the rollout for: ECS's outcome of it is published, and
-    /// says the rest.
-    async fn publish_started(&self, record: &DeploymentRecord) {
-        let started = ResultDetail {
-            trigger: Some("rollout".into()),
-            ..ResultDetail::of_deployment(record, DeploymentOutcome::InProgress, None)
-        };
-        if let Err(e) = self.results.publish(DEPLOYMENT_DETAIL_TYPE, &started).await {
-            warn!(error = %e, "the rollout's start was not published: its outcome will be");
-        }
     }
 
     /// An earlier rollout of another image registered a revision and released the lock without
