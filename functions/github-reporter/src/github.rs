@@ -173,12 +173,14 @@ impl GitHub {
                 .await
                 .map_err(|e| GitHubError::Unavailable(format!("{method} {path}: {e}")))?
                 .to_bytes();
-            if let Some(retry_at) = rate_limited(parts.status, &parts.headers, now()) {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = body["message"].as_str().unwrap_or_default();
+            if let Some(retry_at) = rate_limited(parts.status, &parts.headers, message, now()) {
                 return Err(GitHubError::RateLimited { retry_at });
             }
             Ok(Answer {
                 status: parts.status,
-                body: serde_json::from_slice(&bytes).unwrap_or_default(),
+                body,
             })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
@@ -204,8 +206,14 @@ fn https_client() -> Result<Https, String> {
 
 /// When GitHub's rate limit lets the reporter ask again, if the answer is a rate limit: a 429, or
 /// a 403 whose headers say the limit is spent (`retry-after`, `x-ratelimit-remaining: 0` with
-/// `x-ratelimit-reset`). A 403 without them is a refusal (a missing permission).
-pub fn rate_limited(status: StatusCode, headers: &hyper::HeaderMap, now: u64) -> Option<u64> {
+/// `x-ratelimit-reset`) or whose message says so (a secondary limit without headers: a minute,
+/// as GitHub asks). Any other 403 is a refusal (a missing permission).
+pub fn rate_limited(
+    status: StatusCode,
+    headers: &hyper::HeaderMap,
+    message: &str,
+    now: u64,
+) -> Option<u64> {
     if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
         return None;
     }
@@ -222,7 +230,8 @@ pub fn rate_limited(status: StatusCode, headers: &hyper::HeaderMap, now: u64) ->
         return Some(header("x-ratelimit-reset").unwrap_or(now + UNAVAILABLE_RETRY_SECONDS));
     }
     // GitHub's secondary limits without headers: wait at least a minute.
-    (status == StatusCode::TOO_MANY_REQUESTS).then_some(now + UNAVAILABLE_RETRY_SECONDS)
+    let says_so = message.to_ascii_lowercase().contains("rate limit");
+    (status == StatusCode::TOO_MANY_REQUESTS || says_so).then_some(now + UNAVAILABLE_RETRY_SECONDS)
 }
 
 pub fn now() -> u64 {
@@ -246,29 +255,30 @@ mod tests {
     #[test]
     fn rate_limits_say_when_to_come_back() {
         let now = 1_000;
+        let limited = "You have exceeded a secondary rate limit. Please wait a few minutes.";
+        let spent = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "5000"),
+        ]);
         let cases = [
-            (429, headers(&[("retry-after", "30")]), Some(1_030)),
-            (429, headers(&[]), Some(1_060)),
+            (429, headers(&[("retry-after", "30")]), "", Some(1_030)),
+            (429, headers(&[]), "", Some(1_060)),
+            (403, spent, "", Some(5_000)),
+            (403, headers(&[("retry-after", "7")]), "", Some(1_007)),
+            (403, headers(&[]), limited, Some(1_060)),
+            // A refusal, not a limit.
             (
                 403,
-                headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset", "5000"),
-                ]),
-                Some(5_000),
+                headers(&[("x-ratelimit-remaining", "4999")]),
+                "Resource not accessible",
+                None,
             ),
-            (403, headers(&[("retry-after", "7")]), Some(1_007)),
-            // A refusal, not a limit.
-            (403, headers(&[("x-ratelimit-remaining", "4999")]), None),
-            (500, headers(&[("retry-after", "30")]), None),
+            (500, headers(&[("retry-after", "30")]), "", None),
         ];
-        for (status, headers, expected) in cases {
+        for (status, headers, message, expected) in cases {
             let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(
-                rate_limited(status, &headers, now),
-                expected,
-                "{status} {headers:?}"
-            );
+            let got = rate_limited(status, &headers, message, now);
+            assert_eq!(got, expected, "{status} {headers:?} {message}");
         }
     }
 

@@ -102,7 +102,7 @@ impl Reporter {
                 let _guard = span.enter();
                 answer(&self.report_commit(&image_tag, &expect).await?)?
             }
-            Ok(ReportTrigger::Reconcile) => answer(&self.reconcile().await?)?,
+            Ok(ReportTrigger::Reconcile) => answer(&self.reconcile().await)?,
         };
         Ok(response)
     }

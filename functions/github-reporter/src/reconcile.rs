@@ -8,6 +8,8 @@ use pushdeploy::build::push::CommitSha;
 use pushdeploy::ledger::{branch_head_key, now_epoch_seconds, CommitKey, ItemKey};
 use pushdeploy::outcome::result::{ResultDetail, ResultOutcome, UNANNOUNCED_PUSH_DETAIL_TYPE};
 use pushdeploy::report::plan::Expectation;
+use std::time::Instant;
+
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -15,8 +17,8 @@ use crate::github::GitHub;
 use crate::report::CommitReport;
 use crate::Reporter;
 
-/// How many due commits one reconcile catches up.
-const DUE_PER_RUN: i32 = 25;
+/// How many due marks one reconcile reads (those not due yet are skipped).
+const DUE_READ: i32 = 100;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReconcileReport {
@@ -30,34 +32,58 @@ pub struct ReconcileReport {
 }
 
 impl Reporter {
-    pub async fn reconcile(&self) -> Result<ReconcileReport, AwsError> {
+    /// The schedule's three parts, each going on when another fails: lost pushes first (the
+    /// promise), then the reports that are due, within half the invocation's time.
+    pub async fn reconcile(&self) -> ReconcileReport {
         let mut report = ReconcileReport::default();
         let Some(github) = &self.github else {
-            return Ok(report);
+            return report;
         };
-        let now = now_epoch_seconds();
-        for due in self
-            .ledger
-            .due_reports(self.repository(), DUE_PER_RUN)
-            .await?
-        {
-            if due.not_before <= now {
-                let sent = self
-                    .report_commit(&due.image_tag, &Expectation::Nothing)
-                    .await?;
-                report.reported.push(sent);
-            }
-        }
+        let started = Instant::now();
         if let Some(hook_id) = self.access().and_then(|a| a.webhook_id) {
             self.redeliver(github, hook_id, &mut report).await;
         }
         for branch in &self.config.deploy_branches {
             if let Err(e) = self.check_head(github, branch, &mut report).await {
+                error!(branch = %branch, error = %e, "the branch's head could not be checked");
                 report.failures.push(format!("{branch}: {e}"));
             }
         }
+        self.catch_up(started, &mut report).await;
         info!(?report.redelivered, ?report.unannounced, failures = ?report.failures, "reconciled");
-        Ok(report)
+        report
+    }
+
+    /// Sends the reports of the commits that are due, while the invocation has time for them.
+    async fn catch_up(&self, started: Instant, report: &mut ReconcileReport) {
+        let due = match self.ledger.due_reports(self.repository(), DUE_READ).await {
+            Ok(due) => due,
+            Err(e) => {
+                error!(error = %e, "the due reports could not be read");
+                report.failures.push(format!("due reports: {e}"));
+                return;
+            }
+        };
+        let now = now_epoch_seconds();
+        let budget = self.config.function_timeout / 2;
+        for due in due.iter().filter(|d| d.not_before <= now) {
+            if started.elapsed() > budget {
+                report
+                    .failures
+                    .push(format!("out of time: {} left due", due.image_tag));
+                break;
+            }
+            match self
+                .report_commit(&due.image_tag, &Expectation::Nothing)
+                .await
+            {
+                Ok(sent) => report.reported.push(sent),
+                Err(e) => {
+                    error!(image_tag = %due.image_tag, error = %e, "a due commit could not be reported");
+                    report.failures.push(format!("{}: {e}", due.image_tag));
+                }
+            }
+        }
     }
 
     async fn redeliver(&self, github: &GitHub, hook_id: u64, report: &mut ReconcileReport) {
@@ -102,7 +128,9 @@ impl Reporter {
             repository: self.repository().to_string(),
             image_tag: image_tag.clone(),
         };
-        let known = self.ledger.commit_record(&key).await?.is_some();
+        // Known: pushed to a deploy branch (a build-only push of the commit does not count).
+        let commit = self.ledger.commit_record(&key).await?;
+        let known = commit.is_some_and(|c| c.order.is_some());
         let head_key = branch_head_key(self.repository(), "github", source_repository, branch);
         let seen = self.ledger.seen_head(&head_key).await?;
         let now = now_epoch_seconds();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use pushdeploy::aws::ledger::ReportView;
 use pushdeploy::aws::AwsError;
-use pushdeploy::ledger::{now_epoch_seconds, Conditional};
-use pushdeploy::report::github::StatusReport;
+use pushdeploy::ledger::now_epoch_seconds;
+use pushdeploy::report::github::{DeploymentState, StatusReport};
 use pushdeploy::report::plan::{
     plan, CommitFacts, DeploymentReport, Expectation, Marker, Report, ReportedDeployment,
 };
@@ -81,10 +81,19 @@ impl Reporter {
         let again = (!settled).then(|| now_epoch_seconds() + DUE_AGAIN_SECONDS);
         if plan(&view.facts, &view.sent, &self.links, &self.environment).is_empty() {
             // Nothing to send (a duplicate, a late event): one read, and the due mark kept true.
-            if again.is_some() || view.due.is_some() {
-                self.ledger
-                    .mark_report_due(self.repository(), image_tag, again)
-                    .await?;
+            match (again, &view.due) {
+                (Some(at), _) => {
+                    let mark = lease_id();
+                    self.ledger
+                        .mark_report_due(self.repository(), image_tag, at, &mark)
+                        .await?
+                }
+                (None, Some(read)) => {
+                    self.ledger
+                        .clear_report_due(self.repository(), image_tag, read)
+                        .await?
+                }
+                (None, None) => {}
             }
             report.due = again;
             return Ok(report);
@@ -96,7 +105,8 @@ impl Reporter {
     }
 
     /// Sends the commit's reports holding its lease, then gives the lease back with the commit
-    /// due (`again`, or when GitHub said) if any are left.
+    /// due (`again`, or when GitHub said) if any are left. The ledger is read again under the
+    /// lease: what another reporter sent meanwhile, and where the commit is now.
     async fn send_under_lease(
         &self,
         github: &GitHub,
@@ -106,33 +116,51 @@ impl Reporter {
     ) -> Result<(), AwsError> {
         let image_tag = view.facts.image_tag.as_str();
         let lease = lease_id();
-        let Some(sent) = self.lease(image_tag, &lease).await? else {
+        if !self.lease(image_tag, &lease).await? {
             // Another reporter holds the commit; it may have read the ledger before this event.
-            report.due = Some(now_epoch_seconds() + DUE_AGAIN_SECONDS);
+            let at = now_epoch_seconds() + DUE_AGAIN_SECONDS;
+            report.due = Some(at);
             report.skipped = Some("another reporter is reporting the commit");
             return self
                 .ledger
-                .mark_report_due(self.repository(), image_tag, report.due)
+                .mark_report_due(self.repository(), image_tag, at, &lease)
                 .await;
-        };
-        // Planned again from the markers as the lease found them (another reporter may have
-        // sent some since the read).
-        let reports = plan(&view.facts, &sent, &self.links, &self.environment);
+        }
+        let targets = &self.config.targets;
+        let fresh = self
+            .ledger
+            .report_view(self.repository(), image_tag, targets)
+            .await?;
+        let view = fresh.as_ref().unwrap_or(view);
+        let reports = plan(&view.facts, &view.sent, &self.links, &self.environment);
         let stopped = self
             .send_all(github, &view.facts, reports, &mut report.sent)
             .await;
         let retry_at = match stopped {
             Ok(()) => None,
-            Err(Stop::Ledger(e)) => return Err(e),
+            Err(Stop::Ledger(e)) => {
+                // Left for the schedule, if the ledger takes the mark (else the event's retry).
+                let at = now_epoch_seconds() + DUE_AGAIN_SECONDS;
+                let _ = self
+                    .ledger
+                    .mark_report_due(self.repository(), image_tag, at, &lease)
+                    .await;
+                return Err(e);
+            }
             Err(Stop::GitHub(e)) => {
                 warn!(error = %e, "GitHub did not take every report: the rest is due");
                 e.retry_at(now_epoch_seconds())
             }
         };
         report.due = retry_at.or(again);
-        let was_due = view.due.is_some();
         self.ledger
-            .end_report_lease(self.repository(), image_tag, &lease, report.due, was_due)
+            .end_report_lease(
+                self.repository(),
+                image_tag,
+                &lease,
+                report.due,
+                view.due.as_ref(),
+            )
             .await
     }
 
@@ -167,12 +195,8 @@ impl Reporter {
         Ok(last.map(|view| (view, false)))
     }
 
-    /// The commit's lease and markers, asked for a few times while another reporter holds it.
-    async fn lease(
-        &self,
-        image_tag: &str,
-        lease: &str,
-    ) -> Result<Option<pushdeploy::report::plan::Reported>, AwsError> {
+    /// The commit's lease, asked for a few times while another reporter holds it.
+    async fn lease(&self, image_tag: &str, lease: &str) -> Result<bool, AwsError> {
         let hold = self.config.function_timeout.as_secs() + 5;
         for attempt in 0..LEASE_TRIES {
             if attempt > 0 {
@@ -183,11 +207,11 @@ impl Reporter {
                 .ledger
                 .take_report_lease(self.repository(), image_tag, lease, now, now + hold)
                 .await?;
-            if let Conditional::Applied(sent) = taken {
-                return Ok(Some(sent));
+            if taken.is_applied() {
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
     }
 
     async fn send_all(
@@ -287,16 +311,21 @@ impl Reporter {
         };
         // Look before each post: GitHub may hold a status whose answer was lost.
         let on_github = github.latest_deployment_state(repository, id).await?;
-        let already = on_github.and_then(|(state, _)| {
-            deployment
-                .states
-                .iter()
-                .position(|(s, _)| s.as_str() == state)
-        });
+        let planned: Vec<DeploymentState> = deployment.states.iter().map(|(s, _)| *s).collect();
+        let already = on_github.and_then(|(state, _)| applied_through(&planned, &state));
         for (index, (state, description)) in deployment.states.iter().enumerate() {
             if already.is_none_or(|done| index > done) {
+                // A rollout that no longer runs must not make the one that does inactive.
+                let keep_others =
+                    *state == DeploymentState::Success && deployment.keep_others_active;
                 github
-                    .create_deployment_status(repository, id, state.as_str(), description)
+                    .create_deployment_status(
+                        repository,
+                        id,
+                        state.as_str(),
+                        description,
+                        keep_others,
+                    )
                     .await?;
                 sent.push(format!("{}={}", deployment.environment, state.as_str()));
             }
@@ -363,6 +392,17 @@ impl Reporter {
     }
 }
 
+/// How far GitHub already is along the `planned` states, given the state of its newest status:
+/// the index of that state, or (a final state the plan does not name: GitHub made the Deployment
+/// inactive itself, after a success whose answer was lost) all of them.
+fn applied_through(planned: &[DeploymentState], on_github: &str) -> Option<usize> {
+    if let Some(at) = planned.iter().position(|s| s.as_str() == on_github) {
+        return Some(at);
+    }
+    let last = planned.len().checked_sub(1)?;
+    matches!(on_github, "success" | "failure" | "inactive" | "error").then_some(last)
+}
+
 /// This invocation's lease id: unique enough to tell two reporters apart.
 fn lease_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -376,4 +416,22 @@ fn lease_id() -> String {
         std::process::id(),
         COUNT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_github_holds_is_never_sent_again() {
+        use DeploymentState::{InProgress, Inactive, Success};
+        let planned = [InProgress, Success];
+        assert_eq!(applied_through(&planned, "in_progress"), Some(0));
+        assert_eq!(applied_through(&planned, "success"), Some(1));
+        // GitHub made it inactive after a success whose answer was lost.
+        assert_eq!(applied_through(&planned, "inactive"), Some(1));
+        assert_eq!(applied_through(&planned, "queued"), None);
+        assert_eq!(applied_through(&[Success, Inactive], "success"), Some(0));
+        assert_eq!(applied_through(&[], "success"), None);
+    }
 }

@@ -11,7 +11,7 @@ mod outcomes;
 mod reads;
 mod release;
 mod reports;
-pub use reports::{DueReport, ReportView, SeenHead};
+pub use reports::{DueMark, DueReport, ReportView, SeenHead};
 
 use std::collections::HashMap;
 

@@ -48,7 +48,7 @@ pub fn to_redeliver(deliveries: &[HookDelivery], now: u64) -> Vec<u64> {
             let delivered = attempts.iter().any(|d| (200..300).contains(&d.status_code));
             let redeliver = !delivered
                 && transient(newest.status_code)
-                && attempts.len() <= MOST_ATTEMPTS
+                && attempts.len() < MOST_ATTEMPTS
                 && now.saturating_sub(first) < REDELIVERY_WINDOW_SECONDS;
             redeliver.then_some(newest.id)
         })
@@ -139,11 +139,12 @@ mod tests {
         let tried: Vec<HookDelivery> = (0..=MOST_ATTEMPTS as u64)
             .map(|i| attempt(i + 1, "a", 503, 100 + i))
             .collect();
-        assert_eq!(to_redeliver(&tried, 1_000), Vec::<u64>::new());
         assert_eq!(
             to_redeliver(&tried[..MOST_ATTEMPTS], 1_000),
-            vec![MOST_ATTEMPTS as u64]
+            Vec::<u64>::new()
         );
+        let last = MOST_ATTEMPTS - 1;
+        assert_eq!(to_redeliver(&tried[..last], 1_000), vec![last as u64]);
     }
 
     #[test]

@@ -111,12 +111,14 @@ fn github_access(
         .unwrap_or_else(|| "https://api.github.com".into())
         .trim_end_matches('/')
         .to_string();
-    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-        return Err(invalid(
-            "GITHUB_API_URL",
-            &api_url,
-            "expected an http(s) URL",
-        ));
+    // The token travels with every request: plain HTTP only to this machine (a local stand-in).
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .filter_map(|prefix| api_url.strip_prefix(prefix))
+        .any(|rest| rest.is_empty() || rest.starts_with([':', '/']));
+    if !(api_url.starts_with("https://") || loopback) {
+        let reason = "expected an https URL (http only to loopback)";
+        return Err(invalid("GITHUB_API_URL", &api_url, reason));
     }
     let webhook_id = match optional(env, "GITHUB_WEBHOOK_ID") {
         None => None,
@@ -187,6 +189,14 @@ mod tests {
         for (bad, name) in [
             (("GITHUB_WEBHOOK_ID", "hook"), "GITHUB_WEBHOOK_ID"),
             (("GITHUB_API_URL", "api.github.com"), "GITHUB_API_URL"),
+            (
+                ("GITHUB_API_URL", "http://ghe.example/api/v3"),
+                "GITHUB_API_URL",
+            ),
+            (
+                ("GITHUB_API_URL", "http://127.0.0.1.example"),
+                "GITHUB_API_URL",
+            ),
             (("GITHUB_REPOSITORY", "shop"), "GITHUB_REPOSITORY"),
             (("HEAD_GRACE_SECONDS", "5"), "HEAD_GRACE_SECONDS"),
         ] {

@@ -42,6 +42,8 @@ pub struct RolloutFacts {
     pub reason: Option<String>,
     /// An operator rolled the service back to this commit.
     pub rollback: bool,
+    /// What the ledger says pushdeploy last rolled to the service is this rollout's revision.
+    pub current: bool,
 }
 
 /// What the reporter sent GitHub of a commit so far (the markers it records after each report).
@@ -99,6 +101,10 @@ pub struct DeploymentReport {
     /// What the Deployment is about, for its `description`.
     pub description: String,
     pub states: Vec<(DeploymentState, String)>,
+    /// Its `success` must leave the service's other Deployments as they are (`auto_inactive:
+    /// false`): a newer rollout runs there, reported before this one (a catch-up after an
+    /// outage), and GitHub would otherwise mark that one inactive.
+    pub keep_others_active: bool,
 }
 
 impl StatusReport {
@@ -170,17 +176,8 @@ fn deployment_report(
 ) -> Option<DeploymentReport> {
     // A marker of an earlier rollout of the commit to this service is not this one's.
     let sent = sent.filter(|s| s.revision == rollout.revision);
-    let desired = deployment_state(rollout.outcome);
     let sent_state = sent.and_then(|s| s.state);
-    if sent_state == Some(desired) {
-        return None;
-    }
-    let mut states = Vec::new();
-    if sent_state.is_none() && desired != DeploymentState::InProgress {
-        // GitHub shows each rollout's whole course, also when the reporter learns of it late.
-        states.push(DeploymentState::InProgress);
-    }
-    states.push(desired);
+    let states = states_to_send(sent_state, &course(rollout))?;
     let service = rollout.target.rsplit('/').next().unwrap_or(&rollout.target);
     let what = if rollout.rollback {
         format!("rollback of {service} to {}", commit.image_tag)
@@ -200,7 +197,42 @@ fn deployment_report(
             .into_iter()
             .map(|state| (state, deployment_description(state, rollout, &what)))
             .collect(),
+        keep_others_active: !rollout.current,
     })
+}
+
+/// The whole course GitHub shows of a rollout, from `in_progress` to where the ledger says it
+/// is. A rollout that succeeded but no longer runs (a newer one replaced it since) ends
+/// `inactive`.
+fn course(rollout: &RolloutFacts) -> Vec<DeploymentState> {
+    let now = deployment_state(rollout.outcome);
+    let mut course = vec![DeploymentState::InProgress];
+    if now != DeploymentState::InProgress {
+        course.push(now);
+    }
+    if now == DeploymentState::Success && !rollout.current {
+        course.push(DeploymentState::Inactive);
+    }
+    course
+}
+
+/// The states of `course` after the last one sent, `None` if there are none. Only forward: a
+/// sent state that is not in the course (a final one, while the ledger read says in progress) is
+/// never followed by an earlier one.
+fn states_to_send(
+    sent: Option<DeploymentState>,
+    course: &[DeploymentState],
+) -> Option<Vec<DeploymentState>> {
+    let from = match sent {
+        None => 0,
+        Some(sent) => match course.iter().position(|s| *s == sent) {
+            Some(at) => at + 1,
+            None if sent.is_final() => return None,
+            None => 0,
+        },
+    };
+    let left = course.get(from..).unwrap_or_default();
+    (!left.is_empty()).then(|| left.to_vec())
 }
 
 fn deployment_description(state: DeploymentState, rollout: &RolloutFacts, what: &str) -> String {

@@ -277,6 +277,7 @@ async fn a_github_outage_never_stops_the_deploy_and_its_reports_arrive_once_when
         .inject("GET", "/repos/", GitHubFault::Hang, Some(1));
     let verified = built_and_verified(&w, B_SHA, B, 1, 2).await;
     let answers = w.deliver_results(&reporter).await;
+    assert!(!answers.is_empty());
     assert!(answers.iter().all(|a| a["due"].is_u64()), "{answers:?}");
     assert_eq!(
         w.world.moto.calls_to("UpdateService").len(),
@@ -426,6 +427,97 @@ async fn an_app_token_is_kept_until_shortly_before_it_expires() {
     build_runs(&w, &reporter, A_SHA, A, 2).await;
     assert_eq!(w.github.tokens_issued(), 1);
     assert_eq!(statuses(&w, A_SHA), vec!["pushdeploy/build=pending"]);
+    // GitHub stops taking it (revoked, say): one new token, and the request is asked again.
+    w.github
+        .inject("POST", "/repos/", GitHubFault::Unauthorized, Some(1));
+    let posts_before = posts(&w);
+    built_and_verified(&w, B_SHA, B, 1, 2).await;
+    w.deliver_results(&reporter).await;
+    assert_eq!(w.github.tokens_issued(), 2);
+    let refused = w
+        .github
+        .calls()
+        .iter()
+        .filter(|c| c.answered == 401)
+        .count();
+    assert_eq!(refused, 1);
+    assert!(statuses(&w, B_SHA).contains(&"pushdeploy/verify=success".to_string()));
+    assert!(posts(&w) > posts_before + 1);
+}
+
+#[tokio::test]
+async fn a_commit_another_reporter_holds_is_left_due_and_sent_by_the_schedule() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    let stack = &w.world.stack;
+    seed_commit(stack, B_SHA, B, push_order(1), "shop-image:f8afe6a7").await;
+    // Another invocation holds the commit's lease for the next minute.
+    let lease = stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .item("sk", S(format!("commit#{B}")))
+        .item("lease_id", S("another".into()))
+        .item("lease_until", N((now() + 60).to_string()));
+    lease.send().await.expect("a lease");
+    let answer = reporter
+        .handle(build_started(B_SHA, B, "shop-image:f8afe6a7"))
+        .await
+        .expect("handled");
+    assert!(answer["due"].is_u64(), "{answer}");
+    assert!(w.github.statuses(B_SHA).is_empty());
+    // Its holder died: the lease runs out, and the schedule sends the report.
+    let expired = stack
+        .dynamodb()
+        .put_item()
+        .table_name(LEDGER_TABLE)
+        .item("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .item("sk", S(format!("commit#{B}")))
+        .item("lease_id", S("another".into()))
+        .item("lease_until", N((now() - 1).to_string()));
+    expired.send().await.expect("an expired lease");
+    w.set_due_now(B).await;
+    w.reconcile(&reporter).await;
+    assert_eq!(statuses(&w, B_SHA), vec!["pushdeploy/build=pending"]);
+    let due = stack
+        .ledger_get(&format!("report#{ECR_REPOSITORY}"), &format!("due#{B}"))
+        .await;
+    assert_eq!(due, None, "nothing is due any more");
+}
+
+#[tokio::test]
+async fn a_catch_up_after_an_outage_leaves_the_running_deployment_active() {
+    let w = ReportingWorld::with_token().await;
+    let reporter = w.reporter(&[]);
+    w.github
+        .inject("POST", "/repos/", GitHubFault::ServerError(503), None);
+    // B is pushed and rolled first, A after it: A runs.
+    let b = built_and_verified(&w, B_SHA, B, 1, 2).await;
+    ecs_says(&w, "completed.json", &deployment_id(&b)).await;
+    let a = built_and_verified(&w, A_SHA, A, 2, 1).await;
+    ecs_says(&w, "completed.json", &deployment_id(&a)).await;
+    w.deliver_results(&reporter).await;
+    w.github.clear_faults();
+    // Caught up in the due marks' order (by tag: A, then B), not the push order.
+    w.set_due_now(A).await;
+    w.set_due_now(B).await;
+    reporter
+        .handle(load_event("github-reporter/scheduled-reconcile.json"))
+        .await
+        .expect("reconciled");
+    // A runs: its Deployment stays successful; B's, reported after it, ends inactive and leaves
+    // A's as it is.
+    assert_eq!(
+        deployments(&w, A_SHA),
+        vec!["prod/web: in_progress, success"]
+    );
+    assert_eq!(
+        deployments(&w, B_SHA),
+        vec!["prod/web: in_progress, success, inactive"]
+    );
+    assert_eq!(w.github.rejections(), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -165,14 +165,20 @@ impl GitHub {
         }))
     }
 
+    /// Adds a status to Deployment `id`. A `success` makes GitHub mark the environment's earlier
+    /// successful Deployments inactive, unless `keep_others_active`.
     pub async fn create_deployment_status(
         &self,
         repository: &str,
         id: u64,
         state: &str,
         description: &str,
+        keep_others_active: bool,
     ) -> Result<(), GitHubError> {
-        let body = json!({"state": state, "description": description});
+        let mut body = json!({"state": state, "description": description});
+        if keep_others_active {
+            body["auto_inactive"] = json!(false);
+        }
         let path = format!("{}/deployments/{id}/statuses", repo_path(repository));
         self.call(Method::POST, &path, Some(&body)).await.map(drop)
     }

@@ -3,14 +3,14 @@
 //! that keeps two reporters off one commit, the commits with reports still due, and the branch
 //! heads the reconcile saw.
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::release::parse_release;
 use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::ledger::{
-    deployment_key, release_key, report_due_key, report_key, report_partition, CommitKey,
-    CommitStatus, Conditional, ItemKey, REPORT_DUE_PREFIX,
+    deployment_key, release_key, report_due_key, report_key, report_partition, service_key,
+    service_of, CommitKey, CommitStatus, Conditional, ItemKey, REPORT_DUE_PREFIX,
 };
 use crate::outcome::settle::DeploymentOutcome;
 use crate::report::github::DeploymentState;
@@ -27,8 +27,16 @@ pub struct ReportView {
     pub facts: CommitFacts,
     /// What it sent GitHub so far (the markers).
     pub sent: Reported,
-    /// When the commit is due, if it is.
-    pub due: Option<u64>,
+    /// The commit's due mark, if it has one.
+    pub due: Option<DueMark>,
+}
+
+/// That a commit has reports GitHub did not take yet: from when to try again, and the mark's own
+/// id (a mark is cleared only by whoever read that one: a newer mark survives).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMark {
+    pub not_before: u64,
+    pub mark: String,
 }
 
 /// A commit with reports still to send, and when GitHub may be asked again.
@@ -68,11 +76,12 @@ impl LedgerTable {
             key_item(&report),
             key_item(&due),
         ];
-        keys.extend(
-            targets
-                .iter()
-                .map(|t| key_item(&deployment_key(repository, t, image_tag))),
-        );
+        keys.extend(targets.iter().flat_map(|t| {
+            [
+                key_item(&deployment_key(repository, t, image_tag)),
+                key_item(&service_key(t)),
+            ]
+        }));
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
@@ -98,12 +107,14 @@ impl LedgerTable {
         Ok(Some(ReportView {
             facts,
             sent: item(&report).map(reported).unwrap_or_default(),
-            due: item(&due).map(|i| Attrs(i).number("not_before").unwrap_or_default()),
+            due: item(&due).map(|i| DueMark {
+                not_before: Attrs(i).number("not_before").unwrap_or_default(),
+                mark: Attrs(i).string("mark").unwrap_or_default(),
+            }),
         }))
     }
 
-    /// Takes the commit's report lease until `until` (refused while another reporter holds one),
-    /// answering the markers.
+    /// Takes the commit's report lease until `until` (refused while another reporter holds one).
     pub async fn take_report_lease(
         &self,
         repository: &str,
@@ -111,8 +122,8 @@ impl LedgerTable {
         lease_id: &str,
         now: u64,
         until: u64,
-    ) -> Result<Conditional<Reported>, AwsError> {
-        let result = self
+    ) -> Result<Conditional, AwsError> {
+        let taken = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -122,20 +133,9 @@ impl LedgerTable {
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":lease", s(lease_id))
-            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(Conditional::Applied(
-                output.attributes().map(reported).unwrap_or_default(),
-            )),
-            Err(e) => match AwsError::from_sdk("DynamoDB", "UpdateItem", e) {
-                refused if refused.kind() == AwsErrorKind::ConditionFailed => {
-                    Ok(Conditional::Refused(()))
-                }
-                failed => Err(failed),
-            },
-        }
+        conditional(taken, "UpdateItem")
     }
 
     /// Records that a report was sent (GitHub applied it).
@@ -166,18 +166,22 @@ impl LedgerTable {
     }
 
     /// Gives the lease back (if it is still this one's), and marks the commit due from
-    /// `not_before` when reports are left to send, or not due (`was_due`: whether it was, so
-    /// that an unchanged mark is not written).
+    /// `due` when reports are left to send, or clears the mark it read (`read`).
     pub async fn end_report_lease(
         &self,
         repository: &str,
         image_tag: &str,
         lease_id: &str,
         due: Option<u64>,
-        was_due: bool,
+        read: Option<&DueMark>,
     ) -> Result<(), AwsError> {
-        if due.is_some() || was_due {
-            self.mark_report_due(repository, image_tag, due).await?;
+        match (due, read) {
+            (Some(not_before), _) => {
+                self.mark_report_due(repository, image_tag, not_before, lease_id)
+                    .await?
+            }
+            (None, Some(read)) => self.clear_report_due(repository, image_tag, read).await?,
+            (None, None) => {}
         }
         let released = self
             .client
@@ -194,19 +198,17 @@ impl LedgerTable {
         Ok(())
     }
 
-    /// Marks the commit due from `not_before` (reports are left to send), or not due.
+    /// Marks the commit due from `not_before` (reports are left to send); `mark` names this mark.
     pub async fn mark_report_due(
         &self,
         repository: &str,
         image_tag: &str,
-        due: Option<u64>,
+        not_before: u64,
+        mark: &str,
     ) -> Result<(), AwsError> {
-        let due_key = report_due_key(repository, image_tag);
-        let Some(not_before) = due else {
-            return self.delete(&due_key).await;
-        };
-        let mut item = key_item(&due_key);
+        let mut item = key_item(&report_due_key(repository, image_tag));
         item.insert("not_before".into(), n(not_before));
+        item.insert("mark".into(), s(mark));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -214,6 +216,27 @@ impl LedgerTable {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    /// Clears the due mark `read`, unless another reporter marked the commit due since.
+    pub async fn clear_report_due(
+        &self,
+        repository: &str,
+        image_tag: &str,
+        read: &DueMark,
+    ) -> Result<(), AwsError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&report_due_key(repository, image_tag))))
+            .condition_expression("attribute_not_exists(mark) OR mark = :mark")
+            .expression_attribute_values(":mark", s(&read.mark))
+            .send()
+            .await;
+        // Refused: marked again since the read; that mark stands.
+        let _ = conditional(deleted, "DeleteItem")?;
         Ok(())
     }
 
@@ -351,6 +374,18 @@ fn commit_facts(items: &[Item], commit: &CommitKey) -> Option<CommitFacts> {
     let rolled_back_to = release
         .filter(|r| r.held_until.is_some())
         .map(|r| r.image_tag);
+    // What pushdeploy last rolled to each service (its service item).
+    let running: Vec<(&str, &str)> = items
+        .iter()
+        .filter_map(|i| {
+            let attrs = Attrs(i);
+            Some((
+                service_of(attrs.str("pk")?)?,
+                attrs.str("deployed_revision")?,
+            ))
+        })
+        .collect();
+    let rolled_back = rolled_back_to.as_deref() == Some(&commit.image_tag);
     let deployments = items
         .iter()
         .filter(|i| {
@@ -358,12 +393,7 @@ fn commit_facts(items: &[Item], commit: &CommitKey) -> Option<CommitFacts> {
                 .str("sk")
                 .is_some_and(|sk| sk.starts_with("deploy#"))
         })
-        .map(|i| {
-            rollout_facts(
-                Attrs(i),
-                rolled_back_to.as_deref() == Some(&commit.image_tag),
-            )
-        })
+        .map(|i| rollout_facts(Attrs(i), rolled_back, &running))
         .collect();
     Some(CommitFacts {
         sha: item.string("sha")?,
@@ -379,10 +409,14 @@ fn commit_facts(items: &[Item], commit: &CommitKey) -> Option<CommitFacts> {
     })
 }
 
-fn rollout_facts(item: Attrs<'_>, rollback: bool) -> RolloutFacts {
+fn rollout_facts(item: Attrs<'_>, rollback: bool, running: &[(&str, &str)]) -> RolloutFacts {
+    let target = item.string("target").unwrap_or_default();
+    let revision = item.string("revision").unwrap_or_default();
+    let current = running.contains(&(target.as_str(), revision.as_str()));
     RolloutFacts {
-        target: item.string("target").unwrap_or_default(),
-        revision: item.string("revision").unwrap_or_default(),
+        current,
+        target,
+        revision,
         digest: item.string("digest").unwrap_or_default(),
         deployment_id: item.string("deployment_id"),
         outcome: item.str("outcome").and_then(DeploymentOutcome::parse),

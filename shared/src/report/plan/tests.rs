@@ -28,6 +28,7 @@ fn rollout(outcome: Option<DeploymentOutcome>) -> RolloutFacts {
         outcome,
         reason: None,
         rollback: false,
+        current: true,
     }
 }
 
@@ -232,4 +233,40 @@ fn an_event_waits_for_the_ledger_to_say_it() {
     facts.deployments = vec![rollout(Some(DeploymentOutcome::Succeeded))];
     assert!(succeeded.met_by(&facts));
     assert!(Expectation::Nothing.met_by(&facts));
+}
+
+#[test]
+fn a_deployment_never_goes_back_and_one_that_no_longer_runs_ends_inactive() {
+    let mut facts = commit(CommitStatus::Built);
+    // A reconcile that read the ledger before the outcome, planning after another reporter sent
+    // the success: nothing goes back to in_progress.
+    facts.deployments = vec![rollout(None)];
+    let mut sent = Reported::default();
+    sent.deployments.insert(
+        "prod/web".into(),
+        ReportedDeployment {
+            revision: rollout(None).revision,
+            id: 41,
+            state: Some(DeploymentState::Success),
+        },
+    );
+    let again = plan(&facts, &sent, &links(), "prod");
+    assert!(
+        !again.iter().any(|r| matches!(r, Report::Deployment(_))),
+        "{again:?}"
+    );
+    // Learned late, after a newer rollout replaced it on the service: its success leaves the
+    // newer one active, then it ends inactive.
+    let mut old = rollout(Some(DeploymentOutcome::Succeeded));
+    old.current = false;
+    facts.deployments = vec![old];
+    let reports = plan(&facts, &Reported::default(), &links(), "prod");
+    let Some(Report::Deployment(d)) = reports.last() else {
+        panic!("{reports:?}");
+    };
+    assert!(d.keep_others_active);
+    let states: Vec<&str> = d.states.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["in_progress", "success", "inactive"]);
+    let done = sent_all(&reports, Reported::default());
+    assert!(plan(&facts, &done, &links(), "prod").is_empty());
 }
