@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod codebuild;
+pub mod codecommit;
 pub mod ecr;
 pub mod ecs;
 pub mod events;

@@ -5,6 +5,7 @@
 pub mod codecommit;
 pub mod delivery;
 pub mod github;
+pub mod heads;
 pub mod missed;
 pub mod order;
 pub mod push;

@@ -152,6 +152,18 @@ fn tag_length_var(env: &dyn VarSource) -> Result<TagLength, ConfigError> {
     Ok(TagLength::new(length).unwrap_or(TagLength::DEFAULT))
 }
 
+/// `HEAD_GRACE_SECONDS`: how long a deploy branch's head may stay unknown to the ledger before it
+/// is reported as a lost push (60–86400, default 600).
+fn head_grace_var(env: &dyn VarSource) -> Result<Duration, ConfigError> {
+    let seconds = parse_number(env, "HEAD_GRACE_SECONDS", 600u64, |n| {
+        (60..=86_400)
+            .contains(n)
+            .then_some(())
+            .ok_or("must be between 60 and 86400".to_string())
+    })?;
+    Ok(Duration::from_secs(seconds))
+}
+
 fn bool_var(env: &dyn VarSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match optional(env, name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),

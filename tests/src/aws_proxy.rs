@@ -7,6 +7,7 @@
 //!   ([`AwsProxy::report_build`]) and the proxy writes it into moto's answer;
 //! - ECR's scan findings and signing statuses, which moto cannot play, are answered from what the
 //!   test reports of each digest (`scans`: clean, when it says nothing);
+//! - CodeCommit's `GetBranch` (moto lacks it), from the heads the test sets (`branches`);
 //! - ECS's service deployment history, which moto lacks, is kept here from the UpdateService
 //!   calls moto applied (`ecs_history`);
 //! - faults the test injects ([`AwsProxy::inject`]) for chosen operations: throttling, a 5xx, a
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+mod branches;
 mod builds;
 mod ecs_history;
 mod faults;
@@ -53,6 +55,8 @@ struct ProxyState {
     /// Each digest's signing statuses `(status, failure reason)`.
     signatures: HashMap<String, Vec<(String, Option<String>)>>,
     holds: Vec<Hold>,
+    /// CodeCommit branch heads, by `(repository, branch)`.
+    branches: HashMap<(String, String), String>,
 }
 
 pub struct AwsProxy {
@@ -145,6 +149,14 @@ impl AwsProxy {
         {
             deployment.awaiting_hook = Some(hook_id.to_string());
         }
+    }
+
+    /// From now on CodeCommit's `GetBranch` says `branch` of `repository` is at `sha`.
+    pub fn set_branch(&self, repository: &str, branch: &str, sha: &str) {
+        self.state.lock().expect("proxy state").branches.insert(
+            (repository.to_string(), branch.to_string()),
+            sha.to_string(),
+        );
     }
 
     /// From now on ECR reports `scan` of the image of `digest`.
@@ -329,6 +341,9 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
             response = answer;
         }
         if let Some(answer) = scans::answer(target, &request.body, &state) {
+            response = answer;
+        }
+        if let Some(answer) = branches::answer(target, &request.body, &state) {
             response = answer;
         }
         if let Some(answer) = scans::with_pushed_at(target, &response, &state) {

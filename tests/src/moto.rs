@@ -236,6 +236,7 @@ impl RecordedCall {
             s if s.starts_with("AmazonEC2ContainerRegistry") => "ecr",
             s if s.starts_with("AmazonEC2ContainerService") => "ecs",
             s if s.starts_with("CodeBuild") => "codebuild",
+            s if s.starts_with("CodeCommit") => "codecommit",
             "secretsmanager" => "secretsmanager",
             "AWSEvents" => "events",
             other => panic!("no IAM prefix known for {other}"),

@@ -1,10 +1,14 @@
 //! The CodeCommit handler: either event shape → push rule → build trigger, reference by reference.
 
 use lambda_runtime::Diagnostic;
+use pushdeploy::aws::codecommit::CodeCommitRepository;
+use pushdeploy::aws::events::ResultPublisher;
+use pushdeploy::aws::ledger::LedgerTable;
 use pushdeploy::aws::AwsClients;
 use pushdeploy::build::codecommit::{
     parse_codecommit_event, CodeCommitEventError, ReferenceChange,
 };
+use pushdeploy::build::heads::{BranchHead, HeadCheck};
 use pushdeploy::build::push::{decide_build, GitRef, PushedRef};
 use pushdeploy::build::trigger::{BuildTrigger, TriggerError};
 use pushdeploy::config::CodeCommitConfig;
@@ -24,6 +28,9 @@ pub enum CodeCommitError {
         total: usize,
         reasons: String,
     },
+    /// The schedule's lost-push check failed for some deploy branches.
+    #[error("the heads of {failed} deploy branches could not be checked: {reasons}")]
+    HeadCheck { failed: usize, reasons: String },
     #[error(transparent)]
     Answer(#[from] AnswerNotJson),
 }
@@ -37,6 +44,7 @@ impl From<CodeCommitError> for Diagnostic {
             }
             CodeCommitError::Event(CodeCommitEventError::Malformed { .. }) => "MalformedEvent",
             CodeCommitError::Trigger { .. } => "BuildTriggerFailed",
+            CodeCommitError::HeadCheck { .. } => "HeadCheckFailed",
             CodeCommitError::Answer(_) => "AnswerNotJson",
         };
         Diagnostic {
@@ -49,6 +57,9 @@ impl From<CodeCommitError> for Diagnostic {
 pub struct CodeCommitHandler {
     config: CodeCommitConfig,
     trigger: BuildTrigger,
+    repository: CodeCommitRepository,
+    ledger: LedgerTable,
+    results: ResultPublisher,
 }
 
 impl CodeCommitHandler {
@@ -56,6 +67,9 @@ impl CodeCommitHandler {
     pub fn new(aws: &AwsClients, config: CodeCommitConfig) -> Self {
         Self {
             trigger: BuildTrigger::new(aws, config.build.clone()),
+            repository: aws.codecommit(&config.codecommit_repository),
+            ledger: aws.ledger(&config.build.ledger_table),
+            results: aws.results(&config.build.event_bus),
             config,
         }
     }
@@ -74,7 +88,61 @@ impl CodeCommitHandler {
             .unwrap_or("-")
             .to_string();
         let span = tracing::info_span!("codecommit_push", event_id = %event_id);
+        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+            return self.check_heads().instrument(span).await;
+        }
         self.handle_changes(event, &event_id).instrument(span).await
+    }
+
+    /// The schedule: each deploy branch's head (`GetBranch`) against the ledger; a head no push
+    /// announced is reported once (a push lost: its event never came).
+    async fn check_heads(&self) -> Result<Value, CodeCommitError> {
+        let check = HeadCheck {
+            ledger: &self.ledger,
+            results: &self.results,
+            repository: &self.config.build.repository.name,
+            tag_length: self.config.build.tag_length,
+            grace: self.config.head_grace,
+        };
+        let branches = self.config.build.deploy_branches.patterns();
+        let mut heads = Vec::new();
+        let mut failures = Vec::new();
+        // A prefix pattern (`release/*`) names no branch to ask about.
+        for branch in branches.iter().filter(|b| !b.ends_with('*')) {
+            match self.check_head(&check, branch).await {
+                Ok(head) => heads.push(head),
+                Err(reason) => {
+                    tracing::error!(branch = %branch, error = %reason, "the branch's head could not be checked");
+                    failures.push(format!("{branch}: {reason}"));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(CodeCommitError::HeadCheck {
+                failed: failures.len(),
+                reasons: failures.join("; "),
+            });
+        }
+        Ok(json!({ "heads": heads }))
+    }
+
+    async fn check_head(&self, check: &HeadCheck<'_>, branch: &str) -> Result<Value, String> {
+        let head = self
+            .repository
+            .branch_head(branch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(sha) = head else {
+            return Ok(json!({"branch": branch, "verdict": "no_such_branch"}));
+        };
+        let head = BranchHead {
+            source: "codecommit",
+            source_repository: self.repository.name(),
+            branch,
+            sha: &sha,
+        };
+        let verdict = check.check(&head).await.map_err(|e| e.to_string())?;
+        Ok(json!({"branch": branch, "head": sha, "verdict": verdict.as_str()}))
     }
 
     async fn handle_changes(&self, event: Value, event_id: &str) -> Result<Value, CodeCommitError> {

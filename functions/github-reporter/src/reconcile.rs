@@ -1,15 +1,12 @@
 //! The schedule: send the reports that are due, redeliver the webhook's failed push deliveries,
 //! and report a deploy branch head no delivery announced. Each part goes on when another fails.
 
-use pushdeploy::aws::ledger::SeenHead;
-use pushdeploy::aws::AwsError;
-use pushdeploy::build::missed::{head_verdict, to_redeliver, HeadVerdict};
-use pushdeploy::build::push::CommitSha;
-use pushdeploy::ledger::{branch_head_key, now_epoch_seconds, CommitKey, ItemKey};
-use pushdeploy::outcome::result::{ResultDetail, ResultOutcome, UNANNOUNCED_PUSH_DETAIL_TYPE};
-use pushdeploy::report::plan::Expectation;
 use std::time::Instant;
 
+use pushdeploy::build::heads::{BranchHead, HeadCheck};
+use pushdeploy::build::missed::{to_redeliver, HeadVerdict};
+use pushdeploy::ledger::now_epoch_seconds;
+use pushdeploy::report::plan::Expectation;
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -110,8 +107,7 @@ impl Reporter {
         }
     }
 
-    /// Compares the branch's head at GitHub with what the ledger knows; a head unknown past the
-    /// grace period is a push lost: a result event and an error line (the alarm), once.
+    /// Compares the branch's head at GitHub with what the ledger knows (`HeadCheck`).
     async fn check_head(
         &self,
         github: &GitHub,
@@ -119,96 +115,25 @@ impl Reporter {
         report: &mut ReconcileReport,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let source_repository = &self.config.github_repository;
-        let Some(head) = github.branch_head(source_repository, branch).await? else {
+        let Some(sha) = github.branch_head(source_repository, branch).await? else {
             return Ok(());
         };
-        let sha = CommitSha::parse(&head)?;
-        let image_tag = sha.image_tag(self.config.tag_length);
-        let key = CommitKey {
-            repository: self.repository().to_string(),
-            image_tag: image_tag.clone(),
+        let check = HeadCheck {
+            ledger: &self.ledger,
+            results: &self.results,
+            repository: self.repository(),
+            tag_length: self.config.tag_length,
+            grace: self.config.head_grace,
         };
-        // Known: pushed to a deploy branch (a build-only push of the commit does not count).
-        let commit = self.ledger.commit_record(&key).await?;
-        let known = commit.is_some_and(|c| c.order.is_some());
-        let head_key = branch_head_key(self.repository(), "github", source_repository, branch);
-        let seen = self.ledger.seen_head(&head_key).await?;
-        let now = now_epoch_seconds();
-        let verdict = head_verdict(
-            &head,
-            known,
-            seen.as_ref()
-                .map(|s| (s.sha.as_str(), s.first_seen, s.reported)),
-            now,
-            self.config.head_grace.as_secs(),
-        );
-        let head = Head {
+        let head = BranchHead {
+            source: "github",
+            source_repository,
             branch,
-            sha: head,
-            image_tag,
-            key: head_key,
+            sha: &sha,
         };
-        self.apply_head_verdict(&head, verdict, seen.is_some(), report)
-            .await
-    }
-
-    async fn apply_head_verdict(
-        &self,
-        head: &Head<'_>,
-        verdict: HeadVerdict,
-        was_seen: bool,
-        report: &mut ReconcileReport,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let remember = |first_seen, reported| SeenHead {
-            sha: head.sha.clone(),
-            first_seen,
-            reported,
-        };
-        match verdict {
-            HeadVerdict::Known if was_seen => self.ledger.record_head(&head.key, None).await?,
-            HeadVerdict::Known | HeadVerdict::Reported => {}
-            HeadVerdict::Waiting { first_seen } => {
-                let seen = remember(first_seen, false);
-                self.ledger.record_head(&head.key, Some(&seen)).await?
-            }
-            HeadVerdict::Report { first_seen } => {
-                self.report_unannounced(head, now_epoch_seconds() - first_seen)
-                    .await?;
-                let seen = remember(first_seen, true);
-                self.ledger.record_head(&head.key, Some(&seen)).await?;
-                report
-                    .unannounced
-                    .push(format!("{}={}", head.branch, head.sha));
-            }
+        if let HeadVerdict::Report { .. } = check.check(&head).await? {
+            report.unannounced.push(format!("{branch}={sha}"));
         }
         Ok(())
     }
-
-    /// A push lost: an error line (the alarm) and a result event.
-    async fn report_unannounced(&self, head: &Head<'_>, unknown_for: u64) -> Result<(), AwsError> {
-        let (branch, sha) = (head.branch, &head.sha);
-        let reason = format!(
-            "the head of {branch} at GitHub is {sha}, which no delivery announced for {unknown_for}s: a push was lost (redeliver it from the webhook's deliveries, or push again)"
-        );
-        error!(branch, sha = %sha, "{reason}");
-        let detail = ResultDetail {
-            sha: Some(sha.clone()),
-            image_tag: Some(head.image_tag.clone()),
-            trigger: Some("reconcile".into()),
-            reason: Some(reason),
-            ..ResultDetail::new(self.repository(), ResultOutcome::UnannouncedPush)
-        };
-        self.results
-            .publish(UNANNOUNCED_PUSH_DETAIL_TYPE, &detail)
-            .await
-    }
-}
-
-/// A deploy branch's head at GitHub.
-struct Head<'a> {
-    branch: &'a str,
-    sha: String,
-    image_tag: String,
-    /// Its sighting's ledger item.
-    key: ItemKey,
 }

@@ -5,6 +5,7 @@
 use aws_config::SdkConfig;
 
 use super::codebuild::{BuildReader, BuildStarter};
+use super::codecommit::CodeCommitRepository;
 use super::ecr::Registry;
 use super::ecs::Ecs;
 use super::events::ResultPublisher;
@@ -29,6 +30,13 @@ impl AwsClients {
         Self {
             sdk: super::sdk::load_sdk_config(limits).await,
         }
+    }
+
+    pub fn codecommit(&self, repository: &str) -> CodeCommitRepository {
+        CodeCommitRepository::new(
+            aws_sdk_codecommit::Client::new(&self.sdk),
+            repository.to_string(),
+        )
     }
 
     pub fn ledger(&self, table: &str) -> LedgerTable {

@@ -71,6 +71,17 @@ pub enum HeadVerdict {
     Reported,
 }
 
+impl HeadVerdict {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HeadVerdict::Known => "known",
+            HeadVerdict::Waiting { .. } => "waiting",
+            HeadVerdict::Report { .. } => "reported_now",
+            HeadVerdict::Reported => "reported_before",
+        }
+    }
+}
+
 /// The verdict on a head `sha` the ledger does (`known`) or does not know, given what the last
 /// reconcile saw of the branch (`seen`: the sha it saw, when first, whether it was reported).
 pub fn head_verdict(

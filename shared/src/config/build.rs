@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    function_timeout_var, invalid, optional, parse_number, repository_var, required,
-    tag_length_var, ConfigError, EcrRepository, ProcessEnv, VarSource,
+    function_timeout_var, head_grace_var, invalid, optional, parse_number, repository_var,
+    required, tag_length_var, ConfigError, EcrRepository, ProcessEnv, VarSource,
 };
 use crate::build::push::BranchFilter;
 use crate::build::push::TagLength;
@@ -165,6 +165,9 @@ pub struct CodeCommitConfig {
     pub build: BuildTriggerConfig,
     /// `CODECOMMIT_REPOSITORY`: the repository name.
     pub codecommit_repository: String,
+    /// How long a deploy branch's head may stay unknown before it is reported (the schedule's
+    /// lost-push check).
+    pub head_grace: Duration,
 }
 
 impl CodeCommitConfig {
@@ -172,6 +175,7 @@ impl CodeCommitConfig {
         Ok(Self {
             build: BuildTriggerConfig::from_vars(env)?,
             codecommit_repository: required(env, "CODECOMMIT_REPOSITORY")?,
+            head_grace: head_grace_var(env)?,
         })
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    function_timeout_var, invalid, optional, parse_number, repository_var, required,
+    function_timeout_var, head_grace_var, invalid, optional, repository_var, required,
     tag_length_var, ConfigError, EcrRepository, VarSource,
 };
 use crate::build::push::{BranchFilter, TagLength};
@@ -64,12 +64,6 @@ impl ReporterConfig {
             .filter(|p| !p.ends_with('*'))
             .cloned()
             .collect();
-        let head_grace = parse_number(env, "HEAD_GRACE_SECONDS", 600u64, |n| {
-            (60..=86_400)
-                .contains(n)
-                .then_some(())
-                .ok_or("must be between 60 and 86400".to_string())
-        })?;
         Ok(Self {
             repository: repository_var(env)?,
             ledger_table: required(env, "LEDGER_TABLE")?,
@@ -80,7 +74,7 @@ impl ReporterConfig {
             deploy_branches,
             tag_length: tag_length_var(env)?,
             github: github_access(env, default_environment)?,
-            head_grace: Duration::from_secs(head_grace),
+            head_grace: head_grace_var(env)?,
             function_timeout: function_timeout_var(env, 30)?,
         })
     }

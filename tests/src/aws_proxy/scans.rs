@@ -208,7 +208,7 @@ fn findings_answer(asked: &Value, digest: &str, state: &ProxyState) -> Vec<u8> {
     ok(body)
 }
 
-fn ok(body: Value) -> Vec<u8> {
+pub(super) fn ok(body: Value) -> Vec<u8> {
     let body = body.to_string();
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -217,7 +217,7 @@ fn ok(body: Value) -> Vec<u8> {
     .into_bytes()
 }
 
-fn error(error_type: &str, message: &str) -> Vec<u8> {
+pub(super) fn error(error_type: &str, message: &str) -> Vec<u8> {
     let body = json!({"__type": error_type, "message": message}).to_string();
     format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -208,3 +208,57 @@ async fn a_failed_start_is_an_error_so_the_event_is_retried() {
         "start_failed"
     );
 }
+
+/// The schedule's lost-push check: `main`'s head at CodeCommit (`GetBranch`, answered by the
+/// proxy: moto lacks it) against the ledger.
+#[tokio::test]
+async fn a_branch_head_no_event_announced_is_reported_once_and_a_build_only_push_does_not_count() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let TestWorld { moto, stack } = TestWorld::start(&[]).await;
+    let handler = stack.codecommit(&[("HEAD_GRACE_SECONDS", "60")]);
+    let schedule = || load_event("codecommit-push/scheduled-head-check.json");
+    // Built from another branch only (no push order): its push to `main` never came.
+    let sha = "5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d";
+    put_image(&stack.sdk, &sha[..8], 4).await;
+    seed_built_only(&stack, sha, &sha[..8], "shop-image:x").await;
+    moto.proxy.set_branch(CODECOMMIT_REPOSITORY, "main", sha);
+    moto.start_recording();
+    let first = handler.handle(schedule(), None).await.expect("checked");
+    assert_eq!(first["heads"][0]["verdict"], "waiting", "{first}");
+    assert!(
+        moto.calls_to("PutEvents").is_empty(),
+        "its event may be on its way"
+    );
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .key(
+            "sk",
+            S(format!("head#codecommit#{CODECOMMIT_REPOSITORY}#main")),
+        )
+        .update_expression("SET first_seen = first_seen - :age")
+        .expression_attribute_values(":age", N("120".into()))
+        .send()
+        .await
+        .expect("a sighting");
+    let second = handler.handle(schedule(), None).await.expect("checked");
+    assert_eq!(second["heads"][0]["verdict"], "reported_now", "{second}");
+    let third = handler.handle(schedule(), None).await.expect("checked");
+    assert_eq!(third["heads"][0]["verdict"], "reported_before", "{third}");
+    let published: Vec<Value> = moto
+        .calls_to("PutEvents")
+        .iter()
+        .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(published.len(), 1, "once: {published:?}");
+    assert_eq!(published[0]["DetailType"], "pushdeploy Push Unannounced");
+    let detail: Value = serde_json::from_str(published[0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["outcome"], "unannounced_push");
+    assert_eq!(detail["sha"], sha);
+    // A branch CodeCommit does not have is no error.
+    let gone = stack.codecommit(&[("DEPLOY_BRANCHES", "release"), ("BRANCHES", "release")]);
+    let answer = gone.handle(schedule(), None).await.expect("checked");
+    assert_eq!(answer["heads"][0]["verdict"], "no_such_branch", "{answer}");
+}

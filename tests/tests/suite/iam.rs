@@ -86,11 +86,19 @@ impl<'a> Calls<'a> {
         result
     }
 
-    /// Every ledger write this function made is one its `LedgerWriteClaims` statement allows.
+    /// Every ledger write this function made is one its `LedgerWriteClaims` statement allows
+    /// (a branch head's sighting, `report#`: its `BranchHeadSightings`).
     fn assert_ledger_grant_allows_them(&self, logical_id: &str) {
-        let grant = LedgerGrant::of(logical_id);
+        let claims = LedgerGrant::of(logical_id);
         assert!(!self.writes.is_empty(), "{logical_id} wrote nothing");
         for write in &self.writes {
+            let sightings;
+            let grant = if write.pk.starts_with("report#") {
+                sightings = LedgerGrant::statement(logical_id, "BranchHeadSightings");
+                &sightings
+            } else {
+                &claims
+            };
             if let Err(why) = grant.allows(write) {
                 panic!("{logical_id} may not make its own write {write:?}: {why}");
             }
@@ -181,6 +189,8 @@ async fn the_trigger_functions_call_exactly_what_they_are_granted() {
         ))
         .await;
     assert!(held.is_err(), "{held:?}");
+    // The schedule: a head nobody announced is seen, then reported; then the push arrives.
+    codecommit_heads(&moto, &stack, &mut calls).await;
     assert!(calls.actions.contains("codebuild:StartBuild"));
     calls.assert_least_privilege("CodeCommitPushFunction");
     calls.assert_ledger_grant_allows_them("CodeCommitPushFunction");
@@ -389,4 +399,44 @@ async fn the_github_reporter_calls_exactly_what_it_is_granted_and_writes_only_it
             panic!("the reporter may not make its own write {write:?}: {why}");
         }
     }
+}
+
+/// codecommit-push's schedule over `main`: an unknown head (remembered), the same two minutes
+/// later (reported), then the sample's commit, which the ledger knows (the sighting forgotten).
+async fn codecommit_heads(moto: &Moto, stack: &Stack, calls: &mut Calls<'_>) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let codecommit = stack.codecommit(&[("HEAD_GRACE_SECONDS", "60")]);
+    let schedule = load_event("codecommit-push/scheduled-head-check.json");
+    let unknown = "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3";
+    moto.proxy
+        .set_branch(CODECOMMIT_REPOSITORY, "main", unknown);
+    let seen = calls
+        .during(codecommit.handle(schedule.clone(), None))
+        .await;
+    assert_eq!(seen.expect("checked")["heads"][0]["verdict"], "waiting");
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .key(
+            "sk",
+            S(format!("head#codecommit#{CODECOMMIT_REPOSITORY}#main")),
+        )
+        .update_expression("SET first_seen = first_seen - :age")
+        .expression_attribute_values(":age", N("120".into()))
+        .send()
+        .await
+        .expect("a sighting");
+    let reported = calls
+        .during(codecommit.handle(schedule.clone(), None))
+        .await;
+    assert_eq!(
+        reported.expect("checked")["heads"][0]["verdict"],
+        "reported_now"
+    );
+    let known = "3e5983ea1f6b3a8d2c4e5f60718293a4b5c6d7e8";
+    moto.proxy.set_branch(CODECOMMIT_REPOSITORY, "main", known);
+    let forgotten = calls.during(codecommit.handle(schedule, None)).await;
+    assert_eq!(forgotten.expect("checked")["heads"][0]["verdict"], "known");
 }

@@ -382,12 +382,22 @@ fn result_events_go_to_a_bus_only_the_stacks_functions_publish_to() {
         .contains("EventBusName: !If [CreateResultBus, !Ref ResultBus, !Ref ResultEventBusName]"));
 }
 
-/// The build triggers publish one kind of event, the re-push announcement: even code running in
-/// the public function cannot publish a `pushdeploy Deployment Result` to the result bus.
+/// The build triggers publish the re-push announcement (and CodeCommit's schedule a lost push),
+/// nothing else: even code running in the public function cannot publish a `pushdeploy
+/// Deployment Result` to the result bus.
 #[test]
 fn the_build_triggers_may_publish_only_the_re_push_announcement() {
     let resources = resources();
-    for id in ["GitHubWebhookFunction", "CodeCommitPushFunction"] {
+    for (id, detail_types) in [
+        (
+            "GitHubWebhookFunction",
+            "events:detail-type: pushdeploy Commit Repushed\n",
+        ),
+        (
+            "CodeCommitPushFunction",
+            "events:detail-type: [pushdeploy Commit Repushed, pushdeploy Push Unannounced]\n",
+        ),
+    ] {
         let function = block(&resources, id);
         let statement = function
             .split("- Sid: AnnounceRepushedCommits")
@@ -397,10 +407,12 @@ fn the_build_triggers_may_publish_only_the_re_push_announcement() {
         for line in [
             "Action: events:PutEvents",
             "events:source: pushdeploy",
-            "events:detail-type: pushdeploy Commit Repushed",
+            detail_types,
         ] {
             assert!(statement.contains(line), "{id}: {line}");
         }
+        let publishes = function.matches("events:PutEvents").count();
+        assert_eq!(publishes, 1, "{id}: one PutEvents grant, conditioned");
     }
 }
 
