@@ -3,7 +3,7 @@
 
 use pushdeploy_tests::demo::{PushSpec, SAMPLE_PUSHED_AT};
 use pushdeploy_tests::github::{GitHubStandIn, StandInAuth};
-use pushdeploy_tests::reporting::{build_started, GITHUB_TOKEN, REPORTER_SECRET};
+use pushdeploy_tests::reporting::{build_started, create_reporter_secret, GITHUB_TOKEN};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -165,16 +165,8 @@ async fn reporter_events(
     env: &mut Vec<(String, String)>,
     events: &mut Vec<(String, Value)>,
 ) -> GitHubStandIn {
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&stack.sdk)
-        .create_secret()
-        .name(REPORTER_SECRET)
-        .secret_string(json!({ "token": GITHUB_TOKEN }).to_string())
-        .send()
-        .await
-        .expect("the reporter's secret")
-        .arn()
-        .expect("secret ARN")
-        .to_string();
+    let secret = json!({ "token": GITHUB_TOKEN });
+    let secret_arn = create_reporter_secret(&stack.sdk, &secret).await;
     let github = GitHubStandIn::start(StandInAuth::Token(GITHUB_TOKEN.into()));
     env.push(("GITHUB_TOKEN_SECRET_ARN".into(), secret_arn));
     env.push(("GITHUB_API_URL".into(), github.url.clone()));

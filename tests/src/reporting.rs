@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::github::{GitHubStandIn, StandInAuth};
 use crate::{
-    codebuild_event, load_event, TestWorld, ECR_REPOSITORY, GITHUB_REPOSITORY, LEDGER_TABLE, REGION,
+    codebuild_event, load_event, Stack, TestWorld, ECR_REPOSITORY, GITHUB_REPOSITORY, LEDGER_TABLE,
+    REGION,
 };
 
 /// The fine-grained token the stand-in accepts in token mode.
@@ -24,6 +25,43 @@ pub struct ReportingWorld {
     delivered: Mutex<usize>,
 }
 
+/// Creates the reporter's credentials secret holding `secret`; answers its ARN.
+pub async fn create_reporter_secret(sdk: &aws_config::SdkConfig, secret: &Value) -> String {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(REPORTER_SECRET)
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .expect("create the reporter's secret")
+        .arn()
+        .expect("secret ARN")
+        .to_string()
+}
+
+/// Moves the sighting of `branch`'s head (from `source`) `seconds` into the past.
+pub async fn age_head_sighting(
+    stack: &Stack,
+    source: &str,
+    repository: &str,
+    branch: &str,
+    seconds: u64,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    stack
+        .dynamodb()
+        .update_item()
+        .table_name(LEDGER_TABLE)
+        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
+        .key("sk", S(format!("head#{source}#{repository}#{branch}")))
+        .update_expression("SET first_seen = first_seen - :age")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":age", N(seconds.to_string()))
+        .send()
+        .await
+        .expect("a sighting");
+}
+
 impl ReportingWorld {
     /// A world whose reporter authenticates with a fine-grained token.
     pub async fn with_token() -> Self {
@@ -35,16 +73,7 @@ impl ReportingWorld {
     /// reporter's credentials.
     pub async fn start(auth: StandInAuth, secret: Value) -> Self {
         let world = TestWorld::start(&["web"]).await;
-        let secret_arn = aws_sdk_secretsmanager::Client::new(&world.stack.sdk)
-            .create_secret()
-            .name(REPORTER_SECRET)
-            .secret_string(secret.to_string())
-            .send()
-            .await
-            .expect("create the reporter's secret")
-            .arn()
-            .expect("secret ARN")
-            .to_string();
+        let secret_arn = create_reporter_secret(&world.stack.sdk, &secret).await;
         world.moto.start_recording();
         ReportingWorld {
             world,
@@ -111,10 +140,8 @@ impl ReportingWorld {
 
     /// Moves the reconcile's sighting of `branch`'s head `seconds` into the past.
     pub async fn age_head_sighting(&self, branch: &str, seconds: u64) {
-        let sk = format!("head#github#{GITHUB_REPOSITORY}#{branch}");
-        let age = seconds.to_string();
-        self.update_report_item(&sk, "SET first_seen = first_seen - :n", &age)
-            .await;
+        let stack = &self.world.stack;
+        age_head_sighting(stack, "github", GITHUB_REPOSITORY, branch, seconds).await;
     }
 
     async fn update_report_item(&self, sk: &str, expression: &str, n: &str) {

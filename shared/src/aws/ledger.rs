@@ -4,6 +4,7 @@ mod approvals;
 mod commits;
 mod control;
 mod deployments;
+mod heads;
 mod images;
 mod locks;
 mod order;
@@ -11,7 +12,8 @@ mod outcomes;
 mod reads;
 mod release;
 mod reports;
-pub use reports::{DueMark, DueReport, ReportView, SeenHead};
+pub use heads::SeenHead;
+pub use reports::{DueMark, DueReport, ReportView};
 
 use std::collections::HashMap;
 

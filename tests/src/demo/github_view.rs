@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::timeline::Timeline;
 use super::LambdaWatch;
 use crate::github::{GitHubStandIn, StandInAuth};
-use crate::reporting::{as_delivered, GITHUB_TOKEN, REPORTER_SECRET};
+use crate::reporting::{as_delivered, create_reporter_secret, GITHUB_TOKEN};
 use crate::{Moto, Stack};
 
 pub(super) struct GitHubView {
@@ -21,16 +21,8 @@ pub(super) struct GitHubView {
 impl GitHubView {
     /// The stand-in (a fine-grained token) and the reporter's secret holding that token.
     pub(super) async fn start(stack: &Stack) -> Self {
-        let secret_arn = aws_sdk_secretsmanager::Client::new(&stack.sdk)
-            .create_secret()
-            .name(REPORTER_SECRET)
-            .secret_string(json!({ "token": GITHUB_TOKEN }).to_string())
-            .send()
-            .await
-            .expect("the reporter's secret")
-            .arn()
-            .expect("secret ARN")
-            .to_string();
+        let secret = json!({ "token": GITHUB_TOKEN });
+        let secret_arn = create_reporter_secret(&stack.sdk, &secret).await;
         GitHubView {
             stand_in: GitHubStandIn::start(StandInAuth::Token(GITHUB_TOKEN.into())),
             secret_arn,

@@ -4,6 +4,7 @@ use codecommit_push::CodeCommitHandler;
 use lambda_runtime::Diagnostic;
 use pushdeploy::build::order::{PushOrder, RANK_BASE};
 use pushdeploy::build::push::CommitSha;
+use pushdeploy_tests::reporting::age_head_sighting;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -213,7 +214,6 @@ async fn a_failed_start_is_an_error_so_the_event_is_retried() {
 /// proxy: moto lacks it) against the ledger.
 #[tokio::test]
 async fn a_branch_head_no_event_announced_is_reported_once_and_a_build_only_push_does_not_count() {
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let TestWorld { moto, stack } = TestWorld::start(&[]).await;
     let handler = stack.codecommit(&[("HEAD_GRACE_SECONDS", "60")]);
     let schedule = || load_event("codecommit-push/scheduled-head-check.json");
@@ -229,20 +229,7 @@ async fn a_branch_head_no_event_announced_is_reported_once_and_a_build_only_push
         moto.calls_to("PutEvents").is_empty(),
         "its event may be on its way"
     );
-    stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
-        .key(
-            "sk",
-            S(format!("head#codecommit#{CODECOMMIT_REPOSITORY}#main")),
-        )
-        .update_expression("SET first_seen = first_seen - :age")
-        .expression_attribute_values(":age", N("120".into()))
-        .send()
-        .await
-        .expect("a sighting");
+    age_head_sighting(&stack, "codecommit", CODECOMMIT_REPOSITORY, "main", 120).await;
     let second = handler.handle(schedule(), None).await.expect("checked");
     assert_eq!(second["heads"][0]["verdict"], "reported_now", "{second}");
     let third = handler.handle(schedule(), None).await.expect("checked");

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use pushdeploy_tests::ledger_grant::{ledger_writes, LedgerGrant, LedgerWrite};
+use pushdeploy_tests::reporting::age_head_sighting;
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -404,7 +405,6 @@ async fn the_github_reporter_calls_exactly_what_it_is_granted_and_writes_only_it
 /// codecommit-push's schedule over `main`: an unknown head (remembered), the same two minutes
 /// later (reported), then the sample's commit, which the ledger knows (the sighting forgotten).
 async fn codecommit_heads(moto: &Moto, stack: &Stack, calls: &mut Calls<'_>) {
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let codecommit = stack.codecommit(&[("HEAD_GRACE_SECONDS", "60")]);
     let schedule = load_event("codecommit-push/scheduled-head-check.json");
     let unknown = "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3";
@@ -414,20 +414,7 @@ async fn codecommit_heads(moto: &Moto, stack: &Stack, calls: &mut Calls<'_>) {
         .during(codecommit.handle(schedule.clone(), None))
         .await;
     assert_eq!(seen.expect("checked")["heads"][0]["verdict"], "waiting");
-    stack
-        .dynamodb()
-        .update_item()
-        .table_name(LEDGER_TABLE)
-        .key("pk", S(format!("report#{ECR_REPOSITORY}")))
-        .key(
-            "sk",
-            S(format!("head#codecommit#{CODECOMMIT_REPOSITORY}#main")),
-        )
-        .update_expression("SET first_seen = first_seen - :age")
-        .expression_attribute_values(":age", N("120".into()))
-        .send()
-        .await
-        .expect("a sighting");
+    age_head_sighting(stack, "codecommit", CODECOMMIT_REPOSITORY, "main", 120).await;
     let reported = calls
         .during(codecommit.handle(schedule.clone(), None))
         .await;

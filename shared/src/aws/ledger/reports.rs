@@ -46,14 +46,6 @@ pub struct DueReport {
     pub not_before: u64,
 }
 
-/// What the reconcile saw of a branch head nobody announced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenHead {
-    pub sha: String,
-    pub first_seen: u64,
-    pub reported: bool,
-}
-
 impl LedgerTable {
     /// The commit of `image_tag` as GitHub should see it (with its rollouts to `targets`), what
     /// the reporter sent of it, and whether it is due: one BatchGetItem. `None` when the ledger
@@ -271,53 +263,6 @@ impl LedgerTable {
                 })
             })
             .collect())
-    }
-
-    /// What the reconcile last saw of a branch's head, if it was one nobody announced.
-    pub async fn seen_head(&self, key: &ItemKey) -> Result<Option<SeenHead>, AwsError> {
-        let item = self.get_item(key.clone()).await?;
-        Ok(item.and_then(|item| {
-            let attrs = Attrs(&item);
-            Some(SeenHead {
-                sha: attrs.string("sha")?,
-                first_seen: attrs.number("first_seen").unwrap_or_default(),
-                reported: attrs.0.get("reported").and_then(|v| v.as_bool().ok()) == Some(&true),
-            })
-        }))
-    }
-
-    /// Remembers `head` (or, `None`: the head is known, nothing to remember).
-    pub async fn record_head(
-        &self,
-        key: &ItemKey,
-        head: Option<&SeenHead>,
-    ) -> Result<(), AwsError> {
-        let Some(head) = head else {
-            return self.delete(key).await;
-        };
-        let mut item = key_item(key);
-        item.insert("sha".into(), s(&head.sha));
-        item.insert("first_seen".into(), n(head.first_seen));
-        item.insert("reported".into(), AttributeValue::Bool(head.reported));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
-        Ok(())
-    }
-
-    async fn delete(&self, key: &ItemKey) -> Result<(), AwsError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(key)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", e))?;
-        Ok(())
     }
 }
 
