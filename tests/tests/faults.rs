@@ -361,15 +361,19 @@ async fn rollout_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut Case
     check_rollout_events(moto, result);
 }
 
-/// A deploy that succeeded publishes `verified` and the rollout's start: nothing else, and one
-/// `event_id` for each (a retry may publish one again, with its id).
-fn check_rollout_events(moto: &Moto, result: &mut CaseResult) {
-    let events: Vec<Value> = moto
-        .calls_to("PutEvents")
+/// The details of the result events published since recording started.
+fn published_details(moto: &Moto) -> Vec<Value> {
+    moto.calls_to("PutEvents")
         .iter()
         .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
         .filter_map(|e| serde_json::from_str(e["Detail"].as_str()?).ok())
-        .collect();
+        .collect()
+}
+
+/// A deploy that succeeded publishes `verified` and the rollout's start: nothing else, and one
+/// `event_id` for each (a retry may publish one again, with its id).
+fn check_rollout_events(moto: &Moto, result: &mut CaseResult) {
+    let events = published_details(moto);
     let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for event in &events {
         let outcome = event["outcome"].as_str().unwrap_or_default().to_string();
@@ -429,12 +433,7 @@ async fn outcome_case(moto: &Moto, stack: &Stack, case: &Case, result: &mut Case
                 .push(format!("{pk}: outcome not recorded: {other:?}")),
         }
     }
-    let events: Vec<Value> = moto
-        .calls_to("PutEvents")
-        .iter()
-        .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| serde_json::from_str(e["Detail"].as_str()?).ok())
-        .collect();
+    let events = published_details(moto);
     let ids: BTreeSet<String> = events
         .iter()
         .filter_map(|d: &Value| d["event_id"].as_str().map(str::to_string))

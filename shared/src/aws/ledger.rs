@@ -142,6 +142,30 @@ impl LedgerTable {
         conditional(request.send().await, "UpdateItem")
     }
 
+    /// Writes `item` whatever stands there (for items only one writer keeps: the reporter's).
+    async fn put(&self, item: Item) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    /// Deletes the item of `key`, if there is one.
+    async fn delete(&self, key: &ItemKey) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", e))?;
+        Ok(())
+    }
+
     /// One item, read consistently (the ledger's reads decide what to write next).
     async fn get_item(&self, key: ItemKey) -> Result<Option<Item>, AwsError> {
         let output = self

@@ -57,10 +57,7 @@ impl GitHub {
             repo_path(repository)
         );
         let body = self.call(Method::GET, &path, None).await?;
-        Ok(body["statuses"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        Ok(list(&body["statuses"])
             .iter()
             .filter_map(|status| {
                 Some((
@@ -107,10 +104,7 @@ impl GitHub {
             segment(environment)
         );
         let body = self.call(Method::GET, &path, None).await?;
-        Ok(body
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        Ok(list(&body)
             .iter()
             .filter_map(|d| {
                 Some(CreatedDeployment {
@@ -194,10 +188,7 @@ impl GitHub {
             repo_path(repository)
         );
         let body = self.call(Method::GET, &path, None).await?;
-        Ok(body
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        Ok(list(&body)
             .iter()
             .filter_map(|d| {
                 Some(HookDelivery {
@@ -251,6 +242,11 @@ impl GitHub {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The items of a JSON array GitHub answered (none, if it answered something else).
+fn list(body: &Value) -> &[Value] {
+    body.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
 /// A Deployment's payload: an object, or (as some clients send it) a string of JSON.

@@ -42,24 +42,6 @@ impl LedgerTable {
         item.insert("sha".into(), s(&head.sha));
         item.insert("first_seen".into(), n(head.first_seen));
         item.insert("reported".into(), AttributeValue::Bool(head.reported));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
-        Ok(())
-    }
-
-    async fn delete(&self, key: &ItemKey) -> Result<(), AwsError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(key)))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", e))?;
-        Ok(())
+        self.put(item).await
     }
 }

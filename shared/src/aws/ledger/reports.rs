@@ -5,9 +5,10 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+use super::reads::consistent;
 use super::release::parse_release;
 use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::AwsError;
 use crate::ledger::{
     deployment_key, release_key, report_due_key, report_key, report_partition, service_key,
     service_of, CommitKey, CommitStatus, Conditional, ItemKey, REPORT_DUE_PREFIX,
@@ -74,18 +75,7 @@ impl LedgerTable {
                 key_item(&service_key(t)),
             ]
         }));
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| {
-                AwsError::call(
-                    "DynamoDB",
-                    "BatchGetItem",
-                    AwsErrorKind::Other,
-                    e.to_string(),
-                )
-            })?;
+        let request = consistent(KeysAndAttributes::builder().set_keys(Some(keys)))?;
         let items = self.batch_get(request).await?;
         let Some(facts) = commit_facts(&items, &commit) else {
             return Ok(None);
@@ -201,14 +191,7 @@ impl LedgerTable {
         let mut item = key_item(&report_due_key(repository, image_tag));
         item.insert("not_before".into(), n(not_before));
         item.insert("mark".into(), s(mark));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", e))?;
-        Ok(())
+        self.put(item).await
     }
 
     /// Clears the due mark `read`, unless another reporter marked the commit due since.
