@@ -17,6 +17,7 @@
 //! written before an upgrade compare as older.
 
 mod records;
+pub mod story;
 pub use records::{
     parts_after_cancellation, Approval, ApprovalKind, ApprovalRecord, ClaimResult, DeploymentPart,
     DeploymentParts, DeploymentRecord, ItemCancellation, KnownCommit, LedgerView, NewClaim,

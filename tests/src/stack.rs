@@ -3,7 +3,8 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use serde_json::Value;
 
@@ -216,13 +217,32 @@ pub async fn create_ledger_table(sdk: &SdkConfig, name: &str) {
             .build()
             .expect("key")
     };
+    let by_push_order = GlobalSecondaryIndex::builder()
+        .index_name(pushdeploy::aws::ledger::PUSH_ORDER_INDEX)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sequence", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("index");
     aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .attribute_definitions(attribute("pk"))
         .attribute_definitions(attribute("sk"))
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sequence")
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .expect("attribute"),
+        )
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(by_push_order)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

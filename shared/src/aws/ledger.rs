@@ -12,8 +12,10 @@ mod outcomes;
 mod reads;
 mod release;
 mod reports;
+mod story;
 pub use heads::SeenHead;
 pub use reports::{DueMark, DueReport, ReportView};
+pub use story::PUSH_ORDER_INDEX;
 
 use std::collections::HashMap;
 

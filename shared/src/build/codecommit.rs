@@ -40,6 +40,9 @@ pub struct ReferenceChangeDetail {
     pub commit_id: Option<String>,
     #[serde(default)]
     pub old_commit_id: Option<String>,
+    /// Who pushed (an IAM ARN).
+    #[serde(default)]
+    pub caller_user_arn: Option<String>,
 }
 
 /// What one CodeCommit event says, reference by reference.
@@ -153,6 +156,7 @@ fn state_change_reference(
         before,
         pushed_at,
         deleted,
+        pushed_by: detail.caller_user_arn,
     }))
 }
 
@@ -209,6 +213,7 @@ fn trigger_references(
                 before: None,
                 pushed_at,
                 deleted,
+                pushed_by: record.user_identity_arn.clone(),
             }));
         }
     }

@@ -47,6 +47,23 @@ struct PushPayload {
     #[serde(default)]
     deleted: bool,
     repository: Repository,
+    #[serde(default)]
+    sender: Option<Sender>,
+    #[serde(default)]
+    pusher: Option<Pusher>,
+}
+
+/// Who pushed: the account (`sender.login`), else the git pusher (`pusher.name`).
+#[derive(Debug, Deserialize)]
+struct Sender {
+    #[serde(default)]
+    login: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Pusher {
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +105,11 @@ pub fn parse_push(json: &[u8]) -> Result<PushedRef, PayloadError> {
         before,
         pushed_at,
         deleted: payload.deleted,
+        pushed_by: payload
+            .sender
+            .and_then(|s| s.login)
+            .or(payload.pusher.and_then(|p| p.name))
+            .filter(|name| !name.is_empty()),
     })
 }
 

@@ -131,6 +131,9 @@ pub struct PushedRef {
     /// When the push happened at the source, in seconds since the Unix epoch.
     pub pushed_at: u64,
     pub deleted: bool,
+    /// Who pushed, as the source names them (GitHub's sender login or pusher name; CodeCommit's
+    /// caller ARN), for the operator's timeline.
+    pub pushed_by: Option<String>,
 }
 
 /// Branch names that build: exact names, or a prefix ending in `*` (`release/*`).
@@ -187,6 +190,7 @@ pub struct BuildRequest {
     /// The branch's previous commit, for the push chain (GitHub only: see the `order` module).
     pub before: Option<CommitSha>,
     pub pushed_at: u64,
+    pub pushed_by: Option<String>,
 }
 
 /// Why a push starts no build. Each is an expected, acknowledged case, not an error.
@@ -258,6 +262,7 @@ pub fn decide_build(
         sha,
         before,
         pushed_at: pushed.pushed_at,
+        pushed_by: pushed.pushed_by.clone(),
     })
 }
 

@@ -163,6 +163,8 @@ impl BuildTrigger {
             source: request.source.as_str(),
             source_repository: &request.repository,
             branch: &request.branch,
+            pushed_by: request.pushed_by.as_deref(),
+            pushed_at: request.pushed_at,
             trigger_id,
             order,
             now: now_epoch_seconds(),

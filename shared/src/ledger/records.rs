@@ -21,6 +21,9 @@ pub struct NewClaim<'a> {
     pub source: &'a str,
     pub source_repository: &'a str,
     pub branch: &'a str,
+    /// Who pushed, and when (the source's push time), for the operator's timeline.
+    pub pushed_by: Option<&'a str>,
+    pub pushed_at: u64,
     /// The delivery or event id that carried the push, for tracing.
     pub trigger_id: Option<&'a str>,
     /// The push's order, if the branch deploys.

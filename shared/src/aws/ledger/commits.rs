@@ -55,7 +55,11 @@ impl LedgerTable {
             .item("source", s(claim.source))
             .item("source_repository", s(claim.source_repository))
             .item("branch", s(claim.branch))
+            .item("pushed_at", n(claim.pushed_at))
             .item("updated_at", n(claim.now));
+        if let Some(pushed_by) = claim.pushed_by {
+            request = request.item("pushed_by", s(pushed_by));
+        }
         if let Some(trigger_id) = claim.trigger_id {
             request = request.item("trigger_id", s(trigger_id));
         }

@@ -261,7 +261,7 @@ fn deployment_marker(sent: &ReportedDeployment) -> AttributeValue {
 }
 
 /// The markers of a report item.
-fn reported(item: &Item) -> Reported {
+pub(super) fn reported(item: &Item) -> Reported {
     let attrs = Attrs(item);
     let deployments = item
         .iter()

@@ -11,6 +11,7 @@ fn pushed(reference: &str, after: &str, deleted: bool) -> PushedRef {
         before: None,
         pushed_at: 1_763_893_423,
         deleted,
+        pushed_by: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! A commit's timeline (pure): its steps in the order they happen, each with the time since the
+//! step before, so a team sees where its lead time goes.
+
+use pushdeploy::ledger::story::CommitStory;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub step: String,
+    /// Unix seconds.
+    pub at: u64,
+    /// Seconds since the step before (none for the first; clocks of different sources may put a
+    /// step a little before the one it follows: then zero).
+    pub after: Option<u64>,
+    pub detail: String,
+}
+
+/// The steps the ledger (and ECR's push time) can date: pushed → build started → image pushed →
+/// build finished → verified → per service, UpdateService → steady state (or its failure).
+pub fn timeline(story: &CommitStory, image_pushed_at: Option<u64>) -> Vec<Step> {
+    let mut dated: Vec<(Option<u64>, String, String)> = vec![
+        (
+            story.pushed_at.or(story.order.map(|o| o.pushed_at())),
+            "pushed".into(),
+            [
+                story.pushed_by.as_deref().map(|b| format!("by {b}")),
+                story
+                    .deploy_branch
+                    .as_deref()
+                    .or(story.branch.as_deref())
+                    .map(|b| format!("to {b}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+        ),
+        (
+            story.build_started_at,
+            "build started".into(),
+            story.build_id.clone().unwrap_or_default(),
+        ),
+        (image_pushed_at, "image pushed".into(), String::new()),
+        (
+            story.build_finished_at,
+            "build finished".into(),
+            story.build_status.clone().unwrap_or_default(),
+        ),
+        (
+            story.verified_at,
+            "verified".into(),
+            story
+                .verification
+                .map(|v| match &story.verification_reason {
+                    Some(reason) => format!("{}: {reason}", v.as_str()),
+                    None => v.as_str().to_string(),
+                })
+                .unwrap_or_default(),
+        ),
+    ];
+    for deployment in &story.deployments {
+        let revision = deployment
+            .revision
+            .as_deref()
+            .map(crate::render::short_revision)
+            .unwrap_or_default();
+        dated.push((
+            deployment.started_at,
+            format!("UpdateService {}", deployment.target),
+            revision,
+        ));
+        let settled = deployment.outcome.filter(|o| o.is_final());
+        if let Some(outcome) = settled {
+            let name = match outcome {
+                pushdeploy::outcome::settle::DeploymentOutcome::Succeeded => "steady state",
+                _ => "ended",
+            };
+            dated.push((
+                deployment.finished_at,
+                format!("{name} {}", deployment.target),
+                match &deployment.reason {
+                    Some(reason) => format!("{}: {reason}", outcome.as_str()),
+                    None => outcome.as_str().to_string(),
+                },
+            ));
+        }
+    }
+    let mut steps: Vec<Step> = Vec::new();
+    for (at, step, detail) in dated {
+        let Some(at) = at else { continue };
+        let after = steps.last().map(|last| at.saturating_sub(last.at));
+        steps.push(Step {
+            step,
+            at,
+            after,
+            detail,
+        });
+    }
+    steps
+}
+
+/// From the push to the last step: the lead time so far.
+pub fn lead_time(steps: &[Step]) -> Option<u64> {
+    Some(steps.last()?.at.saturating_sub(steps.first()?.at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushdeploy::ledger::story::DeploymentStory;
+    use pushdeploy::outcome::settle::DeploymentOutcome;
+    use pushdeploy::verify::tag_pair::VerificationOutcome;
+
+    fn story() -> CommitStory {
+        CommitStory {
+            image_tag: "f8afe6a7".into(),
+            pushed_at: Some(1000),
+            pushed_by: Some("octocat".into()),
+            branch: Some("main".into()),
+            build_started_at: Some(1002),
+            build_id: Some("shop:1".into()),
+            build_finished_at: Some(1190),
+            build_status: Some("SUCCEEDED".into()),
+            verified_at: Some(1191),
+            verification: Some(VerificationOutcome::Verified),
+            deployments: vec![DeploymentStory {
+                target: "prod/web".into(),
+                revision: Some("arn:aws:ecs:eu-west-1:1:task-definition/shop-web:7".into()),
+                digest: None,
+                ecs_deployment_id: None,
+                outcome: Some(DeploymentOutcome::Succeeded),
+                reason: None,
+                started_at: Some(1193),
+                finished_at: Some(1300),
+            }],
+            ..CommitStory::default()
+        }
+    }
+
+    #[test]
+    fn each_step_with_the_time_since_the_one_before() {
+        let steps = timeline(&story(), Some(1185));
+        let got: Vec<(&str, u64, Option<u64>)> = steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.at, s.after))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pushed", 1000, None),
+                ("build started", 1002, Some(2)),
+                ("image pushed", 1185, Some(183)),
+                ("build finished", 1190, Some(5)),
+                ("verified", 1191, Some(1)),
+                ("UpdateService prod/web", 1193, Some(2)),
+                ("steady state prod/web", 1300, Some(107)),
+            ]
+        );
+        assert_eq!(steps[0].detail, "by octocat to main");
+        assert_eq!(steps[5].detail, "shop-web:7");
+        assert_eq!(lead_time(&steps), Some(300));
+    }
+
+    #[test]
+    fn steps_not_reached_are_left_out_and_a_failure_ends_the_rollout() {
+        let mut story = story();
+        story.deployments[0].outcome = Some(DeploymentOutcome::Failed);
+        story.deployments[0].reason = Some("circuit breaker rolled back".into());
+        story.build_finished_at = None;
+        let steps = timeline(&story, None);
+        let names: Vec<&str> = steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(
+            names,
+            ["pushed", "build started", "verified", "UpdateService prod/web", "ended prod/web"]
+        );
+        assert_eq!(steps[4].detail, "failed: circuit breaker rolled back");
+        story.deployments[0].outcome = Some(DeploymentOutcome::InProgress);
+        assert_eq!(timeline(&story, None).len(), 4, "in progress: not ended yet");
+    }
+}
