@@ -38,19 +38,44 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
     /// The ledger table, instead of (or over) the stack's output.
-    #[arg(long, global = true, env = "PUSHDEPLOY_LEDGER_TABLE", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHDEPLOY_LEDGER_TABLE",
+        hide_short_help = true
+    )]
     pub table: Option<String>,
     /// The ECR repository URI, instead of (or over) the stack's output.
-    #[arg(long, global = true, env = "PUSHDEPLOY_REPOSITORY_URI", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHDEPLOY_REPOSITORY_URI",
+        hide_short_help = true
+    )]
     pub repository: Option<String>,
     /// The image-verifier function, instead of (or over) the stack's output.
-    #[arg(long, global = true, env = "PUSHDEPLOY_VERIFIER_FUNCTION", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHDEPLOY_VERIFIER_FUNCTION",
+        hide_short_help = true
+    )]
     pub verifier_function: Option<String>,
     /// The services, `cluster/service/container,…`, instead of (or over) the stack's output.
-    #[arg(long, global = true, env = "PUSHDEPLOY_TARGETS", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHDEPLOY_TARGETS",
+        hide_short_help = true
+    )]
     pub targets: Option<String>,
     /// The image tag length, instead of (or over) the stack's output.
-    #[arg(long, global = true, env = "PUSHDEPLOY_TAG_LENGTH", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHDEPLOY_TAG_LENGTH",
+        hide_short_help = true
+    )]
     pub tag_length: Option<u8>,
 }
 
@@ -61,7 +86,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  pushdeploy --stack shop-deploy status")]
     Status,
     /// The pushes in push order, newest first, each with its outcome.
-    #[command(after_help = "Examples:\n  pushdeploy history\n  pushdeploy history --limit 50 --branch main --json")]
+    #[command(
+        after_help = "Examples:\n  pushdeploy history\n  pushdeploy history --limit 50 --branch main --json"
+    )]
     History {
         /// How many pushes.
         #[arg(long, default_value_t = 20)]
@@ -81,7 +108,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  pushdeploy plan")]
     Plan,
     /// Rolls every service back to a commit's image and holds older pushes off.
-    #[command(after_help = "Examples:\n  pushdeploy rollback 3c1d9e2a --dry-run\n  pushdeploy rollback 3c1d9e2a --reason \"500s after f8afe6a7\"\n  pushdeploy rollback 3c1d9e2a --force --reason \"scanner down, known good\"")]
+    #[command(
+        after_help = "Examples:\n  pushdeploy rollback 3c1d9e2a --dry-run\n  pushdeploy rollback 3c1d9e2a --reason \"500s after f8afe6a7\"\n  pushdeploy rollback 3c1d9e2a --force --reason \"scanner down, known good\""
+    )]
     Rollback {
         sha: String,
         /// Say what would happen; change nothing.
@@ -109,7 +138,9 @@ pub enum Command {
         dry_run: bool,
     },
     /// Rolls a commit's image past what the supply-chain gate found, recorded with the reason.
-    #[command(after_help = "Example:\n  pushdeploy approve f8afe6a7 --reason \"CVE-2026-1234 not reachable: no TLS in this service\"")]
+    #[command(
+        after_help = "Example:\n  pushdeploy approve f8afe6a7 --reason \"CVE-2026-1234 not reachable: no TLS in this service\""
+    )]
     Approve {
         sha: String,
         /// Why the image may roll (required; recorded on the commit).

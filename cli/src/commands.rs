@@ -6,6 +6,7 @@ pub mod operate;
 pub mod show;
 pub mod status;
 
+use pushdeploy::aws::clients::AwsClients;
 use pushdeploy::aws::ledger::LedgerTable;
 use serde::Serialize;
 
@@ -39,7 +40,7 @@ pub async fn run(args: Args, style: Style, now: u64) -> Result<Done, CliError> {
     };
     let settings = Settings::resolve(global, stack.as_ref())?;
     let context = Context {
-        ledger: LedgerTable::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table.clone()),
+        ledger: AwsClients::new(&sdk).ledger(&settings.table),
         services: Services::new(&sdk),
         sdk,
         settings,
@@ -48,11 +49,21 @@ pub async fn run(args: Args, style: Style, now: u64) -> Result<Done, CliError> {
     match args.command {
         Command::Status => {
             let view = status::gather(&context, now).await?;
-            Ok(done(json, &view, || status::render(&view, now, style), true))
+            Ok(done(
+                json,
+                &view,
+                || status::render(&view, now, style),
+                true,
+            ))
         }
         Command::History { limit, branch } => {
             let view = history::gather(&context, limit, branch.as_deref()).await?;
-            Ok(done(json, &view, || history::render(&view, now, style), true))
+            Ok(done(
+                json,
+                &view,
+                || history::render(&view, now, style),
+                true,
+            ))
         }
         Command::Show { sha } => {
             let view = show::gather(&context, &sha).await?;
@@ -65,16 +76,25 @@ pub async fn run(args: Args, style: Style, now: u64) -> Result<Done, CliError> {
         }
         action => {
             let answer = operate::run(&context, action).await?;
-            Ok(done(json, &answer, || operate::render(&answer, style), true))
+            Ok(done(
+                json,
+                &answer,
+                || operate::render(&answer, style),
+                true,
+            ))
         }
     }
 }
 
 fn done<T: Serialize>(json: bool, view: &T, text: impl FnOnce() -> String, success: bool) -> Done {
     let text = if json {
-        serde_json::to_string_pretty(view).map_or_else(|e| format!("{{\"error\": \"{e}\"}}"), |t| t + "\n")
+        serde_json::to_string_pretty(view)
+            .map_or_else(|e| format!("{{\"error\": \"{e}\"}}"), |t| t + "\n")
     } else {
         text()
     };
     Done { text, success }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use crate::render::{paint, Paint, Style};
-use crate::settings::STACK_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -11,8 +10,12 @@ pub enum CliError {
     NoStack,
     #[error("stack `{name}` does not exist in this account and region")]
     UnknownStack { name: String },
-    #[error("stack `{name}` is {found}; this pushdeploy reads version {STACK_VERSION}")]
-    StackVersion { name: String, found: String },
+    #[error("stack `{name}` is {found}; this pushdeploy reads version {reads}")]
+    StackVersion {
+        name: String,
+        found: String,
+        reads: &'static str,
+    },
     #[error("stack `{name}` has no output or parameter `{missing}`")]
     StackIncomplete { name: String, missing: String },
     #[error("{setting} is not valid: {reason}")]
@@ -52,7 +55,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Aws { .. } => 1,
-            CliError::InvalidInput(_) | CliError::UnknownCommit { .. } | CliError::Refused { .. } => 2,
+            CliError::InvalidInput(_)
+            | CliError::UnknownCommit { .. }
+            | CliError::Refused { .. } => 2,
             CliError::NoStack
             | CliError::UnknownStack { .. }
             | CliError::StackVersion { .. }
@@ -103,7 +108,10 @@ impl CliError {
                     | "InvalidSignatureException"
             )
         );
-        if expired || lower.contains("credentials") || lower.contains("sso") && lower.contains("token") {
+        if expired
+            || lower.contains("credentials")
+            || lower.contains("sso") && lower.contains("token")
+        {
             return CliError::Credentials { detail: message };
         }
         CliError::Aws {

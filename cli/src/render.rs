@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn colour_only_when_asked() {
         assert_eq!(paint(Style { color: false }, Paint::Bad, "x"), "x");
-        assert_eq!(paint(Style { color: true }, Paint::Bad, "x"), "\x1b[31mx\x1b[0m");
+        assert_eq!(
+            paint(Style { color: true }, Paint::Bad, "x"),
+            "\x1b[31mx\x1b[0m"
+        );
     }
 
     #[test]

@@ -63,7 +63,14 @@ impl Settings {
             }
         })?;
         let verifier_function = required(&global.verifier_function, "ImageVerifierFunctionName")?;
-        let targets_text = required(&global.targets, "RolloutTargets")?;
+        let targets_text = match &global.targets {
+            Some(targets) => targets.clone(),
+            None => stack_targets(
+                &required(&None, "ClusterName")?,
+                &required(&None, "ServiceNames")?,
+                &required(&None, "ContainerName")?,
+            ),
+        };
         let targets = match targets_text.trim() {
             "" | "-" => Vec::new(),
             text => parse_targets(text).map_err(|reason| CliError::InvalidSetting {
@@ -114,13 +121,35 @@ impl Settings {
     }
 }
 
+/// `cluster/service/container,…` from the stack's outputs (`-`: a stack that only verifies).
+fn stack_targets(cluster: &str, services: &str, container: &str) -> String {
+    if cluster == "-" || services == "-" {
+        return String::new();
+    }
+    services
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|service| format!("{cluster}/{service}/{container}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn check_version(stack: &StackValues) -> Result<(), CliError> {
-    match stack.outputs.get("PushdeployStackVersion").map(String::as_str) {
+    match stack
+        .outputs
+        .get("PushdeployStackVersion")
+        .map(String::as_str)
+    {
         Some(STACK_VERSION) => Ok(()),
         found => Err(CliError::StackVersion {
             name: stack.name.clone(),
+            reads: STACK_VERSION,
             found: found.map_or_else(
-                || "from a pushdeploy version before the CLI (no PushdeployStackVersion output)".into(),
+                || {
+                    "from a pushdeploy version before the CLI (no PushdeployStackVersion output)"
+                        .into()
+                },
                 |v| format!("version {v}"),
             ),
         }),
@@ -135,9 +164,14 @@ mod tests {
     fn stack(version: Option<&str>) -> StackValues {
         let mut outputs: HashMap<String, String> = [
             ("LedgerTableName", "shop-ledger"),
-            ("ImageRepositoryUri", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop"),
+            (
+                "ImageRepositoryUri",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop",
+            ),
             ("ImageVerifierFunctionName", "shop-verifier"),
-            ("RolloutTargets", "prod/web/app,prod/worker/app"),
+            ("ClusterName", "prod"),
+            ("ServiceNames", "web,worker"),
+            ("ContainerName", "app"),
             ("TagLength", "8"),
         ]
         .into_iter()
@@ -167,6 +201,13 @@ mod tests {
         assert_eq!(settings.table, "other");
         assert_eq!(settings.repository.name, "shop");
         assert_eq!(settings.target_names(), ["prod/web", "prod/worker"]);
+        assert_eq!(settings.targets[1].container, "app");
+        let mut verify_only = stack(Some("2"));
+        verify_only
+            .outputs
+            .insert("ServiceNames".into(), "-".into());
+        let settings = Settings::resolve(&global(&[]), Some(&verify_only)).expect("settings");
+        assert!(settings.targets.is_empty());
         assert_eq!(settings.image_tag("F8AFE6A7C3D1").unwrap(), "f8afe6a7");
         assert!(matches!(
             settings.image_tag("f8af"),

@@ -1,8 +1,11 @@
 //! A commit's timeline (pure): its steps in the order they happen, each with the time since the
 //! step before, so a team sees where its lead time goes.
 
-use pushdeploy::ledger::story::CommitStory;
+use pushdeploy::ledger::story::{CommitStory, DeploymentStory};
+use pushdeploy::outcome::settle::DeploymentOutcome;
 use serde::Serialize;
+
+use crate::render::short_revision;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
@@ -15,75 +18,16 @@ pub struct Step {
     pub detail: String,
 }
 
+/// A step the commit may have reached: when (if it did), its name, what to say of it.
+type Dated = (Option<u64>, String, String);
+
 /// The steps the ledger (and ECR's push time) can date: pushed → build started → image pushed →
-/// build finished → verified → per service, UpdateService → steady state (or its failure).
+/// build finished → verified → approved → per service, UpdateService → steady state (or its end).
 pub fn timeline(story: &CommitStory, image_pushed_at: Option<u64>) -> Vec<Step> {
-    let mut dated: Vec<(Option<u64>, String, String)> = vec![
-        (
-            story.pushed_at.or(story.order.map(|o| o.pushed_at())),
-            "pushed".into(),
-            [
-                story.pushed_by.as_deref().map(|b| format!("by {b}")),
-                story
-                    .deploy_branch
-                    .as_deref()
-                    .or(story.branch.as_deref())
-                    .map(|b| format!("to {b}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" "),
-        ),
-        (
-            story.build_started_at,
-            "build started".into(),
-            story.build_id.clone().unwrap_or_default(),
-        ),
-        (image_pushed_at, "image pushed".into(), String::new()),
-        (
-            story.build_finished_at,
-            "build finished".into(),
-            story.build_status.clone().unwrap_or_default(),
-        ),
-        (
-            story.verified_at,
-            "verified".into(),
-            story
-                .verification
-                .map(|v| match &story.verification_reason {
-                    Some(reason) => format!("{}: {reason}", v.as_str()),
-                    None => v.as_str().to_string(),
-                })
-                .unwrap_or_default(),
-        ),
-    ];
+    let mut dated = commit_steps(story, image_pushed_at);
+    dated.extend(approval_step(story));
     for deployment in &story.deployments {
-        let revision = deployment
-            .revision
-            .as_deref()
-            .map(crate::render::short_revision)
-            .unwrap_or_default();
-        dated.push((
-            deployment.started_at,
-            format!("UpdateService {}", deployment.target),
-            revision,
-        ));
-        let settled = deployment.outcome.filter(|o| o.is_final());
-        if let Some(outcome) = settled {
-            let name = match outcome {
-                pushdeploy::outcome::settle::DeploymentOutcome::Succeeded => "steady state",
-                _ => "ended",
-            };
-            dated.push((
-                deployment.finished_at,
-                format!("{name} {}", deployment.target),
-                match &deployment.reason {
-                    Some(reason) => format!("{}: {reason}", outcome.as_str()),
-                    None => outcome.as_str().to_string(),
-                },
-            ));
-        }
+        dated.extend(deployment_steps(deployment));
     }
     let mut steps: Vec<Step> = Vec::new();
     for (at, step, detail) in dated {
@@ -99,6 +43,78 @@ pub fn timeline(story: &CommitStory, image_pushed_at: Option<u64>) -> Vec<Step> 
     steps
 }
 
+fn commit_steps(story: &CommitStory, image_pushed_at: Option<u64>) -> Vec<Dated> {
+    let pusher = story.pushed_by.as_deref().map(|b| format!("by {b}"));
+    let branch = story.deploy_branch.as_deref().or(story.branch.as_deref());
+    let pushed = [pusher, branch.map(|b| format!("to {b}"))];
+    let verified = story
+        .verification
+        .map(|v| match &story.verification_reason {
+            Some(reason) => format!("{}: {reason}", v.as_str()),
+            None => v.as_str().to_string(),
+        });
+    vec![
+        (
+            story.pushed_at.or(story.order.map(|o| o.pushed_at())),
+            "pushed".into(),
+            pushed.into_iter().flatten().collect::<Vec<_>>().join(" "),
+        ),
+        (
+            story.build_started_at,
+            "build started".into(),
+            story.build_id.clone().unwrap_or_default(),
+        ),
+        (image_pushed_at, "image pushed".into(), String::new()),
+        (
+            story.build_finished_at,
+            "build finished".into(),
+            story.build_status.clone().unwrap_or_default(),
+        ),
+        (
+            story.verified_at,
+            "verified".into(),
+            verified.unwrap_or_default(),
+        ),
+    ]
+}
+
+fn approval_step(story: &CommitStory) -> Option<Dated> {
+    let approval = story.approval.as_ref()?;
+    Some((
+        approval.at,
+        approval.kind.replace('_', " "),
+        format!(
+            "{} by {}",
+            approval.gate.as_deref().unwrap_or("the gate"),
+            approval.by.as_deref().unwrap_or("?")
+        ),
+    ))
+}
+
+fn deployment_steps(deployment: &DeploymentStory) -> Vec<Dated> {
+    let revision = deployment.revision.as_deref().map(short_revision);
+    let mut steps = vec![(
+        deployment.started_at,
+        format!("UpdateService {}", deployment.target),
+        revision.unwrap_or_default(),
+    )];
+    if let Some(outcome) = deployment.outcome.filter(|o| o.is_final()) {
+        let name = match outcome {
+            DeploymentOutcome::Succeeded => "steady state",
+            _ => "ended",
+        };
+        steps.push((
+            deployment.finished_at,
+            format!("{name} {}", deployment.target),
+            match &deployment.reason {
+                Some(reason) => format!("{}: {reason}", outcome.as_str()),
+                None => outcome.as_str().to_string(),
+            },
+        ));
+    }
+    steps
+}
+
 /// From the push to the last step: the lead time so far.
 pub fn lead_time(steps: &[Step]) -> Option<u64> {
     Some(steps.last()?.at.saturating_sub(steps.first()?.at))
@@ -107,8 +123,6 @@ pub fn lead_time(steps: &[Step]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pushdeploy::ledger::story::DeploymentStory;
-    use pushdeploy::outcome::settle::DeploymentOutcome;
     use pushdeploy::verify::tag_pair::VerificationOutcome;
 
     fn story() -> CommitStory {
@@ -171,10 +185,20 @@ mod tests {
         let names: Vec<&str> = steps.iter().map(|s| s.step.as_str()).collect();
         assert_eq!(
             names,
-            ["pushed", "build started", "verified", "UpdateService prod/web", "ended prod/web"]
+            [
+                "pushed",
+                "build started",
+                "verified",
+                "UpdateService prod/web",
+                "ended prod/web"
+            ]
         );
         assert_eq!(steps[4].detail, "failed: circuit breaker rolled back");
         story.deployments[0].outcome = Some(DeploymentOutcome::InProgress);
-        assert_eq!(timeline(&story, None).len(), 4, "in progress: not ended yet");
+        assert_eq!(
+            timeline(&story, None).len(),
+            4,
+            "in progress: not ended yet"
+        );
     }
 }

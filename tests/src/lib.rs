@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod aws_proxy;
+pub mod cli;
 mod commits;
 pub mod demo;
 mod events;

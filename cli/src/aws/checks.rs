@@ -38,10 +38,7 @@ impl Checks {
             .send()
             .await
             .map_err(|e| sdk_error("EventBridge DescribeRule", e))?;
-        Ok(output
-            .state()
-            .map_or("UNKNOWN", |s| s.as_str())
-            .to_string())
+        Ok(output.state().map_or("UNKNOWN", |s| s.as_str()).to_string())
     }
 
     /// The messages in a queue (visible and in flight).
@@ -97,7 +94,12 @@ impl Checks {
             .get_metric_statistics()
             .namespace("AWS/Lambda")
             .metric_name(metric)
-            .dimensions(Dimension::builder().name("FunctionName").value(function).build())
+            .dimensions(
+                Dimension::builder()
+                    .name("FunctionName")
+                    .value(function)
+                    .build(),
+            )
             .start_time(time(now.saturating_sub(seconds)))
             .end_time(time(now))
             .period(i32::try_from(seconds).unwrap_or(86_400))

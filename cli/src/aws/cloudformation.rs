@@ -46,7 +46,10 @@ impl Stacks {
                 .parameters()
                 .iter()
                 .filter_map(|p| {
-                    Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string()))
+                    Some((
+                        p.parameter_key()?.to_string(),
+                        p.parameter_value()?.to_string(),
+                    ))
                 })
                 .collect(),
         })

@@ -146,7 +146,11 @@ impl Services {
             .describe_images()
             .registry_id(&repository.registry_id)
             .repository_name(&repository.name)
-            .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(tag)
+                    .build(),
+            )
             .send()
             .await;
         match output {
@@ -155,7 +159,10 @@ impl Services {
                 .first()
                 .and_then(|d| d.image_pushed_at())
                 .and_then(|t| u64::try_from(t.secs()).ok())),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_image_not_found_exception()) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(sdk_error("ECR DescribeImages", e)),

@@ -1,6 +1,6 @@
 //! `pushdeploy doctor`: checks a deployed stack end to end; each failed check says what to fix.
 
-use pushdeploy::aws::ecr::Registry;
+use pushdeploy::aws::clients::AwsClients;
 use pushdeploy::registry::policy::DesiredPolicy;
 use pushdeploy::verify::gate::ScanGate;
 use serde::Serialize;
@@ -55,7 +55,12 @@ fn check(name: &str, verdict: Verdict, detail: impl Into<String>, fix: Option<&s
 
 /// A check that could not be made fails with the reason.
 fn unreadable(name: &str, error: &CliError) -> Check {
-    check(name, Verdict::Fail, format!("could not check: {error}"), error.hint().as_deref())
+    check(
+        name,
+        Verdict::Fail,
+        format!("could not check: {error}"),
+        error.hint().as_deref(),
+    )
 }
 
 pub async fn gather(context: &Context, stack: Option<&StackValues>, now: u64) -> DoctorView {
@@ -80,17 +85,21 @@ async fn repository_policy(context: &Context) -> Vec<Check> {
     let settings = &context.settings;
     let scanning = match ScanGate::parse(settings.scan_gate.as_deref().unwrap_or("basic")) {
         Ok(gate) => gate,
-        Err(reason) => return vec![check(name, Verdict::Fail, reason, Some("set the stack's ScanGate parameter to off, basic or enhanced"))],
+        Err(reason) => {
+            return vec![check(
+                name,
+                Verdict::Fail,
+                reason,
+                Some("set the stack's ScanGate parameter to off, basic or enhanced"),
+            )]
+        }
     };
     let desired = DesiredPolicy {
         keep_sha_images: settings.keep_sha_images.unwrap_or(30),
         untagged_expiry_days: settings.untagged_days.unwrap_or(7),
         scanning,
     };
-    let registry = Registry::new(
-        aws_sdk_ecr::Client::new(&context.sdk),
-        settings.repository.clone(),
-    );
+    let registry = AwsClients::new(&context.sdk).registry(&settings.repository);
     let actual = match registry.read_policy(scanning != ScanGate::Off).await {
         Ok(actual) => actual,
         Err(error) => return vec![unreadable(name, &error.into())],
@@ -121,7 +130,14 @@ async fn services(context: &Context) -> Vec<Check> {
     for service in running {
         let name = format!("service {}", service.target);
         if !service.found {
-            checks.push(check(&name, Verdict::Fail, "ECS does not know this service", Some("fix ClusterName/ServiceNames in the stack's parameters, or create the service")));
+            checks.push(check(
+                &name,
+                Verdict::Fail,
+                "ECS does not know this service",
+                Some(
+                    "fix ClusterName/ServiceNames in the stack's parameters, or create the service",
+                ),
+            ));
             continue;
         }
         checks.push(if service.circuit_breaker || service.alarms {
@@ -147,7 +163,12 @@ async fn stack_resources(context: &Context, checks: &Checks, stack: &str) -> Vec
                 let name = format!("rule {logical}");
                 all.push(match checks.rule_state(&physical).await {
                     Ok(state) if state == "ENABLED" => check(&name, Verdict::Pass, "enabled", None),
-                    Ok(state) => check(&name, Verdict::Fail, format!("{state}: its events reach no function"), Some("enable it (aws events enable-rule), or redeploy the stack")),
+                    Ok(state) => check(
+                        &name,
+                        Verdict::Fail,
+                        format!("{state}: its events reach no function"),
+                        Some("enable it (aws events enable-rule), or redeploy the stack"),
+                    ),
                     Err(error) => unreadable(&name, &error),
                 });
             }
@@ -225,10 +246,17 @@ pub fn render(view: &DoctorView, style: Style) -> String {
         };
         text.push_str(&format!("{mark} {}: {}\n", c.check, c.detail));
         if let Some(fix) = &c.fix {
-            text.push_str(&format!("     {} {fix}\n", paint(style, Paint::Dim, "fix:")));
+            text.push_str(&format!(
+                "     {} {fix}\n",
+                paint(style, Paint::Dim, "fix:")
+            ));
         }
     }
-    let failed = view.checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let failed = view
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .count();
     text.push_str(&match failed {
         0 => "\nall checks passed\n".to_string(),
         n => format!("\n{n} checks failed\n"),

@@ -71,7 +71,10 @@ pub fn render(view: &HistoryView, now: u64, style: Style) -> String {
         .map(|row| {
             let push = &row.push;
             let failed = push.verification.is_some_and(|v| v.is_failure())
-                || matches!(push.status, Some(CommitStatus::BuildFailed | CommitStatus::StartFailed));
+                || matches!(
+                    push.status,
+                    Some(CommitStatus::BuildFailed | CommitStatus::StartFailed)
+                );
             let outcome = paint(
                 style,
                 if failed { Paint::Bad } else { Paint::Dim },
@@ -91,5 +94,15 @@ pub fn render(view: &HistoryView, now: u64, style: Style) -> String {
             ]
         })
         .collect();
-    table(&["pushed", "tag", "branch", "pushed by", "running on", "outcome"], rows)
+    table(
+        &[
+            "pushed",
+            "tag",
+            "branch",
+            "pushed by",
+            "running on",
+            "outcome",
+        ],
+        rows,
+    )
 }

@@ -13,13 +13,24 @@ use crate::render::{paint, short_revision, table, Paint, Style};
 pub fn payload(command: Command, caller: Option<String>) -> Value {
     match command {
         Command::Plan => json!({"plan": {}}),
-        Command::Rollback { sha, dry_run, force, reason, by } => json!({
+        Command::Rollback {
+            sha,
+            dry_run,
+            force,
+            reason,
+            by,
+        } => json!({
             "rollback": {"sha": sha, "force": force, "reason": reason, "by": by.or(caller)},
             "dry_run": dry_run,
         }),
         Command::Freeze { dry_run } => json!({"freeze": true, "dry_run": dry_run}),
         Command::Unfreeze { dry_run } => json!({"freeze": false, "dry_run": dry_run}),
-        Command::Approve { sha, reason, by, dry_run } => json!({
+        Command::Approve {
+            sha,
+            reason,
+            by,
+            dry_run,
+        } => json!({
             "approve": {"sha": sha, "reason": reason, "by": by.or(caller)},
             "dry_run": dry_run,
         }),
@@ -48,20 +59,32 @@ pub async fn run(context: &Context, command: Command) -> Result<Value, CliError>
 
 pub fn render(answer: &Value, style: Style) -> String {
     let result = answer["result"].as_str().unwrap_or("done");
-    let dry_run = if answer["dry_run"] == true { " (dry run: nothing changed)" } else { "" };
+    let dry_run = if answer["dry_run"] == true {
+        " (dry run: nothing changed)"
+    } else {
+        ""
+    };
     let mut text = format!("{}{dry_run}\n", paint(style, Paint::Bold, result));
     if let Some(image) = answer.get("image").filter(|i| !i.is_null()) {
         text.push_str(&format!(
             "image  {} {}\n",
             image["image_tag"].as_str().unwrap_or("?"),
-            image["digest"].as_str().map_or("-".into(), crate::render::short_digest)
+            image["digest"]
+                .as_str()
+                .map_or("-".into(), crate::render::short_digest)
         ));
     }
     if let Some(gate) = answer.get("gate").filter(|g| !g.is_null()) {
-        text.push_str(&format!("gate   {}\n", gate["outcome"].as_str().unwrap_or("?")));
+        text.push_str(&format!(
+            "gate   {}\n",
+            gate["outcome"].as_str().unwrap_or("?")
+        ));
     }
     if let Some(frozen) = answer.get("frozen").and_then(Value::as_bool) {
-        text.push_str(&format!("rollouts {}\n", if frozen { "frozen" } else { "active" }));
+        text.push_str(&format!(
+            "rollouts {}\n",
+            if frozen { "frozen" } else { "active" }
+        ));
     }
     for list in ["plan", "rollout"] {
         let Some(entries) = answer[list].as_array().filter(|e| !e.is_empty()) else {

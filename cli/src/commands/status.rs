@@ -69,17 +69,34 @@ pub async fn gather(context: &Context, now: u64) -> Result<StatusView, CliError>
     let repository = &settings.repository.name;
     let targets = settings.target_names();
     let (view, stories, running, recent) = tokio::try_join!(
-        async { Ok::<_, CliError>(context.ledger.known_commits(repository, &[], &[], &targets).await?) },
+        async {
+            Ok::<_, CliError>(
+                context
+                    .ledger
+                    .known_commits(repository, &[], &[], &targets)
+                    .await?,
+            )
+        },
         async { Ok(context.ledger.service_stories(&targets).await?) },
         context.services.running(&settings.targets),
-        async { Ok(context.ledger.pushes(repository, RECENT_PUSHES, None).await?) },
+        async {
+            Ok(context
+                .ledger
+                .pushes(repository, RECENT_PUSHES, None)
+                .await?)
+        },
     )?;
+    // The commits the services run (usually one): who pushed them, and each rollout's outcome.
+    let tags: std::collections::BTreeSet<String> =
+        stories.iter().filter_map(|s| s.image_tag.clone()).collect();
     let mut commits: BTreeMap<String, CommitStory> = BTreeMap::new();
-    for tag in stories.iter().filter_map(|s| s.image_tag.clone()) {
-        if !commits.contains_key(&tag) {
-            if let Some((story, _)) = context.ledger.commit_story(repository, &tag, &targets).await? {
-                commits.insert(tag, story);
-            }
+    for tag in tags {
+        if let Some((story, _)) = context
+            .ledger
+            .commit_story(repository, &tag, &targets)
+            .await?
+        {
+            commits.insert(tag, story);
         }
     }
     let services: Vec<ServiceRow> = stories
@@ -204,21 +221,34 @@ fn rollouts_in_flight(
 }
 
 pub fn render(view: &StatusView, now: u64, style: Style) -> String {
-    let mut text = String::new();
-    if let Some(stack) = &view.stack {
-        text.push_str(&format!("stack {stack} · "));
-    }
-    text.push_str(&format!("repository {}\n", view.repository));
-    match &view.release {
-        Some(release) => text.push_str(&format!(
+    let mut text = header(view, now, style);
+    text.push('\n');
+    text.push_str(&services_table(view, now, style));
+    text.push('\n');
+    text.push_str(&in_flight_lines(&view.in_flight, now));
+    text
+}
+
+/// The stack, the release, the freeze and a rollback's hold.
+fn header(view: &StatusView, now: u64, style: Style) -> String {
+    let mut text = match &view.stack {
+        Some(stack) => format!("stack {stack} · repository {}\n", view.repository),
+        None => format!("repository {}\n", view.repository),
+    };
+    text.push_str(&match &view.release {
+        Some(release) => format!(
             "release  {} {}\n",
             paint(style, Paint::Bold, &release.image_tag),
             short_digest(&release.digest)
-        )),
-        None => text.push_str("release  none yet\n"),
-    }
+        ),
+        None => "release  none yet\n".to_string(),
+    });
     let rollouts = if view.frozen {
-        paint(style, Paint::Warn, "FROZEN (pushdeploy unfreeze resumes them)")
+        paint(
+            style,
+            Paint::Warn,
+            "FROZEN (pushdeploy unfreeze resumes them)",
+        )
     } else {
         "active".to_string()
     };
@@ -229,7 +259,10 @@ pub fn render(view: &StatusView, now: u64, style: Style) -> String {
             ago(now, at)
         ));
     }
-    text.push('\n');
+    text
+}
+
+fn services_table(view: &StatusView, now: u64, style: Style) -> String {
     let rows = view
         .services
         .iter()
@@ -247,22 +280,44 @@ pub fn render(view: &StatusView, now: u64, style: Style) -> String {
             ]
         })
         .collect();
-    text.push_str(&table(
-        &["service", "revision", "tag", "digest", "since", "pushed by", "branch", "tasks", "outcome"],
+    let mut text = table(
+        &[
+            "service",
+            "revision",
+            "tag",
+            "digest",
+            "since",
+            "pushed by",
+            "branch",
+            "tasks",
+            "outcome",
+        ],
         rows,
-    ));
-    for note in view.services.iter().filter_map(|s| Some((&s.target, s.note.as_ref()?))) {
-        text.push_str(&format!("{} {}: {}\n", paint(style, Paint::Warn, "!"), note.0, note.1));
+    );
+    for (target, note) in view
+        .services
+        .iter()
+        .filter_map(|s| Some((&s.target, s.note.as_ref()?)))
+    {
+        text.push_str(&format!(
+            "{} {target}: {note}\n",
+            paint(style, Paint::Warn, "!")
+        ));
     }
-    text.push('\n');
-    if view.in_flight.is_empty() {
-        text.push_str("in flight: nothing\n");
-    } else {
-        text.push_str("in flight:\n");
-        for item in &view.in_flight {
-            let since = item.since.map(|t| format!(" ({})", ago(now, t))).unwrap_or_default();
-            text.push_str(&format!("  {}  {}{since}\n", item.image_tag, item.what));
-        }
+    text
+}
+
+fn in_flight_lines(in_flight: &[InFlight], now: u64) -> String {
+    if in_flight.is_empty() {
+        return "in flight: nothing\n".into();
+    }
+    let mut text = "in flight:\n".to_string();
+    for item in in_flight {
+        let since = item
+            .since
+            .map(|t| format!(" ({})", ago(now, t)))
+            .unwrap_or_default();
+        text.push_str(&format!("  {}  {}{since}\n", item.image_tag, item.what));
     }
     text
 }

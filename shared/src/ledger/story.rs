@@ -47,6 +47,8 @@ pub struct CommitStory {
 pub struct ApprovalStory {
     pub kind: String,
     pub digest: Option<String>,
+    /// What the gate said of the digest when it was approved (`vulnerable: …`).
+    pub gate: Option<String>,
     pub reason: Option<String>,
     /// As the request stated it: asserted, not verified.
     pub by: Option<String>,

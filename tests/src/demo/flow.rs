@@ -12,7 +12,11 @@ use super::{
     github_push, LambdaWatch, PushSpec, Step, SAMPLE_PUSHED_AT, SHA_1, SHA_2, SHA_3, SHA_4,
 };
 use crate::aws_proxy::ScanReport;
+use crate::cli::{create_standin_stack, operator_env, pushdeploy};
 use crate::*;
+
+/// The stand-in of the deployed stack the demo's operator names (`--stack`).
+const DEMO_STACK: &str = "pushdeploy-demo";
 
 /// Runs the whole flow, writing the timeline to `out` as it goes; returns the steps.
 pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
@@ -51,9 +55,11 @@ pub async fn run_demo(out: &mut dyn Write) -> Vec<Step> {
     demo.operator_rolls_back_to(SHA_1);
     demo.github
         .catch_up(&mut demo.timeline, &demo.watch, &demo.moto);
-    demo.operator_asks_for_status();
     demo.github
         .shows(&mut demo.timeline, &[SHA_1, SHA_2, SHA_3, SHA_4]);
+    // What an operator sees: what runs and why, and the last commit's story.
+    demo.operator_asks_for_status();
+    demo.operator_shows(SHA_4);
     demo.finish()
 }
 
@@ -75,6 +81,7 @@ impl<'a> Demo<'a> {
         let stack = Stack::create(&moto).await;
         create_services(&stack.sdk, &["web", "worker"]).await;
         let github = GitHubView::start(&stack).await;
+        create_standin_stack(&moto, &stack, DEMO_STACK, "2");
         moto.start_recording();
         let env = stack.process_env(
             &moto,
@@ -303,10 +310,33 @@ impl<'a> Demo<'a> {
         deployments
     }
 
-    /// The operator rolls every service back to an earlier commit, by SHA.
+    /// `pushdeploy …` as the operator runs it: the stand-in stack, moto's credentials, and the
+    /// functions under the watch as the Lambda endpoint. Its JSON answer (`--json`).
+    fn pushdeploy_json(&self, args: &[&str]) -> Value {
+        let mut argv = vec!["--stack", DEMO_STACK, "--json"];
+        argv.extend(args);
+        let run = pushdeploy(&operator_env(&self.moto, Some(self.watch.port)), &argv);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|_| json!({"error": run.stderr}))
+    }
+
+    /// `pushdeploy …` as text, printed into the demo's output.
+    fn pushdeploy_text(&mut self, args: &[&str]) {
+        let mut argv = vec!["--stack", DEMO_STACK];
+        argv.extend(args);
+        let run = pushdeploy(&operator_env(&self.moto, Some(self.watch.port)), &argv);
+        self.timeline
+            .line(&format!("\n$ pushdeploy {}", argv.join(" ")));
+        for line in run.stdout.lines().chain(run.stderr.lines()) {
+            self.timeline.line(&format!("  {line}"));
+        }
+    }
+
+    /// The operator rolls every service back to an earlier commit with the CLI, which invokes
+    /// the image-verifier (recording the operator's AWS identity as who asked).
     fn operator_rolls_back_to(&mut self, sha: &str) {
         let t0 = Instant::now();
-        let answer = self.invoke("image-verifier", &json!({"rollback": {"sha": &sha[..8]}}));
+        let reason = "commit 4 is slower under load";
+        let answer = self.pushdeploy_json(&["rollback", &sha[..8], "--reason", reason]);
         let result = per_target(&answer, "rollout", |o| {
             format!("{} {}", text(o, "target"), text(o, "result"))
         });
@@ -314,15 +344,29 @@ impl<'a> Demo<'a> {
         self.timeline.record(step, Some(sha), answer, t0, result);
     }
 
-    /// What each service runs now, and why.
+    /// What each service runs now, and why: `pushdeploy status`.
     fn operator_asks_for_status(&mut self) {
         let t0 = Instant::now();
-        let answer = self.invoke("image-verifier", &json!({"status": {}}));
-        let result = per_target(&answer, "targets", |t| {
+        let answer = self.pushdeploy_json(&["status"]);
+        let result = per_target(&answer, "services", |t| {
             format!("{} runs {}", text(t, "target"), text(t, "image_tag"))
         });
         self.timeline
-            .record("operator: status", None, answer, t0, result);
+            .record("operator: pushdeploy status", None, answer, t0, result);
+        self.pushdeploy_text(&["status"]);
+    }
+
+    /// A commit's story with the time between its steps: `pushdeploy show`.
+    fn operator_shows(&mut self, sha: &str) {
+        let t0 = Instant::now();
+        let answer = self.pushdeploy_json(&["show", &sha[..8]]);
+        let result = format!(
+            "{} steps",
+            answer["timeline"].as_array().map_or(0, Vec::len)
+        );
+        self.timeline
+            .record("operator: pushdeploy show", Some(sha), answer, t0, result);
+        self.pushdeploy_text(&["show", &sha[..8]]);
     }
 
     fn finish(mut self) -> Vec<Step> {

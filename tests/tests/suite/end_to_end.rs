@@ -116,19 +116,50 @@ async fn the_demo_flow_builds_verifies_rolls_rejects_and_rolls_back() {
             .all(|o| o["result"] == "deployed"),
         "{timeline}"
     );
+    // The CLI: the rollback recorded who asked (the operator's AWS identity); status says
+    // what runs, and show tells the last commit's story.
     let status = steps
         .iter()
-        .rfind(|s| s.step == "operator: status")
+        .rfind(|s| s.step == "operator: pushdeploy status")
         .unwrap();
-    for target in status.answer["targets"].as_array().unwrap() {
-        assert_eq!(target["sha"], SHA_1, "{timeline}");
+    let services = status.answer["services"].as_array().expect("services");
+    assert_eq!(services.len(), 2, "{timeline}");
+    for service in services {
+        assert_eq!(service["sha"], SHA_1, "{timeline}");
+        assert_eq!(service["held"], true, "held by the rollback: {timeline}");
     }
+    let show = step(&steps, "operator: pushdeploy show", SHA_4)[0];
+    let approval = &show["commit"]["approval"];
+    assert_eq!(approval["by"], "ana@example.com", "{timeline}");
+    assert!(
+        approval["gate"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("vulnerable") && g.contains("CVE-2026-31337")),
+        "{timeline}"
+    );
+    let shown: Vec<&str> = show["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert!(shown.starts_with(&["pushed", "build started"]), "{shown:?}");
+    assert!(shown.contains(&"approved"), "{shown:?}");
+    assert!(shown.contains(&"UpdateService prod/web"), "{shown:?}");
+    assert!(
+        timeline.contains("$ pushdeploy --stack pushdeploy-demo show"),
+        "{timeline}"
+    );
     github_shows_each_commit(&steps, &timeline);
 }
 
 /// What the github-reporter (a function under the watch) sent the GitHub stand-in.
 fn github_shows_each_commit(steps: &[pushdeploy_tests::demo::Step], timeline: &str) {
-    let github = &steps.last().expect("steps").answer;
+    let github = &steps
+        .iter()
+        .find(|s| s.step == "GitHub: what each commit shows")
+        .expect("the GitHub step")
+        .answer;
     assert_eq!(github["rejections"], json!([]), "{timeline}");
     let shows = |sha: &str, key: &str| -> Vec<String> {
         github[sha][key]

@@ -38,9 +38,10 @@ fn sources(folders: &[&str]) -> Vec<(String, String)> {
 
 #[test]
 fn only_the_aws_adapters_import_the_sdk() {
-    let offenders: Vec<String> = sources(&["shared/src", "functions"])
+    let offenders: Vec<String> = sources(&["shared/src", "functions", "cli/src"])
         .into_iter()
         .filter(|(name, _)| !name.starts_with("shared/src/aws/") && name != "shared/src/aws.rs")
+        .filter(|(name, _)| !name.starts_with("cli/src/aws/") && name != "cli/src/aws.rs")
         .filter(|(_, text)| {
             text.lines()
                 .filter(|line| !line.trim_start().starts_with("//"))
@@ -50,20 +51,78 @@ fn only_the_aws_adapters_import_the_sdk() {
         .collect();
     assert!(
         offenders.is_empty(),
-        "SDK crates used outside shared/src/aws/: {offenders:?}"
+        "SDK crates used outside shared/src/aws/ and cli/src/aws/: {offenders:?}"
+    );
+}
+
+/// The CLI's crates (aws-config's SSO and credential-process providers, the CloudFormation,
+/// Lambda, SQS, CloudWatch and STS clients, clap, comfy-table) never reach the Lambda functions:
+/// the CLI is a workspace of its own, so the functions' workspace (what `sam build` and `cargo
+/// lambda` build, features unified across its members) resolves without them.
+#[test]
+fn the_cli_s_crates_never_reach_the_functions() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "tree",
+            "--workspace",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--format", "{p} [{f}]", "--offline"])
+        .output()
+        .expect("cargo tree");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    for leak in [
+        "aws-sdk-sso ",
+        "aws-sdk-ssooidc ",
+        "aws-sdk-cloudformation ",
+        "aws-sdk-lambda ",
+        "aws-sdk-sqs ",
+        "aws-sdk-cloudwatch ",
+        "clap ",
+        "comfy-table ",
+        "pushdeploy-cli ",
+    ] {
+        assert!(
+            !tree.contains(leak),
+            "the functions' workspace resolves {leak}"
+        );
+    }
+    let config = tree
+        .lines()
+        .find(|l| l.starts_with("aws-config "))
+        .expect("aws-config is in the functions' tree");
+    assert!(
+        !config.contains("sso") && !config.contains("credentials-process"),
+        "{config}"
     );
 }
 
 #[test]
 fn no_source_file_is_over_about_400_lines() {
     const LIMIT: usize = 420;
-    let long: Vec<String> = sources(&["shared/src", "functions", "tests/src", "bench/src"])
-        .into_iter()
-        // Unit-test modules in their own files are tests, not source.
-        .filter(|(name, _)| !name.ends_with("/tests.rs"))
-        .filter(|(_, text)| text.lines().count() > LIMIT)
-        .map(|(name, text)| format!("{name} ({} lines)", text.lines().count()))
-        .collect();
+    let long: Vec<String> = sources(&[
+        "shared/src",
+        "functions",
+        "tests/src",
+        "bench/src",
+        "cli/src",
+    ])
+    .into_iter()
+    // Unit-test modules in their own files are tests, not source.
+    .filter(|(name, _)| !name.ends_with("/tests.rs"))
+    .filter(|(_, text)| text.lines().count() > LIMIT)
+    .map(|(name, text)| format!("{name} ({} lines)", text.lines().count()))
+    .collect();
     assert!(long.is_empty(), "over {LIMIT} lines: {long:?}");
 }
 
@@ -98,7 +157,7 @@ fn without_tests(folders: &[&str]) -> Vec<(String, String)> {
 
 /// Product code: the shared library and the functions.
 fn product_code() -> Vec<(String, String)> {
-    without_tests(&["shared/src", "functions"])
+    without_tests(&["shared/src", "functions", "cli/src"])
 }
 
 /// A line with its string and character literals and its comment blanked, for brace counting.

@@ -9,6 +9,7 @@
 //! Run one suite with its module path, e.g. `cargo test -p pushdeploy-tests --test suite ordering::`.
 
 mod buildspec;
+mod cli;
 mod codecommit_push;
 mod deployment_status;
 mod end_to_end;

@@ -11,8 +11,8 @@ use crate::ledger::story::{
     ServiceStory,
 };
 use crate::ledger::{
-    commit_partition, deployment_key, report_key, service_key, service_of, CommitKey,
-    CommitStatus, ItemKey,
+    commit_partition, deployment_key, report_key, service_key, service_of, CommitKey, CommitStatus,
+    ItemKey,
 };
 use crate::outcome::settle::DeploymentOutcome;
 use crate::verify::tag_pair::VerificationOutcome;
@@ -134,7 +134,12 @@ impl LedgerTable {
                 .set_keys(Some(chunk.iter().map(key_item).collect()))
                 .build()
                 .map_err(|e| {
-                    AwsError::call("DynamoDB", "BatchGetItem", AwsErrorKind::Other, e.to_string())
+                    AwsError::call(
+                        "DynamoDB",
+                        "BatchGetItem",
+                        AwsErrorKind::Other,
+                        e.to_string(),
+                    )
                 })?;
             items.extend(self.batch_get(request).await?);
         }
@@ -174,6 +179,7 @@ fn commit_story(item: &Item) -> CommitStory {
         approval: a.string("approval_kind").map(|kind| ApprovalStory {
             kind,
             digest: a.string("approved_digest"),
+            gate: a.string("approval_gate"),
             reason: a.string("approval_reason"),
             by: a.string("approved_by_asserted"),
             at: a.number("approved_at"),
@@ -244,4 +250,3 @@ fn github_reports(item: &Item) -> GitHubReports {
             .collect(),
     }
 }
-

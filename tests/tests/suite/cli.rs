@@ -1,0 +1,267 @@
+//! The `pushdeploy` CLI, the real binary, against moto after a real flow (webhook push → build →
+//! verification → rollout → ECS outcome) and a stand-in of the deployed stack: what it reads,
+//! and the errors an operator meets. Its writes go through the image-verifier under
+//! `cargo lambda watch` in the end-to-end demo.
+
+use lambda_http::Body;
+use pushdeploy_tests::cli::{create_standin_stack, dead_letter, operator_env, pushdeploy};
+use pushdeploy_tests::*;
+use serde_json::{json, Value};
+
+const SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
+const TAG: &str = "f8afe6a7";
+const STACK: &str = "shop-deploy";
+
+/// A commit pushed through the webhook, built, verified and rolled to both services; ECS settled
+/// prod/web (prod/worker still deploying); the stand-in stack created.
+async fn deployed() -> (TestWorld, Vec<(String, String)>) {
+    let world = TestWorld::start(&["web", "worker"]).await;
+    let stack = &world.stack;
+    let response = stack
+        .webhook(&[])
+        .handle(function_url_request(&github_push_event(
+            SHA,
+            "cli-delivery-1",
+        )))
+        .await;
+    let body: Value = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("JSON"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    let build_id = body["build_id"]
+        .as_str()
+        .expect("a build started")
+        .to_string();
+    let digest = put_image(&stack.sdk, TAG, 7).await;
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]);
+    let report = verifier
+        .handle(build_succeeded(&world.moto, SHA, TAG, &build_id, &digest))
+        .await
+        .expect("verified and rolled");
+    let web = report["rollout"]
+        .as_array()
+        .and_then(|r| r.iter().find(|o| o["target"] == "prod/web"))
+        .and_then(|o| o["deployment_id"].as_str())
+        .unwrap_or_else(|| panic!("prod/web rolled: {report}"))
+        .to_string();
+    let mut completed = load_event("deployment-status/completed.json");
+    completed["detail"]["deploymentId"] = json!(web);
+    completed["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:service/prod/web"]);
+    stack
+        .deployment_status(&[])
+        .handle(completed)
+        .await
+        .expect("settled");
+    create_standin_stack(&world.moto, stack, STACK, "2");
+    let env = operator_env(&world.moto, None);
+    (world, env)
+}
+
+#[tokio::test]
+async fn status_history_and_show_tell_the_commit_s_story() {
+    let (world, env) = deployed().await;
+
+    let status = pushdeploy(&env, &["--stack", STACK, "--json", "status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let status = status.json();
+    let web = &status["services"][0];
+    assert_eq!(web["target"], "prod/web", "{status}");
+    assert_eq!(web["image_tag"], TAG);
+    assert_eq!(web["sha"], SHA);
+    assert_eq!(web["pushed_by"], "danadev", "who pushed, from the webhook");
+    assert_eq!(web["branch"], "main");
+    assert_eq!(web["outcome"], "succeeded");
+    assert_eq!(status["services"][1]["outcome"], "in_progress");
+    assert_eq!(status["release"]["image_tag"], TAG);
+    assert_eq!(status["frozen"], false);
+    let in_flight: Vec<&str> = status["in_flight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["what"].as_str())
+        .collect();
+    assert_eq!(in_flight, ["deploying to prod/worker"], "{status}");
+
+    let human = pushdeploy(&env, &["--stack", STACK, "status"]);
+    assert_eq!(human.code, 0, "{human:?}");
+    assert!(human.stdout.contains("SERVICE"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains(&format!("release  {TAG}")),
+        "{}",
+        human.stdout
+    );
+    assert!(!human.stdout.contains('\x1b'), "no colour off a terminal");
+
+    let history = pushdeploy(
+        &env,
+        &["--stack", STACK, "--json", "history", "--branch", "main"],
+    );
+    let history = history.json();
+    assert_eq!(
+        history["pushes"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+    assert_eq!(history["pushes"][0]["image_tag"], TAG);
+    assert_eq!(history["pushes"][0]["outcome"], "verified");
+    assert_eq!(
+        history["pushes"][0]["running_on"],
+        json!(["prod/web", "prod/worker"])
+    );
+    let other = pushdeploy(
+        &env,
+        &["--stack", STACK, "--json", "history", "--branch", "release"],
+    );
+    assert_eq!(other.json()["pushes"], json!([]), "no push to that branch");
+
+    let show = pushdeploy(&env, &["--stack", STACK, "--json", "show", SHA]);
+    assert_eq!(show.code, 0, "{show:?}");
+    let show = show.json();
+    let steps: Vec<&str> = show["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "pushed",
+            "build started",
+            "image pushed",
+            "build finished",
+            "verified",
+            "UpdateService prod/web",
+            "steady state prod/web",
+            "UpdateService prod/worker",
+        ],
+        "{show}"
+    );
+    assert_eq!(show["commit"]["build_status"], "SUCCEEDED");
+    assert_eq!(show["commit"]["deployments"][0]["outcome"], "succeeded");
+    assert!(show["lead_time"].as_u64().is_some(), "{show}");
+    let human = pushdeploy(&env, &["--stack", STACK, "show", TAG]);
+    assert!(
+        human.stdout.contains("lead time so far"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("by danadev to main"),
+        "{}",
+        human.stdout
+    );
+    drop(world);
+}
+
+#[tokio::test]
+async fn doctor_names_what_to_fix() {
+    let (world, env) = deployed().await;
+    let run = pushdeploy(&env, &["--stack", STACK, "--json", "doctor"]);
+    let checks = run.json()["checks"].as_array().cloned().unwrap();
+    let verdict = |name: &str, detail: &str| -> String {
+        checks
+            .iter()
+            .find(|c| {
+                c["check"] == name && c["detail"].as_str().is_some_and(|d| d.contains(detail))
+            })
+            .map(|c| c["verdict"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no check {name} / {detail}: {checks:?}"))
+    };
+    assert_eq!(
+        verdict("repository policy", "IMMUTABLE_WITH_EXCLUSION"),
+        "pass"
+    );
+    assert_eq!(verdict("service prod/web", "pinned by digest"), "pass");
+    // moto drops deploymentConfiguration: the services have no circuit breaker.
+    assert_eq!(
+        verdict("service prod/web", "no deployment circuit breaker"),
+        "fail"
+    );
+    assert_eq!(verdict("rule VerifyOnPushRule", "enabled"), "pass");
+    assert_eq!(verdict("queue FailureQueue", "empty"), "pass");
+    assert_eq!(run.code, 1, "a failed check fails the command");
+
+    dead_letter(&world.moto, STACK);
+    let run = pushdeploy(&env, &["--stack", STACK, "doctor"]);
+    assert!(
+        run.stdout.contains("FAIL queue FailureQueue: 1 messages"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("fix: read them"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn errors_say_what_to_do() {
+    let world = TestWorld::start(&["web"]).await;
+    create_standin_stack(&world.moto, &world.stack, STACK, "2");
+    create_standin_stack(&world.moto, &world.stack, "old-deploy", "1");
+    let env = operator_env(&world.moto, None);
+
+    let unknown = pushdeploy(&env, &["--stack", STACK, "show", "deadbeef00"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("knows no commit `deadbeef00`"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        unknown.stderr.contains("pushdeploy history"),
+        "{}",
+        unknown.stderr
+    );
+    let short = pushdeploy(&env, &["--stack", STACK, "show", "dead"]);
+    assert_eq!(short.code, 2, "{short:?}");
+
+    let missing = pushdeploy(&env, &["--stack", "nope", "--json", "status"]);
+    assert_eq!(missing.code, 3, "{missing:?}");
+    assert_eq!(missing.json()["error"]["kind"], "unknown_stack");
+
+    let old = pushdeploy(&env, &["--stack", "old-deploy", "status"]);
+    assert_eq!(old.code, 3, "{old:?}");
+    assert!(
+        old.stderr
+            .contains("is version 1; this pushdeploy reads version 2"),
+        "{}",
+        old.stderr
+    );
+
+    let none = pushdeploy(&env, &["status"]);
+    assert_eq!(none.code, 3, "{none:?}");
+    assert!(none.stderr.contains("--stack NAME"), "{}", none.stderr);
+
+    // No credentials anywhere: the environment has none and the home no profile.
+    let no_keys: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET"))
+        .cloned()
+        .collect();
+    let run = pushdeploy(&no_keys, &["--stack", STACK, "status"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("aws sso login"), "{}", run.stderr);
+
+    // An IAM Identity Center profile whose cached sign-in has expired.
+    let home = std::env::temp_dir().join(format!("pushdeploy-sso-{}", std::process::id()));
+    std::fs::create_dir_all(home.join(".aws/sso/cache")).unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile ops]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Deployer\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    // The cache file is named by the SHA-1 of the session name (`corp`).
+    std::fs::write(
+        home.join(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),
+        r#"{"accessToken": "expired", "expiresAt": "2026-01-01T00:00:00Z", "region": "us-east-1", "startUrl": "https://corp.awsapps.com/start"}"#,
+    )
+    .unwrap();
+    let mut sso = no_keys.clone();
+    sso.push(("HOME".into(), home.display().to_string()));
+    let run = pushdeploy(
+        &sso,
+        &["--stack", STACK, "--profile", "ops", "--json", "status"],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.json()["error"]["kind"], "credentials", "{}", run.stdout);
+    std::fs::remove_dir_all(&home).ok();
+}
