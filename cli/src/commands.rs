@@ -25,7 +25,7 @@ pub struct Done {
 
 /// What every command works with, made once.
 pub struct Context {
-    pub sdk: aws_config::SdkConfig,
+    pub sdk: crate::aws::SdkConfig,
     pub settings: Settings,
     pub ledger: LedgerTable,
     pub services: Services,

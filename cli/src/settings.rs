@@ -78,15 +78,11 @@ impl Settings {
                 reason,
             })?,
         };
-        let tag_length = match global.tag_length {
-            Some(length) => Some(length),
-            None => output("TagLength").and_then(|t| t.parse().ok()),
-        }
-        .map_or(Some(TagLength::DEFAULT), TagLength::new)
-        .ok_or_else(|| CliError::InvalidSetting {
-            setting: "the tag length".into(),
-            reason: format!("must be {} to {}", TagLength::MIN, TagLength::MAX),
-        })?;
+        let tag_length = tag_length(
+            global
+                .tag_length
+                .or(output("TagLength").and_then(|t| t.parse().ok())),
+        )?;
         Ok(Settings {
             stack: stack.map(|s| s.name.clone()),
             table,
@@ -133,6 +129,16 @@ fn stack_targets(cluster: &str, services: &str, container: &str) -> String {
         .map(|service| format!("{cluster}/{service}/{container}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The tag length given, or the default (8).
+fn tag_length(given: Option<u8>) -> Result<TagLength, CliError> {
+    given
+        .map_or(Some(TagLength::DEFAULT), TagLength::new)
+        .ok_or_else(|| CliError::InvalidSetting {
+            setting: "the tag length".into(),
+            reason: format!("must be {} to {}", TagLength::MIN, TagLength::MAX),
+        })
 }
 
 fn check_version(stack: &StackValues) -> Result<(), CliError> {

@@ -8,6 +8,8 @@
 //! - ECR's scan findings and signing statuses, which moto cannot play, are answered from what the
 //!   test reports of each digest (`scans`: clean, when it says nothing);
 //! - CodeCommit's `GetBranch` (moto lacks it), from the heads the test sets (`branches`);
+//! - CloudWatch's metrics and alarms (moto does not speak the SDK's CBOR), from what the test
+//!   sets (`metrics`);
 //! - ECS's service deployment history, which moto lacks, is kept here from the UpdateService
 //!   calls moto applied (`ecs_history`);
 //! - faults the test injects ([`AwsProxy::inject`]) for chosen operations: throttling, a 5xx, a
@@ -28,6 +30,7 @@ mod builds;
 mod ecs_history;
 mod faults;
 mod hold;
+mod metrics;
 mod scans;
 use builds::with_build_reports;
 pub use builds::BuildReport;
@@ -57,6 +60,9 @@ struct ProxyState {
     holds: Vec<Hold>,
     /// CodeCommit branch heads, by `(repository, branch)`.
     branches: HashMap<(String, String), String>,
+    /// CloudWatch: a Lambda function's metric sums, by `(function, metric)`, and alarm states.
+    metrics: HashMap<(String, String), f64>,
+    alarms: Vec<(String, String)>,
 }
 
 pub struct AwsProxy {
@@ -159,6 +165,22 @@ impl AwsProxy {
         );
     }
 
+    /// From now on CloudWatch sums `function`'s `metric` (`Throttles`…) to `sum`.
+    pub fn set_metric(&self, function: &str, metric: &str, sum: f64) {
+        self.state
+            .lock()
+            .expect("proxy state")
+            .metrics
+            .insert((function.to_string(), metric.to_string()), sum);
+    }
+
+    /// From now on CloudWatch says the alarm `name` is in `state_value` (`OK`, `ALARM`…).
+    pub fn set_alarm(&self, name: &str, state_value: &str) {
+        let mut state = self.state.lock().expect("proxy state");
+        state.alarms.retain(|(n, _)| n != name);
+        state.alarms.push((name.to_string(), state_value.to_string()));
+    }
+
     /// From now on ECR reports `scan` of the image of `digest`.
     pub fn report_scan(&self, digest: &str, scan: ScanReport) {
         self.state
@@ -218,6 +240,11 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// The request line's path.
+    pub(crate) fn path(&self) -> &str {
+        self.head.split(' ').nth(1).unwrap_or_default()
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
@@ -344,6 +371,9 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> std::i
             response = answer;
         }
         if let Some(answer) = branches::answer(target, &request.body, &state) {
+            response = answer;
+        }
+        if let Some(answer) = metrics::answer(request.path(), &request.body, &state) {
             response = answer;
         }
         if let Some(answer) = scans::with_pushed_at(target, &response, &state) {

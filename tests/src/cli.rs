@@ -90,6 +90,8 @@ pub fn create_standin_stack(moto: &Moto, stack: &Stack, name: &str, version: &st
         ("ContainerName", "app"),
         ("TagLength", "8"),
         ("BuildProjectName", crate::PROJECT),
+        ("WebhookFunctionName", "github-webhook"),
+        ("WebhookSecret", stack.secret_arn.as_str()),
     ];
     let template = serde_json::json!({
         "Parameters": {

@@ -59,18 +59,19 @@ impl Checks {
             .unwrap_or(0))
     }
 
-    /// The alarms named and their states.
-    pub async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    /// The alarms whose names start with `prefix` (CloudFormation names a stack's alarms
+    /// `<stack>-<logical id>-<suffix>`), and their states.
+    pub async fn alarm_states(&self, prefix: &str) -> Result<Vec<(String, String)>, CliError> {
         let mut states = Vec::new();
-        for chunk in names.chunks(100) {
-            let output = self
-                .cloudwatch
-                .describe_alarms()
-                .set_alarm_names(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| sdk_error("CloudWatch DescribeAlarms", e))?;
-            states.extend(output.metric_alarms().iter().filter_map(|a| {
+        let mut pages = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_name_prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("CloudWatch DescribeAlarms", e))?;
+            states.extend(page.metric_alarms().iter().filter_map(|a| {
                 Some((
                     a.alarm_name()?.to_string(),
                     a.state_value()?.as_str().to_string(),

@@ -187,26 +187,34 @@ async fn stack_resources(context: &Context, checks: &Checks, stack: &str) -> Vec
             }
         }
     }
-    match stacks.resources(stack, "AWS::CloudWatch::Alarm").await {
+    match checks.alarm_states(&format!("{stack}-")).await {
         Err(error) => all.push(unreadable("alarms", &error)),
-        Ok(alarms) => {
-            let names: Vec<String> = alarms.into_iter().map(|(_, physical)| physical).collect();
-            match checks.alarm_states(&names).await {
-                Err(error) => all.push(unreadable("alarms", &error)),
-                Ok(states) => {
-                    for (alarm, state) in states {
-                        let name = format!("alarm {alarm}");
-                        all.push(if state == "ALARM" {
-                            check(&name, Verdict::Fail, "in ALARM", Some("read the alarm's function logs (its error lines say what failed)"))
-                        } else {
-                            check(&name, Verdict::Pass, state, None)
-                        });
-                    }
-                }
-            }
-        }
+        Ok(states) if states.is_empty() => all.push(check(
+            "alarms",
+            Verdict::Warn,
+            format!("no alarm named {stack}-…"),
+            Some("deploy the stack from pushdeploy's template (it creates the alarms)"),
+        )),
+        Ok(states) => all.extend(
+            states
+                .iter()
+                .map(|(alarm, state)| alarm_check(alarm, state)),
+        ),
     }
     all
+}
+
+fn alarm_check(alarm: &str, state: &str) -> Check {
+    let name = format!("alarm {alarm}");
+    match state {
+        "ALARM" => check(
+            &name,
+            Verdict::Fail,
+            "in ALARM",
+            Some("read the alarming function's logs or queue (its error lines say what failed)"),
+        ),
+        state => check(&name, Verdict::Pass, state, None),
+    }
 }
 
 async fn webhook(context: &Context, checks: &Checks, now: u64) -> Vec<Check> {

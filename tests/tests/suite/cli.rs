@@ -157,6 +157,7 @@ async fn status_history_and_show_tell_the_commit_s_story() {
 #[tokio::test]
 async fn doctor_names_what_to_fix() {
     let (world, env) = deployed().await;
+    world.moto.proxy.set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK");
     let run = pushdeploy(&env, &["--stack", STACK, "--json", "doctor"]);
     let checks = run.json()["checks"].as_array().cloned().unwrap();
     let verdict = |name: &str, detail: &str| -> String {
@@ -180,9 +181,14 @@ async fn doctor_names_what_to_fix() {
     );
     assert_eq!(verdict("rule VerifyOnPushRule", "enabled"), "pass");
     assert_eq!(verdict("queue FailureQueue", "empty"), "pass");
+    assert_eq!(verdict("alarm shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK"), "pass");
+    assert_eq!(verdict("webhook secret", "set"), "pass");
+    assert_eq!(verdict("webhook Throttles", "no throttled deliveries"), "pass");
     assert_eq!(run.code, 1, "a failed check fails the command");
 
     dead_letter(&world.moto, STACK);
+    world.moto.proxy.set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "ALARM");
+    world.moto.proxy.set_metric("github-webhook", "Throttles", 3.0);
     let run = pushdeploy(&env, &["--stack", STACK, "doctor"]);
     assert!(
         run.stdout.contains("FAIL queue FailureQueue: 1 messages"),
@@ -190,6 +196,8 @@ async fn doctor_names_what_to_fix() {
         run.stdout
     );
     assert!(run.stdout.contains("fix: read them"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL alarm shop-deploy-DeadLettersAlarm-1X2Y3Z: in ALARM"), "{}", run.stdout);
+    assert!(run.stdout.contains("warn webhook Throttles: 3 throttled deliveries in the last 24 h"), "{}", run.stdout);
 }
 
 #[tokio::test]
