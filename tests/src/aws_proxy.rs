@@ -178,7 +178,9 @@ impl AwsProxy {
     pub fn set_alarm(&self, name: &str, state_value: &str) {
         let mut state = self.state.lock().expect("proxy state");
         state.alarms.retain(|(n, _)| n != name);
-        state.alarms.push((name.to_string(), state_value.to_string()));
+        state
+            .alarms
+            .push((name.to_string(), state_value.to_string()));
     }
 
     /// From now on ECR reports `scan` of the image of `digest`.

@@ -6,7 +6,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{workspace_root, Moto, Stack, LEDGER_TABLE, REGION};
+use crate::{
+    build_succeeded, function_url_request, github_push_event, load_event, put_image,
+    workspace_root, Moto, Stack, TestWorld, LEDGER_TABLE, REGION,
+};
 
 /// What a run of the CLI printed, and how it exited.
 #[derive(Debug)]
@@ -75,6 +78,54 @@ pub fn operator_env(moto: &Moto, lambda_port: Option<u16>) -> Vec<(String, Strin
         ));
     }
     env
+}
+
+/// A commit (`sha`) pushed through the webhook, built, verified and rolled to both services of
+/// a new world; ECS settled prod/web (prod/worker still deploying); the stand-in stack
+/// `stack_name` created. With the operator's environment for the CLI.
+pub async fn deployed_for_cli(sha: &str, stack_name: &str) -> (TestWorld, Vec<(String, String)>) {
+    let world = TestWorld::start(&["web", "worker"]).await;
+    let stack = &world.stack;
+    let response = stack
+        .webhook(&[])
+        .handle(function_url_request(&github_push_event(
+            sha,
+            "cli-delivery-1",
+        )))
+        .await;
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("JSON"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    let build_id = body["build_id"]
+        .as_str()
+        .expect("a build started")
+        .to_string();
+    let tag = &sha[..8];
+    let digest = put_image(&stack.sdk, tag, 7).await;
+    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]);
+    let report = verifier
+        .handle(build_succeeded(&world.moto, sha, tag, &build_id, &digest))
+        .await
+        .expect("verified and rolled");
+    let web = report["rollout"]
+        .as_array()
+        .and_then(|r| r.iter().find(|o| o["target"] == "prod/web"))
+        .and_then(|o| o["deployment_id"].as_str())
+        .unwrap_or_else(|| panic!("prod/web rolled: {report}"))
+        .to_string();
+    let mut completed = load_event("deployment-status/completed.json");
+    completed["detail"]["deploymentId"] = serde_json::json!(web);
+    completed["resources"] =
+        serde_json::json!(["arn:aws:ecs:us-east-1:123456789012:service/prod/web"]);
+    stack
+        .deployment_status(&[])
+        .handle(completed)
+        .await
+        .expect("settled");
+    create_standin_stack(&world.moto, stack, stack_name, "2");
+    let env = operator_env(&world.moto, None);
+    (world, env)
 }
 
 /// The stand-in of a deployed stack: moto's CloudFormation cannot expand the SAM transform, so

@@ -239,6 +239,7 @@ impl RecordedCall {
             s if s.starts_with("CodeCommit") => "codecommit",
             "secretsmanager" => "secretsmanager",
             "AWSEvents" => "events",
+            "AmazonSQS" => "sqs",
             other => panic!("no IAM prefix known for {other}"),
         };
         if self.operation != "TransactWriteItems" {

@@ -33,7 +33,8 @@ pub(super) fn answer(path: &str, body: &[u8], state: &ProxyState) -> Option<Vec<
                 .alarms
                 .iter()
                 .filter(|(name, _)| {
-                    names(name) || text_after(body, "AlarmNamePrefix").is_some_and(|p| name.starts_with(&p))
+                    names(name)
+                        || text_after(body, "AlarmNamePrefix").is_some_and(|p| name.starts_with(&p))
                 })
                 .map(|(name, value)| {
                     Cbor::Map(vec![

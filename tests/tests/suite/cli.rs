@@ -3,8 +3,9 @@
 //! and the errors an operator meets. Its writes go through the image-verifier under
 //! `cargo lambda watch` in the end-to-end demo.
 
-use lambda_http::Body;
-use pushdeploy_tests::cli::{create_standin_stack, dead_letter, operator_env, pushdeploy};
+use pushdeploy_tests::cli::{
+    create_standin_stack, dead_letter, deployed_for_cli, operator_env, pushdeploy,
+};
 use pushdeploy_tests::*;
 use serde_json::{json, Value};
 
@@ -12,49 +13,8 @@ const SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
 const TAG: &str = "f8afe6a7";
 const STACK: &str = "shop-deploy";
 
-/// A commit pushed through the webhook, built, verified and rolled to both services; ECS settled
-/// prod/web (prod/worker still deploying); the stand-in stack created.
 async fn deployed() -> (TestWorld, Vec<(String, String)>) {
-    let world = TestWorld::start(&["web", "worker"]).await;
-    let stack = &world.stack;
-    let response = stack
-        .webhook(&[])
-        .handle(function_url_request(&github_push_event(
-            SHA,
-            "cli-delivery-1",
-        )))
-        .await;
-    let body: Value = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("JSON"),
-        other => panic!("unexpected body {other:?}"),
-    };
-    let build_id = body["build_id"]
-        .as_str()
-        .expect("a build started")
-        .to_string();
-    let digest = put_image(&stack.sdk, TAG, 7).await;
-    let verifier = stack.verifier(&[("ROLLOUT_TARGETS", "prod/web/app,prod/worker/app")]);
-    let report = verifier
-        .handle(build_succeeded(&world.moto, SHA, TAG, &build_id, &digest))
-        .await
-        .expect("verified and rolled");
-    let web = report["rollout"]
-        .as_array()
-        .and_then(|r| r.iter().find(|o| o["target"] == "prod/web"))
-        .and_then(|o| o["deployment_id"].as_str())
-        .unwrap_or_else(|| panic!("prod/web rolled: {report}"))
-        .to_string();
-    let mut completed = load_event("deployment-status/completed.json");
-    completed["detail"]["deploymentId"] = json!(web);
-    completed["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:service/prod/web"]);
-    stack
-        .deployment_status(&[])
-        .handle(completed)
-        .await
-        .expect("settled");
-    create_standin_stack(&world.moto, stack, STACK, "2");
-    let env = operator_env(&world.moto, None);
-    (world, env)
+    deployed_for_cli(SHA, STACK).await
 }
 
 #[tokio::test]
@@ -157,7 +117,10 @@ async fn status_history_and_show_tell_the_commit_s_story() {
 #[tokio::test]
 async fn doctor_names_what_to_fix() {
     let (world, env) = deployed().await;
-    world.moto.proxy.set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK");
+    world
+        .moto
+        .proxy
+        .set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK");
     let run = pushdeploy(&env, &["--stack", STACK, "--json", "doctor"]);
     let checks = run.json()["checks"].as_array().cloned().unwrap();
     let verdict = |name: &str, detail: &str| -> String {
@@ -181,14 +144,26 @@ async fn doctor_names_what_to_fix() {
     );
     assert_eq!(verdict("rule VerifyOnPushRule", "enabled"), "pass");
     assert_eq!(verdict("queue FailureQueue", "empty"), "pass");
-    assert_eq!(verdict("alarm shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK"), "pass");
+    assert_eq!(
+        verdict("alarm shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK"),
+        "pass"
+    );
     assert_eq!(verdict("webhook secret", "set"), "pass");
-    assert_eq!(verdict("webhook Throttles", "no throttled deliveries"), "pass");
+    assert_eq!(
+        verdict("webhook Throttles", "no throttled deliveries"),
+        "pass"
+    );
     assert_eq!(run.code, 1, "a failed check fails the command");
 
     dead_letter(&world.moto, STACK);
-    world.moto.proxy.set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "ALARM");
-    world.moto.proxy.set_metric("github-webhook", "Throttles", 3.0);
+    world
+        .moto
+        .proxy
+        .set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "ALARM");
+    world
+        .moto
+        .proxy
+        .set_metric("github-webhook", "Throttles", 3.0);
     let run = pushdeploy(&env, &["--stack", STACK, "doctor"]);
     assert!(
         run.stdout.contains("FAIL queue FailureQueue: 1 messages"),
@@ -196,8 +171,18 @@ async fn doctor_names_what_to_fix() {
         run.stdout
     );
     assert!(run.stdout.contains("fix: read them"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAIL alarm shop-deploy-DeadLettersAlarm-1X2Y3Z: in ALARM"), "{}", run.stdout);
-    assert!(run.stdout.contains("warn webhook Throttles: 3 throttled deliveries in the last 24 h"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("FAIL alarm shop-deploy-DeadLettersAlarm-1X2Y3Z: in ALARM"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("warn webhook Throttles: 3 throttled deliveries in the last 24 h"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[tokio::test]

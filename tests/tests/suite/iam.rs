@@ -427,3 +427,43 @@ async fn codecommit_heads(moto: &Moto, stack: &Stack, calls: &mut Calls<'_>) {
     let forgotten = calls.during(codecommit.handle(schedule, None)).await;
     assert_eq!(forgotten.expect("checked")["heads"][0]["verdict"], "known");
 }
+
+/// The operator's CLI: every call its read commands make (as far as moto's recorder shows: the
+/// JSON protocols) is granted by the stack's `OperatorPolicy`, and the policy grants nothing
+/// else but what the recorder cannot show.
+#[tokio::test]
+async fn the_cli_calls_only_what_the_operator_policy_grants() {
+    use pushdeploy_tests::cli::{deployed_for_cli, pushdeploy};
+    let (world, env) = deployed_for_cli(B_SHA, "shop-deploy").await;
+    world.moto.start_recording();
+    for args in [&["status"][..], &["history"], &["show", B], &["doctor"]] {
+        let mut argv = vec!["--stack", "shop-deploy", "--json"];
+        argv.extend(args);
+        let run = pushdeploy(&env, &argv);
+        assert!(run.stderr.is_empty(), "{args:?}: {run:?}");
+    }
+    let called: BTreeSet<String> = world
+        .moto
+        .recorded_calls()
+        .iter()
+        .flat_map(|c| c.iam_actions())
+        .collect();
+    let granted = granted("OperatorPolicy");
+    let ungranted: Vec<&String> = called.difference(&granted).collect();
+    assert!(ungranted.is_empty(), "called, not granted: {ungranted:?}");
+    // Not seen by the recorder: query protocols (CloudFormation), CBOR (CloudWatch, answered by
+    // the proxy), the verifier's invocation (the demo makes it, under the watch), and the
+    // generated webhook secret's description (this stand-in has its own secret).
+    let unseen = [
+        "cloudformation:DescribeStacks",
+        "cloudformation:ListStackResources",
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricStatistics",
+        "lambda:InvokeFunction",
+    ];
+    let unused: Vec<&String> = granted
+        .difference(&called)
+        .filter(|a| !unseen.contains(&a.as_str()))
+        .collect();
+    assert!(unused.is_empty(), "granted, never called: {unused:?}");
+}
