@@ -7,7 +7,7 @@ use pushdeploy_tests::cli::{
     create_standin_stack, dead_letter, deployed_for_cli, operator_env, pushdeploy,
 };
 use pushdeploy_tests::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SHA: &str = "f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6";
 const TAG: &str = "f8afe6a7";
