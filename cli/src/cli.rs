@@ -37,45 +37,22 @@ pub struct Global {
     /// Print JSON instead of tables (errors too).
     #[arg(long, global = true)]
     pub json: bool,
+    // The overrides below are flags only, never environment variables: a variable left over
+    // from another stack would silently send `--stack prod rollback` to that stack's function.
     /// The ledger table, instead of (or over) the stack's output.
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHDEPLOY_LEDGER_TABLE",
-        hide_short_help = true
-    )]
+    #[arg(long, global = true, hide_short_help = true)]
     pub table: Option<String>,
     /// The ECR repository URI, instead of (or over) the stack's output.
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHDEPLOY_REPOSITORY_URI",
-        hide_short_help = true
-    )]
+    #[arg(long, global = true, hide_short_help = true)]
     pub repository: Option<String>,
     /// The image-verifier function, instead of (or over) the stack's output.
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHDEPLOY_VERIFIER_FUNCTION",
-        hide_short_help = true
-    )]
+    #[arg(long, global = true, hide_short_help = true)]
     pub verifier_function: Option<String>,
     /// The services, `cluster/service/container,…`, instead of (or over) the stack's output.
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHDEPLOY_TARGETS",
-        hide_short_help = true
-    )]
+    #[arg(long, global = true, hide_short_help = true)]
     pub targets: Option<String>,
     /// The image tag length, instead of (or over) the stack's output.
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHDEPLOY_TAG_LENGTH",
-        hide_short_help = true
-    )]
+    #[arg(long, global = true, hide_short_help = true)]
     pub tag_length: Option<u8>,
 }
 

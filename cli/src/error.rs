@@ -8,8 +8,11 @@ use crate::render::{paint, Paint, Style};
 pub enum CliError {
     #[error("no stack given")]
     NoStack,
-    #[error("stack `{name}` does not exist in this account and region")]
-    UnknownStack { name: String },
+    #[error("stack `{name}` does not exist in this account and region{readable}")]
+    UnknownStack {
+        name: String,
+        readable: &'static str,
+    },
     #[error("stack `{name}` is {found}; this pushdeploy reads version {reads}")]
     StackVersion {
         name: String,
@@ -32,8 +35,10 @@ pub enum CliError {
         message: String,
         access_denied: bool,
     },
-    #[error("the image-verifier refused: {message}")]
+    #[error("the image-verifier refused ({kind}): {message}")]
     Refused { kind: String, message: String },
+    #[error("the image-verifier failed ({kind}): {message}")]
+    OperationFailed { kind: String, message: String },
 }
 
 impl CliError {
@@ -41,12 +46,13 @@ impl CliError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             CliError::NoStack => "pass --stack NAME (or set PUSHDEPLOY_STACK), or give --table, --repository, --verifier-function and --targets".into(),
-            CliError::UnknownStack { .. } => "check the name and the region (--region, AWS_REGION or the profile's); `aws cloudformation list-stacks` lists them".into(),
+            CliError::UnknownStack { .. } => "check the name (and that your role may describe it: the stack's OperatorPolicy grants it for its own stack) and the region (--region, AWS_REGION or the profile's); `aws cloudformation list-stacks` lists them".into(),
             CliError::StackVersion { .. } => "update the stack with this version's template (`sam build && sam deploy`), or use the pushdeploy CLI of the stack's version".into(),
             CliError::StackIncomplete { .. } => "the stack was not deployed from pushdeploy's template.yaml; pass the value with its flag instead".into(),
             CliError::Credentials { .. } => "sign in: `aws sso login --profile NAME` and pass --profile NAME (or set AWS_PROFILE), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
             CliError::UnknownCommit { .. } => "`pushdeploy history` lists the pushes the ledger knows; a SHA needs at least as many characters as the image tag".into(),
             CliError::Aws { access_denied: true, .. } => "your role lacks this permission: the README's operator policy lists what the CLI needs".into(),
+            CliError::OperationFailed { .. } => "part of it may be done: `pushdeploy status` shows what runs, `pushdeploy plan` what a rollout would do; then run it again if still wanted".into(),
             CliError::Refused { .. } | CliError::Aws { .. } => return None,
             CliError::InvalidSetting { .. } | CliError::InvalidInput(_) => "see `pushdeploy --help`".into(),
         })
@@ -54,7 +60,7 @@ impl CliError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Aws { .. } => 1,
+            CliError::Aws { .. } | CliError::OperationFailed { .. } => 1,
             CliError::InvalidInput(_)
             | CliError::UnknownCommit { .. }
             | CliError::Refused { .. } => 2,
@@ -79,6 +85,7 @@ impl CliError {
             CliError::InvalidInput(_) => "invalid_input",
             CliError::Aws { .. } => "aws",
             CliError::Refused { .. } => "refused",
+            CliError::OperationFailed { .. } => "operation_failed",
         }
     }
 

@@ -141,6 +141,13 @@ fn tag_length(given: Option<u8>) -> Result<TagLength, CliError> {
         })
 }
 
+/// Whether a SHA given on the command line names the recorded commit: the image tag cuts it to
+/// its first characters, so the rest must match the commit id too.
+pub fn names_commit(recorded_sha: Option<&str>, given: &str) -> bool {
+    let given = given.trim().to_ascii_lowercase();
+    recorded_sha.is_none_or(|sha| sha.to_ascii_lowercase().starts_with(&given))
+}
+
 fn check_version(stack: &StackValues) -> Result<(), CliError> {
     match stack
         .outputs
@@ -229,5 +236,17 @@ mod tests {
         }
         let error = Settings::resolve(&global(&[]), None).unwrap_err();
         assert!(matches!(error, CliError::NoStack), "{error}");
+    }
+
+    #[test]
+    fn a_sha_longer_than_the_tag_must_name_the_commit() {
+        let sha = Some("f8afe6a7c3d1b2e4f5a6b7c8d9e0f1a2b3c4d5e6");
+        assert!(names_commit(sha, "f8afe6a7"));
+        assert!(names_commit(sha, "F8AFE6A7C3D1"));
+        assert!(!names_commit(sha, "f8afe6a7ffff"));
+        assert!(
+            names_commit(None, "f8afe6a7ffff"),
+            "no commit item: the verifier decides"
+        );
     }
 }

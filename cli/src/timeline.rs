@@ -29,9 +29,15 @@ pub fn timeline(story: &CommitStory, image_pushed_at: Option<u64>) -> Vec<Step> 
     for deployment in &story.deployments {
         dated.extend(deployment_steps(deployment));
     }
+    // In the order they happened (several services roll side by side); a tie keeps the order
+    // above, which is the flow's.
+    let mut dated: Vec<(u64, String, String)> = dated
+        .into_iter()
+        .filter_map(|(at, step, detail)| Some((at?, step, detail)))
+        .collect();
+    dated.sort_by_key(|(at, _, _)| *at);
     let mut steps: Vec<Step> = Vec::new();
     for (at, step, detail) in dated {
-        let Some(at) = at else { continue };
         let after = steps.last().map(|last| at.saturating_sub(last.at));
         steps.push(Step {
             step,
@@ -117,7 +123,9 @@ fn deployment_steps(deployment: &DeploymentStory) -> Vec<Dated> {
 
 /// From the push to the last step: the lead time so far.
 pub fn lead_time(steps: &[Step]) -> Option<u64> {
-    Some(steps.last()?.at.saturating_sub(steps.first()?.at))
+    let first = steps.iter().map(|s| s.at).min()?;
+    let last = steps.iter().map(|s| s.at).max()?;
+    Some(last - first)
 }
 
 #[cfg(test)]
@@ -172,6 +180,31 @@ mod tests {
         );
         assert_eq!(steps[0].detail, "by octocat to main");
         assert_eq!(steps[5].detail, "shop-web:7");
+        assert_eq!(lead_time(&steps), Some(300));
+    }
+
+    #[test]
+    fn steps_of_services_rolled_side_by_side_are_in_the_order_they_happened() {
+        let mut story = story();
+        let mut worker = story.deployments[0].clone();
+        worker.target = "prod/worker".into();
+        worker.started_at = Some(1194);
+        worker.finished_at = Some(1250);
+        story.deployments.push(worker);
+        let steps = timeline(&story, None);
+        let tail: Vec<(&str, Option<u64>)> = steps[4..]
+            .iter()
+            .map(|s| (s.step.as_str(), s.after))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("UpdateService prod/web", Some(2)),
+                ("UpdateService prod/worker", Some(1)),
+                ("steady state prod/worker", Some(56)),
+                ("steady state prod/web", Some(50)),
+            ]
+        );
         assert_eq!(lead_time(&steps), Some(300));
     }
 

@@ -7,6 +7,7 @@ use crate::aws::sdk_error;
 use crate::error::CliError;
 
 pub struct Checks {
+    dynamodb: aws_sdk_dynamodb::Client,
     events: aws_sdk_eventbridge::Client,
     sqs: aws_sdk_sqs::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
@@ -16,11 +17,34 @@ pub struct Checks {
 impl Checks {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
         }
+    }
+
+    /// The status of the table's index `index` (`ACTIVE`, `CREATING`…); `None` when it has none.
+    pub async fn index_status(&self, table: &str, index: &str) -> Result<Option<String>, CliError> {
+        let output = self
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DynamoDB DescribeTable", e))?;
+        Ok(output
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .find(|i| i.index_name() == Some(index))
+            .map(|i| {
+                i.index_status()
+                    .map_or("UNKNOWN", |s| s.as_str())
+                    .to_string()
+            }))
     }
 
     /// A rule's state (`ENABLED`, `DISABLED`…). CloudFormation names a rule on a custom bus

@@ -27,14 +27,33 @@ impl Stacks {
                     .and_then(|e| aws_sdk_cloudformation::error::ProvideErrorMetadata::message(e))
                     .is_some_and(|m| m.contains("does not exist")) =>
             {
-                return Err(CliError::UnknownStack { name: name.into() })
+                return Err(CliError::UnknownStack {
+                    name: name.into(),
+                    readable: "",
+                })
+            }
+            // IAM scopes DescribeStacks to stacks: a role that may read only its own stack is
+            // denied another name, even one that does not exist.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .and_then(|e| aws_sdk_cloudformation::error::ProvideErrorMetadata::code(e))
+                    == Some("AccessDenied") =>
+            {
+                return Err(CliError::UnknownStack {
+                    name: name.into(),
+                    readable: ", or your role may not describe it",
+                })
             }
             Err(error) => return Err(sdk_error("CloudFormation DescribeStacks", error)),
         };
         let stack = output
             .stacks()
             .first()
-            .ok_or_else(|| CliError::UnknownStack { name: name.into() })?;
+            .ok_or_else(|| CliError::UnknownStack {
+                name: name.into(),
+                readable: "",
+            })?;
         Ok(StackValues {
             name: name.to_string(),
             outputs: stack

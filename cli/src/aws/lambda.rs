@@ -13,8 +13,14 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(sdk: &aws_config::SdkConfig, function: &str) -> Self {
+        // No retries: an Invoke whose answer was lost may have rolled already, and an operator
+        // action is never sent twice behind the operator's back (they see the failure and
+        // `pushdeploy status` says what happened).
+        let config = aws_sdk_lambda::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self {
-            client: aws_sdk_lambda::Client::new(sdk),
+            client: aws_sdk_lambda::Client::from_conf(config),
             function: function.to_string(),
         }
     }
@@ -41,11 +47,19 @@ impl Verifier {
             })?
             .unwrap_or(Value::Null);
         if output.function_error().is_some() || body.get("errorType").is_some() {
-            return Err(CliError::Refused {
-                kind: body["errorType"].as_str().unwrap_or("error").to_string(),
-                message: body["errorMessage"]
-                    .as_str()
-                    .map_or_else(|| body.to_string(), str::to_string),
+            let kind = body["errorType"].as_str().unwrap_or("error").to_string();
+            let message = body["errorMessage"]
+                .as_str()
+                .map_or_else(|| body.to_string(), str::to_string);
+            return Err(match kind.as_str() {
+                // The verifier checked and changed nothing.
+                "InvalidOperatorRequest"
+                | "Gated"
+                | "Untrusted"
+                | "ImageNotFound"
+                | "NotACommit" => CliError::Refused { kind, message },
+                // A timeout, a crash, a rollout that failed part-way: some of it may be done.
+                _ => CliError::OperationFailed { kind, message },
             });
         }
         Ok(body)

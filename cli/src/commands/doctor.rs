@@ -1,6 +1,7 @@
 //! `pushdeploy doctor`: checks a deployed stack end to end; each failed check says what to fix.
 
 use pushdeploy::aws::clients::AwsClients;
+use pushdeploy::aws::ledger::PUSH_ORDER_INDEX;
 use pushdeploy::registry::policy::DesiredPolicy;
 use pushdeploy::verify::gate::ScanGate;
 use serde::Serialize;
@@ -11,6 +12,18 @@ use crate::aws::cloudformation::Stacks;
 use crate::error::CliError;
 use crate::render::{paint, Paint, Style};
 use crate::settings::StackValues;
+
+/// The template's alarms (their logical ids).
+const STACK_ALARMS: [&str; 8] = [
+    "FailureQueueAlarm",
+    "LoggedErrorsAlarm",
+    "GitHubWebhookErrorsAlarm",
+    "GitHubWebhookThrottlesAlarm",
+    "CodeCommitPushErrorsAlarm",
+    "ImageVerifierErrorsAlarm",
+    "DeploymentStatusErrorsAlarm",
+    "GitHubReporterErrorsAlarm",
+];
 
 /// How far back the webhook's throttles and failed deliveries are counted.
 const WEBHOOK_WINDOW_SECONDS: u64 = 86_400;
@@ -65,7 +78,8 @@ fn unreadable(name: &str, error: &CliError) -> Check {
 
 pub async fn gather(context: &Context, stack: Option<&StackValues>, now: u64) -> DoctorView {
     let checks = Checks::new(&context.sdk);
-    let mut all = repository_policy(context).await;
+    let mut all = vec![ledger_index(context, &checks).await];
+    all.extend(repository_policy(context).await);
     all.extend(services(context).await);
     match stack {
         Some(stack) => all.extend(stack_resources(context, &checks, &stack.name).await),
@@ -78,6 +92,17 @@ pub async fn gather(context: &Context, stack: Option<&StackValues>, now: u64) ->
     }
     all.extend(webhook(context, &checks, now).await);
     DoctorView { checks: all }
+}
+
+/// The index `history` and `status` query: there, and built.
+async fn ledger_index(context: &Context, checks: &Checks) -> Check {
+    let name = "ledger index";
+    match checks.index_status(&context.settings.table, PUSH_ORDER_INDEX).await {
+        Ok(Some(status)) if status == "ACTIVE" => check(name, Verdict::Pass, format!("{PUSH_ORDER_INDEX} is ACTIVE"), None),
+        Ok(Some(status)) => check(name, Verdict::Warn, format!("{PUSH_ORDER_INDEX} is {status}: history and status work once DynamoDB has built it"), Some("wait: DynamoDB builds a new index from the table's items (minutes for a ledger)")),
+        Ok(None) => check(name, Verdict::Fail, format!("the ledger has no {PUSH_ORDER_INDEX} index"), Some("update the stack with this version's template (sam deploy)")),
+        Err(error) => unreadable(name, &error),
+    }
 }
 
 async fn repository_policy(context: &Context) -> Vec<Check> {
@@ -187,19 +212,37 @@ async fn stack_resources(context: &Context, checks: &Checks, stack: &str) -> Vec
             }
         }
     }
+    all.extend(alarms(checks, stack).await);
+    all
+}
+
+async fn alarms(checks: &Checks, stack: &str) -> Vec<Check> {
+    let mut all = Vec::new();
     match checks.alarm_states(&format!("{stack}-")).await {
         Err(error) => all.push(unreadable("alarms", &error)),
-        Ok(states) if states.is_empty() => all.push(check(
-            "alarms",
-            Verdict::Warn,
-            format!("no alarm named {stack}-…"),
-            Some("deploy the stack from pushdeploy's template (it creates the alarms)"),
-        )),
-        Ok(states) => all.extend(
-            states
+        Ok(states) => {
+            // CloudFormation names them `<stack>-<logical id>-<suffix>`: only the template's own
+            // (another stack's name may start with this one's).
+            let ours: Vec<&(String, String)> = states
                 .iter()
-                .map(|(alarm, state)| alarm_check(alarm, state)),
-        ),
+                .filter(|(alarm, _)| {
+                    alarm
+                        .strip_prefix(stack)
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .and_then(|rest| rest.split_once('-'))
+                        .is_some_and(|(id, _)| STACK_ALARMS.contains(&id))
+                })
+                .collect();
+            if ours.is_empty() {
+                all.push(check(
+                    "alarms",
+                    Verdict::Fail,
+                    format!("no alarm of the stack (named {stack}-<alarm>-…)"),
+                    Some("deploy the stack from pushdeploy's template: it creates the alarms"),
+                ));
+            }
+            all.extend(ours.iter().map(|(alarm, state)| alarm_check(alarm, state)));
+        }
     }
     all
 }
@@ -229,14 +272,16 @@ async fn webhook(context: &Context, checks: &Checks, now: u64) -> Vec<Check> {
     let Some(function) = &context.settings.webhook_function else {
         return all;
     };
-    for (metric, what, fix) in [
-        ("Throttles", "throttled deliveries", "raise WebhookReservedConcurrency; GitHub does not retry: redeliver from the webhook's Recent Deliveries"),
-        ("Url5xxCount", "deliveries answered 5xx", "read the webhook function's logs; redeliver them from GitHub (the reporter's schedule does when GitHubWebhookId is set)"),
-        ("Url4xxCount", "deliveries refused (4xx: bad signature or payload)", "check that GitHub's webhook secret matches the stack's WebhookSecret and its content type is application/json"),
+    for (metric, verdict, what, fix) in [
+        // A throttled or failed delivery may be a push GitHub never delivers again: a failure.
+        // Refused ones (4xx) are mostly forged requests: worth a look.
+        ("Throttles", Verdict::Fail, "throttled deliveries", "raise WebhookReservedConcurrency; GitHub does not retry: redeliver from the webhook's Recent Deliveries"),
+        ("Url5xxCount", Verdict::Fail, "deliveries answered 5xx", "read the webhook function's logs; redeliver them from GitHub (the reporter's schedule does when GitHubWebhookId is set)"),
+        ("Url4xxCount", Verdict::Warn, "deliveries refused (4xx: bad signature or payload)", "check that GitHub's webhook secret matches the stack's WebhookSecret and its content type is application/json"),
     ] {
         let name = format!("webhook {metric}");
         all.push(match checks.function_metric(function, metric, now, WEBHOOK_WINDOW_SECONDS).await {
-            Ok(n) if n > 0.0 => check(&name, Verdict::Warn, format!("{n} {what} in the last 24 h"), Some(fix)),
+            Ok(n) if n > 0.0 => check(&name, verdict, format!("{n} {what} in the last 24 h"), Some(fix)),
             Ok(_) => check(&name, Verdict::Pass, format!("no {what} in the last 24 h"), None),
             Err(error) => unreadable(&name, &error),
         });

@@ -8,6 +8,7 @@ use crate::aws::lambda::Verifier;
 use crate::cli::Command;
 use crate::error::CliError;
 use crate::render::{paint, short_revision, table, Paint, Style};
+use crate::settings::names_commit;
 
 /// The operator payload of a command (see the README's operator reference).
 pub fn payload(command: Command, caller: Option<String>) -> Value {
@@ -46,15 +47,44 @@ pub async fn run(context: &Context, command: Command) -> Result<Value, CliError>
         Command::Rollback { by: None, .. } | Command::Approve { by: None, .. }
     );
     if let Command::Rollback { sha, .. } | Command::Approve { sha, .. } = &command {
-        context.settings.image_tag(sha)?;
+        check_commit(context, sha).await?;
     }
     // Who asks, as the AWS identity says, unless the operator names someone.
     let caller = match records_caller {
         true => Some(context.services.caller().await?),
         false => None,
     };
-    let verifier = Verifier::new(&context.sdk, &context.settings.verifier_function);
-    verifier.operate(&payload(command, caller)).await
+    let function = &context.settings.verifier_function;
+    let mut answer = Verifier::new(&context.sdk, function)
+        .operate(&payload(command, caller))
+        .await?;
+    // Which function acted, in the answer the operator keeps.
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("invoked".into(), json!(function));
+    }
+    Ok(answer)
+}
+
+/// A SHA longer than the image tag must be the commit's (the verifier reads only the tag).
+async fn check_commit(context: &Context, sha: &str) -> Result<(), CliError> {
+    let settings = &context.settings;
+    let image_tag = settings.image_tag(sha)?;
+    if sha.trim().len() == image_tag.len() {
+        return Ok(());
+    }
+    let story = context
+        .ledger
+        .commit_story(&settings.repository.name, &image_tag, &[])
+        .await?;
+    match story {
+        Some((commit, _)) if !names_commit(commit.sha.as_deref(), sha) => {
+            Err(CliError::UnknownCommit {
+                sha: sha.to_string(),
+                image_tag,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn render(answer: &Value, style: Style) -> String {
@@ -65,6 +95,9 @@ pub fn render(answer: &Value, style: Style) -> String {
         ""
     };
     let mut text = format!("{}{dry_run}\n", paint(style, Paint::Bold, result));
+    if let Some(function) = answer["invoked"].as_str() {
+        text.push_str(&format!("by     {function}\n"));
+    }
     if let Some(image) = answer.get("image").filter(|i| !i.is_null()) {
         text.push_str(&format!(
             "image  {} {}\n",
@@ -91,27 +124,32 @@ pub fn render(answer: &Value, style: Style) -> String {
             continue;
         };
         text.push_str(&format!("\n{list}:\n"));
-        let rows = entries
-            .iter()
-            .map(|entry| {
-                let field = |k: &str| entry[k].as_str().unwrap_or("-").to_string();
-                vec![
-                    field("target"),
-                    entry["result"]
-                        .as_str()
-                        .or(entry["decision"].as_str())
-                        .or(entry["action"].as_str())
-                        .unwrap_or("-")
-                        .to_string(),
-                    entry["revision"]
-                        .as_str()
-                        .or(entry["current_revision"].as_str())
-                        .map_or("-".into(), short_revision),
-                    field("reason"),
-                ]
-            })
-            .collect();
-        text.push_str(&table(&["service", "result", "revision", "reason"], rows));
+        text.push_str(&entries_table(entries));
     }
     text
+}
+
+/// The per-service entries of a plan or a rollout.
+fn entries_table(entries: &[Value]) -> String {
+    let rows = entries
+        .iter()
+        .map(|entry| {
+            let field = |k: &str| entry[k].as_str().unwrap_or("-").to_string();
+            vec![
+                field("target"),
+                entry["result"]
+                    .as_str()
+                    .or(entry["decision"].as_str())
+                    .or(entry["action"].as_str())
+                    .unwrap_or("-")
+                    .to_string(),
+                entry["revision"]
+                    .as_str()
+                    .or(entry["current_revision"].as_str())
+                    .map_or("-".into(), short_revision),
+                field("reason"),
+            ]
+        })
+        .collect();
+    table(&["service", "result", "revision", "reason"], rows)
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::Context;
 use crate::error::CliError;
 use crate::render::{ago, or_dash, paint, short_digest, short_revision, span, table, Paint, Style};
+use crate::settings::names_commit;
 use crate::timeline::{lead_time, timeline, Step};
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +36,7 @@ pub async fn gather(context: &Context, sha: &str) -> Result<ShowView, CliError> 
             .services
             .image_pushed_at(&settings.repository, &image_tag),
     )?;
+    let story = story.filter(|(commit, _)| names_commit(commit.sha.as_deref(), sha));
     let Some((commit, github)) = story else {
         return Err(CliError::UnknownCommit {
             sha: sha.to_string(),

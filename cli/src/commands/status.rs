@@ -86,23 +86,13 @@ pub async fn gather(context: &Context, now: u64) -> Result<StatusView, CliError>
                 .await?)
         },
     )?;
-    // The commits the services run (usually one): who pushed them, and each rollout's outcome.
-    let tags: std::collections::BTreeSet<String> =
-        stories.iter().filter_map(|s| s.image_tag.clone()).collect();
-    let mut commits: BTreeMap<String, CommitStory> = BTreeMap::new();
-    for tag in tags {
-        if let Some((story, _)) = context
-            .ledger
-            .commit_story(repository, &tag, &targets)
-            .await?
-        {
-            commits.insert(tag, story);
-        }
-    }
+    let commits = running_commits(context, &stories, &targets).await?;
     let services: Vec<ServiceRow> = stories
         .iter()
-        .zip(&running)
-        .map(|(story, running)| service_row(story, running, &commits))
+        .map(|story| {
+            let ecs = running.iter().find(|r| r.target == story.target);
+            service_row(story, ecs.unwrap_or(&Running::default()), &commits)
+        })
         .collect();
     let mut in_flight = builds_in_flight(&recent);
     in_flight.extend(rollouts_in_flight(&stories, &commits, now));
@@ -113,7 +103,11 @@ pub async fn gather(context: &Context, now: u64) -> Result<StatusView, CliError>
             image_tag: r.image_tag,
             sha: r.sha,
             digest: r.digest,
-            held_until_pushed_at: r.held_until.map(|o| o.pushed_at()),
+            // A hold outlives the pushes it held back: it holds while the release is not newer.
+            held_until_pushed_at: r
+                .held_until
+                .filter(|held| r.order.is_none_or(|order| order <= *held))
+                .map(|o| o.pushed_at()),
         }),
         frozen: view.frozen,
         services,
@@ -121,8 +115,30 @@ pub async fn gather(context: &Context, now: u64) -> Result<StatusView, CliError>
     })
 }
 
+/// The commits the services run (usually one): who pushed them, and each rollout's outcome.
+async fn running_commits(
+    context: &Context,
+    stories: &[ServiceStory],
+    targets: &[String],
+) -> Result<BTreeMap<String, CommitStory>, CliError> {
+    let repository = &context.settings.repository.name;
+    let tags: std::collections::BTreeSet<String> =
+        stories.iter().filter_map(|s| s.image_tag.clone()).collect();
+    let mut commits: BTreeMap<String, CommitStory> = BTreeMap::new();
+    for tag in tags {
+        if let Some((story, _)) = context
+            .ledger
+            .commit_story(repository, &tag, targets)
+            .await?
+        {
+            commits.insert(tag, story);
+        }
+    }
+    Ok(commits)
+}
+
 /// What a service runs, and the push behind it when ECS runs the digest pushdeploy last rolled.
-fn service_row(
+pub(super) fn service_row(
     story: &ServiceStory,
     running: &Running,
     commits: &BTreeMap<String, CommitStory>,
@@ -135,7 +151,9 @@ fn service_row(
             .found
             .then(|| format!("{}/{}", running.running_count, running.desired_count)),
         ecs_rollout: running.rollout_state.clone(),
-        held: story.held_until.is_some(),
+        held: story
+            .held_until
+            .is_some_and(|held| story.order.is_none_or(|order| order <= held)),
         ..ServiceRow::default()
     };
     if !running.found {
@@ -196,9 +214,13 @@ fn rollouts_in_flight(
     let mut in_flight = Vec::new();
     for story in stories {
         if story.lock_owner.is_some() && story.lock_expires_at.is_some_and(|t| t > now) {
+            let digest = story
+                .lock_digest
+                .as_deref()
+                .map_or("?".into(), short_digest);
             in_flight.push(InFlight {
-                image_tag: story.image_tag.clone().unwrap_or_default(),
-                what: format!("rollout to {} holds its lock", story.target),
+                image_tag: digest,
+                what: format!("rolling to {} (it holds the service's lock)", story.target),
                 since: None,
             });
         }

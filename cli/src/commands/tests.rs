@@ -243,3 +243,69 @@ ok   rule VerifyOnPush: enabled
     let coloured = doctor::render(&view, Style { color: true });
     assert!(coloured.contains("\x1b[31mFAIL\x1b[0m"), "{coloured}");
 }
+
+#[test]
+fn a_rollback_s_hold_shows_until_a_newer_push_runs() {
+    use pushdeploy::ledger::story::ServiceStory;
+    let running = crate::aws::services::Running {
+        target: "prod/web".into(),
+        found: true,
+        digest: Some(DIGEST.into()),
+        ..Default::default()
+    };
+    let mut story = ServiceStory {
+        target: "prod/web".into(),
+        image_tag: Some("f8afe6a7".into()),
+        digest: Some(DIGEST.into()),
+        order: Some(order(NOW - 600)),
+        held_until: Some(order(NOW - 300)),
+        ..ServiceStory::default()
+    };
+    let commits = std::collections::BTreeMap::new();
+    assert!(
+        status::service_row(&story, &running, &commits).held,
+        "rolled back to"
+    );
+    story.order = Some(order(NOW - 60));
+    assert!(
+        !status::service_row(&story, &running, &commits).held,
+        "a newer push runs"
+    );
+    let mut other = running.clone();
+    other.digest = Some("sha256:other".into());
+    let row = status::service_row(&story, &other, &commits);
+    assert_eq!(
+        row.image_tag, None,
+        "ECS runs something pushdeploy did not roll"
+    );
+    assert!(row
+        .note
+        .is_some_and(|n| n.contains("changed outside pushdeploy")));
+}
+
+#[test]
+fn an_operator_action_says_what_it_did_where_and_by_which_function() {
+    let answer = serde_json::json!({
+        "result": "rollback",
+        "dry_run": false,
+        "image": {"image_tag": "0a1b2c3d", "digest": DIGEST},
+        "gate": {"outcome": "verified"},
+        "rollout": [
+            {"target": "prod/web", "result": "deployed", "revision": "arn:aws:ecs:eu-west-1:1:task-definition/shop-web:13"},
+            {"target": "prod/worker", "result": "failed", "reason": "service not found"},
+        ],
+        "invoked": "shop-deploy-ImageVerifierFunction-AB12",
+    });
+    let expected = "\
+rollback
+by     shop-deploy-ImageVerifierFunction-AB12
+image  0a1b2c3d sha256:4f0c1e2d3b4a
+gate   verified
+
+rollout:
+SERVICE      RESULT    REVISION     REASON
+prod/web     deployed  shop-web:13  -
+prod/worker  failed    -            service not found
+";
+    assert_eq!(super::operate::render(&answer, PLAIN), expected);
+}

@@ -47,23 +47,11 @@ struct PushPayload {
     #[serde(default)]
     deleted: bool,
     repository: Repository,
+    /// Who pushed (informational: read leniently, never a reason to refuse a push).
     #[serde(default)]
-    sender: Option<Sender>,
+    sender: serde_json::Value,
     #[serde(default)]
-    pusher: Option<Pusher>,
-}
-
-/// Who pushed: the account (`sender.login`), else the git pusher (`pusher.name`).
-#[derive(Debug, Deserialize)]
-struct Sender {
-    #[serde(default)]
-    login: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Pusher {
-    #[serde(default)]
-    name: Option<String>,
+    pusher: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +85,12 @@ pub fn parse_push(json: &[u8]) -> Result<PushedRef, PayloadError> {
                     .into(),
             )
         })?;
+    // The account (`sender.login`), else the git pusher (`pusher.name`).
+    let pushed_by = [&payload.sender["login"], &payload.pusher["name"]]
+        .into_iter()
+        .filter_map(serde_json::Value::as_str)
+        .find(|name| !name.is_empty())
+        .map(str::to_string);
     Ok(PushedRef {
         source: Source::GitHub,
         repository: payload.repository.full_name,
@@ -105,11 +99,7 @@ pub fn parse_push(json: &[u8]) -> Result<PushedRef, PayloadError> {
         before,
         pushed_at,
         deleted: payload.deleted,
-        pushed_by: payload
-            .sender
-            .and_then(|s| s.login)
-            .or(payload.pusher.and_then(|p| p.name))
-            .filter(|name| !name.is_empty()),
+        pushed_by,
     })
 }
 
@@ -130,6 +120,24 @@ mod tests {
         assert_eq!(pushed.pushed_at, 1_763_893_423);
         assert!(pushed.before.as_ref().is_some_and(CommitSha::is_zero));
         assert!(!pushed.deleted);
+    }
+
+    #[test]
+    fn who_pushed_is_read_leniently() {
+        let with = |extra: &str| PUSH.replace(r#""pusher":{"name":"dev"}"#, extra);
+        let cases = [
+            (
+                r#""sender":{"login":"octocat"},"pusher":{"name":"dev"}"#,
+                Some("octocat"),
+            ),
+            (r#""pusher":{"name":"dev"}"#, Some("dev")),
+            (r#""sender":"odd","pusher":{"name":7}"#, None),
+            (r#""sender":{"login":""},"pusher":null"#, None),
+        ];
+        for (extra, expected) in cases {
+            let pushed = parse_push(with(extra).as_bytes()).expect("a push, whoever pushed");
+            assert_eq!(pushed.pushed_by.as_deref(), expected, "{extra}");
+        }
     }
 
     #[test]

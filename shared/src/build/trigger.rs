@@ -229,7 +229,7 @@ impl BuildTrigger {
         if let Some(order) = newer {
             let raised = self
                 .ledger
-                .raise_commit_order(key, order, &request.branch, now_epoch_seconds())
+                .raise_commit_order(key, order, request, now_epoch_seconds())
                 .await
                 .map_err(TriggerError::Ledger)?;
             if raised.is_applied() {

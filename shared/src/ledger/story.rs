@@ -23,6 +23,7 @@ pub struct CommitStory {
     pub pushed_by: Option<String>,
     pub pushed_at: Option<u64>,
     /// Its place in the push order (newest deploy-branch push), if a deploy branch has it.
+    #[serde(serialize_with = "option_order_str")]
     pub order: Option<PushOrder>,
     pub claimed_at: Option<u64>,
     pub build_id: Option<String>,
@@ -76,6 +77,7 @@ pub struct DeploymentStory {
 pub struct PushEntry {
     pub image_tag: String,
     pub sha: Option<String>,
+    #[serde(serialize_with = "order_str")]
     pub order: PushOrder,
     pub branch: Option<String>,
     pub pushed_by: Option<String>,
@@ -84,6 +86,18 @@ pub struct PushEntry {
     #[serde(serialize_with = "outcome_str")]
     pub verification: Option<VerificationOutcome>,
     pub verification_reason: Option<String>,
+}
+
+/// A push order as a string: it is above 2^53, where JSON readers (jq, JavaScript) round numbers.
+fn order_str<S: Serializer>(order: &PushOrder, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&order.get().to_string())
+}
+
+fn option_order_str<S: Serializer>(
+    order: &Option<PushOrder>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    order.map(|o| o.get().to_string()).serialize(serializer)
 }
 
 fn outcome_str<S: Serializer>(
@@ -126,9 +140,13 @@ pub struct ServiceStory {
     pub digest: Option<String>,
     pub revision: Option<String>,
     pub deployed_at: Option<u64>,
+    #[serde(serialize_with = "option_order_str")]
     pub order: Option<PushOrder>,
     /// Set by a rollback: pushes up to this order are not rolled here automatically.
+    #[serde(serialize_with = "option_order_str")]
     pub held_until: Option<PushOrder>,
     pub lock_owner: Option<String>,
     pub lock_expires_at: Option<u64>,
+    /// The digest the lock was taken to roll.
+    pub lock_digest: Option<String>,
 }

@@ -83,20 +83,36 @@ async fn status_history_and_show_tell_the_commit_s_story() {
         .iter()
         .filter_map(|s| s["step"].as_str())
         .collect();
+    // The flow's steps, then the two services' (side by side: in the order they happened).
     assert_eq!(
-        steps,
+        steps[..5],
         [
             "pushed",
             "build started",
             "image pushed",
             "build finished",
-            "verified",
-            "UpdateService prod/web",
-            "steady state prod/web",
-            "UpdateService prod/worker",
+            "verified"
         ],
         "{show}"
     );
+    let mut rollouts = steps[5..].to_vec();
+    rollouts.sort_unstable();
+    assert_eq!(
+        rollouts,
+        [
+            "UpdateService prod/web",
+            "UpdateService prod/worker",
+            "steady state prod/web"
+        ],
+        "{show}"
+    );
+    let times: Vec<u64> = show["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["at"].as_u64())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(show["commit"]["build_status"], "SUCCEEDED");
     assert_eq!(show["commit"]["deployments"][0]["outcome"], "succeeded");
     assert!(show["lead_time"].as_u64().is_some(), "{show}");
@@ -120,7 +136,7 @@ async fn doctor_names_what_to_fix() {
     world
         .moto
         .proxy
-        .set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK");
+        .set_alarm("shop-deploy-FailureQueueAlarm-1X2Y3Z", "OK");
     let run = pushdeploy(&env, &["--stack", STACK, "--json", "doctor"]);
     let checks = run.json()["checks"].as_array().cloned().unwrap();
     let verdict = |name: &str, detail: &str| -> String {
@@ -132,6 +148,7 @@ async fn doctor_names_what_to_fix() {
             .map(|c| c["verdict"].as_str().unwrap().to_string())
             .unwrap_or_else(|| panic!("no check {name} / {detail}: {checks:?}"))
     };
+    assert_eq!(verdict("ledger index", "push-order is ACTIVE"), "pass");
     assert_eq!(
         verdict("repository policy", "IMMUTABLE_WITH_EXCLUSION"),
         "pass"
@@ -145,7 +162,7 @@ async fn doctor_names_what_to_fix() {
     assert_eq!(verdict("rule VerifyOnPushRule", "enabled"), "pass");
     assert_eq!(verdict("queue FailureQueue", "empty"), "pass");
     assert_eq!(
-        verdict("alarm shop-deploy-DeadLettersAlarm-1X2Y3Z", "OK"),
+        verdict("alarm shop-deploy-FailureQueueAlarm-1X2Y3Z", "OK"),
         "pass"
     );
     assert_eq!(verdict("webhook secret", "set"), "pass");
@@ -159,7 +176,7 @@ async fn doctor_names_what_to_fix() {
     world
         .moto
         .proxy
-        .set_alarm("shop-deploy-DeadLettersAlarm-1X2Y3Z", "ALARM");
+        .set_alarm("shop-deploy-FailureQueueAlarm-1X2Y3Z", "ALARM");
     world
         .moto
         .proxy
@@ -173,13 +190,13 @@ async fn doctor_names_what_to_fix() {
     assert!(run.stdout.contains("fix: read them"), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("FAIL alarm shop-deploy-DeadLettersAlarm-1X2Y3Z: in ALARM"),
+            .contains("FAIL alarm shop-deploy-FailureQueueAlarm-1X2Y3Z: in ALARM"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("warn webhook Throttles: 3 throttled deliveries in the last 24 h"),
+            .contains("FAIL webhook Throttles: 3 throttled deliveries in the last 24 h"),
         "{}",
         run.stdout
     );

@@ -238,6 +238,10 @@ async fn a_commit_pushed_again_becomes_the_newest_push_and_rolls_without_a_rebui
     assert_eq!(revert["verifier_notified"], true, "{revert}");
     assert!(revert["push_order"].as_u64() > b["push_order"].as_u64());
     assert!(w.moto.calls_to("StartBuild").is_empty(), "nothing rebuilt");
+    // The commit's timeline starts at its newest push now (the operator's `show`).
+    let item = w.stack.ledger_item(&A_SHA[..8]).await.expect("A's item");
+    assert_eq!(item["pushed_at"], (T + 120).to_string(), "{item:?}");
+    assert_eq!(item["pushed_by"], "danadev", "{item:?}");
     // A redelivery of the revert is a duplicate: announced once.
     let (_, again) = deliver(
         &w.webhook,

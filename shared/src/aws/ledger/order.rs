@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::{conditional, key_item, n, s, Attrs, Item, LedgerTable};
 use crate::aws::AwsError;
 use crate::build::order::{PlacedPush, PushOrder};
+use crate::build::push::BuildRequest;
 use crate::ledger::{
     commit_partition, push_key, CommitKey, CommitStatus, Conditional, PushRecord, PushSecond,
     ReconcileView, RunningBuild, UnbuiltPush, COMMIT_PREFIX,
@@ -60,22 +61,33 @@ impl LedgerTable {
         &self,
         key: &CommitKey,
         order: PushOrder,
-        branch: &str,
+        push: &BuildRequest,
         now: u64,
     ) -> Result<Conditional, AwsError> {
-        let request = self
+        // Who pushed and when: of this newest push (the operator's timeline starts there).
+        let pushed_by = match push.pushed_by {
+            Some(_) => ", pushed_by = :by",
+            None => " REMOVE pushed_by",
+        };
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_item(&key.item_key())))
-            .update_expression("SET #sequence = :order, deploy_branch = :branch, updated_at = :now")
+            .update_expression(format!(
+                "SET #sequence = :order, deploy_branch = :branch, pushed_at = :pushed_at, updated_at = :now{pushed_by}"
+            ))
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#sequence) OR #sequence <= :order)",
             )
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_values(":order", n(order.get()))
-            .expression_attribute_values(":branch", s(branch))
+            .expression_attribute_values(":branch", s(&push.branch))
+            .expression_attribute_values(":pushed_at", n(push.pushed_at))
             .expression_attribute_values(":now", n(now));
+        if let Some(by) = &push.pushed_by {
+            request = request.expression_attribute_values(":by", s(by));
+        }
         conditional(request.send().await, "UpdateItem")
     }
 

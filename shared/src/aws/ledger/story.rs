@@ -230,6 +230,7 @@ fn service_story(target: &str, item: &Item) -> ServiceStory {
         held_until: a.order("held_until"),
         lock_owner: a.string("owner"),
         lock_expires_at: a.number("lock_expires_at"),
+        lock_digest: a.string("locked_digest"),
     }
 }
 
