@@ -116,6 +116,10 @@ async fn status_history_and_show_tell_the_commit_s_story() {
     assert_eq!(show["commit"]["build_status"], "SUCCEEDED");
     assert_eq!(show["commit"]["deployments"][0]["outcome"], "succeeded");
     assert!(show["lead_time"].as_u64().is_some(), "{show}");
+    // Beyond the image tag, a SHA must be the commit's.
+    let other = pushdeploy(&env, &["--stack", STACK, "--json", "show", "f8afe6a7ffff"]);
+    assert_eq!(other.code, 2, "{other:?}");
+    assert_eq!(other.json()["error"]["kind"], "unknown_commit");
     let human = pushdeploy(&env, &["--stack", STACK, "show", TAG]);
     assert!(
         human.stdout.contains("lead time so far"),
