@@ -62,7 +62,8 @@ pub enum Command {
     /// freezes and holds; what is in flight.
     #[command(after_help = "Example:\n  pushdeploy --stack shop-deploy status")]
     Status,
-    /// The pushes in push order, newest first, each with its outcome.
+    /// The commits pushed to deploy branches in push order (each at its newest push), newest
+    /// first, with how far each got and where it runs.
     #[command(
         after_help = "Examples:\n  pushdeploy history\n  pushdeploy history --limit 50 --branch main --json"
     )]
