@@ -8,7 +8,8 @@ pub mod services;
 
 pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use pushdeploy::aws::AwsError;
 
 use crate::error::CliError;
 
@@ -26,16 +27,15 @@ pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> SdkConfi
     loader.load().await
 }
 
-/// An SDK call's failure, with the whole chain of causes (where missing credentials show).
-pub fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> CliError
+/// An SDK call's failure (`service`, `operation`), as the library's adapters type theirs.
+pub fn sdk_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    error: SdkError<E, R>,
+) -> CliError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = error.code().map(str::to_string);
-    let message = match error.message() {
-        Some(message) => format!("{}: {message}", code.as_deref().unwrap_or("error")),
-        None => DisplayErrorContext(&error).to_string(),
-    };
-    CliError::aws(operation, code.as_deref(), message)
+    AwsError::from_sdk(service, operation, error).into()
 }

@@ -132,7 +132,20 @@ impl CliError {
 
 impl From<pushdeploy::aws::AwsError> for CliError {
     fn from(error: pushdeploy::aws::AwsError) -> Self {
-        let code = error.code().map(str::to_string);
-        CliError::aws("AWS", code.as_deref(), error.to_string())
+        use pushdeploy::aws::AwsError;
+        match &error {
+            AwsError::Call {
+                service,
+                operation,
+                code,
+                message,
+                ..
+            } => CliError::aws(
+                &format!("{service} {operation}"),
+                code.as_deref(),
+                message.clone(),
+            ),
+            other => CliError::aws("the ledger", None, other.to_string()),
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use pushdeploy::build::push::TagLength;
 use pushdeploy::config::EcrRepository;
+use pushdeploy::operator::image_tag_of;
 use pushdeploy::rollout::rules::{parse_targets, Target};
 
 use crate::cli::Global;
@@ -105,15 +106,7 @@ impl Settings {
 
     /// The image tag a SHA (or prefix) given on the command line names.
     pub fn image_tag(&self, sha: &str) -> Result<String, CliError> {
-        let lower = sha.trim().to_ascii_lowercase();
-        let length = usize::from(self.tag_length.get());
-        if lower.len() < length || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(CliError::InvalidInput(format!(
-                "`{sha}` is not a commit SHA of at least {length} hex characters"
-            )));
-        }
-        Ok(lower[..length].to_string())
+        image_tag_of("the SHA", sha, self.tag_length).map_err(|e| CliError::InvalidInput(e.0))
     }
 }
 

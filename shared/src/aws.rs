@@ -74,7 +74,7 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    pub(crate) fn from_sdk<E, R>(
+    pub fn from_sdk<E, R>(
         service: &'static str,
         operation: &'static str,
         err: SdkError<E, R>,

@@ -22,7 +22,8 @@ mod approve;
 mod request;
 mod rollback;
 pub use request::{
-    parse_operator_request, InvalidOperatorRequest, Note, OperatorAction, OperatorRequest,
+    image_tag_of, parse_operator_request, InvalidOperatorRequest, Note, OperatorAction,
+    OperatorRequest,
 };
 
 #[derive(Debug, Error)]

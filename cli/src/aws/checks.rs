@@ -33,7 +33,7 @@ impl Checks {
             .table_name(table)
             .send()
             .await
-            .map_err(|e| sdk_error("DynamoDB DescribeTable", e))?;
+            .map_err(|e| sdk_error("DynamoDB", "DescribeTable", e))?;
         Ok(output
             .table()
             .map(|t| t.global_secondary_indexes())
@@ -61,7 +61,7 @@ impl Checks {
             .set_event_bus_name(bus.map(str::to_string))
             .send()
             .await
-            .map_err(|e| sdk_error("EventBridge DescribeRule", e))?;
+            .map_err(|e| sdk_error("EventBridge", "DescribeRule", e))?;
         Ok(output.state().map_or("UNKNOWN", |s| s.as_str()).to_string())
     }
 
@@ -76,7 +76,7 @@ impl Checks {
             .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(|e| sdk_error("SQS GetQueueAttributes", e))?;
+            .map_err(|e| sdk_error("SQS", "GetQueueAttributes", e))?;
         Ok(output
             .attributes()
             .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
@@ -94,7 +94,7 @@ impl Checks {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("CloudWatch DescribeAlarms", e))?;
+            let page = page.map_err(|e| sdk_error("CloudWatch", "DescribeAlarms", e))?;
             states.extend(page.metric_alarms().iter().filter_map(|a| {
                 Some((
                     a.alarm_name()?.to_string(),
@@ -131,7 +131,7 @@ impl Checks {
             .statistics(Statistic::Sum)
             .send()
             .await
-            .map_err(|e| sdk_error("CloudWatch GetMetricStatistics", e))?;
+            .map_err(|e| sdk_error("CloudWatch", "GetMetricStatistics", e))?;
         Ok(output.datapoints().iter().filter_map(|d| d.sum()).sum())
     }
 
@@ -143,7 +143,7 @@ impl Checks {
             .secret_id(secret)
             .send()
             .await
-            .map_err(|e| sdk_error("Secrets Manager DescribeSecret", e))?;
+            .map_err(|e| sdk_error("Secrets Manager", "DescribeSecret", e))?;
         Ok(output.deleted_date().is_none()
             && output
                 .version_ids_to_stages()

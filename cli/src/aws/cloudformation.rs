@@ -45,7 +45,7 @@ impl Stacks {
                     readable: ", or your role may not describe it",
                 })
             }
-            Err(error) => return Err(sdk_error("CloudFormation DescribeStacks", error)),
+            Err(error) => return Err(sdk_error("CloudFormation", "DescribeStacks", error)),
         };
         let stack = output
             .stacks()
@@ -88,7 +88,7 @@ impl Stacks {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("CloudFormation ListStackResources", e))?;
+            let page = page.map_err(|e| sdk_error("CloudFormation", "ListStackResources", e))?;
             found.extend(
                 page.stack_resource_summaries()
                     .iter()

@@ -35,7 +35,7 @@ impl Verifier {
             .payload(Blob::new(payload.to_string()))
             .send()
             .await
-            .map_err(|e| sdk_error("Lambda Invoke", e))?;
+            .map_err(|e| sdk_error("Lambda", "Invoke", e))?;
         let body: Value = output
             .payload()
             .map(|p| serde_json::from_slice(p.as_ref()))

@@ -62,7 +62,7 @@ impl Services {
                     .set_services(Some(chunk.iter().map(|t| t.service.clone()).collect()))
                     .send()
                     .await
-                    .map_err(|e| sdk_error("ECS DescribeServices", e))?;
+                    .map_err(|e| sdk_error("ECS", "DescribeServices", e))?;
                 for target in chunk {
                     let service = output
                         .services()
@@ -116,7 +116,7 @@ impl Services {
                 .task_definition(arn)
                 .send()
                 .await
-                .map_err(|e| sdk_error("ECS DescribeTaskDefinition", e))?;
+                .map_err(|e| sdk_error("ECS", "DescribeTaskDefinition", e))?;
             running.image = output
                 .task_definition()
                 .and_then(|td| {
@@ -165,7 +165,7 @@ impl Services {
             {
                 Ok(None)
             }
-            Err(e) => Err(sdk_error("ECR DescribeImages", e)),
+            Err(e) => Err(sdk_error("ECR", "DescribeImages", e)),
         }
     }
 
@@ -176,7 +176,7 @@ impl Services {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| sdk_error("STS GetCallerIdentity", e))?;
+            .map_err(|e| sdk_error("STS", "GetCallerIdentity", e))?;
         Ok(output.arn().unwrap_or("unknown").to_string())
     }
 }

@@ -76,8 +76,9 @@ struct ApproveArgs {
     by: Option<String>,
 }
 
-/// The image tag of a commit SHA given as `field`: the tag itself or any longer prefix.
-fn image_tag_of(
+/// The image tag of a commit SHA given as `field`: the tag itself or any longer prefix (the
+/// operator's payloads here, the CLI's arguments).
+pub fn image_tag_of(
     field: &str,
     sha: &str,
     tag_length: TagLength,

@@ -3,9 +3,10 @@
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
+use super::reads::consistent;
 use super::reports::reported;
 use super::{key_item, s, Attrs, Item, LedgerTable};
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::AwsError;
 use crate::ledger::story::{
     ApprovalStory, CommitStory, DeploymentStory, GitHubDeployment, GitHubReports, PushEntry,
     ServiceStory,
@@ -126,22 +127,13 @@ impl LedgerTable {
             .collect())
     }
 
-    /// The items of `keys` (eventually consistent: the operator reads, nothing is decided on it).
+    /// The items of `keys`, read as every ledger read is (consistently).
     async fn read_items(&self, keys: &[ItemKey]) -> Result<Vec<Item>, AwsError> {
         let mut items = Vec::new();
         for chunk in keys.chunks(100) {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.iter().map(key_item).collect()))
-                .build()
-                .map_err(|e| {
-                    AwsError::call(
-                        "DynamoDB",
-                        "BatchGetItem",
-                        AwsErrorKind::Other,
-                        e.to_string(),
-                    )
-                })?;
-            items.extend(self.batch_get(request).await?);
+            let keys =
+                KeysAndAttributes::builder().set_keys(Some(chunk.iter().map(key_item).collect()));
+            items.extend(self.batch_get(consistent(keys)?).await?);
         }
         Ok(items)
     }
