@@ -2,6 +2,7 @@
 
 mod scan;
 mod tags;
+pub use tags::Manifest;
 
 use aws_sdk_ecr::types::{
     ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter,
@@ -38,21 +39,60 @@ impl Registry {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.image_details().first().and_then(|detail| {
-                Some(ImageInfo {
-                    digest: detail.image_digest()?.to_string(),
-                    tags: detail.image_tags().to_vec(),
-                    pushed_at: detail
-                        .image_pushed_at()
-                        .and_then(|t| u64::try_from(t.secs()).ok()),
-                })
-            })),
+            Ok(output) => Ok(output.image_details().first().and_then(image_info)),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_image_not_found_exception()) =>
             {
                 Ok(None)
+            }
+            Err(err) => Err(AwsError::from_sdk("ECR", "DescribeImages", err)),
+        }
+    }
+
+    /// The images `latest` and `tag` name, in one DescribeImages when both exist (ECR answers
+    /// `ImageNotFoundException` for the whole call when one does not: then each is asked apart,
+    /// together).
+    pub async fn describe_with_latest(
+        &self,
+        tag: &str,
+    ) -> Result<(Option<ImageInfo>, Option<ImageInfo>), AwsError> {
+        const LATEST: &str = crate::verify::tag_pair::LATEST;
+        if tag == LATEST {
+            let latest = self.describe_tag(LATEST).await?;
+            return Ok((latest.clone(), latest));
+        }
+        let result = self
+            .client
+            .describe_images()
+            .registry_id(&self.repository.registry_id)
+            .repository_name(&self.repository.name)
+            .image_ids(ImageIdentifier::builder().image_tag(LATEST).build())
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let images: Vec<ImageInfo> = output
+                    .image_details()
+                    .iter()
+                    .filter_map(image_info)
+                    .collect();
+                let named = |t: &str| {
+                    images
+                        .iter()
+                        .find(|i| i.tags.iter().any(|x| x == t))
+                        .cloned()
+                };
+                Ok((named(LATEST), named(tag)))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_image_not_found_exception()) =>
+            {
+                tokio::try_join!(self.describe_tag(LATEST), self.describe_tag(tag))
             }
             Err(err) => Err(AwsError::from_sdk("ECR", "DescribeImages", err)),
         }
@@ -180,4 +220,15 @@ impl Registry {
     pub async fn image_tag_exists(&self, tag: &str) -> Result<bool, AwsError> {
         Ok(self.describe_tag(tag).await?.is_some())
     }
+}
+
+/// What the verifier needs of an image ECR describes.
+fn image_info(detail: &aws_sdk_ecr::types::ImageDetail) -> Option<ImageInfo> {
+    Some(ImageInfo {
+        digest: detail.image_digest()?.to_string(),
+        tags: detail.image_tags().to_vec(),
+        pushed_at: detail
+            .image_pushed_at()
+            .and_then(|t| u64::try_from(t.secs()).ok()),
+    })
 }

@@ -10,7 +10,14 @@ use super::{AwsError, AwsErrorKind};
 
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
+    /// Task definitions by ARN, as described or registered. A revision never changes once
+    /// registered, so what was read of an ARN is what ECS would answer again: a warm function
+    /// reads each one once.
+    described: std::sync::Mutex<std::collections::HashMap<String, CurrentTaskDefinition>>,
 }
+
+/// The most task definitions a warm function keeps described.
+const DESCRIBED_KEPT: usize = 64;
 
 /// A service's current task definition with its tags.
 #[derive(Debug, Clone)]
@@ -58,7 +65,39 @@ fn call_error(operation: &'static str, message: String) -> AwsError {
 
 impl Ecs {
     pub fn new(client: aws_sdk_ecs::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            described: std::sync::Mutex::default(),
+        }
+    }
+
+    /// What `current_task_definition` says of each service, all read at once (each service's
+    /// DescribeServices, then its task definition unless already described).
+    pub async fn current_task_definitions(
+        &self,
+        services: &[(&str, &str)],
+    ) -> Vec<Result<CurrentTaskDefinition, AwsError>> {
+        let reads = services
+            .iter()
+            .map(|(cluster, service)| self.current_task_definition(cluster, service));
+        futures_util::future::join_all(reads).await
+    }
+
+    fn described(&self, arn: &str) -> Option<CurrentTaskDefinition> {
+        self.described.lock().ok()?.get(arn).cloned()
+    }
+
+    fn remember(&self, current: &CurrentTaskDefinition) {
+        let arn = current.arn();
+        if !arn.starts_with("arn:") {
+            return;
+        }
+        if let Ok(mut described) = self.described.lock() {
+            if described.len() >= DESCRIBED_KEPT {
+                described.clear();
+            }
+            described.insert(arn.to_string(), current.clone());
+        }
     }
 
     /// The task definition the service is set to run, with the id of its PRIMARY deployment
@@ -156,6 +195,9 @@ impl Ecs {
         &self,
         reference: &str,
     ) -> Result<CurrentTaskDefinition, AwsError> {
+        if let Some(known) = self.described(reference) {
+            return Ok(known);
+        }
         let output = self
             .client
             .describe_task_definition()
@@ -170,12 +212,14 @@ impl Ecs {
                 format!("{reference}: no task definition"),
             )
         })?;
-        Ok(CurrentTaskDefinition {
+        let current = CurrentTaskDefinition {
             task_definition,
             tags: output.tags().to_vec(),
             deployment_id: None,
             reports_failures: false,
-        })
+        };
+        self.remember(&current);
+        Ok(current)
     }
 
     /// Registers a copy of `current` with only `container`'s image changed (and the commit recorded
@@ -200,6 +244,9 @@ impl Ecs {
                 replaced_tags,
             },
         );
+        // The revision is created with exactly these tags (ECS echoes them; not every stand-in
+        // does).
+        let sent_tags = request.get_tags().clone().unwrap_or_default();
         // Not retried by the SDK: a retry after an answer was lost registers a second revision.
         // The caller looks for the revision instead (see `Deployer::revision_left_by_crash`).
         let output = request
@@ -211,6 +258,14 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", e))?;
+        if let Some(task_definition) = output.task_definition() {
+            self.remember(&CurrentTaskDefinition {
+                task_definition: task_definition.clone(),
+                tags: sent_tags,
+                deployment_id: None,
+                reports_failures: false,
+            });
+        }
         output
             .task_definition()
             .and_then(|t| t.task_definition_arn())

@@ -2,8 +2,9 @@
 //!
 //! Read without writing first (a duplicate event makes no write); only when a deploy is due, take
 //! the service's lock — whose condition also refuses a digest or an older commit that pushdeploy
-//! already rolled there — re-read `latest`, and register + update. A revision registered by a
-//! rollout that died before UpdateService is found and reused, not registered again.
+//! already rolled there — and, beside it, read the freeze and the release again; then register +
+//! update. A revision registered by a rollout that died before UpdateService is found and reused,
+//! not registered again.
 
 mod inspect;
 mod recovery;
@@ -18,6 +19,7 @@ use crate::aws::ecr::Registry;
 use crate::aws::ecs::{CurrentTaskDefinition, Ecs};
 use crate::aws::events::ResultPublisher;
 use crate::aws::ledger::LedgerTable;
+use crate::aws::AwsError;
 use crate::ledger::now_epoch_seconds;
 use crate::ledger::VerificationRecord;
 use crate::rollout::lock::{lock_outcome, EarlierAttempt, LockOutcome, LockRequest};
@@ -33,14 +35,23 @@ pub struct Deployer<'a> {
     /// Where a deployment ECS ended before it was recorded is reported.
     pub results: &'a ResultPublisher,
     pub lock_ttl_seconds: u64,
+    /// What the caller does beside the rollout's first steps and must have done before a revision
+    /// is registered (the verifier: `latest` moved onto the image, its outcome published).
+    pub ready: Option<Ready<'a>>,
 }
+
+/// Work run beside a rollout that must have succeeded before it registers a revision; `Err`
+/// says why it did not.
+pub type Ready<'a> =
+    futures_util::future::Shared<futures_util::future::BoxFuture<'a, Result<(), String>>>;
 
 impl Deployer<'_> {
     /// Rolls `image` out to `target`. A rollback may go backwards.
     ///
     /// `verification`, when given, is the commit's verification outcome, still to be written: a
     /// deployment writes it in its final transaction (and takes it); otherwise it is left for the
-    /// caller to write. `service` is the service's ledger item when the caller read it already.
+    /// caller to write. `service` is the service's ledger item, and `current` what ECS said of
+    /// the service, when the caller read them already.
     #[tracing::instrument(
         name = "rollout",
         skip_all,
@@ -53,6 +64,7 @@ impl Deployer<'_> {
         direction: Direction,
         verification: &mut Option<VerificationRecord>,
         service: Option<&ServiceState>,
+        current: Option<Result<CurrentTaskDefinition, AwsError>>,
     ) -> Result<TargetOutcome, RolloutError> {
         let rollout = Rollout {
             target,
@@ -61,7 +73,13 @@ impl Deployer<'_> {
             direction,
         };
         let (decision, current) = self
-            .decide(target, image, &rollout.pinned, direction.deliberate())
+            .decide(
+                target,
+                image,
+                &rollout.pinned,
+                direction.deliberate(),
+                current,
+            )
             .await?;
         if decision == RolloutDecision::AlreadyRunning
             && service.is_some_and(|s| s.deployment_left_unrecorded(&image.digest, current.arn()))
@@ -77,14 +95,25 @@ impl Deployer<'_> {
             warn!("the service has neither a deployment circuit breaker nor deployment alarms: ECS sends no event if this deployment fails; the reconcile settles it from ECS's record");
         }
         let owner = lock_owner(image);
-        let lease = match self.lease(&rollout, &owner).await? {
+        // The gate's read beside the lock's write: both ask the ledger as it is now, and the
+        // gate's answer is used only once the lock is held.
+        let (leased, gate) = tokio::join!(self.lease(&rollout, &owner), self.gate(&rollout));
+        let lease = match leased? {
             Leased::Granted(lease) => lease,
             Leased::Settled(outcome) => return Ok(outcome),
         };
         let mut registered = None;
-        let result = self
-            .deploy_locked(&rollout, current, &lease, verification, &mut registered)
-            .await;
+        let result = match gate {
+            Ok(Some(refusal)) => {
+                info!(refusal = ?refusal, "not deploying");
+                Ok(refused(refusal, target.name()))
+            }
+            Ok(None) => {
+                self.deploy_locked(&rollout, current, &lease, verification, &mut registered)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         // A deployment releases the lock in its final write; anything else but an unrecorded
         // deployment releases it here, naming a revision it registered and did not record (the
         // next rollout uses it, or records it if the service turns out to run it).
@@ -103,12 +132,17 @@ impl Deployer<'_> {
         image: &VerifiedImage,
         pinned: &str,
         deliberate: bool,
+        read: Option<Result<CurrentTaskDefinition, AwsError>>,
     ) -> Result<(RolloutDecision, CurrentTaskDefinition), RolloutError> {
-        let current = self
-            .ecs
-            .current_task_definition(&target.cluster, &target.service)
-            .await
-            .map_err(RolloutError::ecs(target))?;
+        let current = match read {
+            Some(read) => read,
+            None => {
+                self.ecs
+                    .current_task_definition(&target.cluster, &target.service)
+                    .await
+            }
+        }
+        .map_err(RolloutError::ecs(target))?;
         let running = Running {
             image: current
                 .container_image(&target.container)
@@ -171,8 +205,9 @@ impl Deployer<'_> {
         }
     }
 
-    /// Under the lock: the gate on what the ledger says now, the revision (one an earlier
-    /// attempt left, or a new one), the service updated, and it all recorded in one transaction.
+    /// Under the lock, once the gate let it through: what the caller runs beside the rollout
+    /// done, the revision (one an earlier attempt left, or a new one), the service updated, and
+    /// it all recorded in one transaction.
     async fn deploy_locked(
         &self,
         rollout: &Rollout<'_>,
@@ -181,9 +216,11 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
         registered: &mut Option<String>,
     ) -> Result<TargetOutcome, RolloutError> {
-        if let Some(refusal) = self.gate(rollout).await? {
-            info!(refusal = ?refusal, "not deploying");
-            return Ok(refused(refusal, rollout.target.name()));
+        if let Some(ready) = self.ready.clone() {
+            ready.await.map_err(|reason| RolloutError::NotReady {
+                target: rollout.target.name(),
+                reason,
+            })?;
         }
         let (revision, reused) = match self
             .revision_for(rollout, &current, lease, verification)
@@ -202,10 +239,11 @@ impl Deployer<'_> {
             .await
     }
 
-    /// What the ledger says now, not what the invocation read: a freeze set since holds from
-    /// here on, and a verifier that decided before a newer push became the release rolls
-    /// nothing (the release's own rollout does). A rollback rolls only while its image is still
-    /// the release: a push made after it may have become the release meanwhile.
+    /// What the ledger says now, not what the invocation read (read beside the lock's write): a
+    /// freeze set since holds from here on, and a verifier that decided before a newer push
+    /// became the release rolls nothing (the release's own rollout does). A rollback rolls only
+    /// while its image is still the release: a push made after it may have become the release
+    /// meanwhile.
     async fn gate(&self, rollout: &Rollout<'_>) -> Result<Option<GateRefusal>, RolloutError> {
         let gate = self
             .ledger

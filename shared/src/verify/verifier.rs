@@ -22,9 +22,12 @@ pub use crate::rollout::rules::VerifiedImage;
 use crate::verify::judge::{self, names, Decision, Judgement};
 use crate::verify::provenance::foreign_latest;
 use crate::verify::release::Release;
-use crate::verify::tag_pair::{ImageInfo, Verification, LATEST};
+use crate::verify::tag_pair::{ImageInfo, Verification};
+use release::LatestMove;
 
+mod apply;
 mod gate;
+mod gather;
 mod policy;
 mod provenance;
 mod reader;
@@ -71,6 +74,8 @@ struct Snapshot {
     /// The release as the ledger has it (adopted from `latest` on the first run after an
     /// upgrade), then as this invocation leaves it.
     release: Option<Release>,
+    /// `latest` to be moved onto the release (the snapshot's `latest` already names it).
+    latest_move: Option<LatestMove>,
 }
 
 /// The commit an event is about, and (the reconcile's) pushes that will never roll.
@@ -137,23 +142,27 @@ impl ImageVerifier {
         )
     )]
     pub async fn handle(&self, trigger: VerifyTrigger) -> Result<VerifierResponse, VerifyError> {
-        let drift = self
-            .enforce_policy(trigger == VerifyTrigger::Reconcile)
-            .await?;
+        let policy = self.enforce_policy(trigger == VerifyTrigger::Reconcile);
         if let VerifyTrigger::BuildFailed {
             tag,
             build_id,
             status,
         } = &trigger
         {
+            policy.await?;
             return self.build_failed(tag, build_id, status).await;
         }
-        let (snapshot, judgement, decision) = match self.judge(&trigger).await {
+        // The policy check, the judgement and ECS's account of the services run together: none
+        // needs another's answer, and nothing is rolled before all three are in.
+        let (drift, judged, services) =
+            tokio::join!(policy, self.judge(&trigger), self.read_services());
+        let (mut snapshot, judgement, decision) = match judged {
             Ok(judged) => judged,
             Err(error) => return Err(self.passes_despite(&trigger, error).await),
         };
+        let drift = drift?;
         let applied = self
-            .apply(&trigger, &snapshot, &judgement, &decision)
+            .apply(&trigger, &mut snapshot, &judgement, &decision, services)
             .await?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
@@ -184,80 +193,26 @@ impl ImageVerifier {
         Ok((snapshot, judgement, decision))
     }
 
-    /// Gather: the event's commit, the images `latest` and its SHA tag name, and the ledger's view
-    /// of both in one read (the release adopted from `latest` if there is none yet).
-    async fn gather(&self, trigger: &VerifyTrigger) -> Result<Snapshot, VerifyError> {
-        let Subject {
-            tag: subject,
-            unbuilt_pushes,
-        } = self.subject_of(trigger).await?;
-        if let Some(tag) = &subject {
-            tracing::Span::current().record("image_tag", tag.as_str());
-        }
-        let reader = self.reader();
-        let latest = reader.describe(LATEST).await?;
-        let subject_image = match &subject {
-            Some(tag) if names(latest.as_ref(), tag) => latest.clone(),
-            Some(tag) => reader.describe(tag).await?,
-            None => None,
-        };
-        let view = self
-            .view_of(subject.as_deref(), latest.as_ref(), subject_image.as_ref())
-            .await?;
-        let release = match view.release.clone() {
-            Some(release) => Some(release),
-            None => self.adopt_release(latest.as_ref(), &view).await?,
-        };
-        Ok(Snapshot {
-            subject,
-            unbuilt_pushes,
-            latest,
-            subject_image,
-            view,
-            release,
-        })
-    }
-
-    /// The ledger's view of the commits `latest` and the event name, and of their digests.
-    async fn view_of(
-        &self,
-        subject: Option<&str>,
-        latest: Option<&ImageInfo>,
-        subject_image: Option<&ImageInfo>,
-    ) -> Result<LedgerView, VerifyError> {
-        let mut tags: Vec<&str> = latest
-            .iter()
-            .flat_map(|l| l.tags.iter())
-            .filter(|t| self.config.tag_length.is_sha_tag(t))
-            .map(String::as_str)
-            .collect();
-        if let Some(tag) = subject.filter(|tag| !tags.contains(tag)) {
-            tags.push(tag);
-        }
-        let mut digests: Vec<&str> = [latest, subject_image]
-            .into_iter()
-            .flatten()
-            .map(|i| i.digest.as_str())
-            .collect();
-        digests.dedup();
-        self.reader().view(&tags, &digests).await
-    }
-
     /// The release's writes: 1. the event's commit takes its place (a candidate becomes the
-    /// release); 2. a `latest` pushed from outside is reported before it is moved back; 3.
-    /// `latest` is moved onto the release, then the tag pair checked on what ECR says, and 4.
+    /// release), and beside that write the gate and the manifest of the event's image are read
+    /// ahead; 2. a `latest` pushed from outside is reported before it is moved back; 3. the move
+    /// of `latest` onto the release planned, and the tag pair checked on what ECR will say; 4.
     /// the supply-chain gate on the release's digest.
     async fn settle_release(&self, snapshot: &mut Snapshot) -> Result<Judgement, VerifyError> {
         let mut judgement = Judgement::default();
-        if let Some(tag) = &snapshot.subject {
-            let stood = self
-                .stand(
-                    tag,
-                    snapshot.subject_image.as_ref(),
-                    &snapshot.view,
-                    snapshot.release.take(),
-                )
-                .await?;
+        let stand = async {
+            match &snapshot.subject {
+                Some(tag) => {
+                    let (image, view) = (snapshot.subject_image.as_ref(), &snapshot.view);
+                    let stood = self.stand(tag, image, view, snapshot.release.clone());
+                    stood.await.map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let ahead = self.read_ahead(snapshot.subject_image.as_ref(), snapshot.latest.as_ref());
+        let (stood, mut ahead) = tokio::join!(stand, ahead);
+        if let Some(stood) = stood? {
             snapshot.release = stood.release;
             judgement.subject = stood.outcome;
         }
@@ -268,15 +223,20 @@ impl ImageVerifier {
         );
         if let Some(read) = snapshot.release.take() {
             let image = self.release_image(&read, snapshot).await?;
-            let converged = self
-                .converge_latest(read, image, &mut snapshot.latest)
-                .await?;
+            let converged = self.converge_latest(read, image, &mut snapshot.latest, &mut ahead);
             let span = tracing::Span::current();
             span.record("image_tag", converged.release.image_tag.as_str());
             span.record("digest", converged.release.digest.as_str());
+            let verdict = ahead.verdict_for(&converged.release.digest);
             let outcome = self
-                .gate_release(converged.outcome, converged.pushed_at, &snapshot.view)
+                .gate_release(
+                    converged.outcome,
+                    converged.pushed_at,
+                    &snapshot.view,
+                    verdict,
+                )
                 .await?;
+            snapshot.latest_move = converged.latest_move;
             snapshot.release = Some(converged.release);
             judgement.release = Some(outcome);
         }
@@ -296,42 +256,6 @@ impl ImageVerifier {
         } else {
             self.reader().describe(&release.image_tag).await
         }
-    }
-
-    /// Apply: each outcome recorded (a failure published first), the release rolled out, and on
-    /// the reconcile the retention and settling passes (whatever the rollout did: a failing
-    /// service must not leave the other images unprotected, nor their deployments unsettled).
-    async fn apply(
-        &self,
-        trigger: &VerifyTrigger,
-        snapshot: &Snapshot,
-        judgement: &Judgement,
-        decision: &Decision,
-    ) -> Result<Applied, VerifyError> {
-        let mut to_record = self
-            .outcomes_to_record(judgement.outcomes(), trigger, &snapshot.view)
-            .await?;
-        let rollout = match &decision.deployable {
-            Some(image) => {
-                self.roll_out_release(image, &snapshot.view, &mut to_record.commits)
-                    .await
-            }
-            None => Ok(Vec::new()),
-        };
-        // Whatever the rollout did, the outcomes are recorded before the invocation answers.
-        self.write_outcomes(to_record).await?;
-        let (retention, deployments) = match trigger {
-            VerifyTrigger::Reconcile => (
-                Some(self.keep_protected().await),
-                Some(self.settle_deployments().await),
-            ),
-            _ => (None, None),
-        };
-        Ok(Applied {
-            rollout: rollout?,
-            retention: retention.transpose()?,
-            deployments: deployments.transpose()?,
-        })
     }
 
     /// The commit an event is about (the reconcile's: the newest finished build), after

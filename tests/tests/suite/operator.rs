@@ -558,6 +558,7 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
         ledger: &ledger,
         results: &results,
         lock_ttl_seconds: 120,
+        ready: None,
     };
     let target = Target {
         cluster: CLUSTER.into(),
@@ -577,6 +578,7 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
             &image,
             Direction::Rollback { held_until },
             &mut None,
+            None,
             None,
         )
         .await

@@ -24,10 +24,17 @@ fn call_error(operation: &'static str, message: String) -> AwsError {
 }
 
 /// An image's manifest, to put under another tag.
-struct Manifest {
+pub struct Manifest {
     body: String,
     media_type: Option<String>,
     digest: String,
+}
+
+impl Manifest {
+    /// The digest of the image the manifest is.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
 }
 
 impl Registry {
@@ -35,16 +42,31 @@ impl Registry {
     /// protects that image ([`crate::registry::retention`]). By digest, never by tag: a tag deleted and
     /// pushed again names another image. Returns the digest `latest` names now.
     pub async fn move_latest_to(&self, digest: &str) -> Result<String, AwsError> {
-        let manifest = self
-            .manifest(ImageIdentifier::builder().image_digest(digest).build())
-            .await?;
-        let digest = self
-            .put_tag(&manifest, crate::verify::tag_pair::LATEST)
-            .await?;
-        if let Some(keep) = keep_tag(&digest) {
-            self.put_tag(&manifest, &keep).await?;
-        }
-        Ok(digest)
+        let manifest = self.manifest_of(digest).await?;
+        self.move_latest_with(&manifest).await
+    }
+
+    /// The manifest of the image of `digest`, read ahead of a move of `latest`.
+    pub async fn manifest_of(&self, digest: &str) -> Result<Manifest, AwsError> {
+        self.manifest(ImageIdentifier::builder().image_digest(digest).build())
+            .await
+    }
+
+    /// Puts `manifest` under `latest` and, beside it (the two are independent), under the
+    /// image's protective tag. Returns the digest `latest` names now.
+    pub async fn move_latest_with(&self, manifest: &Manifest) -> Result<String, AwsError> {
+        let keep = keep_tag(&manifest.digest);
+        let protect = async {
+            match &keep {
+                Some(keep) => self.put_tag(manifest, keep).await.map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        let (moved, ()) = tokio::try_join!(
+            self.put_tag(manifest, crate::verify::tag_pair::LATEST),
+            protect
+        )?;
+        Ok(moved)
     }
 
     /// Puts the protective tag on the image of `digest`.

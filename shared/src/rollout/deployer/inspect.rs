@@ -15,7 +15,9 @@ impl Deployer<'_> {
         deliberate: bool,
     ) -> Result<PlanEntry, RolloutError> {
         let pinned = pinned_image(&self.registry.repository().uri, &image.digest);
-        let (mut decision, current) = self.decide(target, image, &pinned, deliberate).await?;
+        let (mut decision, current) = self
+            .decide(target, image, &pinned, deliberate, None)
+            .await?;
         if decision == RolloutDecision::Deploy {
             // The rule the lock's condition applies, read here instead of written.
             let state = self

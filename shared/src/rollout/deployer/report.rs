@@ -22,6 +22,10 @@ pub enum RolloutError {
     Registry { target: String, source: AwsError },
     #[error("{target}: result event: {source}")]
     Publish { target: String, source: AwsError },
+    /// What had to be done before a revision is registered failed (`latest` not moved, the
+    /// outcome not published): nothing is rolled, and the invocation is retried.
+    #[error("{target}: not rolled: {reason}")]
+    NotReady { target: String, reason: String },
     /// UpdateService succeeded but its record failed: the lock is kept (the marker the retry
     /// finds), and the retry records the deployment.
     #[error("{target}: the service was updated to {revision}, but the deployment is not recorded yet (retried): {source}")]

@@ -18,6 +18,7 @@ impl ImageVerifier {
         outcome: Verification,
         pushed_at: Option<u64>,
         view: &LedgerView,
+        read_ahead: Option<Result<GateVerdict, VerifyError>>,
     ) -> Result<Verification, VerifyError> {
         let Verification::Verified { tag, digest } = &outcome else {
             return Ok(outcome);
@@ -26,7 +27,16 @@ impl ImageVerifier {
             return Ok(outcome);
         }
         let approval = view.commits.get(tag).and_then(|c| c.approval.as_ref());
-        self.gated(tag, digest, pushed_at, approval).await
+        let verdict = match read_ahead {
+            Some(verdict) => verdict?,
+            None => self.gate_verdict(digest, pushed_at).await?,
+        };
+        Ok(waived(
+            tag,
+            digest,
+            verdict.verification(tag, digest),
+            approval,
+        ))
     }
 
     /// What the gate says of the image `tag` names (`digest`, pushed at `pushed_at`):
@@ -42,17 +52,7 @@ impl ImageVerifier {
             .gate_verdict(digest, pushed_at)
             .await?
             .verification(tag, digest);
-        if approval.is_some_and(|a| a.waives(digest, &gated)) {
-            info!(
-                gate = gated.name(),
-                "the gate is waived by an operator's approval of this digest"
-            );
-            return Ok(Verification::Verified {
-                tag: tag.to_string(),
-                digest: digest.to_string(),
-            });
-        }
-        Ok(gated)
+        Ok(waived(tag, digest, gated, approval))
     }
 
     /// The gate's verdict on `digest`, pushed at `pushed_at`: its scan and signature read
@@ -81,4 +81,24 @@ impl ImageVerifier {
         let waited_seconds = now_epoch_seconds().saturating_sub(pushed_at.unwrap_or(0));
         Ok(judge_gate(policy, &scan, &signature, waited_seconds))
     }
+}
+
+/// What the gate said (`gated`), unless `approval` waives it: then `Verified`.
+fn waived(
+    tag: &str,
+    digest: &str,
+    gated: Verification,
+    approval: Option<&Approval>,
+) -> Verification {
+    if approval.is_some_and(|a| a.waives(digest, &gated)) {
+        info!(
+            gate = gated.name(),
+            "the gate is waived by an operator's approval of this digest"
+        );
+        return Verification::Verified {
+            tag: tag.to_string(),
+            digest: digest.to_string(),
+        };
+    }
+    gated
 }

@@ -5,7 +5,9 @@ use tracing::{info, warn};
 
 use super::{ImageVerifier, Subject, VerifyError};
 use crate::ledger::{now_epoch_seconds, CommitStatus, ReconcileView};
-use crate::verify::provenance::{build_provenance, stalled_pushes, BuildProvenance, BuildStatus};
+use crate::verify::provenance::{
+    build_provenance, stalled_pushes, BuildProvenance, BuildReport, BuildStatus,
+};
 
 /// A build the ledger still records as running is asked about after this long (its events may
 /// have been lost); younger ones are left to their events.
@@ -104,18 +106,32 @@ impl ImageVerifier {
         &self,
         tag: &str,
         build_id: &str,
-    ) -> Result<(), VerifyError> {
-        let report = self
-            .builds
+    ) -> Result<Option<BuildProvenance>, VerifyError> {
+        let report = self.build_report(build_id).await?;
+        self.record_build_report(tag, build_id, report.as_ref())
+            .await
+    }
+
+    /// What CodeBuild says of the build (`BatchGetBuilds`).
+    pub(super) async fn build_report(
+        &self,
+        build_id: &str,
+    ) -> Result<Option<BuildReport>, VerifyError> {
+        self.builds
             .build(build_id)
             .await
-            .map_err(VerifyError::Builds)?;
-        let provenance = build_provenance(
-            build_id,
-            report.as_ref(),
-            &self.config.codebuild_project,
-            tag,
-        );
+            .map_err(VerifyError::Builds)
+    }
+
+    /// Records what `report` says the build pushed, if the build is still the commit's; answers
+    /// what was recorded (`None`: nothing, the build vouches for nothing).
+    pub(super) async fn record_build_report(
+        &self,
+        tag: &str,
+        build_id: &str,
+        report: Option<&BuildReport>,
+    ) -> Result<Option<BuildProvenance>, VerifyError> {
+        let provenance = build_provenance(build_id, report, &self.config.codebuild_project, tag);
         match &provenance {
             BuildProvenance::NotFinished => {
                 return Err(VerifyError::BuildNotFinished(build_id.to_string()))
@@ -141,7 +157,8 @@ impl ImageVerifier {
             .map_err(VerifyError::Ledger)?;
         if !recorded.is_applied() {
             info!("not the build pushdeploy started for this commit (or an older one): it vouches for nothing");
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(provenance))
     }
 }

@@ -29,17 +29,17 @@ pub(super) struct ToRecord {
 }
 
 impl ImageVerifier {
-    /// Logs each outcome and says which to record: on their commits, or as untrusted images.
-    /// A new outcome is published first (see [`VerificationOutcome::is_published`]), so that a
-    /// failed publish is retried rather than lost (a retry may publish it twice, never zero
-    /// times).
-    pub(super) async fn outcomes_to_record(
+    /// Logs each outcome and says which to record, and which of those to publish first (see
+    /// [`VerificationOutcome::is_published`]): a failed publish is retried rather than lost (a
+    /// retry may publish it twice, never zero times), so nothing is recorded before it.
+    pub(super) fn outcomes_to_record<'o>(
         &self,
-        outcomes: impl Iterator<Item = &Verification>,
+        outcomes: impl Iterator<Item = &'o Verification>,
         trigger: &VerifyTrigger,
         view: &LedgerView,
-    ) -> Result<ToRecord, VerifyError> {
+    ) -> (ToRecord, Vec<Verification>) {
         let mut to_record = ToRecord::default();
+        let mut to_publish = Vec::new();
         for outcome in outcomes {
             log_outcome(outcome);
             let record = self
@@ -53,7 +53,7 @@ impl ImageVerifier {
                     Record::Commit(_) => true,
                 });
             if record.is_some() && outcome.outcome().is_published() {
-                self.publish_outcome(outcome, trigger, view).await?;
+                to_publish.push(outcome.clone());
             }
             match record {
                 Some(Record::Commit(record)) => to_record.commits.push(record),
@@ -61,7 +61,20 @@ impl ImageVerifier {
                 None => {}
             }
         }
-        Ok(to_record)
+        (to_record, to_publish)
+    }
+
+    /// Publishes each outcome, in order.
+    pub(super) async fn publish_outcomes(
+        &self,
+        outcomes: &[Verification],
+        trigger: &VerifyTrigger,
+        view: &LedgerView,
+    ) -> Result<(), VerifyError> {
+        for outcome in outcomes {
+            self.publish_outcome(outcome, trigger, view).await?;
+        }
+        Ok(())
     }
 
     /// Writes the outcomes `outcomes_to_record` chose (those no deployment took with it).

@@ -4,7 +4,10 @@
 use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError, ADVANCE_ATTEMPTS};
+use crate::aws::ecr::Manifest;
+use crate::aws::AwsError;
 use crate::ledger::{now_epoch_seconds, Conditional, Contended, LedgerView};
+use crate::verify::gate::GateVerdict;
 use crate::verify::judge::{adopted_release, stand_step, StandStep};
 use crate::verify::release::Release;
 use crate::verify::tag_pair::{check_pair, ImageInfo, Verification, LATEST};
@@ -22,6 +25,38 @@ pub(super) struct Converged {
     pub(super) release: Release,
     pub(super) outcome: Verification,
     pub(super) pushed_at: Option<u64>,
+    /// `latest` to be moved onto the release.
+    pub(super) latest_move: Option<LatestMove>,
+}
+
+/// `latest` to be put on the image of `digest`, with its manifest when it was read ahead.
+pub(super) struct LatestMove {
+    pub(super) digest: String,
+    pub(super) manifest: Option<Result<Manifest, AwsError>>,
+}
+
+/// Reads made for the event's image beside the release's write; each is used only if that
+/// image is the release once the release is settled.
+#[derive(Default)]
+pub(super) struct ReadAhead {
+    digest: Option<String>,
+    verdict: Option<Result<GateVerdict, VerifyError>>,
+    manifest: Option<Result<Manifest, AwsError>>,
+}
+
+impl ReadAhead {
+    /// The gate's verdict read ahead, if it was read for `digest`.
+    pub(super) fn verdict_for(&mut self, digest: &str) -> Option<Result<GateVerdict, VerifyError>> {
+        self.verdict
+            .take()
+            .filter(|_| self.digest.as_deref() == Some(digest))
+    }
+
+    fn manifest_for(&mut self, digest: &str) -> Option<Result<Manifest, AwsError>> {
+        self.manifest
+            .take()
+            .filter(|_| self.digest.as_deref() == Some(digest))
+    }
 }
 
 impl Converged {
@@ -34,6 +69,7 @@ impl Converged {
             release,
             outcome,
             pushed_at: None,
+            latest_move: None,
         }
     }
 
@@ -44,6 +80,7 @@ impl Converged {
             release,
             outcome,
             pushed_at: found.pushed_at,
+            latest_move: None,
         }
     }
 }
@@ -103,65 +140,72 @@ impl ImageVerifier {
         .into())
     }
 
-    /// Moves `latest` onto the release's `image` if it names anything else (the verifier is its
-    /// one writer), then the gate, on what ECR says now. Answers the release the outcome is about.
-    ///
-    /// `release` is what this invocation read; another may have moved the release on since (a
-    /// newer push's build finished at the same time). So after moving `latest`, the release is
-    /// read again: if it changed, `latest` is moved on to it at once, and the invocation goes on
-    /// with the release as it is now. Whatever order two verifiers' `PutImage`s land in, the last
-    /// one to land is followed by a read that puts `latest` where the release is.
-    pub(super) async fn converge_latest(
+    /// Plans the move of `latest` onto the release's `image` if it names anything else (the
+    /// verifier is its one writer), and answers the tag pair on what ECR will say once it is
+    /// moved. The move is made beside the rollout's first steps, before any revision is
+    /// registered ([`super::apply`]), and the release is read again after it.
+    pub(super) fn converge_latest(
         &self,
-        mut release: Release,
-        mut image: Option<ImageInfo>,
+        release: Release,
+        image: Option<ImageInfo>,
         latest: &mut Option<ImageInfo>,
-    ) -> Result<Converged, VerifyError> {
-        for _ in 0..ADVANCE_ATTEMPTS {
-            let Some(found) = image.as_ref() else {
-                return Ok(Converged::missing(release));
-            };
-            let off_release = latest.as_ref().map(|l| &l.digest) != Some(&found.digest);
-            // A SHA tag that no longer names the built digest is the gate's to report, not to
-            // follow.
-            if !(off_release && found.digest == release.digest) {
-                return Ok(Converged::paired(release, found, latest.as_ref()));
-            }
-            // The usual step after a release moves; anything else (a `latest` pushed from
-            // outside) shows as the digest it is moved from.
-            info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
-            let digest = self
-                .registry
-                .move_latest_to(&release.digest)
-                .await
-                .map_err(|e| self.registry_error(e))?;
-            *latest = Some(ImageInfo {
-                digest,
-                tags: vec![LATEST.to_string(), release.image_tag.clone()],
-                pushed_at: found.pushed_at,
-            });
-            let now = self
-                .ledger
-                .release(&self.config.repository.name)
-                .await
-                .map_err(VerifyError::Ledger)?;
-            match now {
-                Some(now) if now.digest != release.digest || now.image_tag != release.image_tag => {
-                    warn!(moved_to = %release.image_tag, release = %now.image_tag, "the release moved on while `latest` was being moved: following it");
-                    image = self.reader().describe(&now.image_tag).await?;
-                    release = now;
-                }
-                // Still the release (or the item is gone, which nothing but an operator does).
-                _ => {
-                    return Ok(Converged::paired(release, found, latest.as_ref()));
-                }
-            }
+        ahead: &mut ReadAhead,
+    ) -> Converged {
+        let Some(found) = image.as_ref() else {
+            return Converged::missing(release);
+        };
+        let off_release = latest.as_ref().map(|l| &l.digest) != Some(&found.digest);
+        // A SHA tag that no longer names the built digest is the gate's to report, not to
+        // follow.
+        if !(off_release && found.digest == release.digest) {
+            return Converged::paired(release, found, latest.as_ref());
         }
-        Err(Contended {
-            item: "the release (while `latest` was being moved)".into(),
-            attempts: ADVANCE_ATTEMPTS,
+        // The usual step after a release moves; anything else (a `latest` pushed from
+        // outside) shows as the digest it is moved from.
+        info!(from = ?latest.as_ref().map(|l| &l.digest), "moving `latest` onto the release");
+        let planned = LatestMove {
+            digest: release.digest.clone(),
+            manifest: ahead.manifest_for(&release.digest),
+        };
+        *latest = Some(ImageInfo {
+            digest: release.digest.clone(),
+            tags: vec![LATEST.to_string(), release.image_tag.clone()],
+            pushed_at: found.pushed_at,
+        });
+        Converged {
+            latest_move: Some(planned),
+            ..Converged::paired(release, found, latest.as_ref())
         }
-        .into())
+    }
+
+    /// What the release's image needs if the event's `image` is (or becomes) the release, read
+    /// beside the release's write: the gate's reads, and its manifest when `latest` is elsewhere.
+    pub(super) async fn read_ahead(
+        &self,
+        image: Option<&ImageInfo>,
+        latest: Option<&ImageInfo>,
+    ) -> ReadAhead {
+        let Some(image) = image else {
+            return ReadAhead::default();
+        };
+        let verdict = async {
+            match self.config.gate.enforced() {
+                true => Some(self.gate_verdict(&image.digest, image.pushed_at).await),
+                false => None,
+            }
+        };
+        let manifest = async {
+            match latest.map(|l| &l.digest) != Some(&image.digest) {
+                true => Some(self.registry.manifest_of(&image.digest).await),
+                false => None,
+            }
+        };
+        let (verdict, manifest) = tokio::join!(verdict, manifest);
+        ReadAhead {
+            digest: Some(image.digest.clone()),
+            verdict,
+            manifest,
+        }
     }
 
     /// With no release yet (the first run after an upgrade from a version without one), what

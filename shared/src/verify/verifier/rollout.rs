@@ -1,23 +1,32 @@
-//! The verified release rolled out to every configured service (through the deployer).
+//! The verified release rolled out to every configured service (through the deployer), all
+//! services at once.
 
 use std::collections::HashMap;
 
 use tracing::info;
 
 use super::{ImageVerifier, VerifyError};
+use crate::aws::ecs::CurrentTaskDefinition;
+use crate::aws::AwsError;
 use crate::ledger::{LedgerView, VerificationRecord};
-use crate::rollout::deployer::{Deployer, TargetOutcome};
-use crate::rollout::rules::{Direction, ServiceState, VerifiedImage};
+use crate::rollout::deployer::{Deployer, Ready, TargetOutcome};
+use crate::rollout::rules::{Direction, ServiceState, Target, VerifiedImage};
+
+/// What ECS said of each target (by `cluster/service`), read ahead of the rollout.
+pub(super) type ServiceReads = HashMap<String, Result<CurrentTaskDefinition, AwsError>>;
 
 impl ImageVerifier {
     /// The verified release rolled to every target, unless there are none or rollouts are
     /// frozen. The release's outcome, if still `to_record`, rides with its first deployment (one
-    /// write fewer) and is taken from the list.
-    pub(super) async fn roll_out_release(
-        &self,
+    /// write fewer) and is taken from the list. `ready` runs beside the rollouts' first steps
+    /// and must succeed before any revision is registered.
+    pub(super) async fn roll_out_release<'r>(
+        &'r self,
         image: &VerifiedImage,
         view: &LedgerView,
         to_record: &mut Vec<VerificationRecord>,
+        reads: ServiceReads,
+        ready: Ready<'r>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
         if self.config.targets.is_empty() {
             return Ok(Vec::new());
@@ -36,8 +45,30 @@ impl ImageVerifier {
             .position(|r| r.key.image_tag == image.image_tag)
             .filter(|_| image.order.is_some())
             .map(|i| to_record.remove(i));
-        self.roll_out(image, Direction::Forward, with_deployment, &view.services)
+        let rollouts = Rollouts {
+            services: &view.services,
+            reads,
+            ready: Some(ready),
+        };
+        self.roll_out_with(image, Direction::Forward, with_deployment, rollouts)
             .await
+    }
+
+    /// What ECS says of every target now, all read at once (before the rollout needs it).
+    pub(super) async fn read_services(&self) -> ServiceReads {
+        let targets: Vec<(&str, &str)> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| (t.cluster.as_str(), t.service.as_str()))
+            .collect();
+        let reads = self.ecs.current_task_definitions(&targets).await;
+        self.config
+            .targets
+            .iter()
+            .map(Target::name)
+            .zip(reads)
+            .collect()
     }
 
     pub(crate) fn deployer(&self) -> Deployer<'_> {
@@ -47,6 +78,7 @@ impl ImageVerifier {
             ledger: &self.ledger,
             results: &self.results,
             lock_ttl_seconds: self.config.lock_ttl_seconds,
+            ready: None,
         }
     }
 
@@ -58,18 +90,51 @@ impl ImageVerifier {
         &self,
         image: &VerifiedImage,
         direction: Direction,
-        mut verification: Option<VerificationRecord>,
+        verification: Option<VerificationRecord>,
         services: &HashMap<String, ServiceState>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
-        let deployer = self.deployer();
+        let rollouts = Rollouts {
+            services,
+            reads: HashMap::new(),
+            ready: None,
+        };
+        self.roll_out_with(image, direction, verification, rollouts)
+            .await
+    }
+
+    /// Every target rolled at once: the first carries `verification`; what none took is
+    /// written at the end.
+    async fn roll_out_with<'r>(
+        &'r self,
+        image: &VerifiedImage,
+        direction: Direction,
+        verification: Option<VerificationRecord>,
+        mut rollouts: Rollouts<'_, 'r>,
+    ) -> Result<Vec<TargetOutcome>, VerifyError> {
+        let deployer = Deployer {
+            ready: rollouts.ready.take(),
+            ..self.deployer()
+        };
+        let mut verification = Some(verification);
+        let each = self.config.targets.iter().map(|target| {
+            let name = target.name();
+            let mut carried = verification.take().flatten();
+            let service = rollouts.services.get(&name);
+            let read = rollouts.reads.remove(&name);
+            let deployer = &deployer;
+            async move {
+                let outcome = deployer
+                    .roll_out(target, image, direction, &mut carried, service, read)
+                    .await;
+                (outcome, carried)
+            }
+        });
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
-        for target in &self.config.targets {
-            let service = services.get(&target.name());
-            match deployer
-                .roll_out(target, image, direction, &mut verification, service)
-                .await
-            {
+        let mut left = None;
+        for (outcome, carried) in futures_util::future::join_all(each).await {
+            left = left.or(carried);
+            match outcome {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(e) => {
                     tracing::error!(error = %e, "rollout failed");
@@ -77,11 +142,19 @@ impl ImageVerifier {
                 }
             }
         }
-        self.write_verification(verification).await?;
+        self.write_verification(left).await?;
         if errors.is_empty() {
             Ok(outcomes)
         } else {
             Err(VerifyError::Rollout(errors))
         }
     }
+}
+
+/// What the rollouts start from: the targets' ledger items, what ECS said of them, and what
+/// must be done before a revision is registered.
+struct Rollouts<'s, 'r> {
+    services: &'s HashMap<String, ServiceState>,
+    reads: ServiceReads,
+    ready: Option<Ready<'r>>,
 }
