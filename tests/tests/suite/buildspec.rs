@@ -267,73 +267,85 @@ fn assert_cached_build(calls: &[String]) {
     assert!(!build.contains(&format!("--tag {CACHE_REF}")), "{build}");
 }
 
-#[test]
-fn the_build_pushes_the_sha_and_build_tags_never_latest_and_exports_the_digest() {
-    let dir = std::env::temp_dir().join(format!("pushdeploy-buildspec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A case: its name, the variables it sets (empty: removed), whether the build succeeds, and
+/// the tags it pushes.
+type Case = (
+    &'static str,
+    Vec<(&'static str, String)>,
+    bool,
+    Vec<&'static str>,
+);
+
+fn cases() -> Vec<Case> {
     let both = vec!["f8afe6a7", "pushdeploy-build-f8afe6a7"];
     let malformed = metadata(Some("sha256:xyz"), IMAGE_MANIFEST);
     let no_digest = metadata(None, IMAGE_MANIFEST);
     let index = metadata(Some(DIGEST), OCI_INDEX);
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, Vec<&'a str>);
-    let cases: Vec<Case> = vec![
+    vec![
         ("a build", vec![], true, both.clone()),
         (
             "the cache cannot be written: the deploy goes on",
-            vec![("FAKE_CACHE_EXPORT_FAIL", "1")],
+            vec![("FAKE_CACHE_EXPORT_FAIL", "1".to_string())],
             true,
             both.clone(),
         ),
         (
             "the builder cannot start: nothing is built",
-            vec![("FAKE_DOCKER_FAIL", "buildx create")],
+            vec![("FAKE_DOCKER_FAIL", "buildx create".to_string())],
             false,
             vec![],
         ),
         (
             "docker build fails: nothing pushed",
-            vec![("FAKE_DOCKER_FAIL", "build")],
+            vec![("FAKE_DOCKER_FAIL", "build".to_string())],
             false,
             vec![],
         ),
         (
             "the push fails: the build fails",
-            vec![("FAKE_DOCKER_FAIL", "push")],
+            vec![("FAKE_DOCKER_FAIL", "push".to_string())],
             false,
             vec!["f8afe6a7"],
         ),
         (
             "a variable is missing: nothing runs",
-            vec![("IMAGE_TAG", "")],
+            vec![("IMAGE_TAG", String::new())],
             false,
             vec![],
         ),
         (
             "no metadata: the build fails",
-            vec![("FAKE_METADATA", "")],
+            vec![("FAKE_METADATA", String::new())],
             false,
             both.clone(),
         ),
         (
             "no digest in the metadata: the build fails",
-            vec![("FAKE_METADATA", no_digest.as_str())],
+            vec![("FAKE_METADATA", no_digest)],
             false,
             both.clone(),
         ),
         (
             "a malformed digest: the build fails",
-            vec![("FAKE_METADATA", malformed.as_str())],
+            vec![("FAKE_METADATA", malformed)],
             false,
             both.clone(),
         ),
         (
             "an index was pushed: the build fails",
-            vec![("FAKE_METADATA", index.as_str())],
+            vec![("FAKE_METADATA", index)],
             false,
             both.clone(),
         ),
-    ];
-    for (case, vars, succeeds, pushed) in cases {
+    ]
+}
+
+#[test]
+fn the_build_pushes_the_sha_and_build_tags_never_latest_and_exports_the_digest() {
+    let dir = std::env::temp_dir().join(format!("pushdeploy-buildspec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (case, vars, succeeds, pushed) in cases() {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let run = run_build(&dir, &vars);
         let calls = &run.calls;
         assert_eq!(run.ok, succeeds, "{case}: {calls:?}");
