@@ -131,7 +131,7 @@ async fn repository_policy(context: &Context) -> Vec<Check> {
     };
     let drift = desired.drift(&actual);
     if drift.is_empty() {
-        return vec![check(name, Verdict::Pass, "IMMUTABLE_WITH_EXCLUSION (latest moves), scanned on push, lifecycle policy as configured", None)];
+        return vec![check(name, Verdict::Pass, "IMMUTABLE_WITH_EXCLUSION (latest and the build cache move), scanned on push, lifecycle policy as configured", None)];
     }
     drift
         .iter()

@@ -11,7 +11,7 @@ use aws_sdk_ecr::types::{
 
 use super::{AwsError, AwsErrorKind};
 use crate::config::EcrRepository;
-use crate::registry::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAG};
+use crate::registry::policy::{ActualPolicy, DesiredPolicy, Drift, MUTABLE_TAGS};
 use crate::verify::tag_pair::ImageInfo;
 
 pub struct Registry {
@@ -176,10 +176,16 @@ impl Registry {
         for item in drift {
             match item {
                 Drift::TagMutability { .. } => {
-                    let exclusion = ImageTagMutabilityExclusionFilter::builder()
-                        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
-                        .filter(MUTABLE_TAG)
-                        .build()
+                    // The whole list: PutImageTagMutability replaces the filters.
+                    let exclusions = MUTABLE_TAGS
+                        .iter()
+                        .map(|tag| {
+                            ImageTagMutabilityExclusionFilter::builder()
+                                .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                                .filter(*tag)
+                                .build()
+                        })
+                        .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| {
                             AwsError::call(
                                 "ECR",
@@ -193,7 +199,7 @@ impl Registry {
                         .registry_id(&self.repository.registry_id)
                         .repository_name(&self.repository.name)
                         .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
-                        .image_tag_mutability_exclusion_filters(exclusion)
+                        .set_image_tag_mutability_exclusion_filters(Some(exclusions))
                         .send()
                         .await
                         .map_err(|e| AwsError::from_sdk("ECR", "PutImageTagMutability", e))?;

@@ -1,17 +1,21 @@
-//! The ECR repository policy pushdeploy keeps (pure): SHA tags immutable with `latest` as the one
-//! mutable tag and a lifecycle policy (corrected when they drift), and the scanning the gate
-//! needs (reported when it drifts: scanning is the registry's, set account-wide, not ours to
-//! rewrite).
+//! The ECR repository policy pushdeploy keeps (pure): SHA tags immutable with `latest` and the
+//! build cache's tag as the only mutable tags, and a lifecycle policy (corrected when they drift),
+//! and the scanning the gate needs (reported when it drifts: scanning is the registry's, set
+//! account-wide, not ours to rewrite).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::lifecycle::{policy_json, Count, LifecycleRule, TagSelection};
-use crate::registry::retention::{BUILD_TAG_PREFIX, KEEP_TAG_PREFIX};
+use crate::registry::retention::{BUILD_TAG_PREFIX, CACHE_TAG, KEEP_TAG_PREFIX};
 use crate::verify::gate::ScanGate;
 
-/// The tag that moves; every other tag is immutable.
+/// The tag the verifier moves.
 pub const MUTABLE_TAG: &str = "latest";
+
+/// The tags excluded from tag immutability (literal WILDCARD filters): `latest`, and the cache
+/// tag every build moves. Every other tag is immutable.
+pub const MUTABLE_TAGS: [&str; 2] = [MUTABLE_TAG, CACHE_TAG];
 
 /// What the repository should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +78,8 @@ impl std::fmt::Display for Drift {
         match self {
             Drift::TagMutability { actual } => write!(
                 f,
-                "tag mutability is {actual}, not IMMUTABLE_WITH_EXCLUSION with `{MUTABLE_TAG}` excluded"
+                "tag mutability is {actual}, not IMMUTABLE_WITH_EXCLUSION with exactly `{}` excluded",
+                MUTABLE_TAGS.join("`, `")
             ),
             Drift::NotScannedOnPush { frequency } => write!(
                 f,
@@ -144,8 +149,10 @@ impl DesiredPolicy {
     /// 1. Images carrying a protective tag ([`crate::registry::retention`]) are selected first, so no later
     ///    rule expires them.
     /// 2. So is the image `latest` names (one image is never "more than 1").
-    /// 3. Untagged images expire after N days.
-    /// 4. Of the images pushdeploy built (their `pushdeploy-build-` tag), the newest N are kept.
+    /// 3. So is the build cache ([`CACHE_TAG`]; an old cache, untagged when the tag moves, ages
+    ///    out by rule 4).
+    /// 4. Untagged images expire after N days.
+    /// 5. Of the images pushdeploy built (their `pushdeploy-build-` tag), the newest N are kept.
     ///
     /// No rule selects any other tag: a user's `beta` or `v1.2` never expires by this policy.
     pub fn lifecycle_rules(&self) -> Vec<LifecycleRule> {
@@ -165,12 +172,18 @@ impl DesiredPolicy {
             },
             LifecycleRule {
                 priority: 3,
+                description: format!("never expire the build cache ({CACHE_TAG})"),
+                selection: patterns(CACHE_TAG.into()),
+                count: Count::MoreThan(1),
+            },
+            LifecycleRule {
+                priority: 4,
                 description: format!("expire untagged images after {} days", self.untagged_expiry_days),
                 selection: TagSelection::Untagged,
                 count: Count::OlderThanDays(self.untagged_expiry_days),
             },
             LifecycleRule {
-                priority: 4,
+                priority: 5,
                 description: format!("keep the newest {} images pushdeploy built", self.keep_sha_images),
                 selection: patterns(format!("{BUILD_TAG_PREFIX}*")),
                 count: Count::MoreThan(self.keep_sha_images),
@@ -186,9 +199,7 @@ impl DesiredPolicy {
     /// What differs between the repository and this policy.
     pub fn drift(&self, actual: &ActualPolicy) -> Vec<Drift> {
         let mut drift = Vec::new();
-        let exclusions_ok = actual.mutability_exclusions.len() == 1
-            && actual.mutability_exclusions[0].0 == "WILDCARD"
-            && actual.mutability_exclusions[0].1 == MUTABLE_TAG;
+        let exclusions_ok = exclusions_match(&actual.mutability_exclusions);
         if actual.tag_mutability != "IMMUTABLE_WITH_EXCLUSION" || !exclusions_ok {
             let filters: Vec<&str> = actual
                 .mutability_exclusions
@@ -223,6 +234,21 @@ impl DesiredPolicy {
         }
         drift
     }
+}
+
+/// Whether the exclusion filters are exactly [`MUTABLE_TAGS`], each a WILDCARD filter, in any
+/// order: a missing one breaks a build (the cache) or the verifier (`latest`), an extra one
+/// makes some other tag movable.
+fn exclusions_match(exclusions: &[(String, String)]) -> bool {
+    let mut filters: Vec<&str> = exclusions
+        .iter()
+        .filter(|(kind, _)| kind == "WILDCARD")
+        .map(|(_, filter)| filter.as_str())
+        .collect();
+    filters.sort_unstable();
+    let mut wanted = MUTABLE_TAGS;
+    wanted.sort_unstable();
+    filters.len() == exclusions.len() && filters == wanted
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,9 @@
 //!
 //! Builds push a second tag, `pushdeploy-build-<sha tag>`, which the count rule selects: a user's
 //! own tags (`beta`, `v1.2`, `cafe-test`) are never selected by any rule pushdeploy writes.
+//!
+//! The build's layer cache lives under one mutable tag, [`CACHE_TAG`]: the lifecycle policy keeps
+//! it by its own rule, and this pass never tags nor untags it (it is no image anyone runs).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +27,15 @@ use crate::verify::release::Release;
 pub const KEEP_TAG_PREFIX: &str = "pushdeploy-keep-";
 /// The tag each pushdeploy build pushes beside the SHA tag: `pushdeploy-build-<sha tag>`.
 pub const BUILD_TAG_PREFIX: &str = "pushdeploy-build-";
+/// The tag of the build's BuildKit registry cache (buildspec.yml's `--cache-to`): moved by every
+/// build, so excluded from tag immutability beside `latest`. It has a non-hex letter, so it is
+/// never a SHA tag.
+pub const CACHE_TAG: &str = "pushdeploy-cache";
+
+/// Whether `image` is the build cache (an OCI manifest of cache layers, not a runnable image).
+pub fn is_cache(image: &StoredImage) -> bool {
+    image.tags.iter().any(|t| t == CACHE_TAG)
+}
 
 /// The protective tag of the image of `digest`; `None` if it is not a `sha256:` digest.
 pub fn keep_tag(digest: &str) -> Option<String> {
@@ -140,7 +152,8 @@ impl ProtectionChanges {
 
 pub fn protection_changes(images: &[StoredImage], protected: &Protected) -> ProtectionChanges {
     let mut changes = ProtectionChanges::default();
-    for image in images {
+    // The cache is kept by its own lifecycle rule; a tag put on or taken off it would be noise.
+    for image in images.iter().filter(|i| !is_cache(i)) {
         let own = keep_tag(&image.digest);
         let wanted = protected.contains_key(&image.digest);
         let keep_tags: Vec<&String> = image
@@ -284,5 +297,75 @@ mod tests {
         assert_eq!(changes.left_alone, vec![own(5)]);
         let settled = protection_changes(&[stored(1, &["a1", &own(1)])], &protected);
         assert!(settled.is_empty() && settled.left_alone.is_empty());
+    }
+
+    /// The pass never tags nor untags the cache image, whatever it carries or whoever names it.
+    #[test]
+    fn the_retention_pass_never_touches_the_cache() {
+        let own = |n| keep_tag(&digest(n)).unwrap();
+        let named = || Protected::from([(digest(7), vec!["prod/web runs it".to_string()])]);
+        let cases: Vec<(&str, StoredImage, Protected)> = vec![
+            ("the cache alone", stored(7, &[CACHE_TAG]), Protected::new()),
+            ("a service names it", stored(7, &[CACHE_TAG]), named()),
+            (
+                "its own keep tag",
+                stored(7, &[CACHE_TAG, &own(7)]),
+                Protected::new(),
+            ),
+            (
+                "another's keep tag",
+                stored(7, &[CACHE_TAG, &own(2)]),
+                named(),
+            ),
+            (
+                "its only tag besides a keep tag",
+                stored(7, &[&own(7), CACHE_TAG]),
+                Protected::new(),
+            ),
+        ];
+        for (case, image, protected) in cases {
+            let changes = protection_changes(&[image], &protected);
+            assert!(changes.is_empty(), "{case}: {changes:?}");
+            assert!(changes.left_alone.is_empty(), "{case}: {changes:?}");
+        }
+        // A task definition naming the cache by tag finds the cache image, which stays untouched.
+        let running = [RunningImage {
+            target: "prod/web".into(),
+            reference: ImageReference::Tag(CACHE_TAG.into()),
+        }];
+        let images = [stored(7, &[CACHE_TAG]), stored(8, &["b8"])];
+        let protected = protected_images(None, &running, &images);
+        assert!(protection_changes(&images, &protected).is_empty());
+    }
+
+    /// The cache tag is never read as a SHA tag (an ECR push of it is no commit's image), as
+    /// `latest`, as an operator's rollback or approval target, or as a tag of another kind.
+    #[test]
+    fn the_cache_tag_is_no_other_tag() {
+        use crate::build::push::TagLength;
+        use crate::operator::image_tag_of;
+        for length in TagLength::MIN..=TagLength::MAX {
+            let len = TagLength::new(length).unwrap();
+            for (what, taken) in [
+                ("a SHA tag", len.is_sha_tag(CACHE_TAG)),
+                (
+                    "a rollback's",
+                    image_tag_of("rollback.sha", CACHE_TAG, len).is_ok(),
+                ),
+                (
+                    "an approval's",
+                    image_tag_of("approve.sha", CACHE_TAG, len).is_ok(),
+                ),
+            ] {
+                assert!(!taken, "length {length}: the cache tag is taken for {what}");
+            }
+        }
+        for (what, taken) in [
+            ("latest", CACHE_TAG == crate::verify::tag_pair::LATEST),
+            ("a keep tag", CACHE_TAG.starts_with(KEEP_TAG_PREFIX)),
+            ("a build tag", CACHE_TAG.starts_with(BUILD_TAG_PREFIX)),
+        ] {
+            assert!(!taken, "the cache tag is taken for {what}");
+        }
     }
 }

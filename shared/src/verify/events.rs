@@ -9,6 +9,7 @@ use crate::build::push::CommitSha;
 use crate::build::trigger::REPUSHED_DETAIL_TYPE;
 use crate::config::VerifierConfig;
 use crate::outcome::result::ResultDetail;
+use crate::registry::retention::CACHE_TAG;
 use crate::verify::provenance::BuildStatus;
 use crate::verify::tag_pair::LATEST;
 
@@ -88,6 +89,9 @@ pub enum IgnoreReason {
     NoImageTag,
     #[error("tag `{0}` is neither `latest` nor a SHA tag")]
     OtherTag(String),
+    /// Every build pushes its layer cache under this tag: no image to verify.
+    #[error("tag `{0}` is the build's layer cache")]
+    BuildCache(String),
     #[error("build {0} names no IMAGE_TAG and no commit")]
     NoCommit(String),
     #[error("build status {0} is not final")]
@@ -227,6 +231,7 @@ fn ecr_trigger(
     }
     match detail.image_tag.as_deref() {
         None | Some("") => Err(IgnoreReason::NoImageTag),
+        Some(CACHE_TAG) => Err(IgnoreReason::BuildCache(CACHE_TAG.to_string())),
         Some(LATEST) => Ok(VerifyTrigger::EcrPush { tag: None }),
         Some(tag) if config.tag_length.is_sha_tag(tag) => Ok(VerifyTrigger::EcrPush {
             tag: Some(tag.to_string()),
@@ -244,6 +249,10 @@ fn scan_trigger(
             actual: detail.repository().to_string(),
             expected: config.repository.name.clone(),
         });
+    }
+    // The cache's scan (if ECR scans it at all) judges no image anyone runs.
+    if detail.image_tags.iter().any(|t| t == CACHE_TAG) {
+        return Err(IgnoreReason::BuildCache(CACHE_TAG.to_string()));
     }
     let tag = detail
         .image_tags

@@ -383,14 +383,16 @@ async fn policy_drift_is_corrected_once_and_the_warm_event_path_writes_nothing()
     assert_eq!(policy_writes(&w.moto).len(), 2);
     let (mutability, exclusions, _, lifecycle) = repository_state(&w.stack).await;
     assert_eq!(mutability, "IMMUTABLE_WITH_EXCLUSION");
-    assert_eq!(exclusions, vec!["latest"]);
+    assert_eq!(exclusions, vec!["latest", "pushdeploy-cache"]);
     let lifecycle: Value = serde_json::from_str(&lifecycle.expect("a lifecycle policy")).unwrap();
-    assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 4);
+    assert_eq!(lifecycle["rules"].as_array().unwrap().len(), 5);
 
-    // SHA tags are now immutable while latest moves.
+    // SHA tags are now immutable while latest and the build cache move.
     put_image(&w.stack.sdk, B, 1).await;
     put_image(&w.stack.sdk, "latest", 1).await;
     put_image(&w.stack.sdk, "latest", 2).await;
+    put_image(&w.stack.sdk, "pushdeploy-cache", 11).await;
+    put_image(&w.stack.sdk, "pushdeploy-cache", 12).await;
     let overwrite = aws_sdk_ecr::Client::new(&w.stack.sdk)
         .put_image()
         .repository_name(ECR_REPOSITORY)

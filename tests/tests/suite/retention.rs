@@ -78,6 +78,9 @@ async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
     let orphan_keep = keep_tag(&orphan).unwrap();
     tag_image(&stack.sdk, "old", &orphan_keep).await;
     untag(&stack, "old").await;
+    // The build cache, even carrying a protective tag it should not: left as it is.
+    let cache = put_image(&stack.sdk, "pushdeploy-cache", 10).await;
+    tag_image(&stack.sdk, "pushdeploy-cache", "pushdeploy-keep-0cace").await;
 
     let report = handle(reconcile()).await;
     let retention = &report["retention"];
@@ -99,6 +102,9 @@ async fn the_reconcile_protects_the_releases_and_what_runs_and_nothing_else() {
         "the squatting image is deleted"
     );
     assert_eq!(tags_of(&stack, &orphan).await, vec![orphan_keep.clone()]);
+    let mut cache_tags = tags_of(&stack, &cache).await;
+    cache_tags.sort();
+    assert_eq!(cache_tags, ["pushdeploy-cache", "pushdeploy-keep-0cace"]);
     // Idempotent: a second pass changes nothing.
     moto.start_recording();
     let report = handle(reconcile()).await;

@@ -1,8 +1,8 @@
-//! template.yaml agrees with the code: the lifecycle policy it creates is the one the verifier
-//! enforces, and every function it builds is a crate of this workspace.
+//! template.yaml agrees with the code: the lifecycle policy and the mutable tags it creates are
+//! the ones the verifier enforces, and every function it builds is a crate of this workspace.
 
 use pushdeploy::config::VerifierConfig;
-use pushdeploy::registry::policy::{lifecycle_grammar_errors, ActualPolicy, Drift};
+use pushdeploy::registry::policy::{lifecycle_grammar_errors, ActualPolicy, Drift, MUTABLE_TAGS};
 use pushdeploy_tests::workspace_root;
 
 pub(crate) fn template() -> String {
@@ -23,6 +23,33 @@ fn template_lifecycle_policy(keep: u32, untagged_days: u32) -> String {
         .join("\n")
         .replace("${KeepShaImages}", &keep.to_string())
         .replace("${UntaggedImageDays}", &untagged_days.to_string())
+}
+
+/// The repository's tag-mutability exclusion filters, `(type, value)`.
+fn template_exclusion_filters() -> Vec<(String, String)> {
+    let text = template();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("ImageTagMutabilityExclusionFilters:"))
+        .skip(1)
+        .take_while(|l| l.contains("ImageTagMutabilityExclusionFilter"))
+        .map(str::trim)
+        .collect();
+    lines
+        .chunks(2)
+        .map(|pair| {
+            let field = |prefix: &str| {
+                pair.iter()
+                    .find_map(|l| l.trim_start_matches("- ").strip_prefix(prefix))
+                    .unwrap_or_else(|| panic!("no {prefix} in {pair:?}"))
+                    .to_string()
+            };
+            (
+                field("ImageTagMutabilityExclusionFilterType: "),
+                field("ImageTagMutabilityExclusionFilterValue: "),
+            )
+        })
+        .collect()
 }
 
 fn parameter_default(name: &str) -> String {
@@ -70,11 +97,20 @@ fn the_template_lifecycle_policy_is_the_one_the_verifier_enforces() {
     );
     let actual = ActualPolicy {
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
-        mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
+        // The template's filters: `latest` and the build cache's tag.
+        mutability_exclusions: template_exclusion_filters(),
         scanning: None,
         lifecycle_policy: Some(text),
     };
     assert_eq!(defaults.drift(&actual), Vec::<Drift>::new());
+    let mut values: Vec<String> = template_exclusion_filters()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    values.sort();
+    let mut wanted = MUTABLE_TAGS;
+    wanted.sort();
+    assert_eq!(values, wanted);
     // And the comparison is not vacuous: other numbers are drift.
     let other = ActualPolicy {
         lifecycle_policy: Some(template_lifecycle_policy(keep + 1, days)),

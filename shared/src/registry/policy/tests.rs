@@ -21,7 +21,10 @@ fn scanned(scan_type: &str, frequency: &str) -> Option<Result<Scanning, String>>
 fn compliant() -> ActualPolicy {
     ActualPolicy {
         tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
-        mutability_exclusions: vec![("WILDCARD".into(), "latest".into())],
+        mutability_exclusions: vec![
+            ("WILDCARD".into(), "latest".into()),
+            ("WILDCARD".into(), "pushdeploy-cache".into()),
+        ],
         scanning: scanned("BASIC", "SCAN_ON_PUSH"),
         lifecycle_policy: Some(desired().lifecycle_policy().to_string()),
     }
@@ -70,6 +73,18 @@ fn protective_tags_and_latest_are_selected_before_any_rule_that_expires() {
     );
     assert_eq!(rules[1]["selection"]["tagPatternList"], json!(["latest"]));
     assert_eq!(rules[1]["selection"]["countNumber"], 1);
+    // The cache too, before the untagged and count rules that expire.
+    assert_eq!(
+        rules[2]["selection"]["tagPatternList"],
+        json!(["pushdeploy-cache"])
+    );
+    assert_eq!(rules[2]["selection"]["countNumber"], 1);
+    for rule in &rules[3..] {
+        assert_ne!(
+            rule["selection"]["tagPatternList"],
+            json!(["pushdeploy-cache"])
+        );
+    }
     // No rule may select `any`, and no tagged rule selects anything but pushdeploy's tags.
     for rule in rules {
         let selection = &rule["selection"];
@@ -208,4 +223,97 @@ fn scanning_is_checked_against_the_gate_and_only_reported() {
     actual.scanning = None;
     assert!(gate(ScanGate::Basic).drift(&actual).is_empty());
     assert!(Drift::LifecyclePolicyMissing.corrected());
+}
+
+/// Exactly `latest` and the cache tag, as WILDCARD filters, in any order.
+#[test]
+fn the_exclusions_are_latest_and_the_cache_tag() {
+    let filters = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, f)| (k.to_string(), f.to_string()))
+            .collect()
+    };
+    for (case, exclusions, ok) in [
+        (
+            "both",
+            filters(&[("WILDCARD", "latest"), ("WILDCARD", "pushdeploy-cache")]),
+            true,
+        ),
+        (
+            "reversed",
+            filters(&[("WILDCARD", "pushdeploy-cache"), ("WILDCARD", "latest")]),
+            true,
+        ),
+        (
+            "latest only (before the cache)",
+            filters(&[("WILDCARD", "latest")]),
+            false,
+        ),
+        (
+            "the cache only",
+            filters(&[("WILDCARD", "pushdeploy-cache")]),
+            false,
+        ),
+        (
+            "one more",
+            filters(&[
+                ("WILDCARD", "latest"),
+                ("WILDCARD", "pushdeploy-cache"),
+                ("WILDCARD", "dev*"),
+            ]),
+            false,
+        ),
+        (
+            "twice latest",
+            filters(&[("WILDCARD", "latest"), ("WILDCARD", "latest")]),
+            false,
+        ),
+        (
+            "another type",
+            filters(&[("WILDCARD", "latest"), ("REGEX", "pushdeploy-cache")]),
+            false,
+        ),
+        ("none", filters(&[]), false),
+    ] {
+        let actual = ActualPolicy {
+            mutability_exclusions: exclusions,
+            ..compliant()
+        };
+        let drift = desired().drift(&actual);
+        assert_eq!(drift.is_empty(), ok, "{case}: {drift:?}");
+        if !ok {
+            assert!(matches!(drift[..], [Drift::TagMutability { .. }]), "{case}");
+            assert!(
+                drift[0]
+                    .to_string()
+                    .contains("`latest`, `pushdeploy-cache`"),
+                "{case}"
+            );
+        }
+    }
+}
+
+/// The cache image outlives any number of builds and untagged days; an old cache (untagged when
+/// the tag moved) ages out with the other untagged images.
+#[test]
+fn the_lifecycle_keeps_the_cache() {
+    use crate::registry::lifecycle::{expired, StoredImage};
+    const DAY: u64 = 86_400;
+    let image = |digest: &str, tags: &[&str], pushed_at: u64| StoredImage {
+        digest: digest.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        pushed_at,
+    };
+    let mut images = vec![
+        image("cache", &["pushdeploy-cache"], 0),
+        image("old-cache", &[], 0),
+    ];
+    for n in 1..=100u64 {
+        let tags = [format!("{n:08x}"), format!("pushdeploy-build-{n:08x}")];
+        images.push(image(&format!("build-{n}"), &[&tags[0], &tags[1]], n * DAY));
+    }
+    let gone = expired(&desired().lifecycle_rules(), &images, 400 * DAY);
+    assert!(!gone.contains("cache"));
+    assert!(gone.contains("old-cache"));
+    assert_eq!(gone.len(), 1 + 70, "the 70 oldest builds and the old cache");
 }

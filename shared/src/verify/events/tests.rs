@@ -228,3 +228,41 @@ fn scan_events() {
         Err(VerifierEventError::Malformed { .. })
     ));
 }
+
+/// The build's cache is pushed (and maybe scanned) with every build: never a verification.
+#[test]
+fn the_build_cache_is_ignored() {
+    let cache = || Err(IgnoreReason::BuildCache("pushdeploy-cache".into()));
+    let push = |tag: &str| {
+        ecr(
+            json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "acme/shop",
+                   "image-digest": "sha256:1", "image-tag": tag}),
+        )
+    };
+    for (case, event, expected) in [
+        ("a push of the cache tag", push("pushdeploy-cache"), cache()),
+        (
+            "a scan of the cache",
+            scan("ECR Image Scan", "acme/shop", json!(["pushdeploy-cache"])),
+            cache(),
+        ),
+        (
+            "a tag that only looks like it",
+            push("pushdeploy-cache-1"),
+            Err(IgnoreReason::OtherTag("pushdeploy-cache-1".into())),
+        ),
+        (
+            "the SHA tag pushed beside it",
+            push("f8afe6a7"),
+            Ok(VerifyTrigger::EcrPush {
+                tag: Some("f8afe6a7".into()),
+            }),
+        ),
+    ] {
+        assert_eq!(
+            trigger_from_event(event, &config()).unwrap(),
+            expected,
+            "{case}"
+        );
+    }
+}
