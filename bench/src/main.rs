@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)] // Used by the side by side (next).
+mod latency_proxy;
 mod report;
+#[allow(dead_code)]
+mod round_trips;
 mod scenarios;
 mod stamp_proxy;
 
