@@ -50,8 +50,12 @@ timestamping TCP proxy in front of moto (the function reaches CodeBuild through 
 `AWS_ENDPOINT_URL_CODEBUILD`; every other service directly). Medians, with [min–max].
 ";
 
-/// The report: the tables from `results`, then `notes` (bench/NOTES.md) as written.
-pub fn render(results: &Results, notes: &str) -> String {
+/// The heading of the per-function tables (after the side by side).
+pub const EACH_FUNCTION: &str = "## Each function";
+
+/// The report: the side-by-side section (if measured), the tables from `results`, then `notes`
+/// (bench/NOTES.md) as written.
+pub fn render(results: &Results, side_by_side: Option<&str>, notes: &str) -> String {
     let mut report = String::new();
     let (runs, machine) = (results.runs, &results.machine);
     writeln!(report, "# Benchmarks\n").ok();
@@ -60,7 +64,10 @@ pub fn render(results: &Results, notes: &str) -> String {
         "Produced by `bash bench/run` (BENCH_RUNS={runs} cold starts per function) on {machine}.\n"
     )
     .ok();
-    writeln!(report, "{METHOD}").ok();
+    if let Some(section) = side_by_side {
+        writeln!(report, "{section}").ok();
+    }
+    writeln!(report, "{EACH_FUNCTION}\n\n{METHOD}").ok();
     writeln!(report, "| function | init ms | first ms | warm ms | peak RSS MB | binary MB (x86_64) | zipped arm64 MB |").ok();
     writeln!(report, "| --- | --- | --- | --- | --- | --- | --- |").ok();
     for result in &results.functions {
@@ -143,18 +150,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `median [min–max]`, or `-` for no values.
-fn stat(values: &[f64], decimals: usize) -> String {
+/// The median, `None` for no values.
+pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
-        return "-".into();
+        return None;
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
-    let median = if sorted.len() % 2 == 1 {
+    Some(if sorted.len() % 2 == 1 {
         sorted[sorted.len() / 2]
     } else {
         (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    })
+}
+
+/// `median [min–max]`, or `-` for no values.
+pub fn stat(values: &[f64], decimals: usize) -> String {
+    let Some(median) = median(values) else {
+        return "-".into();
     };
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
     format!(
         "{median:.decimals$} [{:.decimals$}–{:.decimals$}]",
         sorted[0],
@@ -200,7 +216,11 @@ mod tests {
                 zipped_arm64_mb: "2.00".into(),
             }],
         };
-        let report = render(&results, "\n## Notes\n");
+        let report = render(&results, Some("## Side\n"), "\n## Notes\n");
+        assert!(
+            report.find("## Side") < report.find(EACH_FUNCTION),
+            "{report}"
+        );
         assert!(report.contains("| github-webhook | 9.00 [9.00–9.00] | 40.0 [40.0–40.0] | 5.0 [5.0–5.0] | 10.0 [10.0–10.0] | 5.00 | 2.00 |"), "{report}");
         assert!(
             report.contains("| github-webhook | 30.0 [30.0–30.0] | - |"),
