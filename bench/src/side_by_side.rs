@@ -190,6 +190,8 @@ impl Bench<'_> {
                     ("AWS_SECRET_ACCESS_KEY", "test"),
                     ("AWS_REGION", REGION),
                     ("AWS_DEFAULT_REGION", REGION),
+                    // Lambda's /var/task is read-only: the handler is compiled at each init.
+                    ("PYTHONDONTWRITEBYTECODE", "1"),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
