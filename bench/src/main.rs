@@ -291,48 +291,70 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
         let started = Instant::now();
         let process = spawn(function, &api, &env, &dir.join(format!("{function}.log")));
         let init = wait_init(&api, started, function);
-        let mut first = Duration::ZERO;
-        let mut warm = Vec::new();
-        let mut start_build_first = None;
-        let mut start_build_warm = Vec::new();
-        for (i, (kind, event)) in events.iter().enumerate() {
-            moto.start_recording();
-            let handed_over = Instant::now();
-            let (answer, took) = api
-                .invoke(&event.to_string(), Duration::from_secs(30))
-                .expect("invocation");
-            assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
-            if kind.contains("push of a new commit") {
-                let issued = start_build_proxy
-                    .first_after(handed_over)
-                    .map(|at| at.duration_since(handed_over));
-                if i == 0 {
-                    start_build_first = issued;
-                } else {
-                    start_build_warm.extend(issued);
-                }
-            }
-            if i == 0 {
-                first = took;
-            } else if kind.contains("new commit")
-                || kind.contains("new verified")
-                || kind.contains("completed")
-                || kind.contains("status sent")
-            {
-                warm.push(took);
-            }
-            calls.by_kind.insert(kind.clone(), operations(&moto));
-        }
-        let peak_rss_kb = peak_rss_kb(process.child.id());
+        let mut sample = run_events(
+            function,
+            &events,
+            &mut api,
+            &moto,
+            &start_build_proxy,
+            &mut calls,
+        );
+        sample.init = init;
+        sample.peak_rss_kb = peak_rss_kb(process.child.id());
         drop(process);
-        samples.push(Sample {
-            init,
-            first,
-            warm,
-            peak_rss_kb,
-            start_build_first,
-            start_build_warm,
-        });
+        samples.push(sample);
     }
     (samples, calls)
+}
+
+/// Hands `events` over in turn; the sample's times (init and peak RSS left to the caller), and
+/// each kind's calls by operation into `calls`.
+fn run_events(
+    function: &str,
+    events: &[(String, serde_json::Value)],
+    api: &mut RuntimeApi,
+    moto: &Moto,
+    start_build_proxy: &StampProxy,
+    calls: &mut Calls,
+) -> Sample {
+    let mut first = Duration::ZERO;
+    let mut warm = Vec::new();
+    let mut start_build_first = None;
+    let mut start_build_warm = Vec::new();
+    for (i, (kind, event)) in events.iter().enumerate() {
+        moto.start_recording();
+        let handed_over = Instant::now();
+        let (answer, took) = api
+            .invoke(&event.to_string(), Duration::from_secs(30))
+            .expect("invocation");
+        assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
+        if kind.contains("push of a new commit") {
+            let issued = start_build_proxy
+                .first_after(handed_over)
+                .map(|at| at.duration_since(handed_over));
+            if i == 0 {
+                start_build_first = issued;
+            } else {
+                start_build_warm.extend(issued);
+            }
+        }
+        if i == 0 {
+            first = took;
+        } else if kind.contains("new commit")
+            || kind.contains("new verified")
+            || kind.contains("completed")
+            || kind.contains("status sent")
+        {
+            warm.push(took);
+        }
+        calls.by_kind.insert(kind.clone(), operations(moto));
+    }
+    Sample {
+        init: Duration::ZERO,
+        first,
+        warm,
+        peak_rss_kb: 0,
+        start_build_first,
+        start_build_warm,
+    }
 }

@@ -95,9 +95,18 @@ pub fn render(results: &Results, side_by_side: Option<&str>, notes: &str) -> Str
         )
         .ok();
     }
-    writeln!(report, "\n## Push → StartBuild issued\n\n{START_BUILD}").ok();
+    report.push_str(&start_build_section(results));
+    report.push_str(&calls_section(results));
+    report.push_str(notes);
+    report
+}
+
+/// Push → StartBuild issued, for the functions that start builds.
+fn start_build_section(results: &Results) -> String {
+    let mut out = String::new();
+    writeln!(out, "\n## Push → StartBuild issued\n\n{START_BUILD}").ok();
     writeln!(
-        report,
+        out,
         "| function | cold push ms | warm push ms |\n| --- | --- | --- |"
     )
     .ok();
@@ -114,7 +123,7 @@ pub fn render(results: &Results, side_by_side: Option<&str>, notes: &str) -> Str
             .collect();
         if !first.is_empty() || !warm.is_empty() {
             writeln!(
-                report,
+                out,
                 "| {} | {} | {} |",
                 result.function,
                 stat(&first, 1),
@@ -123,27 +132,32 @@ pub fn render(results: &Results, side_by_side: Option<&str>, notes: &str) -> Str
             .ok();
         }
     }
-    writeln!(report, "\n## AWS calls per invocation\n").ok();
+    out
+}
+
+/// Each function's AWS calls per invocation, by operation.
+fn calls_section(results: &Results) -> String {
+    let mut out = String::new();
+    writeln!(out, "\n## AWS calls per invocation\n").ok();
     writeln!(
-        report,
+        out,
         "Counted with moto's request recorder, one invocation at a time (from the last run)."
     )
     .ok();
     for result in &results.functions {
-        writeln!(report, "\n### {}\n", result.function).ok();
+        writeln!(out, "\n### {}\n", result.function).ok();
         writeln!(
-            report,
+            out,
             "| invocation | calls | by operation |\n| --- | --- | --- |"
         )
         .ok();
         for (kind, ops) in &result.calls.by_kind {
             let total: usize = ops.values().sum();
             let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
-            writeln!(report, "| {kind} | {total} | {} |", list.join(", ")).ok();
+            writeln!(out, "| {kind} | {total} | {} |", list.join(", ")).ok();
         }
     }
-    report.push_str(notes);
-    report
+    out
 }
 
 fn ms(d: Duration) -> f64 {
