@@ -1,14 +1,23 @@
 //! `bash bench/run`: runs each function's release `bootstrap` cold under a loopback Lambda Runtime
 //! API against moto, repeatedly, and writes BENCHMARKS.md: init time, first and warm invocation,
-//! peak RSS, binary and zipped arm64 size, and the AWS calls of each invocation by operation.
+//! peak RSS, binary and zipped arm64 size, and the AWS calls of each invocation by operation;
+//! first, the image-verifier side by side with a reference boto3 function (`side_by_side`).
+//!
+//! `BENCH_ONLY=side-by-side` measures only the side by side and puts its section in place in the
+//! existing BENCHMARKS.md; `BENCH_SIDE_RUNS` (default 7) and `BENCH_SCALE_RUNS` (default 3) set
+//! its runs, `BENCH_LATENCY_MS` (default 20) the latency proxy's hold.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod latency_proxy;
 mod report;
+mod round_trips;
 mod scenarios;
+mod side_by_side;
+mod side_report;
 mod stamp_proxy;
 
 use pushdeploy_tests::runtime_api::RuntimeApi;
@@ -24,16 +33,32 @@ const FUNCTIONS: [&str; 5] = [
     "github-reporter",
 ];
 
-fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS")
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(default)
+}
+
+fn main() {
+    let runs = env_number("BENCH_RUNS", 10);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let root = workspace_root();
+    let side = runtime.block_on(side_by_side::measure(
+        env_number("BENCH_SIDE_RUNS", 7),
+        env_number("BENCH_SCALE_RUNS", 3),
+    ));
+    let section = side_report::render(&side);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("side-by-side") {
+        let path = root.join("BENCHMARKS.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, side_report::splice(&old, &section)).expect("write BENCHMARKS.md");
+        println!("{section}");
+        return;
+    }
     let mut functions = Vec::new();
     for function in FUNCTIONS {
         eprintln!("bench: {function} × {runs}");
@@ -57,13 +82,17 @@ fn main() {
         functions,
     };
     let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
-    let report = report::render(&results, &notes);
+    let report = report::render(&results, Some(&section), &notes);
     std::fs::write(root.join("BENCHMARKS.md"), &report).expect("write BENCHMARKS.md");
     println!("{report}");
 }
 
-/// `target/release`, or `target/$BENCH_PROFILE` (e.g. `debug`, to try the harness quickly).
-fn binary_dir() -> PathBuf {
+/// `$BENCH_BINARY_DIR`, else `target/release`, or `target/$BENCH_PROFILE` (e.g. `debug`, to try
+/// the harness quickly).
+pub(crate) fn binary_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BENCH_BINARY_DIR") {
+        return PathBuf::from(dir);
+    }
     let profile = std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "release".into());
     workspace_root().join("target").join(profile)
 }
@@ -118,8 +147,8 @@ fn machine_description() -> String {
     format!("{cores} cores ({cpu}), {rustc}")
 }
 
-struct Process {
-    child: Child,
+pub(crate) struct Process {
+    pub(crate) child: Child,
 }
 
 impl Drop for Process {
@@ -131,8 +160,27 @@ impl Drop for Process {
 
 fn spawn(function: &str, api: &RuntimeApi, env: &[(String, String)], log: &Path) -> Process {
     let binary: PathBuf = binary_dir().join(function);
-    let mut command = Command::new(&binary);
+    spawn_program(&binary, &[], None, function, api, env, log)
+}
+
+/// Starts `program` with `args` as Lambda starts a function: a clean environment with the
+/// Runtime API's address and the function's variables, then `env`; its output to `log`.
+pub(crate) fn spawn_program(
+    program: &Path,
+    args: &[&str],
+    cwd: Option<&Path>,
+    function: &str,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+    log: &Path,
+) -> Process {
+    let mut command = Command::new(program);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let log = std::fs::File::create(log).expect("log");
     command
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
@@ -146,16 +194,35 @@ fn spawn(function: &str, api: &RuntimeApi, env: &[(String, String)], log: &Path)
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).expect("log"))
-        .stderr(Stdio::null());
+        .stderr(log.try_clone().map_or(Stdio::null(), Stdio::from))
+        .stdout(log);
     Process {
         child: command.spawn().unwrap_or_else(|e| {
-            panic!("{}: {e} (run bench/run, which builds it)", binary.display())
+            panic!(
+                "{}: {e} (run bench/run, which builds it)",
+                program.display()
+            )
         }),
     }
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
+/// Waits for the process's first `GET /next`: its init, from `started`.
+pub(crate) fn wait_init(api: &RuntimeApi, started: Instant, what: &str) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(at) = api.first_next() {
+            return at.duration_since(started);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never asked for an event: {:?}",
+            api.init_error()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+pub(crate) fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -223,60 +290,71 @@ async fn bench_function(function: &str, runs: usize) -> (Vec<Sample>, Calls) {
         let mut api = RuntimeApi::start();
         let started = Instant::now();
         let process = spawn(function, &api, &env, &dir.join(format!("{function}.log")));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let init = loop {
-            if let Some(at) = api.first_next() {
-                break at.duration_since(started);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{function} never asked for an event: {:?}",
-                api.init_error()
-            );
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        let mut first = Duration::ZERO;
-        let mut warm = Vec::new();
-        let mut start_build_first = None;
-        let mut start_build_warm = Vec::new();
-        for (i, (kind, event)) in events.iter().enumerate() {
-            moto.start_recording();
-            let handed_over = Instant::now();
-            let (answer, took) = api
-                .invoke(&event.to_string(), Duration::from_secs(30))
-                .expect("invocation");
-            assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
-            if kind.contains("push of a new commit") {
-                let issued = start_build_proxy
-                    .first_after(handed_over)
-                    .map(|at| at.duration_since(handed_over));
-                if i == 0 {
-                    start_build_first = issued;
-                } else {
-                    start_build_warm.extend(issued);
-                }
-            }
-            if i == 0 {
-                first = took;
-            } else if kind.contains("new commit")
-                || kind.contains("new verified")
-                || kind.contains("completed")
-                || kind.contains("status sent")
-            {
-                warm.push(took);
-            }
-            calls.by_kind.insert(kind.clone(), operations(&moto));
-        }
-        let peak_rss_kb = peak_rss_kb(process.child.id());
+        let init = wait_init(&api, started, function);
+        let mut sample = run_events(
+            function,
+            &events,
+            &mut api,
+            &moto,
+            &start_build_proxy,
+            &mut calls,
+        );
+        sample.init = init;
+        sample.peak_rss_kb = peak_rss_kb(process.child.id());
         drop(process);
-        samples.push(Sample {
-            init,
-            first,
-            warm,
-            peak_rss_kb,
-            start_build_first,
-            start_build_warm,
-        });
+        samples.push(sample);
     }
     (samples, calls)
+}
+
+/// Hands `events` over in turn; the sample's times (init and peak RSS left to the caller), and
+/// each kind's calls by operation into `calls`.
+fn run_events(
+    function: &str,
+    events: &[(String, serde_json::Value)],
+    api: &mut RuntimeApi,
+    moto: &Moto,
+    start_build_proxy: &StampProxy,
+    calls: &mut Calls,
+) -> Sample {
+    let mut first = Duration::ZERO;
+    let mut warm = Vec::new();
+    let mut start_build_first = None;
+    let mut start_build_warm = Vec::new();
+    for (i, (kind, event)) in events.iter().enumerate() {
+        moto.start_recording();
+        let handed_over = Instant::now();
+        let (answer, took) = api
+            .invoke(&event.to_string(), Duration::from_secs(30))
+            .expect("invocation");
+        assert!(!answer.is_error, "{function} {kind}: {}", answer.body);
+        if kind.contains("push of a new commit") {
+            let issued = start_build_proxy
+                .first_after(handed_over)
+                .map(|at| at.duration_since(handed_over));
+            if i == 0 {
+                start_build_first = issued;
+            } else {
+                start_build_warm.extend(issued);
+            }
+        }
+        if i == 0 {
+            first = took;
+        } else if kind.contains("new commit")
+            || kind.contains("new verified")
+            || kind.contains("completed")
+            || kind.contains("status sent")
+        {
+            warm.push(took);
+        }
+        calls.by_kind.insert(kind.clone(), operations(moto));
+    }
+    Sample {
+        init: Duration::ZERO,
+        first,
+        warm,
+        peak_rss_kb: 0,
+        start_build_first,
+        start_build_warm,
+    }
 }

@@ -50,8 +50,12 @@ timestamping TCP proxy in front of moto (the function reaches CodeBuild through 
 `AWS_ENDPOINT_URL_CODEBUILD`; every other service directly). Medians, with [min–max].
 ";
 
-/// The report: the tables from `results`, then `notes` (bench/NOTES.md) as written.
-pub fn render(results: &Results, notes: &str) -> String {
+/// The heading of the per-function tables (after the side by side).
+pub const EACH_FUNCTION: &str = "## Each function";
+
+/// The report: the side-by-side section (if measured), the tables from `results`, then `notes`
+/// (bench/NOTES.md) as written.
+pub fn render(results: &Results, side_by_side: Option<&str>, notes: &str) -> String {
     let mut report = String::new();
     let (runs, machine) = (results.runs, &results.machine);
     writeln!(report, "# Benchmarks\n").ok();
@@ -60,7 +64,10 @@ pub fn render(results: &Results, notes: &str) -> String {
         "Produced by `bash bench/run` (BENCH_RUNS={runs} cold starts per function) on {machine}.\n"
     )
     .ok();
-    writeln!(report, "{METHOD}").ok();
+    if let Some(section) = side_by_side {
+        writeln!(report, "{section}").ok();
+    }
+    writeln!(report, "{EACH_FUNCTION}\n\n{METHOD}").ok();
     writeln!(report, "| function | init ms | first ms | warm ms | peak RSS MB | binary MB (x86_64) | zipped arm64 MB |").ok();
     writeln!(report, "| --- | --- | --- | --- | --- | --- | --- |").ok();
     for result in &results.functions {
@@ -88,9 +95,18 @@ pub fn render(results: &Results, notes: &str) -> String {
         )
         .ok();
     }
-    writeln!(report, "\n## Push → StartBuild issued\n\n{START_BUILD}").ok();
+    report.push_str(&start_build_section(results));
+    report.push_str(&calls_section(results));
+    report.push_str(notes);
+    report
+}
+
+/// Push → StartBuild issued, for the functions that start builds.
+fn start_build_section(results: &Results) -> String {
+    let mut out = String::new();
+    writeln!(out, "\n## Push → StartBuild issued\n\n{START_BUILD}").ok();
     writeln!(
-        report,
+        out,
         "| function | cold push ms | warm push ms |\n| --- | --- | --- |"
     )
     .ok();
@@ -107,7 +123,7 @@ pub fn render(results: &Results, notes: &str) -> String {
             .collect();
         if !first.is_empty() || !warm.is_empty() {
             writeln!(
-                report,
+                out,
                 "| {} | {} | {} |",
                 result.function,
                 stat(&first, 1),
@@ -116,45 +132,59 @@ pub fn render(results: &Results, notes: &str) -> String {
             .ok();
         }
     }
-    writeln!(report, "\n## AWS calls per invocation\n").ok();
+    out
+}
+
+/// Each function's AWS calls per invocation, by operation.
+fn calls_section(results: &Results) -> String {
+    let mut out = String::new();
+    writeln!(out, "\n## AWS calls per invocation\n").ok();
     writeln!(
-        report,
+        out,
         "Counted with moto's request recorder, one invocation at a time (from the last run)."
     )
     .ok();
     for result in &results.functions {
-        writeln!(report, "\n### {}\n", result.function).ok();
+        writeln!(out, "\n### {}\n", result.function).ok();
         writeln!(
-            report,
+            out,
             "| invocation | calls | by operation |\n| --- | --- | --- |"
         )
         .ok();
         for (kind, ops) in &result.calls.by_kind {
             let total: usize = ops.values().sum();
             let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
-            writeln!(report, "| {kind} | {total} | {} |", list.join(", ")).ok();
+            writeln!(out, "| {kind} | {total} | {} |", list.join(", ")).ok();
         }
     }
-    report.push_str(notes);
-    report
+    out
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `median [min–max]`, or `-` for no values.
-fn stat(values: &[f64], decimals: usize) -> String {
+/// The median, `None` for no values.
+pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
-        return "-".into();
+        return None;
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
-    let median = if sorted.len() % 2 == 1 {
+    Some(if sorted.len() % 2 == 1 {
         sorted[sorted.len() / 2]
     } else {
         (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    })
+}
+
+/// `median [min–max]`, or `-` for no values.
+pub fn stat(values: &[f64], decimals: usize) -> String {
+    let Some(median) = median(values) else {
+        return "-".into();
     };
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
     format!(
         "{median:.decimals$} [{:.decimals$}–{:.decimals$}]",
         sorted[0],
@@ -200,7 +230,11 @@ mod tests {
                 zipped_arm64_mb: "2.00".into(),
             }],
         };
-        let report = render(&results, "\n## Notes\n");
+        let report = render(&results, Some("## Side\n"), "\n## Notes\n");
+        assert!(
+            report.find("## Side") < report.find(EACH_FUNCTION),
+            "{report}"
+        );
         assert!(report.contains("| github-webhook | 9.00 [9.00–9.00] | 40.0 [40.0–40.0] | 5.0 [5.0–5.0] | 10.0 [10.0–10.0] | 5.00 | 2.00 |"), "{report}");
         assert!(
             report.contains("| github-webhook | 30.0 [30.0–30.0] | - |"),
