@@ -153,17 +153,17 @@ impl ImageVerifier {
             return self.build_failed(tag, build_id, status).await;
         }
         // The policy check, the judgement and ECS's account of the services run together: none
-        // needs another's answer, and nothing is rolled before all three are in.
-        let (drift, judged, services) =
-            tokio::join!(policy, self.judge(&trigger), self.read_services());
+        // needs another's answer, and nothing is rolled before all three are in. (The judgement
+        // and the apply are boxed: together their states would crowd a thread's stack.)
+        let judge = Box::pin(self.judge(&trigger));
+        let (drift, judged, services) = tokio::join!(policy, judge, self.read_services());
         let (mut snapshot, judgement, decision) = match judged {
             Ok(judged) => judged,
             Err(error) => return Err(self.passes_despite(&trigger, error).await),
         };
         let drift = drift?;
-        let applied = self
-            .apply(&trigger, &mut snapshot, &judgement, &decision, services)
-            .await?;
+        let applied =
+            Box::pin(self.apply(&trigger, &mut snapshot, &judgement, &decision, services)).await?;
         Ok(VerifierResponse::Verification(Box::new(
             VerificationReport {
                 trigger: trigger.name(),

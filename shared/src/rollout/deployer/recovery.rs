@@ -4,7 +4,8 @@
 
 use tracing::warn;
 
-use super::{lock_owner, Deployer, Lease, RolloutError, TargetOutcome};
+use super::lease::{lock_owner, Lease};
+use super::{Deployer, RolloutError, TargetOutcome};
 use crate::aws::ecs::CurrentTaskDefinition;
 use crate::aws::AwsError;
 use crate::ledger::{now_epoch_seconds, DeploymentRecord, VerificationRecord};

@@ -10,12 +10,15 @@ use tracing::warn;
 
 use super::release::LatestMove;
 use super::rollout::ServiceReads;
-use super::{Applied, ImageVerifier, Snapshot, VerifyError, ADVANCE_ATTEMPTS};
+use super::ADVANCE_ATTEMPTS;
+use super::{Applied, ImageVerifier, RetentionReport, SettleReport, Snapshot, VerifyError};
 use crate::aws::{AwsError, AwsErrorKind};
-use crate::ledger::Contended;
+use crate::ledger::{Contended, LedgerView};
+use crate::rollout::deployer::Ready;
 use crate::verify::events::VerifyTrigger;
 use crate::verify::judge::{Decision, Judgement};
 use crate::verify::release::Release;
+use crate::verify::tag_pair::Verification;
 
 impl ImageVerifier {
     /// Whatever the rollout did, the outcomes are recorded before the invocation answers; the
@@ -35,28 +38,15 @@ impl ImageVerifier {
         let moved = latest_move.is_some();
         let view = &snapshot.view;
         let failure = Mutex::new(None);
-        let ready = async {
-            let prepared = tokio::try_join!(
-                self.publish_outcomes(&to_publish, trigger, view),
-                self.move_latest(latest_move)
-            );
-            prepared.map(|_| ()).map_err(|error| {
-                let reason = error.to_string();
-                if let Ok(mut slot) = failure.lock() {
-                    *slot = Some(error);
-                }
-                reason
-            })
-        }
-        .boxed()
-        .shared();
+        let ready = self.prepare(&to_publish, trigger, view, latest_move, &failure);
         let for_rollout = ready.clone();
         let rollout = async {
             match &decision.deployable {
                 Some(image) => {
                     let commits = &mut to_record.commits;
-                    self.roll_out_release(image, view, commits, services, for_rollout)
-                        .await
+                    let rollout =
+                        self.roll_out_release(image, view, commits, services, for_rollout);
+                    Box::pin(rollout).await
                 }
                 None => Ok(Vec::new()),
             }
@@ -71,18 +61,54 @@ impl ImageVerifier {
             self.confirm_latest(release).await?;
         }
         self.write_outcomes(to_record).await?;
-        let (retention, deployments) = match trigger {
-            VerifyTrigger::Reconcile => (
-                Some(self.keep_protected().await),
-                Some(self.settle_deployments().await),
-            ),
-            _ => (None, None),
-        };
+        let passes = self.reconcile_passes(trigger).await;
+        let (retention, deployments) = passes?;
         Ok(Applied {
             rollout: rollout?,
-            retention: retention.transpose()?,
-            deployments: deployments.transpose()?,
+            retention,
+            deployments,
         })
+    }
+
+    /// What must be done before any revision is registered, shared with every rollout: the new
+    /// outcomes published and `latest` moved. Its error is kept in `failure` for the invocation
+    /// to answer with; the rollouts see only its reason.
+    fn prepare<'a>(
+        &'a self,
+        to_publish: &'a [Verification],
+        trigger: &'a VerifyTrigger,
+        view: &'a LedgerView,
+        latest_move: Option<LatestMove>,
+        failure: &'a Mutex<Option<VerifyError>>,
+    ) -> Ready<'a> {
+        async move {
+            let prepared = tokio::try_join!(
+                self.publish_outcomes(to_publish, trigger, view),
+                self.move_latest(latest_move)
+            );
+            prepared.map(|_| ()).map_err(|error| {
+                let reason = error.to_string();
+                if let Ok(mut slot) = failure.lock() {
+                    *slot = Some(error);
+                }
+                reason
+            })
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// The reconcile's passes, both run whatever the other did (other triggers run none).
+    async fn reconcile_passes(
+        &self,
+        trigger: &VerifyTrigger,
+    ) -> Result<(Option<RetentionReport>, Option<SettleReport>), VerifyError> {
+        if !matches!(trigger, VerifyTrigger::Reconcile) {
+            return Ok((None, None));
+        }
+        let retention = self.keep_protected().await;
+        let deployments = self.settle_deployments().await;
+        Ok((Some(retention?), Some(deployments?)))
     }
 
     /// `latest` put on the release's image (its manifest read ahead, or read now), and the
