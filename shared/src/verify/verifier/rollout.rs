@@ -111,8 +111,9 @@ impl ImageVerifier {
         verification: Option<VerificationRecord>,
         mut rollouts: Rollouts<'_, 'r>,
     ) -> Result<Vec<TargetOutcome>, VerifyError> {
+        let ready = rollouts.ready.take();
         let deployer = Deployer {
-            ready: rollouts.ready.take(),
+            ready: ready.clone(),
             ..self.deployer()
         };
         let mut verification = Some(verification);
@@ -142,7 +143,16 @@ impl ImageVerifier {
                 }
             }
         }
-        self.write_verification(left).await?;
+        // The outcome is recorded only once it is published (a rollout that settled without
+        // waiting for that must not record it first); if publishing failed, nothing is recorded
+        // and the invocation answers with that failure.
+        let published = match ready {
+            Some(ready) => ready.await.is_ok(),
+            None => true,
+        };
+        if published {
+            self.write_verification(left).await?;
+        }
         if errors.is_empty() {
             Ok(outcomes)
         } else {
