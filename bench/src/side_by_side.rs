@@ -229,6 +229,16 @@ impl Bench<'_> {
             .invoke(&event.to_string(), Duration::from_secs(60))
             .expect("invocation");
         let stamps = self.proxy.take();
+        // BENCH_TIMELINE=1 prints each call's arrival and answer, from the first call's arrival.
+        if std::env::var_os("BENCH_TIMELINE").is_some() {
+            if let Some(start) = stamps.first().map(|s| s.arrived) {
+                eprintln!("bench: {contender:?} took {took:?}");
+                for stamp in &stamps {
+                    let (from, to) = (stamp.arrived - start, stamp.answered - start);
+                    eprintln!("  {:>7.1} {:>7.1} ms {}", ms(from), ms(to), stamp.operation);
+                }
+            }
+        }
         assert!(!answer.is_error, "{contender:?}: {}", answer.body);
         let pinned = format!("{}@{digest}", stack.repository_uri);
         for service in services {
@@ -279,4 +289,8 @@ impl Bench<'_> {
         let event = build_succeeded(self.moto, &sha, tag, &build, &digest);
         (event, digest)
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

@@ -217,9 +217,9 @@ async fn a_finished_build_reaches_one_service_in_twenty_calls_on_a_warm_function
     // the release, reading the image's scan findings (the supply-chain gate) and its manifest
     // beside it; 4 puts `latest` and the protective tag, publishes `verified`, and takes the
     // service's lock beside the freeze flag's and the release's re-read (one BatchGetItem);
-    // 5 registers; 6 updates. Then the rollout's start is published and recorded in one
-    // transaction with the lock's release and the verified outcome, and the release is read
-    // again (`latest` follows it if another verifier moved it on meanwhile). The service's
+    // 5 registers (the release read again beside it: `latest` follows it if another verifier
+    // moved it on meanwhile); 6 updates. Then the rollout's start is published and recorded in
+    // one transaction with the lock's release and the verified outcome. The service's
     // task definition was described by the first event, and a revision never changes: not
     // read again.
     calls.sort();

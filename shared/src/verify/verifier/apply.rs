@@ -1,7 +1,8 @@
 //! Apply: the release rolled out, and beside the rollouts' first steps (their locks, the gate's
 //! re-read) what must be done before any revision is registered: the new outcomes published and
-//! `latest` moved onto the release. Then the release read again (it may have moved on), the
-//! outcomes recorded, and on the reconcile the retention and settling passes.
+//! `latest` moved onto the release, and once it is, the release read again beside the rollouts
+//! (it may have moved on). Then the outcomes recorded, and on the reconcile the retention and
+//! settling passes.
 
 use std::sync::Mutex;
 
@@ -35,7 +36,7 @@ impl ImageVerifier {
         let (mut to_record, to_publish) =
             self.outcomes_to_record(judgement.outcomes(), trigger, &snapshot.view);
         let latest_move = snapshot.latest_move.take();
-        let moved = latest_move.is_some();
+        let moved_to = snapshot.release.clone().filter(|_| latest_move.is_some());
         let view = &snapshot.view;
         let failure = Mutex::new(None);
         let ready = self.prepare(&to_publish, trigger, view, latest_move, &failure);
@@ -51,15 +52,22 @@ impl ImageVerifier {
                 None => Ok(Vec::new()),
             }
         };
-        let (ready, rollout) = tokio::join!(ready, rollout);
+        // Once `latest` is moved, the release is read again beside the rollouts (not after them).
+        let prepared = async {
+            let ready = ready.await;
+            let confirmed = match (&ready, moved_to) {
+                (Ok(()), Some(release)) => Some(self.confirm_latest(release).await),
+                _ => None,
+            };
+            (ready, confirmed)
+        };
+        let ((ready, confirmed), rollout) = tokio::join!(prepared, rollout);
         if ready.is_err() {
             let error = failure.lock().ok().and_then(|mut slot| slot.take());
             let error = error.unwrap_or_else(|| VerifyError::Rollout(Vec::new()));
             return Err(self.passes_despite(trigger, error).await);
         }
-        if let Some(release) = snapshot.release.clone().filter(|_| moved) {
-            self.confirm_latest(release).await?;
-        }
+        confirmed.transpose()?;
         self.write_outcomes(to_record).await?;
         let passes = self.reconcile_passes(trigger).await;
         let (retention, deployments) = passes?;

@@ -257,3 +257,144 @@ pub(super) fn view_gaps(
     }
     gaps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::KnownCommit;
+    use crate::verify::release::{Release, ReleasedImage};
+    use crate::verify::tag_pair::Verification;
+
+    fn image(digest: &str, tags: &[&str]) -> ImageInfo {
+        ImageInfo {
+            digest: digest.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: None,
+        }
+    }
+
+    fn release(tag: &str, digest: &str, recent: &[&str]) -> Release {
+        Release {
+            image_tag: tag.into(),
+            sha: None,
+            digest: digest.into(),
+            order: None,
+            held_until: None,
+            recent: recent
+                .iter()
+                .map(|d| ReleasedImage {
+                    image_tag: "old".into(),
+                    digest: d.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn view(commits: &[&str], release: Option<Release>) -> LedgerView {
+        LedgerView {
+            commits: commits
+                .iter()
+                .map(|t| (t.to_string(), KnownCommit::default()))
+                .collect(),
+            release,
+            ..LedgerView::default()
+        }
+    }
+
+    fn outcome() -> StandStep {
+        StandStep::Outcome(Some(Verification::Pending {
+            tag: Some("b".into()),
+            digest: None,
+        }))
+    }
+
+    /// (case, latest, the event's image, the view, the step, the tags and digests to read)
+    type Case<'i> = (
+        &'static str,
+        Option<&'i ImageInfo>,
+        Option<&'i ImageInfo>,
+        LedgerView,
+        StandStep,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+
+    #[test]
+    fn only_what_the_first_read_left_out_is_read_again() {
+        let a_latest = image("sha256:a", &["latest", "a"]);
+        let b_image = image("sha256:b", &["b"]);
+        let released_a = release("a", "sha256:a", &[]);
+        let released_x = release("x", "sha256:x", &["sha256:a"]);
+        let released_b = release("b", "sha256:b", &[]);
+        let cases: Vec<Case> = vec![
+            (
+                "latest on the release: nothing more",
+                Some(&a_latest),
+                Some(&b_image),
+                view(&["b"], Some(released_a.clone())),
+                StandStep::Outcome(None),
+                &[],
+                &[],
+            ),
+            (
+                "latest on a recent release: nothing more",
+                Some(&a_latest),
+                Some(&b_image),
+                view(&["b"], Some(released_x.clone())),
+                StandStep::Outcome(None),
+                &[],
+                &[],
+            ),
+            (
+                "the release advances to b: latest's commit and record are needed",
+                Some(&a_latest),
+                Some(&b_image),
+                view(&["b"], Some(released_a.clone())),
+                StandStep::Advance(released_b.clone()),
+                &["a"],
+                &["sha256:a"],
+            ),
+            (
+                "b's own outcome is judged: the release's commit too",
+                Some(&a_latest),
+                Some(&b_image),
+                view(&["b"], Some(released_a.clone())),
+                outcome(),
+                &["a"],
+                &[],
+            ),
+            (
+                "b is no commit: its image's untrusted record",
+                None,
+                Some(&b_image),
+                view(&[], None),
+                StandStep::Outcome(None),
+                &[],
+                &["sha256:b"],
+            ),
+            (
+                "no latest, b known: nothing more",
+                None,
+                Some(&b_image),
+                view(&["b"], None),
+                StandStep::Advance(released_b.clone()),
+                &[],
+                &[],
+            ),
+        ];
+        for (case, latest, image, view, step, tags, digests) in cases {
+            let latest_tags = latest
+                .map(|l| {
+                    l.tags
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|t| *t != "latest")
+                        .collect()
+                })
+                .unwrap_or_default();
+            let gaps = view_gaps("b", latest_tags, latest, image, &view, &step);
+            assert_eq!(gaps.tags, tags, "{case}");
+            assert_eq!(gaps.digests, digests, "{case}");
+        }
+    }
+}
