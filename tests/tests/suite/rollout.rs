@@ -186,6 +186,26 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
     );
     let writes = w.moto.write_calls();
     assert!(writes.is_empty(), "a duplicate wrote {writes:?}");
+    // Four reads, in one round trip but the gate's: both tags (one DescribeImages), the ledger,
+    // each service (one more DescribeServices per service; their task definitions are known
+    // from the rollout), and the gate's findings.
+    let mut reads: Vec<String> = w
+        .moto
+        .recorded_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    reads.sort();
+    assert_eq!(
+        reads,
+        [
+            "BatchGetItem",
+            "DescribeImageScanFindings",
+            "DescribeImages",
+            "DescribeServices",
+            "DescribeServices"
+        ]
+    );
 }
 
 #[tokio::test]
