@@ -146,8 +146,8 @@ impl Deployer<'_> {
         Ok(outcome)
     }
 
-    /// Under the lock, once the gate let it through: what the caller runs beside the rollout
-    /// done, the revision (one an earlier attempt left, or a new one), the service updated, and
+    /// Under the lock, once the gate let it through and what the caller runs beside the rollout
+    /// is done: the revision (one an earlier attempt left, or a new one), the service updated, and
     /// it all recorded in one transaction.
     async fn deploy_locked(
         &self,
@@ -157,12 +157,17 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
         registered: &mut Option<String>,
     ) -> Result<TargetOutcome, RolloutError> {
-        if let Some(ready) = self.ready.clone() {
-            ready.await.map_err(|reason| RolloutError::NotReady {
-                target: rollout.target.name(),
-                reason,
-            })?;
-        }
+        // What ECS runs now, when an earlier attempt's deployment may have to be recorded from
+        // it (the invocation's own read may be older than that deployment).
+        let current = if lease.after_crash || !lease.other_registered.is_empty() {
+            let target = rollout.target;
+            self.ecs
+                .current_task_definition(&target.cluster, &target.service)
+                .await
+                .map_err(RolloutError::ecs(target))?
+        } else {
+            current
+        };
         let (revision, reused) = match self
             .revision_for(rollout, &current, lease, verification)
             .await?

@@ -806,3 +806,37 @@ async fn a_deployment_whose_rollout_died_is_recorded_when_a_newer_push_replaces_
     assert_eq!(b["digest"], b_digest.as_str(), "{b:?}");
     assert!(b["deployment_id"].as_str().is_some(), "{b:?}");
 }
+
+#[tokio::test]
+async fn a_freeze_set_while_a_rollout_waits_on_its_outcome_publication_holds() {
+    use pushdeploy_tests::aws_proxy::Call;
+    let w = world("prod/web/app").await;
+    seed_commit(&w.stack, B_SHA, B, push_order(1), "shop-image:b1").await;
+    let digest = put_image(&w.stack.sdk, B, 2).await;
+    // The outcome's publication is held: the service's lock and the gate's read (freeze flag and
+    // release, beside the lock's write) answer meanwhile, and the deployment waits for it.
+    let publication = w.moto.proxy.hold(Call::op("PutEvents"), 1);
+    let operator = verifier(&w.stack, "prod/web/app");
+    let event = build_succeeded(&w.moto, B_SHA, B, "shop-image:b1", &digest);
+    let rollout = w.handler.handle(event);
+    let freeze_meanwhile = async {
+        let held = publication.clone();
+        let wait = std::time::Duration::from_secs(20);
+        let arrived = tokio::task::spawn_blocking(move || held.wait_arrived(1, wait));
+        assert!(
+            arrived.await.expect("waited"),
+            "the outcome is being published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let frozen = operator.handle(json!({"freeze": true})).await;
+        frozen.expect("frozen");
+        // Longer than the gate's answer is used for.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        publication.open();
+    };
+    let (report, ()) = tokio::join!(rollout, freeze_meanwhile);
+    let report = report.expect("handled");
+    assert_eq!(report["rollout"][0]["result"], "frozen", "{report}");
+    assert!(w.moto.calls_to("RegisterTaskDefinition").is_empty());
+    assert!(w.moto.calls_to("UpdateService").is_empty());
+}

@@ -1,6 +1,8 @@
 //! The service's lock: taken for a rollout (its condition refuses a digest or an older commit
 //! already rolled there), the gate read beside it, the deployment done under it, and released.
 
+use std::time::{Duration, Instant};
+
 use tracing::{info, warn};
 
 use super::report::{refused, releases_lock, settled};
@@ -8,7 +10,7 @@ use super::{Deployer, Rollout, RolloutError, TargetOutcome};
 use crate::aws::ecs::CurrentTaskDefinition;
 use crate::ledger::{now_epoch_seconds, VerificationRecord};
 use crate::rollout::lock::{lock_outcome, EarlierAttempt, LockOutcome, LockRequest};
-use crate::rollout::rules::{Direction, Target, VerifiedImage};
+use crate::rollout::rules::{Direction, GateRefusal, Target, VerifiedImage};
 
 impl Deployer<'_> {
     /// The deployment under the service's lock, once the gate (read beside the lock's write)
@@ -21,12 +23,30 @@ impl Deployer<'_> {
     ) -> Result<TargetOutcome, RolloutError> {
         let (target, image) = (rollout.target, rollout.image);
         let owner = lock_owner(image);
-        // The gate's read beside the lock's write: both ask the ledger as it is now, and the
-        // gate's answer is used only once the lock is held.
-        let (leased, gate) = tokio::join!(self.lease(rollout, &owner), self.gate(rollout));
-        let lease = match leased? {
+        // A forward rollout reads the gate beside the lock's write (both ask the ledger as it is
+        // now; the answer is used only once the lock is held). A rollback, which may go
+        // backwards, reads it once the lock is held: only the gate keeps it from rolling over a
+        // push that became the release meanwhile.
+        let (leased, gate) = match rollout.direction {
+            Direction::Forward => {
+                let (leased, gate) =
+                    tokio::join!(self.lease(rollout, &owner), self.read_gate(rollout));
+                (leased?, Some(gate))
+            }
+            Direction::Rollback { .. } => (self.lease(rollout, &owner).await?, None),
+        };
+        let lease = match leased {
             Leased::Granted(lease) => lease,
             Leased::Settled(outcome) => return Ok(outcome),
+        };
+        let gate = match gate {
+            Some(gate) => gate,
+            None => self.read_gate(rollout).await,
+        };
+        let gate = match gate {
+            Ok(GateRead::Clear(answered)) => self.gate_once_ready(rollout, answered).await,
+            Ok(GateRead::Refused(refusal)) => Ok(Some(refusal)),
+            Err(error) => Err(error),
         };
         let mut registered = None;
         let result = match gate {
@@ -50,6 +70,35 @@ impl Deployer<'_> {
             }
         }
         result
+    }
+
+    /// The gate read now; when it lets the rollout through, when it answered.
+    async fn read_gate(&self, rollout: &Rollout<'_>) -> Result<GateRead, RolloutError> {
+        Ok(match self.gate(rollout).await? {
+            Some(refusal) => GateRead::Refused(refusal),
+            None => GateRead::Clear(Instant::now()),
+        })
+    }
+
+    /// Once what the caller runs beside the rollout is done (no revision is registered before),
+    /// the gate's clear answer stands while it is fresh (see [`GATE_FRESH_FOR`]); otherwise
+    /// (getting ready was slow: a retried publish or tag move) the gate is read again, so that a
+    /// freeze or a newer release set meanwhile holds.
+    async fn gate_once_ready(
+        &self,
+        rollout: &Rollout<'_>,
+        answered: Instant,
+    ) -> Result<Option<GateRefusal>, RolloutError> {
+        if let Some(ready) = self.ready.clone() {
+            ready.await.map_err(|reason| RolloutError::NotReady {
+                target: rollout.target.name(),
+                reason,
+            })?;
+        }
+        if answered.elapsed() <= GATE_FRESH_FOR {
+            return Ok(None);
+        }
+        self.gate(rollout).await
     }
 
     /// The service's lock for this rollout, or why it needs none.
@@ -118,6 +167,17 @@ impl Deployer<'_> {
             .map_err(RolloutError::ledger(target))?;
         Ok(lock_outcome(&request, attempt))
     }
+}
+
+/// How long the gate's clear answer is used for once the lock is held: about what registering
+/// and updating take after it, the window a freeze could always land in unseen. Older, it is
+/// read again before the deployment.
+const GATE_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The gate's answer: a refusal, or clear as of the instant it came.
+enum GateRead {
+    Refused(GateRefusal),
+    Clear(Instant),
 }
 
 /// The lock's answer: held for this rollout, or the outcome that needs none.

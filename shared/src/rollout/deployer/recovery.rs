@@ -126,6 +126,13 @@ impl Deployer<'_> {
         verification: &mut Option<VerificationRecord>,
     ) -> Result<TargetOutcome, RolloutError> {
         let name = target.name();
+        // The outcome may ride with the record: never recorded before it is published.
+        if let Some(ready) = self.ready.clone() {
+            ready.await.map_err(|reason| RolloutError::NotReady {
+                target: name.clone(),
+                reason,
+            })?;
+        }
         let owner = lock_owner(image);
         if !matches!(
             self.take_lock(target, image, &owner, Direction::Forward, true)
