@@ -23,6 +23,8 @@ pub struct Stamp {
 
 pub struct LatencyProxy {
     pub endpoint: String,
+    /// How long each request is held before it is forwarded.
+    pub latency: Duration,
     stamps: Arc<Mutex<Vec<Stamp>>>,
 }
 
@@ -41,7 +43,11 @@ impl LatencyProxy {
                 std::thread::spawn(move || serve(client, &upstream, latency, &stamps));
             }
         });
-        Self { endpoint, stamps }
+        Self {
+            endpoint,
+            latency,
+            stamps,
+        }
     }
 
     /// The calls stamped since the last take, in order of arrival.

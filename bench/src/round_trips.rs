@@ -56,9 +56,70 @@ pub fn of_stamps(stamps: &[Stamp]) -> RoundTrips {
     round_trips(&calls)
 }
 
+/// How long the backend was serving at least one of the calls: the union of each call's
+/// `[arrived + held, answered]` (the proxy holds a call `held` before forwarding it). moto
+/// serves one call at a time on this machine's cores, so this is the part of an invocation
+/// that grows with the number of calls rather than with the round trips.
+pub fn serving<T>(calls: &[(T, T)], held: T) -> T
+where
+    T: PartialOrd + Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + Default,
+{
+    let mut spans: Vec<(T, T)> = calls
+        .iter()
+        .map(|&(arrived, answered)| (arrived + held, answered))
+        .filter(|(from, to)| from < to)
+        .collect();
+    spans.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut total = T::default();
+    let mut open: Option<(T, T)> = None;
+    for (from, to) in spans {
+        open = match open {
+            Some((start, end)) if from <= end => Some((start, if to > end { to } else { end })),
+            Some((start, end)) => {
+                total = total + (end - start);
+                Some((from, to))
+            }
+            None => Some((from, to)),
+        };
+    }
+    if let Some((start, end)) = open {
+        total = total + (end - start);
+    }
+    total
+}
+
+/// [`serving`] of the proxy's stamps.
+pub fn serving_of_stamps(stamps: &[Stamp], held: std::time::Duration) -> std::time::Duration {
+    let Some(origin) = stamps.iter().map(|s| s.arrived).min() else {
+        return std::time::Duration::ZERO;
+    };
+    let calls: Vec<(std::time::Duration, std::time::Duration)> = stamps
+        .iter()
+        .map(|s| (s.arrived - origin, s.answered - origin))
+        .collect();
+    serving(&calls, held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serving_is_the_union_of_what_each_call_waited_on_past_its_hold() {
+        /// (case, (arrived, answered) per call, held, serving)
+        type Case<'a> = (&'a str, &'a [(u32, u32)], u32, u32);
+        let cases: [Case<'_>; 6] = [
+            ("none", &[], 20, 0),
+            ("one", &[(0, 30)], 20, 10),
+            ("answered within the hold", &[(0, 15)], 20, 0),
+            ("sequential add up", &[(0, 30), (31, 61)], 20, 20),
+            ("overlapping count once", &[(0, 40), (5, 45)], 20, 25),
+            ("a call inside another", &[(0, 60), (1, 30)], 20, 40),
+        ];
+        for (case, calls, held, expected) in cases {
+            assert_eq!(serving(calls, held), expected, "{case}");
+        }
+    }
 
     /// `(operation, arrived, answered)` in milliseconds.
     type Calls<'a> = &'a [(&'a str, u32, u32)];

@@ -12,7 +12,7 @@ use pushdeploy_tests::*;
 use serde_json::Value;
 
 use crate::latency_proxy::LatencyProxy;
-use crate::round_trips::{of_stamps, RoundTrips};
+use crate::round_trips::{of_stamps, serving_of_stamps, RoundTrips};
 use crate::{binary_dir, peak_rss_kb, sha_for, spawn_program, wait_init, Process};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub const CONTENDERS: [Contender; 2] = [Contender::Pushdeploy, Contender::Boto3]
 pub struct Invocation {
     pub took: Duration,
     pub round_trips: RoundTrips,
+    /// How long moto was serving at least one of its calls (past the proxy's hold).
+    pub serving: Duration,
     pub operations: BTreeMap<String, usize>,
 }
 
@@ -262,6 +264,7 @@ impl Bench<'_> {
         Invocation {
             took,
             round_trips: of_stamps(&stamps),
+            serving: serving_of_stamps(&stamps, self.proxy.latency),
             operations,
         }
     }

@@ -38,7 +38,7 @@ const fn figure(
 }
 
 /// The rows of the side-by-side table: pushdeploy's figure, boto3's, their ratio and its goal.
-const FIGURES: [Figure; 10] = [
+const FIGURES: [Figure; 12] = [
     figure(
         "init ms",
         2,
@@ -50,6 +50,18 @@ const FIGURES: [Figure; 10] = [
         1,
         |r| Some(ms(r.first.took)),
         Goal::AtMost(0.75, "≤ 0.75×"),
+    ),
+    figure(
+        "first invocation: moto serving ms",
+        1,
+        |r| Some(ms(r.first.serving)),
+        Goal::None,
+    ),
+    figure(
+        "first invocation less moto serving ms",
+        1,
+        |r| Some(ms(r.first.took.saturating_sub(r.first.serving))),
+        Goal::None,
     ),
     figure(
         "warm invocation ms",
@@ -188,8 +200,8 @@ fn scale(s: &SideBySide) -> String {
         "\n### By number of services\n\n\
          One stack with 1, 5 or 20 services, both functions rolling all of them: the first (cold) \
          invocation, {} processes each, interleaved, at the same {:.0} ms. Medians, with [min–max].\n\n\
-         | services | function | AWS calls | round trips to the first UpdateService | round trips in all | first invocation ms |\n\
-         | --- | --- | --- | --- | --- | --- |",
+         | services | function | AWS calls | round trips to the first UpdateService | round trips in all | first invocation ms | of which moto serving ms |\n\
+         | --- | --- | --- | --- | --- | --- | --- |",
         s.scale_runs,
         ms(s.latency)
     )
@@ -201,11 +213,12 @@ fn scale(s: &SideBySide) -> String {
             };
             writeln!(
                 out,
-                "| {services} | {name} | {} | {} | {} | {} |",
+                "| {services} | {name} | {} | {} | {} | {} | {} |",
                 of(&|r| Some(r.first.round_trips.calls as f64), 0),
                 of(&|r| rt_first(&r.first), 0),
                 of(&|r| Some(r.first.round_trips.total as f64), 0),
                 of(&|r| Some(ms(r.first.took)), 1),
+                of(&|r| Some(ms(r.first.serving)), 1),
             )
             .ok();
         }

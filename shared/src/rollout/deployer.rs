@@ -25,7 +25,7 @@ use crate::aws::AwsError;
 use crate::ledger::VerificationRecord;
 use crate::rollout::rules::{
     decide_rollout, forward_gate, pinned_image, rollback_gate, Direction, GateRefusal,
-    RolloutDecision, Running, ServiceState, Target, VerifiedImage, SEQUENCE_TAG_KEY,
+    RolloutDecision, RolloutGate, Running, ServiceState, Target, VerifiedImage, SEQUENCE_TAG_KEY,
 };
 
 pub struct Deployer<'a> {
@@ -38,7 +38,16 @@ pub struct Deployer<'a> {
     /// What the caller does beside the rollout's first steps and must have done before a revision
     /// is registered (the verifier: `latest` moved onto the image, its outcome published).
     pub ready: Option<Ready<'a>>,
+    /// The gate read once for all of a forward roll-out's services (see [`SharedGate`]).
+    pub gate: Option<SharedGate<'a>>,
 }
+
+/// The gate (freeze and release) read once, beside the locks, for every service a forward
+/// roll-out rolls, with when it answered; `None` if that read failed (each rollout then reads it
+/// itself, and fails with the reason if it must).
+pub type SharedGate<'a> = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'a, Option<(RolloutGate, std::time::Instant)>>,
+>;
 
 /// Work run beside a rollout that must have succeeded before it registers a revision; `Err`
 /// says why it did not.
@@ -196,11 +205,7 @@ impl Deployer<'_> {
             .rollout_gate(&self.registry.repository().name)
             .await
             .map_err(RolloutError::ledger(rollout.target))?;
-        let allowed = match rollout.direction {
-            Direction::Forward => forward_gate(&gate, rollout.image),
-            Direction::Rollback { .. } => rollback_gate(&gate, rollout.image),
-        };
-        Ok(allowed.err())
+        Ok(gate_refusal(&gate, rollout))
     }
 
     /// The revision to roll: after what earlier attempts left is recorded, one a crashed or
@@ -277,6 +282,15 @@ impl Deployer<'_> {
             reused_revision,
         })
     }
+}
+
+/// Why the gate stops `rollout`, if it does.
+fn gate_refusal(gate: &RolloutGate, rollout: &Rollout<'_>) -> Option<GateRefusal> {
+    let allowed = match rollout.direction {
+        Direction::Forward => forward_gate(gate, rollout.image),
+        Direction::Rollback { .. } => rollback_gate(gate, rollout.image),
+    };
+    allowed.err()
 }
 
 /// One rollout of an image to a service, as its steps need it.

@@ -593,10 +593,9 @@ async fn logged<T>(run: impl std::future::Future<Output = T>) -> (T, String) {
     static GLOBAL: std::sync::Once = std::sync::Once::new();
     GLOBAL.call_once(|| {
         let subscriber =
-            pushdeploy::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), || {
+            pushdeploy::telemetry::json_logs(pushdeploy::telemetry::log_filter(None), || {
                 ThreadLogs
-            })
-            .finish();
+            });
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
     });
     CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));

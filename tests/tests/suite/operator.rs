@@ -559,6 +559,7 @@ async fn a_rollback_puts_back_a_latest_that_a_stale_verifier_moved() {
         results: &results,
         lock_ttl_seconds: 120,
         ready: None,
+        gate: None,
     };
     let target = Target {
         cluster: CLUSTER.into(),

@@ -172,6 +172,25 @@ async fn a_verified_image_rolls_every_service_pinned_by_digest_and_a_duplicate_w
         w.moto.calls_to("UpdateItem")
     );
     assert_eq!(latest_digest(&w.stack.sdk).await, Some(digest.clone()));
+    // The gate (the freeze flag and the release, read consistently beside the locks) is read
+    // once for both services, not once per service.
+    let gate_reads = w
+        .moto
+        .calls_to("BatchGetItem")
+        .into_iter()
+        .filter(|body| {
+            let read = &body["RequestItems"][LEDGER_TABLE];
+            let keys = read["Keys"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let sk = |k: &Value| k["sk"]["S"].as_str().unwrap_or_default().to_string();
+            let mut sks: Vec<String> = keys.iter().map(sk).collect();
+            sks.sort();
+            read["ConsistentRead"] == true && sks == ["control", "release"]
+        })
+        .count();
+    assert_eq!(gate_reads, 1, "{:?}", w.moto.calls_to("BatchGetItem"));
 
     // The same event again (EventBridge delivers at least once): reads only.
     w.moto.start_recording();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::report::{refused, releases_lock, settled};
-use super::{Deployer, Rollout, RolloutError, TargetOutcome};
+use super::{gate_refusal, Deployer, Rollout, RolloutError, TargetOutcome};
 use crate::aws::ecs::CurrentTaskDefinition;
 use crate::ledger::{now_epoch_seconds, VerificationRecord};
 use crate::rollout::lock::{lock_outcome, EarlierAttempt, LockOutcome, LockRequest};
@@ -72,11 +72,20 @@ impl Deployer<'_> {
         result
     }
 
-    /// The gate read now; when it lets the rollout through, when it answered.
+    /// The gate read now (a forward roll-out's services share one read); when it lets the
+    /// rollout through, when it answered.
     async fn read_gate(&self, rollout: &Rollout<'_>) -> Result<GateRead, RolloutError> {
-        Ok(match self.gate(rollout).await? {
+        let shared = match (&self.gate, rollout.direction) {
+            (Some(shared), Direction::Forward) => shared.clone().await,
+            _ => None,
+        };
+        let (refusal, answered) = match shared {
+            Some((gate, answered)) => (gate_refusal(&gate, rollout), answered),
+            None => (self.gate(rollout).await?, Instant::now()),
+        };
+        Ok(match refusal {
             Some(refusal) => GateRead::Refused(refusal),
-            None => GateRead::Clear(Instant::now()),
+            None => GateRead::Clear(answered),
         })
     }
 

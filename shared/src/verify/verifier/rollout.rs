@@ -3,13 +3,16 @@
 
 use std::collections::HashMap;
 
-use tracing::info;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use tracing::{info, warn};
 
 use super::{ImageVerifier, VerifyError};
 use crate::aws::ecs::CurrentTaskDefinition;
 use crate::aws::AwsError;
 use crate::ledger::{LedgerView, VerificationRecord};
-use crate::rollout::deployer::{Deployer, Ready, TargetOutcome};
+use crate::rollout::deployer::{Deployer, Ready, SharedGate, TargetOutcome};
 use crate::rollout::rules::{Direction, ServiceState, Target, VerifiedImage};
 
 /// What ECS said of each target (by `cluster/service`), read ahead of the rollout.
@@ -79,6 +82,7 @@ impl ImageVerifier {
             results: &self.results,
             lock_ttl_seconds: self.config.lock_ttl_seconds,
             ready: None,
+            gate: None,
         }
     }
 
@@ -114,6 +118,7 @@ impl ImageVerifier {
         let ready = rollouts.ready.take();
         let deployer = Deployer {
             ready: ready.clone(),
+            gate: matches!(direction, Direction::Forward).then(|| self.shared_gate()),
             ..self.deployer()
         };
         let mut verification = Some(verification);
@@ -158,6 +163,22 @@ impl ImageVerifier {
         } else {
             Err(VerifyError::Rollout(errors))
         }
+    }
+}
+
+impl ImageVerifier {
+    /// One read of the gate for every service (each rollout's answer would be the same; read
+    /// when the first rollout takes its lock).
+    fn shared_gate(&self) -> SharedGate<'_> {
+        let repository = &self.config.repository.name;
+        async move {
+            let read = self.ledger.rollout_gate(repository).await;
+            let read = read
+                .map_err(|e| warn!(error = %e, "the gate's read failed: each service reads it"));
+            read.ok().map(|gate| (gate, Instant::now()))
+        }
+        .boxed()
+        .shared()
     }
 }
 
