@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::{ImageVerifier, VerifyError};
 use crate::aws::ecs::CurrentTaskDefinition;
@@ -167,8 +167,11 @@ impl ImageVerifier {
 }
 
 impl ImageVerifier {
-    /// One read of the gate for every service (each rollout's answer would be the same; read
-    /// when the first rollout takes its lock).
+    /// One read of the gate for every service (each rollout's answer would be the same), sent
+    /// when the first rollout takes its lock. The services' locks are sent in that same poll
+    /// only because nothing before `under_lock` waits (ECS was read ahead for every target): a
+    /// step that waits there would let a later lock use an older answer (still bounded by
+    /// `GATE_FRESH_FOR`). Logged in the invocation's span, not the first service's.
     fn shared_gate(&self) -> SharedGate<'_> {
         let repository = &self.config.repository.name;
         async move {
@@ -177,6 +180,7 @@ impl ImageVerifier {
                 .map_err(|e| warn!(error = %e, "the gate's read failed: each service reads it"));
             read.ok().map(|gate| (gate, Instant::now()))
         }
+        .instrument(tracing::Span::current())
         .boxed()
         .shared()
     }
