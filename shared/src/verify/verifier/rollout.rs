@@ -118,7 +118,8 @@ impl ImageVerifier {
         let ready = rollouts.ready.take();
         let deployer = Deployer {
             ready: ready.clone(),
-            gate: matches!(direction, Direction::Forward).then(|| self.shared_gate()),
+            // Only forward rollouts use it (`read_gate`); unread, it is never sent.
+            gate: Some(self.shared_gate()),
             ..self.deployer()
         };
         let mut verification = Some(verification);
